@@ -1,0 +1,3 @@
+"""Tally: a real-time settlement back-office."""
+
+__version__ = "0.1.0"

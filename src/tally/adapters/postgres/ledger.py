@@ -1,0 +1,334 @@
+"""The scaled ledger store: PostgreSQL through psycopg 3.
+
+Each batch runs in one transaction that locks the rows it touches in a fixed
+order (transfers, then accounts, each sorted by id), so several writer processes
+may share one database without lost updates or deadlocks. Constraints in the
+schema back up the engine's checks.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool
+
+from tally.adapters import rows
+from tally.adapters.migrate import load_migrations
+from tally.kernel.errors import PermanentError, RetryableError, StoreUnavailable
+from tally.kernel.limits import LedgerLimits
+from tally.ledger import engine
+from tally.ledger.codec import request_from_dict
+from tally.ledger.model import (
+    Account,
+    AccountResult,
+    Balance,
+    OwnerKind,
+    Page,
+    Rejection,
+    ResultCode,
+    Transfer,
+    TransferRequest,
+    TransferResult,
+)
+
+_MIGRATION_LOCK = 7_411_001  # pg_advisory_xact_lock key: one migrator at a time
+READ_POOL_MAX = 4
+
+_RETRYABLE = (
+    pg_errors.SerializationFailure,
+    pg_errors.DeadlockDetected,
+    pg_errors.UniqueViolation,  # a concurrent writer inserted the same id: retry sees EXISTS
+    pg_errors.LockNotAvailable,
+    psycopg.OperationalError,
+)
+
+
+def _same(value: datetime) -> datetime:
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def connect_kwargs(schema: str | None) -> dict[str, Any]:
+    options = "-c timezone=UTC"
+    if schema:
+        options += f" -c search_path={schema}"
+    return {"options": options}
+
+
+def migrate(conn: psycopg.Connection[Any]) -> list[int]:
+    applied: list[int] = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)"
+        )
+        done = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+        for migration in load_migrations("tally.adapters.postgres.migrations"):
+            if migration.version in done:
+                continue
+            conn.execute(migration.sql.encode())
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (%s, %s, now())",
+                (migration.version, migration.name),
+            )
+            applied.append(migration.version)
+    return applied
+
+
+_TRANSFER_COPY = f"COPY transfers ({rows.TRANSFER_COLUMNS}) FROM STDIN"
+_BALANCE_AT = """
+SELECT
+  SUM(CASE WHEN debit_account_id = %(a)s AND kind = 'pending'
+           AND (resolved_at IS NULL OR resolved_at > %(t)s) THEN amount END),
+  SUM(CASE WHEN debit_account_id = %(a)s AND kind IN ('single', 'post') THEN amount END),
+  SUM(CASE WHEN credit_account_id = %(a)s AND kind = 'pending'
+           AND (resolved_at IS NULL OR resolved_at > %(t)s) THEN amount END),
+  SUM(CASE WHEN credit_account_id = %(a)s AND kind IN ('single', 'post') THEN amount END)
+FROM (
+  SELECT * FROM transfers WHERE debit_account_id = %(a)s AND recorded_at <= %(t)s
+  UNION ALL
+  SELECT * FROM transfers WHERE credit_account_id = %(a)s AND recorded_at <= %(t)s
+) AS mine
+"""
+
+
+class PostgresLedgerStore:
+    def __init__(
+        self, dsn: str, limits: LedgerLimits | None = None, *, schema: str | None = None
+    ) -> None:
+        self.limits = limits or LedgerLimits()
+        kwargs = connect_kwargs(schema)
+        try:
+            self._write = psycopg.connect(dsn, **kwargs)
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(f"cannot reach PostgreSQL: {exc}") from exc
+        self._write_lock = threading.Lock()
+        with self._write_lock:
+            migrate(self._write)
+        self._pool = ConnectionPool(
+            dsn, min_size=1, max_size=READ_POOL_MAX, kwargs={**kwargs, "autocommit": True},
+            open=True, name="tally-ledger-read",
+        )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._write_lock:
+            conn = self._write
+            try:
+                with conn.transaction():
+                    yield conn
+            except _RETRYABLE as exc:
+                if conn.closed or conn.broken:
+                    raise StoreUnavailable(f"PostgreSQL connection lost: {exc}") from exc
+                raise RetryableError(f"ledger batch should be retried: {exc}") from exc
+            except psycopg.Error as exc:
+                raise PermanentError(f"ledger batch failed in PostgreSQL: {exc}") from exc
+
+    # -- writes -------------------------------------------------------------------------
+    def create_accounts(self, accounts: Sequence[Account], now: datetime) -> list[AccountResult]:
+        ids = [a.id for a in accounts if isinstance(a.id, str)]
+        with self._transaction() as conn:
+            existing = {
+                account.id: account
+                for account, _ in map(
+                    rows.account_from_row,
+                    conn.execute(
+                        f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts WHERE id = ANY(%s) "
+                        "FOR UPDATE",
+                        (ids,),
+                    ),
+                )
+            }
+            results, new = engine.decide_accounts(accounts, existing, self.limits)
+            if new:
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        "INSERT INTO accounts (id, owner_kind, owner_id, currency, purpose, "
+                        "flags, metadata, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                        [rows.account_row(a, now) for a in new],
+                    )
+        return results
+
+    def apply(
+        self, submissions: Sequence[Sequence[TransferRequest]], now: datetime
+    ) -> list[list[TransferResult]]:
+        with self._transaction() as conn:
+            due = [
+                rows.transfer_from_row(r, _utc)
+                for r in conn.execute(
+                    f"SELECT {rows.TRANSFER_COLUMNS} FROM transfers WHERE status = 'pending' "
+                    "AND expires_at IS NOT NULL AND expires_at <= %s ORDER BY id FOR UPDATE",
+                    (now,),
+                )
+            ]
+            ids = sorted(engine.referenced_transfer_ids(submissions))
+            loaded = {
+                t.id: t
+                for t in (
+                    rows.transfer_from_row(r, _utc)
+                    for r in conn.execute(
+                        f"SELECT {rows.TRANSFER_COLUMNS} FROM transfers WHERE id = ANY(%s) "
+                        "ORDER BY id FOR UPDATE",
+                        (ids,),
+                    )
+                )
+            }
+            account_ids = sorted(
+                engine.referenced_account_ids(submissions, [*loaded.values(), *due])
+            )
+            state = engine.LedgerState(transfers=loaded)
+            for account, balance in map(
+                rows.account_from_row,
+                conn.execute(
+                    f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts WHERE id = ANY(%s) "
+                    "ORDER BY id FOR UPDATE",
+                    (account_ids,),
+                ),
+            ):
+                state.accounts[account.id] = account
+                state.balances[account.id] = balance
+            results, changes = engine.apply_batch(submissions, state, now, self.limits, due=due)
+            self._write_changes(conn, changes, now)
+        return results
+
+    def _write_changes(
+        self, conn: psycopg.Connection[Any], changes: engine.ChangeSet, now: datetime
+    ) -> None:
+        with conn.cursor() as cur:
+            if changes.created:
+                with cur.copy(_TRANSFER_COPY) as copy:
+                    for t in changes.created:
+                        copy.write_row(rows.transfer_row(t, _same))
+            if changes.resolved:
+                cur.execute(
+                    "UPDATE transfers AS t SET status = v.status, resolved_at = %s "
+                    "FROM unnest(%s::text[], %s::text[]) AS v(id, status) WHERE t.id = v.id",
+                    (
+                        now,
+                        list(changes.resolved),
+                        [t.status.value if t.status else None for t in changes.resolved.values()],
+                    ),
+                )
+            if changes.balances:
+                ids = list(changes.balances)
+                bals = list(changes.balances.values())
+                cur.execute(
+                    "UPDATE accounts AS a SET debits_pending = v.dpend, debits_posted = v.dpost, "
+                    "credits_pending = v.cpend, credits_posted = v.cpost "
+                    "FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[], "
+                    "%s::bigint[]) AS v(id, dpend, dpost, cpend, cpost) WHERE a.id = v.id",
+                    (
+                        ids,
+                        [b.debits_pending for b in bals],
+                        [b.debits_posted for b in bals],
+                        [b.credits_pending for b in bals],
+                        [b.credits_posted for b in bals],
+                    ),
+                )
+            if changes.rejections:
+                cur.executemany(
+                    "INSERT INTO transfer_rejections "
+                    "(transfer_id, code, reason, request, rejected_at) "
+                    "VALUES (%s, %s, %s, %s, %s)",
+                    [rows.rejection_row(r, _same) for r in changes.rejections],
+                )
+
+    # -- reads --------------------------------------------------------------------------
+    def _read(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        try:
+            with self._pool.connection() as conn:
+                return conn.execute(sql, params).fetchall()
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(f"PostgreSQL read failed: {exc}") from exc
+
+    def get_account(self, account_id: str) -> Account | None:
+        found = self._read(
+            f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts WHERE id = %s", (account_id,)
+        )
+        return rows.account_from_row(found[0])[0] if found else None
+
+    def balance(self, account_id: str, at: datetime | None = None) -> Balance | None:
+        found = self._read(
+            "SELECT debits_pending, debits_posted, credits_pending, credits_posted "
+            "FROM accounts WHERE id = %s",
+            (account_id,),
+        )
+        if not found:
+            return None
+        if at is None:
+            return rows.balance_from_sums(found[0])
+        sums = self._read(_BALANCE_AT, {"a": account_id, "t": at})
+        return rows.balance_from_sums(sums[0])
+
+    def get_transfer(self, transfer_id: str) -> Transfer | None:
+        found = self._read(
+            f"SELECT {rows.TRANSFER_COLUMNS} FROM transfers WHERE id = %s", (transfer_id,)
+        )
+        return rows.transfer_from_row(found[0], _utc) if found else None
+
+    def account_transfers(
+        self, account_id: str, *, cursor: str | None = None, limit: int = 100
+    ) -> Page[Transfer]:
+        limit = max(1, min(limit, self.limits.page_max_size))
+        after = int(cursor) if cursor else 0
+        params = {"a": account_id, "s": after, "n": limit + 1}
+        found = self._read(
+            f"(SELECT seq, {rows.TRANSFER_COLUMNS} FROM transfers"
+            " WHERE debit_account_id = %(a)s AND seq > %(s)s ORDER BY seq LIMIT %(n)s)"
+            " UNION ALL"
+            f" (SELECT seq, {rows.TRANSFER_COLUMNS} FROM transfers"
+            " WHERE credit_account_id = %(a)s AND seq > %(s)s ORDER BY seq LIMIT %(n)s)"
+            " ORDER BY seq LIMIT %(n)s",
+            params,
+        )
+        items = [rows.transfer_from_row(r[1:], _utc) for r in found[:limit]]
+        return Page(items, str(found[limit - 1][0]) if len(found) > limit else None)
+
+    def balances_by_owner(
+        self, owner_kind: OwnerKind, owner_id: str, currency: str | None = None
+    ) -> list[tuple[Account, Balance]]:
+        sql = f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts WHERE owner_kind = %s AND owner_id = %s"
+        params: list[str] = [owner_kind.value, owner_id]
+        if currency is not None:
+            sql += " AND currency = %s"
+            params.append(currency)
+        return [rows.account_from_row(r) for r in self._read(sql + " ORDER BY id", params)]
+
+    def rejections(self, *, cursor: str | None = None, limit: int = 100) -> Page[Rejection]:
+        limit = max(1, min(limit, self.limits.page_max_size))
+        after = int(cursor) if cursor else 0
+        found = self._read(
+            "SELECT seq, transfer_id, code, request, rejected_at FROM transfer_rejections "
+            "WHERE seq > %s ORDER BY seq LIMIT %s",
+            (after, limit + 1),
+        )
+        items = [
+            Rejection(tid, ResultCode(code), request_from_dict(json.loads(req)), _utc(at))
+            for _, tid, code, req, at in found[:limit]
+        ]
+        return Page(items, str(found[limit - 1][0]) if len(found) > limit else None)
+
+    def totals_by_currency(self) -> dict[str, Balance]:
+        return {
+            currency: rows.balance_from_sums(sums)
+            for currency, *sums in self._read(
+                "SELECT currency, SUM(debits_pending), SUM(debits_posted), "
+                "SUM(credits_pending), SUM(credits_posted) FROM accounts GROUP BY currency"
+            )
+        }
+
+    def close(self) -> None:
+        self._pool.close()
+        with self._write_lock:
+            self._write.close()

@@ -1,0 +1,354 @@
+"""The embedded ledger store: one SQLite file in WAL mode.
+
+One write connection (guarded by a lock, used by the ledger's single writer) and
+one read connection per reading thread; WAL lets readers run beside the writer.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from tally.adapters import rows
+from tally.adapters.migrate import load_migrations
+from tally.kernel.clock import from_micros, to_micros
+from tally.kernel.errors import RetryableError, StoreUnavailable
+from tally.kernel.limits import LedgerLimits
+from tally.ledger import engine
+from tally.ledger.codec import request_from_dict
+from tally.ledger.model import (
+    Account,
+    AccountResult,
+    Balance,
+    OwnerKind,
+    Page,
+    Rejection,
+    ResultCode,
+    Transfer,
+    TransferRequest,
+    TransferResult,
+)
+
+# Accounts never change once created, so their definitions are cached; balances never are.
+ACCOUNT_CACHE_MAX = 200_000
+
+
+def connect(path: Path | str, *, synchronous: str = "FULL") -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache per connection
+    conn.execute("PRAGMA temp_store=MEMORY")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> list[int]:
+    """Apply missing migrations; returns the versions applied now."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    done = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+    applied: list[int] = []
+    for migration in load_migrations("tally.adapters.sqlite.migrations"):
+        if migration.version in done:
+            continue
+        # executescript would commit on its own; run statements inside one transaction.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(migration.sql):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, datetime('now'))",
+                (migration.version, migration.name),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(migration.version)
+    return applied
+
+
+def _statements(script: str) -> Iterator[str]:
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--"):
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer.strip()
+            buffer = ""
+    if buffer.strip():
+        yield buffer.strip()
+
+
+_LOAD_TRANSFERS = (
+    f"SELECT {rows.TRANSFER_COLUMNS} FROM transfers WHERE id IN (SELECT value FROM json_each(?))"
+)
+_LOAD_ACCOUNTS = (
+    f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts WHERE id IN (SELECT value FROM json_each(?))"
+)
+_LOAD_BALANCES = (
+    "SELECT id, debits_pending, debits_posted, credits_pending, credits_posted "
+    "FROM accounts WHERE id IN (SELECT value FROM json_each(?))"
+)
+_INSERT_TRANSFER = (
+    f"INSERT INTO transfers ({rows.TRANSFER_COLUMNS}) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_BALANCE_AT = """
+SELECT
+  SUM(CASE WHEN debit_account_id = :a AND kind = 'pending'
+           AND (resolved_at IS NULL OR resolved_at > :t) THEN amount END),
+  SUM(CASE WHEN debit_account_id = :a AND kind IN ('single', 'post') THEN amount END),
+  SUM(CASE WHEN credit_account_id = :a AND kind = 'pending'
+           AND (resolved_at IS NULL OR resolved_at > :t) THEN amount END),
+  SUM(CASE WHEN credit_account_id = :a AND kind IN ('single', 'post') THEN amount END)
+FROM (
+  SELECT * FROM transfers WHERE debit_account_id = :a AND recorded_at <= :t
+  UNION ALL
+  SELECT * FROM transfers WHERE credit_account_id = :a AND recorded_at <= :t
+)
+"""
+
+
+class SqliteLedgerStore:
+    def __init__(
+        self,
+        path: Path | str,
+        limits: LedgerLimits | None = None,
+        *,
+        synchronous: str = "FULL",
+    ) -> None:
+        self.path = Path(path)
+        self.limits = limits or LedgerLimits()
+        self._synchronous = synchronous
+        try:
+            self._write = connect(self.path, synchronous=synchronous)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._accounts: OrderedDict[str, Account] = OrderedDict()
+        with self._write_lock:
+            migrate(self._write)
+
+    # -- connections --------------------------------------------------------------------
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path, synchronous=self._synchronous)
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._write_lock:
+            conn = self._write
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise RetryableError(f"ledger database is busy: {exc}") from exc
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    # -- writes -------------------------------------------------------------------------
+    def create_accounts(self, accounts: Sequence[Account], now: datetime) -> list[AccountResult]:
+        ids = [a.id for a in accounts if isinstance(a.id, str)]
+        created_at = to_micros(now)
+        with self._transaction() as conn:
+            existing = {
+                account.id: account
+                for account, _ in map(
+                    rows.account_from_row, conn.execute(_LOAD_ACCOUNTS, (json.dumps(ids),))
+                )
+            }
+            results, new = engine.decide_accounts(accounts, existing, self.limits)
+            conn.executemany(
+                "INSERT INTO accounts (id, owner_kind, owner_id, currency, purpose, flags, "
+                "metadata, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [rows.account_row(a, created_at) for a in new],
+            )
+        return results
+
+    def apply(
+        self, submissions: Sequence[Sequence[TransferRequest]], now: datetime
+    ) -> list[list[TransferResult]]:
+        now_us = to_micros(now)
+        with self._transaction() as conn:
+            due = [
+                rows.transfer_from_row(r, from_micros)
+                for r in conn.execute(
+                    f"SELECT {rows.TRANSFER_COLUMNS} FROM transfers "
+                    "WHERE status = 'pending' AND expires_at IS NOT NULL AND expires_at <= ?",
+                    (now_us,),
+                )
+            ]
+            ids = engine.referenced_transfer_ids(submissions)
+            loaded = {
+                t.id: t
+                for t in (
+                    rows.transfer_from_row(r, from_micros)
+                    for r in conn.execute(_LOAD_TRANSFERS, (json.dumps(list(ids)),))
+                )
+            }
+            account_ids = engine.referenced_account_ids(submissions, [*loaded.values(), *due])
+            state = engine.LedgerState(transfers=loaded)
+            self._load_accounts(conn, account_ids, state)
+            results, changes = engine.apply_batch(submissions, state, now, self.limits, due=due)
+            if changes.created:
+                conn.executemany(
+                    _INSERT_TRANSFER,
+                    [rows.transfer_row(t, to_micros) for t in changes.created],
+                )
+            if changes.resolved:
+                conn.executemany(
+                    "UPDATE transfers SET status = ?, resolved_at = ? WHERE id = ?",
+                    [
+                        (t.status.value if t.status else None, now_us, t.id)
+                        for t in changes.resolved.values()
+                    ],
+                )
+            if changes.balances:
+                conn.executemany(
+                    "UPDATE accounts SET debits_pending = ?, debits_posted = ?, "
+                    "credits_pending = ?, credits_posted = ? WHERE id = ?",
+                    [
+                        (b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted, a)
+                        for a, b in changes.balances.items()
+                    ],
+                )
+            if changes.rejections:
+                conn.executemany(
+                    "INSERT INTO transfer_rejections "
+                    "(transfer_id, code, reason, request, rejected_at) VALUES (?, ?, ?, ?, ?)",
+                    [rows.rejection_row(r, to_micros) for r in changes.rejections],
+                )
+        return results
+
+    def _load_accounts(
+        self, conn: sqlite3.Connection, account_ids: set[str], state: engine.LedgerState
+    ) -> None:
+        cache = self._accounts
+        missing = [a for a in account_ids if a not in cache]
+        if missing:
+            for account, balance in map(
+                rows.account_from_row, conn.execute(_LOAD_ACCOUNTS, (json.dumps(missing),))
+            ):
+                cache[account.id] = account
+            while len(cache) > ACCOUNT_CACHE_MAX:
+                cache.popitem(last=False)
+        accounts = state.accounts
+        balances = state.balances
+        for aid, dpend, dpost, cpend, cpost in conn.execute(
+            _LOAD_BALANCES, (json.dumps(list(account_ids)),)
+        ):
+            account = cache.get(aid)
+            if account is None:  # evicted between the two queries by a concurrent load
+                account = self.get_account(aid)
+                assert account is not None
+            accounts[aid] = account
+            balances[aid] = Balance(dpend, dpost, cpend, cpost)
+
+    # -- reads --------------------------------------------------------------------------
+    def get_account(self, account_id: str) -> Account | None:
+        row = self._reader().execute(
+            f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts WHERE id = ?", (account_id,)
+        ).fetchone()
+        return rows.account_from_row(row)[0] if row else None
+
+    def balance(self, account_id: str, at: datetime | None = None) -> Balance | None:
+        conn = self._reader()
+        exists = conn.execute(
+            "SELECT debits_pending, debits_posted, credits_pending, credits_posted "
+            "FROM accounts WHERE id = ?",
+            (account_id,),
+        ).fetchone()
+        if exists is None:
+            return None
+        if at is None:
+            return rows.balance_from_sums(exists)
+        row = conn.execute(_BALANCE_AT, {"a": account_id, "t": to_micros(at)}).fetchone()
+        return rows.balance_from_sums(row)
+
+    def get_transfer(self, transfer_id: str) -> Transfer | None:
+        row = self._reader().execute(
+            f"SELECT {rows.TRANSFER_COLUMNS} FROM transfers WHERE id = ?", (transfer_id,)
+        ).fetchone()
+        return rows.transfer_from_row(row, from_micros) if row else None
+
+    def account_transfers(
+        self, account_id: str, *, cursor: str | None = None, limit: int = 100
+    ) -> Page[Transfer]:
+        limit = max(1, min(limit, self.limits.page_max_size))
+        after = int(cursor) if cursor else 0
+        found = self._reader().execute(
+            f"SELECT seq, {rows.TRANSFER_COLUMNS} FROM ("
+            f" SELECT seq, {rows.TRANSFER_COLUMNS} FROM transfers"
+            "  WHERE debit_account_id = :a AND seq > :s ORDER BY seq LIMIT :n)"
+            " UNION ALL SELECT * FROM ("
+            f" SELECT seq, {rows.TRANSFER_COLUMNS} FROM transfers"
+            "  WHERE credit_account_id = :a AND seq > :s ORDER BY seq LIMIT :n)"
+            " ORDER BY seq LIMIT :n",
+            {"a": account_id, "s": after, "n": limit + 1},
+        ).fetchall()
+        items = [rows.transfer_from_row(r[1:], from_micros) for r in found[:limit]]
+        next_cursor = str(found[limit - 1][0]) if len(found) > limit else None
+        return Page(items, next_cursor)
+
+    def balances_by_owner(
+        self, owner_kind: OwnerKind, owner_id: str, currency: str | None = None
+    ) -> list[tuple[Account, Balance]]:
+        sql = f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts WHERE owner_kind = ? AND owner_id = ?"
+        params: list[str] = [owner_kind.value, owner_id]
+        if currency is not None:
+            sql += " AND currency = ?"
+            params.append(currency)
+        return [rows.account_from_row(r) for r in self._reader().execute(sql + " ORDER BY id", params)]
+
+    def rejections(self, *, cursor: str | None = None, limit: int = 100) -> Page[Rejection]:
+        limit = max(1, min(limit, self.limits.page_max_size))
+        after = int(cursor) if cursor else 0
+        found = self._reader().execute(
+            "SELECT seq, transfer_id, code, request, rejected_at FROM transfer_rejections "
+            "WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, limit + 1),
+        ).fetchall()
+        items = [
+            Rejection(tid, ResultCode(code), request_from_dict(json.loads(req)), from_micros(at))
+            for _, tid, code, req, at in found[:limit]
+        ]
+        return Page(items, str(found[limit - 1][0]) if len(found) > limit else None)
+
+    def totals_by_currency(self) -> dict[str, Balance]:
+        return {
+            currency: rows.balance_from_sums(sums)
+            for currency, *sums in self._reader().execute(
+                "SELECT currency, SUM(debits_pending), SUM(debits_posted), "
+                "SUM(credits_pending), SUM(credits_posted) FROM accounts GROUP BY currency"
+            )
+        }
+
+    def close(self) -> None:
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+        with self._write_lock:
+            self._write.close()

@@ -1,0 +1,31 @@
+"""Named limits. Every queue, batch, retry and window has one, and it lives here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerLimits:
+    # Group commit: a batch closes at this many transfers or after this wait.
+    batch_max_transfers: int = 8_192
+    batch_max_wait_s: float = 0.002
+    # Submissions waiting for the writer; a full queue pushes back on callers.
+    queue_max_submissions: int = 4_096
+    submit_timeout_s: float = 5.0
+    # Transfers one submission may carry (a linked chain lives in one submission).
+    submission_max_transfers: int = 8_192
+    # How often an idle writer wakes up to expire timed-out pending transfers.
+    expiry_tick_s: float = 0.5
+    # Attempts of a batch that failed with a retryable store error.
+    retry_attempts: int = 3
+    retry_backoff_s: float = 0.05
+    # Identifiers and free text.
+    id_max_length: int = 128
+    code_max_length: int = 64
+    metadata_max_entries: int = 32
+    metadata_max_value_length: int = 512
+    # Longest timeout a pending transfer may ask for (30 days).
+    pending_timeout_max_s: int = 30 * 86_400
+    # Pagination.
+    page_max_size: int = 1_000

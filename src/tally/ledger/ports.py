@@ -1,0 +1,60 @@
+"""What the ledger service needs from a store. Adapters implement it; the service uses it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from tally.ledger.model import (
+    Account,
+    AccountResult,
+    Balance,
+    OwnerKind,
+    Page,
+    Rejection,
+    Transfer,
+    TransferRequest,
+    TransferResult,
+)
+
+
+class LedgerStore(Protocol):
+    """Durable accounts, balances and transfers.
+
+    ``apply`` is the one write path for transfers: in one database transaction it
+    expires due pending transfers, loads (and locks) what the submissions refer to,
+    decides them with :func:`tally.ledger.engine.apply_batch`, and writes the result.
+    """
+
+    def create_accounts(self, accounts: Sequence[Account], now: datetime) -> list[AccountResult]: ...
+
+    def apply(
+        self, submissions: Sequence[Sequence[TransferRequest]], now: datetime
+    ) -> list[list[TransferResult]]: ...
+
+    def get_account(self, account_id: str) -> Account | None: ...
+
+    def balance(self, account_id: str, at: datetime | None = None) -> Balance | None:
+        """The balance now (``at`` None), or as it stood at instant ``at``."""
+        ...
+
+    def get_transfer(self, transfer_id: str) -> Transfer | None: ...
+
+    def account_transfers(
+        self, account_id: str, *, cursor: str | None = None, limit: int = 100
+    ) -> Page[Transfer]:
+        """An account's transfers, oldest first, ``limit`` at a time."""
+        ...
+
+    def balances_by_owner(
+        self, owner_kind: OwnerKind, owner_id: str, currency: str | None = None
+    ) -> list[tuple[Account, Balance]]: ...
+
+    def rejections(self, *, cursor: str | None = None, limit: int = 100) -> Page[Rejection]: ...
+
+    def totals_by_currency(self) -> dict[str, Balance]:
+        """Per currency, the sum of every account's balance (debits must equal credits)."""
+        ...
+
+    def close(self) -> None: ...
