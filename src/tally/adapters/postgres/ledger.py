@@ -20,7 +20,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool
 
 from tally.adapters import rows
-from tally.adapters.migrate import load_migrations
+from tally.adapters.migrate import MIGRATIONS_TABLE, load_migrations
 from tally.kernel.errors import PermanentError, RetryableError, StoreUnavailable
 from tally.kernel.limits import LedgerLimits
 from tally.ledger import engine
@@ -65,22 +65,24 @@ def connect_kwargs(schema: str | None) -> dict[str, Any]:
     return {"options": options}
 
 
-def migrate(conn: psycopg.Connection[Any]) -> list[int]:
+def migrate(conn: psycopg.Connection[Any], component: str = "ledger") -> list[int]:
+    """Apply a component's missing migrations under an advisory lock (one migrator at a time)."""
     applied: list[int] = []
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations "
-            "(version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)"
-        )
-        done = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
-        for migration in load_migrations("tally.adapters.postgres.migrations"):
+        conn.execute(MIGRATIONS_TABLE)
+        done = {
+            v for (v,) in conn.execute(
+                "SELECT version FROM schema_migrations WHERE component = %s", (component,)
+            )
+        }
+        for migration in load_migrations("tally.adapters.postgres.migrations", component):
             if migration.version in done:
                 continue
             conn.execute(migration.sql.encode())
             conn.execute(
-                "INSERT INTO schema_migrations VALUES (%s, %s, now())",
-                (migration.version, migration.name),
+                "INSERT INTO schema_migrations VALUES (%s, %s, %s)",
+                (component, migration.version, migration.name),
             )
             applied.append(migration.version)
     return applied

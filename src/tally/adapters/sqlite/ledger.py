@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from tally.adapters import rows
-from tally.adapters.migrate import load_migrations
+from tally.adapters.migrate import MIGRATIONS_TABLE, load_migrations
 from tally.kernel.clock import from_micros, to_micros
 from tally.kernel.errors import RetryableError, StoreUnavailable
 from tally.kernel.limits import LedgerLimits
@@ -49,15 +49,16 @@ def connect(path: Path | str, *, synchronous: str = "FULL") -> sqlite3.Connectio
     return conn
 
 
-def migrate(conn: sqlite3.Connection) -> list[int]:
-    """Apply missing migrations; returns the versions applied now."""
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations "
-        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-    )
-    done = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+def migrate(conn: sqlite3.Connection, component: str = "ledger") -> list[int]:
+    """Apply a component's missing migrations; returns the versions applied now."""
+    conn.execute(MIGRATIONS_TABLE)
+    done = {
+        v for (v,) in conn.execute(
+            "SELECT version FROM schema_migrations WHERE component = ?", (component,)
+        )
+    }
     applied: list[int] = []
-    for migration in load_migrations("tally.adapters.sqlite.migrations"):
+    for migration in load_migrations("tally.adapters.sqlite.migrations", component):
         if migration.version in done:
             continue
         # executescript would commit on its own; run statements inside one transaction.
@@ -66,8 +67,8 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
             for statement in _statements(migration.sql):
                 conn.execute(statement)
             conn.execute(
-                "INSERT INTO schema_migrations VALUES (?, ?, datetime('now'))",
-                (migration.version, migration.name),
+                "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                (component, migration.version, migration.name),
             )
             conn.execute("COMMIT")
         except BaseException:
