@@ -47,49 +47,99 @@ def metadata_in(text: str | None) -> Mapping[str, str]:
 def transfer_row(t: Transfer, time_in: TimeIn) -> tuple[Any, ...]:
     expires = t.expires_at
     return (
-        t.id, t.kind.value, t.debit_account_id, t.credit_account_id, t.amount, t.currency,
-        t.code, t.pending_id or None, t.timeout_s,
+        t.id,
+        t.kind.value,
+        t.debit_account_id,
+        t.credit_account_id,
+        t.amount,
+        t.currency,
+        t.code,
+        t.pending_id or None,
+        t.timeout_s,
         time_in(expires) if expires is not None else None,
         t.status.value if t.status is not None else None,
         time_in(t.resolved_at) if t.resolved_at is not None else None,
-        time_in(t.occurred_at), time_in(t.recorded_at), t.event_ref or None,
+        time_in(t.occurred_at),
+        time_in(t.recorded_at),
+        t.event_ref or None,
         metadata_out(t.metadata),
     )
 
 
 def transfer_from_row(row: Sequence[Any], time_out: TimeOut) -> Transfer:
-    (tid, kind, debit, credit, amount, currency, code, pending_id, timeout_s, _expires,
-     status, resolved_at, occurred_at, recorded_at, event_ref, metadata) = row
+    (
+        tid,
+        kind,
+        debit,
+        credit,
+        amount,
+        currency,
+        code,
+        pending_id,
+        timeout_s,
+        _expires,
+        status,
+        resolved_at,
+        occurred_at,
+        recorded_at,
+        event_ref,
+        metadata,
+    ) = row
     return Transfer(
-        id=tid, kind=TransferKind(kind), debit_account_id=debit, credit_account_id=credit,
-        amount=amount, currency=currency, code=code, pending_id=pending_id or "",
-        timeout_s=timeout_s, status=PendingStatus(status) if status else None,
+        id=tid,
+        kind=TransferKind(kind),
+        debit_account_id=debit,
+        credit_account_id=credit,
+        amount=amount,
+        currency=currency,
+        code=code,
+        pending_id=pending_id or "",
+        timeout_s=timeout_s,
+        status=PendingStatus(status) if status else None,
         resolved_at=time_out(resolved_at) if resolved_at is not None else None,
-        occurred_at=time_out(occurred_at), recorded_at=time_out(recorded_at),
-        event_ref=event_ref or "", metadata=metadata_in(metadata),
+        occurred_at=time_out(occurred_at),
+        recorded_at=time_out(recorded_at),
+        event_ref=event_ref or "",
+        metadata=metadata_in(metadata),
     )
 
 
 def account_from_row(row: Sequence[Any]) -> tuple[Account, Balance]:
-    (aid, owner_kind, owner_id, currency, purpose, flags, metadata, dpend, dpost, cpend, cpost) = row
+    (aid, owner_kind, owner_id, currency, purpose, flags, metadata, dpend, dpost, cpend, cpost) = (
+        row
+    )
     account = Account(
-        id=aid, owner_kind=OwnerKind(owner_kind), owner_id=owner_id, currency=currency,
-        purpose=purpose, flags=AccountFlags(flags), metadata=metadata_in(metadata),
+        id=aid,
+        owner_kind=OwnerKind(owner_kind),
+        owner_id=owner_id,
+        currency=currency,
+        purpose=purpose,
+        flags=AccountFlags(flags),
+        metadata=metadata_in(metadata),
     )
     return account, Balance(dpend, dpost, cpend, cpost)
 
 
 def account_row(a: Account, created_at: Any) -> tuple[Any, ...]:
     return (
-        a.id, a.owner_kind.value, a.owner_id, a.currency, a.purpose, int(a.flags),
-        metadata_out(a.metadata), created_at,
+        a.id,
+        a.owner_kind.value,
+        a.owner_id,
+        a.currency,
+        a.purpose,
+        int(a.flags),
+        metadata_out(a.metadata),
+        created_at,
     )
 
 
 def rejection_row(r: Rejection, time_in: TimeIn) -> tuple[Any, ...]:
     return (
         r.transfer_id if isinstance(r.transfer_id, str) else repr(r.transfer_id),
-        int(r.code), r.code.slug, dumps(request_to_dict(r.request)), time_in(r.rejected_at),
+        int(r.code),
+        r.code.slug,
+        dumps(request_to_dict(r.request)),
+        time_in(r.rejected_at),
     )
 
 

@@ -12,6 +12,8 @@ from tally.kernel.errors import ConfigurationError
 from tally.kernel.limits import LedgerLimits
 
 Mode = Literal["embedded", "scaled"]
+DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/tally"
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,8 +23,8 @@ class Settings:
     # Embedded mode: the one SQLite file.
     sqlite_path: Path = Path("data/tally.sqlite")
     # Scaled mode: PostgreSQL for the ledger and read models.
-    pg_dsn: str = "postgresql://postgres@127.0.0.1:5432/tally"
-    nats_url: str = "nats://127.0.0.1:4222"
+    pg_dsn: str = DEFAULT_PG_DSN
+    nats_url: str = DEFAULT_NATS_URL
     log_level: str = "INFO"
     log_json: bool = False
     ledger_limits: LedgerLimits = field(default_factory=LedgerLimits)
@@ -38,8 +40,8 @@ class Settings:
             mode=mode,  # type: ignore[arg-type]  # checked just above
             data_dir=data_dir,
             sqlite_path=Path(env.get("TALLY_SQLITE_PATH", str(data_dir / "tally.sqlite"))),
-            pg_dsn=env.get("TALLY_PG_DSN", cls.pg_dsn),
-            nats_url=env.get("TALLY_NATS_URL", cls.nats_url),
+            pg_dsn=env.get("TALLY_PG_DSN", DEFAULT_PG_DSN),
+            nats_url=env.get("TALLY_NATS_URL", DEFAULT_NATS_URL),
             log_level=env.get("TALLY_LOG_LEVEL", "INFO").upper(),
             log_json=env.get("TALLY_LOG_JSON", "0") in ("1", "true", "yes"),
         )

@@ -21,14 +21,18 @@ def request_to_dict(request: TransferRequest) -> dict[str, Any]:
     occurred = request.occurred_at
     return {
         "id": _text(request.id),
-        "kind": request.kind.value if isinstance(request.kind, TransferKind) else repr(request.kind),
+        "kind": request.kind.value
+        if isinstance(request.kind, TransferKind)
+        else repr(request.kind),
         "debit_account_id": _text(request.debit_account_id),
         "credit_account_id": _text(request.credit_account_id),
         "amount": amount,
         "currency": _text(request.currency),
         "code": _text(request.code),
         "pending_id": _text(request.pending_id),
-        "timeout_s": request.timeout_s if type(request.timeout_s) is int else repr(request.timeout_s),
+        "timeout_s": request.timeout_s
+        if type(request.timeout_s) is int
+        else repr(request.timeout_s),
         "occurred_at": occurred.isoformat() if isinstance(occurred, datetime) else None,
         "event_ref": _text(request.event_ref),
         "metadata": {str(k): str(v) for k, v in request.metadata.items()}

@@ -91,8 +91,16 @@ def referenced_account_ids(
 class _Batch:
     """Working copy of the state while one batch is decided."""
 
-    __slots__ = ("state", "now", "limits", "changes", "_saved_balances", "_saved_resolved",
-                 "_chain_start", "_in_chain")
+    __slots__ = (
+        "_chain_start",
+        "_in_chain",
+        "_saved_balances",
+        "_saved_resolved",
+        "changes",
+        "limits",
+        "now",
+        "state",
+    )
 
     def __init__(self, state: LedgerState, now: datetime, limits: LedgerLimits) -> None:
         self.state = state
@@ -122,9 +130,9 @@ class _Batch:
         for transfer_id, saved_transfer in self._saved_resolved.items():
             self.state.transfers[transfer_id] = saved_transfer
             self.changes.resolved.pop(transfer_id, None)
-        for created in self.changes.created[self._chain_start:]:
+        for created in self.changes.created[self._chain_start :]:
             del self.state.transfers[created.id]
-        del self.changes.created[self._chain_start:]
+        del self.changes.created[self._chain_start :]
         self._in_chain = False
 
     def _writable_balance(self, account_id: str) -> Balance:
@@ -246,7 +254,10 @@ def validate_request(request: TransferRequest, limits: LedgerLimits) -> ResultCo
     if request.timeout_s:
         if kind is not _PENDING:
             return R.TIMEOUT_RESERVED_FOR_PENDING_TRANSFER
-        if type(request.timeout_s) is not int or not 0 < request.timeout_s <= limits.pending_timeout_max_s:
+        if (
+            type(request.timeout_s) is not int
+            or not 0 < request.timeout_s <= limits.pending_timeout_max_s
+        ):
             return R.TIMEOUT_OUT_OF_RANGE
     occurred = request.occurred_at
     if occurred is not None and (occurred.tzinfo is None or occurred.utcoffset() is None):
@@ -323,10 +334,19 @@ def _apply_one(batch: _Batch, request: TransferRequest) -> TransferResult:
         if code is not R.OK:
             return TransferResult(request.id, code)
         transfer = Transfer(
-            id=request.id, kind=kind, debit_account_id=debit_id, credit_account_id=credit_id,
-            amount=amount, currency=request.currency, code=request.code, occurred_at=occurred,
-            recorded_at=now, timeout_s=request.timeout_s, event_ref=request.event_ref,
-            metadata=request.metadata, status=status,
+            id=request.id,
+            kind=kind,
+            debit_account_id=debit_id,
+            credit_account_id=credit_id,
+            amount=amount,
+            currency=request.currency,
+            code=request.code,
+            occurred_at=occurred,
+            recorded_at=now,
+            timeout_s=request.timeout_s,
+            event_ref=request.event_ref,
+            metadata=request.metadata,
+            status=status,
         )
         batch.create(transfer)
         return TransferResult(request.id, R.OK, transfer)
@@ -363,17 +383,27 @@ def _apply_one(batch: _Batch, request: TransferRequest) -> TransferResult:
     amount = pending.amount if request.amount is None else request.amount
     posted = amount if kind is _POST else 0
     code = batch.move(
-        pending.debit_account_id, pending.credit_account_id,
-        pending_delta=-pending.amount, posted_delta=posted,
+        pending.debit_account_id,
+        pending.credit_account_id,
+        pending_delta=-pending.amount,
+        posted_delta=posted,
     )
     if code is not R.OK:
         return TransferResult(request.id, code)
     batch.resolve(pending, PendingStatus.POSTED if kind is _POST else PendingStatus.VOIDED)
     transfer = Transfer(
-        id=request.id, kind=kind, debit_account_id=pending.debit_account_id,
-        credit_account_id=pending.credit_account_id, amount=amount, currency=pending.currency,
-        code=request.code or pending.code, occurred_at=occurred, recorded_at=now,
-        pending_id=pending.id, event_ref=request.event_ref, metadata=request.metadata,
+        id=request.id,
+        kind=kind,
+        debit_account_id=pending.debit_account_id,
+        credit_account_id=pending.credit_account_id,
+        amount=amount,
+        currency=pending.currency,
+        code=request.code or pending.code,
+        occurred_at=occurred,
+        recorded_at=now,
+        pending_id=pending.id,
+        event_ref=request.event_ref,
+        metadata=request.metadata,
     )
     batch.create(transfer)
     return TransferResult(request.id, R.OK, transfer)
@@ -381,17 +411,17 @@ def _apply_one(batch: _Batch, request: TransferRequest) -> TransferResult:
 
 def _expire(batch: _Batch, pending: Transfer) -> None:
     code = batch.move(
-        pending.debit_account_id, pending.credit_account_id,
-        pending_delta=-pending.amount, posted_delta=0,
+        pending.debit_account_id,
+        pending.credit_account_id,
+        pending_delta=-pending.amount,
+        posted_delta=0,
     )
     # Releasing a reservation only lowers balances, so it cannot break a rule.
     assert code is R.OK, code
     batch.resolve(pending, PendingStatus.EXPIRED)
 
 
-def _apply_submission(
-    batch: _Batch, requests: Sequence[TransferRequest]
-) -> list[TransferResult]:
+def _apply_submission(batch: _Batch, requests: Sequence[TransferRequest]) -> list[TransferResult]:
     results: list[TransferResult] = []
     chain: list[TransferRequest] = []
     for index, request in enumerate(requests):
@@ -414,7 +444,9 @@ def _apply_chain(
         # The last request says "linked" but nothing follows it: refuse the whole chain.
         failed_at = len(chain) - 1
         return [
-            TransferResult(r.id, R.LINKED_EVENT_CHAIN_OPEN if i == failed_at else R.LINKED_EVENT_FAILED)
+            TransferResult(
+                r.id, R.LINKED_EVENT_CHAIN_OPEN if i == failed_at else R.LINKED_EVENT_FAILED
+            )
             for i, r in enumerate(chain)
         ]
     batch.begin_chain()
@@ -457,9 +489,7 @@ def apply_batch(
     for submission_results, requests in zip(results, submissions, strict=True):
         for result, request in zip(submission_results, requests, strict=True):
             if not result.code.ok:
-                batch.changes.rejections.append(
-                    Rejection(request.id, result.code, request, now)
-                )
+                batch.changes.rejections.append(Rejection(request.id, result.code, request, now))
     return results, batch.changes
 
 

@@ -27,7 +27,9 @@ class LedgerStore(Protocol):
     decides them with :func:`tally.ledger.engine.apply_batch`, and writes the result.
     """
 
-    def create_accounts(self, accounts: Sequence[Account], now: datetime) -> list[AccountResult]: ...
+    def create_accounts(
+        self, accounts: Sequence[Account], now: datetime
+    ) -> list[AccountResult]: ...
 
     def apply(
         self, submissions: Sequence[Sequence[TransferRequest]], now: datetime

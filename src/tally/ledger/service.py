@@ -68,7 +68,9 @@ class LedgerService:
         self.clock = clock
         self.limits = limits or LedgerLimits()
         self.stats = WriterStats()
-        self._queue: queue.Queue[_Submission | None] = queue.Queue(self.limits.queue_max_submissions)
+        self._queue: queue.Queue[_Submission | None] = queue.Queue(
+            self.limits.queue_max_submissions
+        )
         self._thread: threading.Thread | None = None
         self._closed = threading.Event()
         self._last_now: datetime | None = None

@@ -46,8 +46,11 @@ class MemoryLedgerStore:
     ) -> list[list[TransferResult]]:
         with self._lock:
             due = [
-                t for t in self._transfers.values()
-                if t.status is PendingStatus.PENDING and (e := t.expires_at) is not None and e <= now
+                t
+                for t in self._transfers.values()
+                if t.status is PendingStatus.PENDING
+                and (e := t.expires_at) is not None
+                and e <= now
             ]
             ids = engine.referenced_transfer_ids(submissions)
             loaded = {i: self._transfers[i] for i in ids if i in self._transfers}
@@ -106,7 +109,8 @@ class MemoryLedgerStore:
             return [
                 (a, self._balances[a.id].copy())
                 for a in sorted(self._accounts.values(), key=lambda a: a.id)
-                if a.owner_kind == owner_kind and a.owner_id == owner_id
+                if a.owner_kind == owner_kind
+                and a.owner_id == owner_id
                 and (currency is None or a.currency == currency)
             ]
 

@@ -72,7 +72,8 @@ def migrate(conn: psycopg.Connection[Any], component: str = "ledger") -> list[in
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
         conn.execute(MIGRATIONS_TABLE)
         done = {
-            v for (v,) in conn.execute(
+            v
+            for (v,) in conn.execute(
                 "SELECT version FROM schema_migrations WHERE component = %s", (component,)
             )
         }
@@ -119,8 +120,12 @@ class PostgresLedgerStore:
         with self._write_lock:
             migrate(self._write)
         self._pool = ConnectionPool(
-            dsn, min_size=1, max_size=READ_POOL_MAX, kwargs={**kwargs, "autocommit": True},
-            open=True, name="tally-ledger-read",
+            dsn,
+            min_size=1,
+            max_size=READ_POOL_MAX,
+            kwargs={**kwargs, "autocommit": True},
+            open=True,
+            name="tally-ledger-read",
         )
 
     @contextmanager

@@ -53,7 +53,8 @@ def migrate(conn: sqlite3.Connection, component: str = "ledger") -> list[int]:
     """Apply a component's missing migrations; returns the versions applied now."""
     conn.execute(MIGRATIONS_TABLE)
     done = {
-        v for (v,) in conn.execute(
+        v
+        for (v,) in conn.execute(
             "SELECT version FROM schema_migrations WHERE component = ?", (component,)
         )
     }
@@ -249,7 +250,7 @@ class SqliteLedgerStore:
         cache = self._accounts
         missing = [a for a in account_ids if a not in cache]
         if missing:
-            for account, balance in map(
+            for account, _balance in map(
                 rows.account_from_row, conn.execute(_LOAD_ACCOUNTS, (json.dumps(missing),))
             ):
                 cache[account.id] = account
@@ -260,18 +261,19 @@ class SqliteLedgerStore:
         for aid, dpend, dpost, cpend, cpost in conn.execute(
             _LOAD_BALANCES, (json.dumps(list(account_ids)),)
         ):
-            account = cache.get(aid)
-            if account is None:  # evicted between the two queries by a concurrent load
-                account = self.get_account(aid)
-                assert account is not None
-            accounts[aid] = account
+            # A batch naming more accounts than the cache holds may have evicted some.
+            known = cache.get(aid) or self.get_account(aid)
+            assert known is not None
+            accounts[aid] = known
             balances[aid] = Balance(dpend, dpost, cpend, cpost)
 
     # -- reads --------------------------------------------------------------------------
     def get_account(self, account_id: str) -> Account | None:
-        row = self._reader().execute(
-            f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts WHERE id = ?", (account_id,)
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute(f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts WHERE id = ?", (account_id,))
+            .fetchone()
+        )
         return rows.account_from_row(row)[0] if row else None
 
     def balance(self, account_id: str, at: datetime | None = None) -> Balance | None:
@@ -289,9 +291,11 @@ class SqliteLedgerStore:
         return rows.balance_from_sums(row)
 
     def get_transfer(self, transfer_id: str) -> Transfer | None:
-        row = self._reader().execute(
-            f"SELECT {rows.TRANSFER_COLUMNS} FROM transfers WHERE id = ?", (transfer_id,)
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute(f"SELECT {rows.TRANSFER_COLUMNS} FROM transfers WHERE id = ?", (transfer_id,))
+            .fetchone()
+        )
         return rows.transfer_from_row(row, from_micros) if row else None
 
     def account_transfers(
@@ -299,16 +303,20 @@ class SqliteLedgerStore:
     ) -> Page[Transfer]:
         limit = max(1, min(limit, self.limits.page_max_size))
         after = int(cursor) if cursor else 0
-        found = self._reader().execute(
-            f"SELECT seq, {rows.TRANSFER_COLUMNS} FROM ("
-            f" SELECT seq, {rows.TRANSFER_COLUMNS} FROM transfers"
-            "  WHERE debit_account_id = :a AND seq > :s ORDER BY seq LIMIT :n)"
-            " UNION ALL SELECT * FROM ("
-            f" SELECT seq, {rows.TRANSFER_COLUMNS} FROM transfers"
-            "  WHERE credit_account_id = :a AND seq > :s ORDER BY seq LIMIT :n)"
-            " ORDER BY seq LIMIT :n",
-            {"a": account_id, "s": after, "n": limit + 1},
-        ).fetchall()
+        found = (
+            self._reader()
+            .execute(
+                f"SELECT seq, {rows.TRANSFER_COLUMNS} FROM ("
+                f" SELECT seq, {rows.TRANSFER_COLUMNS} FROM transfers"
+                "  WHERE debit_account_id = :a AND seq > :s ORDER BY seq LIMIT :n)"
+                " UNION ALL SELECT * FROM ("
+                f" SELECT seq, {rows.TRANSFER_COLUMNS} FROM transfers"
+                "  WHERE credit_account_id = :a AND seq > :s ORDER BY seq LIMIT :n)"
+                " ORDER BY seq LIMIT :n",
+                {"a": account_id, "s": after, "n": limit + 1},
+            )
+            .fetchall()
+        )
         items = [rows.transfer_from_row(r[1:], from_micros) for r in found[:limit]]
         next_cursor = str(found[limit - 1][0]) if len(found) > limit else None
         return Page(items, next_cursor)
@@ -321,16 +329,22 @@ class SqliteLedgerStore:
         if currency is not None:
             sql += " AND currency = ?"
             params.append(currency)
-        return [rows.account_from_row(r) for r in self._reader().execute(sql + " ORDER BY id", params)]
+        return [
+            rows.account_from_row(r) for r in self._reader().execute(sql + " ORDER BY id", params)
+        ]
 
     def rejections(self, *, cursor: str | None = None, limit: int = 100) -> Page[Rejection]:
         limit = max(1, min(limit, self.limits.page_max_size))
         after = int(cursor) if cursor else 0
-        found = self._reader().execute(
-            "SELECT seq, transfer_id, code, request, rejected_at FROM transfer_rejections "
-            "WHERE seq > ? ORDER BY seq LIMIT ?",
-            (after, limit + 1),
-        ).fetchall()
+        found = (
+            self._reader()
+            .execute(
+                "SELECT seq, transfer_id, code, request, rejected_at FROM transfer_rejections "
+                "WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after, limit + 1),
+            )
+            .fetchall()
+        )
         items = [
             Rejection(tid, ResultCode(code), request_from_dict(json.loads(req)), from_micros(at))
             for _, tid, code, req, at in found[:limit]

@@ -37,24 +37,44 @@ def demo(
     with build_app(settings) as tally:
         accounts: list[Account] = []
         for cur in CURRENCIES:
-            accounts.append(Account(f"platform:cash:{cur}", OwnerKind.PLATFORM, "platform", cur, "cash"))
-            accounts.append(Account(f"operator:op1:house:{cur}", OwnerKind.OPERATOR, "op1", cur, "house"))
+            accounts.append(
+                Account(f"platform:cash:{cur}", OwnerKind.PLATFORM, "platform", cur, "cash")
+            )
+            accounts.append(
+                Account(f"operator:op1:house:{cur}", OwnerKind.OPERATOR, "op1", cur, "house")
+            )
             accounts.extend(
-                Account(f"player:p{i}:{cur}", OwnerKind.PLAYER, f"p{i}", cur, "wallet",
-                        AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
+                Account(
+                    f"player:p{i}:{cur}",
+                    OwnerKind.PLAYER,
+                    f"p{i}",
+                    cur,
+                    "wallet",
+                    AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS,
+                )
                 for i in range(PLAYERS_PER_CURRENCY)
             )
         tally.ledger.create_accounts(accounts)
         deposits = [
-            TransferRequest(f"deposit:{cur}:{i}", f"platform:cash:{cur}", f"player:p{i}:{cur}",
-                            STAKES[cur][1] * 4, cur, "deposit")
-            for cur in CURRENCIES for i in range(PLAYERS_PER_CURRENCY)
+            TransferRequest(
+                f"deposit:{cur}:{i}",
+                f"platform:cash:{cur}",
+                f"player:p{i}:{cur}",
+                STAKES[cur][1] * 4,
+                cur,
+                "deposit",
+            )
+            for cur in CURRENCIES
+            for i in range(PLAYERS_PER_CURRENCY)
         ]
         tally.ledger.transfer(deposits)
         refused = 0
         with Progress(
-            "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), console=console,
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
         ) as progress:
             task = progress.add_task("posting bets and wins", total=transfers)
             chunk: list[TransferRequest] = []
@@ -78,18 +98,29 @@ def demo(
         for cur in CURRENCIES:
             table.add_column(cur, justify="right")
         for kind, owner in ((OwnerKind.PLATFORM, "platform"), (OwnerKind.OPERATOR, "op1")):
-            nets = {a.currency: b.net_credit for a, b in tally.ledger.balances_by_owner(kind, owner)}
-            table.add_row(f"{kind.value} {owner}", *(format_amount(nets.get(c, 0), c) for c in CURRENCIES))
+            nets = {
+                a.currency: b.net_credit for a, b in tally.ledger.balances_by_owner(kind, owner)
+            }
+            table.add_row(
+                f"{kind.value} {owner}", *(format_amount(nets.get(c, 0), c) for c in CURRENCIES)
+            )
         for i in range(3):
-            nets = {a.currency: b.net_credit for a, b in tally.ledger.balances_by_owner(OwnerKind.PLAYER, f"p{i}")}
+            nets = {
+                a.currency: b.net_credit
+                for a, b in tally.ledger.balances_by_owner(OwnerKind.PLAYER, f"p{i}")
+            }
             table.add_row(f"player p{i}", *(format_amount(nets.get(c, 0), c) for c in CURRENCIES))
         console.print(table)
         totals = tally.ledger_store.totals_by_currency()
         for cur, b in sorted(totals.items()):
-            ok = b.debits_posted == b.credits_posted
+            verdict = (
+                "[green]nets to zero[/green]"
+                if b.debits_posted == b.credits_posted
+                else "[red]DOES NOT NET[/red]"
+            )
             console.print(
                 f"{cur}: debits {format_amount(b.debits_posted, cur)} = credits "
-                f"{format_amount(b.credits_posted, cur)}  {'[green]nets to zero[/green]' if ok else '[red]DOES NOT NET[/red]'}"
+                f"{format_amount(b.credits_posted, cur)}  {verdict}"
             )
         console.print(
             f"{transfers} transfers submitted, {refused} refused (insufficient funds), "

@@ -66,8 +66,12 @@ def transfers(
         table = Table("id", "kind", "debit", "credit", "amount", "code", "recorded at")
         for t in page.items:
             table.add_row(
-                t.id, t.kind.value, t.debit_account_id, t.credit_account_id,
-                f"{format_amount(t.amount, t.currency)} {t.currency}", t.code,
+                t.id,
+                t.kind.value,
+                t.debit_account_id,
+                t.credit_account_id,
+                f"{format_amount(t.amount, t.currency)} {t.currency}",
+                t.code,
                 t.recorded_at.isoformat(),
             )
         console.print(table)
@@ -85,8 +89,9 @@ def owner(
     with open_app() as tally:
         table = Table("account", "purpose", "currency", *_BALANCE_HEADERS)
         for account, b in tally.ledger.balances_by_owner(kind, owner_id, currency):
-            table.add_row(account.id, account.purpose, account.currency,
-                          *_balance_row(account.currency, b))
+            table.add_row(
+                account.id, account.purpose, account.currency, *_balance_row(account.currency, b)
+            )
         console.print(table)
 
 
@@ -97,7 +102,9 @@ def totals() -> None:
         table = Table("currency", *_BALANCE_HEADERS[:4], "nets to zero")
         for currency, b in sorted(tally.ledger_store.totals_by_currency().items()):
             nets = b.debits_posted == b.credits_posted and b.debits_pending == b.credits_pending
-            table.add_row(currency, *_balance_row(currency, b)[:4], "yes" if nets else "[red]NO[/red]")
+            table.add_row(
+                currency, *_balance_row(currency, b)[:4], "yes" if nets else "[red]NO[/red]"
+            )
         console.print(table)
 
 
