@@ -109,12 +109,18 @@ def format_amount(minor: int, currency: str) -> str:
     return f"{sign}{digits[:-scale]}.{digits[-scale:]}"
 
 
+def round_minor(value: Decimal, mode: Rounding) -> int:
+    """The one rounding function: an exact amount of minor units to a whole minor unit.
+
+    Every computed amount that may carry fractions (fees, commissions, FX) passes here,
+    with the rounding mode its contract names.
+    """
+    return int(value.to_integral_value(rounding=mode.value, context=_CONTEXT))
+
+
 def round_to_minor(value: Decimal, currency: str, mode: Rounding) -> int:
-    """The one rounding function: a Decimal in major units to minor units."""
-    scale = scale_of(currency)
-    quantum = Decimal(1).scaleb(-scale)
-    rounded = value.quantize(quantum, rounding=mode.value, context=_CONTEXT)
-    return int(rounded.scaleb(scale, context=_CONTEXT))
+    """A Decimal in major units to minor units, rounded by :func:`round_minor`."""
+    return round_minor(value.scaleb(scale_of(currency), context=_CONTEXT), mode)
 
 
 @dataclass(frozen=True, slots=True)
