@@ -300,13 +300,15 @@ def test_periods_follow_the_contracts_own_time_zone(
 
 
 def _tree() -> PartnerTree:
-    agents = {
-        "hq": Agent("hq", "op1", Decimal("0.020"), Decimal("0.30")),
-        "sub": Agent("sub", "op1", Decimal("0.015"), Decimal("0.25")),
-        "distA": Agent("distA", "op1", Decimal("0.010"), Decimal("0.20")),
-        "distB": Agent("distB", "op1", Decimal("0.012"), Decimal("0.22")),
-        "store": Agent("store", "op1", Decimal("0.006"), Decimal("0.10")),
-    }
+    agents = [
+        Agent("hq", "op1", Decimal("0.020"), Decimal("0.30")),
+        Agent("sub", "op1", Decimal("0.015"), Decimal("0.25")),
+        Agent("distA", "op1", Decimal("0.010"), Decimal("0.20")),
+        Agent("distB", "op1", Decimal("0.012"), Decimal("0.22")),
+        Agent("store", "op1", Decimal("0.006"), Decimal("0.10")),
+        # From August the store's rolling rate rises to 0.8%.
+        Agent("store", "op1", Decimal("0.008"), Decimal("0.10"), datetime(2026, 8, 1, tzinfo=UTC)),
+    ]
     placements = [
         Placement("hq", None, JAN),
         Placement("sub", "hq", JAN),
@@ -341,6 +343,15 @@ def test_moving_a_store_takes_effect_from_its_instant() -> None:
     assert shares == {"store": 600, "distB": 600, "sub": 300, "hq": 500}
 
 
+def test_a_rate_change_applies_from_its_effective_instant() -> None:
+    tree = _tree()
+    july = commission_shares(tree.path("store", datetime(2026, 7, 31, tzinfo=UTC)), 100_000, 0)
+    august = commission_shares(tree.path("store", datetime(2026, 8, 1, tzinfo=UTC)), 100_000, 0)
+    assert (july["store"], july["distB"]) == (600, 600)
+    assert (august["store"], august["distB"]) == (800, 400)
+    assert sum(july.values()) == sum(august.values()) == 2_000
+
+
 def test_a_partner_sees_exactly_its_own_subtree() -> None:
     tree = _tree()
     at = datetime(2026, 2, 1, tzinfo=UTC)
@@ -350,10 +361,10 @@ def test_a_partner_sees_exactly_its_own_subtree() -> None:
 
 
 def test_a_parent_with_a_lower_rate_than_its_child_is_refused() -> None:
-    agents = {
-        "top": Agent("top", "op1", Decimal("0.01"), Decimal("0.1")),
-        "leaf": Agent("leaf", "op1", Decimal("0.02"), Decimal("0.1")),
-    }
+    agents = [
+        Agent("top", "op1", Decimal("0.01"), Decimal("0.1")),
+        Agent("leaf", "op1", Decimal("0.02"), Decimal("0.1")),
+    ]
     tree = PartnerTree(agents, [Placement("top", None, JAN), Placement("leaf", "top", JAN)])
     with pytest.raises(TreeError, match="rolling rate is below"):
         commission_shares(tree.path("leaf", JAN), 1_000, 0)

@@ -10,20 +10,24 @@ agent's rate. Moves of an agent to another parent take effect from a given insta
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from tally.kernel.clock import EPOCH
 from tally.kernel.money import Rounding, round_minor
 
 
 @dataclass(frozen=True, slots=True)
 class Agent:
+    """An agent's rates from ``effective_from`` on (a later version replaces them)."""
+
     id: str
     operator: str
     rolling_rate: Decimal  # on turnover
     losing_rate: Decimal  # on players' net loss (GGR)
+    effective_from: datetime = EPOCH
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +45,24 @@ class TreeError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class PartnerTree:
-    agents: Mapping[str, Agent]
+    """An operator's agents (every version of their rates) and their placements over time."""
+
+    agents: Sequence[Agent]
     placements: Sequence[Placement]
+
+    def agent_at(self, agent: str, at: datetime) -> Agent | None:
+        found: Agent | None = None
+        for version in self.agents:
+            if (
+                version.id == agent
+                and version.effective_from <= at
+                and (found is None or version.effective_from >= found.effective_from)
+            ):
+                found = version
+        return found
+
+    def agent_ids(self) -> set[str]:
+        return {a.id for a in self.agents}
 
     def parent_of(self, agent: str, at: datetime) -> str | None:
         latest: Placement | None = None
@@ -66,16 +86,20 @@ class PartnerTree:
             if current in seen:
                 raise TreeError(f"cycle in the partner tree at {current}")
             seen.add(current)
-            agent = self.agents.get(current)
+            agent = self.agent_at(current, at)
             if agent is None:
-                raise TreeError(f"unknown agent {current}")
+                raise TreeError(f"unknown agent {current} at {at.isoformat()}")
             path.append(agent)
             current = self.parent_of(current, at)
         return path
 
     def subtree(self, root: str, at: datetime) -> set[str]:
         """``root`` and every agent beneath it at ``at``: what a partner user may see."""
-        return {a for a in self.agents if root in {p.id for p in self.path(a, at)}}
+        return {
+            a
+            for a in self.agent_ids()
+            if self.agent_at(a, at) is not None and root in {p.id for p in self.path(a, at)}
+        }
 
 
 def validate_path(path: Sequence[Agent]) -> list[str]:
