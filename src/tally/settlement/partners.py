@@ -112,24 +112,31 @@ def validate_path(path: Sequence[Agent]) -> list[str]:
     return problems
 
 
+def exact_shares(path: Sequence[Agent], turnover: int, net_loss: int) -> dict[str, Decimal]:
+    """Each agent's commission on activity at ``path[0]``, exact (not yet rounded)."""
+    problems = validate_path(path)
+    if problems:
+        raise TreeError("; ".join(problems))
+    shares: dict[str, Decimal] = {}
+    below_rolling = Decimal(0)
+    below_losing = Decimal(0)
+    for agent in path:
+        shares[agent.id] = (agent.rolling_rate - below_rolling) * turnover + (
+            agent.losing_rate - below_losing
+        ) * net_loss
+        below_rolling, below_losing = agent.rolling_rate, agent.losing_rate
+    return shares
+
+
 def commission_shares(
     path: Sequence[Agent], turnover: int, net_loss: int, mode: Rounding = Rounding.HALF_EVEN
 ) -> dict[str, int]:
-    """Each agent's commission on activity at ``path[0]``, rounded per agent, in minor units.
+    """Each agent's commission in minor units, rounded once per agent.
 
     Rounding each share once from exact totals keeps running accruals telescoping;
     the shares' sum may differ from the top rate's figure by at most one unit per agent.
     """
-    problems = validate_path(path)
-    if problems:
-        raise TreeError("; ".join(problems))
-    shares: dict[str, int] = {}
-    below_rolling = Decimal(0)
-    below_losing = Decimal(0)
-    for agent in path:
-        exact = (agent.rolling_rate - below_rolling) * turnover + (
-            agent.losing_rate - below_losing
-        ) * net_loss
-        shares[agent.id] = round_minor(exact, mode)
-        below_rolling, below_losing = agent.rolling_rate, agent.losing_rate
-    return shares
+    return {
+        agent: round_minor(exact, mode)
+        for agent, exact in exact_shares(path, turnover, net_loss).items()
+    }

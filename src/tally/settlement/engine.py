@@ -1,0 +1,457 @@
+"""The settlement engine's rules: from events to totals, accruals and ledger transfers.
+
+Pure. A worker feeds :meth:`SettlementBook.settle` bounded batches of events in log
+order; the book updates its running figures and returns the ledger transfers to post
+and the rows to persist, which the worker commits in one transaction together with its
+log position. Accruals are *target minus already accrued*, where the target is the
+period fee (or commission) computed from the period's totals, so what has been accrued
+equals the figure from the totals at every commit: accruals telescope by construction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from tally.kernel.money import Rounding, round_minor
+from tally.ledger.model import Account, AccountFlags, OwnerKind, TransferRequest
+from tally.settlement.contracts import ContractError, ContractTerms, Totals, in_force, running_fee
+from tally.settlement.fx import FxTable
+from tally.settlement.partners import PartnerTree, exact_shares
+from tally.settlement.periods import Period, next_period, period_of
+
+TRANSFER_ID_MAX = 120
+# Commissions are rounded once per agent and period, half to even.
+COMMISSION_ROUNDING = Rounding.HALF_EVEN
+
+
+class EventKind(StrEnum):
+    BET = "bet"
+    WIN = "win"
+    ROLLBACK = "rollback"
+    JACKPOT_WIN = "jackpot_win"
+    BONUS_WIN = "bonus_win"
+    ROUND_END = "round_end"
+    ADJUSTMENT = "adjustment"
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementEvent:
+    """What settlement needs of a canonical event."""
+
+    key: str  # the idempotency key
+    kind: EventKind
+    provider: str
+    operator: str
+    player: str
+    game_type: str
+    amount: int  # minor units of ``currency``; an adjustment may be negative
+    currency: str
+    occurred_at: datetime
+    ref: str = ""  # rollback: the key of the event it voids
+    agent: str = ""  # the partner-tree agent (store) the player belongs to
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Bucket:
+    """Where figures add up: one contract version's period, for one operator and game type."""
+
+    contract_id: str
+    version: int
+    provider: str
+    operator: str
+    period: str
+    game_type: str
+    currency: str  # the contract's settlement currency
+
+    @property
+    def group(self) -> tuple[str, int, str, str, str]:
+        """The fee is computed per contract version, operator and period."""
+        return (self.contract_id, self.version, self.provider, self.operator, self.period)
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """What one event did to the figures, kept so a later rollback can undo exactly it."""
+
+    key: str
+    bucket: Bucket
+    period_start: datetime  # start of the period the event belongs to (even if booked late)
+    delta: Totals
+    # Commission earned per agent, exact, so that a rollback takes back exactly it.
+    commission: tuple[tuple[str, Decimal], ...] = ()
+    late_of: str = ""  # the closed period it belonged to, when booked late
+    rolled_back_by: str = ""
+
+
+CommissionKey = tuple[str, str, str, str]  # operator, agent, period, currency
+
+
+@dataclass(slots=True)
+class OpenFigures:
+    """The book's running state: loaded when a worker starts, updated by every batch."""
+
+    totals: dict[Bucket, Totals] = field(default_factory=dict)
+    fee_accrued: dict[tuple[str, int, str, str, str], int] = field(default_factory=dict)
+    commission_exact: dict[CommissionKey, Decimal] = field(default_factory=dict)
+    commission_accrued: dict[CommissionKey, int] = field(default_factory=dict)
+    # The last closed period per (contract id, operator).
+    closed: dict[tuple[str, str], Period] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    # Effects of the batch's new events (and of originals that a rollback voided).
+    effects: dict[str, Effect] = field(default_factory=dict)
+    # Rollbacks that arrived before their original: original key -> rollback key.
+    orphans: dict[str, str] = field(default_factory=dict)
+    # Early rollbacks that found their original in this batch.
+    orphans_resolved: list[str] = field(default_factory=list)
+    accounts: dict[str, Account] = field(default_factory=dict)
+    transfers: list[TransferRequest] = field(default_factory=list)
+    touched: set[Bucket] = field(default_factory=set)
+    # What the batch moved through the GGR accounts, per bucket (signed).
+    moved: dict[Bucket, Totals] = field(default_factory=dict)
+    touched_commissions: set[CommissionKey] = field(default_factory=set)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (event key, reason)
+
+
+def delta_of(kind: EventKind, amount: int) -> Totals:
+    if kind is EventKind.BET:
+        return Totals(turnover=amount)
+    if kind is EventKind.WIN or kind is EventKind.JACKPOT_WIN:
+        return Totals(wins=amount)
+    if kind is EventKind.BONUS_WIN:
+        return Totals(wins=amount, bonuses=amount)
+    if kind is EventKind.ADJUSTMENT:
+        # In the house's favour it counts like a stake, against it like a win.
+        return Totals(turnover=amount) if amount >= 0 else Totals(wins=-amount)
+    return Totals()
+
+
+def _negate(t: Totals) -> Totals:
+    return Totals(-t.turnover, -t.wins, -t.bonuses, -t.jackpot_contributions)
+
+
+# -- the chart of accounts settlement posts to (docs/concepts/chart-of-accounts.md) -------
+def fee_accounts(provider: str, operator: str, currency: str) -> tuple[Account, Account]:
+    return (
+        Account(
+            f"operator:{operator}:provider_fees:{provider}:{currency}",
+            OwnerKind.OPERATOR,
+            operator,
+            currency,
+            "provider_fee_expense",
+        ),
+        Account(
+            f"provider:{provider}:fee_payable:{operator}:{currency}",
+            OwnerKind.PROVIDER,
+            provider,
+            currency,
+            "fee_payable",
+        ),
+    )
+
+
+def commission_accounts(operator: str, agent: str, currency: str) -> tuple[Account, Account]:
+    return (
+        Account(
+            f"operator:{operator}:commission_expense:{currency}",
+            OwnerKind.OPERATOR,
+            operator,
+            currency,
+            "commission_expense",
+        ),
+        Account(
+            f"partner:{agent}:commission_payable:{currency}",
+            OwnerKind.PARTNER,
+            agent,
+            currency,
+            "commission_payable",
+        ),
+    )
+
+
+def ggr_accounts(bucket: Bucket) -> tuple[Account, Account]:
+    cur = bucket.currency
+    return (
+        Account(
+            f"operator:{bucket.operator}:player_clearing:{cur}",
+            OwnerKind.OPERATOR,
+            bucket.operator,
+            cur,
+            "player_clearing",
+        ),
+        Account(
+            f"operator:{bucket.operator}:ggr:{bucket.provider}:{bucket.game_type}:{cur}",
+            OwnerKind.OPERATOR,
+            bucket.operator,
+            cur,
+            "ggr",
+            AccountFlags.NONE,
+            {"provider": bucket.provider, "game_type": bucket.game_type},
+        ),
+    )
+
+
+class SettlementBook:
+    """Applies contracts and partner trees to events; holds the open periods' figures."""
+
+    def __init__(
+        self,
+        contracts: Callable[[], Sequence[ContractTerms]],
+        trees: Callable[[str], PartnerTree],
+        fx: Callable[[], FxTable],
+        figures: OpenFigures | None = None,
+    ) -> None:
+        self._contracts = contracts
+        self._trees = trees
+        self._fx = fx
+        self.figures = figures or OpenFigures()
+
+    # -- placing an event -----------------------------------------------------------------
+    def _terms(self, contract_id: str, version: int) -> ContractTerms:
+        for terms in self._contracts():
+            if terms.contract_id == contract_id and terms.version == version:
+                return terms
+        raise ContractError(f"contract {contract_id} v{version} is not known")
+
+    def _open(self, bucket: Bucket, terms: ContractTerms, start: datetime) -> tuple[Bucket, str]:
+        """The bucket itself, or, if its period is closed, the same in the first open one."""
+        closed = self.figures.closed.get((terms.contract_id, bucket.operator))
+        if closed is None or start >= closed.end:
+            return bucket, ""
+        open_period = next_period(closed, terms.period, terms.timezone)
+        return replace(bucket, period=open_period.label), bucket.period
+
+    def _effect(self, event: SettlementEvent) -> Effect:
+        terms = in_force(self._contracts(), event.provider, event.operator, event.occurred_at)
+        period = period_of(event.occurred_at, terms.period, terms.timezone)
+        bucket = Bucket(
+            terms.contract_id,
+            terms.version,
+            event.provider,
+            event.operator,
+            period.label,
+            event.game_type,
+            terms.settlement_currency,
+        )
+        bucket, late_of = self._open(bucket, terms, period.start)
+        delta = delta_of(event.kind, event.amount)
+        if event.currency != terms.settlement_currency:
+            delta = self._convert(delta, event, terms)
+        commission: tuple[tuple[str, Decimal], ...] = ()
+        if event.agent:
+            path = self._trees(event.operator).path(event.agent, event.occurred_at)
+            commission = tuple(sorted(exact_shares(path, delta.turnover, delta.ggr).items()))
+        return Effect(event.key, bucket, period.start, delta, commission, late_of)
+
+    def _convert(self, delta: Totals, event: SettlementEvent, terms: ContractTerms) -> Totals:
+        # Live figures convert at the event's instant under either FX policy; a
+        # period-end policy re-converts the period's totals when it closes.
+        table = self._fx()
+
+        def conv(amount: int) -> int:
+            return table.convert(
+                amount,
+                event.currency,
+                terms.settlement_currency,
+                event.occurred_at,
+                terms.rounding,
+            )
+
+        return Totals(
+            conv(delta.turnover),
+            conv(delta.wins),
+            conv(delta.bonuses),
+            conv(delta.jackpot_contributions),
+        )
+
+    # -- a batch ----------------------------------------------------------------------------
+    def settle(
+        self,
+        batch_id: str,
+        events: Iterable[SettlementEvent],
+        originals: Mapping[str, Effect],
+        orphans: Mapping[str, str],
+    ) -> BatchOutcome:
+        """Settle a batch.
+
+        ``batch_id`` makes the transfer ids of this batch unique (e.g. its log positions);
+        ``originals`` are stored effects of events the batch's rollbacks name, and
+        ``orphans`` stored early rollbacks (original key -> rollback key) for its events.
+        """
+        out = BatchOutcome()
+        known: dict[str, Effect] = dict(originals)
+        waiting: dict[str, str] = dict(orphans)
+        for event in events:
+            try:
+                self._settle_one(event, known, waiting, out)
+            except (ContractError, LookupError, ValueError) as exc:
+                out.problems.append((event.key, str(exc)))
+        self._post_ggr(batch_id, out)
+        self._accrue_fees(batch_id, out)
+        self._accrue_commissions(batch_id, out)
+        return out
+
+    def _settle_one(
+        self,
+        event: SettlementEvent,
+        known: dict[str, Effect],
+        waiting: dict[str, str],
+        out: BatchOutcome,
+    ) -> None:
+        if event.kind is EventKind.ROUND_END:
+            return
+        if event.kind is not EventKind.ROLLBACK and event.key in known:
+            return  # delivered again: it counts once
+        if event.kind is EventKind.ROLLBACK:
+            original = known.get(event.ref)
+            if original is None:
+                # Its original has not arrived: remember, and cancel it when it does.
+                waiting[event.ref] = event.key
+                out.orphans[event.ref] = event.key
+                return
+            if original.rolled_back_by == event.key:
+                return  # the same rollback delivered again
+            if original.rolled_back_by:
+                out.problems.append(
+                    (
+                        event.key,
+                        f"{event.ref} was already rolled back by "
+                        f"{original.rolled_back_by}; nothing to undo",
+                    )
+                )
+                return
+            bucket = original.bucket
+            bucket, _ = self._open(
+                bucket, self._terms(bucket.contract_id, bucket.version), original.period_start
+            )
+            self._add(bucket, original.delta, original.commission, -1, out)
+            voided = replace(original, rolled_back_by=event.key)
+            known[event.ref] = out.effects[event.ref] = voided
+            return
+        effect = self._effect(event)
+        rollback = waiting.pop(event.key, None)
+        if rollback is not None:
+            # Its rollback came first: the event is recorded and counts for nothing.
+            effect = replace(effect, rolled_back_by=rollback)
+            out.orphans_resolved.append(event.key)
+        else:
+            self._add(effect.bucket, effect.delta, effect.commission, +1, out)
+        known[event.key] = out.effects[event.key] = effect
+
+    def _add(
+        self,
+        bucket: Bucket,
+        delta: Totals,
+        commission: Sequence[tuple[str, Decimal]],
+        sign: int,
+        out: BatchOutcome,
+    ) -> None:
+        figures = self.figures
+        change = delta if sign > 0 else _negate(delta)
+        figures.totals[bucket] = figures.totals.get(bucket, Totals()) + change
+        out.moved[bucket] = out.moved.get(bucket, Totals()) + change
+        out.touched.add(bucket)
+        for agent, exact in commission:
+            key = (bucket.operator, agent, bucket.period, bucket.currency)
+            signed = exact if sign > 0 else -exact
+            figures.commission_exact[key] = figures.commission_exact.get(key, Decimal(0)) + signed
+            out.touched_commissions.add(key)
+
+    # -- ledger postings ----------------------------------------------------------------
+    def _post(
+        self,
+        out: BatchOutcome,
+        tid: str,
+        debit: Account,
+        credit: Account,
+        amount: int,
+        code: str,
+        metadata: Mapping[str, str],
+    ) -> None:
+        if amount == 0:
+            return
+        if amount < 0:
+            debit, credit, amount = credit, debit, -amount
+        out.accounts[debit.id] = debit
+        out.accounts[credit.id] = credit
+        if len(tid) > TRANSFER_ID_MAX:
+            # Long names would break the ledger's id limit; a digest keeps ids unique.
+            tid = tid[:80] + ":" + hashlib.sha256(tid.encode()).hexdigest()[:32]
+        out.transfers.append(
+            TransferRequest(
+                tid, debit.id, credit.id, amount, debit.currency, code, metadata=dict(metadata)
+            )
+        )
+
+    def _post_ggr(self, batch_id: str, out: BatchOutcome) -> None:
+        """Stakes flow from the operator's player clearing into GGR, wins flow back."""
+        for bucket, moved in sorted(out.moved.items()):
+            players, ggr = ggr_accounts(bucket)
+            name = _bucket_name(bucket)
+            meta = {"contract": bucket.contract_id, "period": bucket.period}
+            self._post(
+                out,
+                f"settle:{batch_id}:stakes:{name}",
+                players,
+                ggr,
+                moved.turnover,
+                "stakes",
+                meta,
+            )
+            self._post(
+                out, f"settle:{batch_id}:wins:{name}", ggr, players, moved.wins, "wins", meta
+            )
+
+    def _accrue_fees(self, batch_id: str, out: BatchOutcome) -> None:
+        figures = self.figures
+        groups = {bucket.group for bucket in out.touched}
+        by_group: dict[tuple[str, int, str, str, str], dict[str, Totals]] = {g: {} for g in groups}
+        for bucket, totals in figures.totals.items():
+            found = by_group.get(bucket.group)
+            if found is not None:
+                found[bucket.game_type] = totals
+        for group, by_game_type in sorted(by_group.items()):
+            contract_id, version, provider, operator, period = group
+            terms = self._terms(contract_id, version)
+            target = running_fee(terms, by_game_type)
+            accrued = figures.fee_accrued.get(group, 0)
+            expense, payable = fee_accounts(provider, operator, terms.settlement_currency)
+            self._post(
+                out,
+                f"settle:{batch_id}:fee:{contract_id}:{version}:{operator}:{period}",
+                expense,
+                payable,
+                target - accrued,
+                "fee_accrual",
+                {"contract": contract_id, "period": period},
+            )
+            figures.fee_accrued[group] = target
+
+    def _accrue_commissions(self, batch_id: str, out: BatchOutcome) -> None:
+        figures = self.figures
+        for key in sorted(out.touched_commissions):
+            operator, agent, period, currency = key
+            target = round_minor(figures.commission_exact[key], COMMISSION_ROUNDING)
+            accrued = figures.commission_accrued.get(key, 0)
+            expense, payable = commission_accounts(operator, agent, currency)
+            self._post(
+                out,
+                f"settle:{batch_id}:commission:{operator}:{agent}:{period}",
+                expense,
+                payable,
+                target - accrued,
+                "commission_accrual",
+                {"agent": agent, "period": period},
+            )
+            figures.commission_accrued[key] = target
+
+
+def _bucket_name(b: Bucket) -> str:
+    return f"{b.contract_id}:{b.version}:{b.operator}:{b.period}:{b.game_type}"
