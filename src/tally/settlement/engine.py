@@ -19,10 +19,18 @@ from enum import StrEnum
 
 from tally.kernel.money import Rounding, round_minor
 from tally.ledger.model import Account, AccountFlags, OwnerKind, TransferRequest
-from tally.settlement.contracts import ContractError, ContractTerms, Totals, in_force, running_fee
+from tally.settlement.contracts import (
+    ContractError,
+    ContractTerms,
+    FxPolicy,
+    Totals,
+    in_force,
+    running_fee,
+)
 from tally.settlement.fx import FxTable
 from tally.settlement.partners import PartnerTree, exact_shares
-from tally.settlement.periods import Period, next_period, period_of
+from tally.settlement.periods import Period, next_period, period_from_label, period_of
+from tally.settlement.statements import Statement, build_statement
 
 TRANSFER_ID_MAX = 120
 # Commissions are rounded once per agent and period, half to even.
@@ -99,8 +107,9 @@ class OpenFigures:
     fee_accrued: dict[tuple[str, int, str, str, str], int] = field(default_factory=dict)
     commission_exact: dict[CommissionKey, Decimal] = field(default_factory=dict)
     commission_accrued: dict[CommissionKey, int] = field(default_factory=dict)
-    # The last closed period per (contract id, operator).
+    # The last closed period per (contract id, operator), and the negative fee it carried.
     closed: dict[tuple[str, str], Period] = field(default_factory=dict)
+    carried: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -243,7 +252,13 @@ class SettlementBook:
         bucket, late_of = self._open(bucket, terms, period.start)
         delta = delta_of(event.kind, event.amount)
         if event.currency != terms.settlement_currency:
-            delta = self._convert(delta, event, terms)
+            if terms.fx_policy is FxPolicy.PERIOD_END:
+                # Kept in the event's currency; converted at the period-end rate. A rate
+                # must exist by the event's instant, or the event cannot be settled.
+                self._fx().rate(event.currency, terms.settlement_currency, event.occurred_at)
+                bucket = replace(bucket, currency=event.currency)
+            else:
+                delta = self._convert(delta, event, terms)
         commission: tuple[tuple[str, Decimal], ...] = ()
         if event.agent:
             path = self._trees(event.operator).path(event.agent, event.occurred_at)
@@ -251,8 +266,6 @@ class SettlementBook:
         return Effect(event.key, bucket, period.start, delta, commission, late_of)
 
     def _convert(self, delta: Totals, event: SettlementEvent, terms: ContractTerms) -> Totals:
-        # Live figures convert at the event's instant under either FX policy; a
-        # period-end policy re-converts the period's totals when it closes.
         table = self._fx()
 
         def conv(amount: int) -> int:
@@ -364,6 +377,80 @@ class SettlementBook:
             figures.commission_exact[key] = figures.commission_exact.get(key, Decimal(0)) + signed
             out.touched_commissions.add(key)
 
+    # -- period close -------------------------------------------------------------------
+    def close_period(self, contract_id: str, operator: str, label: str, now: datetime) -> Closing:
+        """Freeze a period: its statement, and the transfer that settles the fee in full.
+
+        Periods close in order and only after they end; events that arrive for a closed
+        period are booked into the first open one, so a closed period never changes.
+        """
+        versions = sorted(
+            (t for t in self._contracts() if t.contract_id == contract_id),
+            key=lambda t: (t.effective_from, t.version),
+        )
+        if not versions:
+            raise PeriodCloseError(f"contract {contract_id} is not known")
+        shape = versions[-1]
+        try:
+            period = period_from_label(label, shape.period, shape.timezone)
+        except ValueError as exc:
+            raise PeriodCloseError(str(exc)) from None
+        if now < period.end:
+            raise PeriodCloseError(
+                f"period {label} ends at {period.end.isoformat()}; it cannot close before"
+            )
+        figures = self.figures
+        key = (contract_id, operator)
+        closed = figures.closed.get(key)
+        if closed is not None:
+            expected = next_period(closed, shape.period, shape.timezone)
+            if period.start < expected.start:
+                raise PeriodCloseError(f"period {label} of {contract_id}/{operator} is closed")
+            if period != expected:
+                raise PeriodCloseError(f"close {expected.label} before {label}")
+        in_force_at_end = [t for t in versions if t.effective_from < period.end]
+        if not in_force_at_end:
+            raise PeriodCloseError(f"no version of {contract_id} was in force in {label}")
+        rules = in_force_at_end[-1]
+        by_version: list[tuple[ContractTerms, dict[str, Totals]]] = []
+        accrued = 0
+        for terms in versions:
+            buckets = {
+                b: t
+                for b, t in figures.totals.items()
+                if b.contract_id == contract_id
+                and b.version == terms.version
+                and b.operator == operator
+                and b.period == label
+            }
+            if buckets:
+                by_version.append((terms, group_totals(terms, label, buckets, self._fx())))
+            for group, amount in figures.fee_accrued.items():
+                if group[:2] == (contract_id, terms.version) and group[3:] == (operator, label):
+                    accrued += amount
+        statement = build_statement(
+            by_version,
+            rules,
+            operator,
+            period,
+            carried_in=figures.carried.get(key, 0),
+            accrued_before_close=accrued,
+        )
+        out = BatchOutcome()
+        expense, payable = fee_accounts(rules.provider, operator, rules.settlement_currency)
+        self._post(
+            out,
+            f"close:{contract_id}:{operator}:{label}:fee",
+            expense,
+            payable,
+            statement.close_adjustment,
+            "fee_close_adjustment",
+            {"contract": contract_id, "period": label},
+        )
+        figures.closed[key] = period
+        figures.carried[key] = statement.fee.carried_out
+        return Closing(statement, out.accounts, out.transfers)
+
     # -- ledger postings ----------------------------------------------------------------
     def _post(
         self,
@@ -411,16 +498,17 @@ class SettlementBook:
 
     def _accrue_fees(self, batch_id: str, out: BatchOutcome) -> None:
         figures = self.figures
-        groups = {bucket.group for bucket in out.touched}
-        by_group: dict[tuple[str, int, str, str, str], dict[str, Totals]] = {g: {} for g in groups}
+        groups: dict[tuple[str, int, str, str, str], dict[Bucket, Totals]] = {
+            bucket.group: {} for bucket in out.touched
+        }
         for bucket, totals in figures.totals.items():
-            found = by_group.get(bucket.group)
+            found = groups.get(bucket.group)
             if found is not None:
-                found[bucket.game_type] = totals
-        for group, by_game_type in sorted(by_group.items()):
+                found[bucket] = totals
+        for group, buckets in sorted(groups.items()):
             contract_id, version, provider, operator, period = group
             terms = self._terms(contract_id, version)
-            target = running_fee(terms, by_game_type)
+            target = running_fee(terms, group_totals(terms, period, buckets, self._fx()))
             accrued = figures.fee_accrued.get(group, 0)
             expense, payable = fee_accounts(provider, operator, terms.settlement_currency)
             self._post(
@@ -453,5 +541,43 @@ class SettlementBook:
             figures.commission_accrued[key] = target
 
 
+@dataclass(frozen=True, slots=True)
+class Closing:
+    statement: Statement
+    accounts: dict[str, Account]
+    transfers: list[TransferRequest]
+
+
+class PeriodCloseError(ValueError):
+    """A period that cannot be closed now (not ended, out of order, unknown contract)."""
+
+
+def group_totals(
+    terms: ContractTerms, period_label: str, buckets: Mapping[Bucket, Totals], fx: FxTable
+) -> dict[str, Totals]:
+    """One contract period's totals per game type, in the settlement currency.
+
+    Buckets kept in another currency (period-end FX policy) are converted at the rate in
+    force at the period's end, each figure rounded once by the contract's rounding.
+    """
+    end = period_from_label(period_label, terms.period, terms.timezone).end
+    target = terms.settlement_currency
+    by_game_type: dict[str, Totals] = {}
+    for bucket, totals in sorted(buckets.items()):
+        if bucket.currency != target:
+
+            def conv(amount: int, source: str = bucket.currency) -> int:
+                return fx.convert(amount, source, target, end, terms.rounding)
+
+            totals = Totals(
+                conv(totals.turnover),
+                conv(totals.wins),
+                conv(totals.bonuses),
+                conv(totals.jackpot_contributions),
+            )
+        by_game_type[bucket.game_type] = by_game_type.get(bucket.game_type, Totals()) + totals
+    return by_game_type
+
+
 def _bucket_name(b: Bucket) -> str:
-    return f"{b.contract_id}:{b.version}:{b.operator}:{b.period}:{b.game_type}"
+    return f"{b.contract_id}:{b.version}:{b.operator}:{b.period}:{b.game_type}:{b.currency}"
