@@ -10,7 +10,7 @@ from tests.support.settlement import TestWorker
 
 from tally.settlement.contracts import ContractTerms, FxPolicy, flat
 from tally.settlement.engine import EventKind, PeriodCloseError, SettlementEvent
-from tally.settlement.fx import FxRate, FxTable
+from tally.settlement.fx import FxRate
 from tally.settlement.periods import PeriodKind
 
 MAR = datetime(2026, 3, 1, tzinfo=UTC)
@@ -47,8 +47,7 @@ def test_closing_tops_the_live_accrual_up_to_the_minimum_fee() -> None:
     worker = TestWorker([contract(minimum_fee=5_000)])
     worker.feed([ev("b1", EventKind.BET, 20_000, MAR), ev("w1", EventKind.WIN, 10_000, MAR)], MAR)
     assert worker.net(FEE) == 1_000  # live: 10% of 100.00 GGR
-    closing = worker.close("acme-std", "op1", "2026-03", APR)
-    doc = closing.statement.to_dict()
+    doc = worker.close("acme-std", "op1", "2026-03", APR).to_dict()
     assert doc["totals"]["fee_before_rules"] == "10.00"
     assert doc["totals"]["minimum_fee_topup"] == "40.00"
     assert doc["totals"]["fee"] == "50.00"
@@ -61,12 +60,12 @@ def test_a_negative_month_carries_into_the_next_one() -> None:
     worker.feed([ev("b1", EventKind.BET, 10_000, MAR), ev("w1", EventKind.WIN, 40_000, MAR)], MAR)
     assert worker.net(FEE) == -3_000  # live accruals may go negative
     march = worker.close("acme-std", "op1", "2026-03", APR)
-    assert (march.statement.fee.fee, march.statement.fee.carried_out) == (0, -3_000)
+    assert (march.fee.fee, march.fee.carried_out) == (0, -3_000)
     assert worker.net(FEE) == 0
     worker.feed([ev("b2", EventKind.BET, 50_000, APR)], APR)
     april = worker.close("acme-std", "op1", "2026-04", datetime(2026, 5, 1, tzinfo=UTC))
-    assert april.statement.fee.carried_in == -3_000
-    assert april.statement.fee.fee == 2_000  # 5,000 earned, 3,000 carried off
+    assert april.fee.carried_in == -3_000
+    assert april.fee.fee == 2_000  # 5,000 earned, 3,000 carried off
     assert worker.net(FEE) == 2_000
 
 
@@ -74,15 +73,15 @@ def test_an_event_after_its_period_closed_goes_into_the_open_period_with_a_refer
     worker = TestWorker([contract()])
     worker.feed([ev("b1", EventKind.BET, 10_000, MAR + timedelta(days=3))], MAR)
     march = worker.close("acme-std", "op1", "2026-03", APR)
-    before = march.statement.to_json()
+    before = march.to_json()
     worker.feed([ev("late", EventKind.BET, 7_000, MAR + timedelta(days=30))], APR)
-    assert worker.effects["late"].bucket.period == "2026-04"
-    assert worker.effects["late"].late_of == "2026-03"
+    assert worker.effect("late").bucket.period == "2026-04"
+    assert worker.effect("late").late_of == "2026-03"
     # A rollback of a March bet after the close is booked in April as well.
     worker.feed([ev("rb", EventKind.ROLLBACK, 0, APR, ref="b1")], APR)
     april = worker.close("acme-std", "op1", "2026-04", datetime(2026, 5, 1, tzinfo=UTC))
-    assert april.statement.to_dict()["totals"]["turnover"] == "-30.00"  # 70.00 - 100.00
-    assert march.statement.to_json() == before
+    assert april.to_dict()["totals"]["turnover"] == "-30.00"  # 70.00 - 100.00
+    assert march.to_json() == before
 
 
 def test_periods_close_in_order_and_only_after_they_end() -> None:
@@ -99,22 +98,20 @@ def test_periods_close_in_order_and_only_after_they_end() -> None:
 
 
 def test_fx_at_event_time_and_at_period_end_give_their_own_statements() -> None:
-    rates = FxTable(
-        [
-            FxRate("EUR", "JPY", MAR, Decimal("160")),
-            FxRate("EUR", "JPY", MAR + timedelta(days=20), Decimal("200")),
-        ]
-    )
+    rates = [
+        FxRate("EUR", "JPY", MAR, Decimal("160")),
+        FxRate("EUR", "JPY", MAR + timedelta(days=20), Decimal("200")),
+    ]
     events = [
         ev("b1", EventKind.BET, 160_000, MAR + timedelta(days=1), currency="JPY"),  # 1,000 EUR
         ev("b2", EventKind.BET, 200_000, MAR + timedelta(days=25), currency="JPY"),  # 1,000 EUR
     ]
-    at_event = TestWorker([contract(fx_policy=FxPolicy.EVENT_TIME)], fx=rates)
+    at_event = TestWorker([contract(fx_policy=FxPolicy.EVENT_TIME)], rates=rates)
     at_event.feed(events, MAR)
-    at_end = TestWorker([contract(fx_policy=FxPolicy.PERIOD_END)], fx=rates)
+    at_end = TestWorker([contract(fx_policy=FxPolicy.PERIOD_END)], rates=rates)
     at_end.feed(events, MAR)
-    event_doc = at_event.close("acme-std", "op1", "2026-03", APR).statement.to_dict()
-    end_doc = at_end.close("acme-std", "op1", "2026-03", APR).statement.to_dict()
+    event_doc = at_event.close("acme-std", "op1", "2026-03", APR).to_dict()
+    end_doc = at_end.close("acme-std", "op1", "2026-03", APR).to_dict()
     assert event_doc["totals"]["turnover"] == "2000.00"  # each at its own day's rate
     assert end_doc["totals"]["turnover"] == "1800.00"  # 360,000 JPY at 200
     assert (event_doc["totals"]["fee"], end_doc["totals"]["fee"]) == ("200.00", "180.00")
@@ -126,11 +123,11 @@ def test_a_week_in_tokyo_closes_by_tokyo_midnight() -> None:
     worker = TestWorker([weekly])
     # Sunday 2026-03-08 20:00 UTC is already Monday in Tokyo: the next ISO week.
     worker.feed([ev("b1", EventKind.BET, 1_000, datetime(2026, 3, 8, 20, tzinfo=UTC))], MAR)
-    assert worker.effects["b1"].bucket.period == "2026-W11"
+    assert worker.effect("b1").bucket.period == "2026-W11"
     with pytest.raises(PeriodCloseError, match="cannot close before"):
         worker.close("acme-std", "op1", "2026-W11", datetime(2026, 3, 15, 14, 59, tzinfo=UTC))
     closing = worker.close("acme-std", "op1", "2026-W11", datetime(2026, 3, 15, 15, tzinfo=UTC))
-    assert closing.statement.to_dict()["period"]["start"] == "2026-03-08T15:00:00+00:00"
+    assert closing.to_dict()["period"]["start"] == "2026-03-08T15:00:00+00:00"
 
 
 def test_a_rebuild_from_the_same_events_gives_a_byte_identical_statement() -> None:
@@ -144,8 +141,8 @@ def test_a_rebuild_from_the_same_events_gives_a_byte_identical_statement() -> No
         first.feed(events[i : i + 7], MAR)
     second = TestWorker([contract(minimum_fee=10)])
     second.feed(list(reversed(events)), MAR)
-    a = first.close("acme-std", "op1", "2026-03", APR).statement
-    b = second.close("acme-std", "op1", "2026-03", APR).statement
+    a = first.close("acme-std", "op1", "2026-03", APR)
+    b = second.close("acme-std", "op1", "2026-03", APR)
     assert a.to_json() == b.to_json()
     assert a.sha256 == b.sha256
     assert a.to_csv() == b.to_csv()
@@ -163,7 +160,7 @@ def test_a_contract_version_changed_mid_month_earns_each_part_at_its_rate() -> N
         ],
         MAR,
     )
-    statement = worker.close("acme-std", "op1", "2026-03", APR).statement
+    statement = worker.close("acme-std", "op1", "2026-03", APR)
     assert [(line.version, line.totals.turnover) for line in statement.lines] == [
         (1, 10_000),
         (2, 10_000),

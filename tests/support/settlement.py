@@ -1,15 +1,26 @@
-"""A minimal in-memory settlement worker for tests: what a real worker persists, in dicts."""
+"""Drive the real settlement worker on the memory adapters, for scenario tests."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from tally.adapters.memory.ledger import MemoryLedgerStore
+from tally.adapters.memory.settlement import (
+    MemoryConfigDocuments,
+    MemoryEventSource,
+    MemorySettlementStore,
+)
+from tally.kernel.clock import FixedClock
+from tally.settlement.config import SettlementConfig
 from tally.settlement.contracts import ContractTerms
-from tally.settlement.engine import Closing, Effect, SettlementBook, SettlementEvent
-from tally.settlement.fx import FxTable
-from tally.settlement.partners import PartnerTree
+from tally.settlement.engine import Effect, SettlementEvent
+from tally.settlement.fx import FxRate
+from tally.settlement.partners import Agent, Placement
+from tally.settlement.service import SettlementLimits, SettlementWorker
+from tally.settlement.statements import Statement
+
+SETUP_TIME = datetime(2020, 1, 1, tzinfo=UTC)
 
 
 class TestWorker:
@@ -18,46 +29,44 @@ class TestWorker:
     def __init__(
         self,
         contracts: Sequence[ContractTerms],
-        trees: dict[str, PartnerTree] | None = None,
-        fx: FxTable | None = None,
+        *,
+        agents: Sequence[Agent] = (),
+        placements: Sequence[Placement] = (),
+        rates: Sequence[FxRate] = (),
+        batch_max_events: int = 2_000,
     ) -> None:
-        trees = trees or {}
-        table = fx or FxTable([])
-        self.book = SettlementBook(
-            lambda: contracts, lambda op: trees.get(op, PartnerTree([], [])), lambda: table
-        )
+        self.config = SettlementConfig(MemoryConfigDocuments())
+        for terms in contracts:
+            self.config.put_contract(terms, SETUP_TIME)
+        for agent in agents:
+            self.config.put_agent(agent, SETUP_TIME)
+        for placement in placements:
+            self.config.put_placement(placement, SETUP_TIME)
+        self.config.put_fx_rates(rates, SETUP_TIME)
+        self.clock = FixedClock(SETUP_TIME)
         self.ledger = MemoryLedgerStore()
-        self.effects: dict[str, Effect] = {}
-        self.orphans: dict[str, str] = {}
-        self.problems: list[tuple[str, str]] = []
-        self._batches = 0
+        self.store = MemorySettlementStore(self.ledger)
+        self.source = MemoryEventSource()
+        self.worker = SettlementWorker(
+            self.source,
+            self.store,
+            self.config,
+            self.clock,
+            SettlementLimits(batch_max_events=batch_max_events),
+        )
 
     def feed(self, events: Sequence[SettlementEvent], now: datetime) -> None:
-        self._batches += 1
-        names = {e.key for e in events} | {e.ref for e in events if e.ref}
-        out = self.book.settle(
-            f"b{self._batches}",
-            events,
-            {k: self.effects[k] for k in names if k in self.effects},
-            {e.key: self.orphans[e.key] for e in events if e.key in self.orphans},
-        )
-        self.problems.extend(out.problems)
-        self.effects.update(out.effects)
-        self.orphans.update(out.orphans)
-        for key in out.orphans_resolved:
-            self.orphans.pop(key, None)
-        self._post(out.accounts, out.transfers, now)
+        """Append events to the log and settle everything."""
+        self.clock.set(now)
+        self.source.append(events)
+        self.worker.drain()
 
-    def close(self, contract_id: str, operator: str, label: str, now: datetime) -> Closing:
-        closing = self.book.close_period(contract_id, operator, label, now)
-        self._post(closing.accounts, closing.transfers, now)
-        return closing
+    def close(self, contract_id: str, operator: str, label: str, now: datetime) -> Statement:
+        self.clock.set(now)
+        return self.worker.close_period(contract_id, operator, label)
 
-    def _post(self, accounts: dict[str, object], transfers: list[object], now: datetime) -> None:
-        self.ledger.create_accounts(list(accounts.values()), now)  # type: ignore[arg-type]
-        [results] = self.ledger.apply([transfers], now)  # type: ignore[list-item]
-        bad = [r for r in results if not r.code.ok]
-        assert not bad, bad
+    def effect(self, key: str) -> Effect:
+        return self.store.load_effects([key])[key]
 
     def net(self, account_id: str) -> int:
         balance = self.ledger.balance(account_id)
