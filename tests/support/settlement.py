@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 from tally.adapters.memory.ledger import MemoryLedgerStore
 from tally.adapters.memory.settlement import (
@@ -11,12 +12,16 @@ from tally.adapters.memory.settlement import (
     MemoryEventSource,
     MemorySettlementStore,
 )
+from tally.adapters.sqlite.ledger import SqliteLedgerStore
+from tally.adapters.sqlite.settlement import SqliteSettlementStore
 from tally.kernel.clock import FixedClock
+from tally.ledger.ports import LedgerStore
 from tally.settlement.config import SettlementConfig
 from tally.settlement.contracts import ContractTerms
 from tally.settlement.engine import Effect, SettlementEvent
 from tally.settlement.fx import FxRate
 from tally.settlement.partners import Agent, Placement
+from tally.settlement.ports import SettlementStore
 from tally.settlement.service import SettlementLimits, SettlementWorker
 from tally.settlement.statements import Statement
 
@@ -34,7 +39,9 @@ class TestWorker:
         placements: Sequence[Placement] = (),
         rates: Sequence[FxRate] = (),
         batch_max_events: int = 2_000,
+        sqlite_path: Path | None = None,
     ) -> None:
+        """With ``sqlite_path`` the ledger and settlement state live in that SQLite file."""
         self.config = SettlementConfig(MemoryConfigDocuments())
         for terms in contracts:
             self.config.put_contract(terms, SETUP_TIME)
@@ -44,16 +51,24 @@ class TestWorker:
             self.config.put_placement(placement, SETUP_TIME)
         self.config.put_fx_rates(rates, SETUP_TIME)
         self.clock = FixedClock(SETUP_TIME)
-        self.ledger = MemoryLedgerStore()
-        self.store = MemorySettlementStore(self.ledger)
+        self.ledger: LedgerStore
+        self.store: SettlementStore
+        if sqlite_path is None:
+            memory = MemoryLedgerStore()
+            self.ledger, self.store = memory, MemorySettlementStore(memory)
+        else:
+            sqlite = SqliteLedgerStore(sqlite_path)
+            self.ledger, self.store = sqlite, SqliteSettlementStore(sqlite)
         self.source = MemoryEventSource()
+        self.limits = SettlementLimits(batch_max_events=batch_max_events)
+        self.worker = self.restart()
+
+    def restart(self) -> SettlementWorker:
+        """A new worker on the same store and log, as after a crash."""
         self.worker = SettlementWorker(
-            self.source,
-            self.store,
-            self.config,
-            self.clock,
-            SettlementLimits(batch_max_events=batch_max_events),
+            self.source, self.store, self.config, self.clock, self.limits
         )
+        return self.worker
 
     def feed(self, events: Sequence[SettlementEvent], now: datetime) -> None:
         """Append events to the log and settle everything."""

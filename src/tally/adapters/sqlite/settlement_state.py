@@ -17,6 +17,7 @@ from tally.kernel.clock import from_micros, to_micros
 from tally.settlement.contracts import Totals
 from tally.settlement.engine import BatchOutcome, Bucket, Effect, OpenFigures
 from tally.settlement.periods import Period
+from tally.settlement.ports import StoredStatement
 from tally.settlement.statements import Statement
 
 _EFFECT_COLUMNS = (
@@ -228,10 +229,29 @@ def save_position(conn: sqlite3.Connection, consumer: str, value: int) -> None:
     conn.execute("INSERT OR REPLACE INTO settlement_positions VALUES (?, ?)", (consumer, value))
 
 
-def statements(conn: sqlite3.Connection) -> list[tuple[str, str, str, str, str]]:
-    """(contract, operator, period, sha256, JSON document) of every closed period."""
-    rows: list[tuple[str, str, str, str, str]] = conn.execute(
-        "SELECT contract_id, operator, period, sha256, document FROM settlement_statements "
-        "ORDER BY contract_id, operator, period"
-    ).fetchall()
-    return rows
+def statements(conn: sqlite3.Connection) -> list[StoredStatement]:
+    return [
+        StoredStatement(c, o, p, sha, doc.encode(), text.encode(), from_micros(at))
+        for c, o, p, sha, doc, text, at in conn.execute(
+            "SELECT contract_id, operator, period, sha256, document, csv, closed_at "
+            "FROM settlement_statements ORDER BY contract_id, operator, period"
+        )
+    ]
+
+
+def save_problems(
+    conn: sqlite3.Connection, problems: Iterable[tuple[str, str]], now: datetime
+) -> None:
+    conn.executemany(
+        "INSERT INTO settlement_problems (event_key, reason, recorded_at) VALUES (?, ?, ?)",
+        [(key, reason, to_micros(now)) for key, reason in problems],
+    )
+
+
+def problems(conn: sqlite3.Connection) -> list[tuple[str, str, datetime]]:
+    return [
+        (key, reason, from_micros(at))
+        for key, reason, at in conn.execute(
+            "SELECT event_key, reason, recorded_at FROM settlement_problems ORDER BY seq"
+        )
+    ]

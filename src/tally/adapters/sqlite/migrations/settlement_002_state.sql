@@ -77,3 +77,9 @@ CREATE TABLE settlement_positions (
     consumer TEXT PRIMARY KEY,
     position INTEGER NOT NULL
 );
+CREATE TABLE settlement_problems (
+    seq INTEGER PRIMARY KEY,
+    event_key TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    recorded_at INTEGER NOT NULL
+);
