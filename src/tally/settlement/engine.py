@@ -62,6 +62,7 @@ class SettlementEvent:
     occurred_at: datetime
     ref: str = ""  # rollback: the key of the event it voids
     agent: str = ""  # the partner-tree agent (store) the player belongs to
+    region: str = ""
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -75,6 +76,7 @@ class Bucket:
     period: str
     game_type: str
     currency: str  # the contract's settlement currency
+    region: str = ""
 
     @property
     def group(self) -> tuple[str, int, str, str, str]:
@@ -248,6 +250,7 @@ class SettlementBook:
             period.label,
             event.game_type,
             terms.settlement_currency,
+            event.region,
         )
         bucket, late_of = self._open(bucket, terms, period.start)
         delta = delta_of(event.kind, event.amount)
@@ -580,4 +583,6 @@ def group_totals(
 
 
 def _bucket_name(b: Bucket) -> str:
-    return f"{b.contract_id}:{b.version}:{b.operator}:{b.period}:{b.game_type}:{b.currency}"
+    return (
+        f"{b.contract_id}:{b.version}:{b.operator}:{b.period}:{b.game_type}:{b.currency}:{b.region}"
+    )

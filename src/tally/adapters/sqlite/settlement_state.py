@@ -20,18 +20,15 @@ from tally.settlement.periods import Period
 from tally.settlement.ports import StoredStatement
 from tally.settlement.statements import Statement
 
+_BUCKET_COLUMNS = "contract_id, version, provider, operator, period, game_type, currency, region"
 _EFFECT_COLUMNS = (
-    "key, contract_id, version, provider, operator, period, game_type, currency, "
-    "period_start, turnover, wins, bonuses, jackpot_contributions, commission, late_of, "
-    "rolled_back_by"
+    f"key, {_BUCKET_COLUMNS}, period_start, turnover, wins, bonuses, jackpot_contributions, "
+    "commission, late_of, rolled_back_by"
 )
 
 
-def _effect_row(e: Effect) -> tuple[object, ...]:
-    b, d = e.bucket, e.delta
-    commission = json.dumps([[a, str(x)] for a, x in e.commission]) if e.commission else None
+def _bucket_values(b: Bucket) -> tuple[object, ...]:
     return (
-        e.key,
         b.contract_id,
         b.version,
         b.provider,
@@ -39,6 +36,16 @@ def _effect_row(e: Effect) -> tuple[object, ...]:
         b.period,
         b.game_type,
         b.currency,
+        b.region,
+    )
+
+
+def _effect_row(e: Effect) -> tuple[object, ...]:
+    d = e.delta
+    commission = json.dumps([[a, str(x)] for a, x in e.commission]) if e.commission else None
+    return (
+        e.key,
+        *_bucket_values(e.bucket),
         to_micros(e.period_start),
         d.turnover,
         d.wins,
@@ -51,43 +58,17 @@ def _effect_row(e: Effect) -> tuple[object, ...]:
 
 
 def _effect_from_row(row: tuple[Any, ...]) -> Effect:
-    (
-        key,
-        contract_id,
-        version,
-        provider,
-        operator,
-        period,
-        game_type,
-        currency,
-        start,
-        turnover,
-        wins,
-        bonuses,
-        jackpot,
-        commission,
-        late_of,
-        rolled_back_by,
-    ) = row
-    shares = (
-        tuple((str(a), Decimal(x)) for a, x in json.loads(str(commission))) if commission else ()
-    )
+    key, bucket = row[0], Bucket(*row[1:9])
+    start, turnover, wins, bonuses, jackpot, commission, late_of, rolled_back_by = row[9:]
+    shares = tuple((a, Decimal(x)) for a, x in json.loads(commission)) if commission else ()
     return Effect(
-        str(key),
-        Bucket(
-            str(contract_id),
-            int(version),
-            str(provider),
-            str(operator),
-            str(period),
-            str(game_type),
-            str(currency),
-        ),
-        from_micros(int(start)),
-        Totals(int(turnover), int(wins), int(bonuses), int(jackpot)),
+        key,
+        bucket,
+        from_micros(start),
+        Totals(turnover, wins, bonuses, jackpot),
         shares,
-        str(late_of or ""),
-        str(rolled_back_by or ""),
+        late_of or "",
+        rolled_back_by or "",
     )
 
 
@@ -112,9 +93,11 @@ def load_orphans(conn: sqlite3.Connection, keys: Iterable[str]) -> dict[str, str
 
 def load_figures(conn: sqlite3.Connection) -> OpenFigures:
     figures = OpenFigures()
-    for row in conn.execute("SELECT * FROM settlement_totals"):
-        bucket = Bucket(*row[:7])
-        figures.totals[bucket] = Totals(*row[7:])
+    for row in conn.execute(
+        f"SELECT {_BUCKET_COLUMNS}, turnover, wins, bonuses, jackpot_contributions "
+        "FROM settlement_totals"
+    ):
+        figures.totals[Bucket(*row[:8])] = Totals(*row[8:])
     for *group, accrued in conn.execute("SELECT * FROM settlement_fee_accrued"):
         contract_id, version, provider, operator, period = group
         figures.fee_accrued[(contract_id, version, provider, operator, period)] = accrued
@@ -139,7 +122,7 @@ def save_batch(conn: sqlite3.Connection, out: BatchOutcome, figures: OpenFigures
     if out.effects:
         conn.executemany(
             f"INSERT OR REPLACE INTO settlement_effects ({_EFFECT_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [_effect_row(e) for e in out.effects.values()],
         )
     if out.orphans:
@@ -153,21 +136,10 @@ def save_batch(conn: sqlite3.Connection, out: BatchOutcome, figures: OpenFigures
         )
     if out.touched:
         conn.executemany(
-            "INSERT OR REPLACE INTO settlement_totals VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO settlement_totals ({_BUCKET_COLUMNS}, turnover, wins, "
+            "bonuses, jackpot_contributions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (
-                    b.contract_id,
-                    b.version,
-                    b.provider,
-                    b.operator,
-                    b.period,
-                    b.game_type,
-                    b.currency,
-                    t.turnover,
-                    t.wins,
-                    t.bonuses,
-                    t.jackpot_contributions,
-                )
+                (*_bucket_values(b), t.turnover, t.wins, t.bonuses, t.jackpot_contributions)
                 for b in out.touched
                 for t in (figures.totals[b],)
             ],

@@ -9,6 +9,7 @@ CREATE TABLE settlement_effects (
     period TEXT NOT NULL,
     game_type TEXT NOT NULL,
     currency TEXT NOT NULL,
+    region TEXT NOT NULL,
     period_start INTEGER NOT NULL,
     turnover INTEGER NOT NULL,
     wins INTEGER NOT NULL,
@@ -30,11 +31,12 @@ CREATE TABLE settlement_totals (
     period TEXT NOT NULL,
     game_type TEXT NOT NULL,
     currency TEXT NOT NULL,
+    region TEXT NOT NULL,
     turnover INTEGER NOT NULL,
     wins INTEGER NOT NULL,
     bonuses INTEGER NOT NULL,
     jackpot_contributions INTEGER NOT NULL,
-    PRIMARY KEY (contract_id, version, provider, operator, period, game_type, currency)
+    PRIMARY KEY (contract_id, version, provider, operator, period, game_type, currency, region)
 );
 CREATE TABLE settlement_fee_accrued (
     contract_id TEXT NOT NULL,
