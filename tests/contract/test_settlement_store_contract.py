@@ -52,16 +52,44 @@ def events(n: int) -> list[SettlementEvent]:
     return out
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def make(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Makes workers on fresh stores of one kind (each its own file or schema)."""
     made: list[TestWorker] = []
 
     def factory(**kw: object) -> TestWorker:
-        path = tmp_path / f"tally-{len(made)}.sqlite" if request.param == "sqlite" else None
-        made.append(TestWorker([CONTRACT], sqlite_path=path, **kw))  # type: ignore[arg-type]
+        where: dict[str, object] = {}
+        if request.param == "sqlite":
+            where["sqlite_path"] = tmp_path / f"tally-{len(made)}.sqlite"
+        elif request.param == "postgres":
+            where["pg_schema"] = (
+                request.getfixturevalue("pg_schema") if not made else (_extra_schema(request))
+            )
+        made.append(TestWorker([CONTRACT], **where, **kw))  # type: ignore[arg-type]
         return made[-1]
 
-    return factory
+    yield factory
+    for worker in made:
+        worker.shutdown()
+
+
+def _extra_schema(request: pytest.FixtureRequest) -> str:
+    """A second fresh schema for tests that compare two workers."""
+    import uuid
+
+    import psycopg
+    from tests.conftest import PG_DSN
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+
+    def drop() -> None:
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {name} CASCADE")
+
+    request.addfinalizer(drop)
+    return name
 
 
 def test_statements_and_ledger_agree_after_a_close(make) -> None:  # type: ignore[no-untyped-def]
@@ -107,11 +135,13 @@ def test_a_failure_inside_a_commit_leaves_nothing_behind(make, monkeypatch) -> N
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk on fire")
 
-    if hasattr(store, "ledger") and type(store).__name__.startswith("Sqlite"):
+    if type(store).__name__.startswith("Sqlite"):
         # Fail after the ledger writes, inside the same transaction.
         import tally.adapters.sqlite.settlement_state as state
 
         monkeypatch.setattr(state, "save_position", broken)
+    elif type(store).__name__.startswith("Postgres"):
+        monkeypatch.setattr(store, "_save_fees", broken)
     else:
         monkeypatch.setattr(store, "commit_batch", broken)
     with pytest.raises(RuntimeError, match="disk on fire"):

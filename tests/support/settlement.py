@@ -40,8 +40,10 @@ class TestWorker:
         rates: Sequence[FxRate] = (),
         batch_max_events: int = 2_000,
         sqlite_path: Path | None = None,
+        pg_schema: str | None = None,
     ) -> None:
-        """With ``sqlite_path`` the ledger and settlement state live in that SQLite file."""
+        """With ``sqlite_path`` the ledger and settlement state live in that SQLite file,
+        with ``pg_schema`` in that PostgreSQL schema; else in memory."""
         self.config = SettlementConfig(MemoryConfigDocuments())
         for terms in contracts:
             self.config.put_contract(terms, SETUP_TIME)
@@ -53,7 +55,15 @@ class TestWorker:
         self.clock = FixedClock(SETUP_TIME)
         self.ledger: LedgerStore
         self.store: SettlementStore
-        if sqlite_path is None:
+        if pg_schema is not None:
+            from tally.adapters.postgres.ledger import PostgresLedgerStore
+            from tally.adapters.postgres.settlement import PostgresSettlementStore
+            from tests.conftest import PG_DSN
+
+            pg = PostgresLedgerStore(PG_DSN, schema=pg_schema)
+            self.ledger = pg
+            self.store = PostgresSettlementStore(pg, PG_DSN, schema=pg_schema)
+        elif sqlite_path is None:
             memory = MemoryLedgerStore()
             self.ledger, self.store = memory, MemorySettlementStore(memory)
         else:
@@ -79,6 +89,12 @@ class TestWorker:
     def close(self, contract_id: str, operator: str, label: str, now: datetime) -> Statement:
         self.clock.set(now)
         return self.worker.close_period(contract_id, operator, label)
+
+    def shutdown(self) -> None:
+        for thing in (self.store, self.ledger):
+            close = getattr(thing, "close", None)
+            if close is not None:
+                close()
 
     def effect(self, key: str) -> Effect:
         return self.store.load_effects([key])[key]
