@@ -603,10 +603,27 @@ def test_replaying_a_committed_chain_answers_exists_for_every_member(store: Any)
 
 
 def test_a_chain_mixing_committed_and_new_ids_is_refused(store: Any) -> None:
-    apply(store, single("c1", "w1", "w2", 100))
+    apply(store, single("c1", "w1", "w2", 100), now=T1)
+    before = snapshot(store, ACCOUNTS)
     links = chain(single("c1", "w1", "w2", 100), single("c2", "w2", "bank", 60))
-    assert apply(store, *links) == [R.LINKED_EVENT_FAILED, R.OK]
+    # c2 is new but its chain was committed before without it: nothing of it may stick,
+    # and no member may be answered OK.
+    assert apply(store, *links, now=T2) == [R.LINKED_EVENT_FAILED, R.LINKED_EVENT_FAILED]
     assert store.get_transfer("c2") is None
+    assert snapshot(store, ACCOUNTS) == before
+    assert [(r.transfer_id, r.code) for r in all_rejections(store)] == [
+        ("c1", R.LINKED_EVENT_FAILED),
+        ("c2", R.LINKED_EVENT_FAILED),
+    ]
+
+
+def test_a_chain_whose_later_member_was_committed_before_is_refused(store: Any) -> None:
+    apply(store, single("top", "bank", "w2", 60), single("c2", "w2", "bank", 60), now=T1)
+    links = chain(single("c1", "w1", "w2", 100), single("c2", "w2", "bank", 60))
+    # c2 really is in the ledger, so it may say so; c1 must not commit without it.
+    assert apply(store, *links, now=T2) == [R.LINKED_EVENT_FAILED, R.EXISTS]
+    assert store.get_transfer("c1") is None
+    assert bal(store, "w1") == (0, 0, 0, 10_000)
 
 
 # -- history, listing, owners, rejections

@@ -469,3 +469,12 @@ def test_metadata_beyond_its_limits_is_refused(metadata: dict[str, Any]) -> None
         A.METADATA_INVALID
     )
     assert engine.validate_request(req(metadata=metadata), LIMITS) is R.METADATA_INVALID
+
+
+def test_a_replayed_chain_with_a_new_member_answers_no_member_ok() -> None:
+    existing = Transfer("1", TransferKind.SINGLE, "a", "b", 10, "EUR", "bet", NOW, NOW)
+    st_ = replace(funded(), transfers={"1": existing})
+    codes, changes = decide(st_, replace(req("1"), linked=True), req("2"))
+    assert codes == [R.LINKED_EVENT_FAILED, R.LINKED_EVENT_FAILED]
+    assert changes.created == [] and "2" not in st_.transfers
+    assert all(not (r.code.ok) for r in changes.rejections) and len(changes.rejections) == 2
