@@ -112,6 +112,13 @@ class OpenFigures:
     # The last closed period per (contract id, operator), and the negative fee it carried.
     closed: dict[tuple[str, str], Period] = field(default_factory=dict)
     carried: dict[tuple[str, str], int] = field(default_factory=dict)
+    # Buckets by contract period, so a batch looks only at the periods it touched.
+    groups: dict[tuple[str, int, str, str, str], set[Bucket]] = field(default_factory=dict)
+
+    def reindex(self) -> None:
+        self.groups = {}
+        for bucket in self.totals:
+            self.groups.setdefault(bucket.group, set()).add(bucket)
 
 
 @dataclass(slots=True)
@@ -223,6 +230,7 @@ class SettlementBook:
         self._trees = trees
         self._fx = fx
         self.figures = figures or OpenFigures()
+        self.figures.reindex()
 
     # -- placing an event -----------------------------------------------------------------
     def _terms(self, contract_id: str, version: int) -> ContractTerms:
@@ -371,6 +379,8 @@ class SettlementBook:
     ) -> None:
         figures = self.figures
         change = delta if sign > 0 else _negate(delta)
+        if bucket not in figures.totals:
+            figures.groups.setdefault(bucket.group, set()).add(bucket)
         figures.totals[bucket] = figures.totals.get(bucket, Totals()) + change
         out.moved[bucket] = out.moved.get(bucket, Totals()) + change
         out.touched.add(bucket)
@@ -418,19 +428,11 @@ class SettlementBook:
         by_version: list[tuple[ContractTerms, dict[str, Totals]]] = []
         accrued = 0
         for terms in versions:
-            buckets = {
-                b: t
-                for b, t in figures.totals.items()
-                if b.contract_id == contract_id
-                and b.version == terms.version
-                and b.operator == operator
-                and b.period == label
-            }
+            group = (contract_id, terms.version, terms.provider, operator, label)
+            buckets = {b: figures.totals[b] for b in figures.groups.get(group, ())}
             if buckets:
                 by_version.append((terms, group_totals(terms, label, buckets, self._fx())))
-            for group, amount in figures.fee_accrued.items():
-                if group[:2] == (contract_id, terms.version) and group[3:] == (operator, label):
-                    accrued += amount
+            accrued += figures.fee_accrued.get(group, 0)
         statement = build_statement(
             by_version,
             rules,
@@ -501,13 +503,10 @@ class SettlementBook:
 
     def _accrue_fees(self, batch_id: str, out: BatchOutcome) -> None:
         figures = self.figures
-        groups: dict[tuple[str, int, str, str, str], dict[Bucket, Totals]] = {
-            bucket.group: {} for bucket in out.touched
+        groups = {
+            group: {b: figures.totals[b] for b in figures.groups[group]}
+            for group in {bucket.group for bucket in out.touched}
         }
-        for bucket, totals in figures.totals.items():
-            found = groups.get(bucket.group)
-            if found is not None:
-                found[bucket] = totals
         for group, buckets in sorted(groups.items()):
             contract_id, version, provider, operator, period = group
             terms = self._terms(contract_id, version)
