@@ -226,11 +226,42 @@ class SettlementBook:
         fx: Callable[[], FxTable],
         figures: OpenFigures | None = None,
     ) -> None:
-        self._contracts = contracts
-        self._trees = trees
-        self._fx = fx
+        self._contracts_source = contracts
+        self._trees_source = trees
+        self._fx_source = fx
         self.figures = figures or OpenFigures()
+        self._snapshot()
         self.figures.reindex()
+
+    def _snapshot(self) -> None:
+        """Take the configuration once per batch: a batch sees one consistent version."""
+        self._contracts_now = list(self._contracts_source())
+        self._by_provider: dict[str, list[ContractTerms]] = {}
+        for terms in self._contracts_now:
+            self._by_provider.setdefault(terms.provider, []).append(terms)
+        self._fx_now = self._fx_source()
+        self._trees_now: dict[str, PartnerTree] = {}
+        self._periods: dict[tuple[str, int], Period] = {}
+
+    def _contracts(self) -> list[ContractTerms]:
+        return self._contracts_now
+
+    def _fx(self) -> FxTable:
+        return self._fx_now
+
+    def _trees(self, operator: str) -> PartnerTree:
+        tree = self._trees_now.get(operator)
+        if tree is None:
+            tree = self._trees_now[operator] = self._trees_source(operator)
+        return tree
+
+    def _period(self, terms: ContractTerms, when: datetime) -> Period:
+        # Consecutive events mostly fall in the same period: reuse the last one found.
+        key = (terms.contract_id, terms.version)
+        last = self._periods.get(key)
+        if last is None or not last.contains(when):
+            last = self._periods[key] = period_of(when, terms.period, terms.timezone)
+        return last
 
     # -- placing an event -----------------------------------------------------------------
     def _terms(self, contract_id: str, version: int) -> ContractTerms:
@@ -248,8 +279,13 @@ class SettlementBook:
         return replace(bucket, period=open_period.label), bucket.period
 
     def _effect(self, event: SettlementEvent) -> Effect:
-        terms = in_force(self._contracts(), event.provider, event.operator, event.occurred_at)
-        period = period_of(event.occurred_at, terms.period, terms.timezone)
+        terms = in_force(
+            self._by_provider.get(event.provider, ()),
+            event.provider,
+            event.operator,
+            event.occurred_at,
+        )
+        period = self._period(terms, event.occurred_at)
         bucket = Bucket(
             terms.contract_id,
             terms.version,
@@ -309,6 +345,7 @@ class SettlementBook:
         ``originals`` are stored effects of events the batch's rollbacks name, and
         ``orphans`` stored early rollbacks (original key -> rollback key) for its events.
         """
+        self._snapshot()
         out = BatchOutcome()
         known: dict[str, Effect] = dict(originals)
         waiting: dict[str, str] = dict(orphans)
@@ -397,6 +434,7 @@ class SettlementBook:
         Periods close in order and only after they end; events that arrive for a closed
         period are booked into the first open one, so a closed period never changes.
         """
+        self._snapshot()
         versions = sorted(
             (t for t in self._contracts() if t.contract_id == contract_id),
             key=lambda t: (t.effective_from, t.version),
