@@ -167,3 +167,22 @@ def test_a_contract_version_changed_mid_month_earns_each_part_at_its_rate() -> N
     ]
     assert statement.fee.fee == 1_000 + 2_000
     assert worker.net(FEE) == 3_000
+
+
+def test_a_bonus_win_is_a_bonus_cost_deducted_once_for_ngr() -> None:
+    from tally.settlement.contracts import Basis, Deduction
+
+    ngr = contract(basis=Basis.NGR, deductions=frozenset({Deduction.BONUSES}))
+    worker = TestWorker([ngr])
+    worker.feed(
+        [
+            ev("b1", EventKind.BET, 10_000, MAR),
+            ev("w1", EventKind.WIN, 6_000, MAR),
+            ev("fs", EventKind.BONUS_WIN, 1_000, MAR),
+        ],
+        MAR,
+    )
+    doc = worker.close("acme-std", "op1", "2026-03", APR).to_dict()
+    # GGR = 100.00 - 60.00 = 40.00; NGR = 40.00 - 10.00 bonus = 30.00; fee 10% = 3.00
+    assert (doc["totals"]["ggr"], doc["totals"]["bonuses"]) == ("40.00", "10.00")
+    assert (doc["totals"]["basis"], doc["totals"]["fee"]) == ("30.00", "3.00")

@@ -144,7 +144,8 @@ def delta_of(kind: EventKind, amount: int) -> Totals:
     if kind is EventKind.WIN or kind is EventKind.JACKPOT_WIN:
         return Totals(wins=amount)
     if kind is EventKind.BONUS_WIN:
-        return Totals(wins=amount, bonuses=amount)
+        # Paid from bonus funds: a bonus cost (deducted for NGR), not a cash win in GGR.
+        return Totals(bonuses=amount)
     if kind is EventKind.ADJUSTMENT:
         # In the house's favour it counts like a stake, against it like a win.
         return Totals(turnover=amount) if amount >= 0 else Totals(wins=-amount)
