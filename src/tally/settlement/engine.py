@@ -598,17 +598,23 @@ def group_totals(
 ) -> dict[str, Totals]:
     """One contract period's totals per game type, in the settlement currency.
 
-    Buckets kept in another currency (period-end FX policy) are converted at the rate in
-    force at the period's end, each figure rounded once by the contract's rounding.
+    Under the period-end FX policy each game type's totals are summed per currency first,
+    then converted at the rate in force at the period's end, each figure rounded once.
     """
-    end = period_from_label(period_label, terms.period, terms.timezone).end
     target = terms.settlement_currency
+    sums: dict[tuple[str, str], Totals] = {}
+    for bucket, totals in buckets.items():
+        key = (bucket.game_type, bucket.currency)
+        sums[key] = sums.get(key, Totals()) + totals
+    end: datetime | None = None
     by_game_type: dict[str, Totals] = {}
-    for bucket, totals in sorted(buckets.items()):
-        if bucket.currency != target:
+    for (game_type, currency), totals in sorted(sums.items()):
+        if currency != target:
+            if end is None:
+                end = period_from_label(period_label, terms.period, terms.timezone).end
 
-            def conv(amount: int, source: str = bucket.currency) -> int:
-                return fx.convert(amount, source, target, end, terms.rounding)
+            def conv(amount: int, source: str = currency, at: datetime = end) -> int:
+                return fx.convert(amount, source, target, at, terms.rounding)
 
             totals = Totals(
                 conv(totals.turnover),
@@ -616,7 +622,7 @@ def group_totals(
                 conv(totals.bonuses),
                 conv(totals.jackpot_contributions),
             )
-        by_game_type[bucket.game_type] = by_game_type.get(bucket.game_type, Totals()) + totals
+        by_game_type[game_type] = by_game_type.get(game_type, Totals()) + totals
     return by_game_type
 
 
