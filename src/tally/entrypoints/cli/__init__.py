@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tally.entrypoints.cli import bench, demo, ledger, settlement
+from tally.entrypoints.cli import bench, demo, ledger, settlement, simulate
 
 app = typer.Typer(
     name="tally",
@@ -19,6 +19,7 @@ app.add_typer(settlement.fx_app, name="fx")
 app.add_typer(settlement.partners_app, name="partners")
 app.add_typer(settlement.settlement_app, name="settlement")
 app.command("demo")(demo.demo)
+app.command("simulate")(simulate.simulate)
 
 
 def main() -> None:
