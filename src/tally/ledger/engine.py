@@ -45,6 +45,8 @@ class LedgerState:
     accounts: dict[str, Account] = field(default_factory=dict)
     balances: dict[str, Balance] = field(default_factory=dict)
     transfers: dict[str, Transfer] = field(default_factory=dict)
+    # Optional: the accounts' flags as plain ints, when the store has them at hand.
+    rules: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -88,12 +90,25 @@ def referenced_account_ids(
     return ids
 
 
+# Balance rules as plain ints: IntFlag arithmetic is slow on the hot path.
+_DEBITS_RULE = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
+_CREDITS_RULE = int(AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS)
+
+
+def _rule(rules: dict[str, int], accounts: Mapping[str, Account], account_id: str) -> int:
+    found = rules.get(account_id)
+    if found is None:
+        found = rules[account_id] = int(accounts[account_id].flags)
+    return found
+
+
 class _Batch:
     """Working copy of the state while one batch is decided."""
 
     __slots__ = (
         "_chain_start",
         "_in_chain",
+        "_rules",
         "_saved_balances",
         "_saved_resolved",
         "changes",
@@ -107,6 +122,7 @@ class _Batch:
         self.now = now
         self.limits = limits
         self.changes = ChangeSet()
+        self._rules: dict[str, int] = state.rules
         self._saved_balances: dict[str, Balance] = {}
         self._saved_resolved: dict[str, Transfer] = {}
         self._chain_start = 0
@@ -175,16 +191,17 @@ class _Batch:
             return R.OVERFLOWS_DEBITS
         if cr_pending > INT64_MAX or cr_posted > INT64_MAX or cr_pending + cr_posted > INT64_MAX:
             return R.OVERFLOWS_CREDITS
+        rules = self._rules
         if (
-            accounts[debit_id].flags & AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
+            (pending_delta > 0 or posted_delta > 0)
             and dr_pending + dr_posted > dr.credits_posted
-            and (pending_delta > 0 or posted_delta > 0)
+            and _rule(rules, accounts, debit_id) & _DEBITS_RULE
         ):
             return R.EXCEEDS_CREDITS
         if (
-            accounts[credit_id].flags & AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS
+            (pending_delta > 0 or posted_delta > 0)
             and cr_pending + cr_posted > cr.debits_posted
-            and (pending_delta > 0 or posted_delta > 0)
+            and _rule(rules, accounts, credit_id) & _CREDITS_RULE
         ):
             return R.EXCEEDS_DEBITS
         dr = self._writable_balance(debit_id)

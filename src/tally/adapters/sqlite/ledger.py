@@ -99,7 +99,7 @@ _LOAD_ACCOUNTS = (
     f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts WHERE id IN (SELECT value FROM json_each(?))"
 )
 _LOAD_BALANCES = (
-    "SELECT id, debits_pending, debits_posted, credits_pending, credits_posted "
+    "SELECT id, flags, debits_pending, debits_posted, credits_pending, credits_posted "
     "FROM accounts WHERE id IN (SELECT value FROM json_each(?))"
 )
 _INSERT_TRANSFER = (
@@ -142,6 +142,11 @@ class SqliteLedgerStore:
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._accounts: OrderedDict[str, Account] = OrderedDict()
+        # Balances as last committed by this writer. Valid while no other connection has
+        # written the file (PRAGMA data_version tells) and no transaction of ours failed.
+        self._balances: dict[str, Balance] = {}
+        self._rules: dict[str, int] = {}
+        self._data_version = -1
         with self._write_lock:
             migrate(self._write)
 
@@ -170,9 +175,15 @@ class SqliteLedgerStore:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
                 raise RetryableError(f"ledger database is busy: {exc}") from exc
+            (version,) = conn.execute("PRAGMA data_version").fetchone()
+            if version != self._data_version:
+                # Another connection committed to the file: what we cached may be stale.
+                self._balances.clear()
+                self._data_version = version
             try:
                 yield conn
             except BaseException:
+                self._balances.clear()  # the engine may have changed them in place
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
@@ -237,9 +248,17 @@ class SqliteLedgerStore:
         self._load_accounts(conn, account_ids, state)
         results, changes = engine.apply_batch(submissions, state, now, self.limits, due=due)
         if changes.created:
+            # A batch shares one recorded_at (and mostly one occurred_at): convert once.
+            micros: dict[datetime, int] = {}
+
+            def time_in(when: datetime) -> int:
+                found = micros.get(when)
+                if found is None:
+                    found = micros[when] = to_micros(when)
+                return found
+
             conn.executemany(
-                _INSERT_TRANSFER,
-                [rows.transfer_row(t, to_micros) for t in changes.created],
+                _INSERT_TRANSFER, [rows.transfer_row(t, time_in) for t in changes.created]
             )
         if changes.resolved:
             conn.executemany(
@@ -280,14 +299,29 @@ class SqliteLedgerStore:
                 cache.popitem(last=False)
         accounts = state.accounts
         balances = state.balances
-        for aid, dpend, dpost, cpend, cpost in conn.execute(
-            _LOAD_BALANCES, (json.dumps(list(account_ids)),)
-        ):
+        rules = state.rules
+        cached = self._balances
+        cached_rules = self._rules
+        cold = [a for a in account_ids if a not in cached]
+        if cold:
+            for aid, flags, dpend, dpost, cpend, cpost in conn.execute(
+                _LOAD_BALANCES, (json.dumps(cold),)
+            ):
+                cached[aid] = Balance(dpend, dpost, cpend, cpost)
+                cached_rules[aid] = flags
+            while len(cached) > ACCOUNT_CACHE_MAX:
+                del cached[next(iter(cached))]
+        for aid in account_ids:
+            balance = cached.get(aid)
+            if balance is None:
+                continue  # no such account
             # A batch naming more accounts than the cache holds may have evicted some.
             known = cache.get(aid) or self.get_account(aid)
             assert known is not None
             accounts[aid] = known
-            balances[aid] = Balance(dpend, dpost, cpend, cpost)
+            rules[aid] = cached_rules[aid]
+            # The engine updates these objects in place; on failure the cache is dropped.
+            balances[aid] = balance
 
     # -- reads --------------------------------------------------------------------------
     def get_account(self, account_id: str) -> Account | None:

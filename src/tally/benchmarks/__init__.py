@@ -1,0 +1,1 @@
+"""Benchmarks: figures and ratios to naive and raw references, never timed tests."""
