@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from conftest import PG_DSN
 from tally.audit.chain import AuditEntry, Sealer, verify
 from tally.auth.model import ApiKey, OwnerRef, Session, SessionStage, User
 from tally.auth.policy import Role
 from tally.auth.ports import AuthChanges, UsernameTaken
 from tally.ledger.model import OwnerKind
 
+PG_DSN = os.environ.get("TALLY_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 T0 = datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
 SEALER = Sealer(b"a" * 32)
 

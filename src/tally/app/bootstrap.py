@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from tally.app.keys import Keys, load_keys
+from tally.app.metrics import Metrics
 from tally.app.settings import Settings
+from tally.audit.chain import Sealer
+from tally.audit.ports import AuditStore
+from tally.audit.service import AuditService
+from tally.auth.ports import AuthStore
+from tally.auth.scope import DirectScope, ScopeResolver
+from tally.auth.service import AuthService
 from tally.kernel.clock import Clock, SystemClock
 from tally.ledger.ports import LedgerStore
 from tally.ledger.service import LedgerService
+from tally.security.passwords import PasswordHasher
+from tally.security.pseudonym import Pseudonymiser
+from tally.security.secretbox import SecretBox
+from tally.security.signing import Signer
 
 
 def build_ledger_store(settings: Settings) -> LedgerStore:
@@ -50,8 +64,76 @@ class App:
         self.close()
 
 
-def build_app(settings: Settings, clock: Clock | None = None) -> App:
+def build_app(
+    settings: Settings,
+    clock: Clock | None = None,
+    *,
+    on_commit: Callable[[int, float], None] | None = None,
+) -> App:
     clock = clock or SystemClock()
     store = build_ledger_store(settings)
-    ledger = LedgerService(store, clock, settings.ledger_limits)
+    ledger = LedgerService(store, clock, settings.ledger_limits, on_commit=on_commit)
     return App(settings=settings, clock=clock, ledger_store=store, ledger=ledger)
+
+
+# -- back office: users, API keys, audit trail, exports ----------------------------------
+
+
+class BackofficeStore(AuthStore, AuditStore, Protocol):
+    def ping(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def build_backoffice_store(settings: Settings, sealer: Sealer) -> BackofficeStore:
+    if settings.mode == "scaled":
+        from tally.adapters.postgres.backoffice import PostgresBackofficeStore
+
+        return PostgresBackofficeStore(settings.pg_dsn, sealer)
+    from tally.adapters.sqlite.backoffice import SqliteBackofficeStore
+
+    settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteBackofficeStore(settings.sqlite_path, sealer)
+
+
+@dataclass
+class Backoffice:
+    """The staff-facing side of a running process: who may do what, and the audit trail."""
+
+    store: BackofficeStore
+    auth: AuthService
+    audit: AuditService
+    scope: ScopeResolver
+    pseudonymiser: Pseudonymiser
+    signer: Signer
+    secret_box: SecretBox
+    metrics: Metrics
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def build_backoffice(
+    app: App,
+    *,
+    metrics: Metrics | None = None,
+    hasher: PasswordHasher | None = None,
+    store: BackofficeStore | None = None,
+    keys: Keys | None = None,
+) -> Backoffice:
+    settings = app.settings
+    keys = keys or load_keys(settings)
+    sealer = Sealer(keys.audit)
+    store = store or build_backoffice_store(settings, sealer)
+    box = SecretBox(keys.secret)
+    auth = AuthService(store, app.clock, hasher or PasswordHasher(), box, settings.auth_limits)
+    return Backoffice(
+        store=store,
+        auth=auth,
+        audit=AuditService(store, sealer),
+        scope=DirectScope(),
+        pseudonymiser=Pseudonymiser(keys.pseudonym),
+        signer=Signer(keys.signing_pem),
+        secret_box=box,
+        metrics=metrics or Metrics(),
+    )

@@ -1,0 +1,436 @@
+"""The FastAPI application factory: routes over the App and Backoffice from bootstrap."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tally.app.bootstrap import App, Backoffice
+from tally.auth.model import OwnerRef, Principal
+from tally.auth.policy import Permission
+from tally.auth.scope import may_see_account, may_see_owner
+from tally.auth.service import AuthError
+from tally.entrypoints.api import schemas as s
+from tally.entrypoints.api.deps import (
+    Ctx,
+    auth_failure,
+    ctx,
+    parse_scope,
+    require,
+    require_full_user,
+    require_user,
+    source,
+)
+from tally.entrypoints.api.errors import (
+    ERROR_RESPONSES,
+    ApiError,
+    ErrorBody,
+    install_error_handlers,
+)
+from tally.ledger.model import Account, OwnerKind
+
+P = Permission
+CtxDep = Annotated[Ctx, Depends(ctx)]
+Cursor = Annotated[
+    str | None,
+    Query(pattern=r"^[0-9]{1,18}$", description="next_cursor of the previous page"),
+]
+Limit = Annotated[int, Query(ge=1, le=500)]
+Id = Annotated[str, Path(min_length=1, max_length=128)]
+LOCKED: dict[int | str, dict[str, Any]] = {
+    423: {"model": ErrorBody, "description": "Locked after repeated failed logins"}
+}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorBody, "description": "Conflicts with the current state"}
+}
+
+
+class MetricsMiddleware:
+    """Counts and times every request by its route template (not its raw path)."""
+
+    def __init__(self, app: ASGIApp, api: FastAPI) -> None:
+        self.app = app
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            c: Ctx = self.api.state.ctx
+            c.bo.metrics.observe_request(
+                template, scope["method"], status, time.perf_counter() - started
+            )
+
+
+# -- health, readiness, metrics ------------------------------------------------------------
+ops = APIRouter(tags=["operations"])
+
+
+@ops.get("/health", response_model=s.StatusOut)
+def health() -> s.StatusOut:
+    """The process is up (no dependencies checked)."""
+    return s.StatusOut(status="ok")
+
+
+@ops.get(
+    "/ready",
+    response_model=s.StatusOut,
+    responses={503: {"model": ErrorBody, "description": "A store is not reachable"}},
+)
+def ready(c: CtxDep) -> Any:
+    """The ledger and back-office stores answer."""
+    try:
+        c.app.ledger.account("__readiness_probe__")
+        c.bo.store.ping()
+    except Exception:  # noqa: BLE001 - any failure means not ready
+        return JSONResponse(
+            {"error": {"code": "not_ready", "message": "a store is not reachable"}}, 503
+        )
+    return s.StatusOut(status="ready")
+
+
+@ops.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **ERROR_RESPONSES},
+)
+def metrics(c: CtxDep, _: Annotated[Principal, Depends(require(P.METRICS_READ))]) -> Response:
+    """Prometheus metrics: requests and latency by route, ledger commit latency."""
+    return Response(c.bo.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+# -- authentication -----------------------------------------------------------------------
+auth = APIRouter(prefix="/v1/auth", tags=["authentication"], responses=ERROR_RESPONSES)
+
+
+@auth.post("/login", response_model=s.TokenOut, responses=LOCKED)
+def login(body: s.LoginIn, request: Request, c: CtxDep) -> s.TokenOut:
+    """Password (and TOTP code for MFA accounts) for a session token."""
+    try:
+        result = c.bo.auth.login(
+            body.username, body.password, body.totp_code, source=source(request)
+        )
+    except AuthError as exc:
+        raise auth_failure(exc) from None
+    return s.TokenOut(
+        token=result.token, expires_at=result.session.expires_at, stage=result.session.stage.value
+    )
+
+
+@auth.post("/logout", status_code=204, response_class=Response, responses=ERROR_RESPONSES)
+def logout(request: Request, c: CtxDep, p: Annotated[Principal, Depends(require_user)]) -> Response:
+    try:
+        c.bo.auth.logout(p, source=source(request))
+    except AuthError as exc:
+        raise auth_failure(exc) from None
+    return Response(status_code=204)
+
+
+@auth.get("/me", response_model=s.MeOut)
+def me(p: Annotated[Principal, Depends(require_user)]) -> s.MeOut:
+    return s.MeOut.of(p)
+
+
+@auth.post("/password", status_code=204, response_class=Response, responses=LOCKED)
+def change_password(
+    body: s.PasswordIn,
+    request: Request,
+    c: CtxDep,
+    p: Annotated[Principal, Depends(require_full_user)],
+) -> Response:
+    try:
+        c.bo.auth.change_password(
+            p, body.current_password, body.new_password, source=source(request)
+        )
+    except AuthError as exc:
+        raise auth_failure(exc) from None
+    return Response(status_code=204)
+
+
+@auth.post("/mfa/enrolment", response_model=s.EnrolmentOut, responses=CONFLICT)
+def begin_enrolment(
+    request: Request, c: CtxDep, p: Annotated[Principal, Depends(require_user)]
+) -> s.EnrolmentOut:
+    """A new TOTP secret for the caller; MFA turns on once a code confirms it."""
+    try:
+        found = c.bo.auth.begin_enrolment(p, source=source(request))
+    except AuthError as exc:
+        raise auth_failure(exc) from None
+    return s.EnrolmentOut(secret=found.secret, otpauth_uri=found.uri)
+
+
+@auth.post("/mfa/confirmation", response_model=s.TokenOut, responses=CONFLICT)
+def confirm_enrolment(
+    body: s.CodeIn, request: Request, c: CtxDep, p: Annotated[Principal, Depends(require_user)]
+) -> s.TokenOut:
+    """Confirm the TOTP secret with a code; returns a full session in place of this one."""
+    try:
+        token = c.bo.auth.confirm_enrolment(p, body.code, source=source(request))
+    except AuthError as exc:
+        raise auth_failure(exc) from None
+    found = c.bo.auth.authenticate(token)
+    assert found is not None
+    session = c.bo.store.get_session(found.session_hash)
+    assert session is not None
+    return s.TokenOut(token=token, expires_at=session.expires_at, stage=session.stage.value)
+
+
+# -- ledger -------------------------------------------------------------------------------
+ledger = APIRouter(prefix="/v1", tags=["ledger"], responses=ERROR_RESPONSES)
+LedgerReader = Annotated[Principal, Depends(require(P.LEDGER_READ))]
+
+
+def _visible_account(c: Ctx, p: Principal, account_id: str) -> Account:
+    """The account, if it exists and the caller may see it; else 404 either way (no leaks)."""
+    account = c.app.ledger.account(account_id)
+    if account is None or not may_see_account(c.bo.scope.visible_owners(p), account):
+        raise ApiError(404, "account_not_found", f"no account {account_id!r}")
+    return account
+
+
+@ledger.get("/accounts/{account_id}", response_model=s.AccountOut)
+def get_account(account_id: Id, c: CtxDep, p: LedgerReader) -> s.AccountOut:
+    return s.AccountOut.of(_visible_account(c, p, account_id))
+
+
+@ledger.get("/accounts/{account_id}/balance", response_model=s.BalanceOut)
+def get_balance(
+    account_id: Id,
+    c: CtxDep,
+    p: LedgerReader,
+    at: Annotated[
+        AwareDatetime | None, Query(description="ISO 8601 instant with offset; omit for now")
+    ] = None,
+) -> s.BalanceOut:
+    """The balance now, or as it stood at an instant."""
+    account = _visible_account(c, p, account_id)
+    found = c.app.ledger.balance(account_id, at)
+    if found is None:
+        raise ApiError(404, "account_not_found", f"no account {account_id!r}")
+    return s.BalanceOut.of(account, found, at)
+
+
+@ledger.get("/accounts/{account_id}/transfers", response_model=s.PageOut[s.TransferOut])
+def account_transfers(
+    account_id: Id, c: CtxDep, p: LedgerReader, cursor: Cursor = None, limit: Limit = 100
+) -> s.PageOut[s.TransferOut]:
+    """The account's transfers, oldest first, a page at a time."""
+    _visible_account(c, p, account_id)
+    page = c.app.ledger.account_transfers(account_id, cursor=cursor, limit=limit)
+    return s.PageOut(items=[s.TransferOut.of(t) for t in page.items], next_cursor=page.next_cursor)
+
+
+@ledger.get("/owners/{owner_kind}/{owner_id}/balances", response_model=list[s.OwnerBalanceOut])
+def owner_balances(
+    owner_kind: OwnerKind,
+    owner_id: Id,
+    c: CtxDep,
+    p: LedgerReader,
+    currency: Annotated[str | None, Query(pattern=r"^[A-Z]{3,5}$")] = None,
+) -> list[s.OwnerBalanceOut]:
+    """Every account an owner holds, with its balance now."""
+    if not may_see_owner(c.bo.scope.visible_owners(p), OwnerRef(owner_kind, owner_id)):
+        raise ApiError(404, "owner_not_found", f"no owner {owner_kind.value}:{owner_id}")
+    return [
+        s.OwnerBalanceOut(account=s.AccountOut.of(a), balance=s.BalanceOut.of(a, b, None))
+        for a, b in c.app.ledger.balances_by_owner(owner_kind, owner_id, currency)
+    ]
+
+
+@ledger.get("/transfers/{transfer_id}", response_model=s.TransferOut)
+def get_transfer(transfer_id: Id, c: CtxDep, p: LedgerReader) -> s.TransferOut:
+    found = c.app.ledger.get_transfer(transfer_id)
+    visible = c.bo.scope.visible_owners(p)
+    if found is not None and visible is not None:
+        sides = [c.app.ledger.account(found.debit_account_id)]
+        sides.append(c.app.ledger.account(found.credit_account_id))
+        if not any(a is not None and may_see_account(visible, a) for a in sides):
+            found = None
+    if found is None:
+        raise ApiError(404, "transfer_not_found", f"no transfer {transfer_id!r}")
+    return s.TransferOut.of(found)
+
+
+@ledger.get("/quarantine/ledger-rejections", response_model=s.PageOut[s.RejectionOut])
+def ledger_rejections(
+    c: CtxDep,
+    _: Annotated[Principal, Depends(require(P.QUARANTINE_READ))],
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> s.PageOut[s.RejectionOut]:
+    """Transfer requests the ledger refused, kept with their reason."""
+    page = c.app.ledger.rejections(cursor=cursor, limit=limit)
+    return s.PageOut(items=[s.RejectionOut.of(r) for r in page.items], next_cursor=page.next_cursor)
+
+
+# -- users, API keys, audit -----------------------------------------------------------------
+admin = APIRouter(prefix="/v1", tags=["administration"], responses=ERROR_RESPONSES)
+UsersReader = Annotated[Principal, Depends(require(P.USERS_READ))]
+UsersWriter = Annotated[Principal, Depends(require(P.USERS_WRITE))]
+KeysReader = Annotated[Principal, Depends(require(P.API_KEYS_READ))]
+KeysWriter = Annotated[Principal, Depends(require(P.API_KEYS_WRITE))]
+AuditReader = Annotated[Principal, Depends(require(P.AUDIT_READ))]
+
+
+@admin.get("/users", response_model=s.PageOut[s.UserOut])
+def list_users(
+    c: CtxDep, _: UsersReader, cursor: Cursor = None, limit: Limit = 100
+) -> s.PageOut[s.UserOut]:
+    page = c.bo.auth.list_users(cursor=cursor, limit=limit)
+    return s.PageOut(items=[s.UserOut.of(u) for u in page.items], next_cursor=page.next_cursor)
+
+
+@admin.post("/users", response_model=s.UserOut, status_code=201, responses=CONFLICT)
+def create_user(body: s.UserCreateIn, request: Request, c: CtxDep, p: UsersWriter) -> s.UserOut:
+    try:
+        user = c.bo.auth.create_user(
+            p.actor,
+            body.username,
+            body.password,
+            frozenset(body.roles),
+            scope=parse_scope(body.scope),
+            source=source(request),
+        )
+    except AuthError as exc:
+        raise auth_failure(exc) from None
+    return s.UserOut.of(user)
+
+
+@admin.get("/users/{user_id}", response_model=s.UserOut)
+def get_user(user_id: Id, c: CtxDep, _: UsersReader) -> s.UserOut:
+    found = c.bo.auth.get_user(user_id)
+    if found is None:
+        raise ApiError(404, "user_not_found", f"no user {user_id!r}")
+    return s.UserOut.of(found)
+
+
+def _user_action(call: Any) -> s.UserOut:
+    try:
+        return s.UserOut.of(call())
+    except AuthError as exc:
+        raise auth_failure(exc) from None
+
+
+@admin.patch("/users/{user_id}", response_model=s.UserOut)
+def update_user(
+    user_id: Id, body: s.UserPatchIn, request: Request, c: CtxDep, p: UsersWriter
+) -> s.UserOut:
+    """Change roles, partner scope or the disabled flag (audited with before and after)."""
+    scope = parse_scope(body.scope) if body.scope is not None else None
+    return _user_action(
+        lambda: c.bo.auth.update_user(
+            p.actor,
+            user_id,
+            roles=frozenset(body.roles) if body.roles is not None else None,
+            scope=scope,
+            disabled=body.disabled,
+            source=source(request),
+        )
+    )
+
+
+@admin.post("/users/{user_id}/mfa-reset", response_model=s.UserOut)
+def reset_mfa(user_id: Id, request: Request, c: CtxDep, p: UsersWriter) -> s.UserOut:
+    """Forget the user's TOTP secret and end their sessions; they enrol again at next login."""
+    return _user_action(lambda: c.bo.auth.reset_mfa(p.actor, user_id, source=source(request)))
+
+
+@admin.post("/users/{user_id}/unlock", response_model=s.UserOut)
+def unlock_user(user_id: Id, request: Request, c: CtxDep, p: UsersWriter) -> s.UserOut:
+    return _user_action(lambda: c.bo.auth.unlock_user(p.actor, user_id, source=source(request)))
+
+
+@admin.get("/api-keys", response_model=s.PageOut[s.ApiKeyOut])
+def list_api_keys(
+    c: CtxDep, _: KeysReader, cursor: Cursor = None, limit: Limit = 100
+) -> s.PageOut[s.ApiKeyOut]:
+    page = c.bo.auth.list_api_keys(cursor=cursor, limit=limit)
+    return s.PageOut(items=[s.ApiKeyOut.of(k) for k in page.items], next_cursor=page.next_cursor)
+
+
+@admin.post("/api-keys", response_model=s.ApiKeyCreatedOut, status_code=201)
+def create_api_key(
+    body: s.ApiKeyCreateIn, request: Request, c: CtxDep, p: KeysWriter
+) -> s.ApiKeyCreatedOut:
+    try:
+        key, token = c.bo.auth.create_api_key(
+            p.actor,
+            body.name,
+            frozenset(body.roles),
+            scope=parse_scope(body.scope),
+            expires_at=body.expires_at,
+            source=source(request),
+        )
+    except AuthError as exc:
+        raise auth_failure(exc) from None
+    return s.ApiKeyCreatedOut(key=s.ApiKeyOut.of(key), token=token)
+
+
+@admin.delete("/api-keys/{key_id}", response_model=s.ApiKeyOut)
+def revoke_api_key(key_id: Id, request: Request, c: CtxDep, p: KeysWriter) -> s.ApiKeyOut:
+    """Revoke a key: it stops working at once; the record stays."""
+    try:
+        return s.ApiKeyOut.of(c.bo.auth.revoke_api_key(p.actor, key_id, source=source(request)))
+    except AuthError as exc:
+        raise auth_failure(exc) from None
+
+
+@admin.get("/audit-records", response_model=s.PageOut[s.AuditRecordOut])
+def audit_records(
+    c: CtxDep,
+    _: AuditReader,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+    actor: Annotated[str | None, Query(max_length=200)] = None,
+    action: Annotated[str | None, Query(max_length=100)] = None,
+) -> s.PageOut[s.AuditRecordOut]:
+    page = c.bo.audit.page(cursor=cursor, limit=limit, actor=actor, action=action)
+    return s.PageOut(
+        items=[s.AuditRecordOut.of(r) for r in page.items], next_cursor=page.next_cursor
+    )
+
+
+@admin.get("/audit-records/verification", response_model=s.AuditVerifyOut)
+def verify_audit(c: CtxDep, _: AuditReader) -> s.AuditVerifyOut:
+    """Walk the whole chain and report any edited, deleted, inserted or reordered record."""
+    checked, problems = c.bo.audit.verify()
+    return s.AuditVerifyOut(
+        checked=checked, intact=not problems, problems=[s.ProblemOut.of(p) for p in problems]
+    )
+
+
+def create_api(app: App, backoffice: Backoffice) -> FastAPI:
+    api = FastAPI(
+        title="Tally back-office API",
+        version="1",
+        description=(
+            "Accounts, balances, transfers, the ledger's quarantine, users, API keys and the "
+            "audit trail. Amounts are decimal strings; times are ISO 8601 UTC; lists page "
+            'with cursors; errors are {"error": {"code", "message"}}.'
+        ),
+    )
+    api.state.ctx = Ctx(app, backoffice)
+    install_error_handlers(api)
+    for router in (ops, auth, ledger, admin):
+        api.include_router(router)
+    api.add_middleware(MetricsMiddleware, api=api)
+    return api

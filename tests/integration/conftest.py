@@ -1,0 +1,66 @@
+"""A running back-office API over an embedded (SQLite) Tally, with one user per role."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from apiworld import (
+    CHEAP_HASHER,
+    PARTNER_A,
+    PARTNER_B,
+    PASSWORD,
+    STAFF,
+    World,
+    enrol,
+    fixed_keys,
+    seed_ledger,
+)
+from fastapi.testclient import TestClient
+
+from tally.app.bootstrap import build_app, build_backoffice
+from tally.app.metrics import Metrics
+from tally.app.settings import Settings
+from tally.auth.policy import Role
+from tally.entrypoints.api.app import create_api
+from tally.kernel.clock import FixedClock
+
+
+@pytest.fixture
+def world(tmp_path: Path, clock: FixedClock) -> Iterator[World]:
+    settings = Settings(
+        mode="embedded",
+        data_dir=tmp_path,
+        sqlite_path=tmp_path / "tally.sqlite",
+        keys_dir=tmp_path / "keys",
+    )
+    metrics = Metrics()
+    app = build_app(settings, clock, on_commit=metrics.observe_commit)
+    bo = build_backoffice(app, metrics=metrics, hasher=CHEAP_HASHER, keys=fixed_keys())
+    app.start()
+    api = create_api(app, bo)
+    with TestClient(api, client=("203.0.113.9", 5000)) as client:
+        w = World(app, bo, client, clock)
+        for role in STAFF:
+            user = bo.auth.create_user("system", role.value, PASSWORD, frozenset({role}))
+            w.user_ids[role.value] = user.id
+        for name, owner in (("partner", PARTNER_A), ("partner_b", PARTNER_B)):
+            user = bo.auth.create_user(
+                "system", name, PASSWORD, frozenset({Role.PARTNER}), scope=frozenset({owner})
+            )
+            w.user_ids[name] = user.id
+        for role in (Role.ADMIN, Role.FINANCE):
+            enrol(w, role.value)
+        for name in (*[r.value for r in STAFF], "partner", "partner_b"):
+            w.tokens[name] = w.login(name)
+        _, ops_token = bo.auth.create_api_key("system", "ops bot", frozenset({Role.OPERATIONS}))
+        _, partner_token = bo.auth.create_api_key(
+            "system", "partner a feed", frozenset({Role.PARTNER}), scope=frozenset({PARTNER_A})
+        )
+        w.tokens["key_ops"] = ops_token
+        w.tokens["key_partner"] = partner_token
+        seed_ledger(app)
+        yield w
+    app.close()
+    bo.close()
