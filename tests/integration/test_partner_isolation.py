@@ -1,0 +1,78 @@
+"""A partner never sees another partner's (or anyone else's) data, whatever it guesses."""
+
+from __future__ import annotations
+
+import pytest
+from apiworld import ACCOUNTS, World
+
+OTHER_ACCOUNTS = [a.id for a in ACCOUNTS if a.owner_id != "pa"]
+OTHER_TRANSFERS = ["t-pb-1", "t-op-1", "t-bad", "does-not-exist"]
+OTHER_OWNERS = [
+    ("partner", "pb"),
+    ("operator", "op1"),
+    ("platform", "platform"),
+    ("partner", "PA"),
+    ("partner", "pa "),
+    ("player", "pa"),
+]
+
+
+NOT_FOUND = {"account_not_found", "transfer_not_found", "owner_not_found", "invalid_request"}
+
+
+def _urls() -> list[str]:
+    urls = []
+    for account in [*OTHER_ACCOUNTS, "partner:pa:commission:EUR ", "partner:pa:missing:EUR"]:
+        urls += [
+            f"/v1/accounts/{account}",
+            f"/v1/accounts/{account}/balance",
+            f"/v1/accounts/{account}/transfers",
+        ]
+    urls += [f"/v1/transfers/{t}" for t in OTHER_TRANSFERS]
+    urls += [f"/v1/owners/{kind}/{owner}/balances" for kind, owner in OTHER_OWNERS]
+    return urls
+
+
+@pytest.mark.parametrize("caller", ["partner", "key_partner"])
+def test_a_partner_gets_not_found_for_everything_outside_its_scope(world: World, caller: str):
+    for url in _urls():
+        r = world.client.get(url, headers=world.headers(caller))
+        assert r.status_code in (404, 422), (url, r.status_code, r.text)
+        # Exactly the answer a non-existent identifier gets: an error, no data.
+        assert list(r.json()) == ["error"], (url, r.text)
+        assert r.json()["error"]["code"] in NOT_FOUND, (url, r.text)
+        assert "987.65" not in r.text and "5.00" not in r.text
+
+
+def test_partner_b_sees_its_own_and_not_partner_a(world: World):
+    h = world.headers("partner_b")
+    own = world.client.get("/v1/owners/partner/pb/balances", headers=h)
+    assert [x["balance"]["credits_posted"] for x in own.json()] == ["987.65"]
+    assert world.client.get("/v1/transfers/t-pa-1", headers=h).status_code == 404
+    assert world.client.get("/v1/owners/partner/pa/balances", headers=h).status_code == 404
+
+
+def test_a_partner_sees_its_own_transfers_and_balances(world: World):
+    h = world.headers("partner")
+    assert world.client.get("/v1/transfers/t-pa-1", headers=h).json()["amount"] == "12.34"
+    page = world.client.get("/v1/accounts/partner:pa:commission:EUR/transfers", headers=h).json()
+    assert [t["id"] for t in page["items"]] == ["t-pa-1"]
+
+
+def test_a_partner_cannot_list_the_quarantine_users_keys_or_audit(world: World):
+    for url in [
+        "/v1/quarantine/ledger-rejections",
+        "/v1/users",
+        "/v1/api-keys",
+        "/v1/audit-records",
+    ]:
+        assert world.client.get(url, headers=world.headers("partner")).status_code == 403
+
+
+def test_a_partner_cannot_widen_its_own_scope(world: World):
+    r = world.client.patch(
+        f"/v1/users/{world.user_ids['partner']}",
+        json={"scope": ["partner:pa", "partner:pb"]},
+        headers=world.headers("partner"),
+    )
+    assert r.status_code == 403
