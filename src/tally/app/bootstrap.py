@@ -15,6 +15,8 @@ from tally.audit.service import AuditService
 from tally.auth.ports import AuthStore
 from tally.auth.scope import DirectScope, ScopeResolver
 from tally.auth.service import AuthService
+from tally.exports.ports import TransferSource
+from tally.exports.service import ExportService
 from tally.kernel.clock import Clock, SystemClock
 from tally.ledger.ports import LedgerStore
 from tally.ledger.service import LedgerService
@@ -96,6 +98,16 @@ def build_backoffice_store(settings: Settings, sealer: Sealer) -> BackofficeStor
     return SqliteBackofficeStore(settings.sqlite_path, sealer)
 
 
+def build_transfer_source(settings: Settings) -> TransferSource:
+    if settings.mode == "scaled":
+        from tally.adapters.postgres.ledger_read import PostgresTransferSource
+
+        return PostgresTransferSource(settings.pg_dsn)
+    from tally.adapters.sqlite.ledger_read import SqliteTransferSource
+
+    return SqliteTransferSource(settings.sqlite_path)
+
+
 @dataclass
 class Backoffice:
     """The staff-facing side of a running process: who may do what, and the audit trail."""
@@ -108,8 +120,10 @@ class Backoffice:
     signer: Signer
     secret_box: SecretBox
     metrics: Metrics
+    exports: ExportService
 
     def close(self) -> None:
+        self.exports.source.close()
         self.store.close()
 
 
@@ -120,20 +134,27 @@ def build_backoffice(
     hasher: PasswordHasher | None = None,
     store: BackofficeStore | None = None,
     keys: Keys | None = None,
+    transfer_source: TransferSource | None = None,
 ) -> Backoffice:
     settings = app.settings
     keys = keys or load_keys(settings)
     sealer = Sealer(keys.audit)
     store = store or build_backoffice_store(settings, sealer)
     box = SecretBox(keys.secret)
+    pseudonymiser = Pseudonymiser(keys.pseudonym)
+    signer = Signer(keys.signing_pem)
+    exports = ExportService(
+        transfer_source or build_transfer_source(settings), store, pseudonymiser, signer, app.clock
+    )
     auth = AuthService(store, app.clock, hasher or PasswordHasher(), box, settings.auth_limits)
     return Backoffice(
         store=store,
         auth=auth,
         audit=AuditService(store, sealer),
         scope=DirectScope(),
-        pseudonymiser=Pseudonymiser(keys.pseudonym),
-        signer=Signer(keys.signing_pem),
+        pseudonymiser=pseudonymiser,
+        signer=signer,
         secret_box=box,
         metrics=metrics or Metrics(),
+        exports=exports,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tally.entrypoints.cli import bench, demo, ledger
+from tally.entrypoints.cli import audit, bench, demo, export, ledger, serve, users
 
 app = typer.Typer(
     name="tally",
@@ -15,6 +15,10 @@ app = typer.Typer(
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(bench.app, name="bench")
 app.command("demo")(demo.demo)
+app.add_typer(users.app, name="users")
+app.add_typer(audit.app, name="audit")
+app.add_typer(export.app, name="export")
+app.command("serve")(serve.serve)
 
 
 def main() -> None:
