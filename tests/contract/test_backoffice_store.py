@@ -156,3 +156,26 @@ def test_audit_records_page_and_filter_by_actor_and_action(store):
 def test_a_malformed_cursor_is_refused(store):
     with pytest.raises(ValueError):
         store.list_users(cursor="abc")
+
+
+def test_the_audit_table_is_append_only_and_tampering_behind_its_back_is_found(store):
+    from tally.adapters.memory.backoffice import MemoryBackofficeStore
+    from tally.audit.chain import Finding
+
+    for i in range(4):
+        store.append(entry(n=i))
+    if isinstance(store, MemoryBackofficeStore):
+        pytest.skip("no database underneath")
+    conn = store._conn
+    statement = "UPDATE audit_records SET actor = 'user:mallory' WHERE seq = 2"
+    with pytest.raises(Exception, match="append-only"), store._transaction() as cur:
+        cur.execute(statement)
+    with store._transaction() as cur:
+        if store.placeholder == "?":
+            cur.execute("DROP TRIGGER audit_records_no_update")
+        else:
+            cur.execute("DROP TRIGGER audit_records_append_only ON audit_records")
+        cur.execute(statement)
+    assert conn is store._conn
+    problems = verify(list(store.iter_audit()), SEALER, store.audit_head())
+    assert [(p.seq, p.finding) for p in problems] == [(2, Finding.EDITED)]

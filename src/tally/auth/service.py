@@ -104,7 +104,7 @@ class AuthService:
         self.box = box
         self.limits = limits or AuthLimits()
         # Verified against when the username is unknown, so timing does not tell.
-        self._dummy_hash = hasher.hash(secrets.token_urlsafe(16))
+        self._dummy_hash: str | None = None
 
     # -- helpers ------------------------------------------------------------------------
     def _entry(
@@ -250,6 +250,8 @@ class AuthService:
         now = self.clock.now()
         user = self.store.get_user_by_name(username)
         if user is None:
+            if self._dummy_hash is None:
+                self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
             self.hasher.verify(self._dummy_hash, password)
             entry = self._entry(
                 f"anonymous:{username[:64]}", "login.failed", "user:?", source, reason="unknown"
