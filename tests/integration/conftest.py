@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,25 +20,56 @@ from apiworld import (
 )
 from fastapi.testclient import TestClient
 
-from tally.app.bootstrap import build_app, build_backoffice
+from tally.app.bootstrap import App, build_app, build_backoffice
 from tally.app.metrics import Metrics
 from tally.app.settings import Settings
+from tally.audit.chain import Sealer
 from tally.auth.policy import Role
 from tally.entrypoints.api.app import create_api
 from tally.kernel.clock import FixedClock
+from tally.ledger.service import LedgerService
+
+PG_DSN = os.environ.get("TALLY_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-@pytest.fixture
-def world(tmp_path: Path, clock: FixedClock) -> Iterator[World]:
-    settings = Settings(
-        mode="embedded",
-        data_dir=tmp_path,
-        sqlite_path=tmp_path / "tally.sqlite",
-        keys_dir=tmp_path / "keys",
-    )
+def _postgres(request: pytest.FixtureRequest, clock: FixedClock, metrics: Metrics) -> App:
+    """The scaled mode's stores, each in the test's own PostgreSQL schema."""
+    from tally.adapters.postgres.ledger import PostgresLedgerStore
+
+    schema = request.getfixturevalue("pg_schema")
+    store = PostgresLedgerStore(PG_DSN, schema=schema)
+    ledger = LedgerService(store, clock, on_commit=metrics.observe_commit)
+    return App(settings=Settings(mode="scaled"), clock=clock, ledger_store=store, ledger=ledger)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def world(request: pytest.FixtureRequest, tmp_path: Path, clock: FixedClock) -> Iterator[World]:
+    """The same API tests run over the embedded (SQLite) and the scaled (PostgreSQL) stores."""
     metrics = Metrics()
-    app = build_app(settings, clock, on_commit=metrics.observe_commit)
-    bo = build_backoffice(app, metrics=metrics, hasher=CHEAP_HASHER, keys=fixed_keys())
+    keys = fixed_keys()
+    if request.param == "sqlite":
+        settings = Settings(
+            mode="embedded",
+            data_dir=tmp_path,
+            sqlite_path=tmp_path / "tally.sqlite",
+            keys_dir=tmp_path / "keys",
+        )
+        app = build_app(settings, clock, on_commit=metrics.observe_commit)
+        bo = build_backoffice(app, metrics=metrics, hasher=CHEAP_HASHER, keys=keys)
+    else:
+        from tally.adapters.postgres.backoffice import PostgresBackofficeStore
+        from tally.adapters.postgres.ledger_read import PostgresTransferSource
+
+        app = _postgres(request, clock, metrics)
+        schema = request.getfixturevalue("pg_schema")
+        bo = build_backoffice(
+            app,
+            metrics=metrics,
+            hasher=CHEAP_HASHER,
+            keys=keys,
+            store=PostgresBackofficeStore(PG_DSN, Sealer(keys.audit), schema=schema),
+            transfer_source=PostgresTransferSource(PG_DSN, schema=schema),
+        )
     app.start()
     api = create_api(app, bo)
     with TestClient(api, client=("203.0.113.9", 5000)) as client:
