@@ -94,3 +94,35 @@ def test_the_openapi_description_lists_the_resources(world: World):
     paths = world.client.get("/openapi.json").json()["paths"]
     assert "/v1/accounts/{account_id}/balance" in paths
     assert "/v1/audit-records/verification" in paths
+
+
+def test_the_last_admin_cannot_demote_itself(world: World):
+    r = world.client.patch(
+        f"/v1/users/{world.user_ids['admin']}",
+        json={"roles": ["auditor"]},
+        headers=world.headers("admin"),
+    )
+    assert (r.status_code, r.json()["error"]["code"]) == (409, "last_admin")
+
+
+def test_user_changes_are_audited_with_who_what_when_where_before_and_after(world: World):
+    target = world.user_ids["operations"]
+    r = world.client.patch(
+        f"/v1/users/{target}", json={"roles": ["auditor"]}, headers=world.headers("admin")
+    )
+    assert r.status_code == 200 and r.json()["roles"] == ["auditor"]
+    page = world.client.get(
+        "/v1/audit-records",
+        params={"action": "user.updated"},
+        headers=world.headers("auditor"),
+    ).json()
+    record = page["items"][-1]
+    assert record["actor"] == f"user:{world.user_ids['admin']}"
+    assert record["target"] == f"user:{target}"
+    assert record["source"] == "203.0.113.9"
+    assert record["before"]["roles"] == ["operations"] and record["after"]["roles"] == ["auditor"]
+    assert record["at"].endswith("Z") and len(record["prev_hash"]) == 64
+    verification = world.client.get(
+        "/v1/audit-records/verification", headers=world.headers("auditor")
+    ).json()
+    assert verification["intact"] is True and verification["checked"] > 10

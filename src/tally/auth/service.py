@@ -202,6 +202,11 @@ class AuthService:
         self._check_scope(after.roles, after.scope)
         if after == before:
             return before
+        losing_admin = self._is_active_admin(before) and not self._is_active_admin(after)
+        if losing_admin and not any(
+            self._is_active_admin(u) and u.id != user_id for u in self._all_users()
+        ):
+            raise AuthError("last_admin", "the last active admin cannot lose admin rights")
         changes = AuthChanges(users=[after])
         changes.audit.append(
             self._entry(
@@ -217,6 +222,20 @@ class AuthService:
         changes.end_sessions_of.append(user_id)
         self.store.commit(changes)
         return after
+
+    @staticmethod
+    def _is_active_admin(user: User) -> bool:
+        return Role.ADMIN in user.roles and not user.disabled
+
+    def _all_users(self) -> list[User]:
+        found: list[User] = []
+        cursor: str | None = None
+        while True:
+            page = self.store.list_users(cursor=cursor, limit=self.limits.page_max_size)
+            found.extend(page.items)
+            if page.next_cursor is None:
+                return found
+            cursor = page.next_cursor
 
     def unlock_user(self, actor: str, user_id: str, *, source: str = "") -> User:
         before = self._require_user(user_id)

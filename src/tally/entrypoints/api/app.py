@@ -330,7 +330,7 @@ def _user_action(call: Any) -> s.UserOut:
         raise auth_failure(exc) from None
 
 
-@admin.patch("/users/{user_id}", response_model=s.UserOut)
+@admin.patch("/users/{user_id}", response_model=s.UserOut, responses=CONFLICT)
 def update_user(
     user_id: Id, body: s.UserPatchIn, request: Request, c: CtxDep, p: UsersWriter
 ) -> s.UserOut:

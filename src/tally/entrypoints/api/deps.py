@@ -85,6 +85,7 @@ _STATUS = {
     "username_taken": 409,
     "mfa_already_enrolled": 409,
     "mfa_not_pending": 409,
+    "last_admin": 409,
     "not_a_session": 400,
 }
 
