@@ -126,3 +126,11 @@ def test_user_changes_are_audited_with_who_what_when_where_before_and_after(worl
         "/v1/audit-records/verification", headers=world.headers("auditor")
     ).json()
     assert verification["intact"] is True and verification["checked"] > 10
+
+
+def test_control_characters_in_identifiers_are_refused_not_crashed_on(world: World):
+    h = world.headers("admin")
+    assert world.client.get("/v1/accounts/a%00b", headers=h).status_code == 422
+    assert world.client.get("/v1/audit-records?actor=a%00b", headers=h).status_code == 422
+    r = world.client.post("/v1/auth/login", json={"username": "a\u0000b", "password": "x"})
+    assert r.status_code == 422

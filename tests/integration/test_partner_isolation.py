@@ -76,3 +76,38 @@ def test_a_partner_cannot_widen_its_own_scope(world: World):
         headers=world.headers("partner"),
     )
     assert r.status_code == 403
+
+
+def test_no_guessed_identifier_shows_a_partner_anything_outside_its_scope(world: World):
+    from urllib.parse import quote
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    known = [a.id for a in ACCOUNTS] + ["t-pa-1", "t-pb-1", "t-op-1", "t-bad", "pb", "op1"]
+    guesses = st.one_of(
+        st.sampled_from(known),
+        st.builds(lambda k, s: k + s, st.sampled_from(known), st.text(max_size=3)),
+        st.text(min_size=1, max_size=40),
+    )
+    mine = "partner:pa:commission:EUR"
+    own = {("account", mine), ("balance", mine), ("transfers", mine), ("transfer", "t-pa-1")}
+
+    @given(guess=guesses, shape=st.sampled_from(["account", "balance", "transfers", "transfer"]))
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    def probe(guess: str, shape: str) -> None:
+        quoted = quote(guess, safe="")
+        url = {
+            "account": f"/v1/accounts/{quoted}",
+            "balance": f"/v1/accounts/{quoted}/balance",
+            "transfers": f"/v1/accounts/{quoted}/transfers",
+            "transfer": f"/v1/transfers/{quoted}",
+        }[shape]
+        r = world.client.get(url, headers=world.headers("partner"))
+        if (shape, guess) in own:
+            assert r.status_code == 200
+        else:
+            assert r.status_code in (404, 422), (url, r.status_code)
+            assert "987.65" not in r.text
+
+    probe()

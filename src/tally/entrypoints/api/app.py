@@ -41,7 +41,7 @@ Cursor = Annotated[
     Query(pattern=r"^[0-9]{1,18}$", description="next_cursor of the previous page"),
 ]
 Limit = Annotated[int, Query(ge=1, le=500)]
-Id = Annotated[str, Path(min_length=1, max_length=128)]
+Id = Annotated[str, Path(min_length=1, max_length=128, pattern=s.PRINTABLE)]
 LOCKED: dict[int | str, dict[str, Any]] = {
     423: {"model": ErrorBody, "description": "Locked after repeated failed logins"}
 }
@@ -400,8 +400,8 @@ def audit_records(
     _: AuditReader,
     cursor: Cursor = None,
     limit: Limit = 100,
-    actor: Annotated[str | None, Query(max_length=200)] = None,
-    action: Annotated[str | None, Query(max_length=100)] = None,
+    actor: Annotated[str | None, Query(max_length=200, pattern=s.PRINTABLE)] = None,
+    action: Annotated[str | None, Query(max_length=100, pattern=s.PRINTABLE)] = None,
 ) -> s.PageOut[s.AuditRecordOut]:
     page = c.bo.audit.page(cursor=cursor, limit=limit, actor=actor, action=action)
     return s.PageOut(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, Field
 
@@ -16,6 +16,11 @@ from tally.ledger.codec import request_to_dict
 from tally.ledger.model import Account, Balance, Rejection, Transfer
 
 T = TypeVar("T")
+
+# Identifiers and names: no control characters (PostgreSQL text refuses NUL, and
+# nobody means a control character in a name).
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+OwnerText = Annotated[str, Field(min_length=3, max_length=200, pattern=PRINTABLE)]
 
 AMOUNT = Field(description="decimal string in major units of the currency", examples=["12.34"])
 
@@ -176,15 +181,15 @@ class UserOut(BaseModel):
 
 
 class UserCreateIn(BaseModel):
-    username: str = Field(min_length=1, max_length=64)
+    username: str = Field(min_length=1, max_length=64, pattern=PRINTABLE)
     password: str = Field(min_length=1, max_length=256)
     roles: list[Role] = Field(min_length=1, max_length=5)
-    scope: list[str] = Field(default_factory=list, max_length=100)
+    scope: list[OwnerText] = Field(default_factory=list, max_length=100)
 
 
 class UserPatchIn(BaseModel):
     roles: list[Role] | None = Field(default=None, min_length=1, max_length=5)
-    scope: list[str] | None = Field(default=None, max_length=100)
+    scope: list[OwnerText] | None = Field(default=None, max_length=100)
     disabled: bool | None = None
 
 
@@ -213,9 +218,9 @@ class ApiKeyOut(BaseModel):
 
 
 class ApiKeyCreateIn(BaseModel):
-    name: str = Field(min_length=1, max_length=128)
+    name: str = Field(min_length=1, max_length=128, pattern=PRINTABLE)
     roles: list[Role] = Field(min_length=1, max_length=5)
-    scope: list[str] = Field(default_factory=list, max_length=100)
+    scope: list[OwnerText] = Field(default_factory=list, max_length=100)
     expires_at: AwareDatetime | None = None
 
 
@@ -272,7 +277,7 @@ class AuditVerifyOut(BaseModel):
 
 
 class LoginIn(BaseModel):
-    username: str = Field(min_length=1, max_length=64)
+    username: str = Field(min_length=1, max_length=64, pattern=PRINTABLE)
     password: str = Field(min_length=1, max_length=256)
     totp_code: str | None = Field(default=None, max_length=16)
 
