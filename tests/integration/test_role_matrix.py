@@ -114,6 +114,13 @@ CALLS = [
     ),
     Call("GET", "/v1/transfers/{transfer_id}", LEDGER, url="/v1/transfers/t-pa-1"),
     Call("GET", "/v1/quarantine/ledger-rejections", STAFF_AND_OPS_KEY),
+    Call(
+        "POST",
+        "/v1/quarantine/ledger-rejections/{transfer_id}/redrive",
+        frozenset({"admin", "finance", "operations", "key_ops"}),
+        url="/v1/quarantine/ledger-rejections/t-bad/redrive",
+        body={},
+    ),
     Call("GET", "/v1/users", ADMIN_AND_AUDITOR),
     Call("POST", "/v1/users", ADMIN, body=_new_user),
     Call("GET", "/v1/users/{user_id}", ADMIN_AND_AUDITOR, url="/v1/users/{victim}"),

@@ -20,6 +20,7 @@ from tally.exports.service import ExportService
 from tally.kernel.clock import Clock, SystemClock
 from tally.ledger.ports import LedgerStore
 from tally.ledger.service import LedgerService
+from tally.quarantine.ledger import LedgerQuarantine
 from tally.security.passwords import PasswordHasher
 from tally.security.pseudonym import Pseudonymiser
 from tally.security.secretbox import SecretBox
@@ -121,6 +122,7 @@ class Backoffice:
     secret_box: SecretBox
     metrics: Metrics
     exports: ExportService
+    quarantine: LedgerQuarantine
 
     def close(self) -> None:
         self.exports.source.close()
@@ -157,4 +159,5 @@ def build_backoffice(
         secret_box=box,
         metrics=metrics or Metrics(),
         exports=exports,
+        quarantine=LedgerQuarantine(app.ledger, store, app.clock),
     )

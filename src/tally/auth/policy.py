@@ -18,6 +18,7 @@ class Role(StrEnum):
 class Permission(StrEnum):
     LEDGER_READ = "ledger.read"
     QUARANTINE_READ = "quarantine.read"
+    QUARANTINE_REDRIVE = "quarantine.redrive"
     USERS_READ = "users.read"
     USERS_WRITE = "users.write"
     API_KEYS_READ = "api_keys.read"
@@ -44,9 +45,17 @@ GRANTS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
     {
         Role.ADMIN: frozenset(Permission),
         Role.FINANCE: frozenset(
-            {P.LEDGER_READ, P.QUARANTINE_READ, P.EXPORTS_CREATE, P.METRICS_READ}
+            {
+                P.LEDGER_READ,
+                P.QUARANTINE_READ,
+                P.QUARANTINE_REDRIVE,
+                P.EXPORTS_CREATE,
+                P.METRICS_READ,
+            }
         ),
-        Role.OPERATIONS: frozenset({P.LEDGER_READ, P.QUARANTINE_READ, P.METRICS_READ}),
+        Role.OPERATIONS: frozenset(
+            {P.LEDGER_READ, P.QUARANTINE_READ, P.QUARANTINE_REDRIVE, P.METRICS_READ}
+        ),
         Role.AUDITOR: _READ_EVERYTHING,
         # Partner reads are further narrowed to its own owners by the scope resolver.
         Role.PARTNER: frozenset({P.LEDGER_READ}),

@@ -33,6 +33,7 @@ from tally.entrypoints.api.errors import (
     install_error_handlers,
 )
 from tally.ledger.model import Account, OwnerKind
+from tally.quarantine.ledger import Fix, QuarantineError
 
 P = Permission
 CtxDep = Annotated[Ctx, Depends(ctx)]
@@ -279,7 +280,34 @@ def ledger_rejections(
 ) -> s.PageOut[s.RejectionOut]:
     """Transfer requests the ledger refused, kept with their reason."""
     page = c.app.ledger.rejections(cursor=cursor, limit=limit)
-    return s.PageOut(items=[s.RejectionOut.of(r) for r in page.items], next_cursor=page.next_cursor)
+    items = [s.RejectionOut.of(r, c.bo.quarantine.resolved(r)) for r in page.items]
+    return s.PageOut(items=items, next_cursor=page.next_cursor)
+
+
+@ledger.post(
+    "/quarantine/ledger-rejections/{transfer_id}/redrive",
+    response_model=s.RedriveOut,
+    responses=CONFLICT,
+)
+def redrive_rejection(
+    transfer_id: Id,
+    body: s.RedriveIn,
+    request: Request,
+    c: CtxDep,
+    p: Annotated[Principal, Depends(require(P.QUARANTINE_REDRIVE))],
+) -> s.RedriveOut:
+    """Fix (account ids, code) and resubmit a refused transfer under its original id."""
+    fix = Fix(body.debit_account_id, body.credit_account_id, body.code)
+    try:
+        result = c.bo.quarantine.redrive(transfer_id, fix, actor=p.actor, source=source(request))
+    except QuarantineError as exc:
+        status = 404 if exc.code == "rejection_not_found" else 409
+        raise ApiError(status, exc.code, exc.message) from None
+    return s.RedriveOut(
+        result=result.code.slug,
+        ok=result.code.ok,
+        transfer=s.TransferOut.of(result.transfer) if result.transfer else None,
+    )
 
 
 # -- users, API keys, audit -----------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from tally.audit.chain import AuditRecord, Problem
 from tally.auth.model import ApiKey, Principal, User
@@ -23,6 +23,12 @@ PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 OwnerText = Annotated[str, Field(min_length=3, max_length=200, pattern=PRINTABLE)]
 
 AMOUNT = Field(description="decimal string in major units of the currency", examples=["12.34"])
+
+
+class Input(BaseModel):
+    """Request bodies refuse fields they do not know (a typo must not pass silently)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class PageOut(BaseModel, Generic[T]):
@@ -130,9 +136,10 @@ class RejectionOut(BaseModel):
     rejected_at: datetime
     amount: str | None = Field(description="the amount asked for, as a decimal string")
     request: dict[str, Any] = Field(description="the refused request as it was received")
+    resolved: bool = Field(description="the transfer has been committed since")
 
     @classmethod
-    def of(cls, r: Rejection) -> RejectionOut:
+    def of(cls, r: Rejection, resolved: bool) -> RejectionOut:
         request = request_to_dict(r.request)
         minor = request.pop("amount", None)
         currency = request.get("currency")
@@ -151,7 +158,22 @@ class RejectionOut(BaseModel):
             rejected_at=r.rejected_at,
             amount=amount,
             request=request,
+            resolved=resolved,
         )
+
+
+class RedriveIn(Input):
+    """Corrections to apply before re-driving; amounts and currency are not fixable."""
+
+    debit_account_id: str | None = Field(default=None, max_length=128, pattern=PRINTABLE)
+    credit_account_id: str | None = Field(default=None, max_length=128, pattern=PRINTABLE)
+    code: str | None = Field(default=None, max_length=64, pattern=PRINTABLE)
+
+
+class RedriveOut(BaseModel):
+    result: str = Field(description="the ledger's result code for the re-driven request")
+    ok: bool
+    transfer: TransferOut | None
 
 
 class UserOut(BaseModel):
@@ -180,14 +202,14 @@ class UserOut(BaseModel):
         )
 
 
-class UserCreateIn(BaseModel):
+class UserCreateIn(Input):
     username: str = Field(min_length=1, max_length=64, pattern=PRINTABLE)
     password: str = Field(min_length=1, max_length=256)
     roles: list[Role] = Field(min_length=1, max_length=5)
     scope: list[OwnerText] = Field(default_factory=list, max_length=100)
 
 
-class UserPatchIn(BaseModel):
+class UserPatchIn(Input):
     roles: list[Role] | None = Field(default=None, min_length=1, max_length=5)
     scope: list[OwnerText] | None = Field(default=None, max_length=100)
     disabled: bool | None = None
@@ -217,7 +239,7 @@ class ApiKeyOut(BaseModel):
         )
 
 
-class ApiKeyCreateIn(BaseModel):
+class ApiKeyCreateIn(Input):
     name: str = Field(min_length=1, max_length=128, pattern=PRINTABLE)
     roles: list[Role] = Field(min_length=1, max_length=5)
     scope: list[OwnerText] = Field(default_factory=list, max_length=100)
@@ -276,7 +298,7 @@ class AuditVerifyOut(BaseModel):
     problems: list[ProblemOut]
 
 
-class LoginIn(BaseModel):
+class LoginIn(Input):
     username: str = Field(min_length=1, max_length=64, pattern=PRINTABLE)
     password: str = Field(min_length=1, max_length=256)
     totp_code: str | None = Field(default=None, max_length=16)
@@ -309,7 +331,7 @@ class MeOut(BaseModel):
         )
 
 
-class PasswordIn(BaseModel):
+class PasswordIn(Input):
     current_password: str = Field(min_length=1, max_length=256)
     new_password: str = Field(min_length=1, max_length=256)
 
@@ -319,7 +341,7 @@ class EnrolmentOut(BaseModel):
     otpauth_uri: str
 
 
-class CodeIn(BaseModel):
+class CodeIn(Input):
     code: str = Field(min_length=1, max_length=16)
 
 
