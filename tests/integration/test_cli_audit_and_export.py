@@ -239,3 +239,15 @@ def test_exports_are_audited(env: Path):
     _export(env)
     r = tally("audit", "verify")
     assert r.exit_code == 0 and "1 records verified" in r.output
+
+
+def test_a_lost_totp_device_and_a_lock_out_are_fixed_from_the_command_line(env: Path):
+    r = tally("users", "create", "root", "--role", "admin", input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert r.exit_code == 0
+    assert tally("users", "reset-mfa", "root").exit_code == 0
+    assert tally("users", "unlock", "root").exit_code == 0
+    assert tally("users", "unlock", "ghost").exit_code == 1
+    listed = tally("users", "list")
+    assert "root" in listed.output and "admin" in listed.output
+    r = tally("audit", "verify")
+    assert r.exit_code == 0 and "3 records verified" in r.output
