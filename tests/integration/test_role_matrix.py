@@ -130,6 +130,12 @@ CALLS = [
     Call("GET", "/v1/api-keys", ADMIN_AND_AUDITOR),
     Call("POST", "/v1/api-keys", ADMIN, body=_new_key),
     Call("DELETE", "/v1/api-keys/{key_id}", ADMIN, url="/v1/api-keys/{key}"),
+    Call(
+        "POST",
+        "/v1/exports",
+        frozenset({"admin", "finance", "auditor"}),
+        body={"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"},
+    ),
     Call("GET", "/v1/audit-records", ADMIN_AND_AUDITOR),
     Call("GET", "/v1/audit-records/verification", ADMIN_AND_AUDITOR),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,6 +21,13 @@ def write_bundle(directory: Path, files: Mapping[str, bytes]) -> None:
 
 
 def read_bundle(directory: Path) -> dict[str, bytes]:
+    """A bundle from a directory, or from a .zip archive as the API hands it out."""
+    if directory.is_file():
+        with zipfile.ZipFile(directory) as archive:
+            names = archive.namelist()
+            if len(names) > BUNDLE_MAX_FILES:
+                raise ValueError(f"{directory} holds more than {BUNDLE_MAX_FILES} files")
+            return {n: archive.read(n) for n in names if "/" not in n}
     entries = sorted(p for p in directory.iterdir() if p.is_file())
     if len(entries) > BUNDLE_MAX_FILES:
         raise ValueError(f"{directory} holds more than {BUNDLE_MAX_FILES} files")

@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import json
+import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -187,6 +188,15 @@ def sign_bundle(
         SIGNATURE: base64.b64encode(sign(manifest)) + b"\n",
         PUBLIC_KEY: public_pem,
     }
+
+
+def to_zip(bundle: Mapping[str, bytes]) -> bytes:
+    """The bundle as one zip archive (in memory), as the API hands it out."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in sorted(bundle.items()):
+            archive.writestr(name, data)
+    return out.getvalue()
 
 
 def check_bundle(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from tally.audit.chain import AuditEntry, AuditRecord
 from tally.audit.ports import AuditStore
@@ -16,6 +16,8 @@ from tally.security.signing import Signer
 
 # Transfers read per round trip while exporting.
 EXPORT_READ_BATCH = 5_000
+# Longest period one export may cover (a regulator's year, with a leap day).
+EXPORT_MAX_PERIOD = timedelta(days=366)
 
 
 class ExportService:
@@ -44,6 +46,8 @@ class ExportService:
     ) -> dict[str, bytes]:
         if end <= start:
             raise ValueError("the period's end must be after its start")
+        if end - start > EXPORT_MAX_PERIOD:
+            raise ValueError("an export covers at most 366 days")
         transfers: list[Transfer] = []
         after = 0
         while True:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
@@ -32,6 +33,7 @@ from tally.entrypoints.api.errors import (
     ErrorBody,
     install_error_handlers,
 )
+from tally.exports.bundle import to_zip
 from tally.ledger.model import Account, OwnerKind
 from tally.quarantine.ledger import Fix, QuarantineError
 
@@ -443,6 +445,42 @@ def verify_audit(c: CtxDep, _: AuditReader) -> s.AuditVerifyOut:
     checked, problems = c.bo.audit.verify()
     return s.AuditVerifyOut(
         checked=checked, intact=not problems, problems=[s.ProblemOut.of(p) for p in problems]
+    )
+
+
+@admin.post(
+    "/exports",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The signed bundle as a zip archive (check it with tally export verify)",
+            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+def create_export(
+    body: s.ExportIn,
+    request: Request,
+    c: CtxDep,
+    p: Annotated[Principal, Depends(require(P.EXPORTS_CREATE))],
+) -> Response:
+    """A regulator export of a period: transfers, accounts, audit records; signed manifest."""
+    owner = parse_scope([body.owner]) if body.owner else frozenset()
+    try:
+        files = c.bo.exports.export(
+            body.start,
+            body.end,
+            owner=next(iter(owner), None),
+            actor=p.actor,
+            source=source(request),
+        )
+    except ValueError as exc:
+        raise ApiError(422, "invalid_period", str(exc)) from None
+    name = f"tally-export-{body.start.astimezone(UTC):%Y%m%dT%H%M%SZ}.zip"
+    return Response(
+        to_zip(files),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 

@@ -162,6 +162,14 @@ class RejectionOut(BaseModel):
         )
 
 
+class ExportIn(Input):
+    start: AwareDatetime = Field(description="inclusive")
+    end: AwareDatetime = Field(description="exclusive; at most 366 days after start")
+    owner: OwnerText | None = Field(
+        default=None, description="only transfers touching this owner, e.g. operator:op1"
+    )
+
+
 class RedriveIn(Input):
     """Corrections to apply before re-driving; amounts and currency are not fixable."""
 
