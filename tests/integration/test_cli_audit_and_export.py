@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -165,9 +165,9 @@ def _export(env: Path, *extra: str) -> Path:
         "export",
         "period",
         "--start",
-        "2020-01-01T00:00:00+00:00",
+        (now - timedelta(days=300)).isoformat(),
         "--end",
-        now.replace(year=now.year + 1).isoformat(),
+        (now + timedelta(days=1)).isoformat(),
         "--out",
         str(out),
         *extra,
@@ -251,3 +251,18 @@ def test_a_lost_totp_device_and_a_lock_out_are_fixed_from_the_command_line(env: 
     assert "root" in listed.output and "admin" in listed.output
     r = tally("audit", "verify")
     assert r.exit_code == 0 and "3 records verified" in r.output
+
+
+def test_an_export_of_an_impossible_period_is_refused_with_a_message(env: Path):
+    r = tally(
+        "export",
+        "period",
+        "--start",
+        "2026-02-01T00:00:00Z",
+        "--end",
+        "2026-01-01T00:00:00Z",
+        "--out",
+        str(env / "b"),
+    )
+    assert r.exit_code == 1 and "after its start" in r.output
+    assert not (env / "b").exists()

@@ -36,13 +36,19 @@ def period(
     ] = None,
 ) -> None:
     """Export transfers, accounts and audit records of a period as a signed bundle."""
-    owner_ref = OwnerRef.parse(owner) if owner else None
+    try:
+        owner_ref = OwnerRef.parse(owner) if owner else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     tally = open_app()
     bo = build_backoffice(tally)
     try:
         files = bo.exports.export(
             _instant(start), _instant(end), owner=owner_ref, actor=CLI_ACTOR, source="cli"
         )
+    except ValueError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
     finally:
         bo.close()
         tally.close()
