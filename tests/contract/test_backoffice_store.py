@@ -189,3 +189,20 @@ def test_the_audit_table_is_append_only_and_tampering_behind_its_back_is_found(s
     assert conn is store._conn
     problems = verify(list(store.iter_audit()), SEALER, store.audit_head())
     assert [(p.seq, p.finding) for p in problems] == [(2, Finding.EDITED)]
+
+
+def test_provider_secrets_are_replaced_listed_deleted_and_audited(store):
+    from tally.security.provider_secrets import SecretInfo
+
+    store.put_secret(SecretInfo("acme", "key", T0, "user:a"), b"\x01one", entry("s.set", n=1))
+    store.put_secret(SecretInfo("acme", "key", T0, "user:b"), b"\x01two", entry("s.set", n=2))
+    store.put_secret(SecretInfo("beta", "key", T0, "user:a"), b"\x01three", entry("s.set", n=3))
+    assert store.get_secret("acme", "key") == b"\x01two"
+    assert [(i.provider, i.updated_by) for i in store.secret_infos()] == [
+        ("acme", "user:b"),
+        ("beta", "user:a"),
+    ]
+    assert store.delete_secret("acme", "key", entry("s.del", n=4)) is True
+    assert store.delete_secret("acme", "key", entry("s.del", n=5)) is False
+    assert store.get_secret("acme", "key") is None
+    assert [r.entry.action for r in store.iter_audit()] == ["s.set", "s.set", "s.set", "s.del"]

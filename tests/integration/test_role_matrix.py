@@ -136,6 +136,20 @@ CALLS = [
         frozenset({"admin", "finance", "auditor"}),
         body={"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"},
     ),
+    Call("GET", "/v1/provider-secrets", ADMIN_AND_AUDITOR),
+    Call(
+        "PUT",
+        "/v1/provider-secrets/{provider}/{name}",
+        ADMIN,
+        url="/v1/provider-secrets/acme/api_key",
+        body={"value": "s3cr3t"},
+    ),
+    Call(
+        "DELETE",
+        "/v1/provider-secrets/{provider}/{name}",
+        ADMIN,
+        url="/v1/provider-secrets/acme/api_key",
+    ),
     Call("GET", "/v1/audit-records", ADMIN_AND_AUDITOR),
     Call("GET", "/v1/audit-records/verification", ADMIN_AND_AUDITOR),
 ]

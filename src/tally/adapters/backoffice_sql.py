@@ -19,6 +19,7 @@ from tally.auth.model import ApiKey, OwnerRef, Session, SessionStage, User
 from tally.auth.policy import Role
 from tally.auth.ports import AuthChanges, UsernameTaken
 from tally.ledger.model import Page
+from tally.security.provider_secrets import SecretInfo
 
 # Audit records read per round trip while walking the whole chain.
 AUDIT_SCAN_BATCH = 1_000
@@ -270,6 +271,50 @@ class SqlBackofficeStore:
             (new_head.seq, new_head.hash, new_head.seal),
         )
         return record
+
+    # -- provider secrets (sealed by the caller) -----------------------------------------
+    def put_secret(self, info: SecretInfo, sealed: bytes, audit: AuditEntry) -> None:
+        with self._transaction() as cur:
+            cur.execute(
+                self._sql(
+                    "INSERT INTO provider_secrets (provider, name, sealed, updated_at, updated_by) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (provider, name) DO UPDATE SET "
+                    "sealed = excluded.sealed, updated_at = excluded.updated_at, "
+                    "updated_by = excluded.updated_by"
+                ),
+                (info.provider, info.name, sealed, self._time_in(info.updated_at), info.updated_by),
+            )
+            self._append(cur, audit)
+
+    def delete_secret(self, provider: str, name: str, audit: AuditEntry) -> bool:
+        with self._transaction() as cur:
+            found = cur.execute(
+                self._sql("SELECT 1 FROM provider_secrets WHERE provider = ? AND name = ?"),
+                (provider, name),
+            ).fetchone()
+            if not found:
+                return False
+            cur.execute(
+                self._sql("DELETE FROM provider_secrets WHERE provider = ? AND name = ?"),
+                (provider, name),
+            )
+            self._append(cur, audit)
+            return True
+
+    def get_secret(self, provider: str, name: str) -> bytes | None:
+        found = self._rows(
+            "SELECT sealed FROM provider_secrets WHERE provider = ? AND name = ?", (provider, name)
+        )
+        return bytes(found[0][0]) if found else None
+
+    def secret_infos(self) -> list[SecretInfo]:
+        return [
+            SecretInfo(p, n, self._time_out(at), by)
+            for p, n, at, by in self._rows(
+                "SELECT provider, name, updated_at, updated_by FROM provider_secrets "
+                "ORDER BY provider, name"
+            )
+        ]
 
     # -- reads --------------------------------------------------------------------------
     def get_user(self, user_id: str) -> User | None:

@@ -22,6 +22,7 @@ from tally.ledger.ports import LedgerStore
 from tally.ledger.service import LedgerService
 from tally.quarantine.ledger import LedgerQuarantine
 from tally.security.passwords import PasswordHasher
+from tally.security.provider_secrets import ProviderSecrets, SealedSecretStore
 from tally.security.pseudonym import Pseudonymiser
 from tally.security.secretbox import SecretBox
 from tally.security.signing import Signer
@@ -82,7 +83,7 @@ def build_app(
 # -- back office: users, API keys, audit trail, exports ----------------------------------
 
 
-class BackofficeStore(AuthStore, AuditStore, Protocol):
+class BackofficeStore(AuthStore, AuditStore, SealedSecretStore, Protocol):
     def ping(self) -> None: ...
 
     def close(self) -> None: ...
@@ -123,6 +124,7 @@ class Backoffice:
     metrics: Metrics
     exports: ExportService
     quarantine: LedgerQuarantine
+    provider_secrets: ProviderSecrets
 
     def close(self) -> None:
         self.exports.source.close()
@@ -160,4 +162,5 @@ def build_backoffice(
         metrics=metrics or Metrics(),
         exports=exports,
         quarantine=LedgerQuarantine(app.ledger, store, app.clock),
+        provider_secrets=ProviderSecrets(store, box, app.clock),
     )

@@ -26,6 +26,8 @@ class Permission(StrEnum):
     AUDIT_READ = "audit.read"
     EXPORTS_CREATE = "exports.create"
     METRICS_READ = "metrics.read"
+    PROVIDER_SECRETS_READ = "provider_secrets.read"  # names and dates, never values
+    PROVIDER_SECRETS_WRITE = "provider_secrets.write"
 
 
 P = Permission
@@ -38,6 +40,7 @@ _READ_EVERYTHING = frozenset(
         P.AUDIT_READ,
         P.EXPORTS_CREATE,  # an export is a read; it is audited all the same
         P.METRICS_READ,
+        P.PROVIDER_SECRETS_READ,
     }
 )
 

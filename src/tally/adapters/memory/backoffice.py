@@ -12,6 +12,7 @@ from tally.audit.chain import AuditEntry, AuditHead, AuditRecord, Sealer
 from tally.auth.model import ApiKey, Session, User
 from tally.auth.ports import AuthChanges, UsernameTaken
 from tally.ledger.model import Page
+from tally.security.provider_secrets import SecretInfo
 
 T = TypeVar("T")
 
@@ -36,6 +37,7 @@ class MemoryBackofficeStore:
         # Exposed so tamper tests can edit the chain like someone with database access.
         self.records: list[AuditRecord] = []
         self.head: AuditHead | None = None
+        self._secrets: dict[tuple[str, str], tuple[SecretInfo, bytes]] = {}
 
     def commit(self, changes: AuthChanges) -> list[AuditRecord]:
         with self._lock:
@@ -71,6 +73,26 @@ class MemoryBackofficeStore:
             record, self.head = self.sealer.next_record(self.head, entry)
             self.records.append(record)
             return record
+
+    def put_secret(self, info: SecretInfo, sealed: bytes, audit: AuditEntry) -> None:
+        with self._lock:
+            self._secrets[(info.provider, info.name)] = (info, sealed)
+            self.append(audit)
+
+    def delete_secret(self, provider: str, name: str, audit: AuditEntry) -> bool:
+        with self._lock:
+            if self._secrets.pop((provider, name), None) is None:
+                return False
+            self.append(audit)
+            return True
+
+    def get_secret(self, provider: str, name: str) -> bytes | None:
+        found = self._secrets.get((provider, name))
+        return found[1] if found else None
+
+    def secret_infos(self) -> list[SecretInfo]:
+        with self._lock:
+            return [info for _, (info, _) in sorted(self._secrets.items())]
 
     def get_user(self, user_id: str) -> User | None:
         return self._users.get(user_id)

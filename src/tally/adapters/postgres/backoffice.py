@@ -35,6 +35,7 @@ class PostgresBackofficeStore(SqlBackofficeStore):
         with self._lock:
             migrate(self._conn, "auth")
             migrate(self._conn, "audit")
+            migrate(self._conn, "secrets")
 
     @contextmanager
     def _transaction(self) -> Iterator[Cursor]:

@@ -484,6 +484,49 @@ def create_export(
     )
 
 
+SecretName = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+
+
+@admin.get("/provider-secrets", response_model=list[s.ProviderSecretOut])
+def list_provider_secrets(
+    c: CtxDep, _: Annotated[Principal, Depends(require(P.PROVIDER_SECRETS_READ))]
+) -> list[s.ProviderSecretOut]:
+    """Which provider secrets are set, by whom and when. Values are never returned."""
+    return [
+        s.ProviderSecretOut(
+            provider=i.provider, name=i.name, updated_at=i.updated_at, updated_by=i.updated_by
+        )
+        for i in c.bo.provider_secrets.names()
+    ]
+
+
+@admin.put("/provider-secrets/{provider}/{name}", status_code=204, response_class=Response)
+def set_provider_secret(
+    provider: SecretName,
+    name: SecretName,
+    body: s.ProviderSecretIn,
+    request: Request,
+    c: CtxDep,
+    p: Annotated[Principal, Depends(require(P.PROVIDER_SECRETS_WRITE))],
+) -> Response:
+    """Set a provider credential; it is sealed with AES-GCM at rest. Audited (without it)."""
+    c.bo.provider_secrets.set(provider, name, body.value, actor=p.actor, source=source(request))
+    return Response(status_code=204)
+
+
+@admin.delete("/provider-secrets/{provider}/{name}", status_code=204, response_class=Response)
+def delete_provider_secret(
+    provider: SecretName,
+    name: SecretName,
+    request: Request,
+    c: CtxDep,
+    p: Annotated[Principal, Depends(require(P.PROVIDER_SECRETS_WRITE))],
+) -> Response:
+    if not c.bo.provider_secrets.delete(provider, name, actor=p.actor, source=source(request)):
+        raise ApiError(404, "secret_not_found", f"no secret {provider}/{name}")
+    return Response(status_code=204)
+
+
 def create_api(app: App, backoffice: Backoffice) -> FastAPI:
     api = FastAPI(
         title="Tally back-office API",

@@ -170,6 +170,17 @@ class ExportIn(Input):
     )
 
 
+class ProviderSecretOut(BaseModel):
+    provider: str
+    name: str
+    updated_at: datetime
+    updated_by: str
+
+
+class ProviderSecretIn(Input):
+    value: str = Field(min_length=1, max_length=4096, description="stored sealed; never shown")
+
+
 class RedriveIn(Input):
     """Corrections to apply before re-driving; amounts and currency are not fixable."""
 
