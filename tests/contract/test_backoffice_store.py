@@ -206,3 +206,13 @@ def test_provider_secrets_are_replaced_listed_deleted_and_audited(store):
     assert store.delete_secret("acme", "key", entry("s.del", n=5)) is False
     assert store.get_secret("acme", "key") is None
     assert [r.entry.action for r in store.iter_audit()] == ["s.set", "s.set", "s.set", "s.del"]
+
+
+def test_expired_sessions_are_purged_on_request(store):
+    store.commit(AuthChanges(new_users=[user()]))
+    old = Session("old", "id-alice", T0, T0 + timedelta(hours=1))
+    new = Session("new", "id-alice", T0, T0 + timedelta(hours=9))
+    store.commit(AuthChanges(sessions=[old, new]))
+    store.commit(AuthChanges(purge_expired_before=T0 + timedelta(hours=1)))
+    assert store.get_session("old") is None
+    assert store.get_session("new") == new

@@ -215,6 +215,11 @@ class SqlBackofficeStore:
                 )
             for user_id in changes.end_sessions_of:
                 cur.execute(sql("DELETE FROM auth_sessions WHERE user_id = ?"), (user_id,))
+            if changes.purge_expired_before is not None:
+                cur.execute(
+                    sql("DELETE FROM auth_sessions WHERE expires_at <= ?"),
+                    (self._time_in(changes.purge_expired_before),),
+                )
             for token in changes.ended_sessions:
                 cur.execute(sql("DELETE FROM auth_sessions WHERE token_hash = ?"), (token,))
             for s in changes.sessions:

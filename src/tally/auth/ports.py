@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from tally.audit.chain import AuditEntry, AuditRecord
@@ -26,6 +27,8 @@ class AuthChanges:
     sessions: list[Session] = field(default_factory=list)
     ended_sessions: list[str] = field(default_factory=list)  # token hashes
     end_sessions_of: list[str] = field(default_factory=list)  # user ids
+    # Sessions that expired at or before this instant are deleted (keeps the table small).
+    purge_expired_before: datetime | None = None
     audit: list[AuditEntry] = field(default_factory=list)
 
 

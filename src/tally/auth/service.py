@@ -321,7 +321,9 @@ class AuthService:
         )
         user = replace(user, failed_logins=0, locked_until=None)
         entry = self._entry(f"user:{user.id}", "login.succeeded", target, source, stage=stage.value)
-        self.store.commit(AuthChanges(users=[user], sessions=[session], audit=[entry]))
+        self.store.commit(
+            AuthChanges(users=[user], sessions=[session], audit=[entry], purge_expired_before=now)
+        )
         return LoginResult(token, session, user)
 
     def _fail(self, user: User, source: str, reason: str) -> None:
