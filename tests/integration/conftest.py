@@ -28,6 +28,7 @@ from tally.auth.policy import Role
 from tally.entrypoints.api.app import create_api
 from tally.kernel.clock import FixedClock
 from tally.ledger.service import LedgerService
+from tally.settlement.config import SettlementConfig
 
 PG_DSN = os.environ.get("TALLY_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -35,11 +36,24 @@ PG_DSN = os.environ.get("TALLY_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:54
 def _postgres(request: pytest.FixtureRequest, clock: FixedClock, metrics: Metrics) -> App:
     """The scaled mode's stores, each in the test's own PostgreSQL schema."""
     from tally.adapters.postgres.ledger import PostgresLedgerStore
+    from tally.adapters.postgres.settlement import (
+        PostgresConfigDocuments,
+        PostgresSettlementStore,
+    )
 
     schema = request.getfixturevalue("pg_schema")
     store = PostgresLedgerStore(PG_DSN, schema=schema)
     ledger = LedgerService(store, clock, on_commit=metrics.observe_commit)
-    return App(settings=Settings(mode="scaled"), clock=clock, ledger_store=store, ledger=ledger)
+    documents = PostgresConfigDocuments(PG_DSN, schema=schema)
+    return App(
+        settings=Settings(mode="scaled"),
+        clock=clock,
+        ledger_store=store,
+        ledger=ledger,
+        settlement_documents=documents,
+        settlement_config=SettlementConfig(documents),
+        settlement_store=PostgresSettlementStore(store, PG_DSN, schema=schema),
+    )
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

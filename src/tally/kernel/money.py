@@ -65,18 +65,30 @@ def decimal_to_minor(
 ) -> int:
     """Exact conversion of a Decimal in major units to minor units, or MoneyError."""
     scale = scale_of(currency) if _scale is None else _scale
-    minor = value.scaleb(scale, context=_CONTEXT)
+    minor = _shift(value, scale)
     if minor != minor.to_integral_value(context=_CONTEXT):
         raise MoneyError(
             "amount_excess_precision",
             f"{value} has more than {scale} decimal places for {currency}",
         )
-    result = int(minor)
-    if result < 0 and not allow_negative:
+    if minor < 0 and not allow_negative:
         raise MoneyError("amount_negative", f"{value} is negative")
-    if abs(result) > INT64_MAX:
+    # Compare as Decimal first: int() of a huge exponent would build a gigantic integer.
+    if minor.copy_abs() > INT64_MAX:
         raise MoneyError("amount_too_large", f"{value} {currency} exceeds the 64-bit range")
-    return result
+    return int(minor)
+
+
+def _shift(value: Decimal, places: int) -> Decimal:
+    """``value * 10**places`` exactly.
+
+    ``Decimal.scaleb`` rounds to the context's precision (and under- or overflows), which
+    would silently round amounts before the exactness check or the one rounding step.
+    """
+    sign, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int):
+        raise MoneyError("amount_malformed", f"{value} is not a finite amount")
+    return Decimal((sign, digits, exponent + places))
 
 
 def parse_minor(value: object, *, allow_negative: bool = False) -> int:
@@ -109,12 +121,18 @@ def format_amount(minor: int, currency: str) -> str:
     return f"{sign}{digits[:-scale]}.{digits[-scale:]}"
 
 
+def round_minor(value: Decimal, mode: Rounding) -> int:
+    """The one rounding function: an exact amount of minor units to a whole minor unit.
+
+    Every computed amount that may carry fractions (fees, commissions, FX) passes here,
+    with the rounding mode its contract names.
+    """
+    return int(value.to_integral_value(rounding=mode.value, context=_CONTEXT))
+
+
 def round_to_minor(value: Decimal, currency: str, mode: Rounding) -> int:
-    """The one rounding function: a Decimal in major units to minor units."""
-    scale = scale_of(currency)
-    quantum = Decimal(1).scaleb(-scale)
-    rounded = value.quantize(quantum, rounding=mode.value, context=_CONTEXT)
-    return int(rounded.scaleb(scale, context=_CONTEXT))
+    """A Decimal in major units to minor units, rounded by :func:`round_minor`."""
+    return round_minor(_shift(value, scale_of(currency)), mode)
 
 
 @dataclass(frozen=True, slots=True)

@@ -463,7 +463,9 @@ def _apply_chain(
             failed = len(results)
             batch.undo_chain()
             out = [TransferResult(r.id, R.LINKED_EVENT_FAILED) for r in chain]
-            out[failed] = result
+            if result.code is not R.OK:
+                # A new member breaking a replayed chain was undone with it: never say OK.
+                out[failed] = result
             return out
         results.append(result)
     batch.end_chain()

@@ -1,0 +1,632 @@
+"""The settlement engine's rules: from events to totals, accruals and ledger transfers.
+
+Pure. A worker feeds :meth:`SettlementBook.settle` bounded batches of events in log
+order; the book updates its running figures and returns the ledger transfers to post
+and the rows to persist, which the worker commits in one transaction together with its
+log position. Accruals are *target minus already accrued*, where the target is the
+period fee (or commission) computed from the period's totals, so what has been accrued
+equals the figure from the totals at every commit: accruals telescope by construction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from tally.kernel.money import Rounding, round_minor
+from tally.ledger.model import Account, AccountFlags, OwnerKind, TransferRequest
+from tally.settlement.contracts import (
+    ContractError,
+    ContractTerms,
+    FxPolicy,
+    Totals,
+    in_force,
+    running_fee,
+)
+from tally.settlement.fx import FxTable
+from tally.settlement.partners import PartnerTree, exact_shares
+from tally.settlement.periods import Period, next_period, period_from_label, period_of
+from tally.settlement.statements import Statement, build_statement
+
+TRANSFER_ID_MAX = 120
+# Commissions are rounded once per agent and period, half to even.
+COMMISSION_ROUNDING = Rounding.HALF_EVEN
+
+
+class EventKind(StrEnum):
+    BET = "bet"
+    WIN = "win"
+    ROLLBACK = "rollback"
+    JACKPOT_WIN = "jackpot_win"
+    BONUS_WIN = "bonus_win"
+    ROUND_END = "round_end"
+    ADJUSTMENT = "adjustment"
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementEvent:
+    """What settlement needs of a canonical event."""
+
+    key: str  # the idempotency key
+    kind: EventKind
+    provider: str
+    operator: str
+    player: str
+    game_type: str
+    amount: int  # minor units of ``currency``; an adjustment may be negative
+    currency: str
+    occurred_at: datetime
+    ref: str = ""  # rollback: the key of the event it voids
+    agent: str = ""  # the partner-tree agent (store) the player belongs to
+    region: str = ""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Bucket:
+    """Where figures add up: one contract version's period, for one operator and game type."""
+
+    contract_id: str
+    version: int
+    provider: str
+    operator: str
+    period: str
+    game_type: str
+    currency: str  # the contract's settlement currency
+    region: str = ""
+
+    @property
+    def group(self) -> tuple[str, int, str, str, str]:
+        """The fee is computed per contract version, operator and period."""
+        return (self.contract_id, self.version, self.provider, self.operator, self.period)
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """What one event did to the figures, kept so a later rollback can undo exactly it."""
+
+    key: str
+    bucket: Bucket
+    period_start: datetime  # start of the period the event belongs to (even if booked late)
+    delta: Totals
+    # Commission earned per agent, exact, so that a rollback takes back exactly it.
+    commission: tuple[tuple[str, Decimal], ...] = ()
+    late_of: str = ""  # the closed period it belonged to, when booked late
+    rolled_back_by: str = ""
+
+
+CommissionKey = tuple[str, str, str, str]  # operator, agent, period, currency
+
+
+@dataclass(slots=True)
+class OpenFigures:
+    """The book's running state: loaded when a worker starts, updated by every batch."""
+
+    totals: dict[Bucket, Totals] = field(default_factory=dict)
+    fee_accrued: dict[tuple[str, int, str, str, str], int] = field(default_factory=dict)
+    commission_exact: dict[CommissionKey, Decimal] = field(default_factory=dict)
+    commission_accrued: dict[CommissionKey, int] = field(default_factory=dict)
+    # The last closed period per (contract id, operator), and the negative fee it carried.
+    closed: dict[tuple[str, str], Period] = field(default_factory=dict)
+    carried: dict[tuple[str, str], int] = field(default_factory=dict)
+    # Buckets by contract period, so a batch looks only at the periods it touched.
+    groups: dict[tuple[str, int, str, str, str], set[Bucket]] = field(default_factory=dict)
+
+    def reindex(self) -> None:
+        self.groups = {}
+        for bucket in self.totals:
+            self.groups.setdefault(bucket.group, set()).add(bucket)
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    # Effects of the batch's new events (and of originals that a rollback voided).
+    effects: dict[str, Effect] = field(default_factory=dict)
+    # Rollbacks that arrived before their original: original key -> rollback key.
+    orphans: dict[str, str] = field(default_factory=dict)
+    # Early rollbacks that found their original in this batch.
+    orphans_resolved: list[str] = field(default_factory=list)
+    accounts: dict[str, Account] = field(default_factory=dict)
+    transfers: list[TransferRequest] = field(default_factory=list)
+    touched: set[Bucket] = field(default_factory=set)
+    # What the batch moved through the GGR accounts, per bucket (signed).
+    moved: dict[Bucket, Totals] = field(default_factory=dict)
+    touched_commissions: set[CommissionKey] = field(default_factory=set)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (event key, reason)
+
+
+def delta_of(kind: EventKind, amount: int) -> Totals:
+    if kind is EventKind.BET:
+        return Totals(turnover=amount)
+    if kind is EventKind.WIN or kind is EventKind.JACKPOT_WIN:
+        return Totals(wins=amount)
+    if kind is EventKind.BONUS_WIN:
+        # Paid from bonus funds: a bonus cost (deducted for NGR), not a cash win in GGR.
+        return Totals(bonuses=amount)
+    if kind is EventKind.ADJUSTMENT:
+        # In the house's favour it counts like a stake, against it like a win.
+        return Totals(turnover=amount) if amount >= 0 else Totals(wins=-amount)
+    return Totals()
+
+
+def _negate(t: Totals) -> Totals:
+    return Totals(-t.turnover, -t.wins, -t.bonuses, -t.jackpot_contributions)
+
+
+# -- the chart of accounts settlement posts to (docs/concepts/chart-of-accounts.md) -------
+def fee_accounts(provider: str, operator: str, currency: str) -> tuple[Account, Account]:
+    return (
+        Account(
+            f"operator:{operator}:provider_fees:{provider}:{currency}",
+            OwnerKind.OPERATOR,
+            operator,
+            currency,
+            "provider_fee_expense",
+        ),
+        Account(
+            f"provider:{provider}:fee_payable:{operator}:{currency}",
+            OwnerKind.PROVIDER,
+            provider,
+            currency,
+            "fee_payable",
+        ),
+    )
+
+
+def commission_accounts(operator: str, agent: str, currency: str) -> tuple[Account, Account]:
+    return (
+        Account(
+            f"operator:{operator}:commission_expense:{currency}",
+            OwnerKind.OPERATOR,
+            operator,
+            currency,
+            "commission_expense",
+        ),
+        Account(
+            f"partner:{agent}:commission_payable:{currency}",
+            OwnerKind.PARTNER,
+            agent,
+            currency,
+            "commission_payable",
+        ),
+    )
+
+
+def ggr_accounts(bucket: Bucket) -> tuple[Account, Account]:
+    cur = bucket.currency
+    return (
+        Account(
+            f"operator:{bucket.operator}:player_clearing:{cur}",
+            OwnerKind.OPERATOR,
+            bucket.operator,
+            cur,
+            "player_clearing",
+        ),
+        Account(
+            f"operator:{bucket.operator}:ggr:{bucket.provider}:{bucket.game_type}:{cur}",
+            OwnerKind.OPERATOR,
+            bucket.operator,
+            cur,
+            "ggr",
+            AccountFlags.NONE,
+            {"provider": bucket.provider, "game_type": bucket.game_type},
+        ),
+    )
+
+
+class SettlementBook:
+    """Applies contracts and partner trees to events; holds the open periods' figures."""
+
+    def __init__(
+        self,
+        contracts: Callable[[], Sequence[ContractTerms]],
+        trees: Callable[[str], PartnerTree],
+        fx: Callable[[], FxTable],
+        figures: OpenFigures | None = None,
+    ) -> None:
+        self._contracts_source = contracts
+        self._trees_source = trees
+        self._fx_source = fx
+        self.figures = figures or OpenFigures()
+        self._snapshot()
+        self.figures.reindex()
+
+    def _snapshot(self) -> None:
+        """Take the configuration once per batch: a batch sees one consistent version."""
+        self._contracts_now = list(self._contracts_source())
+        self._by_provider: dict[str, list[ContractTerms]] = {}
+        for terms in self._contracts_now:
+            self._by_provider.setdefault(terms.provider, []).append(terms)
+        self._fx_now = self._fx_source()
+        self._trees_now: dict[str, PartnerTree] = {}
+        self._periods: dict[tuple[str, int], Period] = {}
+
+    def _contracts(self) -> list[ContractTerms]:
+        return self._contracts_now
+
+    def _fx(self) -> FxTable:
+        return self._fx_now
+
+    def _trees(self, operator: str) -> PartnerTree:
+        tree = self._trees_now.get(operator)
+        if tree is None:
+            tree = self._trees_now[operator] = self._trees_source(operator)
+        return tree
+
+    def _period(self, terms: ContractTerms, when: datetime) -> Period:
+        # Consecutive events mostly fall in the same period: reuse the last one found.
+        key = (terms.contract_id, terms.version)
+        last = self._periods.get(key)
+        if last is None or not last.contains(when):
+            last = self._periods[key] = period_of(when, terms.period, terms.timezone)
+        return last
+
+    # -- placing an event -----------------------------------------------------------------
+    def _terms(self, contract_id: str, version: int) -> ContractTerms:
+        for terms in self._contracts():
+            if terms.contract_id == contract_id and terms.version == version:
+                return terms
+        raise ContractError(f"contract {contract_id} v{version} is not known")
+
+    def _open(self, bucket: Bucket, terms: ContractTerms, start: datetime) -> tuple[Bucket, str]:
+        """The bucket itself, or, if its period is closed, the same in the first open one."""
+        closed = self.figures.closed.get((terms.contract_id, bucket.operator))
+        if closed is None or start >= closed.end:
+            return bucket, ""
+        open_period = next_period(closed, terms.period, terms.timezone)
+        return replace(bucket, period=open_period.label), bucket.period
+
+    def _effect(self, event: SettlementEvent) -> Effect:
+        terms = in_force(
+            self._by_provider.get(event.provider, ()),
+            event.provider,
+            event.operator,
+            event.occurred_at,
+        )
+        period = self._period(terms, event.occurred_at)
+        bucket = Bucket(
+            terms.contract_id,
+            terms.version,
+            event.provider,
+            event.operator,
+            period.label,
+            event.game_type,
+            terms.settlement_currency,
+            event.region,
+        )
+        bucket, late_of = self._open(bucket, terms, period.start)
+        delta = delta_of(event.kind, event.amount)
+        if event.currency != terms.settlement_currency:
+            if terms.fx_policy is FxPolicy.PERIOD_END:
+                # Kept in the event's currency; converted at the period-end rate. A rate
+                # must exist by the event's instant, or the event cannot be settled.
+                self._fx().rate(event.currency, terms.settlement_currency, event.occurred_at)
+                bucket = replace(bucket, currency=event.currency)
+            else:
+                delta = self._convert(delta, event, terms)
+        commission: tuple[tuple[str, Decimal], ...] = ()
+        if event.agent:
+            path = self._trees(event.operator).path(event.agent, event.occurred_at)
+            commission = tuple(sorted(exact_shares(path, delta.turnover, delta.ggr).items()))
+        return Effect(event.key, bucket, period.start, delta, commission, late_of)
+
+    def _convert(self, delta: Totals, event: SettlementEvent, terms: ContractTerms) -> Totals:
+        table = self._fx()
+
+        def conv(amount: int) -> int:
+            return table.convert(
+                amount,
+                event.currency,
+                terms.settlement_currency,
+                event.occurred_at,
+                terms.rounding,
+            )
+
+        return Totals(
+            conv(delta.turnover),
+            conv(delta.wins),
+            conv(delta.bonuses),
+            conv(delta.jackpot_contributions),
+        )
+
+    # -- a batch ----------------------------------------------------------------------------
+    def settle(
+        self,
+        batch_id: str,
+        events: Iterable[SettlementEvent],
+        originals: Mapping[str, Effect],
+        orphans: Mapping[str, str],
+    ) -> BatchOutcome:
+        """Settle a batch.
+
+        ``batch_id`` makes the transfer ids of this batch unique (e.g. its log positions);
+        ``originals`` are stored effects of events the batch's rollbacks name, and
+        ``orphans`` stored early rollbacks (original key -> rollback key) for its events.
+        """
+        self._snapshot()
+        out = BatchOutcome()
+        known: dict[str, Effect] = dict(originals)
+        waiting: dict[str, str] = dict(orphans)
+        for event in events:
+            try:
+                self._settle_one(event, known, waiting, out)
+            except (ContractError, LookupError, ValueError) as exc:
+                out.problems.append((event.key, str(exc)))
+        self._post_ggr(batch_id, out)
+        self._accrue_fees(batch_id, out)
+        self._accrue_commissions(batch_id, out)
+        return out
+
+    def _settle_one(
+        self,
+        event: SettlementEvent,
+        known: dict[str, Effect],
+        waiting: dict[str, str],
+        out: BatchOutcome,
+    ) -> None:
+        if event.kind is EventKind.ROUND_END:
+            return
+        if event.kind is not EventKind.ROLLBACK and event.key in known:
+            return  # delivered again: it counts once
+        if event.kind is EventKind.ROLLBACK:
+            original = known.get(event.ref)
+            if original is None:
+                # Its original has not arrived: remember, and cancel it when it does.
+                waiting[event.ref] = event.key
+                out.orphans[event.ref] = event.key
+                return
+            if original.rolled_back_by == event.key:
+                return  # the same rollback delivered again
+            if original.rolled_back_by:
+                out.problems.append(
+                    (
+                        event.key,
+                        f"{event.ref} was already rolled back by "
+                        f"{original.rolled_back_by}; nothing to undo",
+                    )
+                )
+                return
+            bucket = original.bucket
+            bucket, _ = self._open(
+                bucket, self._terms(bucket.contract_id, bucket.version), original.period_start
+            )
+            self._add(bucket, original.delta, original.commission, -1, out)
+            voided = replace(original, rolled_back_by=event.key)
+            known[event.ref] = out.effects[event.ref] = voided
+            return
+        effect = self._effect(event)
+        rollback = waiting.pop(event.key, None)
+        if rollback is not None:
+            # Its rollback came first: the event is recorded and counts for nothing.
+            effect = replace(effect, rolled_back_by=rollback)
+            out.orphans_resolved.append(event.key)
+        else:
+            self._add(effect.bucket, effect.delta, effect.commission, +1, out)
+        known[event.key] = out.effects[event.key] = effect
+
+    def _add(
+        self,
+        bucket: Bucket,
+        delta: Totals,
+        commission: Sequence[tuple[str, Decimal]],
+        sign: int,
+        out: BatchOutcome,
+    ) -> None:
+        figures = self.figures
+        change = delta if sign > 0 else _negate(delta)
+        if bucket not in figures.totals:
+            figures.groups.setdefault(bucket.group, set()).add(bucket)
+        figures.totals[bucket] = figures.totals.get(bucket, Totals()) + change
+        out.moved[bucket] = out.moved.get(bucket, Totals()) + change
+        out.touched.add(bucket)
+        for agent, exact in commission:
+            key = (bucket.operator, agent, bucket.period, bucket.currency)
+            signed = exact if sign > 0 else -exact
+            figures.commission_exact[key] = figures.commission_exact.get(key, Decimal(0)) + signed
+            out.touched_commissions.add(key)
+
+    # -- period close -------------------------------------------------------------------
+    def close_period(self, contract_id: str, operator: str, label: str, now: datetime) -> Closing:
+        """Freeze a period: its statement, and the transfer that settles the fee in full.
+
+        Periods close in order and only after they end; events that arrive for a closed
+        period are booked into the first open one, so a closed period never changes.
+        """
+        self._snapshot()
+        versions = sorted(
+            (t for t in self._contracts() if t.contract_id == contract_id),
+            key=lambda t: (t.effective_from, t.version),
+        )
+        if not versions:
+            raise PeriodCloseError(f"contract {contract_id} is not known")
+        shape = versions[-1]
+        try:
+            period = period_from_label(label, shape.period, shape.timezone)
+        except ValueError as exc:
+            raise PeriodCloseError(str(exc)) from None
+        if now < period.end:
+            raise PeriodCloseError(
+                f"period {label} ends at {period.end.isoformat()}; it cannot close before"
+            )
+        figures = self.figures
+        key = (contract_id, operator)
+        closed = figures.closed.get(key)
+        if closed is not None:
+            expected = next_period(closed, shape.period, shape.timezone)
+            if period.start < expected.start:
+                raise PeriodCloseError(f"period {label} of {contract_id}/{operator} is closed")
+            if period != expected:
+                raise PeriodCloseError(f"close {expected.label} before {label}")
+        in_force_at_end = [t for t in versions if t.effective_from < period.end]
+        if not in_force_at_end:
+            raise PeriodCloseError(f"no version of {contract_id} was in force in {label}")
+        rules = in_force_at_end[-1]
+        by_version: list[tuple[ContractTerms, dict[str, Totals]]] = []
+        accrued = 0
+        for terms in versions:
+            group = (contract_id, terms.version, terms.provider, operator, label)
+            buckets = {b: figures.totals[b] for b in figures.groups.get(group, ())}
+            if buckets:
+                by_version.append((terms, group_totals(terms, label, buckets, self._fx())))
+            accrued += figures.fee_accrued.get(group, 0)
+        statement = build_statement(
+            by_version,
+            rules,
+            operator,
+            period,
+            carried_in=figures.carried.get(key, 0),
+            accrued_before_close=accrued,
+        )
+        out = BatchOutcome()
+        expense, payable = fee_accounts(rules.provider, operator, rules.settlement_currency)
+        self._post(
+            out,
+            f"close:{contract_id}:{operator}:{label}:fee",
+            expense,
+            payable,
+            statement.close_adjustment,
+            "fee_close_adjustment",
+            {"contract": contract_id, "period": label},
+        )
+        figures.closed[key] = period
+        figures.carried[key] = statement.fee.carried_out
+        return Closing(statement, out.accounts, out.transfers)
+
+    # -- ledger postings ----------------------------------------------------------------
+    def _post(
+        self,
+        out: BatchOutcome,
+        tid: str,
+        debit: Account,
+        credit: Account,
+        amount: int,
+        code: str,
+        metadata: Mapping[str, str],
+    ) -> None:
+        if amount == 0:
+            return
+        if amount < 0:
+            debit, credit, amount = credit, debit, -amount
+        out.accounts[debit.id] = debit
+        out.accounts[credit.id] = credit
+        if len(tid) > TRANSFER_ID_MAX:
+            # Long names would break the ledger's id limit; a digest keeps ids unique.
+            tid = tid[:80] + ":" + hashlib.sha256(tid.encode()).hexdigest()[:32]
+        out.transfers.append(
+            TransferRequest(
+                tid, debit.id, credit.id, amount, debit.currency, code, metadata=dict(metadata)
+            )
+        )
+
+    def _post_ggr(self, batch_id: str, out: BatchOutcome) -> None:
+        """Stakes flow from the operator's player clearing into GGR, wins flow back."""
+        for bucket, moved in sorted(out.moved.items()):
+            players, ggr = ggr_accounts(bucket)
+            name = _bucket_name(bucket)
+            meta = {"contract": bucket.contract_id, "period": bucket.period}
+            self._post(
+                out,
+                f"settle:{batch_id}:stakes:{name}",
+                players,
+                ggr,
+                moved.turnover,
+                "stakes",
+                meta,
+            )
+            self._post(
+                out, f"settle:{batch_id}:wins:{name}", ggr, players, moved.wins, "wins", meta
+            )
+
+    def _accrue_fees(self, batch_id: str, out: BatchOutcome) -> None:
+        figures = self.figures
+        groups = {
+            group: {b: figures.totals[b] for b in figures.groups[group]}
+            for group in {bucket.group for bucket in out.touched}
+        }
+        for group, buckets in sorted(groups.items()):
+            contract_id, version, provider, operator, period = group
+            terms = self._terms(contract_id, version)
+            target = running_fee(terms, group_totals(terms, period, buckets, self._fx()))
+            accrued = figures.fee_accrued.get(group, 0)
+            expense, payable = fee_accounts(provider, operator, terms.settlement_currency)
+            self._post(
+                out,
+                f"settle:{batch_id}:fee:{contract_id}:{version}:{operator}:{period}",
+                expense,
+                payable,
+                target - accrued,
+                "fee_accrual",
+                {"contract": contract_id, "period": period},
+            )
+            figures.fee_accrued[group] = target
+
+    def _accrue_commissions(self, batch_id: str, out: BatchOutcome) -> None:
+        figures = self.figures
+        for key in sorted(out.touched_commissions):
+            operator, agent, period, currency = key
+            target = round_minor(figures.commission_exact[key], COMMISSION_ROUNDING)
+            accrued = figures.commission_accrued.get(key, 0)
+            expense, payable = commission_accounts(operator, agent, currency)
+            self._post(
+                out,
+                f"settle:{batch_id}:commission:{operator}:{agent}:{period}",
+                expense,
+                payable,
+                target - accrued,
+                "commission_accrual",
+                {"agent": agent, "period": period},
+            )
+            figures.commission_accrued[key] = target
+
+
+@dataclass(frozen=True, slots=True)
+class Closing:
+    statement: Statement
+    accounts: dict[str, Account]
+    transfers: list[TransferRequest]
+
+
+class PeriodCloseError(ValueError):
+    """A period that cannot be closed now (not ended, out of order, unknown contract)."""
+
+
+def group_totals(
+    terms: ContractTerms, period_label: str, buckets: Mapping[Bucket, Totals], fx: FxTable
+) -> dict[str, Totals]:
+    """One contract period's totals per game type, in the settlement currency.
+
+    Under the period-end FX policy each game type's totals are summed per currency first,
+    then converted at the rate in force at the period's end, each figure rounded once.
+    """
+    target = terms.settlement_currency
+    sums: dict[tuple[str, str], Totals] = {}
+    for bucket, totals in buckets.items():
+        key = (bucket.game_type, bucket.currency)
+        sums[key] = sums.get(key, Totals()) + totals
+    end: datetime | None = None
+    by_game_type: dict[str, Totals] = {}
+    for (game_type, currency), totals in sorted(sums.items()):
+        if currency != target:
+            if end is None:
+                end = period_from_label(period_label, terms.period, terms.timezone).end
+
+            def conv(amount: int, source: str = currency, at: datetime = end) -> int:
+                return fx.convert(amount, source, target, at, terms.rounding)
+
+            totals = Totals(
+                conv(totals.turnover),
+                conv(totals.wins),
+                conv(totals.bonuses),
+                conv(totals.jackpot_contributions),
+            )
+        by_game_type[game_type] = by_game_type.get(game_type, Totals()) + totals
+    return by_game_type
+
+
+def _bucket_name(b: Bucket) -> str:
+    return (
+        f"{b.contract_id}:{b.version}:{b.operator}:{b.period}:{b.game_type}:{b.currency}:{b.region}"
+    )

@@ -1,0 +1,1 @@
+"""Seeded world and workload generation for simulations, demos and benchmarks."""
