@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 
@@ -73,11 +73,29 @@ ACCOUNTS = [
     Account("platform:cash:EUR", OwnerKind.PLATFORM, "platform", "EUR", "cash"),
     Account("partner:pa:commission:EUR", OwnerKind.PARTNER, "pa", "EUR", "commission"),
     Account("partner:pb:commission:EUR", OwnerKind.PARTNER, "pb", "EUR", "commission"),
+    Account("partner:pa-sub:commission:EUR", OwnerKind.PARTNER, "pa-sub", "EUR", "commission"),
     Account("operator:op1:house:EUR", OwnerKind.OPERATOR, "op1", "EUR", "house"),
 ]
 
 
+def seed_tree(app: App) -> None:
+    """Partner trees: op1 has pa with pa-sub beneath it; op2 has pb."""
+    from decimal import Decimal
+
+    from tally.settlement.partners import Agent, Placement
+
+    now = app.clock.now()
+    config = app.settlement_config
+    for agent, operator in (("pa", "op1"), ("pa-sub", "op1"), ("pb", "op2")):
+        config.put_agent(Agent(agent, operator, Decimal("0.01"), Decimal("0.1")), now)
+    epoch = datetime(2020, 1, 1, tzinfo=UTC)
+    config.put_placement(Placement("pa", None, epoch), now)
+    config.put_placement(Placement("pa-sub", "pa", epoch), now)
+    config.put_placement(Placement("pb", None, epoch), now)
+
+
 def seed_ledger(app: App) -> None:
+    seed_tree(app)
     app.ledger.create_accounts(ACCOUNTS)
     results = app.ledger.transfer(
         [
@@ -94,6 +112,22 @@ def seed_ledger(app: App) -> None:
                 "platform:cash:EUR",
                 "partner:pb:commission:EUR",
                 98765,
+                "EUR",
+                "commission",
+            ),
+            TransferRequest(
+                "t-pasub-1",
+                "platform:cash:EUR",
+                "partner:pa-sub:commission:EUR",
+                200,
+                "EUR",
+                "commission",
+            ),
+            TransferRequest(
+                "t-pasub-1",
+                "platform:cash:EUR",
+                "partner:pa-sub:commission:EUR",
+                200,
                 "EUR",
                 "commission",
             ),

@@ -53,7 +53,7 @@ def test_transfers_come_in_cursor_pages_with_utc_times(world: World):
         f"/v1/accounts/platform:cash:EUR/transfers?limit=2&cursor={first['next_cursor']}",
         headers=h,
     ).json()
-    assert [t["id"] for t in rest["items"]] == ["t-op-1"]
+    assert [t["id"] for t in rest["items"]] == ["t-pasub-1", "t-op-1"]
     assert rest["next_cursor"] is None
 
 

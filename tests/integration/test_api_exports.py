@@ -28,7 +28,7 @@ def test_an_export_downloaded_from_the_api_verifies_offline(world: World, tmp_pa
     assert result.exit_code == 0, result.output
     record = world.bo.audit.page(action="export.created").items[-1]
     assert record.entry.actor == "user:" + world.user_ids["finance"]
-    assert record.entry.after and record.entry.after["transfers"] == 3
+    assert record.entry.after and record.entry.after["transfers"] == 4
 
 
 def test_a_tampered_zip_fails_verification(world: World, tmp_path: Path):

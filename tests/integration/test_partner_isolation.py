@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from apiworld import ACCOUNTS, World
 
-OTHER_ACCOUNTS = [a.id for a in ACCOUNTS if a.owner_id != "pa"]
+# Partner A is agent "pa" in op1's tree, with "pa-sub" beneath it: it sees both.
+MINE = {"pa", "pa-sub"}
+OTHER_ACCOUNTS = [a.id for a in ACCOUNTS if a.owner_id not in MINE]
 OTHER_TRANSFERS = ["t-pb-1", "t-op-1", "t-bad", "does-not-exist"]
 OTHER_OWNERS = [
     ("partner", "pb"),
@@ -90,8 +92,11 @@ def test_no_guessed_identifier_shows_a_partner_anything_outside_its_scope(world:
         st.builds(lambda k, s: k + s, st.sampled_from(known), st.text(max_size=3)),
         st.text(min_size=1, max_size=40),
     )
-    mine = "partner:pa:commission:EUR"
-    own = {("account", mine), ("balance", mine), ("transfers", mine), ("transfer", "t-pa-1")}
+    own = {
+        (shape, account)
+        for shape in ("account", "balance", "transfers")
+        for account in ("partner:pa:commission:EUR", "partner:pa-sub:commission:EUR")
+    } | {("transfer", "t-pa-1"), ("transfer", "t-pasub-1")}
 
     @given(guess=guesses, shape=st.sampled_from(["account", "balance", "transfers", "transfer"]))
     @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
@@ -111,3 +116,39 @@ def test_no_guessed_identifier_shows_a_partner_anything_outside_its_scope(world:
             assert "987.65" not in r.text
 
     probe()
+
+
+def _scoped_user(world: World, name: str, scope: str) -> dict[str, str]:
+    from apiworld import PASSWORD
+
+    from tally.auth.model import OwnerRef
+    from tally.auth.policy import Role
+
+    world.bo.auth.create_user(
+        "system",
+        name,
+        PASSWORD,
+        frozenset({Role.PARTNER}),
+        scope=frozenset({OwnerRef.parse(scope)}),
+    )
+    return {"Authorization": f"Bearer {world.login(name)}"}
+
+
+def test_a_partner_sees_its_subtree_but_not_the_agents_above_it(world: World):
+    sub = _scoped_user(world, "sub", "partner:pa-sub")
+    assert world.client.get("/v1/transfers/t-pasub-1", headers=sub).status_code == 200
+    assert world.client.get("/v1/transfers/t-pa-1", headers=sub).status_code == 404
+    assert world.client.get("/v1/owners/partner/pa/balances", headers=sub).status_code == 404
+    top = world.headers("partner")
+    r = world.client.get("/v1/owners/partner/pa-sub/balances", headers=top)
+    assert [x["balance"]["credits_posted"] for x in r.json()] == ["2.00"]
+
+
+def test_an_operator_level_partner_sees_its_operator_and_every_agent_of_it(world: World):
+    op = _scoped_user(world, "op1user", "operator:op1")
+    for owner in ("operator/op1", "partner/pa", "partner/pa-sub"):
+        r = world.client.get(f"/v1/owners/{owner}/balances", headers=op)
+        assert r.status_code == 200, owner
+    for owner in ("partner/pb", "operator/op2", "platform/platform"):
+        assert world.client.get(f"/v1/owners/{owner}/balances", headers=op).status_code == 404
+    assert world.client.get("/v1/transfers/t-pb-1", headers=op).status_code == 404

@@ -8,12 +8,13 @@ from typing import Protocol
 
 from tally.app.keys import Keys, load_keys
 from tally.app.metrics import Metrics
+from tally.app.scope import PartnerTreeScope
 from tally.app.settings import Settings
 from tally.audit.chain import Sealer
 from tally.audit.ports import AuditStore
 from tally.audit.service import AuditService
 from tally.auth.ports import AuthStore
-from tally.auth.scope import DirectScope, ScopeResolver
+from tally.auth.scope import ScopeResolver
 from tally.auth.service import AuthService
 from tally.exports.ports import TransferSource
 from tally.exports.service import ExportService
@@ -194,7 +195,7 @@ def build_backoffice(
         store=store,
         auth=auth,
         audit=AuditService(store, sealer),
-        scope=DirectScope(),
+        scope=PartnerTreeScope(app.settlement_config, app.clock),
         pseudonymiser=pseudonymiser,
         signer=signer,
         secret_box=box,
