@@ -33,6 +33,7 @@ LEDGER = frozenset(
 STAFF_AND_OPS_KEY = frozenset({"admin", "finance", "operations", "auditor", "key_ops"})
 ADMIN_AND_AUDITOR = frozenset({"admin", "auditor"})
 ADMIN = frozenset({"admin"})
+STATEMENT_READERS = frozenset({"admin", "finance", "auditor", "partner", "key_partner"})
 
 _counter = itertools.count()
 
@@ -120,6 +121,17 @@ CALLS = [
         frozenset({"admin", "finance", "operations", "key_ops"}),
         url="/v1/quarantine/ledger-rejections/t-bad/redrive",
         body={},
+    ),
+    Call(
+        "GET", "/v1/settlement/figures", STAFF_AND_OPS_KEY, url="/v1/settlement/figures?by=operator"
+    ),
+    Call("GET", "/v1/settlement/commissions", LEDGER),
+    Call("GET", "/v1/statements", STATEMENT_READERS),
+    Call(
+        "GET",
+        "/v1/statements/{contract_id}/{operator}/{period}",
+        STATEMENT_READERS,
+        url="/v1/statements/c1/op1/2026-01",
     ),
     Call("GET", "/v1/users", ADMIN_AND_AUDITOR),
     Call("POST", "/v1/users", ADMIN, body=_new_user),

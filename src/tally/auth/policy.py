@@ -26,6 +26,9 @@ class Permission(StrEnum):
     AUDIT_READ = "audit.read"
     EXPORTS_CREATE = "exports.create"
     METRICS_READ = "metrics.read"
+    SETTLEMENT_FIGURES_READ = "settlement.figures.read"  # live totals and fees, all operators
+    COMMISSIONS_READ = "settlement.commissions.read"  # partners: their own subtree only
+    STATEMENTS_READ = "statements.read"  # partners: their own operator's only
     PROVIDER_SECRETS_READ = "provider_secrets.read"  # names and dates, never values
     PROVIDER_SECRETS_WRITE = "provider_secrets.write"
 
@@ -41,6 +44,9 @@ _READ_EVERYTHING = frozenset(
         P.EXPORTS_CREATE,  # an export is a read; it is audited all the same
         P.METRICS_READ,
         P.PROVIDER_SECRETS_READ,
+        P.SETTLEMENT_FIGURES_READ,
+        P.COMMISSIONS_READ,
+        P.STATEMENTS_READ,
     }
 )
 
@@ -54,14 +60,24 @@ GRANTS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
                 P.QUARANTINE_REDRIVE,
                 P.EXPORTS_CREATE,
                 P.METRICS_READ,
+                P.SETTLEMENT_FIGURES_READ,
+                P.COMMISSIONS_READ,
+                P.STATEMENTS_READ,
             }
         ),
         Role.OPERATIONS: frozenset(
-            {P.LEDGER_READ, P.QUARANTINE_READ, P.QUARANTINE_REDRIVE, P.METRICS_READ}
+            {
+                P.LEDGER_READ,
+                P.QUARANTINE_READ,
+                P.QUARANTINE_REDRIVE,
+                P.METRICS_READ,
+                P.SETTLEMENT_FIGURES_READ,
+                P.COMMISSIONS_READ,
+            }
         ),
         Role.AUDITOR: _READ_EVERYTHING,
         # Partner reads are further narrowed to its own owners by the scope resolver.
-        Role.PARTNER: frozenset({P.LEDGER_READ}),
+        Role.PARTNER: frozenset({P.LEDGER_READ, P.COMMISSIONS_READ, P.STATEMENTS_READ}),
     }
 )
 

@@ -170,6 +170,31 @@ class ExportIn(Input):
     )
 
 
+class FiguresRowOut(BaseModel):
+    key: dict[str, str] = Field(description="the dimensions asked for, always with currency")
+    currency: str
+    turnover: str = AMOUNT
+    wins: str = AMOUNT
+    ggr: str = AMOUNT
+    bonuses: str = AMOUNT
+    jackpot_contributions: str = AMOUNT
+    ngr: str = AMOUNT
+
+
+class AccrualOut(BaseModel):
+    key: dict[str, str]
+    currency: str
+    accrued: str = AMOUNT
+
+
+class StatementOut(BaseModel):
+    contract_id: str
+    operator: str
+    period: str
+    sha256: str
+    closed_at: datetime
+
+
 class ProviderSecretOut(BaseModel):
     provider: str
     name: str
