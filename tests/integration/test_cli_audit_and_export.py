@@ -187,7 +187,12 @@ def test_an_export_verifies_offline_with_the_public_key(env: Path):
     transfers = json.loads((bundle / "transfers.json").read_text())
     assert [(t["id"], t["amount"]) for t in transfers] == [("dep-1", "10.00"), ("bet-1", "2.50")]
     manifest = json.loads((bundle / "manifest.json").read_text())
-    assert manifest["counts"] == {"transfers": 2, "accounts": 3, "audit_records": 1}
+    assert manifest["counts"] == {
+        "transfers": 2,
+        "accounts": 3,
+        "audit_records": 1,
+        "statements": 0,
+    }
 
 
 def test_player_identifiers_never_leave_in_an_export(env: Path):

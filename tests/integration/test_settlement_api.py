@@ -119,3 +119,24 @@ def test_a_partner_gets_only_its_own_operators_statements(world: World):
     # An agent-level partner is not the operator: no provider statements for it.
     agent = world.client.get("/v1/statements", headers=world.headers("partner")).json()
     assert agent == []
+
+
+def test_a_regulator_export_carries_the_statements_closed_in_its_period(world: World):
+    import io
+    import json
+    import zipfile
+
+    _install(world)
+    period = {"start": "2026-01-15T00:00:00Z", "end": "2026-03-01T00:00:00Z"}
+    r = world.client.post(
+        "/v1/exports", json={**period, "owner": "operator:op1"}, headers=world.headers("auditor")
+    )
+    archive = zipfile.ZipFile(io.BytesIO(r.content))
+    index = json.loads(archive.read("statements.json"))
+    assert [(x["operator"], x["sha256"]) for x in index] == [("op1", "sha-op1")]
+    assert archive.read(index[0]["json"]) == b'{"operator":"op1"}'
+    manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["counts"]["statements"] == 1
+    before = {"start": "2025-12-01T00:00:00Z", "end": "2026-01-15T00:00:00Z"}
+    r = world.client.post("/v1/exports", json=before, headers=world.headers("auditor"))
+    assert json.loads(zipfile.ZipFile(io.BytesIO(r.content)).read("statements.json")) == []

@@ -16,6 +16,7 @@ from tally.audit.service import AuditService
 from tally.auth.ports import AuthStore
 from tally.auth.scope import ScopeResolver
 from tally.auth.service import AuthService
+from tally.exports.bundle import StatementFile
 from tally.exports.ports import TransferSource
 from tally.exports.service import ExportService
 from tally.kernel.clock import Clock, SystemClock
@@ -171,6 +172,13 @@ class Backoffice:
         self.store.close()
 
 
+def _statement_files(app: App) -> list[StatementFile]:
+    return [
+        StatementFile(s.contract_id, s.operator, s.period, s.sha256, s.closed_at, s.document, s.csv)
+        for s in app.settlement_store.statements()
+    ]
+
+
 def build_backoffice(
     app: App,
     *,
@@ -188,7 +196,12 @@ def build_backoffice(
     pseudonymiser = Pseudonymiser(keys.pseudonym)
     signer = Signer(keys.signing_pem)
     exports = ExportService(
-        transfer_source or build_transfer_source(settings), store, pseudonymiser, signer, app.clock
+        transfer_source or build_transfer_source(settings),
+        store,
+        pseudonymiser,
+        signer,
+        app.clock,
+        statements=lambda: _statement_files(app),
     )
     auth = AuthService(store, app.clock, hasher or PasswordHasher(), box, settings.auth_limits)
     return Backoffice(

@@ -139,18 +139,53 @@ class ExportRequest:
     created_by: str
 
 
+@dataclass(frozen=True, slots=True)
+class StatementFile:
+    contract_id: str
+    operator: str
+    period: str
+    sha256: str
+    closed_at: datetime
+    document: bytes
+    csv: bytes
+
+
+STATEMENT_FIELDS = ("contract_id", "operator", "period", "sha256", "closed_at", "json", "csv")
+
+
 def build_files(
     request: ExportRequest,
     transfers: Sequence[Transfer],
     accounts: Sequence[Account],
     audit: Sequence[AuditRecord],
     pseudonymise: Callable[[str], str],
+    statements: Sequence[StatementFile] = (),
 ) -> dict[str, bytes]:
     names = Pseudonyms(accounts, pseudonymise)
     t_rows = [names.transfer(t) for t in transfers]
     a_rows = [names.account(a) for a in sorted(accounts, key=lambda a: a.id)]
     au_rows = [audit_row(r) for r in audit]
+    files: dict[str, bytes] = {}
+    index: list[dict[str, str]] = []
+    for i, st in enumerate(statements, start=1):
+        name = f"statement-{i:04d}"
+        files[f"{name}.json"] = st.document
+        files[f"{name}.csv"] = st.csv
+        index.append(
+            {
+                "contract_id": st.contract_id,
+                "operator": st.operator,
+                "period": st.period,
+                "sha256": st.sha256,
+                "closed_at": _utc(st.closed_at),
+                "json": f"{name}.json",
+                "csv": f"{name}.csv",
+            }
+        )
     return {
+        **files,
+        "statements.csv": _csv(STATEMENT_FIELDS, index),
+        "statements.json": _json(index),
         "transfers.csv": _csv(TRANSFER_FIELDS, t_rows),
         "transfers.json": _json(t_rows),
         "accounts.csv": _csv(ACCOUNT_FIELDS, a_rows),
@@ -170,7 +205,7 @@ def manifest_bytes(
         "created_at": _utc(request.created_at),
         "created_by": request.created_by,
         "counts": dict(counts),
-        "statements": "not included: settlement statements do not exist yet",
+        "statements": "provider fee statements closed in the period, as frozen at close",
         "pseudonymised": "player identifiers, with a keyed hash (HMAC-SHA256)",
         "files": {
             name: {"sha256": sha256(data), "bytes": len(data)} for name, data in files.items()

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from tally.audit.chain import AuditEntry, AuditRecord
 from tally.audit.ports import AuditStore
 from tally.auth.model import OwnerRef
-from tally.exports.bundle import ExportRequest, build_files, manifest_bytes, sha256, sign_bundle
+from tally.exports.bundle import (
+    ExportRequest,
+    StatementFile,
+    build_files,
+    manifest_bytes,
+    sha256,
+    sign_bundle,
+)
 from tally.exports.ports import TransferSource
 from tally.kernel.clock import Clock
-from tally.ledger.model import Account, Transfer
+from tally.ledger.model import Account, OwnerKind, Transfer
 from tally.security.signing import Signer
 
 # Transfers read per round trip while exporting.
@@ -28,12 +35,14 @@ class ExportService:
         pseudonymise: Callable[[str], str],
         signer: Signer,
         clock: Clock,
+        statements: Callable[[], Sequence[StatementFile]] | None = None,
     ) -> None:
         self.source = source
         self.audit = audit
         self.pseudonymise = pseudonymise
         self.signer = signer
         self.clock = clock
+        self.statements = statements or (lambda: [])
 
     def export(
         self,
@@ -69,12 +78,21 @@ class ExportService:
             }
             accounts = {i: a for i, a in accounts.items() if i in keep}
         audit: list[AuditRecord] = [r for r in self.audit.iter_audit() if start <= r.entry.at < end]
+        statements = [
+            st
+            for st in self.statements()
+            if start <= st.closed_at < end
+            and (owner is None or (owner.kind is OwnerKind.OPERATOR and owner.id == st.operator))
+        ]
         request = ExportRequest(start, end, str(owner) if owner else None, self.clock.now(), actor)
-        files = build_files(request, transfers, list(accounts.values()), audit, self.pseudonymise)
+        files = build_files(
+            request, transfers, list(accounts.values()), audit, self.pseudonymise, statements
+        )
         counts = {
             "transfers": len(transfers),
             "accounts": len(accounts),
             "audit_records": len(audit),
+            "statements": len(statements),
         }
         manifest = manifest_bytes(request, files, counts)
         self.audit.append(
