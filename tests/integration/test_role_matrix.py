@@ -33,6 +33,7 @@ LEDGER = frozenset(
 STAFF_AND_OPS_KEY = frozenset({"admin", "finance", "operations", "auditor", "key_ops"})
 ADMIN_AND_AUDITOR = frozenset({"admin", "auditor"})
 ADMIN = frozenset({"admin"})
+CONFIG_WRITERS = frozenset({"admin", "finance"})
 STATEMENT_READERS = frozenset({"admin", "finance", "auditor", "partner", "key_partner"})
 
 _counter = itertools.count()
@@ -133,6 +134,13 @@ CALLS = [
         STATEMENT_READERS,
         url="/v1/statements/c1/op1/2026-01",
     ),
+    Call("GET", "/v1/contracts", STAFF_AND_OPS_KEY),
+    Call("POST", "/v1/contracts", CONFIG_WRITERS, body={}),
+    Call("GET", "/v1/partner-trees/{operator}", STAFF_AND_OPS_KEY, url="/v1/partner-trees/op1"),
+    Call("POST", "/v1/partner-trees/agents", CONFIG_WRITERS, body={}),
+    Call("POST", "/v1/partner-trees/placements", CONFIG_WRITERS, body={}),
+    Call("GET", "/v1/fx/rates", STAFF_AND_OPS_KEY),
+    Call("POST", "/v1/fx/rates", CONFIG_WRITERS, body=[]),
     Call("GET", "/v1/users", ADMIN_AND_AUDITOR),
     Call("POST", "/v1/users", ADMIN, body=_new_user),
     Call("GET", "/v1/users/{user_id}", ADMIN_AND_AUDITOR, url="/v1/users/{victim}"),

@@ -29,6 +29,8 @@ class Permission(StrEnum):
     SETTLEMENT_FIGURES_READ = "settlement.figures.read"  # live totals and fees, all operators
     COMMISSIONS_READ = "settlement.commissions.read"  # partners: their own subtree only
     STATEMENTS_READ = "statements.read"  # partners: their own operator's only
+    CONFIG_READ = "settlement.config.read"  # contracts, partner trees, FX rates
+    CONFIG_WRITE = "settlement.config.write"  # new versions only; nothing is edited in place
     PROVIDER_SECRETS_READ = "provider_secrets.read"  # names and dates, never values
     PROVIDER_SECRETS_WRITE = "provider_secrets.write"
 
@@ -47,6 +49,7 @@ _READ_EVERYTHING = frozenset(
         P.SETTLEMENT_FIGURES_READ,
         P.COMMISSIONS_READ,
         P.STATEMENTS_READ,
+        P.CONFIG_READ,
     }
 )
 
@@ -63,6 +66,8 @@ GRANTS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
                 P.SETTLEMENT_FIGURES_READ,
                 P.COMMISSIONS_READ,
                 P.STATEMENTS_READ,
+                P.CONFIG_READ,
+                P.CONFIG_WRITE,
             }
         ),
         Role.OPERATIONS: frozenset(
@@ -73,6 +78,7 @@ GRANTS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
                 P.METRICS_READ,
                 P.SETTLEMENT_FIGURES_READ,
                 P.COMMISSIONS_READ,
+                P.CONFIG_READ,
             }
         ),
         Role.AUDITOR: _READ_EVERYTHING,

@@ -195,6 +195,21 @@ class StatementOut(BaseModel):
     closed_at: datetime
 
 
+class ConfigPutOut(BaseModel):
+    outcome: Literal["created", "exists"]
+
+
+class PartnerTreeOut(BaseModel):
+    agents: list[dict[str, Any]]
+    placements: list[dict[str, Any]]
+
+
+class FxImportOut(BaseModel):
+    created: int
+    existing: int
+    conflicts: list[dict[str, Any]]
+
+
 class ProviderSecretOut(BaseModel):
     provider: str
     name: str
