@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench clean install
+.PHONY: demo test lint typecheck bench clean install sim sim-long
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,15 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+# Replay one simulation seed exactly: make sim SEED=42
+SEED ?= 1
+sim: $(STAMP)
+	TALLY_SIM_SEEDS=$(SEED) $(BIN)/pytest -q tests/simulation -k matches_the_auditor
+
+# A longer run: 20 seeds, 30 simulated hours each at a higher rate.
+sim-long: $(STAMP)
+	TALLY_SIM_SEEDS=$$(seq -s, 100 119) TALLY_SIM_RATE=12 $(BIN)/pytest -q tests/simulation -k matches_the_auditor
 
 bench: $(STAMP)
 	$(BIN)/tally bench ledger

@@ -572,7 +572,7 @@ class SettlementBook:
             expense, payable = commission_accounts(operator, agent, currency)
             self._post(
                 out,
-                f"settle:{batch_id}:commission:{operator}:{agent}:{period}",
+                f"settle:{batch_id}:commission:{operator}:{agent}:{period}:{currency}",
                 expense,
                 payable,
                 target - accrued,

@@ -1,0 +1,156 @@
+"""``tally simulate``: a seeded world's activity through settlement, with a live view."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+
+from tally.app.bootstrap import App, build_app
+from tally.app.logging import configure_logging
+from tally.app.settings import Settings
+from tally.entrypoints.cli.common import console
+from tally.kernel.money import format_amount
+from tally.settlement.figures import Dimension, fees_accrued, live_totals
+from tally.settlement.statements import Statement
+from tally.simulation.faults import Faults
+from tally.simulation.run import SimulationRun
+from tally.simulation.world import build_world
+
+DEFAULT_START = "2026-03-31T00:00:00+00:00"
+
+
+def _view(run: SimulationRun) -> Group:
+    snap = run.snapshot()
+    rate = snap.settled / snap.elapsed_s if snap.elapsed_s > 0 else 0.0
+    header = (
+        f"simulated time [bold]{snap.sim_time:%Y-%m-%d %H:%M} UTC[/bold]   "
+        f"events fed [bold]{snap.fed:,}[/bold]   settled [bold]{snap.settled:,}[/bold]   "
+        f"[green]{rate:,.0f} events/s[/green]   lag {snap.fed - snap.settled:,}"
+    )
+    ggr = Table("provider", "currency", "turnover", "GGR", title="GGR by provider", expand=True)
+    for row in live_totals(snap.figures, [Dimension.PROVIDER]):
+        key = dict(row.key)
+        cur = key["currency"]
+        ggr.add_row(
+            key["provider"],
+            cur,
+            format_amount(row.totals.turnover, cur),
+            format_amount(row.totals.ggr, cur),
+        )
+    by_operator: dict[tuple[str, str], int] = defaultdict(int)
+    for fee in fees_accrued(snap.figures, run.world.contracts):
+        key = dict(fee.key)
+        by_operator[(key["operator"], key["currency"])] += fee.accrued
+    commissions: dict[tuple[str, str], int] = defaultdict(int)
+    for (operator, _agent, _period, currency), amount in snap.figures.commission_accrued.items():
+        commissions[(operator, currency)] += amount
+    accruals = Table(
+        "operator",
+        "currency",
+        "provider fees accrued",
+        "commissions accrued",
+        title="Accruals by operator",
+        expand=True,
+    )
+    for operator, currency in sorted(set(by_operator) | set(commissions)):
+        accruals.add_row(
+            operator,
+            currency,
+            format_amount(by_operator.get((operator, currency), 0), currency),
+            format_amount(commissions.get((operator, currency), 0), currency),
+        )
+    return Group(Panel(header, title="Tally simulation"), ggr, accruals)
+
+
+def write_statements(statements: list[Statement], directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for s in statements:
+        stem = f"{s.terms.contract_id}_{s.operator}_{s.period.label}"
+        for suffix, body in ((".json", s.to_json()), (".csv", s.to_csv())):
+            path = directory / f"{stem}{suffix}"
+            path.write_bytes(body)
+            written.append(path)
+    return written
+
+
+def run_simulation(
+    tally: App,
+    *,
+    seed: int,
+    seconds: float,
+    rate: float,
+    faults: bool,
+    start: datetime,
+    players: int,
+) -> tuple[SimulationRun, list[Statement]]:
+    world = build_world(seed, start, players=players)
+    run = SimulationRun(
+        world,
+        tally.settlement_config,
+        tally.settlement_store,
+        faults=Faults.all_on() if faults else Faults(),
+        events_per_second=rate,
+        rounds_per_minute=max(1.0, rate * seconds / (36 * 60) / 1.6),
+    )
+    with console.status("generating the world's activity"):
+        total = run.prepare()
+    console.print(
+        f"world seed {seed}: {len(world.providers)} providers, "
+        f"{len(world.operators)} operators, {len(world.players)} players; "
+        f"{total:,} events to deliver at about {rate:,.0f}/s"
+    )
+    stop = threading.Event()
+    feeder = threading.Thread(target=run.feed, args=(stop.is_set,), daemon=True)
+    feeder.start()
+    try:
+        with Live(_view(run), console=console, refresh_per_second=4) as live:
+            while feeder.is_alive() or run.worker.position < run.fed:
+                feeder.join(timeout=0.25)
+                live.update(_view(run))
+    except KeyboardInterrupt:
+        stop.set()
+        feeder.join()
+        console.print("[yellow]stopped early[/yellow]")
+    run.wait_settled()
+    with console.status("closing the periods that ended"):
+        statements = run.close_ended_periods()
+    return run, statements
+
+
+def simulate(
+    seed: Annotated[int, typer.Option(help="the world and its activity follow from it")] = 7,
+    seconds: Annotated[float, typer.Option(help="about how long to run")] = 60.0,
+    rate: Annotated[float, typer.Option(help="events per second to deliver")] = 3_000.0,
+    faults: Annotated[bool, typer.Option(help="duplicates, reordering, late events")] = True,
+    players: Annotated[int, typer.Option(help="players in the world")] = 2_000,
+    start: Annotated[str, typer.Option(help="simulated start (ISO, with zone)")] = DEFAULT_START,
+) -> None:
+    """Generate a world, settle its activity live, close the periods that ended."""
+    configure_logging("WARNING")
+    settings = Settings.from_env()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with build_app(settings) as tally:
+        _, statements = run_simulation(
+            tally,
+            seed=seed,
+            seconds=seconds,
+            rate=rate,
+            faults=faults,
+            start=datetime.fromisoformat(start).astimezone(UTC),
+            players=players,
+        )
+        paths = write_statements(statements, settings.data_dir / "statements")
+    console.print(
+        f"{len(statements)} statements closed; written under "
+        f"{settings.data_dir / 'statements'} ({len(paths)} files)"
+    )
