@@ -7,17 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from apiworld import (
-    CHEAP_HASHER,
-    PARTNER_A,
-    PARTNER_B,
-    PASSWORD,
-    STAFF,
-    World,
-    enrol,
-    fixed_keys,
-    seed_ledger,
-)
 from fastapi.testclient import TestClient
 
 from tally.app.bootstrap import App, build_app, build_backoffice
@@ -29,6 +18,17 @@ from tally.entrypoints.api.app import create_api
 from tally.kernel.clock import FixedClock
 from tally.ledger.service import LedgerService
 from tally.settlement.config import SettlementConfig
+from tests.integration.apiworld import (
+    CHEAP_HASHER,
+    PARTNER_A,
+    PARTNER_B,
+    PASSWORD,
+    STAFF,
+    World,
+    enrol,
+    fixed_keys,
+    seed_ledger,
+)
 
 PG_DSN = os.environ.get("TALLY_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 

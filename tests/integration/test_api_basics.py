@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from apiworld import World
+from tests.integration.apiworld import World
 
 
 def test_health_and_readiness_answer_without_credentials(world: World):

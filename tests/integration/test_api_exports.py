@@ -6,10 +6,10 @@ import io
 import zipfile
 from pathlib import Path
 
-from apiworld import World
 from typer.testing import CliRunner
 
 from tally.entrypoints.cli import app as cli
+from tests.integration.apiworld import World
 
 PERIOD = {"start": "2025-12-01T00:00:00Z", "end": "2026-12-01T00:00:00+01:00"}
 

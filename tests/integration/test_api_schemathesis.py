@@ -7,10 +7,11 @@ a freshly logged-in admin, so the write operations are exercised too.
 from __future__ import annotations
 
 import schemathesis
-from apiworld import World
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
+
+from tests.integration.apiworld import World
 
 EXAMPLES_PER_OPERATION = 8
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from apiworld import PASSWORD, World
-
 from tally.security import totp
+from tests.integration.apiworld import PASSWORD, World
 
 
 def _login(world: World, name: str, password: str = PASSWORD, code: str | None = None):

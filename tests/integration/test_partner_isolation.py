@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from apiworld import ACCOUNTS, World
+
+from tests.integration.apiworld import ACCOUNTS, World
 
 # Partner A is agent "pa" in op1's tree, with "pa-sub" beneath it: it sees both.
 MINE = {"pa", "pa-sub"}
@@ -119,10 +120,9 @@ def test_no_guessed_identifier_shows_a_partner_anything_outside_its_scope(world:
 
 
 def _scoped_user(world: World, name: str, scope: str) -> dict[str, str]:
-    from apiworld import PASSWORD
-
     from tally.auth.model import OwnerRef
     from tally.auth.policy import Role
+    from tests.integration.apiworld import PASSWORD
 
     world.bo.auth.create_user(
         "system",

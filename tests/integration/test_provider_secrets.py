@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from apiworld import World
+from tests.integration.apiworld import World
 
 VALUE = "prov-secret-VALUE-9f3a"
 

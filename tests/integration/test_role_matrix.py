@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from apiworld import World
 
 from tally.auth.policy import Role
+from tests.integration.apiworld import World
 
 CALLERS = (
     "anonymous",

@@ -6,11 +6,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from apiworld import World
-
 from tally.settlement.contracts import Totals
 from tally.settlement.engine import Bucket, OpenFigures
 from tally.settlement.ports import StoredStatement
+from tests.integration.apiworld import World
 
 CLOSED = datetime(2026, 2, 1, tzinfo=UTC)
 
@@ -99,10 +98,9 @@ def test_statements_are_listed_and_downloaded_with_their_digest(world: World):
 
 def test_a_partner_gets_only_its_own_operators_statements(world: World):
     _install(world)
-    from apiworld import PASSWORD
-
     from tally.auth.model import OwnerRef
     from tally.auth.policy import Role
+    from tests.integration.apiworld import PASSWORD
 
     world.bo.auth.create_user(
         "system",

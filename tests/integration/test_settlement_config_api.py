@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from apiworld import World
-
 from tally.settlement import codec
 from tally.settlement.contracts import ContractTerms, flat
+from tests.integration.apiworld import World
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
 
