@@ -116,6 +116,7 @@ CALLS = [
     ),
     Call("GET", "/v1/transfers/{transfer_id}", LEDGER, url="/v1/transfers/t-pa-1"),
     Call("GET", "/v1/quarantine/ledger-rejections", STAFF_AND_OPS_KEY),
+    Call("GET", "/v1/quarantine/settlement-problems", STAFF_AND_OPS_KEY),
     Call(
         "POST",
         "/v1/quarantine/ledger-rejections/{transfer_id}/redrive",

@@ -27,6 +27,9 @@ class FakeSettlement:
     def statements(self) -> list[StoredStatement]:
         return self.closed
 
+    def problems(self) -> list[tuple[str, str, datetime]]:
+        return [("acme:evt-9", "no contract in force for acme at 2026-01-03", CLOSED)]
+
 
 def _install(world: World) -> None:
     figures = OpenFigures()
@@ -138,3 +141,15 @@ def test_a_regulator_export_carries_the_statements_closed_in_its_period(world: W
     before = {"start": "2025-12-01T00:00:00Z", "end": "2026-01-15T00:00:00Z"}
     r = world.client.post("/v1/exports", json=before, headers=world.headers("auditor"))
     assert json.loads(zipfile.ZipFile(io.BytesIO(r.content)).read("statements.json")) == []
+
+
+def test_events_settlement_could_not_place_are_shown_in_the_quarantine(world: World):
+    _install(world)
+    r = world.client.get("/v1/quarantine/settlement-problems", headers=world.headers("operations"))
+    assert r.json() == [
+        {
+            "event_key": "acme:evt-9",
+            "reason": "no contract in force for acme at 2026-01-03",
+            "at": "2026-02-01T00:00:00Z",
+        }
+    ]

@@ -293,6 +293,17 @@ def ledger_rejections(
     return s.PageOut(items=items, next_cursor=page.next_cursor)
 
 
+@ledger.get("/quarantine/settlement-problems", response_model=list[s.SettlementProblemOut])
+def settlement_problems(
+    c: CtxDep, _: Annotated[Principal, Depends(require(P.QUARANTINE_READ))]
+) -> list[s.SettlementProblemOut]:
+    """Events settlement could not place (no contract in force, unknown agent, ...)."""
+    return [
+        s.SettlementProblemOut(event_key=key, reason=reason, at=at)
+        for key, reason, at in c.app.settlement_store.problems()
+    ]
+
+
 @ledger.post(
     "/quarantine/ledger-rejections/{transfer_id}/redrive",
     response_model=s.RedriveOut,

@@ -195,6 +195,12 @@ class StatementOut(BaseModel):
     closed_at: datetime
 
 
+class SettlementProblemOut(BaseModel):
+    event_key: str
+    reason: str
+    at: datetime
+
+
 class ConfigPutOut(BaseModel):
     outcome: Literal["created", "exists"]
 
