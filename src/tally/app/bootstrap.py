@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from tally.app.keys import Keys, load_keys
+from tally.app.metrics import Metrics
+from tally.app.scope import PartnerTreeScope
 from tally.app.settings import Settings
+from tally.audit.chain import Sealer
+from tally.audit.ports import AuditStore
+from tally.audit.service import AuditService
+from tally.auth.ports import AuthStore
+from tally.auth.scope import ScopeResolver
+from tally.auth.service import AuthService
+from tally.exports.bundle import StatementFile
+from tally.exports.ports import TransferSource
+from tally.exports.service import ExportService
 from tally.kernel.clock import Clock, SystemClock
 from tally.ledger.ports import LedgerStore
 from tally.ledger.service import LedgerService
+from tally.quarantine.ledger import LedgerQuarantine
+from tally.security.passwords import PasswordHasher
+from tally.security.provider_secrets import ProviderSecrets, SealedSecretStore
+from tally.security.pseudonym import Pseudonymiser
+from tally.security.secretbox import SecretBox
+from tally.security.signing import Signer
 from tally.settlement.config import SettlementConfig
 from tally.settlement.ports import ConfigDocuments, SettlementStore
 
@@ -80,10 +100,15 @@ class App:
         self.close()
 
 
-def build_app(settings: Settings, clock: Clock | None = None) -> App:
+def build_app(
+    settings: Settings,
+    clock: Clock | None = None,
+    *,
+    on_commit: Callable[[int, float], None] | None = None,
+) -> App:
     clock = clock or SystemClock()
     store = build_ledger_store(settings)
-    ledger = LedgerService(store, clock, settings.ledger_limits)
+    ledger = LedgerService(store, clock, settings.ledger_limits, on_commit=on_commit)
     documents, settlement_store = build_settlement(settings, store)
     return App(
         settings=settings,
@@ -93,4 +118,102 @@ def build_app(settings: Settings, clock: Clock | None = None) -> App:
         settlement_documents=documents,
         settlement_config=SettlementConfig(documents),
         settlement_store=settlement_store,
+    )
+
+
+# -- back office: users, API keys, audit trail, exports ----------------------------------
+
+
+class BackofficeStore(AuthStore, AuditStore, SealedSecretStore, Protocol):
+    def ping(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def build_backoffice_store(settings: Settings, sealer: Sealer) -> BackofficeStore:
+    if settings.mode == "scaled":
+        from tally.adapters.postgres.backoffice import PostgresBackofficeStore
+
+        return PostgresBackofficeStore(settings.pg_dsn, sealer)
+    from tally.adapters.sqlite.backoffice import SqliteBackofficeStore
+
+    settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteBackofficeStore(settings.sqlite_path, sealer)
+
+
+def build_transfer_source(settings: Settings) -> TransferSource:
+    if settings.mode == "scaled":
+        from tally.adapters.postgres.ledger_read import PostgresTransferSource
+
+        return PostgresTransferSource(settings.pg_dsn)
+    from tally.adapters.sqlite.ledger_read import SqliteTransferSource
+
+    return SqliteTransferSource(settings.sqlite_path)
+
+
+@dataclass
+class Backoffice:
+    """The staff-facing side of a running process: who may do what, and the audit trail."""
+
+    store: BackofficeStore
+    auth: AuthService
+    audit: AuditService
+    scope: ScopeResolver
+    pseudonymiser: Pseudonymiser
+    signer: Signer
+    secret_box: SecretBox
+    metrics: Metrics
+    exports: ExportService
+    quarantine: LedgerQuarantine
+    provider_secrets: ProviderSecrets
+
+    def close(self) -> None:
+        self.exports.source.close()
+        self.store.close()
+
+
+def _statement_files(app: App) -> list[StatementFile]:
+    return [
+        StatementFile(s.contract_id, s.operator, s.period, s.sha256, s.closed_at, s.document, s.csv)
+        for s in app.settlement_store.statements()
+    ]
+
+
+def build_backoffice(
+    app: App,
+    *,
+    metrics: Metrics | None = None,
+    hasher: PasswordHasher | None = None,
+    store: BackofficeStore | None = None,
+    keys: Keys | None = None,
+    transfer_source: TransferSource | None = None,
+) -> Backoffice:
+    settings = app.settings
+    keys = keys or load_keys(settings)
+    sealer = Sealer(keys.audit)
+    store = store or build_backoffice_store(settings, sealer)
+    box = SecretBox(keys.secret)
+    pseudonymiser = Pseudonymiser(keys.pseudonym)
+    signer = Signer(keys.signing_pem)
+    exports = ExportService(
+        transfer_source or build_transfer_source(settings),
+        store,
+        pseudonymiser,
+        signer,
+        app.clock,
+        statements=lambda: _statement_files(app),
+    )
+    auth = AuthService(store, app.clock, hasher or PasswordHasher(), box, settings.auth_limits)
+    return Backoffice(
+        store=store,
+        auth=auth,
+        audit=AuditService(store, sealer),
+        scope=PartnerTreeScope(app.settlement_config, app.clock),
+        pseudonymiser=pseudonymiser,
+        signer=signer,
+        secret_box=box,
+        metrics=metrics or Metrics(),
+        exports=exports,
+        quarantine=LedgerQuarantine(app.ledger, store, app.clock),
+        provider_secrets=ProviderSecrets(store, box, app.clock),
     )

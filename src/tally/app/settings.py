@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -9,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from tally.kernel.errors import ConfigurationError
-from tally.kernel.limits import LedgerLimits
+from tally.kernel.limits import AuthLimits, LedgerLimits
 
 Mode = Literal["embedded", "scaled"]
 DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/tally"
@@ -28,6 +30,14 @@ class Settings:
     log_level: str = "INFO"
     log_json: bool = False
     ledger_limits: LedgerLimits = field(default_factory=LedgerLimits)
+    # Back office: keys come from the environment (base64) or, for the embedded demo,
+    # from files generated on first run in keys_dir (mode 0600). Never logged.
+    keys_dir: Path = Path("data/keys")
+    audit_key: bytes | None = field(default=None, repr=False)
+    pseudonym_key: bytes | None = field(default=None, repr=False)
+    secret_key: bytes | None = field(default=None, repr=False)
+    export_signing_key_path: Path | None = None
+    auth_limits: AuthLimits = field(default_factory=AuthLimits)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -44,4 +54,27 @@ class Settings:
             nats_url=env.get("TALLY_NATS_URL", DEFAULT_NATS_URL),
             log_level=env.get("TALLY_LOG_LEVEL", "INFO").upper(),
             log_json=env.get("TALLY_LOG_JSON", "0") in ("1", "true", "yes"),
+            keys_dir=Path(env.get("TALLY_KEYS_DIR", str(data_dir / "keys"))),
+            audit_key=_key(env, "TALLY_AUDIT_KEY"),
+            pseudonym_key=_key(env, "TALLY_PSEUDONYM_KEY"),
+            secret_key=_key(env, "TALLY_SECRET_KEY"),
+            export_signing_key_path=_path(env, "TALLY_EXPORT_SIGNING_KEY_PATH"),
         )
+
+
+def _key(env: Mapping[str, str], name: str) -> bytes | None:
+    text = env.get(name)
+    if not text:
+        return None
+    try:
+        key = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigurationError(f"{name} must be base64") from None
+    if len(key) != 32:
+        raise ConfigurationError(f"{name} must decode to 32 bytes")
+    return key
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    text = env.get(name)
+    return Path(text) if text else None

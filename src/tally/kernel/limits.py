@@ -29,3 +29,19 @@ class LedgerLimits:
     pending_timeout_max_s: int = 30 * 86_400
     # Pagination.
     page_max_size: int = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class AuthLimits:
+    # Failed logins in a row before the account locks, and for how long.
+    max_failed_logins: int = 5
+    lockout_s: int = 15 * 60
+    # A staff session lasts this long from login; an MFA-enrolment session much less.
+    session_ttl_s: int = 8 * 3_600
+    enrolment_session_ttl_s: int = 10 * 60
+    # Longest life an API key may be given (a year); keys may also never expire.
+    api_key_max_ttl_s: int = 366 * 86_400
+    username_max_length: int = 64
+    name_max_length: int = 128
+    # Pagination of users, keys and audit records.
+    page_max_size: int = 500

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from tally.entrypoints.cli import bench, demo, ledger, settlement, simulate
+from tally.entrypoints.cli import (
+    audit,
+    bench,
+    demo,
+    export,
+    ledger,
+    serve,
+    settlement,
+    simulate,
+    users,
+)
 
 app = typer.Typer(
     name="tally",
@@ -20,6 +30,10 @@ app.add_typer(settlement.partners_app, name="partners")
 app.add_typer(settlement.settlement_app, name="settlement")
 app.command("demo")(demo.demo)
 app.command("simulate")(simulate.simulate)
+app.add_typer(users.app, name="users")
+app.add_typer(audit.app, name="audit")
+app.add_typer(export.app, name="export")
+app.command("serve")(serve.serve)
 
 
 def main() -> None:

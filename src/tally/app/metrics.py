@@ -1,0 +1,47 @@
+"""Prometheus metrics of one process, in its own registry (no import-time globals)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "tally_http_requests",
+            "HTTP requests by route template, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "tally_http_request_seconds",
+            "HTTP request latency by route template and method",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.commit_latency = Histogram(
+            "tally_ledger_commit_seconds",
+            "Ledger group-commit latency",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.committed = Counter(
+            "tally_ledger_committed_transfers",
+            "Transfers committed by the ledger writer",
+            registry=self.registry,
+        )
+
+    def observe_commit(self, transfers: int, seconds: float) -> None:
+        self.committed.inc(transfers)
+        self.commit_latency.observe(seconds)
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route, method).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

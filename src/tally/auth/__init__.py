@@ -1,0 +1,1 @@
+"""Who may do what: staff users, API keys, sessions, roles and permissions."""

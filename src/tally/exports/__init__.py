@@ -1,0 +1,1 @@
+"""Regulator exports: signed bundles of transactions, accounts and audit records."""

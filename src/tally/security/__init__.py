@@ -1,0 +1,1 @@
+"""Cryptographic building blocks: password hashing, TOTP, secret box, pseudonyms, signatures."""

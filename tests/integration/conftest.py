@@ -1,0 +1,112 @@
+"""A running back-office API over an embedded (SQLite) Tally, with one user per role."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tally.app.bootstrap import App, build_app, build_backoffice
+from tally.app.metrics import Metrics
+from tally.app.settings import Settings
+from tally.audit.chain import Sealer
+from tally.auth.policy import Role
+from tally.entrypoints.api.app import create_api
+from tally.kernel.clock import FixedClock
+from tally.ledger.service import LedgerService
+from tally.settlement.config import SettlementConfig
+from tests.integration.apiworld import (
+    CHEAP_HASHER,
+    PARTNER_A,
+    PARTNER_B,
+    PASSWORD,
+    STAFF,
+    World,
+    enrol,
+    fixed_keys,
+    seed_ledger,
+)
+
+PG_DSN = os.environ.get("TALLY_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _postgres(request: pytest.FixtureRequest, clock: FixedClock, metrics: Metrics) -> App:
+    """The scaled mode's stores, each in the test's own PostgreSQL schema."""
+    from tally.adapters.postgres.ledger import PostgresLedgerStore
+    from tally.adapters.postgres.settlement import (
+        PostgresConfigDocuments,
+        PostgresSettlementStore,
+    )
+
+    schema = request.getfixturevalue("pg_schema")
+    store = PostgresLedgerStore(PG_DSN, schema=schema)
+    ledger = LedgerService(store, clock, on_commit=metrics.observe_commit)
+    documents = PostgresConfigDocuments(PG_DSN, schema=schema)
+    return App(
+        settings=Settings(mode="scaled"),
+        clock=clock,
+        ledger_store=store,
+        ledger=ledger,
+        settlement_documents=documents,
+        settlement_config=SettlementConfig(documents),
+        settlement_store=PostgresSettlementStore(store, PG_DSN, schema=schema),
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def world(request: pytest.FixtureRequest, tmp_path: Path, clock: FixedClock) -> Iterator[World]:
+    """The same API tests run over the embedded (SQLite) and the scaled (PostgreSQL) stores."""
+    metrics = Metrics()
+    keys = fixed_keys()
+    if request.param == "sqlite":
+        settings = Settings(
+            mode="embedded",
+            data_dir=tmp_path,
+            sqlite_path=tmp_path / "tally.sqlite",
+            keys_dir=tmp_path / "keys",
+        )
+        app = build_app(settings, clock, on_commit=metrics.observe_commit)
+        bo = build_backoffice(app, metrics=metrics, hasher=CHEAP_HASHER, keys=keys)
+    else:
+        from tally.adapters.postgres.backoffice import PostgresBackofficeStore
+        from tally.adapters.postgres.ledger_read import PostgresTransferSource
+
+        app = _postgres(request, clock, metrics)
+        schema = request.getfixturevalue("pg_schema")
+        bo = build_backoffice(
+            app,
+            metrics=metrics,
+            hasher=CHEAP_HASHER,
+            keys=keys,
+            store=PostgresBackofficeStore(PG_DSN, Sealer(keys.audit), schema=schema),
+            transfer_source=PostgresTransferSource(PG_DSN, schema=schema),
+        )
+    app.start()
+    api = create_api(app, bo)
+    with TestClient(api, client=("203.0.113.9", 5000)) as client:
+        w = World(app, bo, client, clock)
+        for role in STAFF:
+            user = bo.auth.create_user("system", role.value, PASSWORD, frozenset({role}))
+            w.user_ids[role.value] = user.id
+        for name, owner in (("partner", PARTNER_A), ("partner_b", PARTNER_B)):
+            user = bo.auth.create_user(
+                "system", name, PASSWORD, frozenset({Role.PARTNER}), scope=frozenset({owner})
+            )
+            w.user_ids[name] = user.id
+        for role in (Role.ADMIN, Role.FINANCE):
+            enrol(w, role.value)
+        for name in (*[r.value for r in STAFF], "partner", "partner_b"):
+            w.tokens[name] = w.login(name)
+        _, ops_token = bo.auth.create_api_key("system", "ops bot", frozenset({Role.OPERATIONS}))
+        _, partner_token = bo.auth.create_api_key(
+            "system", "partner a feed", frozenset({Role.PARTNER}), scope=frozenset({PARTNER_A})
+        )
+        w.tokens["key_ops"] = ops_token
+        w.tokens["key_partner"] = partner_token
+        seed_ledger(app)
+        yield w
+    app.close()
+    bo.close()

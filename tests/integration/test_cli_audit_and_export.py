@@ -1,0 +1,273 @@
+"""The command line: first admin, audit verification with tampering, signed exports."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tally.app.bootstrap import build_app
+from tally.app.settings import Settings
+from tally.entrypoints.cli import app as cli
+from tally.ledger.model import Account, AccountFlags, OwnerKind, TransferRequest
+
+runner = CliRunner()
+PASSWORD = "a long enough password"
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("TALLY_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("TALLY_LOG_LEVEL", "WARNING")
+    for name in ("TALLY_MODE", "TALLY_SQLITE_PATH", "TALLY_KEYS_DIR", "TALLY_AUDIT_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def tally(*args: str, input: str | None = None):
+    return runner.invoke(cli, list(args), input=input)
+
+
+def make_users(n: int) -> None:
+    for i in range(n):
+        r = tally("users", "create", f"op{i}", "--role", "operations", input=f"{PASSWORD}\n" * 2)
+        assert r.exit_code == 0, r.output
+
+
+def test_the_first_admin_is_created_from_the_command_line_and_audited(env: Path):
+    r = tally("users", "create", "root", "--role", "admin", input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert r.exit_code == 0, r.output
+    assert "created user root" in r.output
+    r = tally("audit", "verify")
+    assert r.exit_code == 0 and "1 records verified" in r.output
+
+
+def test_keys_are_generated_once_with_owner_only_permissions(env: Path):
+    make_users(1)
+    keys = sorted((env / "keys").iterdir())
+    assert [k.name for k in keys] == [
+        "audit.key",
+        "export_signing_ed25519.pem",
+        "pseudonym.key",
+        "secret.key",
+    ]
+    assert all(k.stat().st_mode & 0o777 == 0o600 for k in keys)
+
+
+def _tamper(env: Path, *statements: str) -> None:
+    conn = sqlite3.connect(env / "tally.sqlite")
+    # Someone with write access to the file can drop the append-only triggers.
+    conn.execute("DROP TRIGGER audit_records_no_update")
+    conn.execute("DROP TRIGGER audit_records_no_delete")
+    for s in statements:
+        conn.execute(s)
+    conn.commit()
+    conn.close()
+
+
+def _verify_fails_naming(seq: int, finding: str) -> None:
+    r = tally("audit", "verify")
+    assert r.exit_code == 1
+    rows = [line.split("│")[1:3] for line in r.output.splitlines() if line.count("│") >= 3]
+    found = {(a.strip(), b.strip()) for a, b in rows}
+    assert (str(seq), finding) in found, r.output
+
+
+def test_the_audit_table_refuses_updates_and_deletes(env: Path):
+    make_users(1)
+    conn = sqlite3.connect(env / "tally.sqlite")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("UPDATE audit_records SET actor = 'x'")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("DELETE FROM audit_records")
+
+
+def test_an_edited_record_is_detected(env: Path):
+    make_users(4)
+    _tamper(env, 'UPDATE audit_records SET after = \'{"roles":["admin"]}\' WHERE seq = 2')
+    _verify_fails_naming(2, "edited")
+
+
+def test_a_deleted_record_is_detected(env: Path):
+    make_users(4)
+    _tamper(env, "DELETE FROM audit_records WHERE seq = 2")
+    _verify_fails_naming(3, "deleted")
+
+
+def test_an_inserted_record_is_detected(env: Path):
+    make_users(4)
+    _tamper(
+        env,
+        "UPDATE audit_records SET seq = seq + 100 WHERE seq >= 3",
+        "UPDATE audit_records SET seq = seq - 99 WHERE seq >= 100",
+        "INSERT INTO audit_records SELECT 3, 'user:mallory', action, target, at, source, before,"
+        " after, detail, (SELECT hash FROM audit_records WHERE seq = 2), lower(hex(randomblob(32)))"
+        " FROM audit_records WHERE seq = 2",
+        "UPDATE audit_head SET seq = seq + 1",
+    )
+    _verify_fails_naming(3, "inserted")
+
+
+def test_reordered_records_are_detected(env: Path):
+    make_users(4)
+    _tamper(
+        env,
+        "UPDATE audit_records SET seq = -2 WHERE seq = 2",
+        "UPDATE audit_records SET seq = 2 WHERE seq = 3",
+        "UPDATE audit_records SET seq = 3 WHERE seq = -2",
+    )
+    _verify_fails_naming(2, "reordered")
+
+
+def test_a_cut_off_tail_is_detected(env: Path):
+    make_users(4)
+    _tamper(env, "DELETE FROM audit_records WHERE seq = 4")
+    _verify_fails_naming(4, "truncated")
+
+
+def _seed_ledger(env: Path) -> None:
+    settings = Settings.from_env({"TALLY_DATA_DIR": str(env)})
+    with build_app(settings) as app:
+        app.ledger.create_accounts(
+            [
+                Account("platform:cash:EUR", OwnerKind.PLATFORM, "platform", "EUR", "cash"),
+                Account(
+                    "player:alice-42:EUR",
+                    OwnerKind.PLAYER,
+                    "alice-42",
+                    "EUR",
+                    "wallet",
+                    AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS,
+                ),
+                Account("operator:op1:house:EUR", OwnerKind.OPERATOR, "op1", "EUR", "house"),
+            ]
+        )
+        app.ledger.transfer(
+            [
+                TransferRequest(
+                    "dep-1", "platform:cash:EUR", "player:alice-42:EUR", 10_00, "EUR", "deposit"
+                ),
+                TransferRequest(
+                    "bet-1", "player:alice-42:EUR", "operator:op1:house:EUR", 2_50, "EUR", "bet"
+                ),
+            ]
+        )
+
+
+def _export(env: Path, *extra: str) -> Path:
+    out = env / "bundle"
+    now = datetime.now(UTC)
+    r = tally(
+        "export",
+        "period",
+        "--start",
+        (now - timedelta(days=300)).isoformat(),
+        "--end",
+        (now + timedelta(days=1)).isoformat(),
+        "--out",
+        str(out),
+        *extra,
+    )
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_an_export_verifies_offline_with_the_public_key(env: Path):
+    make_users(1)
+    _seed_ledger(env)
+    bundle = _export(env)
+    pub = env / "exporter.pub.pem"
+    pub.write_bytes((bundle / "signing_key.pub.pem").read_bytes())
+    r = tally("export", "verify", str(bundle), "--public-key", str(pub))
+    assert r.exit_code == 0, r.output
+    transfers = json.loads((bundle / "transfers.json").read_text())
+    assert [(t["id"], t["amount"]) for t in transfers] == [("dep-1", "10.00"), ("bet-1", "2.50")]
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["counts"] == {
+        "transfers": 2,
+        "accounts": 3,
+        "audit_records": 1,
+        "statements": 0,
+    }
+
+
+def test_player_identifiers_never_leave_in_an_export(env: Path):
+    _seed_ledger(env)
+    bundle = _export(env)
+    for f in bundle.iterdir():
+        assert b"alice-42" not in f.read_bytes(), f.name
+    accounts = json.loads((bundle / "accounts.json").read_text())
+    player = next(a for a in accounts if a["owner_kind"] == "player")
+    assert player["owner_id"].startswith("ps_")
+
+
+def test_an_export_for_one_owner_holds_only_its_transfers(env: Path):
+    _seed_ledger(env)
+    bundle = _export(env, "--owner", "operator:op1")
+    transfers = json.loads((bundle / "transfers.json").read_text())
+    assert [t["id"] for t in transfers] == ["bet-1"]
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    ["edit_csv", "edit_manifest", "drop_file", "add_file", "wrong_key"],
+)
+def test_a_tampered_bundle_fails_verification(env: Path, tamper: str):
+    _seed_ledger(env)
+    bundle = _export(env)
+    pub = env / "exporter.pub.pem"
+    pub.write_bytes((bundle / "signing_key.pub.pem").read_bytes())
+    if tamper == "edit_csv":
+        path = bundle / "transfers.csv"
+        path.write_text(path.read_text().replace("2.50", "0.25"))
+    elif tamper == "edit_manifest":
+        path = bundle / "manifest.json"
+        path.write_text(path.read_text().replace('"transfers": 2', '"transfers": 1'))
+    elif tamper == "drop_file":
+        (bundle / "audit.json").unlink()
+    elif tamper == "add_file":
+        (bundle / "extra.csv").write_text("id\n1\n")
+    else:
+        from tally.security.signing import Signer, new_private_key_pem
+
+        pub.write_bytes(Signer(new_private_key_pem()).public_pem())
+    r = tally("export", "verify", str(bundle), "--public-key", str(pub))
+    assert r.exit_code == 1, r.output
+
+
+def test_exports_are_audited(env: Path):
+    _seed_ledger(env)
+    _export(env)
+    r = tally("audit", "verify")
+    assert r.exit_code == 0 and "1 records verified" in r.output
+
+
+def test_a_lost_totp_device_and_a_lock_out_are_fixed_from_the_command_line(env: Path):
+    r = tally("users", "create", "root", "--role", "admin", input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert r.exit_code == 0
+    assert tally("users", "reset-mfa", "root").exit_code == 0
+    assert tally("users", "unlock", "root").exit_code == 0
+    assert tally("users", "unlock", "ghost").exit_code == 1
+    listed = tally("users", "list")
+    assert "root" in listed.output and "admin" in listed.output
+    r = tally("audit", "verify")
+    assert r.exit_code == 0 and "3 records verified" in r.output
+
+
+def test_an_export_of_an_impossible_period_is_refused_with_a_message(env: Path):
+    r = tally(
+        "export",
+        "period",
+        "--start",
+        "2026-02-01T00:00:00Z",
+        "--end",
+        "2026-01-01T00:00:00Z",
+        "--out",
+        str(env / "b"),
+    )
+    assert r.exit_code == 1 and "after its start" in r.output
+    assert not (env / "b").exists()

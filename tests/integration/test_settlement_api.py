@@ -1,0 +1,155 @@
+"""Live figures, commissions and statements over the API, partners kept to their own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from tally.settlement.contracts import Totals
+from tally.settlement.engine import Bucket, OpenFigures
+from tally.settlement.ports import StoredStatement
+from tests.integration.apiworld import World
+
+CLOSED = datetime(2026, 2, 1, tzinfo=UTC)
+
+
+@dataclass
+class FakeSettlement:
+    """Stands in for the settlement store: figures and statements as settlement leaves them."""
+
+    figures: Any
+    closed: list[StoredStatement] = field(default_factory=list)
+
+    def load_figures(self) -> Any:
+        return self.figures
+
+    def statements(self) -> list[StoredStatement]:
+        return self.closed
+
+    def problems(self) -> list[tuple[str, str, datetime]]:
+        return [("acme:evt-9", "no contract in force for acme at 2026-01-03", CLOSED)]
+
+
+def _install(world: World) -> None:
+    figures = OpenFigures()
+    figures.totals[Bucket("c1", 1, "acme", "op1", "2026-02", "slots", "EUR", "eu")] = Totals(
+        turnover=10_000, wins=7_000, bonuses=500
+    )
+    figures.totals[Bucket("c1", 1, "acme", "op2", "2026-02", "slots", "EUR", "eu")] = Totals(
+        turnover=5_000, wins=1_000
+    )
+    figures.commission_accrued[("op1", "pa", "2026-02", "EUR")] = 123
+    figures.commission_accrued[("op1", "pa-sub", "2026-02", "EUR")] = 45
+    figures.commission_accrued[("op2", "pb", "2026-02", "EUR")] = 999
+    statements = [
+        StoredStatement(
+            "c1",
+            op,
+            "2026-01",
+            f"sha-{op}",
+            f'{{"operator":"{op}"}}'.encode(),
+            f"operator\\n{op}\\n".encode(),
+            CLOSED,
+        )
+        for op in ("op1", "op2")
+    ]
+    world.app.settlement_store = FakeSettlement(figures, statements)  # type: ignore[assignment]
+
+
+def test_live_figures_are_grouped_as_asked_with_amounts_as_strings(world: World):
+    _install(world)
+    r = world.client.get("/v1/settlement/figures?by=operator", headers=world.headers("operations"))
+    assert r.status_code == 200, r.text
+    rows = {row["key"]["operator"]: row for row in r.json()}
+    assert rows["op1"]["turnover"] == "100.00" and rows["op1"]["ggr"] == "30.00"
+    assert rows["op1"]["ngr"] == "25.00" and rows["op1"]["currency"] == "EUR"
+    only = world.client.get(
+        "/v1/settlement/figures?operator=op2", headers=world.headers("auditor")
+    ).json()
+    assert [row["turnover"] for row in only] == ["50.00"]
+
+
+def test_a_partner_sees_the_commissions_of_its_subtree_only(world: World):
+    _install(world)
+    mine = world.client.get("/v1/settlement/commissions", headers=world.headers("partner")).json()
+    assert sorted((x["key"]["agent"], x["accrued"]) for x in mine) == [
+        ("pa", "1.23"),
+        ("pa-sub", "0.45"),
+    ]
+    theirs = world.client.get(
+        "/v1/settlement/commissions?agent=pb", headers=world.headers("partner")
+    ).json()
+    assert theirs == []
+    staff = world.client.get("/v1/settlement/commissions", headers=world.headers("finance"))
+    assert len(staff.json()) == 3
+
+
+def test_statements_are_listed_and_downloaded_with_their_digest(world: World):
+    _install(world)
+    h = world.headers("finance")
+    listed = world.client.get("/v1/statements", headers=h).json()
+    assert [(x["operator"], x["sha256"]) for x in listed] == [
+        ("op1", "sha-op1"),
+        ("op2", "sha-op2"),
+    ]
+    doc = world.client.get("/v1/statements/c1/op1/2026-01", headers=h)
+    assert doc.json() == {"operator": "op1"} and doc.headers["x-statement-sha256"] == "sha-op1"
+    csv = world.client.get("/v1/statements/c1/op1/2026-01?format=csv", headers=h)
+    assert csv.headers["content-type"].startswith("text/csv")
+
+
+def test_a_partner_gets_only_its_own_operators_statements(world: World):
+    _install(world)
+    from tally.auth.model import OwnerRef
+    from tally.auth.policy import Role
+    from tests.integration.apiworld import PASSWORD
+
+    world.bo.auth.create_user(
+        "system",
+        "op1p",
+        PASSWORD,
+        frozenset({Role.PARTNER}),
+        scope=frozenset({OwnerRef.parse("operator:op1")}),
+    )
+    h = {"Authorization": f"Bearer {world.login('op1p')}"}
+    listed = world.client.get("/v1/statements", headers=h).json()
+    assert [x["operator"] for x in listed] == ["op1"]
+    assert world.client.get("/v1/statements/c1/op2/2026-01", headers=h).status_code == 404
+    assert world.client.get("/v1/statements/c1/op1/2026-01", headers=h).status_code == 200
+    # An agent-level partner is not the operator: no provider statements for it.
+    agent = world.client.get("/v1/statements", headers=world.headers("partner")).json()
+    assert agent == []
+
+
+def test_a_regulator_export_carries_the_statements_closed_in_its_period(world: World):
+    import io
+    import json
+    import zipfile
+
+    _install(world)
+    period = {"start": "2026-01-15T00:00:00Z", "end": "2026-03-01T00:00:00Z"}
+    r = world.client.post(
+        "/v1/exports", json={**period, "owner": "operator:op1"}, headers=world.headers("auditor")
+    )
+    archive = zipfile.ZipFile(io.BytesIO(r.content))
+    index = json.loads(archive.read("statements.json"))
+    assert [(x["operator"], x["sha256"]) for x in index] == [("op1", "sha-op1")]
+    assert archive.read(index[0]["json"]) == b'{"operator":"op1"}'
+    manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["counts"]["statements"] == 1
+    before = {"start": "2025-12-01T00:00:00Z", "end": "2026-01-15T00:00:00Z"}
+    r = world.client.post("/v1/exports", json=before, headers=world.headers("auditor"))
+    assert json.loads(zipfile.ZipFile(io.BytesIO(r.content)).read("statements.json")) == []
+
+
+def test_events_settlement_could_not_place_are_shown_in_the_quarantine(world: World):
+    _install(world)
+    r = world.client.get("/v1/quarantine/settlement-problems", headers=world.headers("operations"))
+    assert r.json() == [
+        {
+            "event_key": "acme:evt-9",
+            "reason": "no contract in force for acme at 2026-01-03",
+            "at": "2026-02-01T00:00:00Z",
+        }
+    ]
