@@ -45,7 +45,8 @@ def metadata_in(text: str | None) -> Mapping[str, str]:
 
 
 def transfer_row(t: Transfer, time_in: TimeIn) -> tuple[Any, ...]:
-    expires = t.expires_at
+    # On the hot path: only pending transfers can expire, only they have a status.
+    expires = t.expires_at if t.timeout_s else None
     return (
         t.id,
         t.kind.value,
@@ -62,7 +63,7 @@ def transfer_row(t: Transfer, time_in: TimeIn) -> tuple[Any, ...]:
         time_in(t.occurred_at),
         time_in(t.recorded_at),
         t.event_ref or None,
-        metadata_out(t.metadata),
+        metadata_out(t.metadata) if t.metadata else None,
     )
 
 

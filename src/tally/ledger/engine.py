@@ -204,8 +204,9 @@ class _Batch:
             and _rule(rules, accounts, credit_id) & _CREDITS_RULE
         ):
             return R.EXCEEDS_DEBITS
-        dr = self._writable_balance(debit_id)
-        cr = self._writable_balance(credit_id)
+        if self._in_chain:
+            dr = self._writable_balance(debit_id)
+            cr = self._writable_balance(credit_id)
         dr.debits_pending = dr_pending
         dr.debits_posted = dr_posted
         cr.credits_pending += pending_delta

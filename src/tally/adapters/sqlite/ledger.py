@@ -315,9 +315,11 @@ class SqliteLedgerStore:
             balance = cached.get(aid)
             if balance is None:
                 continue  # no such account
-            # A batch naming more accounts than the cache holds may have evicted some.
-            known = cache.get(aid) or self.get_account(aid)
-            assert known is not None
+            known = cache.get(aid)
+            if known is None:
+                # A batch naming more accounts than the cache holds may have evicted some.
+                known = self.get_account(aid)
+                assert known is not None
             accounts[aid] = known
             rules[aid] = cached_rules[aid]
             # The engine updates these objects in place; on failure the cache is dropped.
