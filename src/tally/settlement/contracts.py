@@ -210,20 +210,29 @@ class PeriodFee:
     carried_out: int  # negative fee carried to the next period (<= 0)
 
 
-def period_fee(
-    terms: ContractTerms, by_game_type: Mapping[str, Totals], carried_in: int = 0
+def apply_period_rules(
+    terms: ContractTerms, fee_before_rules: int, basis: int, carried_in: int = 0
 ) -> PeriodFee:
-    """Close a period: the running fee, then carry-over, then the minimum fee."""
-    raw = running_fee(terms, by_game_type)
-    basis_total = sum((basis_amount(terms, t) for t in by_game_type.values()), Decimal(0))
-    basis = round_minor(basis_total, terms.rounding)
-    net = raw + carried_in
+    """Close a period's fee: carry-over first, then the minimum fee."""
+    net = fee_before_rules + carried_in
     carried_out = 0
     if net < 0:
         if terms.carry_over_negative:
-            carried_out, net = net, 0
+            carried_out = net
         # Without carry-over a negative period is simply worth nothing to the provider.
-        else:
-            net = 0
+        net = 0
     topup = max(0, terms.minimum_fee - net)
-    return PeriodFee(basis, raw, carried_in, topup, net + topup, carried_out)
+    return PeriodFee(basis, fee_before_rules, carried_in, topup, net + topup, carried_out)
+
+
+def period_fee(
+    terms: ContractTerms, by_game_type: Mapping[str, Totals], carried_in: int = 0
+) -> PeriodFee:
+    """A period's fee from its totals under one set of terms."""
+    basis_total = sum((basis_amount(terms, t) for t in by_game_type.values()), Decimal(0))
+    return apply_period_rules(
+        terms,
+        running_fee(terms, by_game_type),
+        round_minor(basis_total, terms.rounding),
+        carried_in,
+    )

@@ -19,10 +19,18 @@ from enum import StrEnum
 
 from tally.kernel.money import Rounding, round_minor
 from tally.ledger.model import Account, AccountFlags, OwnerKind, TransferRequest
-from tally.settlement.contracts import ContractError, ContractTerms, Totals, in_force, running_fee
+from tally.settlement.contracts import (
+    ContractError,
+    ContractTerms,
+    FxPolicy,
+    Totals,
+    in_force,
+    running_fee,
+)
 from tally.settlement.fx import FxTable
 from tally.settlement.partners import PartnerTree, exact_shares
-from tally.settlement.periods import Period, next_period, period_of
+from tally.settlement.periods import Period, next_period, period_from_label, period_of
+from tally.settlement.statements import Statement, build_statement
 
 TRANSFER_ID_MAX = 120
 # Commissions are rounded once per agent and period, half to even.
@@ -54,6 +62,7 @@ class SettlementEvent:
     occurred_at: datetime
     ref: str = ""  # rollback: the key of the event it voids
     agent: str = ""  # the partner-tree agent (store) the player belongs to
+    region: str = ""
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -67,6 +76,7 @@ class Bucket:
     period: str
     game_type: str
     currency: str  # the contract's settlement currency
+    region: str = ""
 
     @property
     def group(self) -> tuple[str, int, str, str, str]:
@@ -99,8 +109,16 @@ class OpenFigures:
     fee_accrued: dict[tuple[str, int, str, str, str], int] = field(default_factory=dict)
     commission_exact: dict[CommissionKey, Decimal] = field(default_factory=dict)
     commission_accrued: dict[CommissionKey, int] = field(default_factory=dict)
-    # The last closed period per (contract id, operator).
+    # The last closed period per (contract id, operator), and the negative fee it carried.
     closed: dict[tuple[str, str], Period] = field(default_factory=dict)
+    carried: dict[tuple[str, str], int] = field(default_factory=dict)
+    # Buckets by contract period, so a batch looks only at the periods it touched.
+    groups: dict[tuple[str, int, str, str, str], set[Bucket]] = field(default_factory=dict)
+
+    def reindex(self) -> None:
+        self.groups = {}
+        for bucket in self.totals:
+            self.groups.setdefault(bucket.group, set()).add(bucket)
 
 
 @dataclass(slots=True)
@@ -126,7 +144,8 @@ def delta_of(kind: EventKind, amount: int) -> Totals:
     if kind is EventKind.WIN or kind is EventKind.JACKPOT_WIN:
         return Totals(wins=amount)
     if kind is EventKind.BONUS_WIN:
-        return Totals(wins=amount, bonuses=amount)
+        # Paid from bonus funds: a bonus cost (deducted for NGR), not a cash win in GGR.
+        return Totals(bonuses=amount)
     if kind is EventKind.ADJUSTMENT:
         # In the house's favour it counts like a stake, against it like a win.
         return Totals(turnover=amount) if amount >= 0 else Totals(wins=-amount)
@@ -208,10 +227,42 @@ class SettlementBook:
         fx: Callable[[], FxTable],
         figures: OpenFigures | None = None,
     ) -> None:
-        self._contracts = contracts
-        self._trees = trees
-        self._fx = fx
+        self._contracts_source = contracts
+        self._trees_source = trees
+        self._fx_source = fx
         self.figures = figures or OpenFigures()
+        self._snapshot()
+        self.figures.reindex()
+
+    def _snapshot(self) -> None:
+        """Take the configuration once per batch: a batch sees one consistent version."""
+        self._contracts_now = list(self._contracts_source())
+        self._by_provider: dict[str, list[ContractTerms]] = {}
+        for terms in self._contracts_now:
+            self._by_provider.setdefault(terms.provider, []).append(terms)
+        self._fx_now = self._fx_source()
+        self._trees_now: dict[str, PartnerTree] = {}
+        self._periods: dict[tuple[str, int], Period] = {}
+
+    def _contracts(self) -> list[ContractTerms]:
+        return self._contracts_now
+
+    def _fx(self) -> FxTable:
+        return self._fx_now
+
+    def _trees(self, operator: str) -> PartnerTree:
+        tree = self._trees_now.get(operator)
+        if tree is None:
+            tree = self._trees_now[operator] = self._trees_source(operator)
+        return tree
+
+    def _period(self, terms: ContractTerms, when: datetime) -> Period:
+        # Consecutive events mostly fall in the same period: reuse the last one found.
+        key = (terms.contract_id, terms.version)
+        last = self._periods.get(key)
+        if last is None or not last.contains(when):
+            last = self._periods[key] = period_of(when, terms.period, terms.timezone)
+        return last
 
     # -- placing an event -----------------------------------------------------------------
     def _terms(self, contract_id: str, version: int) -> ContractTerms:
@@ -229,8 +280,13 @@ class SettlementBook:
         return replace(bucket, period=open_period.label), bucket.period
 
     def _effect(self, event: SettlementEvent) -> Effect:
-        terms = in_force(self._contracts(), event.provider, event.operator, event.occurred_at)
-        period = period_of(event.occurred_at, terms.period, terms.timezone)
+        terms = in_force(
+            self._by_provider.get(event.provider, ()),
+            event.provider,
+            event.operator,
+            event.occurred_at,
+        )
+        period = self._period(terms, event.occurred_at)
         bucket = Bucket(
             terms.contract_id,
             terms.version,
@@ -239,11 +295,18 @@ class SettlementBook:
             period.label,
             event.game_type,
             terms.settlement_currency,
+            event.region,
         )
         bucket, late_of = self._open(bucket, terms, period.start)
         delta = delta_of(event.kind, event.amount)
         if event.currency != terms.settlement_currency:
-            delta = self._convert(delta, event, terms)
+            if terms.fx_policy is FxPolicy.PERIOD_END:
+                # Kept in the event's currency; converted at the period-end rate. A rate
+                # must exist by the event's instant, or the event cannot be settled.
+                self._fx().rate(event.currency, terms.settlement_currency, event.occurred_at)
+                bucket = replace(bucket, currency=event.currency)
+            else:
+                delta = self._convert(delta, event, terms)
         commission: tuple[tuple[str, Decimal], ...] = ()
         if event.agent:
             path = self._trees(event.operator).path(event.agent, event.occurred_at)
@@ -251,8 +314,6 @@ class SettlementBook:
         return Effect(event.key, bucket, period.start, delta, commission, late_of)
 
     def _convert(self, delta: Totals, event: SettlementEvent, terms: ContractTerms) -> Totals:
-        # Live figures convert at the event's instant under either FX policy; a
-        # period-end policy re-converts the period's totals when it closes.
         table = self._fx()
 
         def conv(amount: int) -> int:
@@ -285,6 +346,7 @@ class SettlementBook:
         ``originals`` are stored effects of events the batch's rollbacks name, and
         ``orphans`` stored early rollbacks (original key -> rollback key) for its events.
         """
+        self._snapshot()
         out = BatchOutcome()
         known: dict[str, Effect] = dict(originals)
         waiting: dict[str, str] = dict(orphans)
@@ -355,6 +417,8 @@ class SettlementBook:
     ) -> None:
         figures = self.figures
         change = delta if sign > 0 else _negate(delta)
+        if bucket not in figures.totals:
+            figures.groups.setdefault(bucket.group, set()).add(bucket)
         figures.totals[bucket] = figures.totals.get(bucket, Totals()) + change
         out.moved[bucket] = out.moved.get(bucket, Totals()) + change
         out.touched.add(bucket)
@@ -363,6 +427,73 @@ class SettlementBook:
             signed = exact if sign > 0 else -exact
             figures.commission_exact[key] = figures.commission_exact.get(key, Decimal(0)) + signed
             out.touched_commissions.add(key)
+
+    # -- period close -------------------------------------------------------------------
+    def close_period(self, contract_id: str, operator: str, label: str, now: datetime) -> Closing:
+        """Freeze a period: its statement, and the transfer that settles the fee in full.
+
+        Periods close in order and only after they end; events that arrive for a closed
+        period are booked into the first open one, so a closed period never changes.
+        """
+        self._snapshot()
+        versions = sorted(
+            (t for t in self._contracts() if t.contract_id == contract_id),
+            key=lambda t: (t.effective_from, t.version),
+        )
+        if not versions:
+            raise PeriodCloseError(f"contract {contract_id} is not known")
+        shape = versions[-1]
+        try:
+            period = period_from_label(label, shape.period, shape.timezone)
+        except ValueError as exc:
+            raise PeriodCloseError(str(exc)) from None
+        if now < period.end:
+            raise PeriodCloseError(
+                f"period {label} ends at {period.end.isoformat()}; it cannot close before"
+            )
+        figures = self.figures
+        key = (contract_id, operator)
+        closed = figures.closed.get(key)
+        if closed is not None:
+            expected = next_period(closed, shape.period, shape.timezone)
+            if period.start < expected.start:
+                raise PeriodCloseError(f"period {label} of {contract_id}/{operator} is closed")
+            if period != expected:
+                raise PeriodCloseError(f"close {expected.label} before {label}")
+        in_force_at_end = [t for t in versions if t.effective_from < period.end]
+        if not in_force_at_end:
+            raise PeriodCloseError(f"no version of {contract_id} was in force in {label}")
+        rules = in_force_at_end[-1]
+        by_version: list[tuple[ContractTerms, dict[str, Totals]]] = []
+        accrued = 0
+        for terms in versions:
+            group = (contract_id, terms.version, terms.provider, operator, label)
+            buckets = {b: figures.totals[b] for b in figures.groups.get(group, ())}
+            if buckets:
+                by_version.append((terms, group_totals(terms, label, buckets, self._fx())))
+            accrued += figures.fee_accrued.get(group, 0)
+        statement = build_statement(
+            by_version,
+            rules,
+            operator,
+            period,
+            carried_in=figures.carried.get(key, 0),
+            accrued_before_close=accrued,
+        )
+        out = BatchOutcome()
+        expense, payable = fee_accounts(rules.provider, operator, rules.settlement_currency)
+        self._post(
+            out,
+            f"close:{contract_id}:{operator}:{label}:fee",
+            expense,
+            payable,
+            statement.close_adjustment,
+            "fee_close_adjustment",
+            {"contract": contract_id, "period": label},
+        )
+        figures.closed[key] = period
+        figures.carried[key] = statement.fee.carried_out
+        return Closing(statement, out.accounts, out.transfers)
 
     # -- ledger postings ----------------------------------------------------------------
     def _post(
@@ -411,16 +542,14 @@ class SettlementBook:
 
     def _accrue_fees(self, batch_id: str, out: BatchOutcome) -> None:
         figures = self.figures
-        groups = {bucket.group for bucket in out.touched}
-        by_group: dict[tuple[str, int, str, str, str], dict[str, Totals]] = {g: {} for g in groups}
-        for bucket, totals in figures.totals.items():
-            found = by_group.get(bucket.group)
-            if found is not None:
-                found[bucket.game_type] = totals
-        for group, by_game_type in sorted(by_group.items()):
+        groups = {
+            group: {b: figures.totals[b] for b in figures.groups[group]}
+            for group in {bucket.group for bucket in out.touched}
+        }
+        for group, buckets in sorted(groups.items()):
             contract_id, version, provider, operator, period = group
             terms = self._terms(contract_id, version)
-            target = running_fee(terms, by_game_type)
+            target = running_fee(terms, group_totals(terms, period, buckets, self._fx()))
             accrued = figures.fee_accrued.get(group, 0)
             expense, payable = fee_accounts(provider, operator, terms.settlement_currency)
             self._post(
@@ -453,5 +582,45 @@ class SettlementBook:
             figures.commission_accrued[key] = target
 
 
+@dataclass(frozen=True, slots=True)
+class Closing:
+    statement: Statement
+    accounts: dict[str, Account]
+    transfers: list[TransferRequest]
+
+
+class PeriodCloseError(ValueError):
+    """A period that cannot be closed now (not ended, out of order, unknown contract)."""
+
+
+def group_totals(
+    terms: ContractTerms, period_label: str, buckets: Mapping[Bucket, Totals], fx: FxTable
+) -> dict[str, Totals]:
+    """One contract period's totals per game type, in the settlement currency.
+
+    Buckets kept in another currency (period-end FX policy) are converted at the rate in
+    force at the period's end, each figure rounded once by the contract's rounding.
+    """
+    end = period_from_label(period_label, terms.period, terms.timezone).end
+    target = terms.settlement_currency
+    by_game_type: dict[str, Totals] = {}
+    for bucket, totals in sorted(buckets.items()):
+        if bucket.currency != target:
+
+            def conv(amount: int, source: str = bucket.currency) -> int:
+                return fx.convert(amount, source, target, end, terms.rounding)
+
+            totals = Totals(
+                conv(totals.turnover),
+                conv(totals.wins),
+                conv(totals.bonuses),
+                conv(totals.jackpot_contributions),
+            )
+        by_game_type[bucket.game_type] = by_game_type.get(bucket.game_type, Totals()) + totals
+    return by_game_type
+
+
 def _bucket_name(b: Bucket) -> str:
-    return f"{b.contract_id}:{b.version}:{b.operator}:{b.period}:{b.game_type}"
+    return (
+        f"{b.contract_id}:{b.version}:{b.operator}:{b.period}:{b.game_type}:{b.currency}:{b.region}"
+    )

@@ -51,3 +51,20 @@ def period_of(when: datetime, kind: PeriodKind, timezone: str) -> Period:
 
 def next_period(period: Period, kind: PeriodKind, timezone: str) -> Period:
     return period_of(period.end, kind, timezone)
+
+
+def period_from_label(label: str, kind: PeriodKind, timezone: str) -> Period:
+    """The period a label names (the inverse of ``period_of(...).label``)."""
+    zone = ZoneInfo(timezone)
+    if kind is PeriodKind.DAY:
+        first = date.fromisoformat(label)
+    elif kind is PeriodKind.WEEK:
+        year, week = label.split("-W")
+        first = date.fromisocalendar(int(year), int(week), 1)
+    else:
+        year, month = label.split("-")
+        first = date(int(year), int(month), 1)
+    period = period_of(_local_midnight(first, zone), kind, timezone)
+    if period.label != label:
+        raise ValueError(f"{label!r} is not a {kind.value} label")
+    return period

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
+
+from tally.settlement.engine import (
+    BatchOutcome,
+    Closing,
+    Effect,
+    OpenFigures,
+    SettlementEvent,
+)
 
 
 class ConfigDocuments(Protocol):
@@ -23,3 +32,55 @@ class ConfigDocuments(Protocol):
     def all(self, kind: str) -> list[Mapping[str, Any]]: ...
 
     def revision(self) -> int: ...
+
+
+class EventSource(Protocol):
+    """The event log as settlement reads it: positions increase, reads are repeatable."""
+
+    def read(self, after: int, limit: int) -> list[tuple[int, SettlementEvent]]:
+        """Up to ``limit`` events with a position greater than ``after``, in order."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredStatement:
+    contract_id: str
+    operator: str
+    period: str
+    sha256: str
+    document: bytes
+    csv: bytes
+    closed_at: datetime
+
+
+class SettlementStore(Protocol):
+    """Settlement state plus the ledger, written together.
+
+    ``commit_batch`` and ``commit_close`` are atomic: the ledger accounts and transfers,
+    the settlement rows and the consumer's position are all written, or none is.
+    """
+
+    def load_figures(self) -> OpenFigures: ...
+
+    def position(self, consumer: str) -> int: ...
+
+    def load_effects(self, keys: Iterable[str]) -> dict[str, Effect]: ...
+
+    def load_orphans(self, keys: Iterable[str]) -> dict[str, str]: ...
+
+    def commit_batch(
+        self,
+        consumer: str,
+        position: int,
+        out: BatchOutcome,
+        figures: OpenFigures,
+        now: datetime,
+    ) -> None: ...
+
+    def commit_close(self, closing: Closing, figures: OpenFigures, now: datetime) -> None: ...
+
+    def statements(self) -> list[StoredStatement]: ...
+
+    def problems(self) -> list[tuple[str, str, datetime]]:
+        """Events settlement could not place: (event key, reason, when)."""
+        ...

@@ -1,12 +1,17 @@
-"""In-memory settlement configuration documents (the reference fake)."""
+"""In-memory settlement adapters (the reference fakes): config documents, log, state."""
 
 from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
+
+from tally.adapters.memory.ledger import MemoryLedgerStore
+from tally.ledger.model import Account, TransferRequest
+from tally.settlement.engine import BatchOutcome, Closing, Effect, OpenFigures, SettlementEvent
+from tally.settlement.ports import StoredStatement
 
 
 class MemoryConfigDocuments:
@@ -34,3 +39,101 @@ class MemoryConfigDocuments:
     def revision(self) -> int:
         with self._lock:
             return len(self._order)
+
+
+class MemoryEventSource:
+    """An append-only list of events with positions 1, 2, 3, ... (for tests and the fake)."""
+
+    def __init__(self) -> None:
+        self._events: list[SettlementEvent] = []
+        self._lock = threading.Lock()
+
+    def append(self, events: Iterable[SettlementEvent]) -> int:
+        with self._lock:
+            self._events.extend(events)
+            return len(self._events)
+
+    def read(self, after: int, limit: int) -> list[tuple[int, SettlementEvent]]:
+        with self._lock:
+            chunk = self._events[after : after + limit]
+        return [(after + i + 1, e) for i, e in enumerate(chunk)]
+
+
+class MemorySettlementStore:
+    """Settlement state in dicts beside a memory ledger; commits are all-or-nothing."""
+
+    def __init__(self, ledger: MemoryLedgerStore) -> None:
+        self.ledger = ledger
+        self._lock = threading.Lock()
+        self._figures = OpenFigures()
+        self._positions: dict[str, int] = {}
+        self._effects: dict[str, Effect] = {}
+        self._orphans: dict[str, str] = {}
+        self._statements: dict[tuple[str, str, str], StoredStatement] = {}
+        self._problems: list[tuple[str, str, datetime]] = []
+
+    def load_figures(self) -> OpenFigures:
+        with self._lock:
+            return copy.deepcopy(self._figures)
+
+    def position(self, consumer: str) -> int:
+        with self._lock:
+            return self._positions.get(consumer, 0)
+
+    def load_effects(self, keys: Iterable[str]) -> dict[str, Effect]:
+        with self._lock:
+            return {k: self._effects[k] for k in keys if k in self._effects}
+
+    def load_orphans(self, keys: Iterable[str]) -> dict[str, str]:
+        with self._lock:
+            return {k: self._orphans[k] for k in keys if k in self._orphans}
+
+    def _post(
+        self, accounts: Iterable[Account], transfers: list[TransferRequest], now: datetime
+    ) -> None:
+        self.ledger.create_accounts(list(accounts), now)
+        [results] = self.ledger.apply([transfers], now)
+        refused = [r for r in results if not r.code.ok]
+        # Settlement posts between accounts without balance rules: a refusal is a bug.
+        assert not refused, refused
+
+    def commit_batch(
+        self,
+        consumer: str,
+        position: int,
+        out: BatchOutcome,
+        figures: OpenFigures,
+        now: datetime,
+    ) -> None:
+        with self._lock:
+            self._post(out.accounts.values(), out.transfers, now)
+            self._effects.update(out.effects)
+            self._orphans.update(out.orphans)
+            for key in out.orphans_resolved:
+                self._orphans.pop(key, None)
+            self._problems.extend((key, reason, now) for key, reason in out.problems)
+            self._figures = copy.deepcopy(figures)
+            self._positions[consumer] = position
+
+    def commit_close(self, closing: Closing, figures: OpenFigures, now: datetime) -> None:
+        s = closing.statement
+        with self._lock:
+            self._post(closing.accounts.values(), closing.transfers, now)
+            self._statements[(s.terms.contract_id, s.operator, s.period.label)] = StoredStatement(
+                s.terms.contract_id,
+                s.operator,
+                s.period.label,
+                s.sha256,
+                s.to_json(),
+                s.to_csv(),
+                now,
+            )
+            self._figures = copy.deepcopy(figures)
+
+    def statements(self) -> list[StoredStatement]:
+        with self._lock:
+            return [self._statements[k] for k in sorted(self._statements)]
+
+    def problems(self) -> list[tuple[str, str, datetime]]:
+        with self._lock:
+            return list(self._problems)

@@ -129,6 +129,12 @@ class PostgresLedgerStore:
         )
 
     @contextmanager
+    def unit_of_work(self) -> Iterator[psycopg.Connection[Any]]:
+        """One write transaction, for components that write beside the ledger atomically."""
+        with self._transaction() as conn:
+            yield conn
+
+    @contextmanager
     def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
         with self._write_lock:
             conn = self._write
@@ -144,69 +150,81 @@ class PostgresLedgerStore:
 
     # -- writes -------------------------------------------------------------------------
     def create_accounts(self, accounts: Sequence[Account], now: datetime) -> list[AccountResult]:
-        ids = [a.id for a in accounts if isinstance(a.id, str)]
         with self._transaction() as conn:
-            existing = {
-                account.id: account
-                for account, _ in map(
-                    rows.account_from_row,
-                    conn.execute(
-                        f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts WHERE id = ANY(%s) "
-                        "FOR UPDATE",
-                        (ids,),
-                    ),
+            return self.create_accounts_in(conn, accounts, now)
+
+    def create_accounts_in(
+        self, conn: psycopg.Connection[Any], accounts: Sequence[Account], now: datetime
+    ) -> list[AccountResult]:
+        """``create_accounts`` inside a transaction opened by :meth:`unit_of_work`."""
+        ids = [a.id for a in accounts if isinstance(a.id, str)]
+        existing = {
+            account.id: account
+            for account, _ in map(
+                rows.account_from_row,
+                conn.execute(
+                    f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts WHERE id = ANY(%s) FOR UPDATE",
+                    (ids,),
+                ),
+            )
+        }
+        results, new = engine.decide_accounts(accounts, existing, self.limits)
+        if new:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO accounts (id, owner_kind, owner_id, currency, purpose, "
+                    "flags, metadata, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                    [rows.account_row(a, now) for a in new],
                 )
-            }
-            results, new = engine.decide_accounts(accounts, existing, self.limits)
-            if new:
-                with conn.cursor() as cur:
-                    cur.executemany(
-                        "INSERT INTO accounts (id, owner_kind, owner_id, currency, purpose, "
-                        "flags, metadata, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                        [rows.account_row(a, now) for a in new],
-                    )
         return results
 
     def apply(
         self, submissions: Sequence[Sequence[TransferRequest]], now: datetime
     ) -> list[list[TransferResult]]:
         with self._transaction() as conn:
-            due = [
+            return self.apply_in(conn, submissions, now)
+
+    def apply_in(
+        self,
+        conn: psycopg.Connection[Any],
+        submissions: Sequence[Sequence[TransferRequest]],
+        now: datetime,
+    ) -> list[list[TransferResult]]:
+        """``apply`` inside a transaction opened by :meth:`unit_of_work`."""
+        due = [
+            rows.transfer_from_row(r, _utc)
+            for r in conn.execute(
+                f"SELECT {rows.TRANSFER_COLUMNS} FROM transfers WHERE status = 'pending' "
+                "AND expires_at IS NOT NULL AND expires_at <= %s ORDER BY id FOR UPDATE",
+                (now,),
+            )
+        ]
+        ids = sorted(engine.referenced_transfer_ids(submissions))
+        loaded = {
+            t.id: t
+            for t in (
                 rows.transfer_from_row(r, _utc)
                 for r in conn.execute(
-                    f"SELECT {rows.TRANSFER_COLUMNS} FROM transfers WHERE status = 'pending' "
-                    "AND expires_at IS NOT NULL AND expires_at <= %s ORDER BY id FOR UPDATE",
-                    (now,),
-                )
-            ]
-            ids = sorted(engine.referenced_transfer_ids(submissions))
-            loaded = {
-                t.id: t
-                for t in (
-                    rows.transfer_from_row(r, _utc)
-                    for r in conn.execute(
-                        f"SELECT {rows.TRANSFER_COLUMNS} FROM transfers WHERE id = ANY(%s) "
-                        "ORDER BY id FOR UPDATE",
-                        (ids,),
-                    )
-                )
-            }
-            account_ids = sorted(
-                engine.referenced_account_ids(submissions, [*loaded.values(), *due])
-            )
-            state = engine.LedgerState(transfers=loaded)
-            for account, balance in map(
-                rows.account_from_row,
-                conn.execute(
-                    f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts WHERE id = ANY(%s) "
+                    f"SELECT {rows.TRANSFER_COLUMNS} FROM transfers WHERE id = ANY(%s) "
                     "ORDER BY id FOR UPDATE",
-                    (account_ids,),
-                ),
-            ):
-                state.accounts[account.id] = account
-                state.balances[account.id] = balance
-            results, changes = engine.apply_batch(submissions, state, now, self.limits, due=due)
-            self._write_changes(conn, changes, now)
+                    (ids,),
+                )
+            )
+        }
+        account_ids = sorted(engine.referenced_account_ids(submissions, [*loaded.values(), *due]))
+        state = engine.LedgerState(transfers=loaded)
+        for account, balance in map(
+            rows.account_from_row,
+            conn.execute(
+                f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts WHERE id = ANY(%s) "
+                "ORDER BY id FOR UPDATE",
+                (account_ids,),
+            ),
+        ):
+            state.accounts[account.id] = account
+            state.balances[account.id] = balance
+        results, changes = engine.apply_batch(submissions, state, now, self.limits, due=due)
+        self._write_changes(conn, changes, now)
         return results
 
     def _write_changes(

@@ -1,16 +1,24 @@
-"""Settlement configuration documents in PostgreSQL."""
+"""Settlement in PostgreSQL: configuration documents and settlement state."""
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-from tally.adapters.postgres.ledger import connect_kwargs, migrate
+from tally.adapters.postgres.ledger import PostgresLedgerStore, connect_kwargs, migrate
+from tally.kernel.errors import PermanentError
+from tally.ledger.model import Account, TransferRequest
+from tally.settlement.contracts import Totals
+from tally.settlement.engine import BatchOutcome, Bucket, Closing, Effect, OpenFigures
+from tally.settlement.periods import Period
+from tally.settlement.ports import StoredStatement
 
 
 class PostgresConfigDocuments:
@@ -55,3 +63,268 @@ class PostgresConfigDocuments:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+_BUCKET = "contract_id, version, provider, operator, period, game_type, currency, region"
+_EFFECT = (
+    f"key, {_BUCKET}, period_start, turnover, wins, bonuses, jackpot_contributions, "
+    "commission, late_of, rolled_back_by"
+)
+
+
+def _bucket_values(b: Bucket) -> tuple[Any, ...]:
+    return (
+        b.contract_id,
+        b.version,
+        b.provider,
+        b.operator,
+        b.period,
+        b.game_type,
+        b.currency,
+        b.region,
+    )
+
+
+def _upsert(table: str, columns: str, key: str, placeholders: int) -> str:
+    names = [c.strip() for c in columns.split(",")]
+    keys = {k.strip() for k in key.split(",")}
+    updates = ", ".join(f"{n} = EXCLUDED.{n}" for n in names if n not in keys)
+    values = ", ".join(["%s"] * placeholders)
+    return (
+        f"INSERT INTO {table} ({columns}) VALUES ({values}) "
+        f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+    )
+
+
+class PostgresSettlementStore:
+    """Settlement state in PostgreSQL, committed in the ledger's transactions."""
+
+    def __init__(self, ledger: PostgresLedgerStore, dsn: str, *, schema: str | None = None) -> None:
+        self.ledger = ledger
+        self._read = psycopg.connect(dsn, **connect_kwargs(schema))
+        self._lock = threading.Lock()
+        with self._lock:
+            migrate(self._read, "settlement")
+            self._read.autocommit = True
+
+    def _rows(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._read.execute(sql, params).fetchall()
+
+    def load_figures(self) -> OpenFigures:
+        figures = OpenFigures()
+        for row in self._rows(
+            f"SELECT {_BUCKET}, turnover, wins, bonuses, jackpot_contributions "
+            "FROM settlement_totals"
+        ):
+            figures.totals[Bucket(*row[:8])] = Totals(*row[8:])
+        for c, v, p, o, period, accrued in self._rows(
+            "SELECT contract_id, version, provider, operator, period, accrued "
+            "FROM settlement_fee_accrued"
+        ):
+            figures.fee_accrued[(c, v, p, o, period)] = accrued
+        for operator, agent, period, currency, exact, accrued in self._rows(
+            "SELECT operator, agent, period, currency, exact, accrued FROM settlement_commissions"
+        ):
+            figures.commission_exact[(operator, agent, period, currency)] = Decimal(exact)
+            figures.commission_accrued[(operator, agent, period, currency)] = accrued
+        for contract_id, operator, label, start, end, carried in self._rows(
+            "SELECT contract_id, operator, period, period_start, period_end, carried "
+            "FROM settlement_closed"
+        ):
+            key = (contract_id, operator)
+            figures.closed[key] = Period(start.astimezone(UTC), end.astimezone(UTC), label)
+            figures.carried[key] = carried
+        return figures
+
+    def position(self, consumer: str) -> int:
+        found = self._rows(
+            "SELECT position FROM settlement_positions WHERE consumer = %s", (consumer,)
+        )
+        return int(found[0][0]) if found else 0
+
+    def load_effects(self, keys: Iterable[str]) -> dict[str, Effect]:
+        effects: dict[str, Effect] = {}
+        for row in self._rows(
+            f"SELECT {_EFFECT} FROM settlement_effects WHERE key = ANY(%s)", (list(keys),)
+        ):
+            start, turnover, wins, bonuses, jackpot, commission, late_of, rolled_back = row[9:]
+            shares = tuple((a, Decimal(x)) for a, x in json.loads(commission)) if commission else ()
+            effects[row[0]] = Effect(
+                row[0],
+                Bucket(*row[1:9]),
+                start.astimezone(UTC),
+                Totals(turnover, wins, bonuses, jackpot),
+                shares,
+                late_of or "",
+                rolled_back or "",
+            )
+        return effects
+
+    def load_orphans(self, keys: Iterable[str]) -> dict[str, str]:
+        return dict(
+            self._rows(
+                "SELECT original_key, rollback_key FROM settlement_orphans "
+                "WHERE original_key = ANY(%s)",
+                (list(keys),),
+            )
+        )
+
+    def _post(
+        self,
+        conn: psycopg.Connection[Any],
+        accounts: Iterable[Account],
+        transfers: list[TransferRequest],
+        now: datetime,
+    ) -> None:
+        self.ledger.create_accounts_in(conn, list(accounts), now)
+        [results] = self.ledger.apply_in(conn, [transfers], now)
+        refused = [r for r in results if not r.code.ok]
+        if refused:
+            raise PermanentError(f"the ledger refused settlement transfers: {refused[:3]}")
+
+    def commit_batch(
+        self,
+        consumer: str,
+        position: int,
+        out: BatchOutcome,
+        figures: OpenFigures,
+        now: datetime,
+    ) -> None:
+        with self.ledger.unit_of_work() as conn, conn.cursor() as cur:
+            self._post(conn, out.accounts.values(), out.transfers, now)
+            if out.effects:
+                cur.executemany(
+                    _upsert("settlement_effects", _EFFECT, "key", 17),
+                    [
+                        (
+                            e.key,
+                            *_bucket_values(e.bucket),
+                            e.period_start,
+                            e.delta.turnover,
+                            e.delta.wins,
+                            e.delta.bonuses,
+                            e.delta.jackpot_contributions,
+                            json.dumps([[a, str(x)] for a, x in e.commission])
+                            if e.commission
+                            else None,
+                            e.late_of or None,
+                            e.rolled_back_by or None,
+                        )
+                        for e in out.effects.values()
+                    ],
+                )
+            if out.orphans:
+                cur.executemany(
+                    _upsert("settlement_orphans", "original_key, rollback_key", "original_key", 2),
+                    list(out.orphans.items()),
+                )
+            if out.orphans_resolved:
+                cur.execute(
+                    "DELETE FROM settlement_orphans WHERE original_key = ANY(%s)",
+                    (out.orphans_resolved,),
+                )
+            if out.touched:
+                cur.executemany(
+                    _upsert(
+                        "settlement_totals",
+                        f"{_BUCKET}, turnover, wins, bonuses, jackpot_contributions",
+                        _BUCKET,
+                        12,
+                    ),
+                    [
+                        (*_bucket_values(b), t.turnover, t.wins, t.bonuses, t.jackpot_contributions)
+                        for b in sorted(out.touched)
+                        for t in (figures.totals[b],)
+                    ],
+                )
+                self._save_fees(cur, figures, sorted({b.group for b in out.touched}))
+            if out.touched_commissions:
+                cur.executemany(
+                    _upsert(
+                        "settlement_commissions",
+                        "operator, agent, period, currency, exact, accrued",
+                        "operator, agent, period, currency",
+                        6,
+                    ),
+                    [
+                        (*k, figures.commission_exact[k], figures.commission_accrued.get(k, 0))
+                        for k in sorted(out.touched_commissions)
+                    ],
+                )
+            if out.problems:
+                cur.executemany(
+                    "INSERT INTO settlement_problems (event_key, reason, recorded_at) "
+                    "VALUES (%s, %s, %s)",
+                    [(key, reason, now) for key, reason in out.problems],
+                )
+            cur.execute(
+                _upsert("settlement_positions", "consumer, position", "consumer", 2),
+                (consumer, position),
+            )
+
+    @staticmethod
+    def _save_fees(
+        cur: psycopg.Cursor[Any],
+        figures: OpenFigures,
+        groups: Iterable[tuple[str, int, str, str, str]],
+    ) -> None:
+        cur.executemany(
+            _upsert(
+                "settlement_fee_accrued",
+                "contract_id, version, provider, operator, period, accrued",
+                "contract_id, version, provider, operator, period",
+                6,
+            ),
+            [(*g, figures.fee_accrued[g]) for g in groups if g in figures.fee_accrued],
+        )
+
+    def commit_close(self, closing: Closing, figures: OpenFigures, now: datetime) -> None:
+        s = closing.statement
+        key = (s.terms.contract_id, s.operator)
+        period = figures.closed[key]
+        with self.ledger.unit_of_work() as conn, conn.cursor() as cur:
+            self._post(conn, closing.accounts.values(), closing.transfers, now)
+            cur.execute(
+                _upsert(
+                    "settlement_closed",
+                    "contract_id, operator, period, period_start, period_end, carried",
+                    "contract_id, operator",
+                    6,
+                ),
+                (*key, period.label, period.start, period.end, figures.carried[key]),
+            )
+            cur.execute(
+                "INSERT INTO settlement_statements VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (*key, period.label, s.to_json().decode(), s.to_csv().decode(), s.sha256, now),
+            )
+            self._save_fees(
+                cur,
+                figures,
+                [
+                    g
+                    for g in figures.fee_accrued
+                    if g[0] == key[0] and g[3:] == (key[1], period.label)
+                ],
+            )
+
+    def statements(self) -> list[StoredStatement]:
+        return [
+            StoredStatement(c, o, p, sha, doc.encode(), text.encode(), at.astimezone(UTC))
+            for c, o, p, sha, doc, text, at in self._rows(
+                "SELECT contract_id, operator, period, sha256, document, csv, closed_at "
+                "FROM settlement_statements ORDER BY contract_id, operator, period"
+            )
+        ]
+
+    def problems(self) -> list[tuple[str, str, datetime]]:
+        return [
+            (key, reason, at.astimezone(UTC))
+            for key, reason, at in self._rows(
+                "SELECT event_key, reason, recorded_at FROM settlement_problems ORDER BY seq"
+            )
+        ]
+
+    def close(self) -> None:
+        with self._lock:
+            self._read.close()

@@ -156,6 +156,13 @@ class SqliteLedgerStore:
         return conn
 
     @contextmanager
+    def unit_of_work(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction on the ledger's file, for components that write beside
+        the ledger atomically (settlement commits its state and log position here)."""
+        with self._transaction() as conn:
+            yield conn
+
+    @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._write_lock:
             conn = self._write
@@ -172,76 +179,91 @@ class SqliteLedgerStore:
 
     # -- writes -------------------------------------------------------------------------
     def create_accounts(self, accounts: Sequence[Account], now: datetime) -> list[AccountResult]:
+        with self._transaction() as conn:
+            return self.create_accounts_in(conn, accounts, now)
+
+    def create_accounts_in(
+        self, conn: sqlite3.Connection, accounts: Sequence[Account], now: datetime
+    ) -> list[AccountResult]:
+        """``create_accounts`` inside a transaction opened by :meth:`unit_of_work`."""
         ids = [a.id for a in accounts if isinstance(a.id, str)]
         created_at = to_micros(now)
-        with self._transaction() as conn:
-            existing = {
-                account.id: account
-                for account, _ in map(
-                    rows.account_from_row, conn.execute(_LOAD_ACCOUNTS, (json.dumps(ids),))
-                )
-            }
-            results, new = engine.decide_accounts(accounts, existing, self.limits)
-            conn.executemany(
-                "INSERT INTO accounts (id, owner_kind, owner_id, currency, purpose, flags, "
-                "metadata, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [rows.account_row(a, created_at) for a in new],
+        existing = {
+            account.id: account
+            for account, _ in map(
+                rows.account_from_row, conn.execute(_LOAD_ACCOUNTS, (json.dumps(ids),))
             )
+        }
+        results, new = engine.decide_accounts(accounts, existing, self.limits)
+        conn.executemany(
+            "INSERT INTO accounts (id, owner_kind, owner_id, currency, purpose, flags, "
+            "metadata, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [rows.account_row(a, created_at) for a in new],
+        )
         return results
 
     def apply(
         self, submissions: Sequence[Sequence[TransferRequest]], now: datetime
     ) -> list[list[TransferResult]]:
-        now_us = to_micros(now)
         with self._transaction() as conn:
-            due = [
+            return self.apply_in(conn, submissions, now)
+
+    def apply_in(
+        self,
+        conn: sqlite3.Connection,
+        submissions: Sequence[Sequence[TransferRequest]],
+        now: datetime,
+    ) -> list[list[TransferResult]]:
+        """``apply`` inside a transaction opened by :meth:`unit_of_work`."""
+        now_us = to_micros(now)
+        due = [
+            rows.transfer_from_row(r, from_micros)
+            for r in conn.execute(
+                f"SELECT {rows.TRANSFER_COLUMNS} FROM transfers "
+                "WHERE status = 'pending' AND expires_at IS NOT NULL AND expires_at <= ?",
+                (now_us,),
+            )
+        ]
+        ids = engine.referenced_transfer_ids(submissions)
+        loaded = {
+            t.id: t
+            for t in (
                 rows.transfer_from_row(r, from_micros)
-                for r in conn.execute(
-                    f"SELECT {rows.TRANSFER_COLUMNS} FROM transfers "
-                    "WHERE status = 'pending' AND expires_at IS NOT NULL AND expires_at <= ?",
-                    (now_us,),
-                )
-            ]
-            ids = engine.referenced_transfer_ids(submissions)
-            loaded = {
-                t.id: t
-                for t in (
-                    rows.transfer_from_row(r, from_micros)
-                    for r in conn.execute(_LOAD_TRANSFERS, (json.dumps(list(ids)),))
-                )
-            }
-            account_ids = engine.referenced_account_ids(submissions, [*loaded.values(), *due])
-            state = engine.LedgerState(transfers=loaded)
-            self._load_accounts(conn, account_ids, state)
-            results, changes = engine.apply_batch(submissions, state, now, self.limits, due=due)
-            if changes.created:
-                conn.executemany(
-                    _INSERT_TRANSFER,
-                    [rows.transfer_row(t, to_micros) for t in changes.created],
-                )
-            if changes.resolved:
-                conn.executemany(
-                    "UPDATE transfers SET status = ?, resolved_at = ? WHERE id = ?",
-                    [
-                        (t.status.value if t.status else None, now_us, t.id)
-                        for t in changes.resolved.values()
-                    ],
-                )
-            if changes.balances:
-                conn.executemany(
-                    "UPDATE accounts SET debits_pending = ?, debits_posted = ?, "
-                    "credits_pending = ?, credits_posted = ? WHERE id = ?",
-                    [
-                        (b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted, a)
-                        for a, b in changes.balances.items()
-                    ],
-                )
-            if changes.rejections:
-                conn.executemany(
-                    "INSERT INTO transfer_rejections "
-                    "(transfer_id, code, reason, request, rejected_at) VALUES (?, ?, ?, ?, ?)",
-                    [rows.rejection_row(r, to_micros) for r in changes.rejections],
-                )
+                for r in conn.execute(_LOAD_TRANSFERS, (json.dumps(list(ids)),))
+            )
+        }
+        account_ids = engine.referenced_account_ids(submissions, [*loaded.values(), *due])
+        state = engine.LedgerState(transfers=loaded)
+        self._load_accounts(conn, account_ids, state)
+        results, changes = engine.apply_batch(submissions, state, now, self.limits, due=due)
+        if changes.created:
+            conn.executemany(
+                _INSERT_TRANSFER,
+                [rows.transfer_row(t, to_micros) for t in changes.created],
+            )
+        if changes.resolved:
+            conn.executemany(
+                "UPDATE transfers SET status = ?, resolved_at = ? WHERE id = ?",
+                [
+                    (t.status.value if t.status else None, now_us, t.id)
+                    for t in changes.resolved.values()
+                ],
+            )
+        if changes.balances:
+            conn.executemany(
+                "UPDATE accounts SET debits_pending = ?, debits_posted = ?, "
+                "credits_pending = ?, credits_posted = ? WHERE id = ?",
+                [
+                    (b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted, a)
+                    for a, b in changes.balances.items()
+                ],
+            )
+        if changes.rejections:
+            conn.executemany(
+                "INSERT INTO transfer_rejections "
+                "(transfer_id, code, reason, request, rejected_at) VALUES (?, ?, ?, ?, ?)",
+                [rows.rejection_row(r, to_micros) for r in changes.rejections],
+            )
         return results
 
     def _load_accounts(

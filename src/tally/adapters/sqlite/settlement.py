@@ -1,17 +1,23 @@
-"""Settlement configuration documents in the embedded SQLite file."""
+"""Settlement in the embedded SQLite file: configuration documents and settlement state."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tally.adapters.sqlite.ledger import connect, migrate
+from tally.adapters.sqlite import settlement_state as state
+from tally.adapters.sqlite.ledger import SqliteLedgerStore, connect, migrate
 from tally.kernel.clock import to_micros
+from tally.kernel.errors import PermanentError
 from tally.ledger.codec import dumps
+from tally.ledger.model import Account, TransferRequest
+from tally.settlement.engine import BatchOutcome, Closing, Effect, OpenFigures
+from tally.settlement.ports import StoredStatement
 
 
 class SqliteConfigDocuments:
@@ -53,3 +59,76 @@ class SqliteConfigDocuments:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+class SqliteSettlementStore:
+    """Settlement state in the ledger's SQLite file, committed in the ledger's transactions."""
+
+    def __init__(self, ledger: SqliteLedgerStore) -> None:
+        self.ledger = ledger
+        self._read = connect(ledger.path)
+        self._lock = threading.Lock()
+        with self._lock:
+            migrate(self._read, "settlement")
+
+    def _post(
+        self,
+        conn: sqlite3.Connection,
+        accounts: Iterable[Account],
+        transfers: list[TransferRequest],
+        now: datetime,
+    ) -> None:
+        self.ledger.create_accounts_in(conn, list(accounts), now)
+        [results] = self.ledger.apply_in(conn, [transfers], now)
+        refused = [r for r in results if not r.code.ok]
+        if refused:
+            # Settlement posts between accounts without balance rules: a refusal is a bug,
+            # and the whole batch (with its log position) is rolled back.
+            raise PermanentError(f"the ledger refused settlement transfers: {refused[:3]}")
+
+    def load_figures(self) -> OpenFigures:
+        with self._lock:
+            return state.load_figures(self._read)
+
+    def position(self, consumer: str) -> int:
+        with self._lock:
+            return state.position(self._read, consumer)
+
+    def load_effects(self, keys: Iterable[str]) -> dict[str, Effect]:
+        with self._lock:
+            return state.load_effects(self._read, keys)
+
+    def load_orphans(self, keys: Iterable[str]) -> dict[str, str]:
+        with self._lock:
+            return state.load_orphans(self._read, keys)
+
+    def commit_batch(
+        self,
+        consumer: str,
+        position: int,
+        out: BatchOutcome,
+        figures: OpenFigures,
+        now: datetime,
+    ) -> None:
+        with self.ledger.unit_of_work() as conn:
+            self._post(conn, out.accounts.values(), out.transfers, now)
+            state.save_batch(conn, out, figures)
+            state.save_problems(conn, out.problems, now)
+            state.save_position(conn, consumer, position)
+
+    def commit_close(self, closing: Closing, figures: OpenFigures, now: datetime) -> None:
+        with self.ledger.unit_of_work() as conn:
+            self._post(conn, closing.accounts.values(), closing.transfers, now)
+            state.save_closing(conn, closing.statement, figures, now)
+
+    def statements(self) -> list[StoredStatement]:
+        with self._lock:
+            return state.statements(self._read)
+
+    def problems(self) -> list[tuple[str, str, datetime]]:
+        with self._lock:
+            return state.problems(self._read)
+
+    def close(self) -> None:
+        with self._lock:
+            self._read.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tally.entrypoints.cli import bench, demo, ledger
+from tally.entrypoints.cli import bench, demo, ledger, settlement
 
 app = typer.Typer(
     name="tally",
@@ -14,6 +14,10 @@ app = typer.Typer(
 )
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(bench.app, name="bench")
+app.add_typer(settlement.contracts_app, name="contracts")
+app.add_typer(settlement.fx_app, name="fx")
+app.add_typer(settlement.partners_app, name="partners")
+app.add_typer(settlement.settlement_app, name="settlement")
 app.command("demo")(demo.demo)
 
 

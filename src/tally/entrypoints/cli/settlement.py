@@ -1,0 +1,317 @@
+"""``tally contracts|fx|partners|settlement ...``: settlement terms, rates and figures."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from tally.entrypoints.cli.common import console, err_console, open_app
+from tally.kernel.money import format_amount
+from tally.settlement import codec
+from tally.settlement.config import ConfigConflict
+from tally.settlement.contracts import ContractError
+from tally.settlement.figures import (
+    Dimension,
+    commissions_accrued,
+    fees_accrued,
+    live_totals,
+)
+from tally.settlement.fx import FxError, parse_rates_csv
+from tally.settlement.partners import Agent, Placement, TreeError
+
+contracts_app = typer.Typer(help="Versioned settlement contracts.", no_args_is_help=True)
+fx_app = typer.Typer(help="FX rates: import and look up.", no_args_is_help=True)
+partners_app = typer.Typer(
+    help="Partner trees: agents, their rates and places.", no_args_is_help=True
+)
+settlement_app = typer.Typer(help="Live figures and statements.", no_args_is_help=True)
+
+
+def _instant(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    when = datetime.fromisoformat(text)
+    if when.tzinfo is None:
+        raise typer.BadParameter("give a time zone, e.g. 2026-03-01T00:00:00+00:00")
+    return when
+
+
+def _fail(message: str) -> typer.Exit:
+    err_console.print(f"[red]{message}[/red]")
+    return typer.Exit(1)
+
+
+# -- contracts ------------------------------------------------------------------------------
+@contracts_app.command("add")
+def contracts_add(
+    file: Annotated[Path, typer.Argument(help="JSON: one contract version or a list of them")],
+) -> None:
+    """Add contract versions; the same version again is a no-op, changed content a conflict."""
+    data = json.loads(file.read_text())
+    documents = data if isinstance(data, list) else [data]
+    with open_app() as tally:
+        for document in documents:
+            try:
+                terms = codec.terms_from_dict(document)
+                outcome = tally.settlement_config.put_contract(terms, tally.clock.now())
+            except (ContractError, ConfigConflict) as exc:
+                raise _fail(f"refused: {exc}") from None
+            console.print(f"{terms.contract_id} v{terms.version}: {outcome.value}")
+
+
+@contracts_app.command("list")
+def contracts_list(provider: Annotated[str | None, typer.Option()] = None) -> None:
+    """Every contract version, oldest first."""
+    with open_app() as tally:
+        table = Table(
+            "contract",
+            "version",
+            "provider",
+            "operator",
+            "from",
+            "basis",
+            "currency",
+            "period",
+            "time zone",
+            "minimum fee",
+        )
+        for t in tally.settlement_config.contracts(provider):
+            table.add_row(
+                t.contract_id,
+                str(t.version),
+                t.provider,
+                t.operator or "(all)",
+                t.effective_from.isoformat(),
+                t.basis.value,
+                t.settlement_currency,
+                t.period.value,
+                t.timezone,
+                format_amount(t.minimum_fee, t.settlement_currency),
+            )
+        console.print(table)
+
+
+# -- FX -------------------------------------------------------------------------------------
+@fx_app.command("import")
+def fx_import(
+    file: Annotated[Path, typer.Argument(help="CSV: base,quote,effective_at,rate")],
+    source: Annotated[str, typer.Option(help="where the rates come from")] = "csv",
+) -> None:
+    """Import rates; bad lines are listed with their reason and nothing of them is kept."""
+    rates, problems = parse_rates_csv(file.read_text(), source=source)
+    for problem in problems:
+        err_console.print(f"line {problem.line}: {problem.reason}: {problem.text}")
+    with open_app() as tally:
+        result = tally.settlement_config.put_fx_rates(rates, tally.clock.now())
+    console.print(
+        f"{result.created} new, {result.existing} already known, "
+        f"{len(result.conflicts)} conflicting, {len(problems)} refused lines"
+    )
+    for rate in result.conflicts:
+        err_console.print(f"conflict: {rate.base}/{rate.quote} at {rate.effective_at} differs")
+    if problems or result.conflicts:
+        raise typer.Exit(1)
+
+
+@fx_app.command("rate")
+def fx_rate(base: str, quote: str, at: Annotated[str | None, typer.Option()] = None) -> None:
+    """The rate in force at an instant (now by default)."""
+    with open_app() as tally:
+        when = _instant(at) or tally.clock.now()
+        try:
+            console.print(str(tally.settlement_config.fx().rate(base, quote, when)))
+        except FxError as exc:
+            raise _fail(str(exc)) from None
+
+
+# -- partners ---------------------------------------------------------------------------------
+@partners_app.command("add-agent")
+def partners_add_agent(
+    agent_id: str,
+    operator: Annotated[str, typer.Option()],
+    rolling: Annotated[str, typer.Option(help="rolling rate on turnover, e.g. 0.015")],
+    losing: Annotated[str, typer.Option(help="losing rate on net loss, e.g. 0.25")],
+    effective_from: Annotated[str, typer.Option("--from", help="ISO instant with zone")],
+) -> None:
+    """Add an agent, or a new version of its rates from an instant on."""
+    when = _instant(effective_from)
+    assert when is not None
+    agent = Agent(agent_id, operator, Decimal(rolling), Decimal(losing), when)
+    with open_app() as tally:
+        try:
+            outcome = tally.settlement_config.put_agent(agent, tally.clock.now())
+        except ConfigConflict as exc:
+            raise _fail(str(exc)) from None
+    console.print(f"{agent_id} from {when.isoformat()}: {outcome.value}")
+
+
+@partners_app.command("place")
+def partners_place(
+    agent_id: str,
+    effective_from: Annotated[str, typer.Option("--from", help="ISO instant with zone")],
+    parent: Annotated[str | None, typer.Option(help="the parent agent; none for the top")] = None,
+) -> None:
+    """Place an agent under a parent from an instant on (moving a store is a new place)."""
+    when = _instant(effective_from)
+    assert when is not None
+    with open_app() as tally:
+        try:
+            outcome = tally.settlement_config.put_placement(
+                Placement(agent_id, parent, when), tally.clock.now()
+            )
+        except (ContractError, ConfigConflict) as exc:
+            raise _fail(str(exc)) from None
+    console.print(f"{agent_id} under {parent or '(top)'} from {when.isoformat()}: {outcome.value}")
+
+
+@partners_app.command("tree")
+def partners_tree(operator: str, at: Annotated[str | None, typer.Option()] = None) -> None:
+    """Each agent's path to the top, with the rates in force."""
+    with open_app() as tally:
+        when = _instant(at) or tally.clock.now()
+        tree = tally.settlement_config.partner_tree(operator)
+        table = Table("agent", "path to the top", "rolling", "losing")
+        for agent_id in sorted(tree.agent_ids()):
+            try:
+                path = tree.path(agent_id, when)
+            except TreeError as exc:
+                table.add_row(agent_id, f"[red]{exc}[/red]", "", "")
+                continue
+            table.add_row(
+                agent_id,
+                " > ".join(a.id for a in path),
+                str(path[0].rolling_rate),
+                str(path[0].losing_rate),
+            )
+        console.print(table)
+
+
+# -- figures and statements --------------------------------------------------------------------
+@settlement_app.command("figures")
+def settlement_figures(
+    by: Annotated[
+        str,
+        typer.Option(
+            help="comma-separated: provider, operator, region, game_type, period, contract"
+        ),
+    ] = "provider,operator",
+    provider: Annotated[str | None, typer.Option()] = None,
+    operator: Annotated[str | None, typer.Option()] = None,
+    period: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Live turnover, GGR, NGR, fees and commissions accrued, as committed."""
+    try:
+        dims = [Dimension(d.strip()) for d in by.split(",") if d.strip()]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    where = {
+        d: v
+        for d, v in (
+            (Dimension.PROVIDER, provider),
+            (Dimension.OPERATOR, operator),
+            (Dimension.PERIOD, period),
+        )
+        if v is not None
+    }
+    with open_app() as tally:
+        figures = tally.settlement_store.load_figures()
+        contracts = tally.settlement_config.contracts()
+    table = Table(
+        *[d.value for d in dims],
+        "currency",
+        "turnover",
+        "wins",
+        "GGR",
+        "bonuses",
+        "NGR",
+        title="Totals",
+    )
+    for row in live_totals(figures, dims, where):
+        key = dict(row.key)
+        cur = key["currency"]
+        t = row.totals
+        table.add_row(
+            *[key[d.value] for d in dims],
+            cur,
+            *(format_amount(v, cur) for v in (t.turnover, t.wins, t.ggr, t.bonuses, row.ngr)),
+        )
+    console.print(table)
+    fees = Table(
+        "contract",
+        "provider",
+        "operator",
+        "period",
+        "currency",
+        "fee accrued",
+        title="Provider fees accrued",
+    )
+    for fee in fees_accrued(figures, contracts, where):
+        key = dict(fee.key)
+        fees.add_row(
+            key["contract"],
+            key["provider"],
+            key["operator"],
+            key["period"],
+            key["currency"],
+            format_amount(fee.accrued, key["currency"]),
+        )
+    console.print(fees)
+    commissions = Table(
+        "agent",
+        "operator",
+        "period",
+        "currency",
+        "commission accrued",
+        title="Partner commissions accrued",
+    )
+    for c in commissions_accrued(figures, operator=operator):
+        key = dict(c.key)
+        commissions.add_row(
+            key["agent"],
+            key["operator"],
+            key["period"],
+            key["currency"],
+            format_amount(c.accrued, key["currency"]),
+        )
+    console.print(commissions)
+
+
+@settlement_app.command("statements")
+def settlement_statements() -> None:
+    """Closed periods and the SHA-256 of their statements."""
+    with open_app() as tally:
+        table = Table("contract", "operator", "period", "closed at", "sha256")
+        for s in tally.settlement_store.statements():
+            table.add_row(s.contract_id, s.operator, s.period, s.closed_at.isoformat(), s.sha256)
+        console.print(table)
+
+
+@settlement_app.command("statement")
+def settlement_statement(
+    contract_id: str,
+    operator: str,
+    period: str,
+    csv: Annotated[bool, typer.Option("--csv", help="CSV instead of JSON")] = False,
+    out: Annotated[Path | None, typer.Option(help="write to this file")] = None,
+) -> None:
+    """One statement, as JSON (default) or CSV."""
+    with open_app() as tally:
+        found = [
+            s
+            for s in tally.settlement_store.statements()
+            if (s.contract_id, s.operator, s.period) == (contract_id, operator, period)
+        ]
+    if not found:
+        raise _fail(f"no statement for {contract_id}/{operator}/{period}")
+    body = found[0].csv if csv else found[0].document
+    if out is None:
+        console.print(body.decode(), markup=False, highlight=False)
+    else:
+        out.write_bytes(body)
+        console.print(f"written to {out} (sha256 of the JSON: {found[0].sha256})")

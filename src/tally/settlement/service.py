@@ -1,0 +1,143 @@
+"""The settlement worker: reads the event log at its own pace and settles it, exactly once.
+
+Each batch is settled by the pure :class:`SettlementBook` and committed by the store in
+one transaction with the consumer's log position, so a crash at any instant neither
+loses nor doubles an event: on restart the worker reloads its figures and position and
+carries on from the last commit.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import structlog
+
+from tally.kernel.clock import Clock
+from tally.settlement.config import SettlementConfig
+from tally.settlement.engine import SettlementBook
+from tally.settlement.ports import EventSource, SettlementStore, StoredStatement
+from tally.settlement.statements import Statement
+
+log = structlog.get_logger("tally.settlement")
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementLimits:
+    batch_max_events: int = 2_000  # events settled in one transaction
+    idle_wait_s: float = 0.05  # how long an idle worker sleeps before reading again
+
+
+class SettlementWorker:
+    def __init__(
+        self,
+        source: EventSource,
+        store: SettlementStore,
+        config: SettlementConfig,
+        clock: Clock,
+        limits: SettlementLimits | None = None,
+        *,
+        consumer: str = "settlement",
+    ) -> None:
+        self.source = source
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self.limits = limits or SettlementLimits()
+        self.consumer = consumer
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._load()
+
+    def _load(self) -> None:
+        """(Re)load figures and position from the store: the state of the last commit."""
+        self.book = SettlementBook(
+            lambda: self.config.contracts(),
+            self.config.partner_tree,
+            self.config.fx,
+            self.store.load_figures(),
+        )
+        self.position = self.store.position(self.consumer)
+
+    def step(self) -> int:
+        """Settle one batch; returns how many events it read (0: the log is drained)."""
+        with self._lock:
+            batch = self.source.read(self.position, self.limits.batch_max_events)
+            if not batch:
+                return 0
+            events = [event for _, event in batch]
+            first, last = batch[0][0], batch[-1][0]
+            names = {e.key for e in events} | {e.ref for e in events if e.ref}
+            try:
+                out = self.book.settle(
+                    f"{self.consumer}:{first}-{last}",
+                    events,
+                    self.store.load_effects(names),
+                    self.store.load_orphans(e.key for e in events),
+                )
+                self.store.commit_batch(
+                    self.consumer, last, out, self.book.figures, self.clock.now()
+                )
+            except BaseException:
+                # The book's figures may be ahead of what was committed: start over from
+                # the store, exactly as after a crash.
+                self._load()
+                raise
+            self.position = last
+            if out.problems:
+                log.warning(
+                    "settlement_events_refused", count=len(out.problems), first=out.problems[0]
+                )
+            return len(batch)
+
+    def drain(self) -> int:
+        """Settle until the log has nothing more; returns the number of events read."""
+        total = 0
+        while (count := self.step()) > 0:
+            total += count
+        return total
+
+    def close_period(self, contract_id: str, operator: str, label: str) -> Statement:
+        with self._lock:
+            now = self.clock.now()
+            try:
+                closing = self.book.close_period(contract_id, operator, label, now)
+                self.store.commit_close(closing, self.book.figures, now)
+            except BaseException:
+                self._load()
+                raise
+            log.info(
+                "settlement_period_closed",
+                contract=contract_id,
+                operator=operator,
+                period=label,
+                sha256=closing.statement.sha256,
+            )
+            return closing.statement
+
+    def statements(self) -> list[StoredStatement]:
+        return self.store.statements()
+
+    # -- running in the background --------------------------------------------------------
+    def start(self) -> SettlementWorker:
+        assert self._thread is None, "settlement worker already started"
+        self._thread = threading.Thread(target=self._run, name="settlement", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.step() == 0:
+                    time.sleep(self.limits.idle_wait_s)
+            except Exception as exc:  # noqa: BLE001 - keep settling; the batch is retried
+                log.error("settlement_batch_failed", error=str(exc))
+                time.sleep(self.limits.idle_wait_s)
