@@ -267,3 +267,78 @@ def test_the_database_itself_refuses_a_balance_that_breaks_the_wallet_rule(
             )
     assert rule_holds(cluster.balances()["w0"])
     assert cluster.balances()["w0"][1:] == (0, 0, 0, FUNDING)
+
+
+def test_reservations_racing_their_timeout_across_writers_end_exactly_once(
+    cluster: Cluster, clock: FixedClock
+) -> None:
+    from datetime import timedelta
+
+    threads_n, rounds = 8, 25
+    posted: list[tuple[str, str, int]] = []
+    outcomes: dict[str, ResultCode] = {}
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def ticker() -> None:
+        while not done.wait(0.01):
+            clock.advance(timedelta(seconds=1))
+
+    def submitter(n: int) -> None:
+        rng = random.Random(1_000 + n)
+        try:
+            for i in range(rounds):
+                dr, cr = rng.sample(WALLETS, 2)
+                amount = rng.randint(1, 200)
+                tid = f"r{n}-{i}"
+                hold = TransferRequest(
+                    tid, dr, cr, amount, "EUR", "hold", kind=TransferKind.PENDING, timeout_s=1
+                )
+                [res] = cluster.services[rng.randrange(WRITERS)].transfer([hold])
+                if res.code is not R.OK:
+                    assert res.code is R.EXCEEDS_CREDITS, res
+                    continue
+                kind = rng.choice([TransferKind.POST, TransferKind.VOID])
+                follow = TransferRequest(f"{tid}-f", kind=kind, pending_id=tid)
+                [res] = cluster.services[rng.randrange(WRITERS)].transfer([follow])
+                with lock:
+                    outcomes[tid] = res.code
+                    if res.code is R.OK and kind is TransferKind.POST:
+                        posted.append((dr, cr, amount))
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    tick = threading.Thread(target=ticker)
+    tick.start()
+    threads = [threading.Thread(target=submitter, args=(n,)) for n in range(threads_n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    done.set()
+    tick.join()
+    assert errors == []
+    # Whatever is still reserved expires once the ledger next applies, far later.
+    clock.advance(timedelta(hours=1))
+    cluster.services[0].transfer([])
+
+    assert set(outcomes.values()) <= {R.OK, R.PENDING_TRANSFER_EXPIRED}
+    assert R.PENDING_TRANSFER_EXPIRED in outcomes.values()  # the race did happen
+    store = cluster.stores[0]
+    for tid, code in outcomes.items():
+        status = store.get_transfer(tid).status
+        follow = store.get_transfer(f"{tid}-f")
+        if code is R.OK:
+            assert status in (PendingStatus.POSTED, PendingStatus.VOIDED)
+            assert follow is not None
+        else:
+            assert status is PendingStatus.EXPIRED
+            assert follow is None
+    expected = {w: [0, FUNDING] for w in WALLETS}
+    for dr, cr, amount in posted:
+        expected[dr][0] += amount
+        expected[cr][1] += amount
+    final = cluster.balances()
+    for w in WALLETS:
+        assert final[w][1:] == (0, expected[w][0], 0, expected[w][1]), w
