@@ -365,6 +365,18 @@ def test_a_jpy_transfer_moves_whole_yen(store: Any) -> None:
     assert store.totals_by_currency()["JPY"] == Balance(0, 1500, 0, 1500)
 
 
+def test_totals_by_currency_add_up_beyond_the_64_bit_range_of_one_account(
+    ledger_store: Any,
+) -> None:
+    big = 2**63 - 1
+    names = ["b1", "b2", "a1", "a2"]
+    ledger_store.create_accounts([account(n, currency="ETH") for n in names], START)
+    requests = [single("t1", "b1", "a1", big, "ETH"), single("t2", "b2", "a2", big, "ETH")]
+    assert apply(ledger_store, *requests) == [R.OK, R.OK]
+    assert apply(ledger_store, single("t3", "b1", "a1", 1, "ETH")) == [R.OVERFLOWS_DEBITS]
+    assert ledger_store.totals_by_currency()["ETH"] == Balance(0, 2 * big, 0, 2 * big)
+
+
 def test_good_and_bad_requests_in_one_batch_are_decided_independently(store: Any) -> None:
     results = store.apply(
         [

@@ -410,13 +410,18 @@ class SqliteLedgerStore:
         return Page(items, str(found[limit - 1][0]) if len(found) > limit else None)
 
     def totals_by_currency(self) -> dict[str, Balance]:
-        return {
-            currency: rows.balance_from_sums(sums)
-            for currency, *sums in self._reader().execute(
-                "SELECT currency, SUM(debits_pending), SUM(debits_posted), "
-                "SUM(credits_pending), SUM(credits_posted) FROM accounts GROUP BY currency"
+        # SQLite's SUM is 64-bit and raises on overflow, and two full accounts already pass
+        # it; sum the high and low 32 bits of each (non-negative) figure apart instead.
+        figures = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
+        parts = ", ".join(f"SUM({f} >> 32), SUM({f} & 4294967295)" for f in figures)
+        totals: dict[str, Balance] = {}
+        for currency, *sums in self._reader().execute(
+            f"SELECT currency, {parts} FROM accounts GROUP BY currency"
+        ):
+            totals[currency] = Balance(
+                *((int(sums[i] or 0) << 32) + int(sums[i + 1] or 0) for i in range(0, 8, 2))
             )
-        }
+        return totals
 
     def close(self) -> None:
         with self._readers_lock:

@@ -1,0 +1,172 @@
+"""The group-commit writer: back-pressure, batching, draining, and failure isolation."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import pytest
+from tests.conftest import START
+
+from tally.adapters.memory.ledger import MemoryLedgerStore
+from tally.kernel.clock import FixedClock
+from tally.kernel.errors import Overloaded, PermanentError, RetryableError
+from tally.kernel.limits import LedgerLimits
+from tally.ledger.model import Account, OwnerKind, ResultCode, TransferRequest
+from tally.ledger.service import LedgerClosed, LedgerService
+
+R = ResultCode
+
+
+class GatedStore:
+    """A memory store whose writes wait at a gate and can be told to fail."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryLedgerStore()
+        self.inner.create_accounts(
+            [
+                Account("a", OwnerKind.OPERATOR, "op", "EUR", "float"),
+                Account("b", OwnerKind.OPERATOR, "op", "EUR", "float"),
+            ],
+            START,
+        )
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+        self.gate.set()
+        self.calls: list[list[str]] = []
+        self.flaky = 0  # fail this many next calls with a retryable error
+
+    def apply(self, submissions: Sequence[Sequence[TransferRequest]], now: datetime) -> Any:
+        ids = [r.id for s in submissions for r in s]
+        if ids:  # an idle writer applies empty batches to expire due transfers
+            self.calls.append(ids)
+            self.entered.set()
+        assert self.gate.wait(10)
+        if self.flaky:
+            self.flaky -= 1
+            raise RetryableError("lock timeout")
+        if any(r.id == "boom" for s in submissions for r in s):
+            raise PermanentError("the database refused the batch")
+        return self.inner.apply(submissions, now)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def t(tid: str, amount: int = 1) -> TransferRequest:
+    return TransferRequest(tid, "a", "b", amount, "EUR", "bet")
+
+
+@pytest.fixture
+def store() -> GatedStore:
+    return GatedStore()
+
+
+def test_a_full_queue_pushes_back_with_overloaded(store: GatedStore, clock: FixedClock) -> None:
+    limits = LedgerLimits(queue_max_submissions=2, submit_timeout_s=0.05)
+    service = LedgerService(store, clock, limits)  # type: ignore[arg-type]
+    store.gate.clear()
+    service.start()
+    first = service.submit([t("1")])
+    assert store.entered.wait(5)  # the writer holds the first and waits at the gate
+    queued = [service.submit([t("2")]), service.submit([t("3")])]
+    with pytest.raises(Overloaded) as refused:
+        service.submit([t("4")])
+    assert refused.value.retryable
+    store.gate.set()
+    assert [f.result(5)[0].code for f in [first, *queued]] == [R.OK] * 3
+    # What waited in the queue was committed together, in one batch.
+    assert store.calls == [["1"], ["2", "3"]]
+    service.stop()
+    assert store.inner.get_transfer("4") is None
+    assert service.stats.transfers == 3
+
+
+def test_a_submission_larger_than_the_limit_is_refused_up_front(
+    store: GatedStore, clock: FixedClock
+) -> None:
+    limits = LedgerLimits(submission_max_transfers=2)
+    with LedgerService(store, clock, limits) as service:  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            service.submit([t("1"), t("2"), t("3")])
+        assert [r.code for r in service.transfer([t("1"), t("2")])] == [R.OK, R.OK]
+
+
+def test_stop_commits_everything_already_queued(store: GatedStore, clock: FixedClock) -> None:
+    service = LedgerService(store, clock).start()  # type: ignore[arg-type]
+    store.gate.clear()
+    futures = [service.submit([t(str(i))]) for i in range(20)]
+    stopper = threading.Thread(target=service.stop)
+    stopper.start()
+    store.gate.set()
+    stopper.join(10)
+    assert not stopper.is_alive()
+    assert [f.result(0)[0].code for f in futures] == [R.OK] * 20
+    assert store.inner.balance("b").credits_posted == 20
+    with pytest.raises(LedgerClosed):
+        service.submit([t("late")])
+    service.stop()  # stopping twice is harmless
+
+
+def test_a_submission_before_start_is_refused(store: GatedStore, clock: FixedClock) -> None:
+    with pytest.raises(LedgerClosed):
+        LedgerService(store, clock).submit([t("1")])  # type: ignore[arg-type]
+
+
+def test_a_failing_submission_fails_alone_and_its_batch_mates_commit(
+    store: GatedStore, clock: FixedClock
+) -> None:
+    service = LedgerService(store, clock).start()  # type: ignore[arg-type]
+    store.gate.clear()
+    blocker = service.submit([t("0")])
+    assert store.entered.wait(5)
+    good1 = service.submit([t("1")])
+    bad = service.submit([t("boom")])
+    good2 = service.submit([t("2"), t("3")])
+    store.gate.set()
+    assert blocker.result(5)[0].code is R.OK
+    assert [r.code for r in good1.result(5)] == [R.OK]
+    assert [r.code for r in good2.result(5)] == [R.OK, R.OK]
+    with pytest.raises(PermanentError):
+        bad.result(5)
+    service.stop()
+    # The batch of three failed as a whole, then each submission was tried on its own.
+    assert store.calls[1] == ["1", "boom", "2", "3"]
+    assert sorted(store.calls[2:]) == [["1"], ["2", "3"], ["boom"]]
+    assert store.inner.balance("b").credits_posted == 4
+
+
+def test_a_retryable_store_error_is_retried_and_the_caller_never_sees_it(
+    store: GatedStore, clock: FixedClock
+) -> None:
+    store.flaky = 2
+    limits = LedgerLimits(retry_attempts=3, retry_backoff_s=0.001)
+    with LedgerService(store, clock, limits) as service:  # type: ignore[arg-type]
+        assert [r.code for r in service.transfer([t("1")])] == [R.OK]
+    assert store.calls == [["1"], ["1"], ["1"]]
+
+
+def test_a_store_error_that_outlasts_the_retries_reaches_the_caller(
+    store: GatedStore, clock: FixedClock
+) -> None:
+    store.flaky = 5
+    limits = LedgerLimits(retry_attempts=2, retry_backoff_s=0.001)
+    with LedgerService(store, clock, limits) as service:  # type: ignore[arg-type]
+        with pytest.raises(RetryableError):
+            service.transfer([t("1")])
+        store.flaky = 0
+        assert [r.code for r in service.transfer([t("1")])] == [R.OK]
+
+
+def test_recorded_time_never_goes_backwards_when_the_clock_does(
+    store: GatedStore, clock: FixedClock
+) -> None:
+    from datetime import timedelta
+
+    with LedgerService(store, clock) as service:  # type: ignore[arg-type]
+        service.transfer([t("1")])
+        clock.set(START - timedelta(hours=1))
+        service.transfer([t("2")])
+    assert store.inner.get_transfer("2").recorded_at == START
