@@ -269,6 +269,8 @@ class SqliteLedgerStore:
                 ],
             )
         if changes.balances:
+            # Linked chains work on copies (so they can be undone): keep what was decided.
+            self._balances.update(changes.balances)
             conn.executemany(
                 "UPDATE accounts SET debits_pending = ?, debits_posted = ?, "
                 "credits_pending = ?, credits_posted = ? WHERE id = ?",
