@@ -45,6 +45,8 @@ def connect(path: Path | str, *, synchronous: str = "FULL") -> sqlite3.Connectio
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache per connection
     conn.execute("PRAGMA temp_store=MEMORY")
+    # Checkpoint the WAL every ~64 MiB rather than every 4 MiB: fewer database fsyncs.
+    conn.execute("PRAGMA wal_autocheckpoint=16384")
     conn.execute("PRAGMA busy_timeout=30000")
     return conn
 
