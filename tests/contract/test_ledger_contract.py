@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from tests.conftest import START
 
 from tally.kernel.clock import FixedClock
 from tally.ledger.model import (
@@ -27,6 +26,7 @@ from tally.ledger.model import (
     TransferRequest,
 )
 from tally.ledger.service import LedgerClosed, LedgerService
+from tests.conftest import START
 
 R = ResultCode
 A = AccountResultCode

@@ -8,12 +8,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from tests.conftest import PG_DSN
 
 from tally.settlement.config import ConfigConflict, PutOutcome, SettlementConfig
 from tally.settlement.contracts import ContractError, ContractTerms, flat, in_force
 from tally.settlement.fx import FxRate
 from tally.settlement.partners import Agent, Placement
+from tests.conftest import PG_DSN
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from tests.support.settlement import TestWorker
 
 from tally.settlement.contracts import ContractTerms, flat
 from tally.settlement.engine import EventKind, SettlementEvent
+from tests.support.settlement import TestWorker
 
 MAR = datetime(2026, 3, 1, tzinfo=UTC)
 APR = datetime(2026, 4, 1, tzinfo=UTC)
@@ -78,6 +78,7 @@ def _extra_schema(request: pytest.FixtureRequest) -> str:
     import uuid
 
     import psycopg
+
     from tests.conftest import PG_DSN
 
     name = f"t_{uuid.uuid4().hex[:12]}"

@@ -16,7 +16,6 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import errors as pg_errors
-from tests.conftest import PG_DSN
 
 from tally.adapters.postgres.ledger import PostgresLedgerStore, connect_kwargs
 from tally.kernel.clock import FixedClock
@@ -30,6 +29,7 @@ from tally.ledger.model import (
     TransferRequest,
 )
 from tally.ledger.service import LedgerService
+from tests.conftest import PG_DSN
 
 R = ResultCode
 WALLET = AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS

@@ -37,7 +37,6 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from tests.conftest import PG_DSN, require_postgres
 
 from tally.ledger.model import (
     Account,
@@ -46,6 +45,7 @@ from tally.ledger.model import (
     TransferKind,
     TransferRequest,
 )
+from tests.conftest import PG_DSN, require_postgres
 
 T0 = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)
 SINGLE, PENDING, POST, VOID = (

@@ -14,13 +14,13 @@ from typing import TypeVar
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.support.settlement import TestWorker
 
 from tally.adapters.memory.ledger import MemoryLedgerStore
 from tally.settlement.contracts import ContractTerms, Tier, Totals
 from tally.settlement.engine import EventKind, SettlementEvent
 from tally.settlement.fx import FxRate
 from tally.settlement.partners import Agent, Placement
+from tests.support.settlement import TestWorker
 
 K = TypeVar("K")
 T0 = datetime(2026, 3, 1, tzinfo=UTC)

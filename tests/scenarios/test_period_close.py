@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from tests.support.settlement import TestWorker
 
 from tally.settlement.contracts import ContractTerms, FxPolicy, flat
 from tally.settlement.engine import EventKind, PeriodCloseError, SettlementEvent
 from tally.settlement.fx import FxRate
 from tally.settlement.periods import PeriodKind
+from tests.support.settlement import TestWorker
 
 MAR = datetime(2026, 3, 1, tzinfo=UTC)
 APR = datetime(2026, 4, 1, tzinfo=UTC)

@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from tests.conftest import START
 
 from tally.adapters.memory.ledger import MemoryLedgerStore
 from tally.kernel.clock import FixedClock
@@ -16,6 +15,7 @@ from tally.kernel.errors import Overloaded, PermanentError, RetryableError
 from tally.kernel.limits import LedgerLimits
 from tally.ledger.model import Account, OwnerKind, ResultCode, TransferRequest
 from tally.ledger.service import LedgerClosed, LedgerService
+from tests.conftest import START
 
 R = ResultCode
 

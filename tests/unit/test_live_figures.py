@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from tests.support.settlement import TestWorker
-
 from tally.settlement.contracts import ContractTerms, flat
 from tally.settlement.engine import EventKind, SettlementEvent
 from tally.settlement.figures import Dimension, commissions_accrued, fees_accrued, live_totals
 from tally.settlement.partners import Agent, Placement
+from tests.support.settlement import TestWorker
 
 T = datetime(2026, 3, 2, tzinfo=UTC)
 EUR = ContractTerms(
