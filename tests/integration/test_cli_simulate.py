@@ -13,7 +13,7 @@ from tally.entrypoints.cli import app
 def test_the_demo_settles_closes_and_reports_a_ledger_that_nets_to_zero(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,
-        ["demo", "--seconds", "1", "--rate", "2000", "--data-dir", str(tmp_path)],
+        ["demo", "--seconds", "1", "--rate", "2000", "--data-dir", str(tmp_path), "--no-serve"],
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output

@@ -22,6 +22,8 @@ def demo(
     rate: Annotated[float, typer.Option(help="events per second to deliver")] = 3_000.0,
     seed: Annotated[int, typer.Option(help="the world and its activity follow from it")] = 7,
     data_dir: Annotated[Path, typer.Option(help="where the SQLite file goes")] = Path("data"),
+    serve: Annotated[bool, typer.Option(help="leave the API running at the end")] = True,
+    port: Annotated[int, typer.Option(help="the API's port")] = 8000,
 ) -> None:
     """Run Tally embedded on a simulated world for about a minute, then close and report."""
     configure_logging("WARNING")
@@ -73,3 +75,38 @@ def demo(
         "partners tree op1",
     ):
         console.print(f"  TALLY_SQLITE_PATH={path} .venv/bin/tally {command}")
+    if serve:
+        _serve(settings, port)
+
+
+def _serve(settings: Settings, port: int) -> None:
+    """Leave the back-office API running on the demo's file, with a read-only user."""
+    import os
+    import secrets
+
+    from tally.app.bootstrap import build_backoffice
+    from tally.auth.policy import Role
+    from tally.entrypoints.cli.serve import serve
+
+    password = secrets.token_urlsafe(12)
+    tally = build_app(settings)
+    backoffice = build_backoffice(tally)
+    try:
+        backoffice.auth.create_user(
+            "system:demo", "demo-auditor", password, frozenset({Role.AUDITOR}), source="demo"
+        )
+    finally:
+        backoffice.close()
+        tally.close()
+    os.environ["TALLY_DATA_DIR"] = str(settings.data_dir)
+    os.environ["TALLY_SQLITE_PATH"] = str(settings.sqlite_path)
+    console.rule("The back-office API")
+    console.print(
+        f"API: http://127.0.0.1:{port}/docs (OpenAPI); health: http://127.0.0.1:{port}/health\n"
+        f"Log in (read-only, everything): user demo-auditor, password {password}\n"
+        f"  curl -s -X POST http://127.0.0.1:{port}/v1/auth/login -H 'content-type: "
+        f'application/json\' -d \'{{"username": "demo-auditor", "password": '
+        f'"{password}"}}\'\n'
+        "Stop it with Ctrl-C."
+    )
+    serve(host="127.0.0.1", port=port, tls_cert=None, tls_key=None)
