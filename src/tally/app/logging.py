@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 import logging
+import sys
+from typing import TextIO, cast
 
 import structlog
+
+
+class _Stderr:
+    """Whatever sys.stderr is at the time of writing (tests and tools swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
@@ -19,5 +31,7 @@ def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        # Logs go to stderr: stdout carries command output (tables, JSON, statements).
+        logger_factory=structlog.PrintLoggerFactory(cast(TextIO, _Stderr())),
         cache_logger_on_first_use=True,
     )

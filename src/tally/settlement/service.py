@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import structlog
 
 from tally.kernel.clock import Clock
 from tally.settlement.config import SettlementConfig
-from tally.settlement.engine import SettlementBook
+from tally.settlement.engine import SettlementBook, SettlementEvent
 from tally.settlement.ports import EventSource, SettlementStore, StoredStatement
 from tally.settlement.statements import Statement
 
@@ -29,6 +31,13 @@ class SettlementLimits:
     idle_wait_s: float = 0.05  # how long an idle worker sleeps before reading again
 
 
+class NoEvents:
+    """An event source with nothing in it: for a process that only closes periods."""
+
+    def read(self, after: int, limit: int) -> list[tuple[int, SettlementEvent]]:
+        return []
+
+
 class SettlementWorker:
     def __init__(
         self,
@@ -39,13 +48,16 @@ class SettlementWorker:
         limits: SettlementLimits | None = None,
         *,
         consumer: str = "settlement",
+        on_close: Callable[[Statement, datetime], None] | None = None,
     ) -> None:
+        """``on_close`` runs after a period's close committed (e.g. to audit it)."""
         self.source = source
         self.store = store
         self.config = config
         self.clock = clock
         self.limits = limits or SettlementLimits()
         self.consumer = consumer
+        self._on_close = on_close
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -115,6 +127,8 @@ class SettlementWorker:
                 period=label,
                 sha256=closing.statement.sha256,
             )
+            if self._on_close is not None:
+                self._on_close(closing.statement, now)
             return closing.statement
 
     def statements(self) -> list[StoredStatement]:

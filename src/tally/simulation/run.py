@@ -58,11 +58,14 @@ class SimulationRun:
     events_per_second: float = 5_000.0
     minutes: int = 36 * 60  # simulated time
     rounds_per_minute: float = 40.0
+    on_close: Callable[[Statement, datetime], None] | None = None
 
     def __post_init__(self) -> None:
         self.clock = FixedClock(self.world.start)
         self.source = MemoryEventSource()
-        self.worker = SettlementWorker(self.source, self.store, self.config, self.clock)
+        self.worker = SettlementWorker(
+            self.source, self.store, self.config, self.clock, on_close=self.on_close
+        )
         self.fed = 0
         self._started = 0.0
         self._events: list[SettlementEvent] = []

@@ -11,8 +11,7 @@ import typer
 from tally.adapters.bundle_dir import read_bundle, write_bundle
 from tally.app.bootstrap import build_backoffice
 from tally.auth.model import OwnerRef
-from tally.entrypoints.cli.common import console, err_console, open_app
-from tally.entrypoints.cli.users import CLI_ACTOR
+from tally.entrypoints.cli.common import CLI_ACTOR, console, err_console, open_app
 from tally.exports.bundle import PUBLIC_KEY, check_bundle
 from tally.security.signing import verify_signature
 

@@ -11,10 +11,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tally.entrypoints.cli.common import console, err_console, open_app
+from tally.entrypoints.cli.common import (
+    CLI_ACTOR,
+    audit_change,
+    console,
+    err_console,
+    open_app,
+    statement_closed_auditor,
+)
 from tally.kernel.money import format_amount
 from tally.settlement import codec
-from tally.settlement.config import ConfigConflict
+from tally.settlement.config import ConfigConflict, PutOutcome
 from tally.settlement.contracts import ContractError
 from tally.settlement.figures import (
     Dimension,
@@ -62,6 +69,13 @@ def contracts_add(
                 outcome = tally.settlement_config.put_contract(terms, tally.clock.now())
             except (ContractError, ConfigConflict) as exc:
                 raise _fail(f"refused: {exc}") from None
+            if outcome is PutOutcome.CREATED:
+                audit_change(
+                    tally,
+                    "contract.version_added",
+                    f"contract:{terms.contract_id}:{terms.version}",
+                    after=codec.terms_to_dict(terms),
+                )
             console.print(f"{terms.contract_id} v{terms.version}: {outcome.value}")
 
 
@@ -109,6 +123,18 @@ def fx_import(
         err_console.print(f"line {problem.line}: {problem.reason}: {problem.text}")
     with open_app() as tally:
         result = tally.settlement_config.put_fx_rates(rates, tally.clock.now())
+        if result.created:
+            audit_change(
+                tally,
+                "fx.rates_imported",
+                f"fx:{file.name}",
+                after={
+                    "created": result.created,
+                    "existing": result.existing,
+                    "conflicts": len(result.conflicts),
+                    "source": source,
+                },
+            )
     console.print(
         f"{result.created} new, {result.existing} already known, "
         f"{len(result.conflicts)} conflicting, {len(problems)} refused lines"
@@ -148,6 +174,10 @@ def partners_add_agent(
             outcome = tally.settlement_config.put_agent(agent, tally.clock.now())
         except ConfigConflict as exc:
             raise _fail(str(exc)) from None
+        if outcome is PutOutcome.CREATED:
+            audit_change(
+                tally, "partner.agent_added", f"agent:{agent_id}", after=codec.agent_to_dict(agent)
+            )
     console.print(f"{agent_id} from {when.isoformat()}: {outcome.value}")
 
 
@@ -161,12 +191,18 @@ def partners_place(
     when = _instant(effective_from)
     assert when is not None
     with open_app() as tally:
+        placement = Placement(agent_id, parent, when)
         try:
-            outcome = tally.settlement_config.put_placement(
-                Placement(agent_id, parent, when), tally.clock.now()
-            )
+            outcome = tally.settlement_config.put_placement(placement, tally.clock.now())
         except (ContractError, ConfigConflict) as exc:
             raise _fail(str(exc)) from None
+        if outcome is PutOutcome.CREATED:
+            audit_change(
+                tally,
+                "partner.agent_placed",
+                f"agent:{agent_id}",
+                after=codec.placement_to_dict(placement),
+            )
     console.print(f"{agent_id} under {parent or '(top)'} from {when.isoformat()}: {outcome.value}")
 
 
@@ -315,3 +351,36 @@ def settlement_statement(
     else:
         out.write_bytes(body)
         console.print(f"written to {out} (sha256 of the JSON: {found[0].sha256})")
+
+
+@settlement_app.command("close")
+def settlement_close(
+    contract_id: str,
+    operator: str,
+    period: Annotated[str, typer.Argument(help="the period's label, e.g. 2026-03")],
+) -> None:
+    """Close a period that has ended: freeze it, post the close adjustment, write the statement.
+
+    Run it where no settlement worker is running on the same database (the worker closes
+    periods itself when it runs in the same process).
+    """
+    from tally.settlement.engine import PeriodCloseError
+    from tally.settlement.service import NoEvents, SettlementWorker
+
+    with open_app() as tally:
+        worker = SettlementWorker(
+            NoEvents(),
+            tally.settlement_store,
+            tally.settlement_config,
+            tally.clock,
+            on_close=statement_closed_auditor(tally, CLI_ACTOR, "cli"),
+        )
+        try:
+            statement = worker.close_period(contract_id, operator, period)
+        except PeriodCloseError as exc:
+            raise _fail(f"not closed: {exc}") from None
+    cur = statement.terms.settlement_currency
+    console.print(
+        f"closed {contract_id}/{operator}/{period}: fee "
+        f"{format_amount(statement.fee.fee, cur)} {cur}, sha256 {statement.sha256}"
+    )

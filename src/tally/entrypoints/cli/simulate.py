@@ -17,7 +17,7 @@ from rich.table import Table
 from tally.app.bootstrap import App, build_app
 from tally.app.logging import configure_logging
 from tally.app.settings import Settings
-from tally.entrypoints.cli.common import console
+from tally.entrypoints.cli.common import console, statement_closed_auditor
 from tally.kernel.money import format_amount
 from tally.settlement.figures import Dimension, fees_accrued, live_totals
 from tally.settlement.statements import Statement
@@ -100,6 +100,7 @@ def run_simulation(
         tally.settlement_store,
         faults=Faults.all_on() if faults else Faults(),
         events_per_second=rate,
+        on_close=statement_closed_auditor(tally, "system:simulation", "simulation"),
         rounds_per_minute=max(1.0, rate * seconds / (36 * 60) / 1.6),
     )
     with console.status("generating the world's activity"):

@@ -10,10 +10,9 @@ from tally.app.bootstrap import build_backoffice
 from tally.auth.model import OwnerRef
 from tally.auth.policy import Role
 from tally.auth.service import AuthError
-from tally.entrypoints.cli.common import console, err_console, open_app
+from tally.entrypoints.cli.common import CLI_ACTOR, console, err_console, open_app
 
 app = typer.Typer(help="Staff users and their roles.", no_args_is_help=True)
-CLI_ACTOR = "system:cli"
 
 
 @app.command()

@@ -1,0 +1,76 @@
+"""Settlement from the command line: configuration edits and period closes are audited."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tally.entrypoints.cli import app
+
+CONTRACT = {
+    "contract_id": "acme-std",
+    "version": 1,
+    "provider": "acme",
+    "effective_from": "2026-01-01T00:00:00+00:00",
+    "settlement_currency": "EUR",
+    "rates": {"*": [{"floor": 0, "rate": "0.10"}]},
+    "minimum_fee": 5000,
+}
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("TALLY_DATA_DIR", str(tmp_path))
+    runner = CliRunner()
+
+    def run(*args: str) -> tuple[int, str]:
+        result = runner.invoke(app, list(args), catch_exceptions=False)
+        # Rich wraps long lines to the terminal's width: compare words, not layout.
+        return result.exit_code, " ".join(result.output.split())
+
+    return run
+
+
+def test_configuration_edits_and_a_close_land_in_the_audit_trail(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    contract = tmp_path / "contract.json"
+    contract.write_text(json.dumps(CONTRACT))
+    code, out = cli("contracts", "add", str(contract))
+    assert code == 0 and "acme-std v1: created" in out
+    assert "acme-std v1: exists" in cli("contracts", "add", str(contract))[1]
+    code, out = cli(
+        "partners",
+        "add-agent",
+        "hq",
+        "--operator",
+        "op1",
+        "--rolling",
+        "0.02",
+        "--losing",
+        "0.3",
+        "--from",
+        "2026-01-01T00:00:00+00:00",
+    )
+    assert code == 0, out
+    code, out = cli("settlement", "close", "acme-std", "op1", "2026-02")
+    assert code == 0, out
+    assert "fee 50.00 EUR" in out  # the minimum fee of an empty month
+    code, out = cli("settlement", "close", "acme-std", "op1", "2026-02")
+    assert code == 1 and "is closed" in out
+    code, out = cli("settlement", "close", "acme-std", "op1", "2999-01")
+    assert code == 1 and "cannot close before" in out
+
+    from tally.app.bootstrap import build_app, build_backoffice
+    from tally.app.settings import Settings
+
+    with build_app(Settings.from_env()) as tally:
+        backoffice = build_backoffice(tally)
+        try:
+            actions = [r.entry.action for r in backoffice.audit.page(limit=100).items]
+            checked, problems = backoffice.audit.verify()
+        finally:
+            backoffice.close()
+    assert actions == ["contract.version_added", "partner.agent_added", "period.closed"]
+    assert (checked, problems) == (3, [])
