@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -13,7 +12,14 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from tally.adapters.postgres.ledger import PostgresLedgerStore, connect_kwargs, migrate
-from tally.kernel.errors import PermanentError
+from tally.adapters.settlement_rows import (
+    BUCKET_COLUMNS,
+    EFFECT_COLUMNS,
+    bucket_values,
+    effect_from_row,
+    effect_row,
+    require_posted,
+)
 from tally.ledger.model import Account, TransferRequest
 from tally.settlement.contracts import Totals
 from tally.settlement.engine import BatchOutcome, Bucket, Closing, Effect, OpenFigures
@@ -65,26 +71,6 @@ class PostgresConfigDocuments:
             self._conn.close()
 
 
-_BUCKET = "contract_id, version, provider, operator, period, game_type, currency, region"
-_EFFECT = (
-    f"key, {_BUCKET}, period_start, turnover, wins, bonuses, jackpot_contributions, "
-    "commission, late_of, rolled_back_by"
-)
-
-
-def _bucket_values(b: Bucket) -> tuple[Any, ...]:
-    return (
-        b.contract_id,
-        b.version,
-        b.provider,
-        b.operator,
-        b.period,
-        b.game_type,
-        b.currency,
-        b.region,
-    )
-
-
 def _upsert(table: str, columns: str, key: str, placeholders: int) -> str:
     names = [c.strip() for c in columns.split(",")]
     keys = {k.strip() for k in key.split(",")}
@@ -94,6 +80,14 @@ def _upsert(table: str, columns: str, key: str, placeholders: int) -> str:
         f"INSERT INTO {table} ({columns}) VALUES ({values}) "
         f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
     )
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def _same(value: datetime) -> datetime:
+    return value
 
 
 class PostgresSettlementStore:
@@ -114,7 +108,7 @@ class PostgresSettlementStore:
     def load_figures(self) -> OpenFigures:
         figures = OpenFigures()
         for row in self._rows(
-            f"SELECT {_BUCKET}, turnover, wins, bonuses, jackpot_contributions "
+            f"SELECT {BUCKET_COLUMNS}, turnover, wins, bonuses, jackpot_contributions "
             "FROM settlement_totals"
         ):
             figures.totals[Bucket(*row[:8])] = Totals(*row[8:])
@@ -144,22 +138,10 @@ class PostgresSettlementStore:
         return int(found[0][0]) if found else 0
 
     def load_effects(self, keys: Iterable[str]) -> dict[str, Effect]:
-        effects: dict[str, Effect] = {}
-        for row in self._rows(
-            f"SELECT {_EFFECT} FROM settlement_effects WHERE key = ANY(%s)", (list(keys),)
-        ):
-            start, turnover, wins, bonuses, jackpot, commission, late_of, rolled_back = row[9:]
-            shares = tuple((a, Decimal(x)) for a, x in json.loads(commission)) if commission else ()
-            effects[row[0]] = Effect(
-                row[0],
-                Bucket(*row[1:9]),
-                start.astimezone(UTC),
-                Totals(turnover, wins, bonuses, jackpot),
-                shares,
-                late_of or "",
-                rolled_back or "",
-            )
-        return effects
+        found = self._rows(
+            f"SELECT {EFFECT_COLUMNS} FROM settlement_effects WHERE key = ANY(%s)", (list(keys),)
+        )
+        return {row[0]: effect_from_row(row, _utc) for row in found}
 
     def load_orphans(self, keys: Iterable[str]) -> dict[str, str]:
         return dict(
@@ -179,9 +161,7 @@ class PostgresSettlementStore:
     ) -> None:
         self.ledger.create_accounts_in(conn, list(accounts), now)
         [results] = self.ledger.apply_in(conn, [transfers], now)
-        refused = [r for r in results if not r.code.ok]
-        if refused:
-            raise PermanentError(f"the ledger refused settlement transfers: {refused[:3]}")
+        require_posted(results)
 
     def commit_batch(
         self,
@@ -195,24 +175,8 @@ class PostgresSettlementStore:
             self._post(conn, out.accounts.values(), out.transfers, now)
             if out.effects:
                 cur.executemany(
-                    _upsert("settlement_effects", _EFFECT, "key", 17),
-                    [
-                        (
-                            e.key,
-                            *_bucket_values(e.bucket),
-                            e.period_start,
-                            e.delta.turnover,
-                            e.delta.wins,
-                            e.delta.bonuses,
-                            e.delta.jackpot_contributions,
-                            json.dumps([[a, str(x)] for a, x in e.commission])
-                            if e.commission
-                            else None,
-                            e.late_of or None,
-                            e.rolled_back_by or None,
-                        )
-                        for e in out.effects.values()
-                    ],
+                    _upsert("settlement_effects", EFFECT_COLUMNS, "key", 17),
+                    [effect_row(e, _same) for e in out.effects.values()],
                 )
             if out.orphans:
                 cur.executemany(
@@ -228,12 +192,12 @@ class PostgresSettlementStore:
                 cur.executemany(
                     _upsert(
                         "settlement_totals",
-                        f"{_BUCKET}, turnover, wins, bonuses, jackpot_contributions",
-                        _BUCKET,
+                        f"{BUCKET_COLUMNS}, turnover, wins, bonuses, jackpot_contributions",
+                        BUCKET_COLUMNS,
                         12,
                     ),
                     [
-                        (*_bucket_values(b), t.turnover, t.wins, t.bonuses, t.jackpot_contributions)
+                        (*bucket_values(b), t.turnover, t.wins, t.bonuses, t.jackpot_contributions)
                         for b in sorted(out.touched)
                         for t in (figures.totals[b],)
                     ],

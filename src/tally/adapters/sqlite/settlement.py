@@ -10,10 +10,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tally.adapters.settlement_rows import require_posted
 from tally.adapters.sqlite import settlement_state as state
 from tally.adapters.sqlite.ledger import SqliteLedgerStore, connect, migrate
 from tally.kernel.clock import to_micros
-from tally.kernel.errors import PermanentError
 from tally.ledger.codec import dumps
 from tally.ledger.model import Account, TransferRequest
 from tally.settlement.engine import BatchOutcome, Closing, Effect, OpenFigures
@@ -80,11 +80,7 @@ class SqliteSettlementStore:
     ) -> None:
         self.ledger.create_accounts_in(conn, list(accounts), now)
         [results] = self.ledger.apply_in(conn, [transfers], now)
-        refused = [r for r in results if not r.code.ok]
-        if refused:
-            # Settlement posts between accounts without balance rules: a refusal is a bug,
-            # and the whole batch (with its log position) is rolled back.
-            raise PermanentError(f"the ledger refused settlement transfers: {refused[:3]}")
+        require_posted(results)
 
     def load_figures(self) -> OpenFigures:
         with self._lock:

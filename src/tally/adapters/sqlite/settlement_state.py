@@ -11,8 +11,14 @@ import sqlite3
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
+from tally.adapters.settlement_rows import (
+    BUCKET_COLUMNS,
+    EFFECT_COLUMNS,
+    bucket_values,
+    effect_from_row,
+    effect_row,
+)
 from tally.kernel.clock import from_micros, to_micros
 from tally.settlement.contracts import Totals
 from tally.settlement.engine import BatchOutcome, Bucket, Effect, OpenFigures
@@ -20,65 +26,14 @@ from tally.settlement.periods import Period
 from tally.settlement.ports import StoredStatement
 from tally.settlement.statements import Statement
 
-_BUCKET_COLUMNS = "contract_id, version, provider, operator, period, game_type, currency, region"
-_EFFECT_COLUMNS = (
-    f"key, {_BUCKET_COLUMNS}, period_start, turnover, wins, bonuses, jackpot_contributions, "
-    "commission, late_of, rolled_back_by"
-)
-
-
-def _bucket_values(b: Bucket) -> tuple[object, ...]:
-    return (
-        b.contract_id,
-        b.version,
-        b.provider,
-        b.operator,
-        b.period,
-        b.game_type,
-        b.currency,
-        b.region,
-    )
-
-
-def _effect_row(e: Effect) -> tuple[object, ...]:
-    d = e.delta
-    commission = json.dumps([[a, str(x)] for a, x in e.commission]) if e.commission else None
-    return (
-        e.key,
-        *_bucket_values(e.bucket),
-        to_micros(e.period_start),
-        d.turnover,
-        d.wins,
-        d.bonuses,
-        d.jackpot_contributions,
-        commission,
-        e.late_of or None,
-        e.rolled_back_by or None,
-    )
-
-
-def _effect_from_row(row: tuple[Any, ...]) -> Effect:
-    key, bucket = row[0], Bucket(*row[1:9])
-    start, turnover, wins, bonuses, jackpot, commission, late_of, rolled_back_by = row[9:]
-    shares = tuple((a, Decimal(x)) for a, x in json.loads(commission)) if commission else ()
-    return Effect(
-        key,
-        bucket,
-        from_micros(start),
-        Totals(turnover, wins, bonuses, jackpot),
-        shares,
-        late_of or "",
-        rolled_back_by or "",
-    )
-
 
 def load_effects(conn: sqlite3.Connection, keys: Iterable[str]) -> dict[str, Effect]:
     found = conn.execute(
-        f"SELECT {_EFFECT_COLUMNS} FROM settlement_effects "
+        f"SELECT {EFFECT_COLUMNS} FROM settlement_effects "
         "WHERE key IN (SELECT value FROM json_each(?))",
         (json.dumps(list(keys)),),
     ).fetchall()
-    return {row[0]: _effect_from_row(row) for row in found}
+    return {row[0]: effect_from_row(row, from_micros) for row in found}
 
 
 def load_orphans(conn: sqlite3.Connection, keys: Iterable[str]) -> dict[str, str]:
@@ -94,7 +49,7 @@ def load_orphans(conn: sqlite3.Connection, keys: Iterable[str]) -> dict[str, str
 def load_figures(conn: sqlite3.Connection) -> OpenFigures:
     figures = OpenFigures()
     for row in conn.execute(
-        f"SELECT {_BUCKET_COLUMNS}, turnover, wins, bonuses, jackpot_contributions "
+        f"SELECT {BUCKET_COLUMNS}, turnover, wins, bonuses, jackpot_contributions "
         "FROM settlement_totals"
     ):
         figures.totals[Bucket(*row[:8])] = Totals(*row[8:])
@@ -121,9 +76,9 @@ def save_batch(conn: sqlite3.Connection, out: BatchOutcome, figures: OpenFigures
     """Effects, orphans and the figures the batch touched."""
     if out.effects:
         conn.executemany(
-            f"INSERT OR REPLACE INTO settlement_effects ({_EFFECT_COLUMNS}) "
+            f"INSERT OR REPLACE INTO settlement_effects ({EFFECT_COLUMNS}) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [_effect_row(e) for e in out.effects.values()],
+            [effect_row(e, to_micros) for e in out.effects.values()],
         )
     if out.orphans:
         conn.executemany(
@@ -136,10 +91,10 @@ def save_batch(conn: sqlite3.Connection, out: BatchOutcome, figures: OpenFigures
         )
     if out.touched:
         conn.executemany(
-            f"INSERT OR REPLACE INTO settlement_totals ({_BUCKET_COLUMNS}, turnover, wins, "
+            f"INSERT OR REPLACE INTO settlement_totals ({BUCKET_COLUMNS}, turnover, wins, "
             "bonuses, jackpot_contributions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (*_bucket_values(b), t.turnover, t.wins, t.bonuses, t.jackpot_contributions)
+                (*bucket_values(b), t.turnover, t.wins, t.bonuses, t.jackpot_contributions)
                 for b in out.touched
                 for t in (figures.totals[b],)
             ],

@@ -1,0 +1,76 @@
+"""Row <-> domain mapping of settlement state shared by the SQL stores.
+
+SQLite and PostgreSQL differ only in how a timestamp is stored; each passes its converter.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from tally.adapters.rows import TimeIn, TimeOut
+from tally.kernel.errors import PermanentError
+from tally.ledger.model import TransferResult
+from tally.settlement.contracts import Totals
+from tally.settlement.engine import Bucket, Effect
+
+BUCKET_COLUMNS = "contract_id, version, provider, operator, period, game_type, currency, region"
+EFFECT_COLUMNS = (
+    f"key, {BUCKET_COLUMNS}, period_start, turnover, wins, bonuses, jackpot_contributions, "
+    "commission, late_of, rolled_back_by"
+)
+
+
+def bucket_values(b: Bucket) -> tuple[Any, ...]:
+    return (
+        b.contract_id,
+        b.version,
+        b.provider,
+        b.operator,
+        b.period,
+        b.game_type,
+        b.currency,
+        b.region,
+    )
+
+
+def effect_row(e: Effect, time_in: TimeIn) -> tuple[Any, ...]:
+    d = e.delta
+    commission = json.dumps([[a, str(x)] for a, x in e.commission]) if e.commission else None
+    return (
+        e.key,
+        *bucket_values(e.bucket),
+        time_in(e.period_start),
+        d.turnover,
+        d.wins,
+        d.bonuses,
+        d.jackpot_contributions,
+        commission,
+        e.late_of or None,
+        e.rolled_back_by or None,
+    )
+
+
+def effect_from_row(row: Sequence[Any], time_out: TimeOut) -> Effect:
+    key, bucket = row[0], Bucket(*row[1:9])
+    start, turnover, wins, bonuses, jackpot, commission, late_of, rolled_back_by = row[9:]
+    shares = tuple((a, Decimal(x)) for a, x in json.loads(commission)) if commission else ()
+    return Effect(
+        key,
+        bucket,
+        time_out(start),
+        Totals(turnover, wins, bonuses, jackpot),
+        shares,
+        late_of or "",
+        rolled_back_by or "",
+    )
+
+
+def require_posted(results: Sequence[TransferResult]) -> None:
+    """Settlement posts between accounts without balance rules: a refusal is a bug, and
+    the whole commit (with its log position) must roll back."""
+    refused = [r for r in results if not r.code.ok]
+    if refused:
+        raise PermanentError(f"the ledger refused settlement transfers: {refused[:3]}")
