@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tally.events.model import EventKind
 from tally.settlement.contracts import ContractTerms, flat
-from tally.settlement.engine import EventKind, SettlementEvent
+from tally.settlement.engine import SettlementEvent
 from tests.support.settlement import TestWorker
 
 MAR = datetime(2026, 3, 1, tzinfo=UTC)

@@ -16,8 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tally.adapters.memory.ledger import MemoryLedgerStore
+from tally.events.model import EventKind
 from tally.settlement.contracts import ContractTerms, Tier, Totals
-from tally.settlement.engine import EventKind, SettlementEvent
+from tally.settlement.engine import SettlementEvent
 from tally.settlement.fx import FxRate
 from tally.settlement.partners import Agent, Placement
 from tests.support.settlement import TestWorker

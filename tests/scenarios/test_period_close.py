@@ -7,8 +7,9 @@ from decimal import Decimal
 
 import pytest
 
+from tally.events.model import EventKind
 from tally.settlement.contracts import ContractTerms, FxPolicy, flat
-from tally.settlement.engine import EventKind, PeriodCloseError, SettlementEvent
+from tally.settlement.engine import PeriodCloseError, SettlementEvent
 from tally.settlement.fx import FxRate
 from tally.settlement.periods import PeriodKind
 from tests.support.settlement import TestWorker

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from tally.events.model import EventKind
 from tally.settlement.contracts import ContractTerms, flat
-from tally.settlement.engine import EventKind, SettlementEvent
+from tally.settlement.engine import SettlementEvent
 from tally.settlement.figures import Dimension, commissions_accrued, fees_accrued, live_totals
 from tally.settlement.partners import Agent, Placement
 from tests.support.settlement import TestWorker

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
 
+from tally.events.model import EventKind
 from tally.kernel.money import Rounding, round_minor
 from tally.ledger.model import Account, AccountFlags, OwnerKind, TransferRequest
 from tally.settlement.contracts import (
@@ -35,16 +35,6 @@ from tally.settlement.statements import Statement, build_statement
 TRANSFER_ID_MAX = 120
 # Commissions are rounded once per agent and period, half to even.
 COMMISSION_ROUNDING = Rounding.HALF_EVEN
-
-
-class EventKind(StrEnum):
-    BET = "bet"
-    WIN = "win"
-    ROLLBACK = "rollback"
-    JACKPOT_WIN = "jackpot_win"
-    BONUS_WIN = "bonus_win"
-    ROUND_END = "round_end"
-    ADJUSTMENT = "adjustment"
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -384,3 +385,37 @@ def settlement_close(
         f"closed {contract_id}/{operator}/{period}: fee "
         f"{format_amount(statement.fee.fee, cur)} {cur}, sha256 {statement.sha256}"
     )
+
+
+@settlement_app.command("run")
+def settlement_run(
+    until_drained: Annotated[
+        bool, typer.Option(help="stop when the event log has nothing more to settle")
+    ] = False,
+) -> None:
+    """Settle the embedded event log, batch by batch, exactly once (Ctrl-C stops)."""
+    from tally.adapters.sqlite.events import SqliteEventLog
+    from tally.events.settle import LogSource
+    from tally.settlement.service import SettlementWorker
+
+    with open_app() as tally:
+        log = SqliteEventLog(tally.settings.sqlite_path)
+        worker = SettlementWorker(
+            LogSource(log),
+            tally.settlement_store,
+            tally.settlement_config,
+            tally.clock,
+            on_close=statement_closed_auditor(tally, "system:settlement", "worker"),
+        )
+        started = worker.position
+        try:
+            while True:
+                if worker.step() == 0:
+                    if until_drained:
+                        break
+                    time.sleep(worker.limits.idle_wait_s)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            log.close()
+    console.print(f"settled up to position {worker.position} (from {started})")

@@ -1,0 +1,105 @@
+"""The embedded event log: a table in the ledger's SQLite file."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from tally.adapters.sqlite.ledger import connect, migrate
+from tally.events import codec
+from tally.events.model import Event, first_difference
+from tally.events.ports import Appended, AppendResult
+from tally.kernel.clock import to_micros
+
+
+class SqliteEventLog:
+    def __init__(self, path: Path | str) -> None:
+        self._write = connect(path)
+        self._read = connect(path)
+        self._lock = threading.Lock()
+        with self._lock:
+            migrate(self._write, "events")
+
+    def append(self, events: Sequence[Event]) -> list[AppendResult]:
+        """Deduplicated by idempotency key, in one transaction; conflicts are kept apart."""
+        keys = [e.key for e in events]
+        results: list[AppendResult] = []
+        with self._lock:
+            conn = self._write
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                known = {
+                    key: (position, codec.loads(body))
+                    for key, position, body in conn.execute(
+                        "SELECT key, position, body FROM event_log "
+                        "WHERE key IN (SELECT value FROM json_each(?))",
+                        (json.dumps(keys),),
+                    )
+                }
+                rows: list[tuple[str, str, int]] = []
+                conflicts: list[tuple[str, str, str, int]] = []
+                (head,) = conn.execute(
+                    "SELECT COALESCE(MAX(position), 0) FROM event_log"
+                ).fetchone()
+                for event in events:
+                    found = known.get(event.key)
+                    if found is None:
+                        head += 1
+                        known[event.key] = (head, event)
+                        rows.append((event.key, codec.dumps(event), to_micros(event.recorded_at)))
+                        results.append(AppendResult(event.key, Appended.ACCEPTED, head))
+                        continue
+                    position, first = found
+                    differs = first_difference(first, event)
+                    if differs is None:
+                        results.append(AppendResult(event.key, Appended.DUPLICATE, position))
+                    else:
+                        conflicts.append(
+                            (event.key, differs, codec.dumps(event), to_micros(event.recorded_at))
+                        )
+                        results.append(
+                            AppendResult(event.key, Appended.CONFLICT, position, differs)
+                        )
+                conn.executemany(
+                    "INSERT INTO event_log (key, body, recorded_at) VALUES (?, ?, ?)", rows
+                )
+                conn.executemany(
+                    "INSERT INTO event_conflicts (key, differs_in, body, recorded_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    conflicts,
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return results
+
+    def read(self, after: int, limit: int) -> list[tuple[int, Event]]:
+        with self._lock:
+            found = self._read.execute(
+                "SELECT position, body FROM event_log WHERE position > ? ORDER BY position LIMIT ?",
+                (after, limit),
+            ).fetchall()
+        return [(position, codec.loads(body)) for position, body in found]
+
+    def conflicts(self, limit: int = 100) -> list[tuple[str, str, str]]:
+        with self._lock:
+            found: list[tuple[str, str, str]] = self._read.execute(
+                "SELECT key, differs_in, body FROM event_conflicts ORDER BY seq LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return found
+
+    def head(self) -> int:
+        with self._lock:
+            (head,) = self._read.execute(
+                "SELECT COALESCE(MAX(position), 0) FROM event_log"
+            ).fetchone()
+        return int(head)
+
+    def close(self) -> None:
+        with self._lock:
+            self._write.close()
+            self._read.close()

@@ -1,0 +1,115 @@
+"""The event's JSON form: amounts as decimal strings, times ISO 8601 with their offset."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from tally.events.model import SCHEMA_VERSION, Channel, Event, EventKind
+from tally.kernel.money import MoneyError, format_amount, parse_amount
+
+
+class EventDecodeError(ValueError):
+    """A stored or submitted event that cannot be read; ``field`` names the culprit."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+def to_dict(e: Event) -> dict[str, Any]:
+    return {
+        "schema_version": e.schema_version,
+        "provider": e.provider,
+        "provider_tx_id": e.provider_tx_id,
+        "kind": e.kind.value,
+        "round_id": e.round_id,
+        "operator": e.operator,
+        "player": e.player,
+        "game": e.game,
+        "game_type": e.game_type,
+        "amount": format_amount(e.amount, e.currency),
+        "currency": e.currency,
+        "occurred_at": e.occurred_at.isoformat(),
+        "recorded_at": e.recorded_at.isoformat(),
+        "channel": e.channel.value,
+        "region": e.region,
+        "agent": e.agent,
+        "ref": e.ref,
+        "raw": e.raw,
+    }
+
+
+def dumps(e: Event) -> str:
+    return json.dumps(to_dict(e), separators=(",", ":"), sort_keys=True)
+
+
+def _text(data: Mapping[str, Any], name: str, *, required: bool = True) -> str:
+    value = data.get(name, "")
+    if not isinstance(value, str):
+        raise EventDecodeError(name, "must be a string")
+    if required and not value:
+        raise EventDecodeError(name, "is required")
+    return value
+
+
+def _instant(data: Mapping[str, Any], name: str) -> datetime:
+    text = _text(data, name)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise EventDecodeError(name, f"{text!r} is not ISO 8601") from None
+    if when.tzinfo is None:
+        raise EventDecodeError(name, "must carry a time zone offset")
+    return when
+
+
+def from_dict(data: Mapping[str, Any]) -> Event:
+    version = data.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise EventDecodeError("schema_version", f"{version!r} is not supported")
+    try:
+        kind = EventKind(_text(data, "kind"))
+        channel = Channel(_text(data, "channel", required=False) or "web")
+    except ValueError as exc:
+        raise EventDecodeError("kind/channel", str(exc)) from None
+    currency = _text(data, "currency")
+    try:
+        amount = parse_amount(
+            data.get("amount"), currency, allow_negative=kind is EventKind.ADJUSTMENT
+        )
+    except (MoneyError, ValueError) as exc:
+        raise EventDecodeError("amount", str(exc)) from None
+    if kind is EventKind.ROLLBACK and not _text(data, "ref", required=False):
+        raise EventDecodeError("ref", "a rollback names the event it voids")
+    return Event(
+        provider=_text(data, "provider"),
+        provider_tx_id=_text(data, "provider_tx_id"),
+        kind=kind,
+        round_id=_text(data, "round_id", required=False),
+        operator=_text(data, "operator"),
+        player=_text(data, "player"),
+        game=_text(data, "game", required=False),
+        game_type=_text(data, "game_type"),
+        amount=amount,
+        currency=currency,
+        occurred_at=_instant(data, "occurred_at"),
+        recorded_at=_instant(data, "recorded_at"),
+        channel=channel,
+        region=_text(data, "region", required=False),
+        agent=_text(data, "agent", required=False),
+        ref=_text(data, "ref", required=False),
+        raw=_text(data, "raw", required=False),
+    )
+
+
+def loads(text: str) -> Event:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EventDecodeError("body", f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise EventDecodeError("body", "must be a JSON object")
+    return from_dict(data)

@@ -1,0 +1,75 @@
+"""The canonical event: one immutable, versioned record of one provider action.
+
+Pure. The idempotency key is provider + provider transaction id + kind: the same key
+with the same content is a duplicate (counted once), with other content a conflict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from enum import StrEnum
+
+SCHEMA_VERSION = 1
+
+
+class EventKind(StrEnum):
+    BET = "bet"
+    WIN = "win"
+    ROLLBACK = "rollback"  # voids an earlier bet or win, named by ``ref``
+    JACKPOT_WIN = "jackpot_win"
+    BONUS_WIN = "bonus_win"  # a bonus or free-spin win
+    ROUND_END = "round_end"
+    ADJUSTMENT = "adjustment"
+
+
+class Channel(StrEnum):
+    WEB = "web"
+    MOBILE = "mobile"
+    API = "api"
+
+
+def idempotency_key(provider: str, provider_tx_id: str, kind: str) -> str:
+    return f"{provider}:{provider_tx_id}:{kind}"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    provider: str
+    provider_tx_id: str
+    kind: EventKind
+    round_id: str
+    operator: str
+    player: str  # pseudonymous
+    game: str
+    game_type: str
+    amount: int  # minor units of ``currency``; may be negative only for adjustments
+    currency: str
+    occurred_at: datetime  # the provider's clock, with its own offset kept
+    recorded_at: datetime  # ours, UTC
+    channel: Channel = Channel.WEB
+    region: str = ""
+    agent: str = ""  # the partner-tree agent (store) the player belongs to
+    ref: str = ""  # rollback: the idempotency key of the event it voids
+    raw: str = ""  # the payload as received
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def key(self) -> str:
+        return idempotency_key(self.provider, self.provider_tx_id, self.kind.value)
+
+
+# What makes two deliveries "the same event": everything but when we recorded it and the
+# bytes it came in (a provider's retry may differ in formatting or headers).
+_IDENTITY = tuple(f.name for f in fields(Event) if f.name not in ("recorded_at", "raw"))
+
+
+def same_content(a: Event, b: Event) -> bool:
+    return all(getattr(a, name) == getattr(b, name) for name in _IDENTITY)
+
+
+def first_difference(a: Event, b: Event) -> str | None:
+    for name in _IDENTITY:
+        if getattr(a, name) != getattr(b, name):
+            return name
+    return None

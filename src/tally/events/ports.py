@@ -1,0 +1,40 @@
+"""The event log as a port: append with deduplication, read in order from a position."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from tally.events.model import Event
+
+
+class Appended(StrEnum):
+    ACCEPTED = "accepted"  # new: it has a position now
+    DUPLICATE = "duplicate"  # the same key and content: counted once, first position
+    CONFLICT = "conflict"  # the same key, other content: refused and kept for a person
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    key: str
+    outcome: Appended
+    position: int  # of the first delivery (0 for a conflict within its own batch)
+    differs_in: str = ""  # for a conflict: the first field that differs
+
+
+class EventLog(Protocol):
+    def append(self, events: Sequence[Event]) -> list[AppendResult]: ...
+
+    def read(self, after: int, limit: int) -> list[tuple[int, Event]]:
+        """Up to ``limit`` events with positions greater than ``after``, in order."""
+        ...
+
+    def conflicts(self, limit: int = 100) -> list[tuple[str, str, str]]:
+        """Refused deliveries: (key, what differs, the body as received)."""
+        ...
+
+    def head(self) -> int:
+        """The last position written (0 for an empty log)."""
+        ...
