@@ -26,6 +26,7 @@ from tally.settlement.service import NoEvents, SettlementWorker
 from tally.simulation.activity import generate
 from tally.simulation.direct import to_events
 from tally.simulation.faults import Faults, deliver
+from tally.simulation.run import install_world
 from tally.simulation.world import build_world
 
 START = datetime(2026, 3, 31, tzinfo=UTC)
@@ -49,14 +50,7 @@ def _prepare(path: Path, seed: int) -> tuple[int, list[tuple[str, str]]]:
     )
     ledger = SqliteLedgerStore(path)
     docs = SqliteConfigDocuments(path)
-    config = SettlementConfig(docs)
-    for terms in world.contracts:
-        config.put_contract(terms, START)
-    for agent in world.agents:
-        config.put_agent(agent, START)
-    for placement in world.placements:
-        config.put_placement(placement, START)
-    config.put_fx_rates(world.rates, START)
+    install_world(world, SettlementConfig(docs), START)
     log = SqliteEventLog(path)
     accepted = 0
     for i in range(0, len(on_time), 20_000):

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from tally.events.model import Event, EventKind, idempotency_key
+from tally.events.settle import to_settlement
 from tally.settlement.engine import SettlementEvent
 from tally.simulation.activity import Play
+
+# Settlement never reads recorded_at; a fixed value keeps simulated events reproducible.
+SIMULATION_RECORDED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def event_key(provider: str, tx_id: str, kind: str) -> str:
@@ -16,23 +20,8 @@ def event_key(provider: str, tx_id: str, kind: str) -> str:
 
 
 def to_settlement_events(plays: Iterable[Play]) -> list[SettlementEvent]:
-    return [
-        SettlementEvent(
-            key=event_key(p.provider, p.tx_id, p.kind),
-            kind=EventKind(p.kind),
-            provider=p.provider,
-            operator=p.operator,
-            player=p.player,
-            game_type=p.game_type,
-            amount=0 if p.kind == "rollback" else p.amount,
-            currency=p.currency,
-            occurred_at=p.occurred_at,
-            ref=event_key(p.provider, p.ref, "bet") if p.ref else "",
-            agent=p.agent,
-            region=p.region,
-        )
-        for p in plays
-    ]
+    """Plays as settlement reads them (the canonical events, mapped for settlement)."""
+    return [to_settlement(e) for e in to_events(plays, SIMULATION_RECORDED_AT)]
 
 
 def to_events(plays: Iterable[Play], recorded_at: datetime) -> list[Event]:
