@@ -33,6 +33,7 @@ def test_the_ledger_benchmark_writes_json_and_a_chart(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     figures = json.loads((tmp_path / "ledger-latest.json").read_text())
+    assert figures["measured_at"].endswith("+00:00")
     [sqlite] = figures["stores"]
     assert sqlite["store"] == "sqlite"
     for run in ("ledger", "naive", "raw"):

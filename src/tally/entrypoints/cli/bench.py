@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -69,6 +70,7 @@ def ledger(
         summaries.append(ledger_bench.summarize(store, runs))
     results = {
         "benchmark": "ledger",
+        "measured_at": datetime.now(UTC).isoformat(),
         "machine": machine(),
         "transfers": transfers,
         "accounts": accounts,
