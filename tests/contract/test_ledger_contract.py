@@ -597,6 +597,13 @@ def test_a_failed_chain_undoes_a_post_it_made_and_the_pending_stays_open(store: 
     assert apply(store, post("f", "p")) == [R.OK]
 
 
+def test_a_chain_naming_the_same_id_twice_fails_and_claims_nothing(store: Any) -> None:
+    links = chain(single("c1", "w1", "w2", 100), single("c1", "w1", "w2", 100))
+    assert apply(store, *links) == [R.LINKED_EVENT_FAILED, R.LINKED_EVENT_FAILED]
+    assert store.get_transfer("c1") is None
+    assert bal(store, "w2") == (0, 0, 0, 0)
+
+
 def test_a_chain_left_open_at_the_end_of_the_submission_is_refused(store: Any) -> None:
     open_chain = [
         TransferRequest(**{**_fields(single("c1", "w1", "w2", 1)), "linked": True}),

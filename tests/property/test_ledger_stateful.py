@@ -156,7 +156,9 @@ class Model:
                 self.balances, self.transfers = saved[0], saved[1]
                 del self.moves[saved[2] :]
                 out = ["linked_event_failed"] * n
-                if code != OK:
+                # The failing link keeps its own code unless that would claim an effect
+                # the ledger does not hold (OK undone, or EXISTS of an id the chain made).
+                if code not in (OK, EXISTS) or request.id in self.transfers:
                     out[k] = code
                 return out
         return [EXISTS if replay else OK] * n
@@ -318,6 +320,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.now = T0
         self.times: list[datetime] = [T0]
         self.fresh = 0
+        self.last: TransferRequest | None = None
 
     def teardown(self) -> None:
         self._cleanup()
@@ -368,15 +371,22 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def draw_request(self, data: st.DataObject) -> TransferRequest:
         known = sorted(self.model.transfers)
-        if known and data.draw(st.integers(0, 9)) < 2:
+        choice = data.draw(st.integers(0, 19))
+        if self.last is not None and choice == 5:
+            return self.last  # the same request again, maybe in the same submission
+        if known and choice < 4:
             tid = data.draw(st.sampled_from(known))  # a reused id, same content or not
+        elif self.fresh and choice == 4:
+            tid = f"t{self.fresh}"  # the id just drawn, maybe in the same submission
         else:
             self.fresh += 1
             tid = f"t{self.fresh}"
         open_ = sorted(i for i, t in self.model.transfers.items() if t.status == "pending")
         if data.draw(st.integers(0, 9)) < 3:
-            return data.draw(followup(tid, open_, known))
-        return data.draw(new_transfer(tid))
+            self.last = data.draw(followup(tid, open_, known))
+        else:
+            self.last = data.draw(new_transfer(tid))
+        return self.last
 
     @rule(seconds=st.sampled_from([1, 2, 5, 11, 61]), apply_now=st.booleans())
     def let_time_pass(self, seconds: int, apply_now: bool) -> None:

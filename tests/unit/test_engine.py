@@ -478,3 +478,19 @@ def test_a_replayed_chain_with_a_new_member_answers_no_member_ok() -> None:
     assert codes == [R.LINKED_EVENT_FAILED, R.LINKED_EVENT_FAILED]
     assert changes.created == [] and "2" not in st_.transfers
     assert all(not (r.code.ok) for r in changes.rejections) and len(changes.rejections) == 2
+
+
+def test_a_chain_repeating_its_own_id_fails_without_claiming_the_transfer_exists() -> None:
+    st_ = funded()
+    codes, changes = decide(st_, replace(req("1"), linked=True), req("1"))
+    assert codes == [R.LINKED_EVENT_FAILED, R.LINKED_EVENT_FAILED]
+    assert changes.created == [] and "1" not in st_.transfers
+    assert len(changes.rejections) == 2
+
+
+def test_a_chain_failing_on_an_id_committed_before_it_may_say_so() -> None:
+    existing = Transfer("0", TransferKind.SINGLE, "a", "b", 10, "EUR", "bet", NOW, NOW)
+    st_ = replace(funded(), transfers={"0": existing})
+    results, _ = engine.apply_batch([[replace(req("1"), linked=True), req("0")]], st_, NOW, LIMITS)
+    assert [r.code for r in results[0]] == [R.LINKED_EVENT_FAILED, R.EXISTS]
+    assert results[0][1].transfer == existing

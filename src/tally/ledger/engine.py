@@ -481,8 +481,9 @@ def _apply_chain(
             failed = len(results)
             batch.undo_chain()
             out = [TransferResult(r.id, R.LINKED_EVENT_FAILED) for r in chain]
-            if result.code is not R.OK:
-                # A new member breaking a replayed chain was undone with it: never say OK.
+            # Never answer ok for an effect that is not in the ledger: a new member breaking
+            # a replayed chain (OK, undone), or EXISTS for an id only this chain had created.
+            if not result.code.ok or request.id in batch.state.transfers:
                 out[failed] = result
             return out
         results.append(result)
