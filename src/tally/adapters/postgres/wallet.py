@@ -1,0 +1,40 @@
+"""Wallet rollback marks in PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+
+import psycopg
+
+from tally.adapters.postgres.ledger import connect_kwargs, migrate
+
+
+class PostgresWalletMarks:
+    def __init__(self, dsn: str, *, schema: str | None = None) -> None:
+        self._conn = psycopg.connect(dsn, **connect_kwargs(schema))
+        self._lock = threading.Lock()
+        with self._lock:
+            migrate(self._conn, "wallet")
+            self._conn.autocommit = True
+
+    def mark(self, original: str, rollback_key: str, at: datetime) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO wallet_rollback_marks VALUES (%s, %s, %s) "
+                "ON CONFLICT (original) DO NOTHING",
+                (original, rollback_key, at),
+            )
+
+    def marked(self, originals: Sequence[str]) -> dict[str, str]:
+        with self._lock:
+            found = self._conn.execute(
+                "SELECT original, rollback_key FROM wallet_rollback_marks WHERE original = ANY(%s)",
+                (list(originals),),
+            ).fetchall()
+        return dict(found)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

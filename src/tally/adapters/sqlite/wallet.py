@@ -1,0 +1,40 @@
+"""Wallet rollback marks in the embedded SQLite file."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from tally.adapters.sqlite.ledger import connect, migrate
+from tally.kernel.clock import to_micros
+
+
+class SqliteWalletMarks:
+    def __init__(self, path: Path | str) -> None:
+        self._conn = connect(path)
+        self._lock = threading.Lock()
+        with self._lock:
+            migrate(self._conn, "wallet")
+
+    def mark(self, original: str, rollback_key: str, at: datetime) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO wallet_rollback_marks VALUES (?, ?, ?)",
+                (original, rollback_key, to_micros(at)),
+            )
+
+    def marked(self, originals: Sequence[str]) -> dict[str, str]:
+        with self._lock:
+            found = self._conn.execute(
+                "SELECT original, rollback_key FROM wallet_rollback_marks "
+                "WHERE original IN (SELECT value FROM json_each(?))",
+                (json.dumps(list(originals)),),
+            ).fetchall()
+        return dict(found)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,1 @@
+"""Provider integration: one adapter per provider protocol, a registry, the wallet, the gateway."""

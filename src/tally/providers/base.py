@@ -1,0 +1,189 @@
+"""The provider adapter port: parse, verify, translate and answer in the provider's own format.
+
+An adapter is pure: it turns a provider's HTTP request into a :class:`WalletCall` (what
+the provider asks the wallet to do, in Tally's terms and minor units) and turns the
+wallet's :class:`WalletAnswer` back into the provider's response body, status and error
+codes. It never touches a store; the gateway and the wallet do that.
+
+Refusals (a bad signature, a malformed body, an amount with more precision than the
+currency has) are raised as :class:`Refusal` with a quarantine reason; the adapter then
+renders them with :meth:`ProviderAdapter.refuse` in the provider's own error format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from tally.events.model import Channel, EventKind
+from tally.quarantine.inputs import Reason
+
+
+def _no_strings() -> Mapping[str, str]:
+    return {}
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A provider's HTTP request as the gateway received it."""
+
+    action: str  # the path under /providers/{provider}/, e.g. "play" or "bet.html"
+    body: bytes
+    received_at: datetime
+    headers: Mapping[str, str] = field(default_factory=_no_strings)  # names lower-cased
+    query: Mapping[str, str] = field(default_factory=_no_strings)
+    remote: str = ""
+    method: str = "POST"
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=_no_strings)
+
+
+class Refusal(Exception):
+    """The request cannot be taken: kept in quarantine with ``reason`` and answered.
+
+    ``code`` is the adapter's own name for the error (rendered by ``refuse``).
+    """
+
+    def __init__(self, reason: Reason, detail: str, code: str = "") -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.code = code or reason.value
+
+
+class CallKind(StrEnum):
+    AUTHENTICATE = "authenticate"  # a session starts: who is this, what do they have
+    BALANCE = "balance"
+    TRANSACT = "transact"  # one or more money operations, in order
+
+
+@dataclass(frozen=True, slots=True)
+class WalletOp:
+    """One money operation of a call, in the currency's minor units."""
+
+    kind: EventKind  # bet, win, jackpot_win, bonus_win, rollback, adjustment
+    tx_id: str  # the provider's transaction id: with the kind, the idempotency key
+    amount: int  # minor units; 0 is allowed for a zero win that ends a round
+    round_id: str = ""
+    # A rollback: the provider transaction it voids, and the kinds it may have been
+    # (a protocol that only rolls back bets says ("bet",)).
+    ref_tx: str = ""
+    ref_kinds: tuple[EventKind, ...] = (EventKind.BET,)
+    # A win that names the bet it settles (informational; settlement goes by round).
+    ref_bet: str = ""
+    ends_round: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WalletCall:
+    kind: CallKind
+    player: str  # the provider's user id: Tally's pseudonymous player id
+    currency: str = ""  # empty: the player's only (or session's) currency
+    game: str = ""
+    session: str = ""  # a session token the protocol carries, if any
+    request_id: str = ""  # the provider's request id, echoed where the protocol wants
+    ops: tuple[WalletOp, ...] = ()
+    channel: Channel = Channel.WEB
+    # When the provider says it happened, with the provider's own offset when it sends
+    # one; None: the time we received it.
+    occurred_at: datetime | None = None
+    # Whatever the adapter must echo in its answer (ids, flags): opaque to the wallet.
+    echo: Mapping[str, str] = field(default_factory=_no_strings)
+
+
+class OpStatus(StrEnum):
+    OK = "ok"  # done now
+    REPEATED = "repeated"  # done before, with the same content: the first answer stands
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    CONFLICT = "conflict"  # the transaction id was used before with other content
+    UNKNOWN_REFERENCE = "unknown_reference"  # a rollback of a transaction never seen
+    CANCELLED = "cancelled"  # a bet or win whose rollback arrived first: not applied
+    ALREADY_ROLLED_BACK = "already_rolled_back"  # the original was voided before
+    REFUSED = "refused"  # the ledger refused it for another reason (see detail)
+
+
+@dataclass(frozen=True, slots=True)
+class OpOutcome:
+    op: WalletOp
+    status: OpStatus
+    transfer_id: str = ""  # Tally's ledger transfer id (the protocol's "our tx id")
+    processed_at: datetime | None = None  # when the ledger committed it
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (
+            OpStatus.OK,
+            OpStatus.REPEATED,
+            OpStatus.UNKNOWN_REFERENCE,
+            OpStatus.CANCELLED,
+            OpStatus.ALREADY_ROLLED_BACK,
+        )
+
+
+class WalletError(StrEnum):
+    """Why a call as a whole failed, for the adapter to name in its own terms."""
+
+    UNKNOWN_PLAYER = "unknown_player"
+    WRONG_CURRENCY = "wrong_currency"
+    INVALID_SESSION = "invalid_session"
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    CONFLICT = "conflict"
+    UNKNOWN_REFERENCE = "unknown_reference"
+    CANCELLED = "cancelled"
+    ALREADY_ROLLED_BACK = "already_rolled_back"
+    REFUSED = "refused"
+    UNAVAILABLE = "unavailable"  # the wallet could not commit now: the provider retries
+
+
+@dataclass(frozen=True, slots=True)
+class WalletAnswer:
+    call: WalletCall
+    currency: str
+    balance: int  # the player's committed balance after the call, in minor units
+    outcomes: tuple[OpOutcome, ...] = ()
+    error: WalletError | None = None
+    detail: str = ""
+    session: str = ""  # a (new) session token, where the protocol hands one out
+    operator: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Credentials(Protocol):
+    """A provider's secrets, opened only when an adapter asks for one by name."""
+
+    def get(self, name: str) -> str | None: ...
+
+
+class ProviderAdapter(Protocol):
+    name: str  # the provider's id in Tally and in the gateway's path
+    protocol: str  # which public protocol and version this adapter follows
+    secret_names: tuple[str, ...]  # the credentials it needs (see docs/guides/providers.md)
+
+    def verify(self, inbound: Inbound, credentials: Credentials) -> None:
+        """Raise :class:`Refusal` (BAD_SIGNATURE, STALE) unless the request is authentic."""
+        ...
+
+    def parse(self, inbound: Inbound) -> WalletCall:
+        """Raise :class:`Refusal` (MALFORMED, OUT_OF_RANGE) for anything not understood."""
+        ...
+
+    def answer(self, answer: WalletAnswer, credentials: Credentials) -> Outbound:
+        """The provider's response for the wallet's answer (success or business error)."""
+        ...
+
+    def refuse(self, inbound: Inbound, refusal: Refusal, credentials: Credentials) -> Outbound:
+        """The provider's response for a request that was refused before the wallet."""
+        ...

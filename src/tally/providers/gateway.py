@@ -1,0 +1,120 @@
+"""The gateway: a provider's request in, the provider's answer out, nothing lost between.
+
+Order of checks: the provider is known; the caller's address is allowed (when the
+provider has an allow-list); the signature is authentic; the body parses. A request
+that fails any of them is answered in the provider's own error format and kept in the
+input quarantine with its raw payload and reason. What passes goes to the wallet.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from tally.kernel.clock import Clock
+from tally.providers.base import Credentials, Inbound, Outbound, Refusal, WalletError
+from tally.providers.registry import Registry
+from tally.providers.wallet import WalletService
+from tally.quarantine.inputs import InputQuarantine, Reason, Refused, payload_text
+
+log = structlog.get_logger("tally.gateway")
+
+ALLOW_IPS_SECRET = "allow_ips"  # noqa: S105 - a secret's name, not a secret; a provider's optional allow-list: comma-separated addresses
+_KEPT_HEADERS = frozenset(
+    {"content-type", "x-request-sign", "x-hub88-signature", "user-agent", "x-forwarded-for"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayLimits:
+    body_max_bytes: int = 64 * 1024  # a wallet callback is small; more is refused
+    credentials_ttl_s: float = 5.0  # how long opened provider secrets are reused
+
+
+class CachedCredentials:
+    """A provider's secrets, opened at most once per ``ttl`` (a change applies within it)."""
+
+    def __init__(self, get: Callable[[str, str], str | None], provider: str, ttl: float) -> None:
+        self._get = get
+        self._provider = provider
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, str | None]] = {}
+
+    def get(self, name: str) -> str | None:
+        now = time.monotonic()
+        hit = self._cache.get(name)
+        if hit is not None and now - hit[0] < self._ttl:
+            return hit[1]
+        value = self._get(self._provider, name)
+        self._cache[name] = (now, value)
+        return value
+
+
+class Gateway:
+    def __init__(
+        self,
+        registry: Registry,
+        wallet: WalletService,
+        secrets: Callable[[str, str], str | None],
+        quarantine: InputQuarantine,
+        clock: Clock,
+        limits: GatewayLimits | None = None,
+    ) -> None:
+        """``secrets(provider, name)`` opens one provider secret (see ProviderSecrets.get)."""
+        self.registry = registry
+        self.wallet = wallet
+        self.quarantine = quarantine
+        self.clock = clock
+        self.limits = limits or GatewayLimits()
+        self._credentials = {
+            p: CachedCredentials(secrets, p, self.limits.credentials_ttl_s)
+            for p in registry.providers()
+        }
+
+    def handle(self, provider: str, inbound: Inbound) -> Outbound:
+        adapter = self.registry.get(provider)
+        if adapter is None:
+            self._keep(provider, inbound, Reason.UNKNOWN_PROVIDER, f"no provider {provider!r}")
+            body = {"error": "unknown_provider", "detail": f"no provider {provider!r}"}
+            return Outbound(404, json.dumps(body).encode())
+        credentials = self._credentials[provider]
+        try:
+            if len(inbound.body) > self.limits.body_max_bytes:
+                raise Refusal(Reason.OUT_OF_RANGE, "request body too large")
+            _check_address(inbound, credentials)
+            adapter.verify(inbound, credentials)
+            call = adapter.parse(inbound)
+        except Refusal as refusal:
+            self._keep(provider, inbound, refusal.reason, refusal.detail)
+            log.info("provider_request_refused", provider=provider, reason=refusal.reason)
+            return adapter.refuse(inbound, refusal, credentials)
+        answer = self.wallet.handle(provider, call, payload_text(inbound.body))
+        if answer.error is WalletError.UNKNOWN_PLAYER:
+            self._keep(provider, inbound, Reason.UNKNOWN_PLAYER, f"no wallet for {call.player!r}")
+        return adapter.answer(answer, credentials)
+
+    def _keep(self, provider: str, inbound: Inbound, reason: Reason, detail: str) -> None:
+        self.quarantine.put(
+            Refused(
+                source="callback",
+                channel=provider,
+                reason=reason,
+                detail=f"{inbound.action}: {detail}",
+                payload=payload_text(inbound.body),
+                received_at=inbound.received_at,
+                headers={k: v for k, v in inbound.headers.items() if k in _KEPT_HEADERS}
+                | {"x-tally-action": inbound.action, "x-tally-remote": inbound.remote},
+            )
+        )
+
+
+def _check_address(inbound: Inbound, credentials: Credentials) -> None:
+    allowed = credentials.get(ALLOW_IPS_SECRET)
+    if not allowed:
+        return
+    if inbound.remote not in {a.strip() for a in allowed.split(",")}:
+        raise Refusal(Reason.FORBIDDEN, f"address {inbound.remote} is not allowed")

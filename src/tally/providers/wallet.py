@@ -1,0 +1,461 @@
+"""Wallet mode: the player's balance lives in the ledger and provider callbacks move it.
+
+A bet debits the player's wallet account (which may never go below zero) and credits the
+operator's player-clearing account; a win does the reverse; a rollback reverses the
+transfer of the transaction it names. All transfers of one call are one linked chain, so
+a call with a bet and a win succeeds or fails as a whole. Every answer carries the
+balance the ledger committed.
+
+After the ledger commits, the call's canonical events go to the event log (deduplicated
+by key), so settlement sees exactly what the wallet did. If the process dies in between,
+the provider's retry finds the transfers already there (``exists``) and appends the
+events then.
+
+A rollback for a transaction never seen is answered as the protocol requires and
+*marked*; if that transaction arrives later it is cancelled: not applied, but still
+logged, so settlement pairs it with its rollback and counts neither.
+
+Calls for one player are serialised (striped locks), so a bet and its rollback never
+race; one gateway process owns a player at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Protocol
+
+import structlog
+
+from tally.events.model import Event, EventKind, idempotency_key
+from tally.events.ports import Appended, AppendResult
+from tally.kernel.clock import Clock
+from tally.kernel.errors import RetryableError
+from tally.ledger.model import (
+    Account,
+    AccountFlags,
+    OwnerKind,
+    ResultCode,
+    Transfer,
+    TransferRequest,
+    TransferResult,
+)
+from tally.ledger.service import LedgerService
+from tally.providers.base import (
+    CallKind,
+    OpOutcome,
+    OpStatus,
+    WalletAnswer,
+    WalletCall,
+    WalletError,
+    WalletOp,
+)
+from tally.quarantine.inputs import InputQuarantine, Reason, Refused
+
+log = structlog.get_logger("tally.wallet")
+
+LOCK_STRIPES = 256  # per-player serialisation without a lock per player
+TX_ID_MAX = 80  # a provider transaction id longer than this is refused (ledger ids <= 128)
+WALLET_CODE = "wallet"
+_CREDITING = frozenset(
+    {EventKind.WIN, EventKind.JACKPOT_WIN, EventKind.BONUS_WIN, EventKind.ADJUSTMENT}
+)
+
+
+class WalletMarks(Protocol):
+    """Rollbacks that arrived before their original: ``provider:tx`` -> rollback key."""
+
+    def mark(self, original: str, rollback_key: str, at: datetime) -> None: ...
+
+    def marked(self, originals: Sequence[str]) -> dict[str, str]: ...
+
+
+class Appender(Protocol):
+    def append(self, events: Sequence[Event]) -> list[AppendResult]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Wallet:
+    """A player's wallet account and what the events of its play carry."""
+
+    player: str
+    operator: str
+    currency: str
+    region: str = ""
+    agent: str = ""
+
+    @property
+    def account_id(self) -> str:
+        return wallet_account(self.player, self.currency)
+
+
+def wallet_account(player: str, currency: str) -> str:
+    return f"player:{player}:wallet:{currency}"
+
+
+def clearing_account(operator: str, currency: str) -> str:
+    return f"operator:{operator}:player_clearing:{currency}"
+
+
+def deposits_account(operator: str, currency: str) -> str:
+    return f"operator:{operator}:player_deposits:{currency}"
+
+
+def _wallet_of(account: Account) -> Wallet:
+    meta = account.metadata
+    return Wallet(
+        player=account.owner_id,
+        operator=meta.get("operator", ""),
+        currency=account.currency,
+        region=meta.get("region", ""),
+        agent=meta.get("agent", ""),
+    )
+
+
+class WalletService:
+    def __init__(
+        self,
+        ledger: LedgerService,
+        log: Appender,
+        marks: WalletMarks,
+        quarantine: InputQuarantine,
+        clock: Clock,
+        *,
+        game_type: Callable[[str, str], str] | None = None,
+    ) -> None:
+        """``game_type(provider, game)`` names a game's type for contracts (default "other")."""
+        self.ledger = ledger
+        self.log = log
+        self.marks = marks
+        self.quarantine = quarantine
+        self.clock = clock
+        self.game_type = game_type or (lambda provider, game: "other")
+        self._locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
+        self._wallets: dict[tuple[str, str], Wallet] = {}
+
+    # -- wallets --------------------------------------------------------------------------
+    def open(self, wallet: Wallet) -> Wallet:
+        """Create the player's wallet account (and the operator's side); idempotent."""
+        cur, op = wallet.currency, wallet.operator
+        meta = {"operator": op, "region": wallet.region, "agent": wallet.agent}
+        accounts = [
+            Account(
+                wallet.account_id,
+                OwnerKind.PLAYER,
+                wallet.player,
+                cur,
+                "wallet",
+                AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS,
+                {k: v for k, v in meta.items() if v},
+            ),
+            Account(clearing_account(op, cur), OwnerKind.OPERATOR, op, cur, "player_clearing"),
+            Account(deposits_account(op, cur), OwnerKind.OPERATOR, op, cur, "player_deposits"),
+        ]
+        for result in self.ledger.create_accounts(accounts):
+            if not result.code.ok:
+                raise ValueError(f"account {result.id}: {result.code.slug}")
+        return wallet
+
+    def deposit(self, wallet: Wallet, amount: int, reference: str) -> TransferResult:
+        """Money in from the operator's side (the operator's cashier, outside Tally)."""
+        (result,) = self.ledger.transfer(
+            [
+                TransferRequest(
+                    id=f"deposit:{reference}",
+                    debit_account_id=deposits_account(wallet.operator, wallet.currency),
+                    credit_account_id=wallet.account_id,
+                    amount=amount,
+                    currency=wallet.currency,
+                    code="deposit",
+                )
+            ]
+        )
+        return result
+
+    def find(self, player: str, currency: str = "") -> Wallet | None:
+        cached = self._wallets.get((player, currency))
+        if cached is not None:
+            return cached
+        found = self.ledger.balances_by_owner(OwnerKind.PLAYER, player, currency or None)
+        wallets = [_wallet_of(a) for a, _ in found if a.purpose == "wallet"]
+        if len(wallets) != 1:
+            return None  # unknown, or several currencies and the call named none
+        self._wallets[(player, currency)] = wallets[0]
+        return wallets[0]
+
+    def balance(self, wallet: Wallet) -> int:
+        found = self.ledger.balance(wallet.account_id)
+        return 0 if found is None else found.available_credit
+
+    # -- calls ----------------------------------------------------------------------------
+    def handle(self, provider: str, call: WalletCall, raw: str) -> WalletAnswer:
+        wallet = self.find(call.player, call.currency)
+        if wallet is None:
+            known = self.find(call.player)
+            error = WalletError.WRONG_CURRENCY if known else WalletError.UNKNOWN_PLAYER
+            return WalletAnswer(call, call.currency, 0, error=error, detail=call.player)
+        if call.kind is not CallKind.TRANSACT or not call.ops:
+            return WalletAnswer(
+                call, wallet.currency, self.balance(wallet), operator=wallet.operator
+            )
+        with self._locks[hash(wallet.player) % LOCK_STRIPES]:
+            try:
+                return self._transact(provider, wallet, call, raw)
+            except RetryableError as exc:
+                log.warning("wallet_call_failed", provider=provider, error=str(exc))
+                return WalletAnswer(
+                    call,
+                    wallet.currency,
+                    0,
+                    error=WalletError.UNAVAILABLE,
+                    detail=str(exc),
+                    operator=wallet.operator,
+                )
+
+    def _transact(self, provider: str, wallet: Wallet, call: WalletCall, raw: str) -> WalletAnswer:
+        for op in call.ops:
+            if len(op.tx_id) > TX_ID_MAX or len(op.ref_tx) > TX_ID_MAX:
+                return self._failed(call, wallet, WalletError.REFUSED, "transaction id too long")
+        marks = self.marks.marked([f"{provider}:{op.tx_id}" for op in call.ops])
+        plan = _Plan(provider, wallet, call, marks)
+        for op in call.ops:
+            if op.kind is EventKind.ROLLBACK:
+                plan.rollback(op, self._original(provider, op, plan))
+            else:
+                plan.move(op)
+        results = self.ledger.transfer(plan.requests) if plan.requests else []
+        outcomes = plan.outcomes(results)
+        failures = [o for o in outcomes if not o.ok]
+        if failures:
+            # In a failed chain the others say "linked_event_failed": name the cause.
+            cause = next((o for o in failures if o.detail != _LINKED), failures[0])
+            return self._failed(call, wallet, _ERRORS[cause.status], cause.detail, outcomes)
+        now = self.clock.now()
+        # A retry must produce the very same events: take the time the ledger first
+        # committed when the provider sends none.
+        occurred = call.occurred_at or next(
+            (r.transfer.occurred_at for r in results if r.transfer is not None), now
+        )
+        for o in outcomes:
+            if o.status is OpStatus.UNKNOWN_REFERENCE:
+                self.marks.mark(f"{provider}:{o.op.ref_tx}", plan.key(o.op), now)
+        events = [
+            self._event(provider, wallet, call, o, plan, raw, occurred, now)
+            for o in outcomes
+            if o.status is not OpStatus.ALREADY_ROLLED_BACK
+        ]
+        for event, result in zip(events, self.log.append(events), strict=True):
+            if result.outcome is Appended.CONFLICT:
+                self.quarantine.put(
+                    Refused(
+                        source="callback",
+                        channel=provider,
+                        reason=Reason.CONFLICT,
+                        detail=f"event {event.key} was logged before with another "
+                        f"{result.differs_in}",
+                        payload=raw,
+                        received_at=now,
+                        key=event.key,
+                    )
+                )
+        return WalletAnswer(
+            call,
+            wallet.currency,
+            self.balance(wallet),
+            tuple(outcomes),
+            operator=wallet.operator,
+        )
+
+    def _original(self, provider: str, op: WalletOp, plan: _Plan) -> _Original | None:
+        """What a rollback voids, if it was ever applied, and its reversal if it has one."""
+        for kind in op.ref_kinds:
+            key = idempotency_key(provider, op.ref_tx, kind.value)
+            earlier = plan.amounts.get(key)
+            if earlier is not None:
+                return _Original(key, earlier, None)
+            found = self.ledger.get_transfer(f"w:{key}")
+            if found is not None:
+                return _Original(key, found.amount, self.ledger.get_transfer(_reversal(key)))
+        return None
+
+    def _failed(
+        self,
+        call: WalletCall,
+        wallet: Wallet,
+        error: WalletError,
+        detail: str,
+        outcomes: Sequence[OpOutcome] = (),
+    ) -> WalletAnswer:
+        return WalletAnswer(
+            call,
+            wallet.currency,
+            self.balance(wallet),
+            tuple(outcomes),
+            error=error,
+            detail=detail,
+            operator=wallet.operator,
+        )
+
+    def _event(
+        self,
+        provider: str,
+        wallet: Wallet,
+        call: WalletCall,
+        outcome: OpOutcome,
+        plan: _Plan,
+        raw: str,
+        occurred: datetime,
+        now: datetime,
+    ) -> Event:
+        op = outcome.op
+        ref = ""
+        amount = op.amount
+        if op.kind is EventKind.ROLLBACK:
+            ref, amount = plan.voids.get(
+                op.tx_id, (idempotency_key(provider, op.ref_tx, op.ref_kinds[0].value), op.amount)
+            )
+        return Event(
+            provider=provider,
+            provider_tx_id=op.tx_id,
+            kind=op.kind,
+            round_id=op.round_id,
+            operator=wallet.operator,
+            player=wallet.player,
+            game=call.game,
+            game_type=self.game_type(provider, call.game),
+            amount=amount,
+            currency=wallet.currency,
+            occurred_at=occurred,
+            recorded_at=now,
+            channel=call.channel,
+            region=wallet.region,
+            agent=wallet.agent,
+            ref=ref,
+            raw=raw,
+        )
+
+
+_LINKED = ResultCode.LINKED_EVENT_FAILED.slug
+_ERRORS = {
+    OpStatus.INSUFFICIENT_FUNDS: WalletError.INSUFFICIENT_FUNDS,
+    OpStatus.CONFLICT: WalletError.CONFLICT,
+    OpStatus.REFUSED: WalletError.REFUSED,
+}
+
+
+def _reversal(original_key: str) -> str:
+    # Named after the original, so a second rollback of it can never void it twice.
+    return f"w:{original_key}:rollback"
+
+
+@dataclass(frozen=True, slots=True)
+class _Original:
+    key: str
+    amount: int
+    reversal: Transfer | None  # the transfer that already voided it, if any
+
+
+class _Plan:
+    """The ledger requests of one call, and how to read their results back as outcomes."""
+
+    def __init__(
+        self, provider: str, wallet: Wallet, call: WalletCall, marks: dict[str, str]
+    ) -> None:
+        self.provider = provider
+        self.wallet = wallet
+        self.call = call
+        self.marks = marks
+        self.requests: list[TransferRequest] = []
+        # For each op: the index of its request (or None) and its fixed status if none.
+        self.slots: list[tuple[WalletOp, int | None, OpStatus]] = []
+        self.amounts: dict[str, int] = {}  # keys applied earlier in this call
+        self.voids: dict[str, tuple[str, int]] = {}  # rollback tx -> (original key, amount)
+
+    def key(self, op: WalletOp) -> str:
+        return idempotency_key(self.provider, op.tx_id, op.kind.value)
+
+    def _request(self, op: WalletOp, request: TransferRequest) -> None:
+        if self.requests:
+            self.requests[-1] = replace(self.requests[-1], linked=True)
+        self.slots.append((op, len(self.requests), OpStatus.OK))
+        self.requests.append(request)
+
+    def move(self, op: WalletOp) -> None:
+        if f"{self.provider}:{op.tx_id}" in self.marks:
+            self.slots.append((op, None, OpStatus.CANCELLED))
+            return
+        if op.amount == 0 or op.kind is EventKind.ROUND_END:
+            self.slots.append((op, None, OpStatus.OK))
+            return
+        w = self.wallet
+        wallet, clearing = w.account_id, clearing_account(w.operator, w.currency)
+        crediting = op.kind in _CREDITING and op.amount > 0
+        key = self.key(op)
+        self.amounts[key] = abs(op.amount)
+        self._request(
+            op,
+            TransferRequest(
+                id=f"w:{key}",
+                debit_account_id=clearing if crediting else wallet,
+                credit_account_id=wallet if crediting else clearing,
+                amount=abs(op.amount),
+                currency=w.currency,
+                code=f"{WALLET_CODE}_{op.kind.value}",
+                occurred_at=self.call.occurred_at,
+                event_ref=key,
+            ),
+        )
+
+    def rollback(self, op: WalletOp, original: _Original | None) -> None:
+        if original is None:
+            self.slots.append((op, None, OpStatus.UNKNOWN_REFERENCE))
+            return
+        original_key, amount = original.key, original.amount
+        self.voids[op.tx_id] = (original_key, amount)
+        if original.reversal is not None:
+            # Voided before: by this very rollback (a retry) or by another one.
+            again = original.reversal.event_ref == self.key(op)
+            self.slots.append(
+                (op, None, OpStatus.REPEATED if again else OpStatus.ALREADY_ROLLED_BACK)
+            )
+            return
+        w = self.wallet
+        wallet, clearing = w.account_id, clearing_account(w.operator, w.currency)
+        was_credit = original_key.rsplit(":", 1)[1] in {k.value for k in _CREDITING}
+        self._request(
+            op,
+            TransferRequest(
+                id=_reversal(original_key),
+                debit_account_id=wallet if was_credit else clearing,
+                credit_account_id=clearing if was_credit else wallet,
+                amount=amount,
+                currency=w.currency,
+                code=f"{WALLET_CODE}_rollback",
+                event_ref=self.key(op),
+            ),
+        )
+
+    def outcomes(self, results: Sequence[TransferResult]) -> list[OpOutcome]:
+        out: list[OpOutcome] = []
+        for op, index, fixed in self.slots:
+            if index is None:
+                out.append(OpOutcome(op, fixed))
+                continue
+            result = results[index]
+            at = result.transfer.recorded_at if result.transfer else None
+            out.append(OpOutcome(op, _status(op, result.code), result.id, at, result.code.slug))
+        return out
+
+
+def _status(op: WalletOp, code: ResultCode) -> OpStatus:
+    if code is ResultCode.OK:
+        return OpStatus.OK
+    if code is ResultCode.EXISTS:
+        return OpStatus.REPEATED
+    if code is ResultCode.EXCEEDS_CREDITS:
+        return OpStatus.INSUFFICIENT_FUNDS
+    if code.name.startswith("EXISTS_WITH_DIFFERENT"):
+        return OpStatus.CONFLICT
+    return OpStatus.REFUSED

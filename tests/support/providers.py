@@ -1,0 +1,102 @@
+"""A real wallet gateway on an embedded ledger, for provider adapter tests.
+
+Everything is real (SQLite ledger with its group-commit writer, the SQLite event log
+behind the batching appender, the rollback marks) except the input quarantine, which is
+a list so tests can read what was kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from tally.adapters.sqlite.events import SqliteEventLog
+from tally.adapters.sqlite.ledger import SqliteLedgerStore
+from tally.adapters.sqlite.wallet import SqliteWalletMarks
+from tally.events.appender import BatchingAppender
+from tally.events.model import Event
+from tally.kernel.clock import Clock
+from tally.kernel.limits import LedgerLimits
+from tally.ledger.service import LedgerService
+from tally.providers.base import Inbound, Outbound
+from tally.providers.gateway import Gateway
+from tally.providers.registry import Registry
+from tally.providers.wallet import Wallet, WalletService
+from tests.support.quarantine import ListQuarantine
+
+
+@dataclass
+class GatewayWorld:
+    gateway: Gateway
+    wallet: WalletService
+    log: SqliteEventLog
+    quarantine: ListQuarantine
+    clock: Clock
+    secrets: dict[tuple[str, str], str]
+
+    def open_player(
+        self, player: str, currency: str, deposit: int, operator: str = "op1", **kw: str
+    ) -> Wallet:
+        wallet = self.wallet.open(Wallet(player, operator, currency, **kw))
+        if deposit:
+            result = self.wallet.deposit(wallet, deposit, f"{player}-{currency}-initial")
+            assert result.code.ok, result.code
+        return wallet
+
+    def balance(self, player: str, currency: str = "") -> int:
+        wallet = self.wallet.find(player, currency)
+        assert wallet is not None
+        return self.wallet.balance(wallet)
+
+    def call(
+        self,
+        provider: str,
+        action: str,
+        body: bytes,
+        headers: Mapping[str, str] | None = None,
+        query: Mapping[str, str] | None = None,
+        remote: str = "10.0.0.1",
+    ) -> Outbound:
+        inbound = Inbound(
+            action=action,
+            body=body,
+            received_at=self.clock.now(),
+            headers={k.lower(): v for k, v in (headers or {}).items()},
+            query=query or {},
+            remote=remote,
+        )
+        return self.gateway.handle(provider, inbound)
+
+    def events(self) -> list[Event]:
+        return [e for _, e in self.log.read(0, 1_000_000)]
+
+
+@contextmanager
+def gateway_world(
+    tmp_path: Path, clock: Clock, secrets: dict[tuple[str, str], str], protocols: list[str]
+) -> Iterator[GatewayWorld]:
+    path = tmp_path / "tally.sqlite"
+    store = SqliteLedgerStore(path, LedgerLimits())
+    ledger = LedgerService(store, clock, LedgerLimits()).start()
+    log = SqliteEventLog(path)
+    appender = BatchingAppender(log).start()
+    marks = SqliteWalletMarks(path)
+    quarantine = ListQuarantine()
+    wallet = WalletService(ledger, appender, marks, quarantine, clock)
+    registry = Registry.each_protocol_as_itself(protocols)
+    gateway = Gateway(registry, wallet, lambda p, n: secrets.get((p, n)), quarantine, clock)
+    try:
+        yield GatewayWorld(gateway, wallet, log, quarantine, clock, secrets)
+    finally:
+        appender.stop()
+        ledger.stop()
+        marks.close()
+        log.close()
+        store.close()
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
