@@ -2,7 +2,9 @@
 
 Each file under ``recorded/`` is a provider's own requests, byte for byte, with the
 status and answer fields the protocol requires. Signatures are made here with the
-file's test secrets (a "bad" exchange is signed with a wrong key).
+file's test secrets (a "bad" exchange is signed with a wrong key). Where a body holds
+``{session}``, a session token for the file's player (as Tally hands one to a game at
+launch) is put in its place before signing.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ def test_recorded_exchanges_get_the_answers_the_protocol_requires(
     with gateway_world(tmp_path, clock, secrets, [protocol]) as world:
         player = recording["player"]
         world.open_player(player["id"], player["currency"], player["deposit"])
+        token = world.session(protocol, player["id"], player["currency"])
         for exchange in recording["exchanges"]:
+            exchange = {**exchange, "body": exchange["body"].replace("{session}", token)}
             body, headers, query = sign(exchange, recording["secrets"])
             before = len(world.quarantine.kept)
             reply = world.call(protocol, exchange["action"], body, headers, query)

@@ -24,6 +24,7 @@ from tally.ledger.service import LedgerService
 from tally.providers.base import Inbound, Outbound
 from tally.providers.gateway import Gateway
 from tally.providers.registry import Registry
+from tally.providers.sessions import SessionTokens
 from tally.providers.wallet import Wallet, WalletService
 from tests.support.quarantine import ListQuarantine
 
@@ -36,6 +37,11 @@ class GatewayWorld:
     quarantine: ListQuarantine
     clock: Clock
     secrets: dict[tuple[str, str], str]
+    sessions: SessionTokens
+
+    def session(self, provider: str, player: str, currency: str) -> str:
+        """A token as Tally hands it to a game at launch."""
+        return self.sessions.issue(provider, player, currency, self.clock.now())
 
     def open_player(
         self, player: str, currency: str, deposit: int, operator: str = "op1", **kw: str

@@ -11,13 +11,22 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 
 from tally.kernel.clock import Clock
-from tally.providers.base import Credentials, Inbound, Outbound, Refusal, WalletError
+from tally.providers.base import (
+    Credentials,
+    Inbound,
+    Outbound,
+    Refusal,
+    WalletAnswer,
+    WalletCall,
+    WalletError,
+)
 from tally.providers.registry import Registry
+from tally.providers.sessions import InvalidSession, SessionTokens
 from tally.providers.wallet import WalletService
 from tally.quarantine.inputs import InputQuarantine, Reason, Refused, payload_text
 
@@ -62,9 +71,11 @@ class Gateway:
         secrets: Callable[[str, str], str | None],
         quarantine: InputQuarantine,
         clock: Clock,
+        sessions: SessionTokens,
         limits: GatewayLimits | None = None,
     ) -> None:
         """``secrets(provider, name)`` opens one provider secret (see ProviderSecrets.get)."""
+        self.sessions = sessions
         self.registry = registry
         self.wallet = wallet
         self.quarantine = quarantine
@@ -92,10 +103,27 @@ class Gateway:
             self._keep(provider, inbound, refusal.reason, refusal.detail)
             log.info("provider_request_refused", provider=provider, reason=refusal.reason)
             return adapter.refuse(inbound, refusal, credentials)
+        if call.session:
+            try:
+                call = self._in_session(provider, call)
+            except InvalidSession as exc:
+                answer = WalletAnswer(
+                    call, call.currency, 0, error=WalletError.INVALID_SESSION, detail=str(exc)
+                )
+                return adapter.answer(answer, credentials)
         answer = self.wallet.handle(provider, call, payload_text(inbound.body))
         if answer.error is WalletError.UNKNOWN_PLAYER:
             self._keep(provider, inbound, Reason.UNKNOWN_PLAYER, f"no wallet for {call.player!r}")
         return adapter.answer(answer, credentials)
+
+    def _in_session(self, provider: str, call: WalletCall) -> WalletCall:
+        """The call with the player and currency its session token names (checked)."""
+        session = self.sessions.check(call.session, provider, self.clock.now())
+        if call.player and call.player != session.player:
+            raise InvalidSession("session token belongs to another player")
+        if call.currency and call.currency != session.currency:
+            raise InvalidSession("session token is for another currency")
+        return replace(call, player=session.player, currency=session.currency)
 
     def _keep(self, provider: str, inbound: Inbound, reason: Reason, detail: str) -> None:
         self.quarantine.put(
