@@ -93,9 +93,12 @@ def gateway_world(
     quarantine = ListQuarantine()
     wallet = WalletService(ledger, appender, marks, quarantine, clock)
     registry = Registry.each_protocol_as_itself(protocols)
-    gateway = Gateway(registry, wallet, lambda p, n: secrets.get((p, n)), quarantine, clock)
+    sessions = SessionTokens(b"test-session-key-" * 2)
+    gateway = Gateway(
+        registry, wallet, lambda p, n: secrets.get((p, n)), quarantine, clock, sessions
+    )
     try:
-        yield GatewayWorld(gateway, wallet, log, quarantine, clock, secrets)
+        yield GatewayWorld(gateway, wallet, log, quarantine, clock, secrets, sessions)
     finally:
         appender.stop()
         ledger.stop()
