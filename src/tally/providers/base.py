@@ -89,6 +89,7 @@ class WalletCall:
     player: str  # the provider's user id: Tally's pseudonymous player id
     currency: str = ""  # empty: the player's only (or session's) currency
     game: str = ""
+    game_type: str = ""  # when the provider names it (else the wallet's catalogue does)
     session: str = ""  # a session token the protocol carries, if any
     request_id: str = ""  # the provider's request id, echoed where the protocol wants
     ops: tuple[WalletOp, ...] = ()

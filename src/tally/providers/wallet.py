@@ -324,7 +324,7 @@ class WalletService:
             operator=wallet.operator,
             player=wallet.player,
             game=call.game,
-            game_type=self.game_type(provider, call.game),
+            game_type=call.game_type or self.game_type(provider, call.game),
             amount=amount,
             currency=wallet.currency,
             occurred_at=occurred,
