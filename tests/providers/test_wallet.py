@@ -74,7 +74,7 @@ def test_a_repeated_call_answers_the_same_and_counts_once(tmp_path: Path) -> Non
         assert again.outcomes[0].transfer_id == first.outcomes[0].transfer_id
         assert again.balance == first.balance == 700
         assert len(w.events()) == 1
-        assert w.quarantine.kept == []
+        assert w.kept() == []
 
 
 def test_a_rollback_of_a_win_takes_it_back_and_a_second_rollback_does_not(

@@ -1,8 +1,8 @@
 """A real wallet gateway on an embedded ledger, for provider adapter tests.
 
 Everything is real (SQLite ledger with its group-commit writer, the SQLite event log
-behind the batching appender, the rollback marks) except the input quarantine, which is
-a list so tests can read what was kept.
+behind the batching appender, the rollback marks) with the in-memory input quarantine,
+so tests can read what was kept.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from tally.adapters.memory.quarantine import MemoryInputQuarantine
 from tally.adapters.sqlite.events import SqliteEventLog
 from tally.adapters.sqlite.ledger import SqliteLedgerStore
 from tally.adapters.sqlite.wallet import SqliteWalletMarks
@@ -26,7 +27,6 @@ from tally.providers.gateway import Gateway
 from tally.providers.registry import Registry
 from tally.providers.sessions import SessionTokens
 from tally.providers.wallet import Wallet, WalletService
-from tests.support.quarantine import ListQuarantine
 
 
 @dataclass
@@ -34,7 +34,7 @@ class GatewayWorld:
     gateway: Gateway
     wallet: WalletService
     log: SqliteEventLog
-    quarantine: ListQuarantine
+    quarantine: MemoryInputQuarantine
     clock: Clock
     secrets: dict[tuple[str, str], str]
     sessions: SessionTokens
@@ -76,6 +76,10 @@ class GatewayWorld:
         )
         return self.gateway.handle(provider, inbound)
 
+    def kept(self) -> list[str]:
+        """The reasons of what the quarantine holds, oldest first."""
+        return [q.refused.reason.value for q in self.quarantine.entries(limit=10_000).items]
+
     def events(self) -> list[Event]:
         return [e for _, e in self.log.read(0, 1_000_000)]
 
@@ -90,7 +94,7 @@ def gateway_world(
     log = SqliteEventLog(path)
     appender = BatchingAppender(log).start()
     marks = SqliteWalletMarks(path)
-    quarantine = ListQuarantine()
+    quarantine = MemoryInputQuarantine()
     wallet = WalletService(ledger, appender, marks, quarantine, clock)
     registry = Registry.each_protocol_as_itself(protocols)
     sessions = SessionTokens(b"test-session-key-" * 2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from tally.app.keys import Keys, load_keys
 from tally.app.metrics import Metrics
@@ -16,12 +16,16 @@ from tally.audit.service import AuditService
 from tally.auth.ports import AuthStore
 from tally.auth.scope import ScopeResolver
 from tally.auth.service import AuthService
+from tally.events.appender import AppendLimits, BatchingAppender
+from tally.events.ports import EventLog
 from tally.exports.bundle import StatementFile
 from tally.exports.ports import TransferSource
 from tally.exports.service import ExportService
 from tally.kernel.clock import Clock, SystemClock
 from tally.ledger.ports import LedgerStore
 from tally.ledger.service import LedgerService
+from tally.providers.registry import Registry
+from tally.quarantine.inputs import InputQuarantine
 from tally.quarantine.ledger import LedgerQuarantine
 from tally.security.passwords import PasswordHasher
 from tally.security.provider_secrets import ProviderSecrets, SealedSecretStore
@@ -30,6 +34,10 @@ from tally.security.secretbox import SecretBox
 from tally.security.signing import Signer
 from tally.settlement.config import SettlementConfig
 from tally.settlement.ports import ConfigDocuments, SettlementStore
+
+if TYPE_CHECKING:
+    from tally.providers.gateway import Gateway
+    from tally.providers.wallet import WalletMarks, WalletService
 
 
 def build_ledger_store(settings: Settings) -> LedgerStore:
@@ -217,3 +225,83 @@ def build_backoffice(
         quarantine=LedgerQuarantine(app.ledger, store, app.clock),
         provider_secrets=ProviderSecrets(store, box, app.clock),
     )
+
+
+# -- provider gateway: wallet callbacks ----------------------------------------------------
+
+
+def build_event_log(settings: Settings) -> EventLog:
+    from tally.adapters.sqlite.events import SqliteEventLog
+
+    settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteEventLog(settings.sqlite_path)
+
+
+def build_input_quarantine(settings: Settings) -> InputQuarantine:
+    if settings.mode == "scaled":
+        from tally.adapters.postgres.quarantine import PostgresInputQuarantine
+
+        return PostgresInputQuarantine(settings.pg_dsn)
+    from tally.adapters.sqlite.quarantine import SqliteInputQuarantine
+
+    settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteInputQuarantine(settings.sqlite_path)
+
+
+def build_wallet_marks(settings: Settings) -> WalletMarks:
+    if settings.mode == "scaled":
+        from tally.adapters.postgres.wallet import PostgresWalletMarks
+
+        return PostgresWalletMarks(settings.pg_dsn)
+    from tally.adapters.sqlite.wallet import SqliteWalletMarks
+
+    return SqliteWalletMarks(settings.sqlite_path)
+
+
+@dataclass
+class WalletGateway:
+    """The provider-facing side of a running process: adapters, wallet, event log."""
+
+    gateway: Gateway
+    wallet: WalletService
+    appender: BatchingAppender
+    log: EventLog
+    marks: WalletMarks
+
+    def close(self) -> None:
+        self.appender.stop()
+        for part in (self.marks, self.log):
+            close = getattr(part, "close", None)
+            if close is not None:
+                close()
+
+
+def build_wallet_gateway(
+    app: App,
+    *,
+    quarantine: InputQuarantine,
+    secrets: Callable[[str, str], str | None],
+    session_key: bytes,
+    registry: Registry | None = None,
+    log: EventLog | None = None,
+    append_limits: AppendLimits | None = None,
+) -> WalletGateway:
+    """``secrets(provider, name)`` opens a provider secret (``ProviderSecrets.get``)."""
+    from tally.providers.gateway import Gateway
+    from tally.providers.sessions import SessionTokens
+    from tally.providers.wallet import WalletService
+
+    settings = app.settings
+    log = log or build_event_log(settings)
+    appender = BatchingAppender(log, append_limits).start()
+    marks = build_wallet_marks(settings)
+    wallet = WalletService(app.ledger, appender, marks, quarantine, app.clock)
+    gateway = Gateway(
+        registry or Registry.each_protocol_as_itself(),
+        wallet,
+        secrets,
+        quarantine,
+        app.clock,
+        SessionTokens(session_key),
+    )
+    return WalletGateway(gateway, wallet, appender, log, marks)

@@ -96,7 +96,7 @@ class InputQuarantine(Protocol):
         ...
 
     def counts(self) -> dict[tuple[str, str], int]:
-        """Open entries by (status, reason)."""
+        """How many entries there are, by (status, reason)."""
         ...
 
 

@@ -1,0 +1,64 @@
+"""An in-memory input quarantine: the reference fake for the quarantine contract."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import replace
+from datetime import datetime
+
+from tally.ledger.model import Page
+from tally.quarantine.inputs import Quarantined, Reason, Refused, Status
+
+
+class MemoryInputQuarantine:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: list[Quarantined] = []
+
+    def put(self, refused: Refused) -> int:
+        with self._lock:
+            self._entries.append(Quarantined(len(self._entries) + 1, refused))
+            return len(self._entries)
+
+    def get(self, entry_id: int) -> Quarantined | None:
+        with self._lock:
+            return self._entries[entry_id - 1] if 0 < entry_id <= len(self._entries) else None
+
+    def entries(
+        self,
+        *,
+        status: Status | None = None,
+        reason: Reason | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> Page[Quarantined]:
+        after = int(cursor) if cursor and cursor.isdigit() else 0
+        with self._lock:
+            found = [
+                q
+                for q in self._entries[after:]
+                if (status is None or q.status is status)
+                and (reason is None or q.refused.reason is reason)
+            ]
+        items = found[:limit]
+        return Page(items, str(items[-1].id) if len(found) > limit else None)
+
+    def resolve(
+        self, entry_id: int, status: Status, *, by: str, at: datetime, note: str = ""
+    ) -> bool:
+        assert status is not Status.OPEN, "an entry is resolved to redriven or dismissed"
+        with self._lock:
+            if not 0 < entry_id <= len(self._entries):
+                return False
+            entry = self._entries[entry_id - 1]
+            if entry.status is not Status.OPEN:
+                return False
+            self._entries[entry_id - 1] = replace(
+                entry, status=status, resolved_at=at, resolved_by=by, note=note
+            )
+            return True
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(Counter((q.status.value, q.refused.reason.value) for q in self._entries))
