@@ -9,6 +9,7 @@ from tally.entrypoints.cli import (
     bench,
     demo,
     export,
+    gateway,
     ledger,
     serve,
     settlement,
@@ -34,6 +35,8 @@ app.add_typer(users.app, name="users")
 app.add_typer(audit.app, name="audit")
 app.add_typer(export.app, name="export")
 app.command("serve")(serve.serve)
+app.add_typer(gateway.gateway_app, name="gateway")
+app.add_typer(gateway.wallet_app, name="wallet")
 
 
 def main() -> None:

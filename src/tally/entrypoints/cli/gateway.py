@@ -1,0 +1,173 @@
+"""``tally gateway`` and ``tally wallet``: the provider-facing gateway and players' wallets."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from tally.app.bootstrap import (
+    App,
+    WalletGateway,
+    build_backoffice,
+    build_input_quarantine,
+    build_wallet_gateway,
+)
+from tally.app.keys import load_keys
+from tally.entrypoints.cli.common import CLI_ACTOR, audit_change, console, err_console, open_app
+from tally.kernel.money import MoneyError, format_amount, parse_amount
+from tally.providers.registry import PROTOCOLS, Registry
+from tally.providers.wallet import Wallet
+
+gateway_app = typer.Typer(no_args_is_help=True, help="The provider gateway (wallet callbacks).")
+wallet_app = typer.Typer(no_args_is_help=True, help="Players' wallets (wallet mode).")
+
+
+def open_gateway(tally: App, providers: list[str] | None = None) -> WalletGateway:
+    """The wallet gateway of ``tally``; ``providers`` as ``id=protocol`` (default: each
+    protocol as a provider of its own name)."""
+    backoffice = build_backoffice(tally)
+    registry = Registry()
+    for spec in providers or [f"{p}={p}" for p in PROTOCOLS]:
+        provider, _, protocol = spec.partition("=")
+        registry.register(provider, protocol or provider)
+    return build_wallet_gateway(
+        tally,
+        quarantine=build_input_quarantine(tally.settings),
+        secrets=backoffice.provider_secrets.get,
+        # Its own key derived inside SessionTokens, so a token never opens anything else.
+        session_key=load_keys(tally.settings).secret,
+        registry=registry,
+    )
+
+
+@gateway_app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8100,
+    provider: Annotated[
+        list[str] | None,
+        typer.Option(help="id=protocol, repeatable (default: one provider per protocol)"),
+    ] = None,
+) -> None:
+    """Serve /providers/{provider}/{action} until stopped (Ctrl-C)."""
+    import uvicorn
+
+    from tally.entrypoints.gateway.app import create_gateway_api
+
+    with open_app() as tally:
+        parts = open_gateway(tally, provider)
+        try:
+            console.print(
+                f"gateway on http://{host}:{port}/providers/<provider>/<action> for "
+                f"{', '.join(parts.gateway.registry.providers())}; Ctrl-C stops it"
+            )
+            uvicorn.run(
+                create_gateway_api(parts.gateway, tally.clock),
+                host=host,
+                port=port,
+                log_level="warning",
+                access_log=False,
+            )
+        finally:
+            parts.close()
+
+
+@gateway_app.command("secret")
+def secret(
+    provider: str,
+    name: str,
+    value: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, help="read from a prompt if not given")
+    ],
+) -> None:
+    """Set a provider credential (sealed at rest, audited, never printed)."""
+    with open_app() as tally:
+        backoffice = build_backoffice(tally)
+        try:
+            backoffice.provider_secrets.set(provider, name, value, actor=CLI_ACTOR, source="cli")
+        finally:
+            backoffice.close()
+    console.print(f"set {provider}/{name}")
+
+
+@gateway_app.command("protocols")
+def protocols() -> None:
+    """The provider protocols Tally speaks."""
+    table = Table("protocol", "follows", "secrets")
+    for name in PROTOCOLS:
+        registry = Registry()
+        adapter = registry.register(name, name)
+        table.add_row(name, adapter.protocol, ", ".join(adapter.secret_names))
+    console.print(table)
+
+
+@wallet_app.command("open")
+def open_wallet(
+    player: str,
+    operator: Annotated[str, typer.Option()],
+    currency: Annotated[str, typer.Option()],
+    region: Annotated[str, typer.Option()] = "",
+    agent: Annotated[str, typer.Option(help="the partner-tree store the player belongs to")] = "",
+) -> None:
+    """Open a player's wallet (idempotent)."""
+    with open_app() as tally:
+        parts = open_gateway(tally)
+        try:
+            wallet = parts.wallet.open(Wallet(player, operator, currency.upper(), region, agent))
+        except ValueError as exc:
+            err_console.print(f"[red]refused:[/red] {exc}")
+            raise typer.Exit(1) from None
+        finally:
+            parts.close()
+        audit_change(
+            tally, "wallet.opened", f"wallet:{wallet.account_id}", after={"operator": operator}
+        )
+        console.print(f"opened {wallet.account_id}")
+
+
+@wallet_app.command("deposit")
+def deposit(
+    player: str,
+    amount: str,
+    currency: Annotated[str, typer.Option()],
+    reference: Annotated[str, typer.Option(help="the cashier's id for it (idempotency key)")],
+) -> None:
+    """Money into a wallet from the operator's side; a repeated reference counts once."""
+    with open_app() as tally:
+        parts = open_gateway(tally)
+        try:
+            wallet = parts.wallet.find(player, currency.upper())
+            if wallet is None:
+                err_console.print(f"[red]no {currency} wallet for {player}[/red]")
+                raise typer.Exit(1)
+            try:
+                minor = parse_amount(amount, wallet.currency)
+            except (MoneyError, ValueError) as exc:
+                err_console.print(f"[red]refused:[/red] {exc}")
+                raise typer.Exit(1) from None
+            result = parts.wallet.deposit(wallet, minor, reference)
+            balance = parts.wallet.balance(wallet)
+        finally:
+            parts.close()
+        if not result.code.ok:
+            err_console.print(f"[red]refused:[/red] {result.code.slug}")
+            raise typer.Exit(1)
+        audit_change(
+            tally, "wallet.deposited", f"wallet:{wallet.account_id}", after={"amount": amount}
+        )
+        shown = format_amount(balance, wallet.currency)
+        console.print(f"{result.code.slug}; balance {shown} {wallet.currency}")
+
+
+@wallet_app.command("session")
+def session(
+    player: str, provider: Annotated[str, typer.Option()], currency: Annotated[str, typer.Option()]
+) -> None:
+    """A session token for a game launch (protocols that carry one)."""
+    from tally.providers.sessions import SessionTokens
+
+    with open_app() as tally:
+        tokens = SessionTokens(load_keys(tally.settings).secret)
+        console.print(tokens.issue(provider, player, currency.upper(), tally.clock.now()))
