@@ -11,12 +11,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tally.kernel.clock import FixedClock
 
 PG_DSN = os.environ.get("TALLY_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+NATS_URL = os.environ.get("TALLY_TEST_NATS_URL", "nats://127.0.0.1:4222")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -93,3 +95,37 @@ def ledger_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[obj
         yield store
     finally:
         store.close()  # type: ignore[attr-defined]
+
+
+def _nats_problem() -> str | None:
+    import socket
+    from urllib.parse import urlparse
+
+    where = urlparse(NATS_URL)
+    try:
+        with socket.create_connection((where.hostname or "", where.port or 4222), timeout=3):
+            return None
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def require_nats() -> None:
+    """Skip (laptop) or fail (CI) when NATS with JetStream is not reachable."""
+    problem = _nats_problem()
+    if problem is None:
+        return
+    message = f"NATS at {NATS_URL} is not reachable ({problem})"
+    if IN_CI:
+        pytest.fail(f"{message}; NATS tests are mandatory under CI=true", pytrace=False)
+    pytest.skip(f"{message}; set TALLY_TEST_NATS_URL or start nats-server -js to run these tests")
+
+
+def stream_names() -> Any:
+    """Throwaway JetStream stream names for one test (requires NATS)."""
+    require_nats()
+    from tally.adapters.nats.events import StreamNames
+
+    tag = uuid.uuid4().hex[:10].upper()
+    return StreamNames(
+        stream=f"T_{tag}", subjects=f"t{tag.lower()}.events", conflicts=f"T_{tag}_CONFLICTS"
+    )

@@ -13,6 +13,7 @@ from tally.events import codec
 from tally.events.codec import EventDecodeError
 from tally.events.model import Channel, Event, EventKind
 from tally.events.ports import Appended, EventLog
+from tests.conftest import NATS_URL, stream_names
 
 TOKYO = timezone(timedelta(hours=9))
 T = datetime(2026, 3, 2, 21, 30, tzinfo=TOKYO)
@@ -39,12 +40,20 @@ def bet(tx: str, amount: int = 1_000, **kw: object) -> Event:
     return replace(base, **kw)  # type: ignore[arg-type]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "nats"])
 def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventLog]:
     if request.param == "memory":
         from tally.adapters.memory.events import MemoryEventLog
 
         yield MemoryEventLog()
+        return
+    if request.param == "nats":
+        from tally.adapters.nats.events import JetStreamEventLog
+
+        nats_log = JetStreamEventLog(NATS_URL, stream_names())
+        yield nats_log
+        nats_log.drop()
+        nats_log.close()
         return
     from tally.adapters.sqlite.events import SqliteEventLog
 

@@ -1,0 +1,1 @@
+"""NATS JetStream adapters: the scaled event log and settlement's durable consumer."""
