@@ -33,7 +33,7 @@ from tally.security.pseudonym import Pseudonymiser
 from tally.security.secretbox import SecretBox
 from tally.security.signing import Signer
 from tally.settlement.config import SettlementConfig
-from tally.settlement.ports import ConfigDocuments, SettlementStore
+from tally.settlement.ports import ConfigDocuments, EventSource, SettlementStore
 
 if TYPE_CHECKING:
     from tally.providers.gateway import Gateway
@@ -231,10 +231,31 @@ def build_backoffice(
 
 
 def build_event_log(settings: Settings) -> EventLog:
+    """Embedded: a table in the SQLite file. Scaled: a NATS JetStream stream."""
+    if settings.mode == "scaled":
+        from tally.adapters.nats.events import JetStreamEventLog
+
+        return JetStreamEventLog(settings.nats_url)
     from tally.adapters.sqlite.events import SqliteEventLog
 
     settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     return SqliteEventLog(settings.sqlite_path)
+
+
+class ClosableSource(EventSource, Protocol):
+    def close(self) -> None: ...
+
+
+def build_event_source(settings: Settings) -> ClosableSource:
+    """What the settlement worker reads: the log, or JetStream's durable consumer."""
+    if settings.mode == "scaled":
+        from tally.adapters.nats.source import JetStreamSource
+
+        return JetStreamSource(settings.nats_url)
+    from tally.adapters.sqlite.events import SqliteEventLog
+    from tally.events.settle import LogSource
+
+    return LogSource(SqliteEventLog(settings.sqlite_path))
 
 
 def build_input_quarantine(settings: Settings) -> InputQuarantine:

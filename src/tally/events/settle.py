@@ -32,3 +32,8 @@ class LogSource:
 
     def read(self, after: int, limit: int) -> list[tuple[int, SettlementEvent]]:
         return [(position, to_settlement(e)) for position, e in self.log.read(after, limit)]
+
+    def close(self) -> None:
+        close = getattr(self.log, "close", None)
+        if close is not None:
+            close()

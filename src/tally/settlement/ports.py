@@ -35,7 +35,11 @@ class ConfigDocuments(Protocol):
 
 
 class EventSource(Protocol):
-    """The event log as settlement reads it: positions increase, reads are repeatable."""
+    """The event log as settlement reads it: positions increase, reads are repeatable.
+
+    A source may also have ``committed(position)``: the worker calls it after each commit,
+    so a log that redelivers until acknowledged (JetStream) acknowledges only then.
+    """
 
     def read(self, after: int, limit: int) -> list[tuple[int, SettlementEvent]]:
         """Up to ``limit`` events with a position greater than ``after``, in order."""

@@ -98,6 +98,10 @@ class SettlementWorker:
                 self._load()
                 raise
             self.position = last
+            acknowledge = getattr(self.source, "committed", None)
+            if acknowledge is not None:
+                # A log that redelivers until told (JetStream) hears only after the commit.
+                acknowledge(last)
             if out.problems:
                 log.warning(
                     "settlement_events_refused", count=len(out.problems), first=out.problems[0]

@@ -393,15 +393,15 @@ def settlement_run(
         bool, typer.Option(help="stop when the event log has nothing more to settle")
     ] = False,
 ) -> None:
-    """Settle the embedded event log, batch by batch, exactly once (Ctrl-C stops)."""
-    from tally.adapters.sqlite.events import SqliteEventLog
-    from tally.events.settle import LogSource
+    """Settle the event log (embedded table, or JetStream in scaled mode), batch by batch,
+    exactly once (Ctrl-C stops)."""
+    from tally.app.bootstrap import build_event_source
     from tally.settlement.service import SettlementWorker
 
     with open_app() as tally:
-        log = SqliteEventLog(tally.settings.sqlite_path)
+        source = build_event_source(tally.settings)
         worker = SettlementWorker(
-            LogSource(log),
+            source,
             tally.settlement_store,
             tally.settlement_config,
             tally.clock,
@@ -417,5 +417,5 @@ def settlement_run(
         except KeyboardInterrupt:
             pass
         finally:
-            log.close()
+            source.close()
     console.print(f"settled up to position {worker.position} (from {started})")

@@ -1,0 +1,110 @@
+"""Settlement's event source on a durable JetStream pull consumer, acknowledged after commit.
+
+The settlement store's committed position is the truth. When a worker starts, the
+durable consumer is (re)created to deliver from that position + 1, so whatever was
+delivered but not committed before a crash comes again. Messages are acknowledged
+(``AckPolicy.ALL``: one ack covers all before it) only after the worker's transaction with
+their effects and the position has committed. A redelivery of something at or below the
+position is acknowledged and skipped; a message that arrives ahead of a gap (after an
+ack-wait expiry) waits in a buffer until the gap fills, so settlement always sees the
+stream in order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import nats
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from tally.adapters.nats.events import StreamNames
+from tally.adapters.nats.loop import LoopThread
+from tally.events import codec
+from tally.events.settle import to_settlement
+from tally.kernel.errors import StoreUnavailable
+from tally.settlement.engine import SettlementEvent
+
+# Named limits of the consumer.
+ACK_WAIT_S = 120.0  # a batch must commit within this, else its messages come again
+MAX_ACK_PENDING = 100_000
+FETCH_WAIT_S = 0.2  # how long a read waits for messages before answering "nothing new"
+
+
+class JetStreamSource:
+    def __init__(self, url: str, names: StreamNames | None = None, durable: str = "settlement"):
+        self.names = names or StreamNames()
+        self.durable = durable
+        self._loop = LoopThread("nats-settlement-source")
+        self._sub: JetStreamContext.PullSubscription | None = None
+        self._buffer: dict[int, Msg] = {}
+        self._handed: dict[int, Msg] = {}  # read, not yet committed
+        try:
+            self._nc = self._loop.run(nats.connect(url, connect_timeout=3))
+        except Exception as exc:
+            self._loop.stop()
+            raise StoreUnavailable(f"NATS at {url}: {exc}") from exc
+        self._js = self._nc.jetstream()
+
+    async def _subscribe(self, start: int) -> None:
+        """The durable consumer, delivering from ``start`` (the committed position + 1)."""
+        with contextlib.suppress(NotFoundError):
+            await self._js.delete_consumer(self.names.stream, self.durable)
+        self._sub = await self._js.pull_subscribe(
+            f"{self.names.subjects}.>",
+            durable=self.durable,
+            stream=self.names.stream,
+            config=ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=max(start, 1),
+                ack_policy=AckPolicy.ALL,
+                ack_wait=ACK_WAIT_S,
+                max_ack_pending=MAX_ACK_PENDING,
+            ),
+        )
+
+    def read(self, after: int, limit: int) -> list[tuple[int, SettlementEvent]]:
+        return self._loop.run(self._read(after, limit))
+
+    async def _read(self, after: int, limit: int) -> list[tuple[int, SettlementEvent]]:
+        if self._sub is None:
+            await self._subscribe(after + 1)
+        assert self._sub is not None
+        if len(self._buffer) < limit:
+            try:
+                fetched = await self._sub.fetch(batch=limit, timeout=FETCH_WAIT_S)
+            except NatsTimeout:
+                fetched = []
+            for message in fetched:
+                seq = message.metadata.sequence.stream
+                if seq <= after:
+                    await message.ack()  # settled and committed before: only acknowledged
+                else:
+                    self._buffer[seq] = message
+        out: list[tuple[int, SettlementEvent]] = []
+        expected = after + 1
+        while len(out) < limit and expected in self._buffer:
+            message = self._buffer.pop(expected)
+            self._handed[expected] = message
+            out.append((expected, to_settlement(codec.loads(message.data.decode()))))
+            expected += 1
+        return out
+
+    def committed(self, position: int) -> None:
+        """The worker committed up to ``position``: acknowledge through it."""
+        done = [seq for seq in self._handed if seq <= position]
+        if not done:
+            return
+        last = self._handed[max(done)]
+        for seq in done:
+            del self._handed[seq]
+        self._loop.run(last.ack())
+
+    def close(self) -> None:
+        try:
+            self._loop.run(self._nc.drain(), timeout=5)
+        finally:
+            self._loop.stop()

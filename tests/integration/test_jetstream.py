@@ -1,0 +1,161 @@
+"""The JetStream event log and settlement consumer across restarts of NATS and the worker.
+
+These restart the machine's nats-server (the same command line .ci/run uses), and always
+leave it running.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tally.adapters.nats.events import JetStreamEventLog, StreamNames
+from tally.adapters.nats.source import JetStreamSource
+from tally.events.model import Event
+from tally.events.ports import Appended
+from tally.events.settle import to_settlement
+from tally.simulation.activity import generate
+from tally.simulation.direct import to_events
+from tally.simulation.world import build_world
+from tests.conftest import NATS_URL, require_nats, stream_names
+from tests.support.settlement import TestWorker
+
+NATS_SERVER = "/usr/sbin/nats-server"
+START_ARGS = ["-a", "127.0.0.1", "-p", "4222", "-js", "-sd", "/var/lib/nats-server"]
+START_ARGS += ["-l", "/var/log/nats-server.log"]
+START = datetime(2026, 3, 31, 0, 0, tzinfo=UTC)
+
+
+def _answers(timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", 4222), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def restart_nats() -> None:
+    """Stop the local nats-server and start it again with the same storage."""
+    daemon = shutil.which("start-stop-daemon")
+    if daemon is None or not Path(NATS_SERVER).exists():
+        pytest.skip("restarting NATS needs the local nats-server and start-stop-daemon")
+    try:
+        subprocess.run(
+            [daemon, "--stop", "--oknodo", "--retry", "10", "--exec", NATS_SERVER],
+            check=True,
+            capture_output=True,
+        )
+    finally:
+        subprocess.run(
+            [
+                daemon,
+                "--start",
+                "--oknodo",
+                "--background",
+                "--exec",
+                NATS_SERVER,
+                "--",
+                *START_ARGS,
+            ],
+            check=True,
+            capture_output=True,
+        )
+    assert _answers(30), "nats-server did not come back"
+
+
+@pytest.fixture
+def names() -> Iterator[StreamNames]:
+    require_nats()
+    chosen = stream_names()
+    yield chosen
+    if _answers(30):
+        log = JetStreamEventLog(NATS_URL, chosen)
+        log.drop()
+        log.close()
+
+
+def world_events(count: int) -> tuple[object, list[Event]]:
+    world = build_world(11, START, players=60)
+    events = to_events(generate(world, minutes=600, rounds_per_minute=6), START)
+    return world, events[:count]
+
+
+def test_the_log_survives_a_nats_restart_without_loss_or_duplication(names: StreamNames) -> None:
+    _, events = world_events(3_000)
+    first, second = events[:1_500], events[1_500:]
+    log = JetStreamEventLog(NATS_URL, names)
+    try:
+        assert all(r.outcome is Appended.ACCEPTED for r in log.append(first))
+        restart_nats()
+        # The client reconnects by itself; redeliveries of the first half come along.
+        again = log.append(first[::7] + second + first[-3:])
+        outcomes = [r.outcome for r in again]
+        assert outcomes.count(Appended.ACCEPTED) == len(second)
+        assert outcomes.count(Appended.DUPLICATE) == len(first[::7]) + 3
+        stored = []
+        position = 0
+        while batch := log.read(position, 1_000):
+            stored += batch
+            position = batch[-1][0]
+        assert [p for p, _ in stored] == list(range(1, len(events) + 1))
+        assert [e.key for _, e in stored] == [e.key for e in events]
+        assert log.head() == len(events)
+    finally:
+        log.close()
+
+
+def test_settlement_on_jetstream_resumes_after_a_worker_stop_and_a_nats_restart(
+    names: StreamNames, pg_schema: str
+) -> None:
+    world, events = world_events(4_000)
+    log = JetStreamEventLog(NATS_URL, names)
+    try:
+        log.append(events)
+    finally:
+        log.close()
+
+    def fresh(**kw: object) -> TestWorker:
+        return TestWorker(
+            world.contracts,  # type: ignore[attr-defined]
+            agents=world.agents,  # type: ignore[attr-defined]
+            placements=world.placements,  # type: ignore[attr-defined]
+            rates=world.rates,  # type: ignore[attr-defined]
+            batch_max_events=300,
+            **kw,  # type: ignore[arg-type]
+        )
+
+    reference = fresh()
+    reference.source.append([to_settlement(e) for e in events])
+    reference.worker.drain()
+
+    runner = fresh(pg_schema=pg_schema)
+    source = JetStreamSource(NATS_URL, names, durable="settle-test")
+    runner.worker.source = source
+    try:
+        for _ in range(5):
+            assert runner.worker.step() > 0
+    finally:
+        source.close()
+    restart_nats()
+    # A new worker on the same store: it resumes from its committed position.
+    worker = runner.restart()
+    source = JetStreamSource(NATS_URL, names, durable="settle-test")
+    worker.source = source
+    try:
+        while worker.position < len(events):
+            worker.step()
+    finally:
+        source.close()
+    assert worker.position == len(events)
+    assert worker.book.figures.totals == reference.worker.book.figures.totals
+    assert worker.book.figures.fee_accrued == reference.worker.book.figures.fee_accrued
