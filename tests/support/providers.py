@@ -23,7 +23,7 @@ from tally.kernel.clock import Clock
 from tally.kernel.limits import LedgerLimits
 from tally.ledger.service import LedgerService
 from tally.providers.base import Inbound, Outbound
-from tally.providers.gateway import Gateway
+from tally.providers.gateway import Gateway, GatewayLimits
 from tally.providers.registry import Registry
 from tally.providers.sessions import SessionTokens
 from tally.providers.wallet import Wallet, WalletService
@@ -98,8 +98,15 @@ def gateway_world(
     wallet = WalletService(ledger, appender, marks, quarantine, clock)
     registry = Registry.each_protocol_as_itself(protocols)
     sessions = SessionTokens(b"test-session-key-" * 2)
+    # Secrets are read afresh on every call, so a test may change them mid-way.
     gateway = Gateway(
-        registry, wallet, lambda p, n: secrets.get((p, n)), quarantine, clock, sessions
+        registry,
+        wallet,
+        lambda p, n: secrets.get((p, n)),
+        quarantine,
+        clock,
+        sessions,
+        GatewayLimits(credentials_ttl_s=0.0),
     )
     try:
         yield GatewayWorld(gateway, wallet, log, quarantine, clock, secrets, sessions)

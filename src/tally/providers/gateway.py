@@ -28,7 +28,8 @@ from tally.providers.base import (
 from tally.providers.registry import Registry
 from tally.providers.sessions import InvalidSession, SessionTokens
 from tally.providers.wallet import WalletService
-from tally.quarantine.inputs import InputQuarantine, Reason, Refused, payload_text
+from tally.quarantine.inputs import InputQuarantine, Quarantined, Reason, Refused, payload_text
+from tally.quarantine.redrive import RedriveOutcome
 
 log = structlog.get_logger("tally.gateway")
 
@@ -87,11 +88,36 @@ class Gateway:
         }
 
     def handle(self, provider: str, inbound: Inbound) -> Outbound:
+        out, refused = self._process(provider, inbound)
+        if refused is not None:
+            self._keep(provider, inbound, *refused)
+        return out
+
+    def redrive(self, entry: Quarantined) -> RedriveOutcome:
+        """A kept callback through the gateway again, as the provider's retry would go."""
+        headers = dict(entry.refused.headers)
+        inbound = Inbound(
+            action=headers.pop("x-tally-action", ""),
+            body=entry.refused.payload.encode(),
+            received_at=self.clock.now(),
+            headers=headers,
+            query=json.loads(headers.pop("x-tally-query", "{}")),
+            remote=headers.pop("x-tally-remote", ""),
+        )
+        out, refused = self._process(entry.refused.channel, inbound)
+        if refused is not None:
+            return RedriveOutcome(False, f"{refused[0].value}: {refused[1]}")
+        return RedriveOutcome(200 <= out.status < 300, f"answered {out.status}: {out.body[:200]!r}")
+
+    def _process(
+        self, provider: str, inbound: Inbound
+    ) -> tuple[Outbound, tuple[Reason, str] | None]:
+        """The answer, and why the request is to be kept in quarantine (if it is)."""
         adapter = self.registry.get(provider)
         if adapter is None:
-            self._keep(provider, inbound, Reason.UNKNOWN_PROVIDER, f"no provider {provider!r}")
             body = {"error": "unknown_provider", "detail": f"no provider {provider!r}"}
-            return Outbound(404, json.dumps(body).encode())
+            out = Outbound(404, json.dumps(body).encode())
+            return out, (Reason.UNKNOWN_PROVIDER, f"no provider {provider!r}")
         credentials = self._credentials[provider]
         try:
             if len(inbound.body) > self.limits.body_max_bytes:
@@ -100,9 +126,9 @@ class Gateway:
             adapter.verify(inbound, credentials)
             call = adapter.parse(inbound)
         except Refusal as refusal:
-            self._keep(provider, inbound, refusal.reason, refusal.detail)
             log.info("provider_request_refused", provider=provider, reason=refusal.reason)
-            return adapter.refuse(inbound, refusal, credentials)
+            out = adapter.refuse(inbound, refusal, credentials)
+            return out, (refusal.reason, refusal.detail)
         if call.session:
             try:
                 call = self._in_session(provider, call)
@@ -110,11 +136,12 @@ class Gateway:
                 answer = WalletAnswer(
                     call, call.currency, 0, error=WalletError.INVALID_SESSION, detail=str(exc)
                 )
-                return adapter.answer(answer, credentials)
+                return adapter.answer(answer, credentials), (Reason.STALE, str(exc))
         answer = self.wallet.handle(provider, call, payload_text(inbound.body))
+        out = adapter.answer(answer, credentials)
         if answer.error is WalletError.UNKNOWN_PLAYER:
-            self._keep(provider, inbound, Reason.UNKNOWN_PLAYER, f"no wallet for {call.player!r}")
-        return adapter.answer(answer, credentials)
+            return out, (Reason.UNKNOWN_PLAYER, f"no wallet for {call.player!r}")
+        return out, None
 
     def _in_session(self, provider: str, call: WalletCall) -> WalletCall:
         """The call with the player and currency its session token names (checked)."""
@@ -135,7 +162,11 @@ class Gateway:
                 payload=payload_text(inbound.body),
                 received_at=inbound.received_at,
                 headers={k: v for k, v in inbound.headers.items() if k in _KEPT_HEADERS}
-                | {"x-tally-action": inbound.action, "x-tally-remote": inbound.remote},
+                | {
+                    "x-tally-action": inbound.action,
+                    "x-tally-remote": inbound.remote,
+                    "x-tally-query": json.dumps(dict(inbound.query), sort_keys=True),
+                },
             )
         )
 

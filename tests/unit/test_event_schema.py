@@ -1,0 +1,109 @@
+"""The published JSON Schema is current, and it agrees with the codec on what is valid."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import jsonschema_rs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tally.events import codec
+from tally.events.codec import EventDecodeError
+from tally.events.model import Channel, Event, EventKind
+from tally.events.schema import event_schema, schema_text
+
+PUBLISHED = Path(__file__).parents[2] / "docs" / "reference" / "event.schema.json"
+VALIDATOR = jsonschema_rs.validator_for(event_schema())
+
+
+def sample(**kw: object) -> Event:
+    base = Event(
+        provider="acme",
+        provider_tx_id="tx-1",
+        kind=EventKind.BET,
+        round_id="r-1",
+        operator="op1",
+        player="p-1",
+        game="acme-slot",
+        game_type="slots",
+        amount=1_050,
+        currency="EUR",
+        occurred_at=datetime(2026, 3, 2, 21, 30, tzinfo=timezone(timedelta(hours=9))),
+        recorded_at=datetime(2026, 3, 2, 12, 30, 0, 123456, tzinfo=UTC),
+        channel=Channel.MOBILE,
+    )
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def test_the_published_schema_is_the_generated_one() -> None:
+    assert PUBLISHED.read_text() == schema_text(), (
+        "docs/reference/event.schema.json is stale: regenerate it with "
+        "`tally events schema > docs/reference/event.schema.json`"
+    )
+
+
+@given(
+    kind=st.sampled_from(list(EventKind)),
+    amount=st.integers(min_value=0, max_value=10**15),
+    currency=st.sampled_from(["EUR", "JPY", "BTC", "USD"]),
+    channel=st.sampled_from(list(Channel)),
+)
+def test_every_encoded_event_is_valid_under_the_schema(
+    kind: EventKind, amount: int, currency: str, channel: Channel
+) -> None:
+    event = sample(
+        kind=kind,
+        amount=-amount if kind is EventKind.ADJUSTMENT else amount,
+        currency=currency,
+        channel=channel,
+        ref="acme:tx-0:bet" if kind is EventKind.ROLLBACK else "",
+    )
+    data = codec.to_dict(event)
+    assert VALIDATOR.is_valid(data), list(VALIDATOR.iter_errors(data))
+    assert codec.from_dict(data) == event
+
+
+def _changed(change: dict[str, Any]) -> dict[str, Any]:
+    data = codec.to_dict(sample())
+    for k, v in change.items():
+        if v is None:
+            data.pop(k)
+        else:
+            data[k] = v
+    return data
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"amount": 10.5},  # a number, not a string
+        {"amount": "-1.00"},  # negative outside an adjustment
+        {"currency": "XXX"},
+        {"kind": "deposit"},
+        {"occurred_at": "2026-03-02T21:30:00"},  # no offset
+        {"operator": ""},
+        {"player": None},
+        {"schema_version": 2},
+        {"kind": "rollback"},  # a rollback without ref
+    ],
+)
+def test_the_schema_and_the_codec_both_refuse_what_is_malformed(change: dict[str, Any]) -> None:
+    data = _changed(change)
+    assert not VALIDATOR.is_valid(data)
+    with pytest.raises(EventDecodeError):
+        codec.from_dict(data)
+
+
+def test_excess_precision_is_refused_by_the_codec_the_schema_cannot_know_scales() -> None:
+    # The schema checks the shape of a decimal; the number of places per currency is the
+    # codec's (the currency list is in the schema, the scales are not expressible there).
+    data = _changed({"amount": "10.505"})
+    with pytest.raises(EventDecodeError):
+        codec.from_dict(data)
+    assert json.loads(PUBLISHED.read_text())["properties"]["amount"]["type"] == "string"
