@@ -8,6 +8,7 @@ from tally.entrypoints.cli import (
     audit,
     bench,
     demo,
+    events,
     export,
     gateway,
     ledger,
@@ -37,6 +38,8 @@ app.add_typer(export.app, name="export")
 app.command("serve")(serve.serve)
 app.add_typer(gateway.gateway_app, name="gateway")
 app.add_typer(gateway.wallet_app, name="wallet")
+app.add_typer(events.events_app, name="events")
+app.add_typer(events.quarantine_app, name="quarantine")
 
 
 def main() -> None:
