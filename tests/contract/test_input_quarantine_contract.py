@@ -112,3 +112,14 @@ def test_a_payload_that_is_not_text_is_kept_escaped_and_a_huge_one_cut() -> None
     assert payload_text(b"ok \xff") == "ok \\xff"
     big = payload_text(b"x" * (300 * 1024))
     assert big.endswith("[cut at 256 KiB]") and len(big) < 300 * 1024
+
+
+def test_a_file_line_is_kept_once_however_often_it_is_put(quarantine: InputQuarantine) -> None:
+    line = refused(1, source="file", channel="acme-2026-03-02.csv", key="file:ab12:7")
+    first = quarantine.put(line)
+    assert quarantine.put(line) == first
+    other = quarantine.put(refused(2, source="file", channel="x.csv", key="file:ab12:8"))
+    assert other != first
+    # Callbacks are kept each time: two refused deliveries are two facts.
+    assert quarantine.put(refused(3)) != quarantine.put(refused(3))
+    assert len(quarantine.entries().items) == 4

@@ -36,6 +36,7 @@ from tally.settlement.config import SettlementConfig
 from tally.settlement.ports import ConfigDocuments, EventSource, SettlementStore
 
 if TYPE_CHECKING:
+    from tally.ingest.files import FileImporter, ImportProgress
     from tally.providers.gateway import Gateway
     from tally.providers.wallet import WalletMarks, WalletService
 
@@ -267,6 +268,28 @@ def build_input_quarantine(settings: Settings) -> InputQuarantine:
 
     settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     return SqliteInputQuarantine(settings.sqlite_path)
+
+
+def build_import_progress(settings: Settings) -> ImportProgress:
+    if settings.mode == "scaled":
+        from tally.adapters.postgres.ingest import PostgresImportProgress
+
+        return PostgresImportProgress(settings.pg_dsn)
+    from tally.adapters.sqlite.ingest import SqliteImportProgress
+
+    settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteImportProgress(settings.sqlite_path)
+
+
+def build_file_importer(settings: Settings, clock: Clock) -> FileImporter:
+    from tally.ingest.files import FileImporter
+
+    return FileImporter(
+        build_event_log(settings),
+        build_input_quarantine(settings),
+        build_import_progress(settings),
+        clock,
+    )
 
 
 def build_wallet_marks(settings: Settings) -> WalletMarks:

@@ -73,7 +73,8 @@ class Quarantined:
 
 class InputQuarantine(Protocol):
     def put(self, refused: Refused) -> int:
-        """Keep ``refused``; returns its id."""
+        """Keep ``refused``; returns its id. A batch-file line (source "file", keyed by
+        file and line) is kept once: putting it again returns the first entry's id."""
         ...
 
     def get(self, entry_id: int) -> Quarantined | None: ...

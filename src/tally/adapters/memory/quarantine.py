@@ -18,6 +18,10 @@ class MemoryInputQuarantine:
 
     def put(self, refused: Refused) -> int:
         with self._lock:
+            if refused.source == "file":
+                for entry in self._entries:  # a file line is kept once
+                    if entry.refused.source == "file" and entry.refused.key == refused.key:
+                        return entry.id
             self._entries.append(Quarantined(len(self._entries) + 1, refused))
             return len(self._entries)
 

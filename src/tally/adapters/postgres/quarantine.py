@@ -36,9 +36,15 @@ class PostgresInputQuarantine:
         with self._lock:
             row = self._conn.execute(
                 f"INSERT INTO input_quarantine ({INSERT_COLUMNS}) "
-                "VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s) RETURNING id",
+                "VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s) "
+                "ON CONFLICT (idem_key) WHERE source = 'file' DO NOTHING RETURNING id",
                 insert_values(refused, _same),
             ).fetchone()
+            if row is None:  # that file line was kept before
+                row = self._conn.execute(
+                    "SELECT id FROM input_quarantine WHERE source = 'file' AND idem_key = %s",
+                    (refused.key,),
+                ).fetchone()
         assert row is not None
         return int(row[0])
 

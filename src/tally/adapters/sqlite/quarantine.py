@@ -28,12 +28,17 @@ class SqliteInputQuarantine:
 
     def put(self, refused: Refused) -> int:
         with self._lock:
-            cursor = self._conn.execute(
-                f"INSERT INTO input_quarantine ({INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            row = self._conn.execute(
+                f"INSERT INTO input_quarantine ({INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (idem_key) WHERE source = 'file' DO NOTHING RETURNING id",
                 insert_values(refused, to_micros),
-            )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
+            ).fetchone()
+            if row is None:  # that file line was kept before
+                row = self._conn.execute(
+                    "SELECT id FROM input_quarantine WHERE source = 'file' AND idem_key = ?",
+                    (refused.key,),
+                ).fetchone()
+        return int(row[0])
 
     def get(self, entry_id: int) -> Quarantined | None:
         with self._lock:

@@ -11,6 +11,7 @@ from tally.entrypoints.cli import (
     events,
     export,
     gateway,
+    ingest,
     ledger,
     serve,
     settlement,
@@ -40,6 +41,7 @@ app.add_typer(gateway.gateway_app, name="gateway")
 app.add_typer(gateway.wallet_app, name="wallet")
 app.add_typer(events.events_app, name="events")
 app.add_typer(events.quarantine_app, name="quarantine")
+app.add_typer(ingest.import_app, name="import")
 
 
 def main() -> None:

@@ -11,7 +11,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tally.app.bootstrap import build_backoffice, build_event_log, build_input_quarantine
+from tally.app.bootstrap import (
+    build_backoffice,
+    build_event_log,
+    build_file_importer,
+    build_input_quarantine,
+)
 from tally.entrypoints.cli.common import CLI_ACTOR, console, err_console, open_app
 from tally.events.schema import schema_text
 from tally.quarantine.inputs import Reason, Status
@@ -66,6 +71,7 @@ def _desk() -> tuple[QuarantineDesk, Callable[[], None]]:
     desk = QuarantineDesk(build_input_quarantine(tally.settings), backoffice.store, tally.clock)
     parts = open_gateway(tally)
     desk.register("callback", parts.gateway.redrive)
+    desk.register("file", build_file_importer(tally.settings, tally.clock).redrive)
 
     def close() -> None:
         parts.close()

@@ -1,0 +1,95 @@
+"""``tally import``: providers' batch reports, one file or a watched folder."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+from tally.app.bootstrap import build_file_importer
+from tally.entrypoints.cli.common import console, err_console, open_app
+from tally.ingest.files import FileImporter, ImportReport
+from tally.ingest.lines import ReportFormat
+
+import_app = typer.Typer(no_args_is_help=True, help="Import providers' batch reports.")
+WATCH_INTERVAL_S = 2.0  # how often a watched folder is looked at
+SUFFIXES = (".csv", ".jsonl", ".ndjson")
+
+
+def _format(provider: str, tz: str, currency: str) -> ReportFormat:
+    try:
+        zone = ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise typer.BadParameter(f"{tz!r} is not a time zone (e.g. Europe/Malta)") from None
+    return ReportFormat(provider, zone, currency.upper())
+
+
+def _import(importer: FileImporter, path: Path, fmt: ReportFormat) -> ImportReport:
+    data = path.read_bytes()
+    with Progress(
+        f"[progress.description]{path.name}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("lines", total=data.count(b"\n") or 1)
+        report = importer.run(
+            path.name, data, fmt, lambda done: progress.update(task, completed=done)
+        )
+    c = report.counts
+    resumed = f" (resumed after line {report.resumed_after})" if report.resumed_after else ""
+    console.print(
+        f"{path.name}{resumed}: {c.lines} lines, {c.accepted} accepted, {c.duplicate} "
+        f"duplicate, {c.conflict} conflict, {c.rejected} rejected"
+        + (" - see `tally quarantine list`" if c.rejected or c.conflict else "")
+    )
+    return report
+
+
+@import_app.command("file")
+def import_file(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    provider: Annotated[str, typer.Option(help="whose report it is")],
+    tz: Annotated[str, typer.Option(help="the provider's time zone")] = "UTC",
+    currency: Annotated[str, typer.Option(help="for lines that name none")] = "",
+) -> None:
+    """Import one report (CSV with a header, or JSON Lines); re-running resumes or skips."""
+    fmt = _format(provider, tz, currency)
+    with open_app() as tally:
+        _import(build_file_importer(tally.settings, tally.clock), path, fmt)
+
+
+@import_app.command("watch")
+def watch(
+    folder: Annotated[Path, typer.Argument(exists=True, file_okay=False)],
+    provider: Annotated[str, typer.Option(help="whose reports land there")],
+    tz: Annotated[str, typer.Option(help="the provider's time zone")] = "UTC",
+    currency: Annotated[str, typer.Option(help="for lines that name none")] = "",
+    once: Annotated[bool, typer.Option(help="import what is there now, then stop")] = False,
+) -> None:
+    """Import every report that lands in FOLDER; imported files move to FOLDER/done/."""
+    fmt = _format(provider, tz, currency)
+    done = folder / "done"
+    done.mkdir(exist_ok=True)
+    with open_app() as tally:
+        importer = build_file_importer(tally.settings, tally.clock)
+        console.print(f"watching {folder} every {WATCH_INTERVAL_S:g}s (Ctrl-C stops)")
+        try:
+            while True:
+                for path in sorted(p for p in folder.iterdir() if p.suffix in SUFFIXES):
+                    try:
+                        _import(importer, path, fmt)
+                    except OSError as exc:
+                        err_console.print(f"[red]{path.name}: {exc}[/red]")
+                        continue
+                    path.rename(done / path.name)
+                if once:
+                    break
+                time.sleep(WATCH_INTERVAL_S)
+        except KeyboardInterrupt:
+            pass

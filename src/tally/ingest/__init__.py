@@ -1,0 +1,1 @@
+"""Bulk ways in: providers' batch files and operators' partner feeds."""

@@ -1,0 +1,115 @@
+"""One line of a provider's batch report, as a canonical event or a refusal. Pure.
+
+The report format (CSV with a header row, or JSON Lines with the same names):
+``tx_id, kind, operator, player, game_type, amount, occurred_at`` (required), and
+``round_id, game, currency, channel, region, agent, ref`` (optional). Amounts are decimal
+strings in the currency's unit, parsed exactly (excess precision is refused, never
+rounded). ``occurred_at`` without an offset is read in the file's time zone and kept
+with that zone's offset; ``ref`` (a rollback's original) is the provider's transaction
+id, or a full idempotency key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone, tzinfo
+from typing import Any
+
+from tally.events.model import Channel, Event, EventKind, idempotency_key
+from tally.kernel.currency import is_known
+from tally.kernel.money import MoneyError, parse_amount
+from tally.quarantine.inputs import Reason
+
+REQUIRED = ("tx_id", "kind", "operator", "player", "game_type", "amount", "occurred_at")
+OPTIONAL = ("round_id", "game", "currency", "channel", "region", "agent", "ref")
+FIELD_MAX = 256  # characters in any one field
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFormat:
+    provider: str
+    zone: tzinfo  # the provider's own time zone, for times written without an offset
+    currency: str = ""  # the report's currency when lines do not name one
+
+
+@dataclass(frozen=True, slots=True)
+class LineRefusal:
+    reason: Reason
+    detail: str
+
+
+def _text(data: dict[str, Any], name: str) -> str:
+    value = data.get(name, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be text")
+    if len(value) > FIELD_MAX:
+        raise ValueError(f"{name} is longer than {FIELD_MAX} characters")
+    return value.strip()
+
+
+def to_event(
+    fmt: ReportFormat, data: dict[str, Any], raw: str, now: datetime
+) -> Event | LineRefusal:
+    try:
+        missing = [n for n in REQUIRED if not _text(data, n)]
+        if missing:
+            return LineRefusal(Reason.MALFORMED, f"missing {', '.join(missing)}")
+        unknown = sorted(set(data) - set(REQUIRED) - set(OPTIONAL))
+        if unknown:
+            return LineRefusal(Reason.MALFORMED, f"unknown fields {', '.join(unknown)}")
+        try:
+            kind = EventKind(_text(data, "kind"))
+        except ValueError:
+            return LineRefusal(Reason.MALFORMED, f"kind {data.get('kind')!r} is not an event kind")
+        try:
+            channel = Channel(_text(data, "channel") or "web")
+        except ValueError:
+            return LineRefusal(Reason.MALFORMED, f"channel {data.get('channel')!r} is unknown")
+        currency = (_text(data, "currency") or fmt.currency).upper()
+        if not is_known(currency):
+            return LineRefusal(Reason.OUT_OF_RANGE, f"currency {currency!r} is unknown")
+        try:
+            amount = parse_amount(
+                _text(data, "amount"), currency, allow_negative=kind is EventKind.ADJUSTMENT
+            )
+        except MoneyError as exc:
+            return LineRefusal(Reason.OUT_OF_RANGE, f"amount: {exc}")
+        try:
+            occurred = datetime.fromisoformat(_text(data, "occurred_at"))
+        except ValueError:
+            return LineRefusal(Reason.MALFORMED, "occurred_at is not an ISO 8601 time")
+        if occurred.tzinfo is None:
+            occurred = occurred.replace(tzinfo=fmt.zone)
+            # Keep the zone's offset at that instant, not the zone object (the event's
+            # identity must not depend on how a zone is named).
+            offset = occurred.utcoffset()
+            assert offset is not None
+            occurred = occurred.replace(tzinfo=timezone(offset))
+        ref = _text(data, "ref")
+        if kind is EventKind.ROLLBACK and not ref:
+            return LineRefusal(Reason.MALFORMED, "a rollback names its original in ref")
+        if ref and ref.count(":") < 2:
+            ref = idempotency_key(fmt.provider, ref, EventKind.BET.value)
+        return Event(
+            provider=fmt.provider,
+            provider_tx_id=_text(data, "tx_id"),
+            kind=kind,
+            round_id=_text(data, "round_id"),
+            operator=_text(data, "operator"),
+            player=_text(data, "player"),
+            game=_text(data, "game"),
+            game_type=_text(data, "game_type"),
+            amount=amount,
+            currency=currency,
+            occurred_at=occurred,
+            recorded_at=now,
+            channel=channel,
+            region=_text(data, "region"),
+            agent=_text(data, "agent"),
+            ref=ref,
+            raw=raw,
+        )
+    except ValueError as exc:
+        return LineRefusal(Reason.MALFORMED, str(exc))

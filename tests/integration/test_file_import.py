@@ -1,0 +1,196 @@
+"""Batch files: every line accepted or refused with its reason, resumable after a crash."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tally.adapters.memory.ingest import MemoryImportProgress
+from tally.adapters.memory.quarantine import MemoryInputQuarantine
+from tally.adapters.sqlite.events import SqliteEventLog
+from tally.events.model import Event, EventKind
+from tally.events.ports import AppendResult
+from tally.ingest.files import FileImporter, ImportLimits
+from tally.ingest.lines import ReportFormat
+from tally.kernel.clock import FixedClock
+from tally.quarantine.inputs import Reason
+
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+TOKYO = ReportFormat("acme", ZoneInfo("Asia/Tokyo"), "JPY")
+HEADER = "tx_id,kind,round_id,operator,player,game,game_type,amount,currency,occurred_at,ref\n"
+GOOD = [
+    "b1,bet,r1,op1,p1,slot-1,slots,500,JPY,2026-03-02 21:30:00,",
+    "w1,win,r1,op1,p1,slot-1,slots,1200,,2026-03-02T21:30:05,",
+    "b2,bet,r2,op1,p2,slot-1,slots,300,JPY,2026-03-02T12:30:00+00:00,",
+    "rb2,rollback,r2,op1,p2,slot-1,slots,300,JPY,2026-03-02 21:31:00,b2",
+]
+BAD = [
+    "b3,bet,r3,op1,p1,slot-1,slots,1.5,JPY,2026-03-02 21:30:00,",  # JPY has no decimals
+    "b4,bet,r4,op1,p1,slot-1,slots,100,XYZ,2026-03-02 21:30:00,",  # unknown currency
+    "b5,deposit,r5,op1,p1,slot-1,slots,100,JPY,2026-03-02 21:30:00,",  # not an event kind
+    "b6,bet,r6,op1,,slot-1,slots,100,JPY,2026-03-02 21:30:00,",  # no player
+    "b7,bet,r7,op1,p1,slot-1,slots,100,JPY,yesterday,",  # not a time
+    "b8,bet,only,four",  # wrong number of fields
+]
+
+
+def importer(
+    tmp_path: Path, limits: ImportLimits | None = None
+) -> tuple[FileImporter, SqliteEventLog, MemoryInputQuarantine, MemoryImportProgress]:
+    log = SqliteEventLog(tmp_path / "tally.sqlite")
+    quarantine = MemoryInputQuarantine()
+    progress = MemoryImportProgress()
+    return (
+        FileImporter(log, quarantine, progress, FixedClock(T0), limits),
+        log,
+        quarantine,
+        progress,
+    )
+
+
+def logged(log: SqliteEventLog) -> list[Event]:
+    return [e for _, e in log.read(0, 100_000)]
+
+
+def test_a_csv_report_in_the_providers_zone_is_accepted_line_by_line(tmp_path: Path) -> None:
+    run, log, quarantine, _ = importer(tmp_path)
+    data = (HEADER + "\n".join(GOOD[:2] + BAD + GOOD[2:]) + "\n").encode()
+    report = run.run("acme-2026-03-02.csv", data, TOKYO)
+    assert report.counts.as_dict() == {
+        "lines": 10,
+        "accepted": 4,
+        "duplicate": 0,
+        "conflict": 0,
+        "rejected": 6,
+    }
+    events = logged(log)
+    assert [e.key for e in events] == [
+        "acme:b1:bet",
+        "acme:w1:win",
+        "acme:b2:bet",
+        "acme:rb2:rollback",
+    ]
+    bet = events[0]
+    assert bet.occurred_at == datetime(2026, 3, 2, 12, 30, tzinfo=UTC)
+    assert bet.occurred_at.utcoffset() == timedelta(hours=9)  # the provider's offset kept
+    assert bet.amount == 500 and events[1].currency == "JPY"  # the report's currency
+    assert events[3].ref == "acme:b2:bet"
+    assert bet.raw == GOOD[0]
+    kept = quarantine.entries().items
+    assert [(q.refused.reason, q.refused.detail.split(":")[0]) for q in kept] == [
+        (Reason.OUT_OF_RANGE, "line 4"),
+        (Reason.OUT_OF_RANGE, "line 5"),
+        (Reason.MALFORMED, "line 6"),
+        (Reason.MALFORMED, "line 7"),
+        (Reason.MALFORMED, "line 8"),
+        (Reason.MALFORMED, "line 9"),
+    ]
+    assert kept[0].refused.payload == BAD[0]
+    assert "excess" in kept[0].refused.detail or "decimal" in kept[0].refused.detail
+
+
+def test_json_lines_work_the_same_and_a_second_import_counts_duplicates(tmp_path: Path) -> None:
+    run, log, _, _ = importer(tmp_path)
+    lines = [
+        '{"tx_id": "b1", "kind": "bet", "operator": "op1", "player": "p1", "game_type": '
+        '"slots", "amount": "5.25", "currency": "EUR", "occurred_at": "2026-03-02 13:00"}',
+        '{"tx_id": "b1", "kind": "bet", "operator": "op1", "player": "p1", "game_type": '
+        '"slots", "amount": "5.26", "currency": "EUR", "occurred_at": "2026-03-02 13:00"}',
+        "[1, 2]",
+    ]
+    report = run.run("acme.jsonl", "\n".join(lines).encode(), TOKYO)
+    assert (report.counts.accepted, report.counts.conflict, report.counts.rejected) == (1, 1, 1)
+    again = run.run("acme-copy.jsonl", lines[0].encode(), TOKYO)
+    assert (again.counts.accepted, again.counts.duplicate) == (0, 1)
+    assert len(logged(log)) == 1
+
+
+class CrashingLog:
+    """The real log, which dies (like a killed process) on the n-th append."""
+
+    def __init__(self, log: SqliteEventLog, crash_on: int) -> None:
+        self.log = log
+        self.crash_on = crash_on
+        self.appends = 0
+
+    def append(self, events: Sequence[Event]) -> list[AppendResult]:
+        self.appends += 1
+        results = self.log.append(events)
+        if self.appends == self.crash_on:
+            raise SystemExit("killed after the append, before the progress was recorded")
+        return results
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.log, name)
+
+
+@pytest.mark.parametrize("crash_on", [1, 2, 4])
+def test_an_import_killed_midway_resumes_and_every_line_counts_once(
+    tmp_path: Path, crash_on: int
+) -> None:
+    rows = [
+        f"t{i},bet,r{i},op1,p{i % 7},slot-1,slots,{100 + i},JPY,2026-03-02 21:30:00,"
+        for i in range(230)
+    ]
+    rows[17] = "broken,bet"
+    rows[150] = "t150,bet,r150,op1,p1,slot-1,slots,1.5,JPY,2026-03-02 21:30:00,"
+    data = (HEADER + "\n".join(rows) + "\n").encode()
+    log = SqliteEventLog(tmp_path / "tally.sqlite")
+    quarantine = MemoryInputQuarantine()
+    progress = MemoryImportProgress()
+    limits = ImportLimits(batch_lines=50)
+    crashing = FileImporter(
+        CrashingLog(log, crash_on),
+        quarantine,
+        progress,
+        FixedClock(T0),
+        limits,  # type: ignore[arg-type]
+    )
+    with pytest.raises(SystemExit):
+        crashing.run("big.csv", data, TOKYO)
+    resumed = FileImporter(log, quarantine, progress, FixedClock(T0), limits).run(
+        "big.csv", data, TOKYO
+    )
+    # Whole batches of 50 lines after the header were recorded before the crash.
+    assert resumed.resumed_after == (1 + 50 * (crash_on - 1) if crash_on > 1 else 0)
+    keys = [e.key for e in logged(log)]
+    assert len(keys) == len(set(keys)) == 228
+    assert sorted(keys) == sorted(f"acme:t{i}:bet" for i in range(230) if i not in (17, 150))
+    assert len(quarantine.entries().items) == 2  # each refused line kept once
+    assert (
+        FileImporter(log, quarantine, progress, FixedClock(T0), limits)
+        .run("big.csv", data, TOKYO)
+        .counts.lines
+        == 0
+    )  # a finished file is not read again
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    data=st.one_of(
+        st.binary(max_size=600),
+        st.lists(
+            st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=80),
+            max_size=8,
+        ).map(lambda rows: (HEADER + "\n".join(rows)).encode()),
+    ),
+    name=st.sampled_from(["r.csv", "r.jsonl"]),
+)
+def test_any_bytes_are_answered_line_by_line_and_never_half_written(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes, name: str
+) -> None:
+    run, log, quarantine, _ = importer(tmp_path_factory.mktemp("fuzz"))
+    report = run.run(name, data, TOKYO)
+    c = report.counts
+    assert c.lines == c.accepted + c.duplicate + c.conflict + c.rejected
+    assert len(logged(log)) == c.accepted
+    assert len(quarantine.entries(limit=1_000).items) == c.rejected + c.conflict
+    assert all(e.kind in EventKind for e in logged(log))
