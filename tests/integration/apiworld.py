@@ -23,6 +23,8 @@ CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 STAFF = (Role.ADMIN, Role.FINANCE, Role.OPERATIONS, Role.AUDITOR)
 PARTNER_A = OwnerRef(OwnerKind.PARTNER, "pa")
 PARTNER_B = OwnerRef(OwnerKind.PARTNER, "pb")
+OPERATOR_OP1 = OwnerRef(OwnerKind.OPERATOR, "op1")
+PROVIDER_ACME = OwnerRef(OwnerKind.PROVIDER, "acme")
 
 
 def fixed_keys() -> Keys:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tally.app.bootstrap import App, build_app, build_backoffice
+from tally.app.bootstrap import App, build_app, build_backoffice, build_ingest
 from tally.app.metrics import Metrics
 from tally.app.settings import Settings
 from tally.audit.chain import Sealer
@@ -20,9 +20,11 @@ from tally.ledger.service import LedgerService
 from tally.settlement.config import SettlementConfig
 from tests.integration.apiworld import (
     CHEAP_HASHER,
+    OPERATOR_OP1,
     PARTNER_A,
     PARTNER_B,
     PASSWORD,
+    PROVIDER_ACME,
     STAFF,
     World,
     enrol,
@@ -71,18 +73,40 @@ def world(request: pytest.FixtureRequest, tmp_path: Path, clock: FixedClock) -> 
         app = build_app(settings, clock, on_commit=metrics.observe_commit)
         bo = build_backoffice(app, metrics=metrics, hasher=CHEAP_HASHER, keys=keys)
     else:
+        from tally.adapters.nats.events import JetStreamEventLog
         from tally.adapters.postgres.backoffice import PostgresBackofficeStore
+        from tally.adapters.postgres.ingest import PostgresImportProgress
         from tally.adapters.postgres.ledger_read import PostgresTransferSource
+        from tally.adapters.postgres.quarantine import PostgresInputQuarantine
+        from tests.conftest import NATS_URL, stream_names
 
         app = _postgres(request, clock, metrics)
         schema = request.getfixturevalue("pg_schema")
+        store = PostgresBackofficeStore(PG_DSN, Sealer(keys.audit), schema=schema)
+        names = stream_names()
+        jetstream = JetStreamEventLog(NATS_URL, names)
+
+        def drop_streams() -> None:
+            cleaner = JetStreamEventLog(NATS_URL, names)
+            cleaner.drop()
+            cleaner.close()
+
+        request.addfinalizer(drop_streams)
         bo = build_backoffice(
             app,
             metrics=metrics,
             hasher=CHEAP_HASHER,
             keys=keys,
-            store=PostgresBackofficeStore(PG_DSN, Sealer(keys.audit), schema=schema),
+            store=store,
             transfer_source=PostgresTransferSource(PG_DSN, schema=schema),
+            ingest=build_ingest(
+                app.settings,
+                clock,
+                store,
+                log=jetstream,
+                inputs=PostgresInputQuarantine(PG_DSN, schema=schema),
+                progress=PostgresImportProgress(PG_DSN, schema=schema),
+            ),
         )
     app.start()
     api = create_api(app, bo)
@@ -104,8 +128,15 @@ def world(request: pytest.FixtureRequest, tmp_path: Path, clock: FixedClock) -> 
         _, partner_token = bo.auth.create_api_key(
             "system", "partner a feed", frozenset({Role.PARTNER}), scope=frozenset({PARTNER_A})
         )
+        _, feed_token = bo.auth.create_api_key(
+            "system",
+            "op1 feed and acme reports",
+            frozenset({Role.FEED}),
+            scope=frozenset({OPERATOR_OP1, PROVIDER_ACME}),
+        )
         w.tokens["key_ops"] = ops_token
         w.tokens["key_partner"] = partner_token
+        w.tokens["key_feed"] = feed_token
         seed_ledger(app)
         yield w
     app.close()

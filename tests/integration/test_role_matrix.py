@@ -24,6 +24,7 @@ CALLERS = (
     "partner",
     "key_ops",
     "key_partner",
+    "key_feed",
 )
 EVERYONE = frozenset(CALLERS)
 USERS = frozenset({"admin", "finance", "operations", "auditor", "partner"})
@@ -35,6 +36,8 @@ ADMIN_AND_AUDITOR = frozenset({"admin", "auditor"})
 ADMIN = frozenset({"admin"})
 CONFIG_WRITERS = frozenset({"admin", "finance"})
 STATEMENT_READERS = frozenset({"admin", "finance", "auditor", "partner", "key_partner"})
+REDRIVERS = frozenset({"admin", "finance", "operations", "key_ops"})
+PUSHERS = frozenset({"admin", "key_feed"})
 
 _counter = itertools.count()
 
@@ -171,6 +174,28 @@ CALLS = [
         ADMIN,
         url="/v1/provider-secrets/acme/api_key",
     ),
+    Call("GET", "/v1/quarantine/inputs", STAFF_AND_OPS_KEY),
+    Call(
+        "GET",
+        "/v1/quarantine/inputs/{entry_id}",
+        STAFF_AND_OPS_KEY,
+        url="/v1/quarantine/inputs/1",
+    ),
+    Call(
+        "POST",
+        "/v1/quarantine/inputs/{entry_id}/redrive",
+        REDRIVERS,
+        url="/v1/quarantine/inputs/1/redrive",
+    ),
+    Call(
+        "POST",
+        "/v1/quarantine/inputs/{entry_id}/dismiss",
+        REDRIVERS,
+        url="/v1/quarantine/inputs/1/dismiss",
+        body={"note": "looked at"},
+    ),
+    Call("POST", "/v1/feeds/{operator}/events", PUSHERS, url="/v1/feeds/op1/events", body=[]),
+    Call("POST", "/v1/imports", PUSHERS, url="/v1/imports?provider=acme&name=r.csv", body=[]),
     Call("GET", "/v1/audit-records", ADMIN_AND_AUDITOR),
     Call("GET", "/v1/audit-records/verification", ADMIN_AND_AUDITOR),
 ]

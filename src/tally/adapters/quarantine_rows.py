@@ -55,7 +55,7 @@ def from_row(row: Sequence[Any], instant: Callable[[Any], datetime]) -> Quaranti
 
 
 def page_filter(
-    status: Status | None, reason: Reason | None, cursor: str | None
+    status: Status | None, reason: Reason | None, source: str | None, cursor: str | None
 ) -> tuple[str, list[Any]]:
     """A WHERE clause (with ``?`` placeholders) and its values."""
     where = ["id > ?"]
@@ -66,4 +66,7 @@ def page_filter(
     if reason is not None:
         where.append("reason = ?")
         values.append(reason.value)
+    if source is not None:
+        where.append("source = ?")
+        values.append(source)
     return " AND ".join(where), values

@@ -36,9 +36,11 @@ from tally.settlement.config import SettlementConfig
 from tally.settlement.ports import ConfigDocuments, EventSource, SettlementStore
 
 if TYPE_CHECKING:
+    from tally.ingest.feeds import FeedService
     from tally.ingest.files import FileImporter, ImportProgress
     from tally.providers.gateway import Gateway
     from tally.providers.wallet import WalletMarks, WalletService
+    from tally.quarantine.redrive import QuarantineDesk
 
 
 def build_ledger_store(settings: Settings) -> LedgerStore:
@@ -175,10 +177,52 @@ class Backoffice:
     exports: ExportService
     quarantine: LedgerQuarantine
     provider_secrets: ProviderSecrets
+    ingest: Ingest
 
     def close(self) -> None:
         self.exports.source.close()
         self.store.close()
+        self.ingest.close()
+
+
+@dataclass
+class Ingest:
+    """The bulk ways in (feeds, batch reports) and the input quarantine's desk."""
+
+    log: EventLog
+    inputs: InputQuarantine
+    desk: QuarantineDesk
+    feeds: FeedService
+    importer: FileImporter
+
+    def close(self) -> None:
+        for part in (self.log, self.inputs, self.importer.progress):
+            close = getattr(part, "close", None)
+            if close is not None:
+                close()
+
+
+def build_ingest(
+    settings: Settings,
+    clock: Clock,
+    audit: AuditStore,
+    *,
+    log: EventLog | None = None,
+    inputs: InputQuarantine | None = None,
+    progress: ImportProgress | None = None,
+) -> Ingest:
+    from tally.ingest.feeds import FeedService
+    from tally.ingest.files import FileImporter
+    from tally.quarantine.redrive import QuarantineDesk
+
+    log = log or build_event_log(settings)
+    inputs = inputs or build_input_quarantine(settings)
+    importer = FileImporter(log, inputs, progress or build_import_progress(settings), clock)
+    feeds = FeedService(log, inputs, clock)
+    desk = QuarantineDesk(inputs, audit, clock)
+    desk.register("file", importer.redrive)
+    desk.register("feed", feeds.redrive)
+    return Ingest(log, inputs, desk, feeds, importer)
 
 
 def _statement_files(app: App) -> list[StatementFile]:
@@ -196,6 +240,7 @@ def build_backoffice(
     store: BackofficeStore | None = None,
     keys: Keys | None = None,
     transfer_source: TransferSource | None = None,
+    ingest: Ingest | None = None,
 ) -> Backoffice:
     settings = app.settings
     keys = keys or load_keys(settings)
@@ -225,6 +270,7 @@ def build_backoffice(
         exports=exports,
         quarantine=LedgerQuarantine(app.ledger, store, app.clock),
         provider_secrets=ProviderSecrets(store, box, app.clock),
+        ingest=ingest or build_ingest(settings, app.clock, store),
     )
 
 
@@ -281,17 +327,6 @@ def build_import_progress(settings: Settings) -> ImportProgress:
     return SqliteImportProgress(settings.sqlite_path)
 
 
-def build_file_importer(settings: Settings, clock: Clock) -> FileImporter:
-    from tally.ingest.files import FileImporter
-
-    return FileImporter(
-        build_event_log(settings),
-        build_input_quarantine(settings),
-        build_import_progress(settings),
-        clock,
-    )
-
-
 def build_wallet_marks(settings: Settings) -> WalletMarks:
     if settings.mode == "scaled":
         from tally.adapters.postgres.wallet import PostgresWalletMarks
@@ -311,10 +346,11 @@ class WalletGateway:
     appender: BatchingAppender
     log: EventLog
     marks: WalletMarks
+    owns_log: bool = True  # False: the log was handed in, and its giver closes it
 
     def close(self) -> None:
         self.appender.stop()
-        for part in (self.marks, self.log):
+        for part in (self.marks, self.log if self.owns_log else None):
             close = getattr(part, "close", None)
             if close is not None:
                 close()
@@ -336,6 +372,7 @@ def build_wallet_gateway(
     from tally.providers.wallet import WalletService
 
     settings = app.settings
+    owns_log = log is None
     log = log or build_event_log(settings)
     appender = BatchingAppender(log, append_limits).start()
     marks = build_wallet_marks(settings)
@@ -348,4 +385,4 @@ def build_wallet_gateway(
         app.clock,
         SessionTokens(session_key),
     )
-    return WalletGateway(gateway, wallet, appender, log, marks)
+    return WalletGateway(gateway, wallet, appender, log, marks, owns_log)

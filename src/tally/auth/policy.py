@@ -13,6 +13,7 @@ class Role(StrEnum):
     OPERATIONS = "operations"
     AUDITOR = "auditor"  # read-only, everything
     PARTNER = "partner"  # read-only, only its own owners (its subtree of the partner tree)
+    FEED = "feed"  # a machine client pushing events: only for the operators/providers in scope
 
 
 class Permission(StrEnum):
@@ -33,6 +34,7 @@ class Permission(StrEnum):
     CONFIG_WRITE = "settlement.config.write"  # new versions only; nothing is edited in place
     PROVIDER_SECRETS_READ = "provider_secrets.read"  # names and dates, never values
     PROVIDER_SECRETS_WRITE = "provider_secrets.write"
+    EVENTS_PUSH = "events.push"  # partner feeds and batch-report uploads
 
 
 P = Permission
@@ -84,6 +86,8 @@ GRANTS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
         Role.AUDITOR: _READ_EVERYTHING,
         # Partner reads are further narrowed to its own owners by the scope resolver.
         Role.PARTNER: frozenset({P.LEDGER_READ, P.COMMISSIONS_READ, P.STATEMENTS_READ}),
+        # Narrowed to the operators (feeds) and providers (reports) in its scope.
+        Role.FEED: frozenset({P.EVENTS_PUSH}),
     }
 )
 

@@ -84,6 +84,7 @@ class InputQuarantine(Protocol):
         *,
         status: Status | None = None,
         reason: Reason | None = None,
+        source: str | None = None,
         cursor: str | None = None,
         limit: int = 100,
     ) -> Page[Quarantined]:

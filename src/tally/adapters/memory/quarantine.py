@@ -34,6 +34,7 @@ class MemoryInputQuarantine:
         *,
         status: Status | None = None,
         reason: Reason | None = None,
+        source: str | None = None,
         cursor: str | None = None,
         limit: int = 100,
     ) -> Page[Quarantined]:
@@ -44,6 +45,7 @@ class MemoryInputQuarantine:
                 for q in self._entries[after:]
                 if (status is None or q.status is status)
                 and (reason is None or q.refused.reason is reason)
+                and (source is None or q.refused.source == source)
             ]
         items = found[:limit]
         return Page(items, str(items[-1].id) if len(found) > limit else None)

@@ -52,10 +52,11 @@ class SqliteInputQuarantine:
         *,
         status: Status | None = None,
         reason: Reason | None = None,
+        source: str | None = None,
         cursor: str | None = None,
         limit: int = 100,
     ) -> Page[Quarantined]:
-        where, values = page_filter(status, reason, cursor)
+        where, values = page_filter(status, reason, source, cursor)
         with self._lock:
             rows = self._conn.execute(
                 f"SELECT {COLUMNS} FROM input_quarantine WHERE {where} ORDER BY id LIMIT ?",

@@ -17,6 +17,7 @@ from tally.auth.model import OwnerRef, Principal
 from tally.auth.policy import Permission
 from tally.auth.scope import may_see_account, may_see_owner
 from tally.auth.service import AuthError
+from tally.entrypoints.api import ingest
 from tally.entrypoints.api import schemas as s
 from tally.entrypoints.api.deps import (
     Ctx,
@@ -870,7 +871,7 @@ def create_api(app: App, backoffice: Backoffice) -> FastAPI:
     )
     api.state.ctx = Ctx(app, backoffice)
     install_error_handlers(api)
-    for router in (ops, auth, ledger, settlement, config, admin):
+    for router in (ops, auth, ledger, settlement, config, admin, ingest.router):
         api.include_router(router)
     api.add_middleware(MetricsMiddleware, api=api)
     return api

@@ -14,7 +14,6 @@ from rich.table import Table
 from tally.app.bootstrap import (
     build_backoffice,
     build_event_log,
-    build_file_importer,
     build_input_quarantine,
 )
 from tally.entrypoints.cli.common import CLI_ACTOR, console, err_console, open_app
@@ -68,10 +67,9 @@ def _desk() -> tuple[QuarantineDesk, Callable[[], None]]:
 
     tally = open_app().start()
     backoffice = build_backoffice(tally)
-    desk = QuarantineDesk(build_input_quarantine(tally.settings), backoffice.store, tally.clock)
-    parts = open_gateway(tally)
+    desk = backoffice.ingest.desk
+    parts = open_gateway(tally, backoffice)
     desk.register("callback", parts.gateway.redrive)
-    desk.register("file", build_file_importer(tally.settings, tally.clock).redrive)
 
     def close() -> None:
         parts.close()

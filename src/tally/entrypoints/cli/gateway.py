@@ -9,9 +9,9 @@ from rich.table import Table
 
 from tally.app.bootstrap import (
     App,
+    Backoffice,
     WalletGateway,
     build_backoffice,
-    build_input_quarantine,
     build_wallet_gateway,
 )
 from tally.app.keys import load_keys
@@ -24,21 +24,26 @@ gateway_app = typer.Typer(no_args_is_help=True, help="The provider gateway (wall
 wallet_app = typer.Typer(no_args_is_help=True, help="Players' wallets (wallet mode).")
 
 
-def open_gateway(tally: App, providers: list[str] | None = None) -> WalletGateway:
+def open_gateway(
+    tally: App, backoffice: Backoffice, providers: list[str] | None = None
+) -> WalletGateway:
     """The wallet gateway of ``tally``; ``providers`` as ``id=protocol`` (default: each
     protocol as a provider of its own name)."""
-    backoffice = build_backoffice(tally)
     registry = Registry()
     for spec in providers or [f"{p}={p}" for p in PROTOCOLS]:
         provider, _, protocol = spec.partition("=")
-        registry.register(provider, protocol or provider)
+        try:
+            registry.register(provider, protocol or provider)
+        except KeyError as exc:
+            raise typer.BadParameter(str(exc)) from None
     return build_wallet_gateway(
         tally,
-        quarantine=build_input_quarantine(tally.settings),
+        quarantine=backoffice.ingest.inputs,
         secrets=backoffice.provider_secrets.get,
         # Its own key derived inside SessionTokens, so a token never opens anything else.
         session_key=load_keys(tally.settings).secret,
         registry=registry,
+        log=backoffice.ingest.log,
     )
 
 
@@ -57,7 +62,8 @@ def serve(
     from tally.entrypoints.gateway.app import create_gateway_api
 
     with open_app() as tally:
-        parts = open_gateway(tally, provider)
+        backoffice = build_backoffice(tally)
+        parts = open_gateway(tally, backoffice, provider)
         try:
             console.print(
                 f"gateway on http://{host}:{port}/providers/<provider>/<action> for "
@@ -72,6 +78,7 @@ def serve(
             )
         finally:
             parts.close()
+            backoffice.close()
 
 
 @gateway_app.command("secret")
@@ -113,7 +120,8 @@ def open_wallet(
 ) -> None:
     """Open a player's wallet (idempotent)."""
     with open_app() as tally:
-        parts = open_gateway(tally)
+        backoffice = build_backoffice(tally)
+        parts = open_gateway(tally, backoffice)
         try:
             wallet = parts.wallet.open(Wallet(player, operator, currency.upper(), region, agent))
         except ValueError as exc:
@@ -121,6 +129,7 @@ def open_wallet(
             raise typer.Exit(1) from None
         finally:
             parts.close()
+            backoffice.close()
         audit_change(
             tally, "wallet.opened", f"wallet:{wallet.account_id}", after={"operator": operator}
         )
@@ -136,7 +145,8 @@ def deposit(
 ) -> None:
     """Money into a wallet from the operator's side; a repeated reference counts once."""
     with open_app() as tally:
-        parts = open_gateway(tally)
+        backoffice = build_backoffice(tally)
+        parts = open_gateway(tally, backoffice)
         try:
             wallet = parts.wallet.find(player, currency.upper())
             if wallet is None:
@@ -151,6 +161,7 @@ def deposit(
             balance = parts.wallet.balance(wallet)
         finally:
             parts.close()
+            backoffice.close()
         if not result.code.ok:
             err_console.print(f"[red]refused:[/red] {result.code.slug}")
             raise typer.Exit(1)

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-from tally.app.bootstrap import build_file_importer
+from tally.app.bootstrap import build_backoffice
 from tally.entrypoints.cli.common import console, err_console, open_app
 from tally.ingest.files import FileImporter, ImportReport
 from tally.ingest.lines import ReportFormat
@@ -61,7 +61,11 @@ def import_file(
     """Import one report (CSV with a header, or JSON Lines); re-running resumes or skips."""
     fmt = _format(provider, tz, currency)
     with open_app() as tally:
-        _import(build_file_importer(tally.settings, tally.clock), path, fmt)
+        backoffice = build_backoffice(tally)
+        try:
+            _import(backoffice.ingest.importer, path, fmt)
+        finally:
+            backoffice.close()
 
 
 @import_app.command("watch")
@@ -77,7 +81,8 @@ def watch(
     done = folder / "done"
     done.mkdir(exist_ok=True)
     with open_app() as tally:
-        importer = build_file_importer(tally.settings, tally.clock)
+        backoffice = build_backoffice(tally)
+        importer = backoffice.ingest.importer
         console.print(f"watching {folder} every {WATCH_INTERVAL_S:g}s (Ctrl-C stops)")
         try:
             while True:
@@ -93,3 +98,5 @@ def watch(
                 time.sleep(WATCH_INTERVAL_S)
         except KeyboardInterrupt:
             pass
+        finally:
+            backoffice.close()

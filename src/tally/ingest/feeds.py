@@ -1,0 +1,164 @@
+"""Partner feeds: an operator pushes its channel transactions (web, mobile, third-party
+API) in bulk, as canonical events, over HTTP or a NATS subject.
+
+A push is a JSON array of events, or JSON Lines, for one operator. Each item is answered
+on its own (accepted, duplicate, conflict or rejected with its reason); refused items
+and conflicts are kept in the input quarantine. ``recorded_at`` is always ours.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tally.events import codec
+from tally.events.codec import EventDecodeError
+from tally.events.model import Event
+from tally.events.ports import Appended, EventLog
+from tally.kernel.clock import Clock
+from tally.quarantine.inputs import InputQuarantine, Quarantined, Reason, Refused
+from tally.quarantine.redrive import RedriveOutcome
+
+FEED_MAX_ITEMS = 5_000  # events in one push
+FEED_MAX_BYTES = 4 * 1024 * 1024  # bytes in one push
+
+
+class FeedRefused(ValueError):
+    """The push as a whole cannot be read (nothing of it was taken)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    index: int
+    outcome: str  # accepted, duplicate, conflict, rejected
+    key: str = ""
+    position: int = 0
+    reason: str = ""
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "outcome": self.outcome,
+            "key": self.key,
+            "position": self.position,
+            "reason": self.reason,
+            "detail": self.detail,
+        }
+
+
+def split_items(body: bytes) -> list[tuple[str, Any]]:
+    """(the item's text, its parsed value): a JSON array, or JSON Lines."""
+    if len(body) > FEED_MAX_BYTES:
+        raise FeedRefused(f"a push carries at most {FEED_MAX_BYTES} bytes")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise FeedRefused("the body is not UTF-8") from None
+    stripped = text.lstrip()
+    items: list[tuple[str, Any]] = []
+    if stripped.startswith("["):
+        try:
+            values = json.loads(text)
+        except ValueError as exc:
+            raise FeedRefused(f"not JSON: {exc}") from None
+        items = [(json.dumps(v, separators=(",", ":")), v) for v in values]
+    else:
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            try:
+                items.append((line, json.loads(line)))
+            except ValueError as exc:
+                items.append((line, f"not JSON: {exc}"))
+    if len(items) > FEED_MAX_ITEMS:
+        raise FeedRefused(f"a push carries at most {FEED_MAX_ITEMS} events")
+    return items
+
+
+class FeedService:
+    def __init__(self, log: EventLog, quarantine: InputQuarantine, clock: Clock) -> None:
+        self.log = log
+        self.quarantine = quarantine
+        self.clock = clock
+
+    def _event(self, operator: str, text: str, value: Any, now: datetime) -> Event | ItemResult:
+        if isinstance(value, str):
+            return ItemResult(-1, "rejected", reason=Reason.MALFORMED.value, detail=value)
+        if not isinstance(value, dict):
+            return ItemResult(
+                -1, "rejected", reason=Reason.MALFORMED.value, detail="an event is a JSON object"
+            )
+        data = {**value, "recorded_at": now.isoformat(), "raw": text}
+        try:
+            event = codec.from_dict(data)
+        except EventDecodeError as exc:
+            return ItemResult(-1, "rejected", reason=Reason.MALFORMED.value, detail=str(exc))
+        if event.operator != operator:
+            return ItemResult(
+                -1,
+                "rejected",
+                key=event.key,
+                reason=Reason.FORBIDDEN.value,
+                detail=f"this feed is {operator!r}'s; the event is {event.operator!r}'s",
+            )
+        return event
+
+    def push(self, operator: str, body: bytes, channel: str = "http") -> list[ItemResult]:
+        """Take a push for ``operator``; one result per item, in order."""
+        items = split_items(body)
+        now = self.clock.now()
+        parsed = [self._event(operator, text, value, now) for text, value in items]
+        events = [p for p in parsed if isinstance(p, Event)]
+        appended = iter(self.log.append(events) if events else [])
+        results: list[ItemResult] = []
+        for index, ((text, _), item) in enumerate(zip(items, parsed, strict=True)):
+            if isinstance(item, ItemResult):
+                result = ItemResult(index, item.outcome, item.key, 0, item.reason, item.detail)
+                self._keep(operator, channel, text, Reason(item.reason), item.detail, now, item.key)
+            else:
+                done = next(appended)
+                if done.outcome is Appended.CONFLICT:
+                    detail = f"logged before with another {done.differs_in}"
+                    self._keep(operator, channel, text, Reason.CONFLICT, detail, now, item.key)
+                    result = ItemResult(
+                        index, "conflict", item.key, done.position, "conflict", detail
+                    )
+                else:
+                    result = ItemResult(index, done.outcome.value, item.key, done.position)
+            results.append(result)
+        return results
+
+    def redrive(self, entry: Quarantined) -> RedriveOutcome:
+        operator = entry.refused.headers.get("x-tally-operator", "")
+        (result,) = self.push(operator, entry.refused.payload.encode(), channel="redrive")
+        if result.outcome in ("accepted", "duplicate"):
+            return RedriveOutcome(True, f"{result.outcome} at position {result.position}")
+        return RedriveOutcome(False, f"{result.reason}: {result.detail}")
+
+    def _keep(
+        self,
+        operator: str,
+        channel: str,
+        text: str,
+        reason: Reason,
+        detail: str,
+        now: datetime,
+        key: str,
+    ) -> None:
+        if channel == "redrive":
+            return  # a re-drive answers; its entry is already kept
+        self.quarantine.put(
+            Refused(
+                source="feed",
+                channel=f"{operator} ({channel})",
+                reason=reason,
+                detail=detail,
+                payload=text,
+                received_at=now,
+                headers={"x-tally-operator": operator},
+                key=key,
+            )
+        )
