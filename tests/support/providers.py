@@ -7,7 +7,7 @@ so tests can read what was kept.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -86,8 +86,13 @@ class GatewayWorld:
 
 @contextmanager
 def gateway_world(
-    tmp_path: Path, clock: Clock, secrets: dict[tuple[str, str], str], protocols: list[str]
+    tmp_path: Path,
+    clock: Clock,
+    secrets: dict[tuple[str, str], str],
+    protocols: list[str] | dict[str, str],
+    game_type: Callable[[str, str], str] | None = None,
 ) -> Iterator[GatewayWorld]:
+    """``protocols``: names (each a provider of its own name) or provider -> protocol."""
     path = tmp_path / "tally.sqlite"
     store = SqliteLedgerStore(path, LedgerLimits())
     ledger = LedgerService(store, clock, LedgerLimits()).start()
@@ -95,8 +100,11 @@ def gateway_world(
     appender = BatchingAppender(log).start()
     marks = SqliteWalletMarks(path)
     quarantine = MemoryInputQuarantine()
-    wallet = WalletService(ledger, appender, marks, quarantine, clock)
-    registry = Registry.each_protocol_as_itself(protocols)
+    wallet = WalletService(ledger, appender, marks, quarantine, clock, game_type=game_type)
+    registry = Registry()
+    pairs = protocols.items() if isinstance(protocols, dict) else [(p, p) for p in protocols]
+    for provider, protocol in pairs:
+        registry.register(provider, protocol)
     sessions = SessionTokens(b"test-session-key-" * 2)
     # Secrets are read afresh on every call, so a test may change them mid-way.
     gateway = Gateway(
