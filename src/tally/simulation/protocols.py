@@ -37,6 +37,7 @@ class Delivery:
     provider: str
     request: Request
     genuine: bool = True  # False: a malformed or wrongly signed extra delivery
+    round_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,17 +95,27 @@ def deliveries(
     for group in rounds:
         provider = group[0].provider
         for request in round_requests(group, clients[provider]):
-            out.append(Delivery(provider, request))
+            out.append(Delivery(provider, request, round_id=group[0].round_id))
             if rng.random() < faults.malformed:
                 broken = request.body[: max(1, len(request.body) // 2)]
                 out.append(
-                    Delivery(provider, Request(request.action, broken, request.headers), False)
+                    Delivery(
+                        provider,
+                        Request(request.action, broken, request.headers),
+                        False,
+                        group[0].round_id,
+                    )
                 )
             if rng.random() < faults.bad_signature:
                 forged = hmac.new(b"not-the-secret", request.body, hashlib.sha256).hexdigest()
                 headers = {**request.headers, SIGN_HEADER: forged}
                 out.append(
-                    Delivery(provider, Request(request.action, request.body, headers), False)
+                    Delivery(
+                        provider,
+                        Request(request.action, request.body, headers),
+                        False,
+                        group[0].round_id,
+                    )
                 )
     for i in range(len(out) - 1):
         if rng.random() < faults.swap:

@@ -10,11 +10,18 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from tally.adapters.memory.settlement import MemoryEventSource
+from tally.events.ports import EventLog
+from tally.events.settle import LogSource
 from tally.kernel.clock import FixedClock
+from tally.ledger.model import Account, AccountFlags, OwnerKind, TransferRequest
+from tally.providers.base import Inbound
+from tally.providers.gateway import Gateway
+from tally.providers.wallet import Wallet, WalletService, deposits_account
 from tally.settlement.config import SettlementConfig
 from tally.settlement.engine import OpenFigures, PeriodCloseError, SettlementEvent
 from tally.settlement.ports import SettlementStore
@@ -23,6 +30,7 @@ from tally.settlement.statements import Statement
 from tally.simulation.activity import generate
 from tally.simulation.direct import to_settlement_events
 from tally.simulation.faults import Faults, deliver
+from tally.simulation.protocols import Delivery, ProtocolFaults, deliveries
 from tally.simulation.world import World
 
 # Named limits of the driver.
@@ -137,3 +145,113 @@ class SimulationRun:
                     except PeriodCloseError:
                         break  # not ended yet (or already closed): later periods stay open
         return closed
+
+
+def wallet_account_of(w: Wallet) -> Account:
+    meta = {"operator": w.operator, "region": w.region, "agent": w.agent}
+    return Account(
+        w.account_id,
+        OwnerKind.PLAYER,
+        w.player,
+        w.currency,
+        "wallet",
+        AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS,
+        {k: v for k, v in meta.items() if v},
+    )
+
+
+def funding(w: Wallet) -> TransferRequest:
+    return TransferRequest(
+        id=f"simulation-funding:{w.player}:{w.currency}",
+        debit_account_id=deposits_account(w.operator, w.currency),
+        credit_account_id=w.account_id,
+        amount=WALLET_FUNDING,
+        currency=w.currency,
+        code="deposit",
+    )
+
+
+WALLET_FUNDING = 10**10  # minor units per simulated wallet: bets are never short of funds
+DELIVERY_WINDOW = 64  # requests sent concurrently; anything in a window may overtake
+SENDERS = 8  # concurrent senders, as a provider's callback workers would be
+
+
+@dataclass
+class GatewayRun(SimulationRun):
+    """The same run, driven through the wallet gateway in the providers' own protocol:
+    wallets are opened and funded, every round becomes signed callbacks, and settlement
+    reads the real event log the gateway appends to."""
+
+    gateway: Gateway | None = None
+    log: EventLog | None = None
+    wallets: WalletService | None = None
+    protocol_faults: ProtocolFaults = field(default_factory=ProtocolFaults)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        assert self.gateway is not None and self.log is not None and self.wallets is not None
+        # The gateway's clock is the simulation's: it moves with the plays' time.
+        assert isinstance(self.wallets.clock, FixedClock), "drive the gateway on a FixedClock"
+        self.clock = self.wallets.clock
+        self.worker = SettlementWorker(
+            LogSource(self.log), self.store, self.config, self.clock, on_close=self.on_close
+        )
+        self._deliveries: list[tuple[datetime, Delivery]] = []
+        self.refused = 0
+
+    def prepare(self) -> int:
+        install_world(self.world, self.config, self.world.start)
+        assert self.wallets is not None
+        ledger = self.wallets.ledger
+        wallets = [
+            Wallet(p.id, p.operator, p.currency, p.region, p.agent) for p in self.world.players
+        ]
+        for w in {(w.operator, w.currency): w for w in wallets}.values():
+            self.wallets.open(w)  # the operator's side of each currency
+        ledger.create_accounts([wallet_account_of(w) for w in wallets])
+        for start in range(0, len(wallets), 1_000):
+            ledger.transfer([funding(w) for w in wallets[start : start + 1_000]])
+        plays = list(
+            generate(self.world, minutes=self.minutes, rounds_per_minute=self.rounds_per_minute)
+        )
+        at = {p.round_id: p.occurred_at for p in plays if p.kind == "bet"}
+        rng = random.Random(self.world.seed)
+        self._deliveries = [
+            (at.get(d.round_id, self.world.start), d)
+            for d in deliveries(self.world, plays, self.protocol_faults, rng)
+        ]
+        return len(self._deliveries)
+
+    def feed(self, should_stop: Callable[[], bool] = lambda: False) -> None:
+        """Send the callbacks at the target rate (requests, here), window by window."""
+        assert self.gateway is not None
+        gateway = self.gateway
+        self._started = time.perf_counter()
+        self.worker.start()
+
+        def send(item: tuple[datetime, Delivery]) -> int:
+            _, d = item
+            inbound = Inbound(d.request.action, d.request.body, self.clock.now(), d.request.headers)
+            return gateway.handle(d.provider, inbound).status
+
+        with ThreadPoolExecutor(SENDERS) as pool:
+            for start in range(0, len(self._deliveries), DELIVERY_WINDOW):
+                if should_stop():
+                    return
+                window = self._deliveries[start : start + DELIVERY_WINDOW]
+                self.clock.set(max(self.clock.now(), max(at for at, _ in window)))
+                statuses = list(pool.map(send, window))
+                self.refused += sum(1 for s in statuses if s != 200)
+                self.fed += len(window)
+                ahead = self.fed / self.events_per_second - (time.perf_counter() - self._started)
+                if ahead > 0:
+                    time.sleep(ahead)
+
+    def wait_settled(self, timeout_s: float = 60.0) -> bool:
+        assert self.log is not None
+        deadline = time.perf_counter() + timeout_s
+        while self.worker.position < self.log.head():
+            if time.perf_counter() > deadline:
+                return False
+            time.sleep(0.05)
+        return True

@@ -14,6 +14,7 @@ from tally.app.logging import configure_logging
 from tally.app.settings import Settings
 from tally.entrypoints.cli.common import console
 from tally.entrypoints.cli.simulate import DEFAULT_START, run_simulation, write_statements
+from tally.kernel.clock import FixedClock
 from tally.kernel.money import format_amount
 
 
@@ -33,14 +34,15 @@ def demo(
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     settings = Settings(mode="embedded", data_dir=data_dir, sqlite_path=path)
     console.rule("Tally demo: embedded, one SQLite file")
-    with build_app(settings) as tally:
+    begin = datetime.fromisoformat(DEFAULT_START)
+    with build_app(settings, FixedClock(begin)) as tally:
         run, statements = run_simulation(
             tally,
             seed=seed,
             seconds=seconds,
             rate=rate,
             faults=True,
-            start=datetime.fromisoformat(DEFAULT_START),
+            start=begin,
             players=2_000,
         )
         written = write_statements(statements, data_dir / "statements")
@@ -61,9 +63,12 @@ def demo(
             )
         console.print(totals)
         problems = tally.settlement_store.problems()
+    refused = getattr(run, "refused", 0)
     console.print(
-        f"{run.fed:,} events delivered (with duplicates, reordering and late events), "
-        f"{len(problems)} refused; {len(statements)} periods closed."
+        f"{run.fed:,} signed provider callbacks delivered (with duplicates, reordering, "
+        f"rollbacks before their bets, malformed and forged ones); {refused:,} refused and "
+        f"kept in the input quarantine (`tally quarantine list`); {len(problems)} events "
+        f"refused by settlement; {len(statements)} periods closed."
     )
     console.print(f"Statements (JSON and CSV, {len(written)} files): {data_dir / 'statements'}")
     console.print("Look further:")
@@ -73,6 +78,8 @@ def demo(
         "ledger totals",
         "contracts list",
         "partners tree op1",
+        "quarantine list",
+        "events tail",
     ):
         console.print(f"  TALLY_SQLITE_PATH={path} .venv/bin/tally {command}")
     if serve:

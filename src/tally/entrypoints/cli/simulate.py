@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Group
@@ -14,16 +15,20 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
-from tally.app.bootstrap import App, build_app
+from tally.app.bootstrap import App, build_app, build_backoffice, build_wallet_gateway
+from tally.app.keys import load_keys
 from tally.app.logging import configure_logging
 from tally.app.settings import Settings
 from tally.entrypoints.cli.common import console, statement_closed_auditor
+from tally.kernel.clock import FixedClock
 from tally.kernel.money import format_amount
+from tally.providers.registry import Registry
 from tally.settlement.figures import Dimension, fees_accrued, live_totals
 from tally.settlement.statements import Statement
 from tally.simulation.faults import Faults
-from tally.simulation.run import SimulationRun
-from tally.simulation.world import build_world
+from tally.simulation.protocols import ProtocolFaults, protocol_of, simulation_secret
+from tally.simulation.run import GatewayRun, SimulationRun
+from tally.simulation.world import World, build_world
 
 DEFAULT_START = "2026-03-31T00:00:00+00:00"
 
@@ -83,6 +88,10 @@ def write_statements(statements: list[Statement], directory: Path) -> list[Path]
     return written
 
 
+Via = Literal["gateway", "direct"]
+SIMULATION_ACTOR = "system:simulation"
+
+
 def run_simulation(
     tally: App,
     *,
@@ -92,24 +101,78 @@ def run_simulation(
     faults: bool,
     start: datetime,
     players: int,
+    via: Via = "gateway",
 ) -> tuple[SimulationRun, list[Statement]]:
+    """``via`` gateway: signed callbacks through the wallet gateway into the event log
+    (``tally`` must run on a FixedClock at ``start``); direct: events straight to
+    settlement."""
     world = build_world(seed, start, players=players)
-    run = SimulationRun(
-        world,
-        tally.settlement_config,
-        tally.settlement_store,
-        faults=Faults.all_on() if faults else Faults(),
-        events_per_second=rate,
-        on_close=statement_closed_auditor(tally, "system:simulation", "simulation"),
-        rounds_per_minute=max(1.0, rate * seconds / (36 * 60) / 1.6),
-    )
+    on_close = statement_closed_auditor(tally, SIMULATION_ACTOR, "simulation")
+    # About 36 simulated hours, whatever the rate: rounds yield ~1.6 events (~1.2 requests).
+    per_round = 1.6 if via == "direct" else 1.2
+    common: dict[str, Any] = {
+        "faults": Faults.all_on() if faults else Faults(),
+        "events_per_second": rate,
+        "on_close": on_close,
+        "rounds_per_minute": max(1.0, rate * seconds / (36 * 60) / per_round),
+    }
+    closing: list[Callable[[], None]] = []
+    if via == "direct":
+        run = SimulationRun(world, tally.settlement_config, tally.settlement_store, **common)
+    else:
+        run = _gateway_run(tally, world, faults, common, closing)
     with console.status("generating the world's activity"):
         total = run.prepare()
+    what = "events" if via == "direct" else "signed provider callbacks"
     console.print(
         f"world seed {seed}: {len(world.providers)} providers, "
         f"{len(world.operators)} operators, {len(world.players)} players; "
-        f"{total:,} events to deliver at about {rate:,.0f}/s"
+        f"{total:,} {what} to deliver at about {rate:,.0f}/s"
     )
+    try:
+        return _drive(run)
+    finally:
+        for close in closing:
+            close()
+
+
+def _gateway_run(
+    tally: App,
+    world: World,
+    faults: bool,
+    common: dict[str, Any],
+    closing: list[Callable[[], None]],
+) -> GatewayRun:
+    backoffice = build_backoffice(tally)
+    closing.append(backoffice.close)
+    registry = Registry()
+    for provider, protocol in protocol_of(world).items():
+        registry.register(provider, protocol)
+        backoffice.provider_secrets.set(
+            provider, "auth_token", simulation_secret(provider), actor=SIMULATION_ACTOR
+        )
+    parts = build_wallet_gateway(
+        tally,
+        quarantine=backoffice.ingest.inputs,
+        secrets=backoffice.provider_secrets.get,
+        session_key=load_keys(tally.settings).secret,
+        registry=registry,
+        log=backoffice.ingest.log,
+    )
+    closing.insert(0, parts.close)
+    return GatewayRun(
+        world,
+        tally.settlement_config,
+        tally.settlement_store,
+        gateway=parts.gateway,
+        log=parts.log,
+        wallets=parts.wallet,
+        protocol_faults=ProtocolFaults.all_on() if faults else ProtocolFaults(),
+        **common,
+    )
+
+
+def _drive(run: SimulationRun) -> tuple[SimulationRun, list[Statement]]:
     stop = threading.Event()
     feeder = threading.Thread(target=run.feed, args=(stop.is_set,), daemon=True)
     feeder.start()
@@ -135,20 +198,25 @@ def simulate(
     faults: Annotated[bool, typer.Option(help="duplicates, reordering, late events")] = True,
     players: Annotated[int, typer.Option(help="players in the world")] = 2_000,
     start: Annotated[str, typer.Option(help="simulated start (ISO, with zone)")] = DEFAULT_START,
+    via: Annotated[
+        str, typer.Option(help="gateway: signed provider callbacks; direct: events to settlement")
+    ] = "gateway",
 ) -> None:
-    """Generate a world, settle its activity live, close the periods that ended."""
+    """Generate a world, drive Tally with its activity live, close the periods that ended."""
     configure_logging("WARNING")
     settings = Settings.from_env()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with build_app(settings) as tally:
+    begin = datetime.fromisoformat(start).astimezone(UTC)
+    with build_app(settings, FixedClock(begin)) as tally:
         _, statements = run_simulation(
             tally,
             seed=seed,
             seconds=seconds,
             rate=rate,
             faults=faults,
-            start=datetime.fromisoformat(start).astimezone(UTC),
+            start=begin,
             players=players,
+            via="direct" if via == "direct" else "gateway",
         )
         paths = write_statements(statements, settings.data_dir / "statements")
     console.print(
