@@ -218,6 +218,9 @@ class WalletService:
         for op in call.ops:
             if len(op.tx_id) > TX_ID_MAX or len(op.ref_tx) > TX_ID_MAX:
                 return self._failed(call, wallet, WalletError.REFUSED, "transaction id too long")
+        settled = self._settled(provider, call)
+        if settled is not None:
+            return self._failed(call, wallet, *settled)
         marks = self.marks.marked([f"{provider}:{op.tx_id}" for op in call.ops])
         plan = _Plan(provider, wallet, call, marks)
         for op in call.ops:
@@ -267,6 +270,26 @@ class WalletService:
             tuple(outcomes),
             operator=wallet.operator,
         )
+
+    def _settled(self, provider: str, call: WalletCall) -> tuple[WalletError, str] | None:
+        """Why an op naming the bet it settles (``WalletOp.settles``) cannot be taken, if so.
+
+        Checked before anything moves, so a refused call writes no transfer, event or mark.
+        A rollback of an unknown bet is not refused here: it is answered and marked as usual.
+        """
+        for op in call.ops:
+            if not op.settles:
+                continue
+            bet = idempotency_key(provider, op.settles, EventKind.BET.value)
+            if op.kind is EventKind.ROLLBACK:
+                win = idempotency_key(provider, op.settles, EventKind.WIN.value)
+                if self.ledger.get_transfer(f"w:{win}") is not None:
+                    return WalletError.ALREADY_SETTLED, f"bet {op.settles} was won already"
+            elif self.ledger.get_transfer(_reversal(bet)) is not None:
+                return WalletError.ALREADY_ROLLED_BACK, f"bet {op.settles} was rolled back"
+            elif self.ledger.get_transfer(f"w:{bet}") is None:
+                return WalletError.UNKNOWN_REFERENCE, f"bet {op.settles} was never applied"
+        return None
 
     def _original(self, provider: str, op: WalletOp, plan: _Plan) -> _Original | None:
         """What a rollback voids, if it was ever applied, and its reversal if it has one."""
