@@ -239,7 +239,8 @@ class WalletService:
         # A retry must produce the very same events: take the time the ledger first
         # committed when the provider sends none.
         occurred = call.occurred_at or next(
-            (r.transfer.occurred_at for r in results if r.transfer is not None), now
+            (r.transfer.occurred_at for r in results if r.transfer is not None),
+            plan.first_at or now,
         )
         for o in outcomes:
             if o.status is OpStatus.UNKNOWN_REFERENCE:
@@ -395,6 +396,8 @@ class _Plan:
         self.slots: list[tuple[WalletOp, int | None, OpStatus]] = []
         self.amounts: dict[str, int] = {}  # keys applied earlier in this call
         self.voids: dict[str, tuple[str, int]] = {}  # rollback tx -> (original key, amount)
+        # When a repeated rollback was first committed: its retry makes the same event.
+        self.first_at: datetime | None = None
 
     def key(self, op: WalletOp) -> str:
         return idempotency_key(self.provider, op.tx_id, op.kind.value)
@@ -440,6 +443,8 @@ class _Plan:
         if original.reversal is not None:
             # Voided before: by this very rollback (a retry) or by another one.
             again = original.reversal.event_ref == self.key(op)
+            if again:
+                self.first_at = original.reversal.occurred_at
             self.slots.append(
                 (op, None, OpStatus.REPEATED if again else OpStatus.ALREADY_ROLLED_BACK)
             )
