@@ -45,9 +45,10 @@ amount_texts = st.one_of(
 @contextmanager
 def _world() -> Iterator[tuple[GatewayWorld, str]]:
     clock = FixedClock(datetime(2026, 3, 2, 12, 0, tzinfo=UTC))
-    with tempfile.TemporaryDirectory() as tmp, gateway_world(
-        Path(tmp), clock, {("evolution", "auth_token"): TOKEN}, ["evolution"]
-    ) as w:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        gateway_world(Path(tmp), clock, {("evolution", "auth_token"): TOKEN}, ["evolution"]) as w,
+    ):
         w.open_player(PLAYER, "EUR", 10**9)
         yield w, w.session("evolution", PLAYER, "EUR")
 
@@ -156,7 +157,7 @@ def test_mutated_requests_never_move_money_unless_valid_and_correctly_signed() -
                     {"authToken": TOKEN},
                 )
             for path in paths:
-                target = body
+                target: Any = body
                 for key in path[:-1]:
                     target = target.get(key) if isinstance(target, dict) else None
                 if isinstance(target, dict):
