@@ -74,6 +74,12 @@ def _send(world: GatewayWorld, action: str, body: bytes, token: str) -> tuple[di
     assert isinstance(answer, dict)
     assert answer["status"] in STATUSES, answer
     assert isinstance(answer.get("uuid", ""), str)
+    if answer["status"] == "OK":
+        # A success names the balance (or, for /check, the session) as Evolution reads it.
+        if action == "check":
+            assert isinstance(answer["sid"], str)
+        else:
+            assert isinstance(answer["balance"], int | Decimal)
     return answer, moved
 
 
