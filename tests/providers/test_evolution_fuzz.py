@@ -38,7 +38,21 @@ amount_texts = st.one_of(
     st.decimals(min_value=-10, max_value=10**6, allow_nan=False, allow_infinity=False).map(
         lambda d: str(d) if "E" not in str(d).upper() else "1"
     ),
-    st.sampled_from(["1e2", "1E-3", "NaN", "Infinity", "-0", "0.001", "00.5", '"5"', "true"]),
+    st.sampled_from(
+        [
+            "1e2",
+            "1E-3",
+            "NaN",
+            "Infinity",
+            "-0",
+            "0.001",
+            "00.5",
+            '"5"',
+            "true",
+            "1E+999999999999999999",
+        ]
+    ),
+    st.builds(lambda m, e: f"{m}E{e}", st.integers(-99, 99), st.integers(-(10**20), 10**20)),
 )
 
 

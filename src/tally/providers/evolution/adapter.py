@@ -53,7 +53,7 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Mapping
-from decimal import Decimal
+from decimal import Decimal, DecimalException
 from typing import Any
 
 from tally.events.model import EventKind
@@ -127,9 +127,11 @@ def _no_constants(name: str) -> Any:
 
 
 def _load(body: bytes) -> dict[str, Any]:
+    # Decimal itself refuses exponents beyond its limits (1E+99999999999999999999), and
+    # a deep enough nesting exhausts the parser's recursion: both are malformed input.
     try:
         data = json.loads(body, parse_float=Decimal, parse_constant=_no_constants)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError, DecimalException) as exc:
         raise _bad(f"body is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise _bad("body must be a JSON object")
@@ -163,6 +165,9 @@ def _amount(value: object, currency: str) -> int:
         return decimal_to_minor(Decimal(value), currency)
     except MoneyError as exc:
         raise Refusal(Reason.OUT_OF_RANGE, exc.detail) from None
+    except DecimalException:
+        # An exponent beyond what Decimal can even shift (1E+999999999999999999).
+        raise Refusal(Reason.OUT_OF_RANGE, f"amount {value} is out of range") from None
 
 
 def _uuid_of(body: bytes) -> str:
