@@ -17,6 +17,13 @@ def softswiss(exchange: Mapping[str, Any], secrets: Mapping[str, str]) -> Signed
     return body, {"X-REQUEST-SIGN": sign, "Content-Type": "application/json"}, {}
 
 
+def evolution(exchange: Mapping[str, Any], secrets: Mapping[str, str]) -> Signed:
+    # Evolution puts the casino's api token in the query string of every call.
+    token = secrets["auth_token"] if exchange.get("sign") != "bad" else "not-the-token"
+    return exchange["body"].encode(), {"Content-Type": "application/json"}, {"authToken": token}
+
+
 SIGNERS: dict[str, Callable[[Mapping[str, Any], Mapping[str, str]], Signed]] = {
     "softswiss": softswiss,
+    "evolution": evolution,
 }

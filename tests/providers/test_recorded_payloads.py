@@ -4,7 +4,8 @@ Each file under ``recorded/`` is a provider's own requests, byte for byte, with 
 status and answer fields the protocol requires. Signatures are made here with the
 file's test secrets (a "bad" exchange is signed with a wrong key). Where a body holds
 ``{session}``, a session token for the file's player (as Tally hands one to a game at
-launch) is put in its place before signing.
+launch) is put in its place before signing; so it is in an expected answer field (a
+protocol that hands the session back).
 """
 
 from __future__ import annotations
@@ -42,7 +43,15 @@ def test_recorded_exchanges_get_the_answers_the_protocol_requires(
         world.open_player(player["id"], player["currency"], player["deposit"])
         token = world.session(protocol, player["id"], player["currency"])
         for exchange in recording["exchanges"]:
-            exchange = {**exchange, "body": exchange["body"].replace("{session}", token)}
+            expect = {
+                k: v.replace("{session}", token) if isinstance(v, str) else v
+                for k, v in exchange["expect"].items()
+            }
+            exchange = {
+                **exchange,
+                "body": exchange["body"].replace("{session}", token),
+                "expect": expect,
+            }
             body, headers, query = sign(exchange, recording["secrets"])
             before = len(world.kept())
             reply = world.call(protocol, exchange["action"], body, headers, query)

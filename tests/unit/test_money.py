@@ -81,6 +81,12 @@ def test_a_vanishingly_small_amount_is_refused_not_flushed_to_zero() -> None:
 def test_an_astronomically_large_exponent_is_refused_as_too_large() -> None:
     assert reason_of(parse_amount, "1e999999", "EUR") == "amount_too_large"
     assert reason_of(parse_amount, "1e30", "EUR") == "amount_too_large"
+    # At Decimal's own exponent limit the value cannot even be scaled: still refused.
+    assert reason_of(parse_amount, "1E+999999999999999999", "EUR") == "amount_too_large"
+    assert reason_of(parse_amount, "-1E+999999999999999999", "EUR") == "amount_negative"
+    assert parse_amount("0E+999999999999999999", "EUR") == 0
+    assert reason_of(parse_amount, "1E+999999999999999999", "EUR") == "amount_too_large"
+    assert reason_of(parse_amount, "-1E+999999999999999999", "EUR") == "amount_negative"
 
 
 def test_the_largest_64_bit_amount_is_accepted_and_one_more_is_refused() -> None:

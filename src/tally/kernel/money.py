@@ -65,7 +65,16 @@ def decimal_to_minor(
 ) -> int:
     """Exact conversion of a Decimal in major units to minor units, or MoneyError."""
     scale = scale_of(currency) if _scale is None else _scale
-    minor = _shift(value, scale)
+    try:
+        minor = _shift(value, scale)
+    except decimal.DecimalException:
+        # Only an exponent at Decimal's own limit gets here (1E+999999999999999999 cannot
+        # be moved by the scale): zero, or a whole number far beyond 64 bits.
+        if not value:
+            return 0
+        if value < 0 and not allow_negative:
+            raise MoneyError("amount_negative", f"{value} is negative") from None
+        raise MoneyError("amount_too_large", f"{value} {currency} is out of range") from None
     if minor != minor.to_integral_value(context=_CONTEXT):
         raise MoneyError(
             "amount_excess_precision",

@@ -81,6 +81,11 @@ class WalletOp:
     # A win that names the bet it settles (informational; settlement goes by round).
     ref_bet: str = ""
     ends_round: bool = False
+    # For protocols that refuse a win or rollback whose bet is unknown or already settled
+    # (Evolution): the bet's tx_id. A win for a bet never applied fails UNKNOWN_REFERENCE;
+    # a win for a rolled-back bet fails ALREADY_ROLLED_BACK; a rollback of a bet whose win
+    # (keyed by the same tx_id) was applied fails ALREADY_SETTLED. Empty: no such check.
+    settles: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +147,7 @@ class WalletError(StrEnum):
     UNKNOWN_REFERENCE = "unknown_reference"
     CANCELLED = "cancelled"
     ALREADY_ROLLED_BACK = "already_rolled_back"
+    ALREADY_SETTLED = "already_settled"  # a rollback of a bet that was won already
     REFUSED = "refused"
     UNAVAILABLE = "unavailable"  # the wallet could not commit now: the provider retries
 

@@ -218,6 +218,9 @@ class WalletService:
         for op in call.ops:
             if len(op.tx_id) > TX_ID_MAX or len(op.ref_tx) > TX_ID_MAX:
                 return self._failed(call, wallet, WalletError.REFUSED, "transaction id too long")
+        settled = self._settled(provider, call)
+        if settled is not None:
+            return self._failed(call, wallet, *settled)
         marks = self.marks.marked([f"{provider}:{op.tx_id}" for op in call.ops])
         plan = _Plan(provider, wallet, call, marks)
         for op in call.ops:
@@ -236,7 +239,8 @@ class WalletService:
         # A retry must produce the very same events: take the time the ledger first
         # committed when the provider sends none.
         occurred = call.occurred_at or next(
-            (r.transfer.occurred_at for r in results if r.transfer is not None), now
+            (r.transfer.occurred_at for r in results if r.transfer is not None),
+            plan.first_at or now,
         )
         for o in outcomes:
             if o.status is OpStatus.UNKNOWN_REFERENCE:
@@ -267,6 +271,26 @@ class WalletService:
             tuple(outcomes),
             operator=wallet.operator,
         )
+
+    def _settled(self, provider: str, call: WalletCall) -> tuple[WalletError, str] | None:
+        """Why an op naming the bet it settles (``WalletOp.settles``) cannot be taken, if so.
+
+        Checked before anything moves, so a refused call writes no transfer, event or mark.
+        A rollback of an unknown bet is not refused here: it is answered and marked as usual.
+        """
+        for op in call.ops:
+            if not op.settles:
+                continue
+            bet = idempotency_key(provider, op.settles, EventKind.BET.value)
+            if op.kind is EventKind.ROLLBACK:
+                win = idempotency_key(provider, op.settles, EventKind.WIN.value)
+                if self.ledger.get_transfer(f"w:{win}") is not None:
+                    return WalletError.ALREADY_SETTLED, f"bet {op.settles} was won already"
+            elif self.ledger.get_transfer(_reversal(bet)) is not None:
+                return WalletError.ALREADY_ROLLED_BACK, f"bet {op.settles} was rolled back"
+            elif self.ledger.get_transfer(f"w:{bet}") is None:
+                return WalletError.UNKNOWN_REFERENCE, f"bet {op.settles} was never applied"
+        return None
 
     def _original(self, provider: str, op: WalletOp, plan: _Plan) -> _Original | None:
         """What a rollback voids, if it was ever applied, and its reversal if it has one."""
@@ -372,6 +396,8 @@ class _Plan:
         self.slots: list[tuple[WalletOp, int | None, OpStatus]] = []
         self.amounts: dict[str, int] = {}  # keys applied earlier in this call
         self.voids: dict[str, tuple[str, int]] = {}  # rollback tx -> (original key, amount)
+        # When a repeated rollback was first committed: its retry makes the same event.
+        self.first_at: datetime | None = None
 
     def key(self, op: WalletOp) -> str:
         return idempotency_key(self.provider, op.tx_id, op.kind.value)
@@ -417,6 +443,8 @@ class _Plan:
         if original.reversal is not None:
             # Voided before: by this very rollback (a retry) or by another one.
             again = original.reversal.event_ref == self.key(op)
+            if again:
+                self.first_at = original.reversal.occurred_at
             self.slots.append(
                 (op, None, OpStatus.REPEATED if again else OpStatus.ALREADY_ROLLED_BACK)
             )
