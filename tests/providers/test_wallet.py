@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tally.events.model import EventKind
@@ -145,3 +145,14 @@ def test_concurrent_bets_never_take_a_wallet_below_zero(tmp_path: Path) -> None:
         assert taken == 14  # 14 x 70 = 980 <= 1000 < 15 x 70
         assert w.balance("p1") == 1_000 - 70 * taken
         assert len(w.events()) == taken
+
+
+def test_a_retried_zero_win_without_a_provider_time_is_not_a_conflict(tmp_path: Path) -> None:
+    clock = FixedClock(T0)
+    with gateway_world(tmp_path, clock, {}, ["softswiss"]) as w:
+        w.open_player("p1", "EUR", 1_000)
+        w.wallet.handle(P, call(win("w0", 0)), "{}")
+        clock.advance(timedelta(seconds=30))
+        again = w.wallet.handle(P, call(win("w0", 0)), "{}")
+        assert again.ok and w.kept() == []
+        assert [e.key for e in w.events()] == ["acme:w0:win"]

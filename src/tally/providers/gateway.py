@@ -136,7 +136,8 @@ class Gateway:
                 answer = WalletAnswer(
                     call, call.currency, 0, error=WalletError.INVALID_SESSION, detail=str(exc)
                 )
-                return adapter.answer(answer, credentials), (Reason.STALE, str(exc))
+                # An expired or foreign session is an answer, not a defective input.
+                return adapter.answer(answer, credentials), None
         answer = self.wallet.handle(provider, call, payload_text(inbound.body))
         out = adapter.answer(answer, credentials)
         if answer.error is WalletError.UNKNOWN_PLAYER:

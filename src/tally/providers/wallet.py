@@ -251,7 +251,12 @@ class WalletService:
             if o.status is not OpStatus.ALREADY_ROLLED_BACK
         ]
         for event, result in zip(events, self.log.append(events), strict=True):
-            if result.outcome is Appended.CONFLICT:
+            if result.outcome is Appended.CONFLICT and not (
+                # A retry of an op that moved no money (a zero win, a rollback that came
+                # first) when the protocol sends no time: our clock dated it, not the
+                # provider, so only that date differs. It is the same event.
+                call.occurred_at is None and result.differs_in == "occurred_at"
+            ):
                 self.quarantine.put(
                     Refused(
                         source="callback",
