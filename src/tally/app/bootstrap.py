@@ -365,6 +365,7 @@ def build_wallet_gateway(
     registry: Registry | None = None,
     log: EventLog | None = None,
     append_limits: AppendLimits | None = None,
+    game_type: Callable[[str, str], str] | None = None,
 ) -> WalletGateway:
     """``secrets(provider, name)`` opens a provider secret (``ProviderSecrets.get``)."""
     from tally.providers.gateway import Gateway
@@ -376,7 +377,7 @@ def build_wallet_gateway(
     log = log or build_event_log(settings)
     appender = BatchingAppender(log, append_limits).start()
     marks = build_wallet_marks(settings)
-    wallet = WalletService(app.ledger, appender, marks, quarantine, app.clock)
+    wallet = WalletService(app.ledger, appender, marks, quarantine, app.clock, game_type=game_type)
     gateway = Gateway(
         registry or Registry.each_protocol_as_itself(),
         wallet,

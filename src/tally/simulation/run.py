@@ -214,11 +214,15 @@ class GatewayRun(SimulationRun):
         plays = list(
             generate(self.world, minutes=self.minutes, rounds_per_minute=self.rounds_per_minute)
         )
-        at = {p.round_id: p.occurred_at for p in plays if p.kind == "bet"}
         rng = random.Random(self.world.seed)
+        sent = deliveries(self.world, plays, self.protocol_faults, rng)
+        # The simulated clock follows the plays' times in order, whatever request (a
+        # duplicate, a swapped neighbour) happens to go out at that point.
+        times = sorted(p.occurred_at for p in plays if p.kind == "bet")
+        step = max(1, len(times)) / max(1, len(sent))
         self._deliveries = [
-            (at.get(d.round_id, self.world.start), d)
-            for d in deliveries(self.world, plays, self.protocol_faults, rng)
+            (times[min(len(times) - 1, int(i * step))] if times else self.world.start, d)
+            for i, d in enumerate(sent)
         ]
         return len(self._deliveries)
 
@@ -246,6 +250,13 @@ class GatewayRun(SimulationRun):
                 ahead = self.fed / self.events_per_second - (time.perf_counter() - self._started)
                 if ahead > 0:
                     time.sleep(ahead)
+
+    def snapshot(self) -> Snapshot:
+        """Events in the log (what the gateway accepted) against events settled."""
+        assert self.log is not None
+        snap = super().snapshot()
+        snap.fed = self.log.head()
+        return snap
 
     def wait_settled(self, timeout_s: float = 60.0) -> bool:
         assert self.log is not None

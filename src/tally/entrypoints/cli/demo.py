@@ -20,7 +20,7 @@ from tally.kernel.money import format_amount
 
 def demo(
     seconds: Annotated[float, typer.Option(help="about how long the simulation runs")] = 60.0,
-    rate: Annotated[float, typer.Option(help="events per second to deliver")] = 3_000.0,
+    rate: Annotated[float, typer.Option(help="signed provider callbacks per second")] = 600.0,
     seed: Annotated[int, typer.Option(help="the world and its activity follow from it")] = 7,
     data_dir: Annotated[Path, typer.Option(help="where the SQLite file goes")] = Path("data"),
     serve: Annotated[bool, typer.Option(help="leave the API running at the end")] = True,

@@ -38,7 +38,7 @@ def _view(run: SimulationRun) -> Group:
     rate = snap.settled / snap.elapsed_s if snap.elapsed_s > 0 else 0.0
     header = (
         f"simulated time [bold]{snap.sim_time:%Y-%m-%d %H:%M} UTC[/bold]   "
-        f"events fed [bold]{snap.fed:,}[/bold]   settled [bold]{snap.settled:,}[/bold]   "
+        f"events in [bold]{snap.fed:,}[/bold]   settled [bold]{snap.settled:,}[/bold]   "
         f"[green]{rate:,.0f} events/s[/green]   lag {snap.fed - snap.settled:,}"
     )
     ggr = Table("provider", "currency", "turnover", "GGR", title="GGR by provider", expand=True)
@@ -145,6 +145,7 @@ def _gateway_run(
 ) -> GatewayRun:
     backoffice = build_backoffice(tally)
     closing.append(backoffice.close)
+    games = {g.id: g.game_type for p in world.providers for g in p.games}
     registry = Registry()
     for provider, protocol in protocol_of(world).items():
         registry.register(provider, protocol)
@@ -158,6 +159,7 @@ def _gateway_run(
         session_key=load_keys(tally.settings).secret,
         registry=registry,
         log=backoffice.ingest.log,
+        game_type=lambda _provider, game: games.get(game, "other"),
     )
     closing.insert(0, parts.close)
     return GatewayRun(
@@ -194,7 +196,9 @@ def _drive(run: SimulationRun) -> tuple[SimulationRun, list[Statement]]:
 def simulate(
     seed: Annotated[int, typer.Option(help="the world and its activity follow from it")] = 7,
     seconds: Annotated[float, typer.Option(help="about how long to run")] = 60.0,
-    rate: Annotated[float, typer.Option(help="events per second to deliver")] = 3_000.0,
+    rate: Annotated[
+        float, typer.Option(help="callbacks (gateway) or events (direct) per second")
+    ] = 600.0,
     faults: Annotated[bool, typer.Option(help="duplicates, reordering, late events")] = True,
     players: Annotated[int, typer.Option(help="players in the world")] = 2_000,
     start: Annotated[str, typer.Option(help="simulated start (ISO, with zone)")] = DEFAULT_START,
