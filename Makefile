@@ -39,8 +39,9 @@ sim: $(STAMP)
 sim-long: $(STAMP)
 	TALLY_SIM_SEEDS=$$(seq -s, 100 119) TALLY_SIM_RATE=12 $(BIN)/pytest -q tests/simulation -k matches_the_auditor
 
+# Every benchmark and its naive baseline; JSON and PNG under bench/results/.
 bench: $(STAMP)
-	$(BIN)/tally bench ledger
+	$(BIN)/tally bench all
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -47,3 +47,38 @@ def test_the_ledger_benchmark_writes_json_and_a_chart(tmp_path: Path) -> None:
         "met_peak_memory",
     }
     assert (tmp_path / "ledger-latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_gateway_benchmark_answers_every_callback_and_logs_every_event(
+    tmp_path: Path,
+) -> None:
+    args = ["bench", "gateway", "--rate", "200", "--seconds", "1", "--players", "50"]
+    result = CliRunner().invoke(
+        app, [*args, "--no-naive", "--out", str(tmp_path)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    run = json.loads((tmp_path / "gateway-latest.json").read_text())["gateway"]
+    assert run["statuses"] == {"200": 200}
+    assert run["events_logged"] == run["events_expected"] == 600
+    assert run["wallet_transfers"] == run["wallet_transfers_expected"]
+    assert (tmp_path / "gateway-latest.png").stat().st_size > 0
+
+
+def test_the_import_and_settlement_benchmarks_write_their_figures(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["bench", "import", "--lines", "2000", "--naive-sample", "100", "--out", str(tmp_path)],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    imported = json.loads((tmp_path / "import-latest.json").read_text())
+    assert imported["batched"]["events_logged"] == imported["batched"]["counts"]["accepted"]
+    args = ["bench", "settlement", "--events", "3000", "--stores", "sqlite"]
+    args += ["--naive-sample", "300", "--rate", "500", "--seconds", "1", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    [sqlite] = json.loads((tmp_path / "settlement-latest.json").read_text())["stores"]
+    assert sqlite["naive"]["same_statements_as_batched"] is True
+    assert sqlite["replay"]["statements"] > 0
+    assert sqlite["latency"]["latency_ms"]["p99"] > 0
+    assert (tmp_path / "settlement-latest.png").stat().st_size > 0

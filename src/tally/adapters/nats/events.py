@@ -37,7 +37,7 @@ from nats.js.api import (
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
 
-from tally.adapters.nats.loop import LoopThread
+from tally.adapters.nats.loop import LoopThread, fetch_ready
 from tally.events import codec
 from tally.events.model import Event, first_difference
 from tally.events.ports import Appended, AppendResult
@@ -185,10 +185,7 @@ class JetStreamEventLog:
         if self._reader is None or self._next != after + 1:
             await self._reposition(after + 1)
         assert self._reader is not None
-        try:
-            messages = await self._reader.fetch(batch=limit, timeout=READ_WAIT_S)
-        except NatsTimeout:
-            return []
+        messages = await fetch_ready(self._reader, limit, READ_WAIT_S)
         out: list[tuple[int, Event]] = []
         for message in messages:
             seq = message.metadata.sequence.stream
@@ -250,7 +247,8 @@ class JetStreamEventLog:
             if self._reader is not None:
                 with contextlib.suppress(Exception):  # closing anyway
                     await self._reader.unsubscribe()
-            await self._nc.drain()
+            await self._nc.flush(timeout=2)
+            await self._nc.close()
 
         try:
             self._loop.run(_close(), timeout=5)

@@ -16,13 +16,12 @@ import contextlib
 
 import nats
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from tally.adapters.nats.events import StreamNames
-from tally.adapters.nats.loop import LoopThread
+from tally.adapters.nats.loop import LoopThread, fetch_ready
 from tally.events import codec
 from tally.events.settle import to_settlement
 from tally.kernel.errors import StoreUnavailable
@@ -74,10 +73,7 @@ class JetStreamSource:
             await self._subscribe(after + 1)
         assert self._sub is not None
         if len(self._buffer) < limit:
-            try:
-                fetched = await self._sub.fetch(batch=limit, timeout=FETCH_WAIT_S)
-            except NatsTimeout:
-                fetched = []
+            fetched = await fetch_ready(self._sub, limit, FETCH_WAIT_S)
             for message in fetched:
                 seq = message.metadata.sequence.stream
                 if seq <= after:
@@ -105,6 +101,8 @@ class JetStreamSource:
 
     def close(self) -> None:
         try:
-            self._loop.run(self._nc.drain(), timeout=5)
+            # Acknowledgements were flushed as they were sent; an outstanding pull may
+            # still be parked at the server, so close rather than drain.
+            self._loop.run(self._nc.close(), timeout=5)
         finally:
             self._loop.stop()

@@ -11,7 +11,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeE
 from rich.table import Table
 
 from tally.benchmarks import gateway as gateway_bench
+from tally.benchmarks import ingest as ingest_bench
 from tally.benchmarks import ledger as ledger_bench
+from tally.benchmarks import settlement as settlement_bench
 from tally.benchmarks.common import machine, save
 from tally.entrypoints.cli.common import console
 
@@ -34,7 +36,7 @@ def ledger(
         ledger_bench.DEFAULT_PG_DSN
     ),
     out: Annotated[Path, typer.Option(help="where JSON and PNG go")] = Path("bench/results"),
-) -> None:
+) -> dict[str, Any]:
     """Post transfers through the ledger on each store, beside a naive and a raw reference."""
     summaries: list[dict[str, Any]] = []
     for store in [s.strip() for s in stores.split(",") if s.strip()]:
@@ -112,6 +114,7 @@ def ledger(
     console.print(table)
     console.print(f"load average at the end: {machine()['load_average']}")
     console.print(f"saved {path} and {png}")
+    return results
 
 
 @app.command("gateway")
@@ -124,7 +127,7 @@ def gateway(
     players: Annotated[int, typer.Option(help="funded wallets")] = 5_000,
     naive: Annotated[bool, typer.Option(help="also run the naive baseline")] = True,
     out: Annotated[Path, typer.Option(help="where JSON and PNG go")] = Path("bench/results"),
-) -> None:
+) -> dict[str, Any]:
     """Signed SoftSwiss callbacks over HTTP into the wallet gateway: rate and latency."""
     results: dict[str, Any] = {
         "benchmark": "gateway",
@@ -190,3 +193,242 @@ def gateway(
     )
     console.print(f"load average at the end: {machine()['load_average']}")
     console.print(f"saved {path} and {png}")
+    return results
+
+
+def _progress() -> Progress:
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _met(ok: bool) -> str:
+    return "[green]met[/green]" if ok else "[red]missed[/red]"
+
+
+@app.command("import")
+def import_(
+    lines: Annotated[int, typer.Option(help="lines in the report")] = 300_000,
+    naive_sample: Annotated[int, typer.Option(help="lines in the naive run")] = 10_000,
+    out: Annotated[Path, typer.Option(help="where JSON goes")] = Path("bench/results"),
+) -> dict[str, Any]:
+    """Import a generated provider report (CSV) into the event log, against one line per
+    transaction."""
+    with _progress() as progress:
+        fast_task = progress.add_task("import (batched)", total=lines)
+        fast = ingest_bench.run(lines, 5_000, lambda n: progress.update(fast_task, completed=n))
+        naive_task = progress.add_task("import (one line per transaction)", total=naive_sample)
+        naive = ingest_bench.run(
+            naive_sample, 1, lambda n: progress.update(naive_task, completed=n)
+        )
+    results = {
+        "benchmark": "import",
+        "measured_at": datetime.now(UTC).isoformat(),
+        "machine": machine(),
+        "batched": fast,
+        "naive": naive,
+        "ratio_to_naive": fast["events_per_s"] / naive["events_per_s"],
+        "targets": {
+            "events_per_s": ingest_bench.TARGET_EVENTS_PER_S,
+            "met_events_per_s": fast["events_per_s"] >= ingest_bench.TARGET_EVENTS_PER_S,
+        },
+    }
+    path = save(results, out, "import")
+    table = Table("run", "lines", "events/s", "accepted", "rejected", "logged")
+    for name in ("batched", "naive"):
+        r = results[name]
+        table.add_row(
+            name,
+            f"{r['lines']:,}",
+            f"{r['events_per_s']:,.0f}",
+            f"{r['counts']['accepted']:,}",
+            f"{r['counts']['rejected']:,}",
+            f"{r['events_logged']:,}",
+        )
+    console.print(table)
+    console.print(
+        f"x naive {results['ratio_to_naive']:.1f}; target "
+        f"{ingest_bench.TARGET_EVENTS_PER_S:,}/s {_met(results['targets']['met_events_per_s'])}"
+    )
+    console.print(f"saved {path}")
+    return results
+
+
+@app.command("settlement")
+def settlement(
+    events: Annotated[int, typer.Option(help="events replayed")] = 1_000_000,
+    stores: Annotated[str, typer.Option(help="comma-separated: sqlite,postgres")] = (
+        "sqlite,postgres"
+    ),
+    naive_sample: Annotated[int, typer.Option(help="events in the naive run")] = 20_000,
+    rate: Annotated[float, typer.Option(help="the latency run's events/s")] = 2_000.0,
+    seconds: Annotated[float, typer.Option(help="the latency run's length")] = 30.0,
+    out: Annotated[Path, typer.Option(help="where JSON and PNG go")] = Path("bench/results"),
+) -> dict[str, Any]:
+    """Replay the event log to statements on each store, beside a naive replay; then the
+    latency from append to accruals at a steady rate."""
+    summaries: list[dict[str, Any]] = []
+    for store in [s.strip() for s in stores.split(",") if s.strip()]:
+        if store not in settlement_bench.TARGETS:
+            raise typer.BadParameter(f"unknown store {store!r}")
+        config = settlement_bench.Config(
+            store=store, events=events, naive_sample=naive_sample, rate=rate, seconds=seconds
+        )
+        runs: dict[str, Any] = {}
+        with _progress() as progress:
+            for run, total in (
+                ("replay", events),
+                ("naive", naive_sample),
+                ("latency", int(rate * seconds)),
+            ):
+                task = progress.add_task(f"{store}: {run}", total=total)
+
+                def update(count: int, task: TaskID = task) -> None:
+                    progress.update(task, completed=count)
+
+                runs[run] = settlement_bench.run_child(run, config, update)
+        replay = runs["replay"]
+        summaries.append(
+            {
+                "store": store,
+                **runs,
+                "ratio_to_naive": replay["events_per_s"] / runs["naive"]["events_per_s"],
+                "targets": {
+                    "events_per_s": settlement_bench.TARGETS[store],
+                    "met_events_per_s": replay["events_per_s"] >= settlement_bench.TARGETS[store],
+                    "met_p99_ms": runs["latency"]["latency_ms"]["p99"]
+                    < settlement_bench.TARGET_P99_MS,
+                },
+            }
+        )
+    results = {
+        "benchmark": "settlement",
+        "measured_at": datetime.now(UTC).isoformat(),
+        "machine": machine(),
+        "events": events,
+        "stores": summaries,
+    }
+    path = save(results, out, "settlement")
+    png = path.with_suffix(".png")
+    settlement_bench.chart(results, png)
+    (out / "settlement-latest.png").write_bytes(png.read_bytes())
+    table = Table(
+        "store", "replay /s", "naive /s", "x naive", "append /s", "p50/p99 ms", "RSS MB", "targets"
+    )
+    for s in summaries:
+        r, lat = s["replay"], s["latency"]["latency_ms"]
+        met = s["targets"]["met_events_per_s"] and s["targets"]["met_p99_ms"]
+        table.add_row(
+            s["store"],
+            f"{r['events_per_s']:,.0f}",
+            f"{s['naive']['events_per_s']:,.0f}",
+            f"{s['ratio_to_naive']:.1f}",
+            f"{r['append_events_per_s']:,.0f}",
+            f"{lat['p50']:.1f} / {lat['p99']:.1f}",
+            f"{r['rss_start_mb']:.0f}/{r['rss_peak_mb']:.0f}/{r['rss_end_mb']:.0f}",
+            _met(met),
+        )
+    console.print(table)
+    console.print(f"load average at the end: {machine()['load_average']}")
+    console.print(f"saved {path} and {png}")
+    return results
+
+
+@app.command("all")
+def all_(
+    quick: Annotated[bool, typer.Option(help="small sizes: a smoke run, not figures")] = False,
+    out: Annotated[Path, typer.Option(help="where JSON and PNG go")] = Path("bench/results"),
+) -> None:
+    """Every benchmark with its naive baseline, then one table of targets met or missed."""
+    scale = 50 if quick else 1
+    led = ledger(
+        transfers=1_000_000 // scale,
+        accounts=100_000 // scale,
+        stores="sqlite,postgres",
+        submitters=4,
+        naive_sample=20_000 // scale,
+        pg_dsn=ledger_bench.DEFAULT_PG_DSN,
+        out=out,
+    )
+    gw = gateway(
+        rate=gateway_bench.TARGET_REQUESTS_PER_S,
+        seconds=20.0 / (10 if quick else 1),
+        connections=64,
+        players=5_000 // scale,
+        naive=True,
+        out=out,
+    )
+    imp = import_(lines=300_000 // scale, naive_sample=10_000 // scale, out=out)
+    settle = settlement(
+        events=1_000_000 // scale,
+        stores="sqlite,postgres",
+        naive_sample=20_000 // scale,
+        rate=2_000.0,
+        seconds=30.0 / (10 if quick else 1),
+        out=out,
+    )
+    table = Table("issue", "what", "target", "measured", "", title="Targets")
+    for s in led["stores"]:
+        table.add_row(
+            "2 ledger",
+            f"transfers/s, {s['store']}",
+            f"{ledger_bench.TARGETS[s['store']]:,}",
+            f"{s['ledger']['transfers_per_s']:,.0f}",
+            _met(s["targets"]["met_transfers_per_s"]),
+        )
+        table.add_row(
+            "2 ledger",
+            f"x naive, {s['store']}",
+            f"{ledger_bench.MIN_RATIO_TO_NAIVE}",
+            f"{s['ratio_to_naive']:.1f}",
+            _met(s["targets"]["met_ratio_to_naive"]),
+        )
+    main = gw["gateway"]
+    table.add_row(
+        "3 providers",
+        "signed callbacks/s over HTTP",
+        f"{gateway_bench.TARGET_REQUESTS_PER_S:,}",
+        f"{main['requests_per_s']:,.0f}",
+        _met(gw["targets"]["met_requests_per_s"]),
+    )
+    table.add_row(
+        "3 providers",
+        "callback p99 ms",
+        f"< {gateway_bench.TARGET_P99_MS:.0f}",
+        f"{main['latency_ms']['p99']:.1f}",
+        _met(gw["targets"]["met_p99_ms"]),
+    )
+    table.add_row(
+        "3 providers",
+        "report import events/s",
+        f"{ingest_bench.TARGET_EVENTS_PER_S:,}",
+        f"{imp['batched']['events_per_s']:,.0f}",
+        _met(imp["targets"]["met_events_per_s"]),
+    )
+    for s in settle["stores"]:
+        table.add_row(
+            "4 settlement",
+            f"replay events/s, {s['store']}",
+            f"{settlement_bench.TARGETS[s['store']]:,}",
+            f"{s['replay']['events_per_s']:,.0f}",
+            _met(s["targets"]["met_events_per_s"]),
+        )
+        table.add_row(
+            "4 settlement",
+            f"p99 ms at 2,000/s, {s['store']}",
+            f"< {settlement_bench.TARGET_P99_MS:.0f}",
+            f"{s['latency']['latency_ms']['p99']:.1f}",
+            _met(s["targets"]["met_p99_ms"]),
+        )
+        table.add_row(
+            "4 settlement",
+            f"memory growth, 2nd half, {s['store']}",
+            "flat",
+            f"{s['replay']['rss_growth_second_half_mb']:.1f} MB",
+            _met(s["replay"]["rss_growth_second_half_mb"] < 20),
+        )
+    console.print(table)
