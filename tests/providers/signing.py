@@ -23,7 +23,20 @@ def evolution(exchange: Mapping[str, Any], secrets: Mapping[str, str]) -> Signed
     return exchange["body"].encode(), {"Content-Type": "application/json"}, {"authToken": token}
 
 
+def pragmatic(exchange: Mapping[str, Any], secrets: Mapping[str, str]) -> Signed:
+    """The body is the form without ``hash``; the hash goes last, as Pragmatic sends it."""
+    from urllib.parse import parse_qsl, urlencode
+
+    from tally.providers.pragmatic.adapter import signature
+
+    params = dict(parse_qsl(exchange["body"], keep_blank_values=True))
+    secret = secrets["secret_key"] if exchange.get("sign") != "bad" else "not-the-secret"
+    body = exchange["body"] + "&" + urlencode({"hash": signature(params, secret)})
+    return body.encode(), {"Content-Type": "application/x-www-form-urlencoded"}, {}
+
+
 SIGNERS: dict[str, Callable[[Mapping[str, Any], Mapping[str, str]], Signed]] = {
     "softswiss": softswiss,
+    "pragmatic": pragmatic,
     "evolution": evolution,
 }

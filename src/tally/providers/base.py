@@ -86,6 +86,10 @@ class WalletOp:
     # a win for a rolled-back bet fails ALREADY_ROLLED_BACK; a rollback of a bet whose win
     # (keyed by the same tx_id) was applied fails ALREADY_SETTLED. Empty: no such check.
     settles: str = ""
+    # An amount in currency units ("10.50") for protocols whose request does not name the
+    # currency: the wallet converts it exactly in the player's currency (refusing excess
+    # precision) and uses it instead of ``amount``.
+    decimal_amount: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +154,7 @@ class WalletError(StrEnum):
     ALREADY_SETTLED = "already_settled"  # a rollback of a bet that was won already
     REFUSED = "refused"
     UNAVAILABLE = "unavailable"  # the wallet could not commit now: the provider retries
+    BAD_AMOUNT = "bad_amount"  # a decimal amount the player's currency cannot hold exactly
 
 
 @dataclass(frozen=True, slots=True)

@@ -142,6 +142,8 @@ class Gateway:
         out = adapter.answer(answer, credentials)
         if answer.error is WalletError.UNKNOWN_PLAYER:
             return out, (Reason.UNKNOWN_PLAYER, f"no wallet for {call.player!r}")
+        if answer.error is WalletError.BAD_AMOUNT:
+            return out, (Reason.OUT_OF_RANGE, answer.detail)
         return out, None
 
     def _in_session(self, provider: str, call: WalletCall) -> WalletCall:

@@ -16,6 +16,7 @@ from tally.providers.base import ProviderAdapter
 # protocol name -> "module:factory"; imported only when used.
 PROTOCOLS: dict[str, str] = {
     "softswiss": "tally.providers.softswiss:SoftSwissAdapter",
+    "pragmatic": "tally.providers.pragmatic:PragmaticAdapter",
     "evolution": "tally.providers.evolution:EvolutionAdapter",
 }
 

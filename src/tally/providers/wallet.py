@@ -33,6 +33,7 @@ from tally.events.model import Event, EventKind, idempotency_key
 from tally.events.ports import Appended, AppendResult
 from tally.kernel.clock import Clock
 from tally.kernel.errors import RetryableError
+from tally.kernel.money import MoneyError, parse_amount
 from tally.ledger.model import (
     Account,
     AccountFlags,
@@ -215,6 +216,10 @@ class WalletService:
                 )
 
     def _transact(self, provider: str, wallet: Wallet, call: WalletCall, raw: str) -> WalletAnswer:
+        try:
+            call = _in_minor_units(call, wallet.currency)
+        except MoneyError as exc:
+            return self._failed(call, wallet, WalletError.BAD_AMOUNT, str(exc))
         for op in call.ops:
             if len(op.tx_id) > TX_ID_MAX or len(op.ref_tx) > TX_ID_MAX:
                 return self._failed(call, wallet, WalletError.REFUSED, "transaction id too long")
@@ -372,6 +377,25 @@ _ERRORS = {
     OpStatus.CONFLICT: WalletError.CONFLICT,
     OpStatus.REFUSED: WalletError.REFUSED,
 }
+
+
+def _in_minor_units(call: WalletCall, currency: str) -> WalletCall:
+    """The call with every decimal amount converted exactly in the wallet's currency."""
+    if not any(op.decimal_amount for op in call.ops):
+        return call
+    ops = tuple(
+        replace(
+            op,
+            amount=parse_amount(
+                op.decimal_amount, currency, allow_negative=op.kind is EventKind.ADJUSTMENT
+            ),
+            decimal_amount="",
+        )
+        if op.decimal_amount
+        else op
+        for op in call.ops
+    )
+    return replace(call, ops=ops)
 
 
 def _reversal(original_key: str) -> str:

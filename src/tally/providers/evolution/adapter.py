@@ -71,6 +71,7 @@ from tally.providers.base import (
     WalletError,
     WalletOp,
 )
+from tally.providers.rendering import render
 from tally.quarantine.inputs import Reason
 
 TOKEN_PARAM = "authToken"  # noqa: S105 - the query parameter's name, not a secret
@@ -313,5 +314,4 @@ _NO_BALANCE = frozenset(
 
 def _render(fields: list[tuple[str, str]]) -> Outbound:
     """A JSON object from already-encoded values (so amounts stay exact decimal numbers)."""
-    body = "{" + ",".join(f"{json.dumps(k)}:{v}" for k, v in fields) + "}"
-    return Outbound(200, body.encode())
+    return Outbound(200, render(fields))
