@@ -35,8 +35,24 @@ def pragmatic(exchange: Mapping[str, Any], secrets: Mapping[str, str]) -> Signed
     return body.encode(), {"Content-Type": "application/x-www-form-urlencoded"}, {}
 
 
+def hub88(exchange: Mapping[str, Any], secrets: Mapping[str, str]) -> Signed:
+    """Signed as Hub88 signs: RSA PKCS#1 v1.5 over SHA-256 of the body, base64."""
+    import base64
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    body = exchange["body"].encode()
+    pem = secrets["hub88_private_key" if exchange.get("sign") != "bad" else "operator_private_key"]
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    signature = base64.b64encode(key.sign(body, padding.PKCS1v15(), hashes.SHA256())).decode()
+    return body, {"X-Hub88-Signature": signature, "Content-Type": "application/json"}, {}
+
+
 SIGNERS: dict[str, Callable[[Mapping[str, Any], Mapping[str, str]], Signed]] = {
     "softswiss": softswiss,
     "pragmatic": pragmatic,
+    "hub88": hub88,
     "evolution": evolution,
 }

@@ -17,6 +17,7 @@ from tally.providers.base import ProviderAdapter
 PROTOCOLS: dict[str, str] = {
     "softswiss": "tally.providers.softswiss:SoftSwissAdapter",
     "pragmatic": "tally.providers.pragmatic:PragmaticAdapter",
+    "hub88": "tally.providers.hub88:Hub88Adapter",
     "evolution": "tally.providers.evolution:EvolutionAdapter",
 }
 
