@@ -42,6 +42,7 @@ app.add_typer(gateway.wallet_app, name="wallet")
 app.add_typer(events.events_app, name="events")
 app.add_typer(events.quarantine_app, name="quarantine")
 app.add_typer(ingest.import_app, name="import")
+app.add_typer(ingest.feeds_app, name="feeds")
 
 
 def main() -> None:

@@ -100,3 +100,28 @@ def watch(
             pass
         finally:
             backoffice.close()
+
+
+feeds_app = typer.Typer(no_args_is_help=True, help="Partner feeds over NATS.")
+
+
+@feeds_app.command("listen")
+def listen() -> None:
+    """Take partner feeds pushed to tally.feeds.<operator> on NATS (Ctrl-C stops)."""
+    from tally.adapters.nats.feeds import FEED_SUBJECTS, NatsFeedListener
+
+    with open_app() as tally:
+        backoffice = build_backoffice(tally)
+        listener = NatsFeedListener(tally.settings.nats_url, backoffice.ingest.feeds)
+        console.print(
+            f"listening on {FEED_SUBJECTS}.<operator> at {tally.settings.nats_url} (Ctrl-C stops)"
+        )
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            listener.close()
+            backoffice.close()
+        console.print(f"{listener.received} pushes taken")
