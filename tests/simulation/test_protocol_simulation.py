@@ -1,5 +1,5 @@
-"""A seeded world driven through the providers' own protocol, every fault on, checked
-against an auditor that knows only the generated plays.
+"""A seeded world driven the ways it reaches Tally (signed callbacks, report files,
+partner feeds), every fault on, checked against an auditor that knows only the plays.
 
 On failure the seed is in the test id; replay it with ``make sim SEED=<seed>``.
 """
@@ -14,18 +14,22 @@ from pathlib import Path
 
 import pytest
 
+from tally.adapters.memory.ingest import MemoryImportProgress
 from tally.events.settle import LogSource
+from tally.ingest.feeds import FeedService
+from tally.ingest.files import FileImporter
 from tally.kernel.clock import FixedClock
-from tally.providers.base import Inbound
 from tally.quarantine.inputs import Reason
 from tally.settlement.service import SettlementWorker
 from tally.simulation.activity import generate
 from tally.simulation.protocols import (
     Delivery,
+    Doors,
     ProtocolFaults,
     deliveries,
     expected_balances,
     protocol_of,
+    route_of,
     simulation_secret,
 )
 from tally.simulation.world import build_world
@@ -66,10 +70,16 @@ def test_a_world_driven_through_signed_callbacks_matches_the_auditor(
                 agent=player.agent,
             )
 
+        progress = MemoryImportProgress()
+        doors = Doors(
+            gw.gateway,
+            FeedService(gw.log, gw.quarantine, clock),
+            FileImporter(gw.log, gw.quarantine, progress, clock),
+            clock,
+        )
+
         def send(delivery: Delivery) -> int:
-            r = delivery.request
-            inbound = Inbound(r.action, r.body, clock.now(), r.headers)
-            return gw.gateway.handle(delivery.provider, inbound).status
+            return doors.send(delivery)
 
         # Rounds go out in windows, each window's requests concurrently: within a window
         # anything may overtake anything.
@@ -82,8 +92,10 @@ def test_a_world_driven_through_signed_callbacks_matches_the_auditor(
         assert all(s == 200 for s, ok in zip(statuses, genuine, strict=True) if ok), seed
         assert all(s != 200 for s, ok in zip(statuses, genuine, strict=True) if not ok), seed
 
-        # Every wallet holds what the plays say, to the minor unit.
-        for (player, currency), balance in expected_balances(plays, FUNDING).items():
+        # Every wallet holds what the plays that came by callbacks say, to the minor unit.
+        routes = route_of(world)
+        assert set(routes.values()) == {"callback", "file", "feed"}
+        for (player, currency), balance in expected_balances(plays, FUNDING, routes).items():
             assert gw.balance(player, currency) == balance, (seed, player)
 
         # Every play is in the log once, with its amount; nothing else but round ends. (A
@@ -98,7 +110,8 @@ def test_a_world_driven_through_signed_callbacks_matches_the_auditor(
 
         # Refused deliveries are kept, with their reasons; nothing else is.
         kept = Counter(q.refused.reason for q in gw.quarantine.entries(limit=100_000).items)
-        assert sum(kept.values()) == genuine.count(False)
+        refusals = genuine.count(False) + sum(d.refusals for d in sent)
+        assert sum(kept.values()) == refusals, (seed, kept)
         assert set(kept) <= {Reason.MALFORMED, Reason.BAD_SIGNATURE}
 
         # The ledger nets to zero in every currency.

@@ -17,9 +17,10 @@ from datetime import datetime, timedelta
 from tally.adapters.memory.settlement import MemoryEventSource
 from tally.events.ports import EventLog
 from tally.events.settle import LogSource
+from tally.ingest.feeds import FeedService
+from tally.ingest.files import FileImporter
 from tally.kernel.clock import FixedClock
 from tally.ledger.model import Account, AccountFlags, OwnerKind, TransferRequest
-from tally.providers.base import Inbound
 from tally.providers.gateway import Gateway
 from tally.providers.wallet import Wallet, WalletService, deposits_account
 from tally.settlement.config import SettlementConfig
@@ -30,7 +31,7 @@ from tally.settlement.statements import Statement
 from tally.simulation.activity import generate
 from tally.simulation.direct import to_settlement_events
 from tally.simulation.faults import Faults, deliver
-from tally.simulation.protocols import Delivery, ProtocolFaults, deliveries
+from tally.simulation.protocols import Delivery, Doors, ProtocolFaults, deliveries
 from tally.simulation.world import World
 
 # Named limits of the driver.
@@ -185,11 +186,14 @@ class GatewayRun(SimulationRun):
     gateway: Gateway | None = None
     log: EventLog | None = None
     wallets: WalletService | None = None
+    feeds: FeedService | None = None
+    importer: FileImporter | None = None
     protocol_faults: ProtocolFaults = field(default_factory=ProtocolFaults)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         assert self.gateway is not None and self.log is not None and self.wallets is not None
+        assert self.feeds is not None and self.importer is not None
         # The gateway's clock is the simulation's: it moves with the plays' time.
         assert isinstance(self.wallets.clock, FixedClock), "drive the gateway on a FixedClock"
         self.clock = self.wallets.clock
@@ -227,16 +231,14 @@ class GatewayRun(SimulationRun):
         return len(self._deliveries)
 
     def feed(self, should_stop: Callable[[], bool] = lambda: False) -> None:
-        """Send the callbacks at the target rate (requests, here), window by window."""
-        assert self.gateway is not None
-        gateway = self.gateway
+        """Send the deliveries at the target rate (requests, here), window by window."""
+        assert self.gateway is not None and self.feeds is not None and self.importer is not None
+        doors = Doors(self.gateway, self.feeds, self.importer, self.clock)
         self._started = time.perf_counter()
         self.worker.start()
 
         def send(item: tuple[datetime, Delivery]) -> int:
-            _, d = item
-            inbound = Inbound(d.request.action, d.request.body, self.clock.now(), d.request.headers)
-            return gateway.handle(d.provider, inbound).status
+            return doors.send(item[1])
 
         with ThreadPoolExecutor(SENDERS) as pool:
             for start in range(0, len(self._deliveries), DELIVERY_WINDOW):

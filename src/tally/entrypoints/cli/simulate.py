@@ -169,6 +169,8 @@ def _gateway_run(
         gateway=parts.gateway,
         log=parts.log,
         wallets=parts.wallet,
+        feeds=backoffice.ingest.feeds,
+        importer=backoffice.ingest.importer,
         protocol_faults=ProtocolFaults.all_on() if faults else ProtocolFaults(),
         **common,
     )
