@@ -68,10 +68,18 @@ class ProtocolFaults:
     swap: float = 0.0  # share of neighbouring requests that change places
     malformed: float = 0.0  # share of requests followed by a malformed copy
     bad_signature: float = 0.0  # share followed by a copy signed with the wrong key
+    # One calling provider goes quiet for this share of the run, then sends all it held
+    # back at once (an outage followed by a burst).
+    outage: float = 0.0
+    # The reporting and feeding providers' clocks run this far ahead of ours (seconds;
+    # negative: behind). Their times are theirs: kept as sent.
+    skew_s: float = 0.0
 
     @classmethod
     def all_on(cls) -> ProtocolFaults:
-        return cls(duplicate=0.03, swap=0.2, malformed=0.005, bad_signature=0.005)
+        return cls(
+            duplicate=0.03, swap=0.2, malformed=0.005, bad_signature=0.005, outage=0.1, skew_s=90
+        )
 
 
 def route_of(world: World) -> dict[str, str]:
@@ -123,7 +131,17 @@ def deliveries(
         sorted(played, key=lambda p: (p.round_id, p.occurred_at)), key=lambda p: p.round_id
     )
     rounds = sorted((list(group) for _, group in by_round), key=lambda g: g[0].occurred_at)
-    bulk = _bulk([p for p in played if routes[p.provider] != "callback"], routes, faults, rng)
+    skew = timedelta(seconds=faults.skew_s)
+    bulk = _bulk(
+        [
+            replace(p, occurred_at=p.occurred_at + skew)
+            for p in played
+            if routes[p.provider] != "callback"
+        ],
+        routes,
+        faults,
+        rng,
+    )
     for group in rounds:
         provider = group[0].provider
         if routes[provider] != "callback":
@@ -157,10 +175,22 @@ def deliveries(
     for delivery in list(out):
         if delivery.genuine and rng.random() < faults.duplicate:
             out.insert(rng.randrange(len(out) + 1), delivery)
+    if faults.outage and out:
+        out = _outage(out, faults.outage, rng)
     # Reports and feeds go out in time order among the callbacks.
     for at, delivery in bulk:
         out.insert(_position(rounds, out, at), delivery)
     return out
+
+
+def _outage(out: list[Delivery], share: float, rng: random.Random) -> list[Delivery]:
+    """One provider's deliveries in a stretch of the run held back, then sent at once."""
+    provider = rng.choice(sorted({d.provider for d in out}))
+    start = rng.randrange(max(1, int(len(out) * (1 - share))))
+    end = start + int(len(out) * share)
+    held = [d for d in out[start:end] if d.provider == provider]
+    kept = [d for d in out[start:end] if d.provider != provider]
+    return out[:start] + kept + held + out[end:]
 
 
 def _position(rounds: list[list[Play]], out: list[Delivery], at: datetime) -> int:

@@ -174,6 +174,7 @@ def funding(w: Wallet) -> TransferRequest:
 
 WALLET_FUNDING = 10**10  # minor units per simulated wallet: bets are never short of funds
 DELIVERY_WINDOW = 64  # requests sent concurrently; anything in a window may overtake
+RESTART_EVERY = 200  # windows between settlement worker restarts, when restarts are on
 SENDERS = 8  # concurrent senders, as a provider's callback workers would be
 
 
@@ -189,6 +190,11 @@ class GatewayRun(SimulationRun):
     feeds: FeedService | None = None
     importer: FileImporter | None = None
     protocol_faults: ProtocolFaults = field(default_factory=ProtocolFaults)
+    # Replace the settlement worker now and then with a new one that reloads everything
+    # from the store, as after a crash (kill -9 itself is tests/integration/
+    # test_settlement_crash.py's, on the worker process).
+    worker_restarts: bool = False
+    restarts: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -249,9 +255,19 @@ class GatewayRun(SimulationRun):
                 statuses = list(pool.map(send, window))
                 self.refused += sum(1 for s in statuses if s != 200)
                 self.fed += len(window)
+                if self.worker_restarts and (start // DELIVERY_WINDOW) % RESTART_EVERY == 1:
+                    self._restart_worker()
                 ahead = self.fed / self.events_per_second - (time.perf_counter() - self._started)
                 if ahead > 0:
                     time.sleep(ahead)
+
+    def _restart_worker(self) -> None:
+        assert self.log is not None
+        self.worker.stop()
+        self.worker = SettlementWorker(
+            LogSource(self.log), self.store, self.config, self.clock, on_close=self.on_close
+        ).start()
+        self.restarts += 1
 
     def snapshot(self) -> Snapshot:
         """Events in the log (what the gateway accepted) against events settled."""

@@ -172,6 +172,7 @@ def _gateway_run(
         feeds=backoffice.ingest.feeds,
         importer=backoffice.ingest.importer,
         protocol_faults=ProtocolFaults.all_on() if faults else ProtocolFaults(),
+        worker_restarts=faults,
         **common,
     )
 
