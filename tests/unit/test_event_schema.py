@@ -107,3 +107,21 @@ def test_excess_precision_is_refused_by_the_codec_the_schema_cannot_know_scales(
     with pytest.raises(EventDecodeError):
         codec.from_dict(data)
     assert json.loads(PUBLISHED.read_text())["properties"]["amount"]["type"] == "string"
+
+
+@given(
+    kind=st.sampled_from(list(EventKind)),
+    amount=st.integers(min_value=0, max_value=10**15),
+    currency=st.sampled_from(["EUR", "JPY", "BTC", "KWD"]),
+)
+def test_the_fast_read_of_a_stored_event_equals_the_strict_one(
+    kind: EventKind, amount: int, currency: str
+) -> None:
+    event = sample(
+        kind=kind,
+        amount=-amount if kind is EventKind.ADJUSTMENT else amount,
+        currency=currency,
+        ref="acme:tx-0:bet" if kind is EventKind.ROLLBACK else "",
+    )
+    text = codec.dumps(event)
+    assert codec.loads_stored(text) == codec.loads(text) == event

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
@@ -49,14 +49,26 @@ class PartnerTree:
 
     agents: Sequence[Agent]
     placements: Sequence[Placement]
+    # Each agent's own versions and placements, in the given order: lookups per event scan
+    # a handful of entries instead of the whole tree.
+    _versions: dict[str, list[Agent]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+    _placed: dict[str, list[Placement]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        for version in self.agents:
+            self._versions.setdefault(version.id, []).append(version)
+        for placement in self.placements:
+            self._placed.setdefault(placement.agent, []).append(placement)
 
     def agent_at(self, agent: str, at: datetime) -> Agent | None:
         found: Agent | None = None
-        for version in self.agents:
-            if (
-                version.id == agent
-                and version.effective_from <= at
-                and (found is None or version.effective_from >= found.effective_from)
+        for version in self._versions.get(agent, ()):
+            if version.effective_from <= at and (
+                found is None or version.effective_from >= found.effective_from
             ):
                 found = version
         return found
@@ -66,11 +78,9 @@ class PartnerTree:
 
     def parent_of(self, agent: str, at: datetime) -> str | None:
         latest: Placement | None = None
-        for p in self.placements:
-            if (
-                p.agent == agent
-                and p.effective_from <= at
-                and (latest is None or p.effective_from >= latest.effective_from)
+        for p in self._placed.get(agent, ()):
+            if p.effective_from <= at and (
+                latest is None or p.effective_from >= latest.effective_from
             ):
                 latest = p
         if latest is None:

@@ -47,6 +47,7 @@ from tally.kernel.errors import StoreUnavailable
 DUPLICATE_WINDOW_S = 2 * 3_600.0  # the server's own msg-id dedup (the subject check has none)
 READ_WAIT_S = 0.2  # how long a read waits for messages before answering "nothing new"
 PUBLISH_PENDING_MAX = 20_000  # publishes in flight on one connection
+PUBLISH_WINDOW = 1_000  # publishes sent before their acknowledgements are awaited
 _WRONG_LAST_SEQUENCE = 10071  # JetStream: the subject was not empty
 _TOKEN = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -123,6 +124,17 @@ class JetStreamEventLog:
             raise StoreUnavailable(f"NATS append failed: {exc}") from exc
 
     async def _append(self, events: list[Event]) -> list[AppendResult]:
+        results: list[AppendResult] = []
+        first_seen: dict[str, Event] = {}
+        # In windows, so a big append never overruns the client's outbound buffer.
+        for start in range(0, len(events), PUBLISH_WINDOW):
+            window = events[start : start + PUBLISH_WINDOW]
+            results += await self._append_window(window, first_seen)
+        return results
+
+    async def _append_window(
+        self, events: list[Event], first_seen: dict[str, Event]
+    ) -> list[AppendResult]:
         names = self.names
         pending = []
         for event in events:
@@ -139,7 +151,6 @@ class JetStreamEventLog:
                 )
             )
         results: list[AppendResult] = []
-        first_seen: dict[str, Event] = {}
         for event, future in zip(events, pending, strict=True):
             try:
                 ack = await future
@@ -189,7 +200,7 @@ class JetStreamEventLog:
         out: list[tuple[int, Event]] = []
         for message in messages:
             seq = message.metadata.sequence.stream
-            out.append((seq, codec.loads(message.data.decode())))
+            out.append((seq, codec.loads_stored(message.data.decode())))
             self._next = seq + 1
         return out
 

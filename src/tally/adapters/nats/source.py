@@ -85,7 +85,7 @@ class JetStreamSource:
         while len(out) < limit and expected in self._buffer:
             message = self._buffer.pop(expected)
             self._handed[expected] = message
-            out.append((expected, to_settlement(codec.loads(message.data.decode()))))
+            out.append((expected, to_settlement(codec.loads_stored(message.data.decode()))))
             expected += 1
         return out
 

@@ -82,7 +82,7 @@ class SqliteEventLog:
                 "SELECT position, body FROM event_log WHERE position > ? ORDER BY position LIMIT ?",
                 (after, limit),
             ).fetchall()
-        return [(position, codec.loads(body)) for position, body in found]
+        return [(position, codec.loads_stored(body)) for position, body in found]
 
     def conflicts(self, limit: int = 100) -> list[tuple[str, str, str]]:
         with self._lock:
