@@ -114,7 +114,7 @@ def serve(directory: Path, config: Config) -> None:
         )
     server = uvicorn.Server(
         uvicorn.Config(
-            create_gateway_api(parts.gateway, tally.clock),
+            create_gateway_api(parts.gateway, tally.clock, noop=True),
             host="127.0.0.1",
             port=config.port,
             loop="uvloop",
@@ -131,6 +131,11 @@ def serve(directory: Path, config: Config) -> None:
 
 
 # -- the load (this process) ------------------------------------------------------------------
+def noop_requests(requests: list[bytes]) -> list[bytes]:
+    """The same bytes sent to the no-op route instead."""
+    return [r.replace(b"POST /providers/softswiss/play ", b"POST /noop ", 1) for r in requests]
+
+
 def build_requests(config: Config, count: int) -> tuple[list[bytes], int]:
     """The requests as bytes on the wire, and the wallet transfers they should make."""
     from tally.providers.softswiss.client import SoftSwissClient
@@ -267,6 +272,8 @@ def run(config: Config, progress: Callable[[int], None]) -> dict[str, Any]:
             _wait_ready(port, process)
             import uvloop
 
+            # The yardstick first, on the same server: the no-op route at the same rate.
+            noop = uvloop.run(drive(port, noop_requests(requests), config, lambda _: None))
             result = uvloop.run(drive(port, requests, config, progress))
         finally:
             process.send_signal(signal.SIGINT)
@@ -279,6 +286,8 @@ def run(config: Config, progress: Callable[[int], None]) -> dict[str, Any]:
     ok = result["statuses"].get("200", 0)
     result.update(
         {
+            "noop": {k: noop[k] for k in ("requests_per_s", "latency_ms", "statuses")},
+            "ratio_to_noop": result["requests_per_s"] / noop["requests_per_s"],
             "naive": config.naive,
             "config": asdict(config),
             "events_logged": logged,

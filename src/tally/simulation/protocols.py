@@ -319,6 +319,8 @@ class Doors:
     feeds: FeedService
     importer: FileImporter
     clock: Clock
+    # Callbacks over real HTTP to the gateway's server when set (base URL -> status).
+    post: Callable[[str, bytes, dict[str, str]], int] | None = None
 
     def send(self, d: Delivery) -> int:
         """Deliver one; an HTTP-like status (200: taken, item by item for bulk ones)."""
@@ -330,6 +332,8 @@ class Doors:
             self.importer.run(d.request.action, d.request.body, fmt)
             return 200
         r = d.request
+        if self.post is not None:
+            return self.post(f"/providers/{d.provider}/{r.action}", r.body, r.headers)
         return self.gateway.handle(
             d.provider, Inbound(r.action, r.body, self.clock.now(), r.headers)
         ).status

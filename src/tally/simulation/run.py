@@ -8,9 +8,11 @@ live figures and finally close the periods that ended.
 from __future__ import annotations
 
 import random
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -172,6 +174,51 @@ def funding(w: Wallet) -> TransferRequest:
     )
 
 
+@contextmanager
+def served(
+    gateway: Gateway, clock: FixedClock
+) -> Iterator[Callable[[str, bytes, dict[str, str]], int]]:
+    """The gateway on a local port for the run; yields a poster of signed callbacks."""
+    import socket
+
+    import httpx
+    import uvicorn
+
+    from tally.entrypoints.gateway.app import create_gateway_api
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_gateway_api(gateway, clock),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+        )
+    )
+    thread = threading.Thread(target=server.run, name="simulation-gateway", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + SERVER_START_S
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the simulation's gateway did not start")
+        time.sleep(0.02)
+    limits = httpx.Limits(max_connections=SENDERS, max_keepalive_connections=SENDERS)
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", limits=limits) as client:
+
+        def post(path: str, body: bytes, headers: dict[str, str]) -> int:
+            return client.post(path, content=body, headers=headers).status_code
+
+        try:
+            yield post
+        finally:
+            server.should_exit = True
+            thread.join()
+
+
+SERVER_START_S = 10.0  # how long the simulation waits for its gateway to listen
 WALLET_FUNDING = 10**10  # minor units per simulated wallet: bets are never short of funds
 DELIVERY_WINDOW = 64  # requests sent concurrently; anything in a window may overtake
 RESTART_EVERY = 200  # windows between settlement worker restarts, when restarts are on
@@ -195,6 +242,9 @@ class GatewayRun(SimulationRun):
     # test_settlement_crash.py's, on the worker process).
     worker_restarts: bool = False
     restarts: int = 0
+    # Callbacks over HTTP to the gateway served in this process (uvicorn on a free local
+    # port), rather than handed to it directly.
+    http: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -239,7 +289,11 @@ class GatewayRun(SimulationRun):
     def feed(self, should_stop: Callable[[], bool] = lambda: False) -> None:
         """Send the deliveries at the target rate (requests, here), window by window."""
         assert self.gateway is not None and self.feeds is not None and self.importer is not None
-        doors = Doors(self.gateway, self.feeds, self.importer, self.clock)
+        with served(self.gateway, self.clock) if self.http else nullcontext() as post:
+            doors = Doors(self.gateway, self.feeds, self.importer, self.clock, post)
+            self._send_all(doors, should_stop)
+
+    def _send_all(self, doors: Doors, should_stop: Callable[[], bool]) -> None:
         self._started = time.perf_counter()
         self.worker.start()
 

@@ -173,6 +173,7 @@ def _gateway_run(
         importer=backoffice.ingest.importer,
         protocol_faults=ProtocolFaults.all_on() if faults else ProtocolFaults(),
         worker_restarts=faults,
+        http=True,
         **common,
     )
 

@@ -21,8 +21,19 @@ from tally.providers.gateway import Gateway
 HARD_BODY_MAX_BYTES = 1024 * 1024  # refused unread; up to it, the adapter answers
 
 
-def create_gateway_api(gateway: Gateway, clock: Clock, metrics: Metrics | None = None) -> FastAPI:
+def create_gateway_api(
+    gateway: Gateway, clock: Clock, metrics: Metrics | None = None, *, noop: bool = False
+) -> FastAPI:
+    """``noop`` adds ``POST /noop``: reads the body, does nothing, answers; the benchmark's
+    yardstick for what this server costs before any work."""
     api = FastAPI(title="Tally provider gateway", docs_url=None, redoc_url=None)
+
+    if noop:
+
+        @api.post("/noop")
+        async def nothing(request: Request) -> Response:
+            await request.body()
+            return Response(b'{"balance":0}', 200, media_type="application/json")
 
     @api.get("/health")
     def health() -> dict[str, object]:
