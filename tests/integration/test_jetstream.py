@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tally.adapters.nats.events import JetStreamEventLog, StreamNames
-from tally.adapters.nats.source import JetStreamSource
+from tally.adapters.nats.source import ACK_WAIT_S, JetStreamSource
 from tally.events.model import Event
 from tally.events.ports import Appended
 from tally.events.settle import to_settlement
@@ -159,3 +159,53 @@ def test_settlement_on_jetstream_resumes_after_a_worker_stop_and_a_nats_restart(
     assert worker.position == len(events)
     assert worker.book.figures.totals == reference.worker.book.figures.totals
     assert worker.book.figures.fee_accrued == reference.worker.book.figures.fee_accrued
+
+
+def test_a_batch_whose_commit_failed_is_handed_out_again_at_once(names: StreamNames) -> None:
+    _, events = world_events(120)
+    log = JetStreamEventLog(NATS_URL, names)
+    try:
+        log.append(events)
+    finally:
+        log.close()
+    source = JetStreamSource(NATS_URL, names, durable="retry-test")
+    try:
+        first = source.read(0, 50)
+        # No committed(): the worker's transaction failed and it reads from 0 again.
+        started = time.monotonic()
+        again = source.read(0, 50)
+        assert time.monotonic() - started < ACK_WAIT_S / 10
+        assert [p for p, _ in again] == [p for p, _ in first] == list(range(1, 51))
+        source.committed(50)
+        rest = []
+        while batch := source.read(50 + len(rest), 1_000):
+            rest += batch
+        assert [p for p, _ in rest] == list(range(51, 121))
+    finally:
+        source.close()
+
+
+def test_a_new_source_resumes_after_the_committed_position_not_after_what_was_read(
+    names: StreamNames,
+) -> None:
+    _, events = world_events(100)
+    log = JetStreamEventLog(NATS_URL, names)
+    try:
+        log.append(events)
+    finally:
+        log.close()
+    source = JetStreamSource(NATS_URL, names, durable="skip-test")
+    try:
+        source.read(0, 60)
+        source.committed(40)  # 41..60 were read, not committed, when the worker stopped
+    finally:
+        source.close()
+    # A new worker resumes from the committed position in its store: 40.
+    source = JetStreamSource(NATS_URL, names, durable="skip-test")
+    try:
+        positions = []
+        while batch := source.read(40 + len(positions), 25):
+            positions += [p for p, _ in batch]
+        assert positions == list(range(41, 101))
+    finally:
+        source.close()

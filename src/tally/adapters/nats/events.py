@@ -47,7 +47,7 @@ from nats.js.api import (
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
 
-from tally.adapters.nats.loop import LoopThread, fetch_ready
+from tally.adapters.nats.loop import AckPipeline, LoopThread, fetch_until_caught_up
 from tally.events import codec
 from tally.events.model import Event, first_difference
 from tally.events.ports import Appended, AppendResult
@@ -122,6 +122,7 @@ class JetStreamEventLog:
         self._next = 0  # the position the reader's next message will have
         try:
             self._nc, self._js = self._loop.run(self._connect(url))
+            self._acks = AckPipeline(self._nc)
         except Exception as exc:
             self._loop.stop()
             raise StoreUnavailable(f"NATS at {url}: {exc}") from exc
@@ -175,18 +176,10 @@ class JetStreamEventLog:
     async def _pipelined(
         self, messages: list[tuple[str, bytes, dict[str, str]]], stream: str
     ) -> list[PubAck | BaseException]:
-        """Publish all, then collect the acks; requests are written in list order.
-
-        Each publish is a request on the connection's shared reply subscription; gather
-        starts them in order and each writes its message before its first wait.
-        """
-        return await asyncio.gather(
-            *(
-                self._js.publish(subject, body, stream=stream, headers=headers)
-                for subject, body, headers in messages
-            ),
-            return_exceptions=True,
-        )
+        """Publish all, then collect the acks; messages are written in list order."""
+        for _, _, headers in messages:
+            headers["Nats-Expected-Stream"] = stream  # never land on another stream
+        return await self._acks.publish(messages, PUBLISH_TIMEOUT_S)
 
     async def _append_chunk(self, events: list[Event]) -> list[AppendResult]:
         names = self.names
@@ -285,7 +278,9 @@ class JetStreamEventLog:
         if self._reader is None or self._next != after + 1:
             await self._reposition(after + 1)
         assert self._reader is not None
-        messages = await fetch_ready(self._reader, limit, READ_WAIT_S)
+        messages = await fetch_until_caught_up(
+            self._reader, self._js, self.names.stream, after, limit, READ_WAIT_S
+        )
         out: list[tuple[int, Event]] = []
         for message in messages:
             seq = message.metadata.sequence.stream

@@ -13,6 +13,7 @@ stream in order.
 from __future__ import annotations
 
 import contextlib
+import time
 
 import nats
 from nats.aio.msg import Msg
@@ -21,7 +22,7 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from tally.adapters.nats.events import StreamNames
-from tally.adapters.nats.loop import LoopThread, fetch_ready
+from tally.adapters.nats.loop import CATCH_UP_PATIENCE_S, LoopThread, fetch_ready
 from tally.events import codec
 from tally.events.settle import to_settlement
 from tally.kernel.errors import StoreUnavailable
@@ -72,14 +73,34 @@ class JetStreamSource:
         if self._sub is None:
             await self._subscribe(after + 1)
         assert self._sub is not None
-        if len(self._buffer) < limit:
-            fetched = await fetch_ready(self._sub, limit, FETCH_WAIT_S)
-            for message in fetched:
-                seq = message.metadata.sequence.stream
-                if seq <= after:
-                    await message.ack()  # settled and committed before: only acknowledged
-                else:
-                    self._buffer[seq] = message
+        # Handed out but not committed (the worker's batch failed and it reads again from
+        # its committed position): hand those out again now, not after the ack wait.
+        for seq in [seq for seq in self._handed if seq > after]:
+            self._buffer[seq] = self._handed.pop(seq)
+        deadline = time.monotonic() + CATCH_UP_PATIENCE_S
+        while True:
+            if after + 1 not in self._buffer or len(self._buffer) < limit:
+                for message in await fetch_ready(self._sub, limit, FETCH_WAIT_S):
+                    seq = message.metadata.sequence.stream
+                    if seq <= after:
+                        await message.ack()  # settled and committed before: only acknowledged
+                    else:
+                        self._buffer[seq] = message
+            out = self._hand_out(after, limit)
+            if out:
+                return out
+            # Nothing in order: "caught up" only if the stream has nothing after ``after``
+            # (a worker's drain stops on an empty read).
+            info = await self._js.stream_info(self.names.stream)
+            if info.state.last_seq <= after:
+                return []
+            if time.monotonic() > deadline:
+                raise StoreUnavailable(
+                    f"{self.names.stream}: events after {after} were not delivered in "
+                    f"{CATCH_UP_PATIENCE_S:.0f} s"
+                )
+
+    def _hand_out(self, after: int, limit: int) -> list[tuple[int, SettlementEvent]]:
         out: list[tuple[int, SettlementEvent]] = []
         expected = after + 1
         while len(out) < limit and expected in self._buffer:
