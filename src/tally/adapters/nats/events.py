@@ -47,7 +47,7 @@ from nats.js.api import (
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
 
-from tally.adapters.nats.loop import AckPipeline, LoopThread, fetch_until_caught_up
+from tally.adapters.nats.loop import AckPipeline, LoopThread, connect, fetch_until_caught_up
 from tally.events import codec
 from tally.events.model import Event, first_difference
 from tally.events.ports import Appended, AppendResult
@@ -128,9 +128,7 @@ class JetStreamEventLog:
             raise StoreUnavailable(f"NATS at {url}: {exc}") from exc
 
     async def _connect(self, url: str) -> tuple[Client, JetStreamContext]:
-        nc = await nats.connect(
-            url, connect_timeout=3, max_reconnect_attempts=-1, reconnect_time_wait=0.5
-        )
+        nc: Client = await connect(url, "tally-event-log")
         js = nc.jetstream(timeout=PUBLISH_TIMEOUT_S)
         names = self.names
         for config in (

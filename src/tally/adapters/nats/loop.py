@@ -9,8 +9,14 @@ import time
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
-T = TypeVar("T")
+import structlog
 
+T = TypeVar("T")
+log = structlog.get_logger("tally.nats")
+
+CONNECT_TIMEOUT_S = 3.0  # the first connection; later ones are reconnects
+RECONNECT_WAIT_S = 0.5  # between reconnect attempts (attempts are unlimited: a server restart
+#   must never leave a worker with a closed connection it cannot recover)
 CALL_TIMEOUT_S = 30.0  # the longest one port call may wait for the server
 FETCH_REST_S = 0.005  # after the first message, how long to wait for more of a batch
 CATCH_UP_PATIENCE_S = 10.0  # how long a read may see nothing while the stream has more
@@ -29,6 +35,31 @@ class LoopThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join()
         self.loop.close()
+
+
+async def connect(url: str, name: str) -> Any:
+    """A connection that reconnects forever and reports its troubles in the log."""
+    import nats
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats_connection_failed", client=name, error=f"{type(exc).__name__}: {exc}")
+
+    async def on_disconnected() -> None:
+        log.warning("nats_disconnected", client=name)
+
+    async def on_reconnected() -> None:
+        log.info("nats_reconnected", client=name)
+
+    return await nats.connect(
+        url,
+        name=name,
+        connect_timeout=CONNECT_TIMEOUT_S,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=RECONNECT_WAIT_S,
+        error_cb=on_error,
+        disconnected_cb=on_disconnected,
+        reconnected_cb=on_reconnected,
+    )
 
 
 async def fetch_ready(sub: Any, limit: int, wait_s: float) -> list[Any]:

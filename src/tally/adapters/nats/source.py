@@ -15,14 +15,14 @@ from __future__ import annotations
 import contextlib
 import time
 
-import nats
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from tally.adapters.nats.events import StreamNames
-from tally.adapters.nats.loop import CATCH_UP_PATIENCE_S, LoopThread, fetch_ready
+from tally.adapters.nats.loop import CATCH_UP_PATIENCE_S, LoopThread, connect, fetch_ready
 from tally.events import codec
 from tally.events.settle import to_settlement
 from tally.kernel.errors import StoreUnavailable
@@ -43,7 +43,7 @@ class JetStreamSource:
         self._buffer: dict[int, Msg] = {}
         self._handed: dict[int, Msg] = {}  # read, not yet committed
         try:
-            self._nc = self._loop.run(nats.connect(url, connect_timeout=3))
+            self._nc: Client = self._loop.run(connect(url, f"tally-settlement-{durable}"))
         except Exception as exc:
             self._loop.stop()
             raise StoreUnavailable(f"NATS at {url}: {exc}") from exc
