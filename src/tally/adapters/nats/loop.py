@@ -44,13 +44,17 @@ async def connect(url: str, name: str) -> Any:
     async def on_error(exc: Exception) -> None:
         log.warning("nats_connection_failed", client=name, error=f"{type(exc).__name__}: {exc}")
 
+    opened: list[Any] = []
+
     async def on_disconnected() -> None:
+        if opened and opened[0].is_closed:
+            return  # closed on purpose
         log.warning("nats_disconnected", client=name)
 
     async def on_reconnected() -> None:
         log.info("nats_reconnected", client=name)
 
-    return await nats.connect(
+    client = await nats.connect(
         url,
         name=name,
         connect_timeout=CONNECT_TIMEOUT_S,
@@ -60,6 +64,8 @@ async def connect(url: str, name: str) -> Any:
         disconnected_cb=on_disconnected,
         reconnected_cb=on_reconnected,
     )
+    opened.append(client)
+    return client
 
 
 async def fetch_ready(sub: Any, limit: int, wait_s: float) -> list[Any]:
