@@ -209,3 +209,46 @@ def test_a_new_source_resumes_after_the_committed_position_not_after_what_was_re
         assert positions == list(range(41, 101))
     finally:
         source.close()
+
+
+def test_scaled_mode_builds_the_jetstream_log_and_source_on_the_configured_streams(
+    names: StreamNames, tmp_path: Path
+) -> None:
+    from tally.app.bootstrap import build_event_log, build_event_source
+    from tally.app.settings import Settings
+
+    settings = Settings(
+        mode="scaled",
+        nats_url=NATS_URL,
+        nats_stream=names.stream,
+        nats_subjects=names.subjects,
+        nats_conflicts=names.conflicts,
+        sqlite_path=tmp_path / "unused.sqlite",
+    )
+    log = build_event_log(settings)
+    try:
+        assert isinstance(log, JetStreamEventLog)
+        assert log.names == names
+        _, events = world_events(10)
+        log.append(events)
+    finally:
+        log.close()
+    source = build_event_source(settings)
+    try:
+        assert isinstance(source, JetStreamSource)
+        assert [p for p, _ in source.read(0, 100)] == list(range(1, 11))
+    finally:
+        source.close()
+    assert not (tmp_path / "unused.sqlite").exists()
+
+
+def test_embedded_mode_keeps_the_event_log_in_the_sqlite_file(tmp_path: Path) -> None:
+    from tally.adapters.sqlite.events import SqliteEventLog
+    from tally.app.bootstrap import build_event_log
+    from tally.app.settings import Settings
+
+    log = build_event_log(Settings(sqlite_path=tmp_path / "tally.sqlite"))
+    try:
+        assert isinstance(log, SqliteEventLog)
+    finally:
+        log.close()
