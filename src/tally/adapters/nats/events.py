@@ -33,9 +33,7 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import nats
 from nats.aio.client import Client
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
@@ -160,10 +158,7 @@ class JetStreamEventLog:
 
     # -- append -----------------------------------------------------------------------------
     def append(self, events: Sequence[Event]) -> list[AppendResult]:
-        try:
-            return self._loop.run(self._append(list(events)))
-        except (NatsTimeout, TimeoutError, nats.errors.ConnectionClosedError) as exc:
-            raise StoreUnavailable(f"NATS append failed: {exc}") from exc
+        return self._loop.call(self._append(list(events)), "append")
 
     async def _append(self, events: list[Event]) -> list[AppendResult]:
         results: list[AppendResult] = []
@@ -198,7 +193,8 @@ class JetStreamEventLog:
         claimants = await asyncio.gather(*(self._claimant(events[i].key) for i in refused))
         claimed_by: list[str | None] = list(subjects)
         for i, claimant in zip(refused, claimants, strict=True):
-            claimed_by[i] = claimant
+            # No claim to read back (the index was purged): the event's subject decides.
+            claimed_by[i] = claimant or subjects[i]
         to_publish = [i for i, subject in enumerate(subjects) if claimed_by[i] == subject]
         acks = await self._pipelined(
             [
@@ -270,7 +266,7 @@ class JetStreamEventLog:
 
     # -- read -------------------------------------------------------------------------------
     def read(self, after: int, limit: int) -> list[tuple[int, Event]]:
-        return self._loop.run(self._read(after, limit))
+        return self._loop.call(self._read(after, limit), "read")
 
     async def _read(self, after: int, limit: int) -> list[tuple[int, Event]]:
         if self._reader is None or self._next != after + 1:
@@ -303,7 +299,7 @@ class JetStreamEventLog:
 
     # -- the rest of the port ---------------------------------------------------------------
     def conflicts(self, limit: int = 100) -> list[tuple[str, str, str]]:
-        return self._loop.run(self._conflicts(limit))
+        return self._loop.call(self._conflicts(limit), "conflicts")
 
     async def _conflicts(self, limit: int) -> list[tuple[str, str, str]]:
         info = await self._js.stream_info(self.names.conflicts)
@@ -322,7 +318,7 @@ class JetStreamEventLog:
         return out
 
     def head(self) -> int:
-        info = self._loop.run(self._js.stream_info(self.names.stream))
+        info = self._loop.call(self._js.stream_info(self.names.stream), "head")
         return int(info.state.last_seq)
 
     def drop(self) -> None:

@@ -29,7 +29,23 @@ class LoopThread:
         self._thread.start()
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = CALL_TIMEOUT_S) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()  # a call given up on must not go on acting later
+            raise
+
+    def call(self, coro: Coroutine[Any, Any, T], what: str) -> T:
+        """``run``, with NATS failures translated at the port's boundary: retryable."""
+        import nats.errors
+
+        from tally.kernel.errors import StoreUnavailable
+
+        try:
+            return self.run(coro)
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise StoreUnavailable(f"NATS {what} failed: {type(exc).__name__}: {exc}") from exc
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)

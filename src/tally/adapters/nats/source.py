@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import time
 
+import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -27,6 +28,8 @@ from tally.events import codec
 from tally.events.settle import to_settlement
 from tally.kernel.errors import StoreUnavailable
 from tally.settlement.engine import SettlementEvent
+
+log = structlog.get_logger("tally.nats")
 
 # Named limits of the consumer.
 ACK_WAIT_S = 120.0  # a batch must commit within this, else its messages come again
@@ -67,7 +70,7 @@ class JetStreamSource:
         )
 
     def read(self, after: int, limit: int) -> list[tuple[int, SettlementEvent]]:
-        return self._loop.run(self._read(after, limit))
+        return self._loop.call(self._read(after, limit), "settlement read")
 
     async def _read(self, after: int, limit: int) -> list[tuple[int, SettlementEvent]]:
         if self._sub is None:
@@ -118,7 +121,12 @@ class JetStreamSource:
         last = self._handed[max(done)]
         for seq in done:
             del self._handed[seq]
-        self._loop.run(last.ack())
+        try:
+            self._loop.call(last.ack(), "acknowledgement")
+        except StoreUnavailable as exc:
+            # The commit stands; the store's position is the truth. Unacknowledged
+            # messages come again after the ack wait and are skipped as already settled.
+            log.warning("settlement_ack_failed", position=position, error=str(exc))
 
     def close(self) -> None:
         try:
