@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from tally.adapters.nats.source import ACK_WAIT_S, JetStreamSource
 from tally.events.model import Event
 from tally.events.ports import Appended
 from tally.events.settle import to_settlement
+from tally.kernel.errors import StoreUnavailable
 from tally.simulation.activity import generate
 from tally.simulation.direct import to_events
 from tally.simulation.world import build_world
@@ -44,33 +46,45 @@ def _answers(timeout_s: float) -> bool:
     return False
 
 
-def restart_nats() -> None:
-    """Stop the local nats-server and start it again with the same storage."""
+def _daemon() -> str:
     daemon = shutil.which("start-stop-daemon")
     if daemon is None or not Path(NATS_SERVER).exists():
         pytest.skip("restarting NATS needs the local nats-server and start-stop-daemon")
-    try:
-        subprocess.run(
-            [daemon, "--stop", "--oknodo", "--retry", "10", "--exec", NATS_SERVER],
-            check=True,
-            capture_output=True,
-        )
-    finally:
-        subprocess.run(
-            [
-                daemon,
-                "--start",
-                "--oknodo",
-                "--background",
-                "--exec",
-                NATS_SERVER,
-                "--",
-                *START_ARGS,
-            ],
-            check=True,
-            capture_output=True,
-        )
+    return daemon
+
+
+def stop_nats() -> None:
+    subprocess.run(
+        [_daemon(), "--stop", "--oknodo", "--retry", "10", "--exec", NATS_SERVER],
+        check=True,
+        capture_output=True,
+    )
+
+
+def start_nats() -> None:
+    subprocess.run(
+        [
+            _daemon(),
+            "--start",
+            "--oknodo",
+            "--background",
+            "--exec",
+            NATS_SERVER,
+            "--",
+            *START_ARGS,
+        ],
+        check=True,
+        capture_output=True,
+    )
     assert _answers(30), "nats-server did not come back"
+
+
+def restart_nats() -> None:
+    """Stop the local nats-server and start it again with the same storage."""
+    try:
+        stop_nats()
+    finally:
+        start_nats()
 
 
 @pytest.fixture
@@ -252,3 +266,90 @@ def test_embedded_mode_keeps_the_event_log_in_the_sqlite_file(tmp_path: Path) ->
         assert isinstance(log, SqliteEventLog)
     finally:
         log.close()
+
+
+def test_an_append_sent_while_nats_is_down_lands_once_when_it_returns(
+    names: StreamNames,
+) -> None:
+    _, events = world_events(600)
+    log = JetStreamEventLog(NATS_URL, names)
+    try:
+        log.append(events[:200])
+        outcome: list[object] = []
+        try:
+            stop_nats()
+            # The client buffers while it reconnects; the server answers once it is back.
+            sender = threading.Thread(target=lambda: outcome.append(_try(log, events[200:400])))
+            sender.start()
+            time.sleep(0.5)
+        finally:
+            start_nats()
+        sender.join()
+        # Whatever the first answer was (acks or "unavailable"), retrying is safe.
+        results = log.append(events[200:])
+        again = [r.outcome for r in results[:200]]
+        if isinstance(outcome[0], list):  # acknowledged once NATS was back
+            assert again == [Appended.DUPLICATE] * 200
+        else:  # given up on: some may have landed, none lands twice
+            assert set(again) <= {Appended.DUPLICATE, Appended.ACCEPTED}
+        assert [r.outcome for r in results[200:]] == [Appended.ACCEPTED] * 200
+        stored = []
+        while batch := log.read(len(stored), 1_000):
+            stored += batch
+        assert [p for p, _ in stored] == list(range(1, 601))
+        assert [e.key for _, e in stored] == [e.key for e in events]
+    finally:
+        log.close()
+
+
+def _try(log: JetStreamEventLog, events: list[Event]) -> object:
+    try:
+        return log.append(events)
+    except StoreUnavailable as exc:
+        return exc
+
+
+def test_a_running_worker_rides_out_a_nats_restart_with_the_figures_of_one_run(
+    names: StreamNames, pg_schema: str
+) -> None:
+    world, events = world_events(3_000)
+    log = JetStreamEventLog(NATS_URL, names)
+    try:
+        log.append(events[:1_500])
+    finally:
+        log.close()
+
+    def fresh(**kw: object) -> TestWorker:
+        return TestWorker(
+            world.contracts,  # type: ignore[attr-defined]
+            agents=world.agents,  # type: ignore[attr-defined]
+            placements=world.placements,  # type: ignore[attr-defined]
+            rates=world.rates,  # type: ignore[attr-defined]
+            batch_max_events=200,
+            **kw,  # type: ignore[arg-type]
+        )
+
+    reference = fresh()
+    reference.source.append([to_settlement(e) for e in events])
+    reference.worker.drain()
+
+    runner = fresh(pg_schema=pg_schema)
+    source = JetStreamSource(NATS_URL, names, durable="ride-out")
+    runner.worker.source = source
+    runner.worker.start()
+    try:
+        restart_nats()
+        log = JetStreamEventLog(NATS_URL, names)
+        try:
+            log.append(events[1_000:])  # the second half, with redeliveries of 500
+        finally:
+            log.close()
+        deadline = time.monotonic() + 60
+        while runner.worker.position < len(events) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        runner.worker.stop()
+        source.close()
+    assert runner.worker.position == len(events)
+    assert runner.worker.book.figures.totals == reference.worker.book.figures.totals
+    assert runner.worker.book.figures.fee_accrued == reference.worker.book.figures.fee_accrued
