@@ -93,6 +93,16 @@ def test_the_same_key_with_other_content_is_a_conflict_kept_apart(log: EventLog)
     assert codec.loads(body).amount == 2_000
 
 
+def test_a_redelivery_naming_another_operator_is_a_conflict_not_a_second_event(
+    log: EventLog,
+) -> None:
+    log.append([bet("1")])
+    [result] = log.append([bet("1", operator="op2")])
+    assert (result.outcome, result.differs_in) == (Appended.CONFLICT, "operator")
+    assert log.head() == 1
+    assert [e.operator for _, e in log.read(0, 10)] == ["op1"]
+
+
 def test_duplicates_within_one_append_count_once(log: EventLog) -> None:
     results = log.append([bet("1"), bet("1"), bet("1", amount=5)])
     assert [r.outcome for r in results] == [

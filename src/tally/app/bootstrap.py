@@ -36,6 +36,7 @@ from tally.settlement.config import SettlementConfig
 from tally.settlement.ports import ConfigDocuments, EventSource, SettlementStore
 
 if TYPE_CHECKING:
+    from tally.adapters.nats.events import StreamNames
     from tally.ingest.feeds import FeedService
     from tally.ingest.files import FileImporter, ImportProgress
     from tally.providers.gateway import Gateway
@@ -282,11 +283,17 @@ def build_event_log(settings: Settings) -> EventLog:
     if settings.mode == "scaled":
         from tally.adapters.nats.events import JetStreamEventLog
 
-        return JetStreamEventLog(settings.nats_url)
+        return JetStreamEventLog(settings.nats_url, _stream_names(settings))
     from tally.adapters.sqlite.events import SqliteEventLog
 
     settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     return SqliteEventLog(settings.sqlite_path)
+
+
+def _stream_names(settings: Settings) -> StreamNames:
+    from tally.adapters.nats.events import StreamNames
+
+    return StreamNames(settings.nats_stream, settings.nats_subjects, settings.nats_conflicts)
 
 
 class ClosableSource(EventSource, Protocol):
@@ -298,7 +305,7 @@ def build_event_source(settings: Settings) -> ClosableSource:
     if settings.mode == "scaled":
         from tally.adapters.nats.source import JetStreamSource
 
-        return JetStreamSource(settings.nats_url)
+        return JetStreamSource(settings.nats_url, _stream_names(settings))
     from tally.adapters.sqlite.events import SqliteEventLog
     from tally.events.settle import LogSource
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,11 @@ from tally.kernel.limits import AuthLimits, LedgerLimits
 Mode = Literal["embedded", "scaled"]
 DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/tally"
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+DEFAULT_NATS_STREAM = "TALLY_EVENTS"
+DEFAULT_NATS_SUBJECTS = "tally.events"
+DEFAULT_NATS_CONFLICTS = "TALLY_EVENT_CONFLICTS"
+_STREAM_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_SUBJECT_PREFIX = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +33,10 @@ class Settings:
     # Scaled mode: PostgreSQL for the ledger and read models.
     pg_dsn: str = DEFAULT_PG_DSN
     nats_url: str = DEFAULT_NATS_URL
+    # Scaled mode: the event log's streams (the key index is "<stream>_KEYS").
+    nats_stream: str = DEFAULT_NATS_STREAM
+    nats_subjects: str = DEFAULT_NATS_SUBJECTS  # events go to <subjects>.<operator>.<key>
+    nats_conflicts: str = DEFAULT_NATS_CONFLICTS
     log_level: str = "INFO"
     log_json: bool = False
     ledger_limits: LedgerLimits = field(default_factory=LedgerLimits)
@@ -52,6 +62,9 @@ class Settings:
             sqlite_path=Path(env.get("TALLY_SQLITE_PATH", str(data_dir / "tally.sqlite"))),
             pg_dsn=env.get("TALLY_PG_DSN", DEFAULT_PG_DSN),
             nats_url=env.get("TALLY_NATS_URL", DEFAULT_NATS_URL),
+            nats_stream=_name(env, "TALLY_NATS_STREAM", DEFAULT_NATS_STREAM, _STREAM_NAME),
+            nats_subjects=_name(env, "TALLY_NATS_SUBJECTS", DEFAULT_NATS_SUBJECTS, _SUBJECT_PREFIX),
+            nats_conflicts=_name(env, "TALLY_NATS_CONFLICTS", DEFAULT_NATS_CONFLICTS, _STREAM_NAME),
             log_level=env.get("TALLY_LOG_LEVEL", "INFO").upper(),
             log_json=env.get("TALLY_LOG_JSON", "0") in ("1", "true", "yes"),
             keys_dir=Path(env.get("TALLY_KEYS_DIR", str(data_dir / "keys"))),
@@ -73,6 +86,14 @@ def _key(env: Mapping[str, str], name: str) -> bytes | None:
     if len(key) != 32:
         raise ConfigurationError(f"{name} must decode to 32 bytes")
     return key
+
+
+def _name(env: Mapping[str, str], name: str, default: str, shape: re.Pattern[str]) -> str:
+    """A stream name or subject prefix: no spaces, dots only between tokens, no wildcards."""
+    text = env.get(name) or default
+    if not shape.fullmatch(text):
+        raise ConfigurationError(f"{name} must match {shape.pattern}, not {text!r}")
+    return text
 
 
 def _path(env: Mapping[str, str], name: str) -> Path | None:

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
-from collections.abc import Coroutine
+import time
+from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
-T = TypeVar("T")
+import structlog
 
+T = TypeVar("T")
+log = structlog.get_logger("tally.nats")
+
+CONNECT_TIMEOUT_S = 3.0  # the first connection; later ones are reconnects
+RECONNECT_WAIT_S = 0.5  # between reconnect attempts (attempts are unlimited: a server restart
+#   must never leave a worker with a closed connection it cannot recover)
 CALL_TIMEOUT_S = 30.0  # the longest one port call may wait for the server
 FETCH_REST_S = 0.005  # after the first message, how long to wait for more of a batch
+CATCH_UP_PATIENCE_S = 10.0  # how long a read may see nothing while the stream has more
 
 
 class LoopThread:
@@ -20,12 +29,59 @@ class LoopThread:
         self._thread.start()
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = CALL_TIMEOUT_S) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()  # a call given up on must not go on acting later
+            raise
+
+    def call(self, coro: Coroutine[Any, Any, T], what: str) -> T:
+        """``run``, with NATS failures translated at the port's boundary: retryable."""
+        import nats.errors
+
+        from tally.kernel.errors import StoreUnavailable
+
+        try:
+            return self.run(coro)
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise StoreUnavailable(f"NATS {what} failed: {type(exc).__name__}: {exc}") from exc
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join()
         self.loop.close()
+
+
+async def connect(url: str, name: str) -> Any:
+    """A connection that reconnects forever and reports its troubles in the log."""
+    import nats
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats_connection_failed", client=name, error=f"{type(exc).__name__}: {exc}")
+
+    opened: list[Any] = []
+
+    async def on_disconnected() -> None:
+        if opened and opened[0].is_closed:
+            return  # closed on purpose
+        log.warning("nats_disconnected", client=name)
+
+    async def on_reconnected() -> None:
+        log.info("nats_reconnected", client=name)
+
+    client = await nats.connect(
+        url,
+        name=name,
+        connect_timeout=CONNECT_TIMEOUT_S,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=RECONNECT_WAIT_S,
+        error_cb=on_error,
+        disconnected_cb=on_disconnected,
+        reconnected_cb=on_reconnected,
+    )
+    opened.append(client)
+    return client
 
 
 async def fetch_ready(sub: Any, limit: int, wait_s: float) -> list[Any]:
@@ -48,3 +104,92 @@ async def fetch_ready(sub: Any, limit: int, wait_s: float) -> list[Any]:
     except NatsTimeout:
         rest = []
     return first + rest
+
+
+async def fetch_until_caught_up(
+    sub: Any, js: Any, stream: str, after: int, limit: int, wait_s: float
+) -> list[Any]:
+    """Like :func:`fetch_ready`, but "nothing" only when the stream has nothing after ``after``.
+
+    A fresh consumer on a busy machine may take longer than one wait to deliver; an empty
+    answer would then tell a reader "caught up" (and ``drain`` would stop) while events
+    are there. So an empty fetch is checked against the stream's last sequence.
+    """
+    from tally.kernel.errors import StoreUnavailable
+
+    deadline = time.monotonic() + CATCH_UP_PATIENCE_S
+    while True:
+        messages = await fetch_ready(sub, limit, wait_s)
+        if messages:
+            return messages
+        info = await js.stream_info(stream)
+        if info.state.last_seq <= after:
+            return []
+        if time.monotonic() > deadline:
+            raise StoreUnavailable(
+                f"{stream} has events after {after} that were not delivered in "
+                f"{CATCH_UP_PATIENCE_S:.0f} s"
+            )
+
+
+class AckPipeline:
+    """Publish many JetStream messages, then collect every ack or refusal, in order.
+
+    What ``JetStreamContext.publish_async`` should do; in nats-py 2.16 a JetStream error
+    (e.g. "wrong last sequence") is raised inside its reply callback and the future is
+    never resolved, so a refused publish hangs. Acks come back on one inbox subscription;
+    each message's reply subject names its slot.
+    """
+
+    def __init__(self, nc: Any) -> None:
+        self._nc = nc
+        self._inbox = ""
+        self._waiting: dict[str, asyncio.Future[Any]] = {}
+        self._next = 0
+
+    async def _start(self) -> None:
+        self._inbox = self._nc.new_inbox()
+        await self._nc.subscribe(f"{self._inbox}.*", cb=self._on_reply)
+
+    async def _on_reply(self, msg: Any) -> None:
+        from nats.js.api import PubAck
+        from nats.js.errors import APIError, NoStreamResponseError
+
+        future = self._waiting.pop(msg.subject.rsplit(".", 1)[1], None)
+        if future is None or future.done():
+            return  # an ack for a publish whose call timed out
+        if msg.headers and msg.headers.get("Status") == "503":
+            future.set_exception(NoStreamResponseError())
+            return
+        answer = json.loads(msg.data)
+        if "error" in answer:
+            future.set_exception(APIError(**answer["error"]))
+        else:
+            future.set_result(PubAck.from_response(answer))
+
+    async def publish(
+        self,
+        messages: Sequence[tuple[str, bytes, dict[str, str]]],
+        timeout_s: float = CALL_TIMEOUT_S,
+    ) -> list[Any]:
+        """Acks (``PubAck``) or refusals (``APIError``) for ``messages``, in their order."""
+        if not self._inbox:
+            await self._start()
+        futures: list[asyncio.Future[Any]] = []
+        slots: list[str] = []
+        loop = asyncio.get_running_loop()
+        for subject, body, headers in messages:
+            slot = str(self._next)
+            self._next += 1
+            future: asyncio.Future[Any] = loop.create_future()
+            self._waiting[slot] = future
+            futures.append(future)
+            slots.append(slot)
+            await self._nc.publish(subject, body, reply=f"{self._inbox}.{slot}", headers=headers)
+        try:
+            return list(
+                await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), timeout_s)
+            )
+        finally:
+            for slot in slots:
+                self._waiting.pop(slot, None)

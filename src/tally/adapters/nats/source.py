@@ -13,19 +13,23 @@ stream in order.
 from __future__ import annotations
 
 import contextlib
+import time
 
-import nats
+import structlog
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from tally.adapters.nats.events import StreamNames
-from tally.adapters.nats.loop import LoopThread, fetch_ready
+from tally.adapters.nats.loop import CATCH_UP_PATIENCE_S, LoopThread, connect, fetch_ready
 from tally.events import codec
 from tally.events.settle import to_settlement
 from tally.kernel.errors import StoreUnavailable
 from tally.settlement.engine import SettlementEvent
+
+log = structlog.get_logger("tally.nats")
 
 # Named limits of the consumer.
 ACK_WAIT_S = 120.0  # a batch must commit within this, else its messages come again
@@ -42,7 +46,7 @@ class JetStreamSource:
         self._buffer: dict[int, Msg] = {}
         self._handed: dict[int, Msg] = {}  # read, not yet committed
         try:
-            self._nc = self._loop.run(nats.connect(url, connect_timeout=3))
+            self._nc: Client = self._loop.run(connect(url, f"tally-settlement-{durable}"))
         except Exception as exc:
             self._loop.stop()
             raise StoreUnavailable(f"NATS at {url}: {exc}") from exc
@@ -66,20 +70,40 @@ class JetStreamSource:
         )
 
     def read(self, after: int, limit: int) -> list[tuple[int, SettlementEvent]]:
-        return self._loop.run(self._read(after, limit))
+        return self._loop.call(self._read(after, limit), "settlement read")
 
     async def _read(self, after: int, limit: int) -> list[tuple[int, SettlementEvent]]:
         if self._sub is None:
             await self._subscribe(after + 1)
         assert self._sub is not None
-        if len(self._buffer) < limit:
-            fetched = await fetch_ready(self._sub, limit, FETCH_WAIT_S)
-            for message in fetched:
-                seq = message.metadata.sequence.stream
-                if seq <= after:
-                    await message.ack()  # settled and committed before: only acknowledged
-                else:
-                    self._buffer[seq] = message
+        # Handed out but not committed (the worker's batch failed and it reads again from
+        # its committed position): hand those out again now, not after the ack wait.
+        for seq in [seq for seq in self._handed if seq > after]:
+            self._buffer[seq] = self._handed.pop(seq)
+        deadline = time.monotonic() + CATCH_UP_PATIENCE_S
+        while True:
+            if after + 1 not in self._buffer or len(self._buffer) < limit:
+                for message in await fetch_ready(self._sub, limit, FETCH_WAIT_S):
+                    seq = message.metadata.sequence.stream
+                    if seq <= after:
+                        await message.ack()  # settled and committed before: only acknowledged
+                    else:
+                        self._buffer[seq] = message
+            out = self._hand_out(after, limit)
+            if out:
+                return out
+            # Nothing in order: "caught up" only if the stream has nothing after ``after``
+            # (a worker's drain stops on an empty read).
+            info = await self._js.stream_info(self.names.stream)
+            if info.state.last_seq <= after:
+                return []
+            if time.monotonic() > deadline:
+                raise StoreUnavailable(
+                    f"{self.names.stream}: events after {after} were not delivered in "
+                    f"{CATCH_UP_PATIENCE_S:.0f} s"
+                )
+
+    def _hand_out(self, after: int, limit: int) -> list[tuple[int, SettlementEvent]]:
         out: list[tuple[int, SettlementEvent]] = []
         expected = after + 1
         while len(out) < limit and expected in self._buffer:
@@ -97,7 +121,12 @@ class JetStreamSource:
         last = self._handed[max(done)]
         for seq in done:
             del self._handed[seq]
-        self._loop.run(last.ack())
+        try:
+            self._loop.call(last.ack(), "acknowledgement")
+        except StoreUnavailable as exc:
+            # The commit stands; the store's position is the truth. Unacknowledged
+            # messages come again after the ack wait and are skipped as already settled.
+            log.warning("settlement_ack_failed", position=position, error=str(exc))
 
     def close(self) -> None:
         try:
