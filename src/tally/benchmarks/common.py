@@ -7,7 +7,10 @@ import os
 import platform
 import resource
 import statistics
-from collections.abc import Sequence
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -54,3 +57,47 @@ def save(results: dict[str, Any], out_dir: Path, name: str) -> Path:
     path.write_text(text + "\n")
     (out_dir / f"{name}-latest.json").write_text(text + "\n")
     return path
+
+
+Report = Callable[[int], None]
+
+
+def child_main(
+    argv: list[str],
+    runs: Mapping[str, Callable[[Any, Report], dict[str, Any]]],
+    config_type: Callable[..., Any],
+) -> None:
+    """``python -m tally.benchmarks.<name> RUN CONFIG_JSON``: one run, JSON on stdout,
+    progress lines on stderr (logs go there too)."""
+    import structlog
+
+    run, config = argv[0], config_type(**json.loads(argv[1]))
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+
+    def report(count: int) -> None:
+        # One write per line: threads of a run may report concurrently.
+        os.write(2, f"progress {count}\n".encode())
+
+    print(json.dumps(runs[run](config, report)))
+
+
+def run_child(module: str, run: str, config: Any, on_progress: Report) -> dict[str, Any]:
+    """One run of ``module`` in a fresh interpreter, so its figures are its own."""
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", module, run, json.dumps(asdict(config))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None and process.stdout is not None
+    errors: list[str] = []
+    for line in process.stderr:
+        if line.startswith("progress "):
+            on_progress(int(line.split()[1]))
+        else:
+            errors.append(line)
+    out = process.stdout.read()
+    if process.wait() != 0:
+        raise RuntimeError(f"benchmark run {run} of {module} failed:\n{''.join(errors)}")
+    result: dict[str, Any] = json.loads(out)
+    return result

@@ -11,10 +11,7 @@ Figures and ratios are printed, saved as JSON under bench/results/ and drawn as 
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import subprocess
 import sys
 import tempfile
 import threading
@@ -22,13 +19,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import structlog
-
+from tally.benchmarks import common
 from tally.benchmarks.common import peak_rss_mb, percentile, rss_mb
 from tally.kernel.clock import SystemClock
 from tally.kernel.limits import LedgerLimits
@@ -311,39 +307,8 @@ RUNS: dict[str, Callable[[Config, Callable[[int], None]], dict[str, Any]]] = {
 }
 
 
-def child_main(argv: list[str]) -> None:
-    """``python -m tally.benchmarks.ledger RUN CONFIG_JSON``: one run, JSON on stdout."""
-    run, config = argv[0], Config(**json.loads(argv[1]))
-    # Stdout carries the result; logs go to stderr.
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-
-    def report(count: int) -> None:
-        # One write per line: submitter threads report concurrently.
-        os.write(2, f"progress {count}\n".encode())
-
-    result = RUNS[run](config, report)
-    print(json.dumps(result))
-
-
 def run_child(run: str, config: Config, on_progress: Callable[[int], None]) -> dict[str, Any]:
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "tally.benchmarks.ledger", run, json.dumps(asdict(config))],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None and process.stdout is not None
-    errors: list[str] = []
-    for line in process.stderr:
-        if line.startswith("progress "):
-            on_progress(int(line.split()[1]))
-        else:
-            errors.append(line)
-    out = process.stdout.read()
-    if process.wait() != 0:
-        raise RuntimeError(f"benchmark run {run} on {config.store} failed:\n{''.join(errors)}")
-    result: dict[str, Any] = json.loads(out)
-    return result
+    return common.run_child("tally.benchmarks.ledger", run, config, on_progress)
 
 
 def summarize(store: str, runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -402,4 +367,4 @@ def chart(results: dict[str, Any], path: Path) -> None:
 
 
 if __name__ == "__main__":
-    child_main(sys.argv[1:])
+    common.child_main(sys.argv[1:], RUNS, Config)

@@ -14,8 +14,6 @@ Each run is a child process on a fresh store:
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import tempfile
 import threading
@@ -23,11 +21,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from tally.benchmarks import common
 from tally.benchmarks.common import percentile, rss_mb
 from tally.events.model import Event
 from tally.events.ports import EventLog
@@ -276,41 +275,8 @@ RUNS: dict[str, Callable[[Config, Callable[[int], None]], dict[str, Any]]] = {
 }
 
 
-def child_main(argv: list[str]) -> None:
-    """``python -m tally.benchmarks.settlement RUN CONFIG_JSON``: one run, JSON on stdout."""
-    import os
-
-    import structlog
-
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-    run, config = argv[0], Config(**json.loads(argv[1]))
-
-    def report(count: int) -> None:
-        os.write(2, f"progress {count}\n".encode())
-
-    result = RUNS[run](config, report)
-    print(json.dumps(result))
-
-
 def run_child(run: str, config: Config, on_progress: Callable[[int], None]) -> dict[str, Any]:
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "tally.benchmarks.settlement", run, json.dumps(asdict(config))],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None and process.stdout is not None
-    errors: list[str] = []
-    for line in process.stderr:
-        if line.startswith("progress "):
-            on_progress(int(line.split()[1]))
-        else:
-            errors.append(line)
-    out = process.stdout.read()
-    if process.wait() != 0:
-        raise RuntimeError(f"settlement run {run} on {config.store} failed:\n{''.join(errors)}")
-    result: dict[str, Any] = json.loads(out)
-    return result
+    return common.run_child("tally.benchmarks.settlement", run, config, on_progress)
 
 
 def chart(results: dict[str, Any], path: Path) -> None:
@@ -350,4 +316,4 @@ def chart(results: dict[str, Any], path: Path) -> None:
 
 
 if __name__ == "__main__":
-    child_main(sys.argv[1:])
+    common.child_main(sys.argv[1:], RUNS, Config)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from tally.adapters.postgres.ledger import connect_kwargs, migrate
+from tally.adapters.quarantine_sql import SqlImportProgress
 
 
-class PostgresImportProgress:
+class PostgresImportProgress(SqlImportProgress):
+    placeholder = "%s"
+
     def __init__(self, dsn: str, *, schema: str | None = None) -> None:
         self._conn = psycopg.connect(dsn, **connect_kwargs(schema))
         self._lock = threading.Lock()
@@ -19,32 +23,14 @@ class PostgresImportProgress:
             migrate(self._conn, "ingest")
             self._conn.autocommit = True
 
-    def committed(self, file_id: str) -> int:
+    def _run(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         with self._lock:
-            row = self._conn.execute(
-                "SELECT lines_done FROM import_progress WHERE file_id = %s", (file_id,)
-            ).fetchone()
-        return int(row[0]) if row else 0
+            cursor = self._conn.execute(sql, tuple(params))
+            rows: list[tuple[Any, ...]] = cursor.fetchall() if cursor.description else []
+        return rows
 
-    def record(
-        self,
-        file_id: str,
-        name: str,
-        provider: str,
-        lines: int,
-        counts: dict[str, int],
-        at: datetime,
-        *,
-        finished: bool,
-    ) -> None:
-        with self._lock:
-            self._conn.execute(
-                "INSERT INTO import_progress VALUES (%s, %s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (file_id) DO UPDATE SET lines_done = excluded.lines_done, "
-                "counts = excluded.counts, updated_at = excluded.updated_at, "
-                "finished = excluded.finished",
-                (file_id, name, provider, lines, Jsonb(counts), at, finished),
-            )
+    def _time_in(self, when: datetime) -> Any:
+        return when
 
     def close(self) -> None:
         with self._lock:

@@ -23,6 +23,20 @@ app = typer.Typer(
 )
 
 
+def _progress() -> Progress:
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _met(ok: bool) -> str:
+    return "[green]met[/green]" if ok else "[red]missed[/red]"
+
+
 @app.command("ledger")
 def ledger(
     transfers: Annotated[int, typer.Option(help="transfers per ledger run")] = 1_000_000,
@@ -52,13 +66,7 @@ def ledger(
             pg_dsn=pg_dsn,
         )
         runs: dict[str, dict[str, Any]] = {}
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        ) as progress:
+        with _progress() as progress:
             for run, total in (
                 ("ledger", transfers),
                 ("naive", config.naive_sample),
@@ -139,13 +147,7 @@ def gateway(
         },
     }
     runs = [("gateway", False)] + ([("naive", True)] if naive else [])
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    with _progress() as progress:
         for name, is_naive in runs:
             config = gateway_bench.Config(
                 rate=rate, seconds=seconds, connections=connections, players=players, naive=is_naive
@@ -201,20 +203,6 @@ def gateway(
     console.print(f"load average at the end: {machine()['load_average']}")
     console.print(f"saved {path} and {png}")
     return results
-
-
-def _progress() -> Progress:
-    return Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
-
-
-def _met(ok: bool) -> str:
-    return "[green]met[/green]" if ok else "[red]missed[/red]"
 
 
 @app.command("import")

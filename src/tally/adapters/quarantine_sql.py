@@ -1,0 +1,194 @@
+"""The input quarantine and batch-file progress over SQL, shared by SQLite and PostgreSQL.
+
+The two differ in placeholders, timestamps and how a statement runs; each subclass
+supplies those (``_run``, ``_time_in``, ``_time_out``) and the rest is written once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from tally.ledger.model import Page
+from tally.quarantine.inputs import Quarantined, Reason, Refused, Status
+
+COLUMNS = (
+    "id, source, channel, reason, detail, payload, headers, idem_key, received_at, "
+    "status, resolved_at, resolved_by, note"
+)
+INSERT_COLUMNS = "source, channel, reason, detail, payload, headers, idem_key, received_at"
+
+
+def insert_values(r: Refused, instant: Callable[[datetime], Any]) -> tuple[Any, ...]:
+    headers = json.dumps(dict(r.headers), sort_keys=True)
+    return (
+        r.source,
+        r.channel,
+        r.reason.value,
+        r.detail,
+        r.payload.replace("\0", "\\x00"),  # neither store keeps NUL in text
+        headers,
+        r.key,
+        instant(r.received_at),
+    )
+
+
+def from_row(row: Sequence[Any], instant: Callable[[Any], datetime]) -> Quarantined:
+    (entry_id, source, channel, reason, detail, payload, headers, key, received) = row[:9]
+    status, resolved_at, resolved_by, note = row[9:]
+    if isinstance(headers, str):
+        headers = json.loads(headers)
+    return Quarantined(
+        id=int(entry_id),
+        refused=Refused(
+            source=source,
+            channel=channel,
+            reason=Reason(reason),
+            detail=detail,
+            payload=payload,
+            received_at=instant(received),
+            headers=dict(headers),
+            key=key,
+        ),
+        status=Status(status),
+        resolved_at=None if resolved_at is None else instant(resolved_at),
+        resolved_by=resolved_by,
+        note=note,
+    )
+
+
+def page_filter(
+    status: Status | None, reason: Reason | None, source: str | None, cursor: str | None
+) -> tuple[str, list[Any]]:
+    """A WHERE clause (with ``?`` placeholders) and its values."""
+    where = ["id > ?"]
+    values: list[Any] = [int(cursor) if cursor and cursor.isdigit() else 0]
+    if status is not None:
+        where.append("status = ?")
+        values.append(status.value)
+    if reason is not None:
+        where.append("reason = ?")
+        values.append(reason.value)
+    if source is not None:
+        where.append("source = ?")
+        values.append(source)
+    return " AND ".join(where), values
+
+
+class SqlInputQuarantine:
+    placeholder = "?"
+
+    def _run(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Run one statement (its own transaction); the rows it returns."""
+        raise NotImplementedError
+
+    def _time_in(self, when: datetime) -> Any:
+        raise NotImplementedError
+
+    def _time_out(self, value: Any) -> datetime:
+        raise NotImplementedError
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", self.placeholder)
+
+    def put(self, refused: Refused) -> int:
+        rows = self._run(
+            self._sql(
+                f"INSERT INTO input_quarantine ({INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (idem_key) WHERE source = 'file' DO NOTHING RETURNING id"
+            ),
+            insert_values(refused, self._time_in),
+        )
+        if not rows:  # that file line was kept before
+            rows = self._run(
+                self._sql("SELECT id FROM input_quarantine WHERE source = 'file' AND idem_key = ?"),
+                (refused.key,),
+            )
+        return int(rows[0][0])
+
+    def get(self, entry_id: int) -> Quarantined | None:
+        rows = self._run(
+            self._sql(f"SELECT {COLUMNS} FROM input_quarantine WHERE id = ?"), (entry_id,)
+        )
+        return from_row(rows[0], self._time_out) if rows else None
+
+    def entries(
+        self,
+        *,
+        status: Status | None = None,
+        reason: Reason | None = None,
+        source: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> Page[Quarantined]:
+        where, values = page_filter(status, reason, source, cursor)
+        rows = self._run(
+            self._sql(f"SELECT {COLUMNS} FROM input_quarantine WHERE {where} ORDER BY id LIMIT ?"),
+            (*values, limit + 1),
+        )
+        items = [from_row(r, self._time_out) for r in rows[:limit]]
+        more = len(rows) > limit
+        return Page(items, str(items[-1].id) if more and items else None)
+
+    def resolve(
+        self, entry_id: int, status: Status, *, by: str, at: datetime, note: str = ""
+    ) -> bool:
+        assert status is not Status.OPEN, "an entry is resolved to redriven or dismissed"
+        rows = self._run(
+            self._sql(
+                "UPDATE input_quarantine SET status = ?, resolved_at = ?, resolved_by = ?, "
+                "note = ? WHERE id = ? AND status = 'open' RETURNING id"
+            ),
+            (status.value, self._time_in(at), by, note, entry_id),
+        )
+        return len(rows) == 1
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        rows = self._run(
+            "SELECT status, reason, COUNT(*) FROM input_quarantine GROUP BY status, reason", ()
+        )
+        return {(s, r): int(n) for s, r, n in rows}
+
+
+class SqlImportProgress:
+    """How far each batch file got (see :class:`tally.ingest.files.ImportProgress`)."""
+
+    placeholder = "?"
+
+    def _run(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def _time_in(self, when: datetime) -> Any:
+        raise NotImplementedError
+
+    def committed(self, file_id: str) -> int:
+        rows = self._run(
+            "SELECT lines_done FROM import_progress WHERE file_id = ?".replace(
+                "?", self.placeholder
+            ),
+            (file_id,),
+        )
+        return int(rows[0][0]) if rows else 0
+
+    def record(
+        self,
+        file_id: str,
+        name: str,
+        provider: str,
+        lines: int,
+        counts: dict[str, int],
+        at: datetime,
+        *,
+        finished: bool,
+    ) -> None:
+        self._run(
+            (
+                "INSERT INTO import_progress VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (file_id) DO UPDATE SET lines_done = excluded.lines_done, "
+                "counts = excluded.counts, updated_at = excluded.updated_at, "
+                "finished = excluded.finished"
+            ).replace("?", self.placeholder),
+            (file_id, name, provider, lines, json.dumps(counts), self._time_in(at), finished),
+        )
