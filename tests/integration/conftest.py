@@ -75,9 +75,11 @@ def world(request: pytest.FixtureRequest, tmp_path: Path, clock: FixedClock) -> 
     else:
         from tally.adapters.nats.events import JetStreamEventLog
         from tally.adapters.postgres.backoffice import PostgresBackofficeStore
-        from tally.adapters.postgres.ingest import PostgresImportProgress
         from tally.adapters.postgres.ledger_read import PostgresTransferSource
-        from tally.adapters.postgres.quarantine import PostgresInputQuarantine
+        from tally.adapters.postgres.quarantine import (
+            PostgresImportProgress,
+            PostgresInputQuarantine,
+        )
         from tests.conftest import NATS_URL, stream_names
 
         app = _postgres(request, clock, metrics)

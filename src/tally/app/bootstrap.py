@@ -325,10 +325,10 @@ def build_input_quarantine(settings: Settings) -> InputQuarantine:
 
 def build_import_progress(settings: Settings) -> ImportProgress:
     if settings.mode == "scaled":
-        from tally.adapters.postgres.ingest import PostgresImportProgress
+        from tally.adapters.postgres.quarantine import PostgresImportProgress
 
         return PostgresImportProgress(settings.pg_dsn)
-    from tally.adapters.sqlite.ingest import SqliteImportProgress
+    from tally.adapters.sqlite.quarantine import SqliteImportProgress
 
     settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     return SqliteImportProgress(settings.sqlite_path)

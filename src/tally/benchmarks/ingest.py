@@ -50,7 +50,7 @@ def report(lines: int, seed: int = 1) -> bytes:
 def run(lines: int, batch_lines: int, progress: Callable[[int], None]) -> dict[str, Any]:
     from tally.adapters.memory.quarantine import MemoryInputQuarantine
     from tally.adapters.sqlite.events import SqliteEventLog
-    from tally.adapters.sqlite.ingest import SqliteImportProgress
+    from tally.adapters.sqlite.quarantine import SqliteImportProgress
     from tally.ingest.files import FileImporter
 
     data = report(lines)

@@ -1,4 +1,4 @@
-"""The input quarantine in PostgreSQL."""
+"""The input quarantine and batch-file progress in PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any
 import psycopg
 
 from tally.adapters.postgres.ledger import connect_kwargs, migrate
-from tally.adapters.quarantine_sql import SqlInputQuarantine
+from tally.adapters.quarantine_sql import SqlImportProgress, SqlInputQuarantine
 
 
-class PostgresInputQuarantine(SqlInputQuarantine):
+class PostgresIngestStore(SqlInputQuarantine, SqlImportProgress):
     placeholder = "%s"
 
     def __init__(self, dsn: str, *, schema: str | None = None) -> None:
@@ -21,6 +21,7 @@ class PostgresInputQuarantine(SqlInputQuarantine):
         self._lock = threading.Lock()
         with self._lock:
             migrate(self._conn, "quarantine")
+            migrate(self._conn, "ingest")
             self._conn.autocommit = True
 
     def _run(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
@@ -39,3 +40,7 @@ class PostgresInputQuarantine(SqlInputQuarantine):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+PostgresInputQuarantine = PostgresIngestStore
+PostgresImportProgress = PostgresIngestStore

@@ -1,4 +1,4 @@
-"""The input quarantine in the embedded SQLite file."""
+"""The input quarantine and batch-file progress in the embedded SQLite file."""
 
 from __future__ import annotations
 
@@ -8,17 +8,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tally.adapters.quarantine_sql import SqlInputQuarantine
+from tally.adapters.quarantine_sql import SqlImportProgress, SqlInputQuarantine
 from tally.adapters.sqlite.ledger import connect, migrate
 from tally.kernel.clock import from_micros, to_micros
 
 
-class SqliteInputQuarantine(SqlInputQuarantine):
+class SqliteIngestStore(SqlInputQuarantine, SqlImportProgress):
     def __init__(self, path: Path | str) -> None:
         self._conn = connect(path)
         self._lock = threading.Lock()
         with self._lock:
             migrate(self._conn, "quarantine")
+            migrate(self._conn, "ingest")
 
     def _run(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -34,3 +35,7 @@ class SqliteInputQuarantine(SqlInputQuarantine):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+SqliteInputQuarantine = SqliteIngestStore
+SqliteImportProgress = SqliteIngestStore
