@@ -290,9 +290,6 @@ def _feed_item(p: Play) -> dict[str, object]:
     }
 
 
-Send = Callable[[Delivery], int]  # delivers one request, returns the HTTP status
-
-
 def expected_balances(
     plays: Iterable[Play], funding: int, routes: dict[str, str]
 ) -> dict[tuple[str, str], int]:
