@@ -194,3 +194,29 @@ def test_any_bytes_are_answered_line_by_line_and_never_half_written(
     assert len(logged(log)) == c.accepted
     assert len(quarantine.entries(limit=1_000).items) == c.rejected + c.conflict
     assert all(e.kind in EventKind for e in logged(log))
+
+
+def test_a_line_nested_too_deeply_is_refused_and_the_rest_of_the_file_goes_on(
+    tmp_path: Path,
+) -> None:
+    run, log, quarantine, _ = importer(tmp_path)
+    good = (
+        '{"tx_id":"j1","kind":"bet","operator":"op1","player":"p1","game_type":"slots",'
+        '"amount":"100","occurred_at":"2026-03-02 21:30:00"}'
+    )
+    data = ("[" * 5_000 + "\n" + good + "\n").encode()
+    counts = run.run("deep.jsonl", data, TOKYO).counts
+    assert (counts.lines, counts.accepted, counts.rejected) == (2, 1, 1)
+    (kept,) = quarantine.entries().items
+    assert kept.refused.detail == "line 1: not JSON: nested too deeply"
+    assert [e.key for e in logged(log)] == ["acme:j1:bet"]
+
+
+def test_a_byte_order_mark_before_the_csv_header_is_not_part_of_the_first_column(
+    tmp_path: Path,
+) -> None:
+    run, log, _, _ = importer(tmp_path)
+    data = b"\xef\xbb\xbf" + (HEADER + GOOD[0] + "\n").encode()
+    counts = run.run("excel.csv", data, TOKYO).counts
+    assert (counts.accepted, counts.rejected) == (1, 0)
+    assert [e.key for e in logged(log)] == ["acme:b1:bet"]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from tests.integration.apiworld import World
 
 
@@ -94,3 +97,70 @@ def test_a_report_upload_imports_line_by_line_and_a_re_upload_skips(world: World
     }
     again = world.client.post(url, headers=world.headers("key_feed"), content=report).json()
     assert again["resumed_after"] == 3 and again["counts"]["lines"] == 0
+
+
+def test_a_feed_nested_too_deeply_is_refused_whole_or_item_by_item(world: World) -> None:
+    headers = world.headers("key_feed")
+    whole = world.client.post("/v1/feeds/op1/events", headers=headers, content=b"[" * 20_000)
+    assert (whole.status_code, whole.json()["error"]["code"]) == (422, "feed_refused")
+    lines = b'{"a":' * 20_000 + b"\n" + json.dumps(event("d1")).encode()
+    r = world.client.post("/v1/feeds/op1/events", headers=headers, content=lines)
+    assert [(i["outcome"], i["detail"]) for i in r.json()] == [
+        ("rejected", "not JSON: nested too deeply"),
+        ("accepted", ""),
+    ]
+
+
+def test_a_byte_order_mark_does_not_spoil_a_feed(world: World) -> None:
+    body = b"\xef\xbb\xbf" + json.dumps([event("bom1")]).encode()
+    r = world.client.post("/v1/feeds/op1/events", headers=world.headers("key_feed"), content=body)
+    assert [i["outcome"] for i in r.json()] == ["accepted"]
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=6,
+)
+_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        name: st.one_of(_json_values, st.sampled_from(["", "op1", "2.50", "bet", "EUR"]))
+        for name in event("x")
+    },
+)
+_items = st.one_of(
+    st.builds(lambda tx, extra: {**event(tx), **extra}, st.sampled_from(["h1", "h2"]), _fields),
+    _json_values,
+)
+_bodies = st.one_of(
+    st.binary(max_size=300),
+    st.lists(_items, max_size=5).map(lambda items: json.dumps(items).encode()),
+    st.lists(_items, max_size=5).map(
+        lambda items: b"\n".join(json.dumps(i).encode() for i in items)
+    ),
+)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(body=_bodies)
+def test_any_feed_body_is_answered_without_a_server_error_or_a_half_write(
+    world: World, body: bytes
+) -> None:
+    ingest = world.bo.ingest
+    head = ingest.log.head()
+    kept = len(ingest.inputs.entries(limit=1_000).items)
+    r = world.client.post("/v1/feeds/op1/events", headers=world.headers("key_feed"), content=body)
+    assert r.status_code in (200, 422), r.text
+    new_events = len(ingest.log.read(head, 1_000))
+    new_kept = len(ingest.inputs.entries(limit=1_000).items) - kept
+    if r.status_code == 422:
+        assert (new_events, new_kept) == (0, 0)  # refused whole: nothing of it was taken
+        return
+    outcomes = [i["outcome"] for i in r.json()]
+    assert new_events == outcomes.count("accepted")
+    assert new_kept == outcomes.count("rejected") + outcomes.count("conflict")

@@ -25,6 +25,11 @@ FEED_MAX_ITEMS = 5_000  # events in one push
 FEED_MAX_BYTES = 4 * 1024 * 1024  # bytes in one push
 
 
+# The json module recurses once per level of nesting; a body of a few thousand "[" would
+# exhaust the stack. An event is a flat object, so anything that deep is simply malformed.
+TOO_DEEP = "nested too deeply"
+
+
 class FeedRefused(ValueError):
     """The push as a whole cannot be read (nothing of it was taken)."""
 
@@ -54,7 +59,7 @@ def split_items(body: bytes) -> list[tuple[str, Any]]:
     if len(body) > FEED_MAX_BYTES:
         raise FeedRefused(f"a push carries at most {FEED_MAX_BYTES} bytes")
     try:
-        text = body.decode("utf-8")
+        text = body.decode("utf-8-sig")  # a leading byte-order mark is not content
     except UnicodeDecodeError:
         raise FeedRefused("the body is not UTF-8") from None
     stripped = text.lstrip()
@@ -64,6 +69,8 @@ def split_items(body: bytes) -> list[tuple[str, Any]]:
             values = json.loads(text)
         except ValueError as exc:
             raise FeedRefused(f"not JSON: {exc}") from None
+        except RecursionError:
+            raise FeedRefused(f"not JSON: {TOO_DEEP}") from None
         items = [(json.dumps(v, separators=(",", ":")), v) for v in values]
     else:
         for line in text.splitlines():
@@ -73,6 +80,8 @@ def split_items(body: bytes) -> list[tuple[str, Any]]:
                 items.append((line, json.loads(line)))
             except ValueError as exc:
                 items.append((line, f"not JSON: {exc}"))
+            except RecursionError:
+                items.append((line, f"not JSON: {TOO_DEEP}"))
     if len(items) > FEED_MAX_ITEMS:
         raise FeedRefused(f"a push carries at most {FEED_MAX_ITEMS} events")
     return items

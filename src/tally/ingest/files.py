@@ -26,6 +26,7 @@ from tally.quarantine.inputs import InputQuarantine, Quarantined, Reason, Refuse
 from tally.quarantine.redrive import RedriveOutcome
 
 LINE_MAX_BYTES = 16 * 1024  # a longer line is refused whole
+BOM = b"\xef\xbb\xbf"  # spreadsheet exports often start with one; it is not content
 
 
 def _zone(name: str) -> tzinfo:
@@ -90,6 +91,7 @@ def _lines(data: bytes, name: str) -> Iterator[tuple[int, str | None, dict[str, 
     """(line number, the line as text or None, its fields or why it cannot be read)."""
     is_csv = not name.lower().endswith((".jsonl", ".ndjson", ".json"))
     header: str | None = None
+    data = data.removeprefix(BOM)
     for number, chunk in enumerate(data.splitlines(), start=1):
         if len(chunk) > LINE_MAX_BYTES:
             yield number, None, f"line longer than {LINE_MAX_BYTES} bytes"
@@ -115,7 +117,8 @@ def _context(name: str, data: bytes, fmt: ReportFormat) -> dict[str, str]:
         "x-tally-currency": fmt.currency,
     }
     if not name.lower().endswith((".jsonl", ".ndjson", ".json")):
-        first = next((line for line in data[:LINE_MAX_BYTES].splitlines() if line.strip()), b"")
+        head = data.removeprefix(BOM)[:LINE_MAX_BYTES]
+        first = next((line for line in head.splitlines() if line.strip()), b"")
         context["x-tally-columns"] = first.decode("utf-8", errors="replace")
     return context
 
@@ -128,6 +131,9 @@ def read_line(payload: str, context: dict[str, str]) -> dict[str, Any] | str:
             value = json.loads(payload)
         except ValueError as exc:
             return f"not JSON: {exc}"
+        except RecursionError:
+            # json recurses once per level; an event line is flat, so this is malformed.
+            return "not JSON: nested too deeply"
         return value if isinstance(value, dict) else "each line must be a JSON object"
     header = [h.strip() for h in next(csv.reader([columns]))]
     row = next(csv.reader([payload]), [])
