@@ -220,3 +220,16 @@ def test_a_byte_order_mark_before_the_csv_header_is_not_part_of_the_first_column
     counts = run.run("excel.csv", data, TOKYO).counts
     assert (counts.accepted, counts.rejected) == (1, 0)
     assert [e.key for e in logged(log)] == ["acme:b1:bet"]
+
+
+def test_a_time_in_a_year_settlement_could_not_place_is_refused_as_out_of_range(
+    tmp_path: Path,
+) -> None:
+    run, log, quarantine, _ = importer(tmp_path)
+    data = (HEADER + GOOD[0].replace("2026-03-02", "9999-12-31") + "\n").encode()
+    counts = run.run("far.csv", data, TOKYO).counts
+    assert (counts.accepted, counts.rejected) == (0, 1)
+    (kept,) = quarantine.entries().items
+    assert kept.refused.reason is Reason.OUT_OF_RANGE
+    assert "1970 to 8999" in kept.refused.detail
+    assert logged(log) == []

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from tally.events import codec
 from tally.events.codec import EventDecodeError
-from tally.events.model import Channel, Event, EventKind
+from tally.events.model import FIRST_YEAR, LAST_YEAR, Channel, Event, EventKind
 from tally.events.schema import event_schema, schema_text
 
 PUBLISHED = Path(__file__).parents[2] / "docs" / "reference" / "event.schema.json"
@@ -91,6 +91,9 @@ def _changed(change: dict[str, Any]) -> dict[str, Any]:
         {"player": None},
         {"schema_version": 2},
         {"kind": "rollback"},  # a rollback without ref
+        {"occurred_at": "9999-12-31T23:00:00-05:00"},  # would overflow in any later zone
+        {"occurred_at": "0001-01-01T00:00:00+09:00"},
+        {"occurred_at": "1969-12-31T23:59:59Z"},
     ],
 )
 def test_the_schema_and_the_codec_both_refuse_what_is_malformed(change: dict[str, Any]) -> None:
@@ -125,3 +128,15 @@ def test_the_fast_read_of_a_stored_event_equals_the_strict_one(
     )
     text = codec.dumps(event)
     assert codec.loads_stored(text) == codec.loads(text) == event
+
+
+@pytest.mark.parametrize("year", [FIRST_YEAR - 1, FIRST_YEAR, LAST_YEAR, LAST_YEAR + 1])
+def test_the_schema_and_the_codec_agree_on_the_first_and_last_year(year: int) -> None:
+    data = _changed({"occurred_at": f"{year:04d}-06-15T12:00:00+14:00"})
+    in_range = FIRST_YEAR <= year <= LAST_YEAR
+    assert VALIDATOR.is_valid(data) is in_range
+    if in_range:
+        assert codec.from_dict(data).occurred_at.year == year
+    else:
+        with pytest.raises(EventDecodeError, match="occurred_at: must be in the years"):
+            codec.from_dict(data)

@@ -7,7 +7,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from tally.events.model import SCHEMA_VERSION, Channel, Event, EventKind
+from tally.events.model import (
+    FIRST_YEAR,
+    LAST_YEAR,
+    SCHEMA_VERSION,
+    Channel,
+    Event,
+    EventKind,
+    in_time_range,
+)
 from tally.kernel.currency import scale_of
 from tally.kernel.money import MoneyError, format_amount, parse_amount
 
@@ -64,6 +72,8 @@ def _instant(data: Mapping[str, Any], name: str) -> datetime:
         raise EventDecodeError(name, f"{text!r} is not ISO 8601") from None
     if when.tzinfo is None:
         raise EventDecodeError(name, "must carry a time zone offset")
+    if not in_time_range(when):
+        raise EventDecodeError(name, f"must be in the years {FIRST_YEAR} to {LAST_YEAR}")
     return when
 
 

@@ -11,6 +11,11 @@ from datetime import datetime
 from enum import StrEnum
 
 SCHEMA_VERSION = 1
+# The years an event's times may be written in. Any instant in them converts to every
+# time zone without leaving datetime's range, so no period, contract or FX lookup can
+# overflow on an event that was accepted (a year-9999 time would stop settlement).
+FIRST_YEAR = 1970
+LAST_YEAR = 8999
 
 
 class EventKind(StrEnum):
@@ -27,6 +32,10 @@ class Channel(StrEnum):
     WEB = "web"
     MOBILE = "mobile"
     API = "api"
+
+
+def in_time_range(when: datetime) -> bool:
+    return FIRST_YEAR <= when.year <= LAST_YEAR
 
 
 def idempotency_key(provider: str, provider_tx_id: str, kind: str) -> str:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tally.events.model import SCHEMA_VERSION, Channel, EventKind
+from tally.events.model import FIRST_YEAR, LAST_YEAR, SCHEMA_VERSION, Channel, EventKind
 from tally.kernel.currency import SCALES
 
 SCHEMA_ID = "https://tally.example/schemas/event.schema.json"
-# An ISO 8601 instant that carries its offset ("Z" or +hh:mm), as the codec requires.
-_INSTANT = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$"
+# An ISO 8601 instant that carries its offset ("Z" or +hh:mm), as the codec requires, in
+# the years the codec accepts: FIRST_YEAR to LAST_YEAR (a test checks both ends).
+_YEAR = r"(19[7-9]\d|[2-8]\d{3})"
+_INSTANT = "^" + _YEAR + r"-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$"
 _AMOUNT = r"^-?(0|[1-9]\d*)(\.\d+)?$"
 
 
@@ -75,7 +77,10 @@ def event_schema() -> dict[str, Any]:
             "occurred_at": {
                 "type": "string",
                 "pattern": _INSTANT,
-                "description": "when it happened, on the provider's clock, with its offset",
+                "description": (
+                    "when it happened, on the provider's clock, with its offset, "
+                    f"in the years {FIRST_YEAR} to {LAST_YEAR}"
+                ),
             },
             "recorded_at": {
                 "type": "string",

@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
 from typing import Any
 
-from tally.events.model import Channel, Event, EventKind, idempotency_key
+from tally.events.model import (
+    FIRST_YEAR,
+    LAST_YEAR,
+    Channel,
+    Event,
+    EventKind,
+    idempotency_key,
+    in_time_range,
+)
 from tally.kernel.currency import is_known
 from tally.kernel.money import MoneyError, parse_amount
 from tally.quarantine.inputs import Reason
@@ -80,6 +88,10 @@ def to_event(
             occurred = datetime.fromisoformat(_text(data, "occurred_at"))
         except ValueError:
             return LineRefusal(Reason.MALFORMED, "occurred_at is not an ISO 8601 time")
+        if not in_time_range(occurred):
+            return LineRefusal(
+                Reason.OUT_OF_RANGE, f"occurred_at is not in the years {FIRST_YEAR} to {LAST_YEAR}"
+            )
         if occurred.tzinfo is None:
             occurred = occurred.replace(tzinfo=fmt.zone)
             # Keep the zone's offset at that instant, not the zone object (the event's
