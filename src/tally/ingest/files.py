@@ -15,6 +15,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -26,6 +27,7 @@ from tally.quarantine.inputs import InputQuarantine, Quarantined, Reason, Refuse
 from tally.quarantine.redrive import RedriveOutcome
 
 LINE_MAX_BYTES = 16 * 1024  # a longer line is refused whole
+HEADERS_CACHED = 16  # parsed CSV header rows kept (one per file being read)
 BOM = b"\xef\xbb\xbf"  # spreadsheet exports often start with one; it is not content
 
 
@@ -123,6 +125,11 @@ def _context(name: str, data: bytes, fmt: ReportFormat) -> dict[str, str]:
     return context
 
 
+@lru_cache(maxsize=HEADERS_CACHED)
+def _header(columns: str) -> tuple[str, ...]:
+    return tuple(h.strip() for h in next(csv.reader([columns]), []))
+
+
 def read_line(payload: str, context: dict[str, str]) -> dict[str, Any] | str:
     """A kept line's fields again (with its file's header), or why they cannot be read."""
     columns = context.get("x-tally-columns")
@@ -135,7 +142,7 @@ def read_line(payload: str, context: dict[str, str]) -> dict[str, Any] | str:
             # json recurses once per level; an event line is flat, so this is malformed.
             return "not JSON: nested too deeply"
         return value if isinstance(value, dict) else "each line must be a JSON object"
-    header = [h.strip() for h in next(csv.reader([columns]))]
+    header = _header(columns)
     row = next(csv.reader([payload]), [])
     if len(row) != len(header):
         return f"{len(row)} fields where the header has {len(header)}"

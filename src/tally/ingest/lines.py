@@ -46,46 +46,56 @@ class LineRefusal:
     detail: str
 
 
-def _text(data: dict[str, Any], name: str) -> str:
-    value = data.get(name, "")
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise ValueError(f"{name} must be text")
-    if len(value) > FIELD_MAX:
-        raise ValueError(f"{name} is longer than {FIELD_MAX} characters")
-    return value.strip()
+FIELDS = REQUIRED + OPTIONAL
+_KNOWN = frozenset(FIELDS)
+
+
+def _texts(data: dict[str, Any]) -> dict[str, str]:
+    """Every known field as stripped text ("" when absent or null), each read once."""
+    out: dict[str, str] = {}
+    for name in FIELDS:
+        value = data.get(name)
+        if value is None:
+            out[name] = ""
+            continue
+        if not isinstance(value, str):
+            raise ValueError(f"{name} must be text")
+        if len(value) > FIELD_MAX:
+            raise ValueError(f"{name} is longer than {FIELD_MAX} characters")
+        out[name] = value.strip()
+    return out
 
 
 def to_event(
     fmt: ReportFormat, data: dict[str, Any], raw: str, now: datetime
 ) -> Event | LineRefusal:
     try:
-        missing = [n for n in REQUIRED if not _text(data, n)]
+        f = _texts(data)
+        missing = [n for n in REQUIRED if not f[n]]
         if missing:
             return LineRefusal(Reason.MALFORMED, f"missing {', '.join(missing)}")
-        unknown = sorted(set(data) - set(REQUIRED) - set(OPTIONAL))
+        unknown = sorted(data.keys() - _KNOWN)
         if unknown:
             return LineRefusal(Reason.MALFORMED, f"unknown fields {', '.join(unknown)}")
         try:
-            kind = EventKind(_text(data, "kind"))
+            kind = EventKind(f["kind"])
         except ValueError:
             return LineRefusal(Reason.MALFORMED, f"kind {data.get('kind')!r} is not an event kind")
         try:
-            channel = Channel(_text(data, "channel") or "web")
+            channel = Channel(f["channel"] or "web")
         except ValueError:
             return LineRefusal(Reason.MALFORMED, f"channel {data.get('channel')!r} is unknown")
-        currency = (_text(data, "currency") or fmt.currency).upper()
+        currency = (f["currency"] or fmt.currency).upper()
         if not is_known(currency):
             return LineRefusal(Reason.OUT_OF_RANGE, f"currency {currency!r} is unknown")
         try:
             amount = parse_amount(
-                _text(data, "amount"), currency, allow_negative=kind is EventKind.ADJUSTMENT
+                f["amount"], currency, allow_negative=kind is EventKind.ADJUSTMENT
             )
         except MoneyError as exc:
             return LineRefusal(Reason.OUT_OF_RANGE, f"amount: {exc}")
         try:
-            occurred = datetime.fromisoformat(_text(data, "occurred_at"))
+            occurred = datetime.fromisoformat(f["occurred_at"])
         except ValueError:
             return LineRefusal(Reason.MALFORMED, "occurred_at is not an ISO 8601 time")
         if not in_time_range(occurred):
@@ -99,27 +109,27 @@ def to_event(
             offset = occurred.utcoffset()
             assert offset is not None
             occurred = occurred.replace(tzinfo=timezone(offset))
-        ref = _text(data, "ref")
+        ref = f["ref"]
         if kind is EventKind.ROLLBACK and not ref:
             return LineRefusal(Reason.MALFORMED, "a rollback names its original in ref")
         if ref and ref.count(":") < 2:
             ref = idempotency_key(fmt.provider, ref, EventKind.BET.value)
         return Event(
             provider=fmt.provider,
-            provider_tx_id=_text(data, "tx_id"),
+            provider_tx_id=f["tx_id"],
             kind=kind,
-            round_id=_text(data, "round_id"),
-            operator=_text(data, "operator"),
-            player=_text(data, "player"),
-            game=_text(data, "game"),
-            game_type=_text(data, "game_type"),
+            round_id=f["round_id"],
+            operator=f["operator"],
+            player=f["player"],
+            game=f["game"],
+            game_type=f["game_type"],
             amount=amount,
             currency=currency,
             occurred_at=occurred,
             recorded_at=now,
             channel=channel,
-            region=_text(data, "region"),
-            agent=_text(data, "agent"),
+            region=f["region"],
+            agent=f["agent"],
             ref=ref,
             raw=raw,
         )
