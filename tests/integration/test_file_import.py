@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ from tally.adapters.memory.quarantine import MemoryInputQuarantine
 from tally.adapters.sqlite.events import SqliteEventLog
 from tally.events.model import Event, EventKind
 from tally.events.ports import AppendResult
-from tally.ingest.files import FileImporter, ImportLimits
+from tally.ingest.files import FileImporter, ImportLimits, ReportRefused
 from tally.ingest.lines import ReportFormat
 from tally.kernel.clock import FixedClock
 from tally.quarantine.inputs import Reason
@@ -177,6 +178,7 @@ def test_an_import_killed_midway_resumes_and_every_line_counts_once(
 @given(
     data=st.one_of(
         st.binary(max_size=600),
+        st.binary(max_size=200).map(lambda b: b"#" + b),
         st.lists(
             st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=80),
             max_size=8,
@@ -187,8 +189,15 @@ def test_an_import_killed_midway_resumes_and_every_line_counts_once(
 def test_any_bytes_are_answered_line_by_line_and_never_half_written(
     tmp_path_factory: pytest.TempPathFactory, data: bytes, name: str
 ) -> None:
-    run, log, quarantine, _ = importer(tmp_path_factory.mktemp("fuzz"))
-    report = run.run(name, data, TOKYO)
+    run, log, quarantine, progress = importer(tmp_path_factory.mktemp("fuzz"))
+    try:
+        report = run.run(name, data, TOKYO)
+    except ReportRefused:
+        # Refused whole (its own "#" header is wrong): nothing of it was taken.
+        assert data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"#")
+        assert (logged(log), quarantine.entries().items) == ([], [])
+        assert progress.committed(hashlib.sha256(data).hexdigest()) == 0
+        return
     c = report.counts
     assert c.lines == c.accepted + c.duplicate + c.conflict + c.rejected
     assert len(logged(log)) == c.accepted
@@ -233,3 +242,48 @@ def test_a_time_in_a_year_settlement_could_not_place_is_refused_as_out_of_range(
     assert kept.refused.reason is Reason.OUT_OF_RANGE
     assert "1970 to 8999" in kept.refused.detail
     assert logged(log) == []
+
+
+def test_a_report_stating_its_own_zone_and_currency_is_read_in_them(tmp_path: Path) -> None:
+    run, log, quarantine, _ = importer(tmp_path)
+    utc_no_currency = ReportFormat("acme", UTC)
+    rows = [GOOD[0], GOOD[1], BAD[0]]
+    data = ("# tz=Asia/Tokyo currency=JPY\n" + HEADER + "\n".join(rows) + "\n").encode()
+    report = run.run("stated.csv", data, utc_no_currency)
+    assert (report.counts.accepted, report.counts.rejected) == (2, 1)
+    bet, win = logged(log)
+    assert bet.occurred_at.isoformat() == "2026-03-02T21:30:00+09:00"
+    assert (bet.currency, win.currency) == ("JPY", "JPY")  # the win's line names none
+    (kept,) = quarantine.entries().items
+    assert kept.refused.detail.startswith("line 5:")  # the header lines are counted
+    assert kept.refused.headers["x-tally-zone"] == "Asia/Tokyo"  # re-driven in it too
+
+
+def test_a_json_lines_report_may_state_its_zone_too(tmp_path: Path) -> None:
+    run, log, _, _ = importer(tmp_path)
+    line = (
+        '{"tx_id":"z1","kind":"bet","operator":"op1","player":"p1","game_type":"slots",'
+        '"amount":"1.25","occurred_at":"2026-03-02 09:00:00"}'
+    )
+    data = ("#tz=America/New_York, currency=usd\n" + line + "\n").encode()
+    run.run("stated.jsonl", data, TOKYO)
+    (event,) = logged(log)
+    assert (event.occurred_at.isoformat(), event.currency, event.amount) == (
+        "2026-03-02T09:00:00-05:00",
+        "USD",
+        125,
+    )
+
+
+@pytest.mark.parametrize(
+    "header", ["# tz=Mars/Olympus", "# zone=Asia/Tokyo", "# tz", "# hello world"]
+)
+def test_a_report_with_a_wrong_header_is_refused_whole_and_nothing_is_taken(
+    tmp_path: Path, header: str
+) -> None:
+    run, log, quarantine, progress = importer(tmp_path)
+    data = (header + "\n" + HEADER + GOOD[0] + "\n").encode()
+    with pytest.raises(ReportRefused):
+        run.run("wrong.csv", data, TOKYO)
+    assert (logged(log), quarantine.entries().items) == ([], [])
+    assert progress.committed(hashlib.sha256(data).hexdigest()) == 0

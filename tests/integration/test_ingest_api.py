@@ -164,3 +164,10 @@ def test_any_feed_body_is_answered_without_a_server_error_or_a_half_write(
     outcomes = [i["outcome"] for i in r.json()]
     assert new_events == outcomes.count("accepted")
     assert new_kept == outcomes.count("rejected") + outcomes.count("conflict")
+
+
+def test_an_uploaded_report_with_a_wrong_header_is_refused_whole(world: World) -> None:
+    report = b"# tz=Mars/Olympus\ntx_id,kind,operator,player,game_type,amount,occurred_at\n"
+    url = "/v1/imports?provider=acme&name=mars.csv"
+    r = world.client.post(url, headers=world.headers("key_feed"), content=report)
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "report_refused")

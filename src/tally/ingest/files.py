@@ -31,6 +31,52 @@ HEADERS_CACHED = 16  # parsed CSV header rows kept (one per file being read)
 BOM = b"\xef\xbb\xbf"  # spreadsheet exports often start with one; it is not content
 
 
+class ReportRefused(ValueError):
+    """The report as a whole cannot be read (nothing of it was taken)."""
+
+
+DIRECTIVES = ("tz", "currency")  # what a report's own "#" header lines may set
+HEADER_MAX_BYTES = 64 * 1024  # where a report's "#" header must end
+
+
+def directives(data: bytes) -> dict[str, str]:
+    """The settings a report states about itself on "#" lines before its first line of
+    content, e.g. ``# tz=Asia/Tokyo currency=JPY``: they win over the importer's defaults,
+    because the provider knows its own zone best."""
+    found: dict[str, str] = {}
+    head = data.removeprefix(BOM)[:HEADER_MAX_BYTES]
+    for chunk in head.splitlines():
+        line = chunk.decode("utf-8", errors="replace").strip()
+        if not line:
+            continue
+        if not line.startswith("#"):
+            break
+        for word in line[1:].replace(",", " ").split():
+            name, sep, value = word.partition("=")
+            if not sep or name.lower() not in DIRECTIVES or not value:
+                raise ReportRefused(
+                    f"header {line!r}: say {' '.join(f'{d}=...' for d in DIRECTIVES)}"
+                )
+            found[name.lower()] = value
+    else:
+        if len(data) > HEADER_MAX_BYTES:
+            raise ReportRefused(f"the report's # header is longer than {HEADER_MAX_BYTES} bytes")
+    return found
+
+
+def stated_format(fmt: ReportFormat, data: bytes) -> ReportFormat:
+    """``fmt`` with what the report states about itself applied."""
+    stated = directives(data)
+    zone = fmt.zone
+    if "tz" in stated:
+        try:
+            zone = ZoneInfo(stated["tz"])
+        except (ValueError, KeyError):
+            raise ReportRefused(f"tz={stated['tz']} is not a time zone") from None
+    currency = stated.get("currency", fmt.currency).upper()
+    return ReportFormat(fmt.provider, zone, currency)
+
+
 def _zone(name: str) -> tzinfo:
     try:
         return ZoneInfo(name)
@@ -93,6 +139,7 @@ def _lines(data: bytes, name: str) -> Iterator[tuple[int, str | None, dict[str, 
     """(line number, the line as text or None, its fields or why it cannot be read)."""
     is_csv = not name.lower().endswith((".jsonl", ".ndjson", ".json"))
     header: str | None = None
+    started = False
     data = data.removeprefix(BOM)
     for number, chunk in enumerate(data.splitlines(), start=1):
         if len(chunk) > LINE_MAX_BYTES:
@@ -105,6 +152,9 @@ def _lines(data: bytes, name: str) -> Iterator[tuple[int, str | None, dict[str, 
             continue
         if not text.strip():
             continue
+        if not started and text.lstrip().startswith("#"):
+            continue  # the report's own header (see directives)
+        started = True
         if is_csv and header is None:
             header = text
             continue
@@ -120,7 +170,14 @@ def _context(name: str, data: bytes, fmt: ReportFormat) -> dict[str, str]:
     }
     if not name.lower().endswith((".jsonl", ".ndjson", ".json")):
         head = data.removeprefix(BOM)[:LINE_MAX_BYTES]
-        first = next((line for line in head.splitlines() if line.strip()), b"")
+        first = next(
+            (
+                line
+                for line in head.splitlines()
+                if line.strip() and not line.lstrip().startswith(b"#")
+            ),
+            b"",
+        )
         context["x-tally-columns"] = first.decode("utf-8", errors="replace")
     return context
 
@@ -171,6 +228,7 @@ class FileImporter:
         fmt: ReportFormat,
         on_progress: Callable[[int], None] | None = None,
     ) -> ImportReport:
+        fmt = stated_format(fmt, data)  # before anything is written: a bad header refuses all
         file_id = hashlib.sha256(data).hexdigest()
         done = self.progress.committed(file_id)
         report = ImportReport(file_id, name, done, context=_context(name, data, fmt))

@@ -21,6 +21,7 @@ from tally.entrypoints.api.deps import Ctx, ctx, require
 from tally.entrypoints.api.deps import source as client_address
 from tally.entrypoints.api.errors import ERROR_RESPONSES, ApiError
 from tally.ingest.feeds import FeedRefused
+from tally.ingest.files import ReportRefused
 from tally.ingest.lines import ReportFormat
 from tally.ledger.model import OwnerKind
 from tally.quarantine.inputs import Quarantined, Reason, Status
@@ -202,7 +203,9 @@ async def upload_report(
     currency: Annotated[str, Query(max_length=8)] = "",
 ) -> ImportOut:
     """A provider's batch report (CSV with a header, or JSON Lines when the name ends in
-    .jsonl) as the request body. Re-uploading the same bytes resumes or skips."""
+    .jsonl) as the request body. Re-uploading the same bytes resumes or skips. A report
+    may state its own zone and currency on a first line (`# tz=Asia/Tokyo currency=JPY`),
+    which wins over `tz` and `currency`."""
     _in_scope(p, OwnerKind.PROVIDER, provider)
     try:
         zone = ZoneInfo(tz)
@@ -211,7 +214,12 @@ async def upload_report(
     body = await request.body()
     if len(body) > IMPORT_MAX_BYTES:
         raise ApiError(413, "too_large", f"a report carries at most {IMPORT_MAX_BYTES} bytes")
-    report = c.bo.ingest.importer.run(name, body, ReportFormat(provider, zone, currency.upper()))
+    try:
+        report = c.bo.ingest.importer.run(
+            name, body, ReportFormat(provider, zone, currency.upper())
+        )
+    except ReportRefused as exc:
+        raise ApiError(422, "report_refused", str(exc)) from None
     return ImportOut(
         file_id=report.file_id,
         name=report.name,

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 
 from tally.app.bootstrap import build_backoffice
 from tally.entrypoints.cli.common import console, err_console, open_app
-from tally.ingest.files import FileImporter, ImportReport
+from tally.ingest.files import FileImporter, ImportReport, ReportRefused
 from tally.ingest.lines import ReportFormat
 
 import_app = typer.Typer(no_args_is_help=True, help="Import providers' batch reports.")
@@ -37,10 +37,12 @@ def _import(importer: FileImporter, path: Path, fmt: ReportFormat) -> ImportRepo
         TimeElapsedColumn(),
         console=console,
     ) as progress:
-        task = progress.add_task("lines", total=data.count(b"\n") or 1)
+        total = data.count(b"\n") or 1
+        task = progress.add_task("lines", total=total)
         report = importer.run(
             path.name, data, fmt, lambda done: progress.update(task, completed=done)
         )
+        progress.update(task, completed=total)  # header and blank lines are read too
     c = report.counts
     resumed = f" (resumed after line {report.resumed_after})" if report.resumed_after else ""
     console.print(
@@ -58,12 +60,17 @@ def import_file(
     tz: Annotated[str, typer.Option(help="the provider's time zone")] = "UTC",
     currency: Annotated[str, typer.Option(help="for lines that name none")] = "",
 ) -> None:
-    """Import one report (CSV with a header, or JSON Lines); re-running resumes or skips."""
+    """Import one report (CSV with a header, or JSON Lines); re-running resumes or skips.
+    A report may state its own zone and currency on a first line: # tz=Asia/Tokyo currency=JPY
+    (it wins over --tz and --currency)."""
     fmt = _format(provider, tz, currency)
     with open_app() as tally:
         backoffice = build_backoffice(tally)
         try:
             _import(backoffice.ingest.importer, path, fmt)
+        except ReportRefused as exc:
+            err_console.print(f"[red]{path.name} refused, nothing taken: {exc}[/red]")
+            raise typer.Exit(2) from None
         finally:
             backoffice.close()
 
@@ -76,10 +83,13 @@ def watch(
     currency: Annotated[str, typer.Option(help="for lines that name none")] = "",
     once: Annotated[bool, typer.Option(help="import what is there now, then stop")] = False,
 ) -> None:
-    """Import every report that lands in FOLDER; imported files move to FOLDER/done/."""
+    """Import every report that lands in FOLDER; imported files move to FOLDER/done/,
+    reports with a wrong "#" header to FOLDER/refused/."""
     fmt = _format(provider, tz, currency)
     done = folder / "done"
     done.mkdir(exist_ok=True)
+    refused = folder / "refused"  # a report whose own header is wrong waits for a person
+    refused.mkdir(exist_ok=True)
     with open_app() as tally:
         backoffice = build_backoffice(tally)
         importer = backoffice.ingest.importer
@@ -91,6 +101,10 @@ def watch(
                         _import(importer, path, fmt)
                     except OSError as exc:
                         err_console.print(f"[red]{path.name}: {exc}[/red]")
+                        continue
+                    except ReportRefused as exc:
+                        err_console.print(f"[red]{path.name} refused, moved aside: {exc}[/red]")
+                        path.rename(refused / path.name)
                         continue
                     path.rename(done / path.name)
                 if once:
