@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tally.quarantine.inputs import InputQuarantine, Reason, Refused, Status, payload_text
+from tally.quarantine.inputs import (
+    InputQuarantine,
+    Reason,
+    Refused,
+    Status,
+    payload_text,
+    storable,
+)
 from tests.conftest import PG_DSN
 
 T = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -123,3 +130,37 @@ def test_a_file_line_is_kept_once_however_often_it_is_put(quarantine: InputQuara
     # Callbacks are kept each time: two refused deliveries are two facts.
     assert quarantine.put(refused(3)) != quarantine.put(refused(3))
     assert len(quarantine.entries().items) == 4
+
+
+def test_text_no_store_can_hold_is_kept_escaped_in_every_field_the_same_everywhere(
+    quarantine: InputQuarantine,
+) -> None:
+    # A JSON escape can put a NUL or a lone surrogate into any string a sender controls:
+    # a field name in a detail, a CSV header in the headers, a key, a note typed by staff.
+    bad = "a\x00b\ud800c"
+    entry_id = quarantine.put(
+        refused(
+            1,
+            source="file",
+            channel=f"r{bad}.csv",
+            detail=f"line 2: unknown fields {bad}",
+            payload=f"{bad},bet",
+            headers={"x-tally-columns": bad},
+            key=f"file:{bad}:2",
+        )
+    )
+    assert quarantine.put(refused(1, source="file", key=f"file:{bad}:2")) == entry_id
+    assert quarantine.resolve(entry_id, Status.DISMISSED, by="ann", at=T, note=f"seen {bad}")
+    entry = quarantine.get(entry_id)
+    assert entry is not None
+    kept = "a\\x00b\\ud800c"
+    r = entry.refused
+    assert (r.channel, r.detail, r.payload, r.key, entry.note) == (
+        f"r{kept}.csv",
+        f"line 2: unknown fields {kept}",
+        f"{kept},bet",
+        f"file:{kept}:2",
+        f"seen {kept}",
+    )
+    assert dict(r.headers) == {"x-tally-columns": kept}
+    assert storable(storable(bad)) == storable(bad) == kept  # escaping twice changes nothing

@@ -287,3 +287,19 @@ def test_a_report_with_a_wrong_header_is_refused_whole_and_nothing_is_taken(
         run.run("wrong.csv", data, TOKYO)
     assert (logged(log), quarantine.entries().items) == ([], [])
     assert progress.committed(hashlib.sha256(data).hexdigest()) == 0
+
+
+def test_a_field_name_no_database_can_hold_is_named_in_the_refusal_escaped(
+    tmp_path: Path,
+) -> None:
+    from tally.adapters.sqlite.quarantine import SqliteInputQuarantine
+
+    log = SqliteEventLog(tmp_path / "tally.sqlite")
+    quarantine = SqliteInputQuarantine(tmp_path / "tally.sqlite")
+    run = FileImporter(log, quarantine, MemoryImportProgress(), FixedClock(T0))
+    data = b'{"\\u0000": 1, "\\ud800": 2}\n'  # JSON escapes for a NUL and a lone surrogate
+    counts = run.run("odd.jsonl", data, TOKYO).counts
+    assert (counts.lines, counts.rejected) == (1, 1)
+    (kept,) = quarantine.entries().items
+    assert kept.refused.detail.startswith("line 1: missing tx_id")
+    assert kept.refused.payload == data.decode().strip()

@@ -12,7 +12,14 @@ from datetime import datetime
 from typing import Any
 
 from tally.ledger.model import Page
-from tally.quarantine.inputs import Quarantined, Reason, Refused, Status
+from tally.quarantine.inputs import (
+    Quarantined,
+    Reason,
+    Refused,
+    Status,
+    storable,
+    storable_refused,
+)
 
 COLUMNS = (
     "id, source, channel, reason, detail, payload, headers, idem_key, received_at, "
@@ -22,13 +29,14 @@ INSERT_COLUMNS = "source, channel, reason, detail, payload, headers, idem_key, r
 
 
 def insert_values(r: Refused, instant: Callable[[datetime], Any]) -> tuple[Any, ...]:
+    r = storable_refused(r)  # neither store keeps NUL or lone surrogates in text
     headers = json.dumps(dict(r.headers), sort_keys=True)
     return (
         r.source,
         r.channel,
         r.reason.value,
         r.detail,
-        r.payload.replace("\0", "\\x00"),  # neither store keeps NUL in text
+        r.payload,
         headers,
         r.key,
         instant(r.received_at),
@@ -104,7 +112,7 @@ class SqlInputQuarantine:
         if not rows:  # that file line was kept before
             rows = self._run(
                 self._sql("SELECT id FROM input_quarantine WHERE source = 'file' AND idem_key = ?"),
-                (refused.key,),
+                (storable(refused.key),),
             )
         return int(rows[0][0])
 
@@ -141,7 +149,7 @@ class SqlInputQuarantine:
                 "UPDATE input_quarantine SET status = ?, resolved_at = ?, resolved_by = ?, "
                 "note = ? WHERE id = ? AND status = 'open' RETURNING id"
             ),
-            (status.value, self._time_in(at), by, note, entry_id),
+            (status.value, self._time_in(at), by, storable(note), entry_id),
         )
         return len(rows) == 1
 

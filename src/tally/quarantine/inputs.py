@@ -14,7 +14,7 @@ Pure: the model, the reasons and the port. Stores live in ``tally.adapters``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
@@ -107,3 +107,30 @@ def payload_text(body: bytes) -> str:
     cut = body[:PAYLOAD_MAX_BYTES]
     text = cut.decode("utf-8", errors="backslashreplace")
     return text if len(cut) == len(body) else text + "\n[cut at 256 KiB]"
+
+
+def storable(text: str) -> str:
+    """``text`` as every store can keep it. A JSON escape can put a NUL or a lone surrogate
+    into a string, and neither PostgreSQL text nor UTF-8 can hold them: both are kept as
+    backslash escapes, like undecodable payload bytes."""
+    text = text.replace("\0", "\\x00")
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def storable_refused(r: Refused) -> Refused:
+    """``r`` with every text made storable (see ``storable``); what every store keeps."""
+    return replace(
+        r,
+        source=storable(r.source),
+        channel=storable(r.channel),
+        detail=storable(r.detail),
+        payload=storable(r.payload),
+        headers={storable(k): storable(v) for k, v in r.headers.items()},
+        key=storable(r.key),
+    )

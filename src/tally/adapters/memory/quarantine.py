@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from tally.ledger.model import Page
-from tally.quarantine.inputs import Quarantined, Reason, Refused, Status
+from tally.quarantine.inputs import Quarantined, Reason, Refused, Status, storable, storable_refused
 
 
 class MemoryInputQuarantine:
@@ -17,6 +17,7 @@ class MemoryInputQuarantine:
         self._entries: list[Quarantined] = []
 
     def put(self, refused: Refused) -> int:
+        refused = storable_refused(refused)  # kept as the SQL stores keep it
         with self._lock:
             if refused.source == "file":
                 for entry in self._entries:  # a file line is kept once
@@ -61,7 +62,7 @@ class MemoryInputQuarantine:
             if entry.status is not Status.OPEN:
                 return False
             self._entries[entry_id - 1] = replace(
-                entry, status=status, resolved_at=at, resolved_by=by, note=note
+                entry, status=status, resolved_at=at, resolved_by=by, note=storable(note)
             )
             return True
 
