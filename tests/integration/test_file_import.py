@@ -303,3 +303,17 @@ def test_a_field_name_no_database_can_hold_is_named_in_the_refusal_escaped(
     (kept,) = quarantine.entries().items
     assert kept.refused.detail.startswith("line 1: missing tx_id")
     assert kept.refused.payload == data.decode().strip()
+
+
+def test_a_line_with_a_nul_or_a_lone_surrogate_in_a_field_is_refused(tmp_path: Path) -> None:
+    run, log, quarantine, _ = importer(tmp_path)
+    base = (
+        '{"tx_id":"%s","kind":"bet","operator":"op1","player":"%s","game_type":"slots",'
+        '"amount":"100","occurred_at":"2026-03-02 21:30:00"}'
+    )
+    data = "\n".join([base % ("u1", "p\\u0000"), base % ("u2", "\\udc00"), base % ("u3", "Ö")])
+    counts = run.run("odd.jsonl", data.encode(), TOKYO).counts
+    assert (counts.accepted, counts.rejected) == (1, 2)
+    assert [e.player for e in logged(log)] == ["Ö"]
+    details = [q.refused.detail for q in quarantine.entries().items]
+    assert details == [f"line {n}: player holds a NUL or a lone surrogate" for n in (1, 2)]

@@ -171,3 +171,20 @@ def test_an_uploaded_report_with_a_wrong_header_is_refused_whole(world: World) -
     url = "/v1/imports?provider=acme&name=mars.csv"
     r = world.client.post(url, headers=world.headers("key_feed"), content=report)
     assert (r.status_code, r.json()["error"]["code"]) == (422, "report_refused")
+
+
+def test_a_feed_item_with_a_nul_or_a_lone_surrogate_in_a_field_is_refused(world: World) -> None:
+    body = "\n".join(
+        [
+            json.dumps(event("n1", player="p\u0000")),
+            json.dumps(event("n2", round_id="r\ud800")),
+            json.dumps(event("n3", player="Grüße")),  # real non-ASCII text is fine
+        ]
+    ).encode()
+    r = world.client.post("/v1/feeds/op1/events", headers=world.headers("key_feed"), content=body)
+    assert r.status_code == 200, r.text
+    assert [(i["outcome"], i["detail"]) for i in r.json()] == [
+        ("rejected", "player: a NUL or a lone surrogate is not text"),
+        ("rejected", "round_id: a NUL or a lone surrogate is not text"),
+        ("accepted", ""),
+    ]

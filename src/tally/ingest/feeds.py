@@ -17,10 +17,24 @@ from tally.events import codec
 from tally.events.codec import EventDecodeError
 from tally.events.model import Event
 from tally.events.ports import Appended, EventLog
+from tally.ingest.lines import is_clean_text
 from tally.kernel.clock import Clock
 from tally.quarantine.inputs import InputQuarantine, Quarantined, Reason, Refused
 from tally.quarantine.redrive import RedriveOutcome
 
+# The event's texts that come from the sender (raw is the item as received, kept escaped).
+TEXT_FIELDS = (
+    "provider",
+    "provider_tx_id",
+    "round_id",
+    "operator",
+    "player",
+    "game",
+    "game_type",
+    "region",
+    "agent",
+    "ref",
+)
 FEED_MAX_ITEMS = 5_000  # events in one push
 FEED_MAX_BYTES = 4 * 1024 * 1024  # bytes in one push
 
@@ -105,6 +119,14 @@ class FeedService:
             event = codec.from_dict(data)
         except EventDecodeError as exc:
             return ItemResult(-1, "rejected", reason=Reason.MALFORMED.value, detail=str(exc))
+        unclean = [name for name in TEXT_FIELDS if not is_clean_text(getattr(event, name))]
+        if unclean:
+            return ItemResult(
+                -1,
+                "rejected",
+                reason=Reason.MALFORMED.value,
+                detail=f"{', '.join(unclean)}: a NUL or a lone surrogate is not text",
+            )
         if event.operator != operator:
             return ItemResult(
                 -1,

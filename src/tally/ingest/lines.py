@@ -50,6 +50,20 @@ FIELDS = REQUIRED + OPTIONAL
 _KNOWN = frozenset(FIELDS)
 
 
+def is_clean_text(value: str) -> bool:
+    """No NUL and no lone surrogate (JSON escapes can make both): text every store, file
+    and export can hold as it is."""
+    if "\0" in value:
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _texts(data: dict[str, Any]) -> dict[str, str]:
     """Every known field as stripped text ("" when absent or null), each read once."""
     out: dict[str, str] = {}
@@ -62,6 +76,8 @@ def _texts(data: dict[str, Any]) -> dict[str, str]:
             raise ValueError(f"{name} must be text")
         if len(value) > FIELD_MAX:
             raise ValueError(f"{name} is longer than {FIELD_MAX} characters")
+        if not is_clean_text(value):
+            raise ValueError(f"{name} holds a NUL or a lone surrogate")
         out[name] = value.strip()
     return out
 
