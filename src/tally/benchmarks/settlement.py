@@ -57,7 +57,7 @@ class Config:
     naive_sample: int = 20_000
     rate: float = 2_000.0  # the latency run's steady events/s
     seconds: float = 30.0
-    batch_max_events: int = 2_000
+    batch_max_events: int = 5_000
     seed: int = 1
     pg_dsn: str = DEFAULT_PG_DSN
     nats_url: str = DEFAULT_NATS_URL

@@ -27,7 +27,7 @@ log = structlog.get_logger("tally.settlement")
 
 @dataclass(frozen=True, slots=True)
 class SettlementLimits:
-    batch_max_events: int = 2_000  # events settled in one transaction
+    batch_max_events: int = 5_000  # events settled in one transaction
     idle_wait_s: float = 0.05  # how long an idle worker sleeps before reading again
 
 
