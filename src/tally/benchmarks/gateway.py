@@ -63,9 +63,8 @@ def serve(directory: Path, config: Config) -> None:
     from tally.entrypoints.gateway.app import create_gateway_api
     from tally.events.appender import AppendLimits
     from tally.kernel.limits import LedgerLimits
-    from tally.ledger.model import Account, AccountFlags, OwnerKind, TransferRequest
     from tally.providers.registry import Registry
-    from tally.providers.wallet import Wallet, deposits_account
+    from tally.providers.wallet import Wallet
 
     limits = LedgerLimits(batch_max_transfers=1) if config.naive else LedgerLimits()
     settings = Settings(
@@ -82,36 +81,11 @@ def serve(directory: Path, config: Config) -> None:
         log=log,
         append_limits=AppendLimits(batch_max_events=2) if config.naive else None,
     )
-    wallets = [Wallet(f"p{i}", "op1", "EUR", "eu", "store-1") for i in range(config.players)]
-    parts.wallet.open(wallets[0])
-    tally.ledger.create_accounts(
-        [
-            Account(
-                w.account_id,
-                OwnerKind.PLAYER,
-                w.player,
-                "EUR",
-                "wallet",
-                AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS,
-                {"operator": "op1", "region": "eu", "agent": "store-1"},
-            )
-            for w in wallets
-        ]
+    parts.wallet.open_many(
+        [Wallet(f"p{i}", "op1", "EUR", "eu", "store-1") for i in range(config.players)],
+        FUNDING,
+        "fund",
     )
-    for start in range(0, len(wallets), 500):
-        tally.ledger.transfer(
-            [
-                TransferRequest(
-                    id=f"fund:{w.player}",
-                    debit_account_id=deposits_account("op1", "EUR"),
-                    credit_account_id=w.account_id,
-                    amount=FUNDING,
-                    currency="EUR",
-                    code="deposit",
-                )
-                for w in wallets[start : start + 500]
-            ]
-        )
     server = uvicorn.Server(
         uvicorn.Config(
             create_gateway_api(parts.gateway, tally.clock, noop=True),

@@ -58,6 +58,7 @@ from tally.quarantine.inputs import InputQuarantine, Reason, Refused
 log = structlog.get_logger("tally.wallet")
 
 LOCK_STRIPES = 256  # per-player serialisation without a lock per player
+OPEN_CHUNK = 1_000  # deposits per ledger submission when many wallets are opened
 TX_ID_MAX = 80  # a provider transaction id longer than this is refused (ledger ids <= 128)
 WALLET_CODE = "wallet"
 _CREDITING = frozenset(
@@ -104,6 +105,32 @@ def deposits_account(operator: str, currency: str) -> str:
     return f"operator:{operator}:player_deposits:{currency}"
 
 
+def wallet_account_of(w: Wallet) -> Account:
+    """The ledger account that holds ``w``: never below zero, with what events carry."""
+    meta = {"operator": w.operator, "region": w.region, "agent": w.agent}
+    return Account(
+        w.account_id,
+        OwnerKind.PLAYER,
+        w.player,
+        w.currency,
+        "wallet",
+        AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS,
+        {k: v for k, v in meta.items() if v},
+    )
+
+
+def deposit_request(w: Wallet, amount: int, reference: str) -> TransferRequest:
+    """Money into ``w`` from its operator's deposits account (``reference``: the id)."""
+    return TransferRequest(
+        id=f"deposit:{reference}",
+        debit_account_id=deposits_account(w.operator, w.currency),
+        credit_account_id=w.account_id,
+        amount=amount,
+        currency=w.currency,
+        code="deposit",
+    )
+
+
 def _wallet_of(account: Account) -> Wallet:
     meta = account.metadata
     return Wallet(
@@ -139,40 +166,38 @@ class WalletService:
     # -- wallets --------------------------------------------------------------------------
     def open(self, wallet: Wallet) -> Wallet:
         """Create the player's wallet account (and the operator's side); idempotent."""
-        cur, op = wallet.currency, wallet.operator
-        meta = {"operator": op, "region": wallet.region, "agent": wallet.agent}
-        accounts = [
-            Account(
-                wallet.account_id,
-                OwnerKind.PLAYER,
-                wallet.player,
-                cur,
-                "wallet",
-                AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS,
-                {k: v for k, v in meta.items() if v},
-            ),
-            Account(clearing_account(op, cur), OwnerKind.OPERATOR, op, cur, "player_clearing"),
-            Account(deposits_account(op, cur), OwnerKind.OPERATOR, op, cur, "player_deposits"),
-        ]
-        for result in self.ledger.create_accounts(accounts):
-            if not result.code.ok:
-                raise ValueError(f"account {result.id}: {result.code.slug}")
+        self.open_many([wallet])
         return wallet
+
+    def open_many(self, wallets: Sequence[Wallet], funding: int = 0, reference: str = "") -> None:
+        """Open many wallets at once and, with ``funding``, deposit that much in each
+        (deposit ids ``<reference>:<player>:<currency>``); idempotent."""
+        sides = {(w.operator, w.currency) for w in wallets}
+        accounts = [
+            Account(clearing_account(op, cur), OwnerKind.OPERATOR, op, cur, "player_clearing")
+            for op, cur in sorted(sides)
+        ] + [
+            Account(deposits_account(op, cur), OwnerKind.OPERATOR, op, cur, "player_deposits")
+            for op, cur in sorted(sides)
+        ]
+        accounts += [wallet_account_of(w) for w in wallets]
+        for created in self.ledger.create_accounts(accounts):
+            if not created.code.ok:
+                raise ValueError(f"account {created.id}: {created.code.slug}")
+        if not funding:
+            return
+        for start in range(0, len(wallets), OPEN_CHUNK):
+            requests = [
+                deposit_request(w, funding, f"{reference}:{w.player}:{w.currency}")
+                for w in wallets[start : start + OPEN_CHUNK]
+            ]
+            for moved in self.ledger.transfer(requests):
+                if not moved.code.ok:
+                    raise ValueError(f"deposit {moved.id}: {moved.code.slug}")
 
     def deposit(self, wallet: Wallet, amount: int, reference: str) -> TransferResult:
         """Money in from the operator's side (the operator's cashier, outside Tally)."""
-        (result,) = self.ledger.transfer(
-            [
-                TransferRequest(
-                    id=f"deposit:{reference}",
-                    debit_account_id=deposits_account(wallet.operator, wallet.currency),
-                    credit_account_id=wallet.account_id,
-                    amount=amount,
-                    currency=wallet.currency,
-                    code="deposit",
-                )
-            ]
-        )
+        (result,) = self.ledger.transfer([deposit_request(wallet, amount, reference)])
         return result
 
     def find(self, player: str, currency: str = "") -> Wallet | None:

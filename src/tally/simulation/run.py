@@ -22,9 +22,8 @@ from tally.events.settle import LogSource
 from tally.ingest.feeds import FeedService
 from tally.ingest.files import FileImporter
 from tally.kernel.clock import FixedClock
-from tally.ledger.model import Account, AccountFlags, OwnerKind, TransferRequest
 from tally.providers.gateway import Gateway
-from tally.providers.wallet import Wallet, WalletService, deposits_account
+from tally.providers.wallet import Wallet, WalletService
 from tally.settlement.config import SettlementConfig
 from tally.settlement.engine import OpenFigures, PeriodCloseError, SettlementEvent
 from tally.settlement.ports import SettlementStore
@@ -150,30 +149,6 @@ class SimulationRun:
         return closed
 
 
-def wallet_account_of(w: Wallet) -> Account:
-    meta = {"operator": w.operator, "region": w.region, "agent": w.agent}
-    return Account(
-        w.account_id,
-        OwnerKind.PLAYER,
-        w.player,
-        w.currency,
-        "wallet",
-        AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS,
-        {k: v for k, v in meta.items() if v},
-    )
-
-
-def funding(w: Wallet) -> TransferRequest:
-    return TransferRequest(
-        id=f"simulation-funding:{w.player}:{w.currency}",
-        debit_account_id=deposits_account(w.operator, w.currency),
-        credit_account_id=w.account_id,
-        amount=WALLET_FUNDING,
-        currency=w.currency,
-        code="deposit",
-    )
-
-
 @contextmanager
 def served(
     gateway: Gateway, clock: FixedClock
@@ -262,15 +237,11 @@ class GatewayRun(SimulationRun):
     def prepare(self) -> int:
         install_world(self.world, self.config, self.world.start)
         assert self.wallets is not None
-        ledger = self.wallets.ledger
-        wallets = [
-            Wallet(p.id, p.operator, p.currency, p.region, p.agent) for p in self.world.players
-        ]
-        for w in {(w.operator, w.currency): w for w in wallets}.values():
-            self.wallets.open(w)  # the operator's side of each currency
-        ledger.create_accounts([wallet_account_of(w) for w in wallets])
-        for start in range(0, len(wallets), 1_000):
-            ledger.transfer([funding(w) for w in wallets[start : start + 1_000]])
+        self.wallets.open_many(
+            [Wallet(p.id, p.operator, p.currency, p.region, p.agent) for p in self.world.players],
+            WALLET_FUNDING,
+            "simulation-funding",
+        )
         plays = list(
             generate(self.world, minutes=self.minutes, rounds_per_minute=self.rounds_per_minute)
         )
