@@ -394,3 +394,23 @@ def build_wallet_gateway(
         SessionTokens(session_key),
     )
     return WalletGateway(gateway, wallet, appender, log, marks, owns_log)
+
+
+def backoffice_wallet_gateway(
+    app: App,
+    backoffice: Backoffice,
+    registry: Registry,
+    *,
+    game_type: Callable[[str, str], str] | None = None,
+) -> WalletGateway:
+    """The wallet gateway on a back office's quarantine, provider secrets and event log."""
+    return build_wallet_gateway(
+        app,
+        quarantine=backoffice.ingest.inputs,
+        secrets=backoffice.provider_secrets.get,
+        # Its own key derived inside SessionTokens, so a token never opens anything else.
+        session_key=load_keys(app.settings).secret,
+        registry=registry,
+        log=backoffice.ingest.log,
+        game_type=game_type,
+    )

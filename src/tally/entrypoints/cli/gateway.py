@@ -11,8 +11,8 @@ from tally.app.bootstrap import (
     App,
     Backoffice,
     WalletGateway,
+    backoffice_wallet_gateway,
     build_backoffice,
-    build_wallet_gateway,
 )
 from tally.app.keys import load_keys
 from tally.entrypoints.cli.common import CLI_ACTOR, audit_change, console, err_console, open_app
@@ -36,15 +36,7 @@ def open_gateway(
             registry.register(provider, protocol or provider)
         except KeyError as exc:
             raise typer.BadParameter(str(exc)) from None
-    return build_wallet_gateway(
-        tally,
-        quarantine=backoffice.ingest.inputs,
-        secrets=backoffice.provider_secrets.get,
-        # Its own key derived inside SessionTokens, so a token never opens anything else.
-        session_key=load_keys(tally.settings).secret,
-        registry=registry,
-        log=backoffice.ingest.log,
-    )
+    return backoffice_wallet_gateway(tally, backoffice, registry)
 
 
 @gateway_app.command("serve")

@@ -15,8 +15,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
-from tally.app.bootstrap import App, build_app, build_backoffice, build_wallet_gateway
-from tally.app.keys import load_keys
+from tally.app.bootstrap import App, backoffice_wallet_gateway, build_app, build_backoffice
 from tally.app.logging import configure_logging
 from tally.app.settings import Settings
 from tally.entrypoints.cli.common import console, statement_closed_auditor
@@ -152,14 +151,8 @@ def _gateway_run(
         backoffice.provider_secrets.set(
             provider, "auth_token", simulation_secret(provider), actor=SIMULATION_ACTOR
         )
-    parts = build_wallet_gateway(
-        tally,
-        quarantine=backoffice.ingest.inputs,
-        secrets=backoffice.provider_secrets.get,
-        session_key=load_keys(tally.settings).secret,
-        registry=registry,
-        log=backoffice.ingest.log,
-        game_type=lambda _provider, game: games.get(game, "other"),
+    parts = backoffice_wallet_gateway(
+        tally, backoffice, registry, game_type=lambda _provider, game: games.get(game, "other")
     )
     closing.insert(0, parts.close)
     return GatewayRun(

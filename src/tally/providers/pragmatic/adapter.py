@@ -172,7 +172,7 @@ class PragmaticAdapter:
         currency = params.get("currency", "").upper()
         if currency and not is_known(currency):
             raise Refusal(Reason.OUT_OF_RANGE, f"unknown currency {currency!r}")
-        occurred = self._time(params, inbound.received_at)
+        occurred = self._time(params)
         round_id = params.get("roundId", "")
         game = params.get("gameId", "")
         if call == "balance":
@@ -215,7 +215,7 @@ class PragmaticAdapter:
         )
 
     @staticmethod
-    def _time(params: dict[str, str], received: datetime) -> datetime | None:
+    def _time(params: dict[str, str]) -> datetime | None:
         stamp = params.get("timestamp", "")
         if not stamp:
             return None
