@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from tally.events.model import (
     FIRST_YEAR,
     LAST_YEAR,
@@ -52,7 +54,8 @@ def to_dict(e: Event) -> dict[str, Any]:
 
 
 def dumps(e: Event) -> str:
-    return json.dumps(to_dict(e), separators=(",", ":"), sort_keys=True)
+    """Compact JSON with sorted keys (non-ASCII as UTF-8, not escaped)."""
+    return orjson.dumps(to_dict(e), option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _text(data: Mapping[str, Any], name: str, *, required: bool = True) -> str:
@@ -126,7 +129,7 @@ def loads(text: str) -> Event:
     return from_dict(data)
 
 
-def _stored_minor(text: str, currency: str) -> int:
+def stored_minor(text: str, currency: str) -> int:
     """An amount as :func:`format_amount` wrote it, back to minor units without Decimal;
     anything not in that exact shape goes the strict way."""
     scale = scale_of(currency)
@@ -138,10 +141,10 @@ def _stored_minor(text: str, currency: str) -> int:
     return parse_amount(text, currency, allow_negative=True)
 
 
-def loads_stored(text: str) -> Event:
+def loads_stored(text: str | bytes) -> Event:
     """An event read back from the log, which only ever holds what :func:`dumps` wrote of
-    events :func:`from_dict` accepted: the fast way (settlement reads every event)."""
-    d = json.loads(text)
+    events :func:`from_dict` accepted: the fast way."""
+    d = orjson.loads(text)
     if d.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
         return from_dict(d)  # an older shape: read it the strict way
     currency = d["currency"]
@@ -154,7 +157,7 @@ def loads_stored(text: str) -> Event:
         player=d["player"],
         game=d["game"],
         game_type=d["game_type"],
-        amount=_stored_minor(d["amount"], currency),
+        amount=stored_minor(d["amount"], currency),
         currency=currency,
         occurred_at=datetime.fromisoformat(d["occurred_at"]),
         recorded_at=datetime.fromisoformat(d["recorded_at"]),

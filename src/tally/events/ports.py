@@ -31,6 +31,11 @@ class EventLog(Protocol):
         """Up to ``limit`` events with positions greater than ``after``, in order."""
         ...
 
+    def read_stored(self, after: int, limit: int) -> list[tuple[int, str | bytes]]:
+        """Like :meth:`read`, but each event as stored (what ``codec.dumps`` wrote), for a
+        reader that decodes only what it needs."""
+        ...
+
     def conflicts(self, limit: int = 100) -> list[tuple[str, str, str]]:
         """Refused deliveries: (key, what differs, the body as received)."""
         ...

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from tally.events.model import Event
+from datetime import datetime
+
+import orjson
+
+from tally.events import codec
+from tally.events.model import SCHEMA_VERSION, Event, EventKind, idempotency_key
 from tally.events.ports import EventLog
 from tally.settlement.engine import SettlementEvent
+
+_KINDS = {kind.value: kind for kind in EventKind}
 
 
 def to_settlement(e: Event) -> SettlementEvent:
@@ -24,6 +31,29 @@ def to_settlement(e: Event) -> SettlementEvent:
     )
 
 
+def stored_to_settlement(body: str | bytes) -> SettlementEvent:
+    """A stored body (what :func:`codec.dumps` wrote) straight to what settlement needs,
+    without the whole :class:`Event` on the way: settlement reads every event."""
+    d = orjson.loads(body)
+    if d.get("schema_version") != SCHEMA_VERSION:
+        return to_settlement(codec.from_dict(d))  # an older shape: read it the strict way
+    provider, kind, currency = d["provider"], d["kind"], d["currency"]
+    return SettlementEvent(
+        idempotency_key(provider, d["provider_tx_id"], kind),
+        _KINDS[kind],
+        provider,
+        d["operator"],
+        d["player"],
+        d["game_type"],
+        codec.stored_minor(d["amount"], currency),
+        currency,
+        datetime.fromisoformat(d["occurred_at"]),
+        d["ref"],
+        d["agent"],
+        d["region"],
+    )
+
+
 class LogSource:
     """Settlement's :class:`~tally.settlement.ports.EventSource` over an event log."""
 
@@ -31,7 +61,10 @@ class LogSource:
         self.log = log
 
     def read(self, after: int, limit: int) -> list[tuple[int, SettlementEvent]]:
-        return [(position, to_settlement(e)) for position, e in self.log.read(after, limit)]
+        return [
+            (position, stored_to_settlement(body))
+            for position, body in self.log.read_stored(after, limit)
+        ]
 
     def close(self) -> None:
         close = getattr(self.log, "close", None)

@@ -39,6 +39,9 @@ class MemoryEventLog:
         with self._lock:
             return [(after + i + 1, e) for i, e in enumerate(self._events[after : after + limit])]
 
+    def read_stored(self, after: int, limit: int) -> list[tuple[int, str | bytes]]:
+        return [(position, codec.dumps(e)) for position, e in self.read(after, limit)]
+
     def conflicts(self, limit: int = 100) -> list[tuple[str, str, str]]:
         with self._lock:
             return self._conflicts[:limit]

@@ -45,7 +45,13 @@ from nats.js.api import (
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
 
-from tally.adapters.nats.loop import AckPipeline, LoopThread, connect, fetch_until_caught_up
+from tally.adapters.nats.loop import (
+    AckPipeline,
+    LoopThread,
+    connect,
+    fetch_until_caught_up,
+    stream_sequence,
+)
 from tally.events import codec
 from tally.events.model import Event, first_difference
 from tally.events.ports import Appended, AppendResult
@@ -266,21 +272,24 @@ class JetStreamEventLog:
 
     # -- read -------------------------------------------------------------------------------
     def read(self, after: int, limit: int) -> list[tuple[int, Event]]:
-        return self._loop.call(self._read(after, limit), "read")
+        return [(seq, codec.loads_stored(body)) for seq, body in self.read_stored(after, limit)]
 
-    async def _read(self, after: int, limit: int) -> list[tuple[int, Event]]:
+    async def _read(self, after: int, limit: int) -> list[tuple[int, str | bytes]]:
         if self._reader is None or self._next != after + 1:
             await self._reposition(after + 1)
         assert self._reader is not None
         messages = await fetch_until_caught_up(
             self._reader, self._js, self.names.stream, after, limit, READ_WAIT_S
         )
-        out: list[tuple[int, Event]] = []
-        for message in messages:
-            seq = message.metadata.sequence.stream
-            out.append((seq, codec.loads_stored(message.data.decode())))
-            self._next = seq + 1
+        out: list[tuple[int, str | bytes]] = [
+            (stream_sequence(message), message.data) for message in messages
+        ]
+        if out:
+            self._next = out[-1][0] + 1
         return out
+
+    def read_stored(self, after: int, limit: int) -> list[tuple[int, str | bytes]]:
+        return self._loop.call(self._read(after, limit), "read")
 
     async def _reposition(self, start: int) -> None:
         if self._reader is not None:

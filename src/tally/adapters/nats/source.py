@@ -23,9 +23,14 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from tally.adapters.nats.events import StreamNames
-from tally.adapters.nats.loop import CATCH_UP_PATIENCE_S, LoopThread, connect, fetch_ready
-from tally.events import codec
-from tally.events.settle import to_settlement
+from tally.adapters.nats.loop import (
+    CATCH_UP_PATIENCE_S,
+    LoopThread,
+    connect,
+    fetch_ready,
+    stream_sequence,
+)
+from tally.events.settle import stored_to_settlement
 from tally.kernel.errors import StoreUnavailable
 from tally.settlement.engine import SettlementEvent
 
@@ -84,7 +89,7 @@ class JetStreamSource:
         while True:
             if after + 1 not in self._buffer or len(self._buffer) < limit:
                 for message in await fetch_ready(self._sub, limit, FETCH_WAIT_S):
-                    seq = message.metadata.sequence.stream
+                    seq = stream_sequence(message)
                     if seq <= after:
                         await message.ack()  # settled and committed before: only acknowledged
                     else:
@@ -109,7 +114,7 @@ class JetStreamSource:
         while len(out) < limit and expected in self._buffer:
             message = self._buffer.pop(expected)
             self._handed[expected] = message
-            out.append((expected, to_settlement(codec.loads_stored(message.data.decode()))))
+            out.append((expected, stored_to_settlement(message.data)))
             expected += 1
         return out
 

@@ -77,12 +77,18 @@ class SqliteEventLog:
         return results
 
     def read(self, after: int, limit: int) -> list[tuple[int, Event]]:
+        return [
+            (position, codec.loads_stored(body))
+            for position, body in self.read_stored(after, limit)
+        ]
+
+    def read_stored(self, after: int, limit: int) -> list[tuple[int, str | bytes]]:
         with self._lock:
-            found = self._read.execute(
+            found: list[tuple[int, str | bytes]] = self._read.execute(
                 "SELECT position, body FROM event_log WHERE position > ? ORDER BY position LIMIT ?",
                 (after, limit),
             ).fetchall()
-        return [(position, codec.loads_stored(body)) for position, body in found]
+        return found
 
     def conflicts(self, limit: int = 100) -> list[tuple[str, str, str]]:
         with self._lock:
