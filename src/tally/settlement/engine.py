@@ -28,7 +28,7 @@ from tally.settlement.contracts import (
     running_fee,
 )
 from tally.settlement.fx import FxTable
-from tally.settlement.partners import PartnerTree, exact_shares
+from tally.settlement.partners import PartnerTree, share_rates
 from tally.settlement.periods import Period, next_period, period_from_label, period_of
 from tally.settlement.statements import Statement, build_statement
 
@@ -67,6 +67,29 @@ class Bucket:
     game_type: str
     currency: str  # the contract's settlement currency
     region: str = ""
+    # Buckets are dictionary keys on the hot path: hash once.
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "_hash",
+            hash(
+                (
+                    self.contract_id,
+                    self.version,
+                    self.provider,
+                    self.operator,
+                    self.period,
+                    self.game_type,
+                    self.currency,
+                    self.region,
+                )
+            ),
+        )
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def group(self) -> tuple[str, int, str, str, str]:
@@ -124,6 +147,8 @@ class BatchOutcome:
     touched: set[Bucket] = field(default_factory=set)
     # What the batch moved through the GGR accounts, per bucket (signed).
     moved: dict[Bucket, Totals] = field(default_factory=dict)
+    # The same while the batch runs: turnover, wins, bonuses, jackpot contributions.
+    running: dict[Bucket, list[int]] = field(default_factory=dict)
     touched_commissions: set[CommissionKey] = field(default_factory=set)
     problems: list[tuple[str, str]] = field(default_factory=list)  # (event key, reason)
 
@@ -140,10 +165,6 @@ def delta_of(kind: EventKind, amount: int) -> Totals:
         # In the house's favour it counts like a stake, against it like a win.
         return Totals(turnover=amount) if amount >= 0 else Totals(wins=-amount)
     return Totals()
-
-
-def _negate(t: Totals) -> Totals:
-    return Totals(-t.turnover, -t.wins, -t.bonuses, -t.jackpot_contributions)
 
 
 # -- the chart of accounts settlement posts to (docs/concepts/chart-of-accounts.md) -------
@@ -233,6 +254,10 @@ class SettlementBook:
         self._fx_now = self._fx_source()
         self._trees_now: dict[str, PartnerTree] = {}
         self._periods: dict[tuple[str, int], Period] = {}
+        # Within a batch: one Bucket object per place (figures.closed is fixed), and one
+        # checked partner path per tree version, with each agent's share rates.
+        self._places: dict[tuple[object, ...], tuple[Bucket, str]] = {}
+        self._paths: dict[tuple[str, str, int], tuple[tuple[str, Decimal, Decimal], ...]] = {}
 
     def _contracts(self) -> list[ContractTerms]:
         return self._contracts_now
@@ -277,17 +302,28 @@ class SettlementBook:
             event.occurred_at,
         )
         period = self._period(terms, event.occurred_at)
-        bucket = Bucket(
+        place = (
             terms.contract_id,
             terms.version,
-            event.provider,
-            event.operator,
             period.label,
+            event.operator,
             event.game_type,
-            terms.settlement_currency,
             event.region,
         )
-        bucket, late_of = self._open(bucket, terms, period.start)
+        found = self._places.get(place)
+        if found is None:
+            bucket = Bucket(
+                terms.contract_id,
+                terms.version,
+                event.provider,
+                event.operator,
+                period.label,
+                event.game_type,
+                terms.settlement_currency,
+                event.region,
+            )
+            found = self._places[place] = self._open(bucket, terms, period.start)
+        bucket, late_of = found
         delta = delta_of(event.kind, event.amount)
         if event.currency != terms.settlement_currency:
             if terms.fx_policy is FxPolicy.PERIOD_END:
@@ -299,9 +335,26 @@ class SettlementBook:
                 delta = self._convert(delta, event, terms)
         commission: tuple[tuple[str, Decimal], ...] = ()
         if event.agent:
-            path = self._trees(event.operator).path(event.agent, event.occurred_at)
-            commission = tuple(sorted(exact_shares(path, delta.turnover, delta.ggr).items()))
+            turnover, ggr = delta.turnover, delta.ggr
+            commission = tuple(
+                (agent, rolling * turnover + losing * ggr)
+                for agent, rolling, losing in self._share_rates(event)
+            )
         return Effect(event.key, bucket, period.start, delta, commission, late_of)
+
+    def _share_rates(self, event: SettlementEvent) -> tuple[tuple[str, Decimal, Decimal], ...]:
+        """Each agent's share of rolling and losing rates on the event's partner path, by
+        agent id: what :func:`exact_shares` multiplies, checked once per tree version."""
+        tree = self._trees(event.operator)
+        key = (event.operator, event.agent, tree.epoch(event.occurred_at))
+        rates = self._paths.get(key)
+        if rates is None:
+            path = tree.path(event.agent, event.occurred_at)
+            rates = self._paths[key] = tuple(
+                (agent, rolling, losing)
+                for agent, (rolling, losing) in sorted(share_rates(path).items())
+            )
+        return rates
 
     def _convert(self, delta: Totals, event: SettlementEvent, terms: ContractTerms) -> Totals:
         table = self._fx()
@@ -345,6 +398,7 @@ class SettlementBook:
                 self._settle_one(event, known, waiting, out)
             except (ContractError, LookupError, ValueError) as exc:
                 out.problems.append((event.key, str(exc)))
+        self._fold(out)
         self._post_ggr(batch_id, out)
         self._accrue_fees(batch_id, out)
         self._accrue_commissions(batch_id, out)
@@ -405,18 +459,33 @@ class SettlementBook:
         sign: int,
         out: BatchOutcome,
     ) -> None:
+        running = out.running.get(bucket)
+        if running is None:
+            running = out.running[bucket] = [0, 0, 0, 0]
+        running[0] += sign * delta.turnover
+        running[1] += sign * delta.wins
+        running[2] += sign * delta.bonuses
+        running[3] += sign * delta.jackpot_contributions
+        if commission:
+            exacts = self.figures.commission_exact
+            for agent, exact in commission:
+                key = (bucket.operator, agent, bucket.period, bucket.currency)
+                signed = exact if sign > 0 else -exact
+                exacts[key] = exacts.get(key, Decimal(0)) + signed
+                out.touched_commissions.add(key)
+
+    def _fold(self, out: BatchOutcome) -> None:
+        """Add what the batch moved to the running figures."""
         figures = self.figures
-        change = delta if sign > 0 else _negate(delta)
-        if bucket not in figures.totals:
-            figures.groups.setdefault(bucket.group, set()).add(bucket)
-        figures.totals[bucket] = figures.totals.get(bucket, Totals()) + change
-        out.moved[bucket] = out.moved.get(bucket, Totals()) + change
-        out.touched.add(bucket)
-        for agent, exact in commission:
-            key = (bucket.operator, agent, bucket.period, bucket.currency)
-            signed = exact if sign > 0 else -exact
-            figures.commission_exact[key] = figures.commission_exact.get(key, Decimal(0)) + signed
-            out.touched_commissions.add(key)
+        for bucket, (turnover, wins, bonuses, jackpot) in out.running.items():
+            change = Totals(turnover, wins, bonuses, jackpot)
+            before = figures.totals.get(bucket)
+            if before is None:
+                figures.groups.setdefault(bucket.group, set()).add(bucket)
+                before = Totals()
+            figures.totals[bucket] = before + change
+            out.moved[bucket] = change
+            out.touched.add(bucket)
 
     # -- period close -------------------------------------------------------------------
     def close_period(self, contract_id: str, operator: str, label: str, now: datetime) -> Closing:

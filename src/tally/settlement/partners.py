@@ -9,6 +9,7 @@ agent's rate. Moves of an agent to another parent take effect from a given insta
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -58,11 +59,22 @@ class PartnerTree:
         init=False, repr=False, compare=False, default_factory=dict
     )
 
+    # Every instant at which some rate or placement changes, in order.
+    _changes: list[datetime] = field(init=False, repr=False, compare=False, default_factory=list)
+
     def __post_init__(self) -> None:
         for version in self.agents:
             self._versions.setdefault(version.id, []).append(version)
         for placement in self.placements:
             self._placed.setdefault(placement.agent, []).append(placement)
+        instants = {a.effective_from for a in self.agents}
+        instants.update(p.effective_from for p in self.placements)
+        self._changes.extend(sorted(instants))
+
+    def epoch(self, at: datetime) -> int:
+        """Which version of the whole tree holds at ``at``: between two changes nothing
+        differs, so a path found for one instant holds for every instant of its epoch."""
+        return bisect.bisect_right(self._changes, at)
 
     def agent_at(self, agent: str, at: datetime) -> Agent | None:
         found: Agent | None = None
@@ -122,20 +134,27 @@ def validate_path(path: Sequence[Agent]) -> list[str]:
     return problems
 
 
-def exact_shares(path: Sequence[Agent], turnover: int, net_loss: int) -> dict[str, Decimal]:
-    """Each agent's commission on activity at ``path[0]``, exact (not yet rounded)."""
+def share_rates(path: Sequence[Agent]) -> dict[str, tuple[Decimal, Decimal]]:
+    """Each agent's own part of the rolling and losing rates on activity at ``path[0]``:
+    its rate less its child's on the path."""
     problems = validate_path(path)
     if problems:
         raise TreeError("; ".join(problems))
-    shares: dict[str, Decimal] = {}
+    rates: dict[str, tuple[Decimal, Decimal]] = {}
     below_rolling = Decimal(0)
     below_losing = Decimal(0)
     for agent in path:
-        shares[agent.id] = (agent.rolling_rate - below_rolling) * turnover + (
-            agent.losing_rate - below_losing
-        ) * net_loss
+        rates[agent.id] = (agent.rolling_rate - below_rolling, agent.losing_rate - below_losing)
         below_rolling, below_losing = agent.rolling_rate, agent.losing_rate
-    return shares
+    return rates
+
+
+def exact_shares(path: Sequence[Agent], turnover: int, net_loss: int) -> dict[str, Decimal]:
+    """Each agent's commission on activity at ``path[0]``, exact (not yet rounded)."""
+    return {
+        agent: rolling * turnover + losing * net_loss
+        for agent, (rolling, losing) in share_rates(path).items()
+    }
 
 
 def commission_shares(
