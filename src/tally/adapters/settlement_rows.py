@@ -5,10 +5,11 @@ SQLite and PostgreSQL differ only in how a timestamp is stored; each passes its 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
+
+import orjson
 
 from tally.adapters.rows import TimeIn, TimeOut
 from tally.kernel.errors import PermanentError
@@ -38,7 +39,9 @@ def bucket_values(b: Bucket) -> tuple[Any, ...]:
 
 def effect_row(e: Effect, time_in: TimeIn) -> tuple[Any, ...]:
     d = e.delta
-    commission = json.dumps([[a, str(x)] for a, x in e.commission]) if e.commission else None
+    commission = (
+        orjson.dumps([[a, str(x)] for a, x in e.commission]).decode() if e.commission else None
+    )
     return (
         e.key,
         *bucket_values(e.bucket),
@@ -56,7 +59,7 @@ def effect_row(e: Effect, time_in: TimeIn) -> tuple[Any, ...]:
 def effect_from_row(row: Sequence[Any], time_out: TimeOut) -> Effect:
     key, bucket = row[0], Bucket(*row[1:9])
     start, turnover, wins, bonuses, jackpot, commission, late_of, rolled_back_by = row[9:]
-    shares = tuple((a, Decimal(x)) for a, x in json.loads(commission)) if commission else ()
+    shares = tuple((a, Decimal(x)) for a, x in orjson.loads(commission)) if commission else ()
     return Effect(
         key,
         bucket,
