@@ -64,9 +64,23 @@ def is_clean_text(value: str) -> bool:
     return True
 
 
-def _texts(data: dict[str, Any]) -> dict[str, str]:
-    """Every known field as stripped text ("" when absent or null), each read once."""
+def _texts(data: dict[str, Any], raw: str) -> dict[str, str]:
+    """Every known field as stripped text ("" when absent or null), each read once.
+
+    ``raw`` is the line the fields were read from. If it is short, plain ASCII and has
+    no NUL and no backslash (so no JSON escape could make one), every field read from it
+    is clean and short too, and only the types are checked."""
     out: dict[str, str] = {}
+    if raw and len(raw) <= FIELD_MAX and raw.isascii() and "\0" not in raw and "\\" not in raw:
+        for name in FIELDS:
+            value = data.get(name)
+            if value is None:
+                out[name] = ""
+            elif isinstance(value, str):
+                out[name] = value.strip()
+            else:
+                raise ValueError(f"{name} must be text")
+        return out
     for name in FIELDS:
         value = data.get(name)
         if value is None:
@@ -86,7 +100,7 @@ def to_event(
     fmt: ReportFormat, data: dict[str, Any], raw: str, now: datetime
 ) -> Event | LineRefusal:
     try:
-        f = _texts(data)
+        f = _texts(data, raw)
         missing = [n for n in REQUIRED if not f[n]]
         if missing:
             return LineRefusal(Reason.MALFORMED, f"missing {', '.join(missing)}")

@@ -48,6 +48,16 @@ def parse_amount(text: object, currency: str, *, allow_negative: bool = False) -
     if isinstance(text, bool) or not isinstance(text, str):
         kind = type(text).__name__
         raise MoneyError("amount_must_be_string", f"amounts travel as decimal strings, got {kind}")
+    # Most amounts are plain ASCII digits with at most the currency's places: exact in ints.
+    whole, dot, fraction = text.partition(".")
+    if (
+        whole.isdigit()
+        and text.isascii()
+        and (fraction.isdigit() and len(fraction) <= scale if dot else True)
+    ):
+        minor = int(whole) * 10**scale + (int(fraction.ljust(scale, "0")) if dot else 0)
+        if minor <= INT64_MAX:
+            return minor
     stripped = text.strip()
     if not stripped or stripped != text:
         raise MoneyError("amount_malformed", f"{text!r} is not a decimal amount")

@@ -43,25 +43,23 @@ class SqliteEventLog:
                 (head,) = conn.execute(
                     "SELECT COALESCE(MAX(position), 0) FROM event_log"
                 ).fetchone()
-                for event in events:
-                    found = known.get(event.key)
+                for key, event in zip(keys, events, strict=True):
+                    found = known.get(key)
                     if found is None:
                         head += 1
-                        known[event.key] = (head, event)
-                        rows.append((event.key, codec.dumps(event), to_micros(event.recorded_at)))
-                        results.append(AppendResult(event.key, Appended.ACCEPTED, head))
+                        known[key] = (head, event)
+                        rows.append((key, codec.dumps(event), to_micros(event.recorded_at)))
+                        results.append(AppendResult(key, Appended.ACCEPTED, head))
                         continue
                     position, first = found
                     differs = first_difference(first, event)
                     if differs is None:
-                        results.append(AppendResult(event.key, Appended.DUPLICATE, position))
+                        results.append(AppendResult(key, Appended.DUPLICATE, position))
                     else:
                         conflicts.append(
-                            (event.key, differs, codec.dumps(event), to_micros(event.recorded_at))
+                            (key, differs, codec.dumps(event), to_micros(event.recorded_at))
                         )
-                        results.append(
-                            AppendResult(event.key, Appended.CONFLICT, position, differs)
-                        )
+                        results.append(AppendResult(key, Appended.CONFLICT, position, differs))
                 conn.executemany(
                     "INSERT INTO event_log (key, body, recorded_at) VALUES (?, ?, ?)", rows
                 )
