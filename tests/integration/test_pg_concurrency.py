@@ -258,13 +258,26 @@ def test_the_database_itself_refuses_a_balance_that_breaks_the_wallet_rule(
             )
         with pytest.raises(pg_errors.CheckViolation):
             conn.execute("UPDATE accounts SET credits_posted = -1 WHERE id = 'bank'")
-        # A transfer row between accounts of another currency breaks a foreign key.
-        with pytest.raises(pg_errors.ForeignKeyViolation):
+        # A transfer row between accounts of another currency, or naming an account that
+        # does not exist, is refused (checked once per statement, over all its rows).
+        insert = (
+            "INSERT INTO transfers (id, kind, debit_account_id, credit_account_id, amount, "
+            "currency, code, occurred_at, recorded_at) VALUES "
+        )
+        with pytest.raises(pg_errors.ForeignKeyViolation, match="raw-usd"):
+            conn.execute(insert + "('raw-usd', 'single', 'w0', 'w1', 1, 'USD', 'x', now(), now())")
+        with pytest.raises(pg_errors.ForeignKeyViolation, match="raw-ghost"):
             conn.execute(
-                "INSERT INTO transfers (id, kind, debit_account_id, credit_account_id, amount, "
-                "currency, code, occurred_at, recorded_at) "
-                "VALUES ('raw', 'single', 'w0', 'w1', 1, 'USD', 'x', now(), now())"
+                insert + "('raw-ok', 'single', 'w0', 'w1', 1, 'EUR', 'x', now(), now()), "
+                "('raw-ghost', 'single', 'w0', 'ghost', 1, 'EUR', 'x', now(), now())"
             )
+        with pytest.raises(pg_errors.ForeignKeyViolation):
+            conn.execute("UPDATE transfers SET credit_account_id = 'ghost' WHERE true")
+        # An account a transfer may name never goes away or changes its identity.
+        with pytest.raises(pg_errors.ForeignKeyViolation, match="cannot be deleted"):
+            conn.execute("DELETE FROM accounts WHERE id = 'w0'")
+        with pytest.raises(pg_errors.ForeignKeyViolation, match="id or currency"):
+            conn.execute("UPDATE accounts SET currency = 'USD' WHERE id = 'w0'")
     assert rule_holds(cluster.balances()["w0"])
     assert cluster.balances()["w0"][1:] == (0, 0, 0, FUNDING)
 

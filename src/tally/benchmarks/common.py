@@ -9,6 +9,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -90,13 +91,20 @@ def run_child(module: str, run: str, config: Any, on_progress: Report) -> dict[s
         text=True,
     )
     assert process.stderr is not None and process.stdout is not None
+    # The answer is read beside the progress lines: a large one would otherwise fill the
+    # pipe and the child would wait on it forever.
+    answer: list[str] = []
+    stdout = process.stdout
+    reader = threading.Thread(target=lambda: answer.append(stdout.read()))
+    reader.start()
     errors: list[str] = []
     for line in process.stderr:
         if line.startswith("progress "):
             on_progress(int(line.split()[1]))
         else:
             errors.append(line)
-    out = process.stdout.read()
+    reader.join()
+    out = answer[0] if answer else ""
     if process.wait() != 0:
         raise RuntimeError(f"benchmark run {run} of {module} failed:\n{''.join(errors)}")
     result: dict[str, Any] = json.loads(out)

@@ -61,6 +61,7 @@ class Config:
     seed: int = 1
     pg_dsn: str = DEFAULT_PG_DSN
     nats_url: str = DEFAULT_NATS_URL
+    log_address: str = ""  # for the latency run's producer: the log the worker reads
 
 
 def world_events(config: Config, count: int) -> tuple[World, list[Event]]:
@@ -82,6 +83,24 @@ class Stores:
     store: SettlementStore
     config: SettlementConfig
     clock: FixedClock
+    address: str  # how another process opens the same log: a SQLite path or a stream tag
+
+
+def open_log(config: Config) -> EventLog:
+    """The log at ``config.log_address``, opened anew (by the latency run's producer)."""
+    if config.store == "sqlite":
+        from tally.adapters.sqlite.events import SqliteEventLog
+
+        return SqliteEventLog(config.log_address)
+    from tally.adapters.nats.events import JetStreamEventLog
+
+    return JetStreamEventLog(config.nats_url, _stream_names(config.log_address))
+
+
+def _stream_names(tag: str) -> Any:
+    from tally.adapters.nats.events import StreamNames
+
+    return StreamNames(f"BENCH_{tag.upper()}", f"bench{tag}.events", f"BENCH_{tag.upper()}_C")
 
 
 @contextmanager
@@ -99,7 +118,7 @@ def fresh_stores(config: Config) -> Iterator[Stores]:
             sqlite_docs = SqliteConfigDocuments(path)
             sqlite_store = SqliteSettlementStore(ledger)
             try:
-                yield Stores(log, sqlite_store, SettlementConfig(sqlite_docs), clock)
+                yield Stores(log, sqlite_store, SettlementConfig(sqlite_docs), clock, str(path))
             finally:
                 sqlite_store.close()
                 sqlite_docs.close()
@@ -108,7 +127,7 @@ def fresh_stores(config: Config) -> Iterator[Stores]:
         return
     import psycopg
 
-    from tally.adapters.nats.events import JetStreamEventLog, StreamNames
+    from tally.adapters.nats.events import JetStreamEventLog
     from tally.adapters.postgres.ledger import PostgresLedgerStore
     from tally.adapters.postgres.settlement import PostgresConfigDocuments, PostgresSettlementStore
 
@@ -116,13 +135,12 @@ def fresh_stores(config: Config) -> Iterator[Stores]:
     schema = f"bench_{tag}"
     with psycopg.connect(config.pg_dsn, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
-    names = StreamNames(f"BENCH_{tag.upper()}", f"bench{tag}.events", f"BENCH_{tag.upper()}_C")
-    jetstream = JetStreamEventLog(config.nats_url, names)
+    jetstream = JetStreamEventLog(config.nats_url, _stream_names(tag))
     pg = PostgresLedgerStore(config.pg_dsn, schema=schema)
     docs = PostgresConfigDocuments(config.pg_dsn, schema=schema)
     store = PostgresSettlementStore(pg, config.pg_dsn, schema=schema)
     try:
-        yield Stores(jetstream, store, SettlementConfig(docs), clock)
+        yield Stores(jetstream, store, SettlementConfig(docs), clock, tag)
     finally:
         jetstream.drop()
         jetstream.close()
@@ -210,6 +228,10 @@ def run_naive(config: Config, report: Callable[[int], None]) -> dict[str, Any]:
 
 
 def run_latency(config: Config, report: Callable[[int], None]) -> dict[str, Any]:
+    """A producer in a process of its own (as a gateway or an importer is) appends at a
+    steady rate while the worker here settles; per event, from its append being accepted
+    to the commit that makes its accruals visible (both read ``time.monotonic``, which is
+    one clock for every process of the machine)."""
     count = int(config.rate * config.seconds)
     world, events = world_events(config, count)
     with fresh_stores(config) as s:
@@ -222,43 +244,41 @@ def run_latency(config: Config, report: Callable[[int], None]) -> dict[str, Any]
             s.clock,
             SettlementLimits(batch_max_events=config.batch_max_events, idle_wait_s=0.002),
         )
-        accepted: dict[int, float] = {}
-        latencies: list[float] = []
+        committed: dict[int, float] = {}
         done = threading.Event()
+        last = [count]
 
         def settle() -> None:
-            seen = 0
-            while not (done.is_set() and worker.position >= len(events)):
+            while not (done.is_set() and worker.position >= last[0]):
+                before = worker.position
                 if worker.step() == 0:
                     time.sleep(worker.limits.idle_wait_s)
                     continue
-                now = time.perf_counter()
-                for position in range(seen + 1, worker.position + 1):
-                    latencies.append(now - accepted[position])
-                seen = worker.position
+                now = time.monotonic()
+                for position in range(before + 1, worker.position + 1):
+                    committed[position] = now
 
         consumer = threading.Thread(target=settle, daemon=True)
         consumer.start()
-        chunk = max(1, int(config.rate / 100))  # every 10 ms
-        started = time.perf_counter()
-        for i in range(0, len(events), chunk):
-            due = started + i / config.rate
-            if (delay := due - time.perf_counter()) > 0:
-                time.sleep(delay)
-            results = s.log.append([replace(e) for e in events[i : i + chunk]])
-            now = time.perf_counter()
-            for r in results:
-                accepted[r.position] = now
-            if i % (chunk * 100) == 0:
-                report(i)
-        done.set()
-        consumer.join()
-        elapsed = time.perf_counter() - started
-    ms = sorted(x * 1000 for x in latencies)
+        produced: dict[str, Any] = {"accepted": [], "achieved_rate": 0.0}
+        try:
+            produced = common.run_child(
+                "tally.benchmarks.settlement",
+                "produce",
+                replace(config, log_address=s.address),
+                report,
+            )
+        finally:
+            accepted = {int(p): t for p, t in produced["accepted"]}
+            last[0] = max(accepted, default=0)
+            done.set()
+            consumer.join()
+    ms = sorted((committed[p] - t) * 1000 for p, t in accepted.items())
     return {
-        "events": len(events),
+        "events": len(accepted),
         "rate": config.rate,
-        "achieved_rate": len(events) / elapsed,
+        "achieved_rate": produced["achieved_rate"],
+        "producer": "its own process",
         "latency_ms": {
             "p50": percentile(ms, 0.5),
             "p95": percentile(ms, 0.95),
@@ -268,10 +288,37 @@ def run_latency(config: Config, report: Callable[[int], None]) -> dict[str, Any]
     }
 
 
+def run_produce(config: Config, report: Callable[[int], None]) -> dict[str, Any]:
+    """The latency run's producer: the same events, appended in chunks every 10 ms."""
+    count = int(config.rate * config.seconds)
+    _, events = world_events(config, count)
+    log = open_log(config)
+    accepted: list[tuple[int, float]] = []
+    chunk = max(1, int(config.rate / 100))
+    started = time.monotonic()
+    try:
+        for i in range(0, len(events), chunk):
+            due = started + i / config.rate
+            if (delay := due - time.monotonic()) > 0:
+                time.sleep(delay)
+            results = log.append([replace(e) for e in events[i : i + chunk]])
+            now = time.monotonic()
+            accepted.extend((r.position, now) for r in results)
+            if i % (chunk * 100) == 0:
+                report(i)
+        elapsed = time.monotonic() - started
+    finally:
+        close = getattr(log, "close", None)
+        if close is not None:
+            close()
+    return {"accepted": accepted, "achieved_rate": len(events) / elapsed}
+
+
 RUNS: dict[str, Callable[[Config, Callable[[int], None]], dict[str, Any]]] = {
     "replay": run_replay,
     "naive": run_naive,
     "latency": run_latency,
+    "produce": run_produce,
 }
 
 

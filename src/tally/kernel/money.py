@@ -55,7 +55,7 @@ def parse_amount(text: object, currency: str, *, allow_negative: bool = False) -
         and text.isascii()
         and (fraction.isdigit() and len(fraction) <= scale if dot else True)
     ):
-        minor = int(whole) * 10**scale + (int(fraction.ljust(scale, "0")) if dot else 0)
+        minor: int = int(whole) * 10**scale + (int(fraction.ljust(scale, "0")) if dot else 0)
         if minor <= INT64_MAX:
             return minor
     stripped = text.strip()

@@ -59,7 +59,15 @@ def _utc(value: datetime) -> datetime:
 
 
 def connect_kwargs(schema: str | None) -> dict[str, Any]:
-    options = "-c timezone=UTC"
+    # Lookups by key (``key = ANY(%s)``) must use the primary key's index at any table
+    # size. Two planner settings see to it (measured: 10-100 ms per settlement batch
+    # without them, under 2 ms with them):
+    # - psycopg prepares a query it runs often, and PostgreSQL may then keep one generic
+    #   plan, made when the table was small: a sequential scan ever slower as it grows.
+    #   Plan each execution for its parameters instead.
+    # - The default random_page_cost (4) prices an index probe as a disk seek; the working
+    #   set here is in memory or on SSD, where 1.1 is the usual figure.
+    options = "-c timezone=UTC -c plan_cache_mode=force_custom_plan -c random_page_cost=1.1"
     if schema:
         options += f" -c search_path={schema}"
     return {"options": options}
