@@ -138,6 +138,8 @@ class OpenFigures:
 class BatchOutcome:
     # Effects of the batch's new events (and of originals that a rollback voided).
     effects: dict[str, Effect] = field(default_factory=dict)
+    # Which of them were stored before the batch (a voided original): rewritten, not new.
+    rewritten: set[str] = field(default_factory=set)
     # Rollbacks that arrived before their original: original key -> rollback key.
     orphans: dict[str, str] = field(default_factory=dict)
     # Early rollbacks that found their original in this batch.
@@ -302,6 +304,16 @@ class SettlementBook:
             event.occurred_at,
         )
         period = self._period(terms, event.occurred_at)
+        delta = delta_of(event.kind, event.amount)
+        currency = terms.settlement_currency
+        if event.currency != currency:
+            if terms.fx_policy is FxPolicy.PERIOD_END:
+                # Kept in the event's currency; converted at the period-end rate. A rate
+                # must exist by the event's instant, or the event cannot be settled.
+                self._fx().rate(event.currency, currency, event.occurred_at)
+                currency = event.currency
+            else:
+                delta = self._convert(delta, event, terms)
         place = (
             terms.contract_id,
             terms.version,
@@ -309,6 +321,7 @@ class SettlementBook:
             event.operator,
             event.game_type,
             event.region,
+            currency,
         )
         found = self._places.get(place)
         if found is None:
@@ -319,20 +332,11 @@ class SettlementBook:
                 event.operator,
                 period.label,
                 event.game_type,
-                terms.settlement_currency,
+                currency,
                 event.region,
             )
             found = self._places[place] = self._open(bucket, terms, period.start)
         bucket, late_of = found
-        delta = delta_of(event.kind, event.amount)
-        if event.currency != terms.settlement_currency:
-            if terms.fx_policy is FxPolicy.PERIOD_END:
-                # Kept in the event's currency; converted at the period-end rate. A rate
-                # must exist by the event's instant, or the event cannot be settled.
-                self._fx().rate(event.currency, terms.settlement_currency, event.occurred_at)
-                bucket = replace(bucket, currency=event.currency)
-            else:
-                delta = self._convert(delta, event, terms)
         commission: tuple[tuple[str, Decimal], ...] = ()
         if event.agent:
             turnover, ggr = delta.turnover, delta.ggr
@@ -357,17 +361,9 @@ class SettlementBook:
         return rates
 
     def _convert(self, delta: Totals, event: SettlementEvent, terms: ContractTerms) -> Totals:
-        table = self._fx()
-
-        def conv(amount: int) -> int:
-            return table.convert(
-                amount,
-                event.currency,
-                terms.settlement_currency,
-                event.occurred_at,
-                terms.rounding,
-            )
-
+        conv = self._fx().converter(
+            event.currency, terms.settlement_currency, event.occurred_at, terms.rounding
+        )
         return Totals(
             conv(delta.turnover),
             conv(delta.wins),
@@ -398,6 +394,7 @@ class SettlementBook:
                 self._settle_one(event, known, waiting, out)
             except (ContractError, LookupError, ValueError) as exc:
                 out.problems.append((event.key, str(exc)))
+        out.rewritten = {key for key in originals if key in out.effects}
         self._fold(out)
         self._post_ggr(batch_id, out)
         self._accrue_fees(batch_id, out)

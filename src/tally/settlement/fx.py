@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -63,11 +63,22 @@ class FxTable:
 
     def convert(self, amount: int, source: str, target: str, at: datetime, mode: Rounding) -> int:
         """``amount`` minor units of ``source`` in minor units of ``target``, rounded once."""
+        return self.converter(source, target, at, mode)(amount)
+
+    def converter(
+        self, source: str, target: str, at: datetime, mode: Rounding
+    ) -> Callable[[int], int]:
+        """:meth:`convert` for several amounts at one instant: the rate is looked up once
+        (and must be in force, or :class:`FxError`), zero stays zero."""
         if source == target:
-            return amount
+            return lambda amount: amount
         rate = self.rate(source, target, at)
-        exact = Decimal(amount).scaleb(scale_of(target) - scale_of(source)) * rate
-        return round_minor(exact, mode)
+        shift = scale_of(target) - scale_of(source)
+
+        def convert(amount: int) -> int:
+            return round_minor(Decimal(amount).scaleb(shift) * rate, mode) if amount else 0
+
+        return convert
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,23 +82,6 @@ def _upsert(table: str, columns: str, key: str, placeholders: int) -> str:
     )
 
 
-# Per connection, emptied by every commit; its rows go into settlement_effects in one go.
-_EFFECTS_STAGING = (
-    "CREATE TEMP TABLE IF NOT EXISTS settlement_effects_in "
-    "(LIKE settlement_effects) ON COMMIT DELETE ROWS"
-)
-_EFFECTS_UPSERT = (
-    f"INSERT INTO settlement_effects ({EFFECT_COLUMNS}) "
-    f"SELECT {EFFECT_COLUMNS} FROM settlement_effects_in "
-    "ON CONFLICT (key) DO UPDATE SET "
-    + ", ".join(
-        f"{c} = EXCLUDED.{c}"
-        for c in (name.strip() for name in EFFECT_COLUMNS.split(","))
-        if c != "key"
-    )
-)
-
-
 def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
@@ -191,7 +174,7 @@ class PostgresSettlementStore:
         with self.ledger.unit_of_work() as conn, conn.cursor() as cur:
             self._post(conn, out.accounts.values(), out.transfers, now)
             if out.effects:
-                self._save_effects(cur, out.effects.values())
+                self._save_effects(cur, out)
             if out.orphans:
                 cur.executemany(
                     _upsert("settlement_orphans", "original_key, rollback_key", "original_key", 2),
@@ -242,14 +225,19 @@ class PostgresSettlementStore:
             )
 
     @staticmethod
-    def _save_effects(cur: psycopg.Cursor[Any], effects: Iterable[Effect]) -> None:
-        """A batch's effects (thousands of rows): copied into a staging table, then one
-        upsert (a rollback rewrites its original's effect)."""
-        cur.execute(_EFFECTS_STAGING)
-        with cur.copy(f"COPY settlement_effects_in ({EFFECT_COLUMNS}) FROM STDIN") as copy:
-            for effect in effects:
-                copy.write_row(effect_row(effect, _same))
-        cur.execute(_EFFECTS_UPSERT)
+    def _save_effects(cur: psycopg.Cursor[Any], out: BatchOutcome) -> None:
+        """A batch's effects (thousands of rows): the new ones by COPY; the few stored
+        before (originals a rollback voided) rewritten by an upsert."""
+        rewritten = out.rewritten
+        with cur.copy(f"COPY settlement_effects ({EFFECT_COLUMNS}) FROM STDIN") as copy:
+            for key, effect in out.effects.items():
+                if key not in rewritten:
+                    copy.write_row(effect_row(effect, _same))
+        if rewritten:
+            cur.executemany(
+                _upsert("settlement_effects", EFFECT_COLUMNS, "key", 17),
+                [effect_row(out.effects[key], _same) for key in sorted(rewritten)],
+            )
 
     @staticmethod
     def _save_fees(
