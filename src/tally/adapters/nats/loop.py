@@ -84,19 +84,29 @@ async def connect(url: str, name: str) -> Any:
     return client
 
 
-def stream_sequence(message: Any) -> int:
-    """A JetStream message's stream sequence, read from its reply subject.
-
-    What ``message.metadata.sequence.stream`` gives, without building the whole metadata
-    (a timestamp and three objects) for every message of a replay. The subject is
-    ``$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>...`` (9 tokens) or, with a
-    domain and account hash, ``$JS.ACK.<domain>.<hash>.<stream>...`` (12 or more)."""
-    tokens = message.reply.split(".")
+def _reply_field(message: Any, v1: int, v2: int) -> int | None:
+    """A number from a JetStream message's reply subject, without building the whole
+    metadata (a timestamp and three objects) for every message of a replay. The subject
+    is ``$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.
+    <pending>`` (9 tokens) or, with a domain and an account hash after ``ACK``, 12 or more.
+    """
+    tokens = message.reply.split(".") if message.reply else []
     if len(tokens) == 9:
-        return int(tokens[5])
+        return int(tokens[v1])
     if len(tokens) >= 11 and tokens[0] == "$JS" and tokens[1] == "ACK":
-        return int(tokens[7])
-    return int(message.metadata.sequence.stream)  # not a shape we know: the slow way
+        return int(tokens[v2])
+    return None
+
+
+def stream_sequence(message: Any) -> int:
+    """``message.metadata.sequence.stream``, read straight from the reply subject."""
+    found = _reply_field(message, 5, 7)
+    return int(message.metadata.sequence.stream) if found is None else found
+
+
+def pending_after(message: Any) -> int | None:
+    """How many messages the consumer still had for us after this one (None: unknown)."""
+    return _reply_field(message, 8, 10)
 
 
 async def fetch_ready(sub: Any, limit: int, wait_s: float) -> list[Any]:
@@ -112,10 +122,14 @@ async def fetch_ready(sub: Any, limit: int, wait_s: float) -> list[Any]:
         first: list[Any] = await sub.fetch(batch=1, timeout=wait_s)
     except NatsTimeout:
         return []
-    if limit <= 1:
+    # Ask for what the consumer says is waiting (the first message carries the count):
+    # nothing more, no second request; some, and the request ends as soon as they came.
+    pending = pending_after(first[-1])
+    wanted = limit - 1 if pending is None else min(pending, limit - 1)
+    if wanted <= 0:
         return first
     try:
-        rest: list[Any] = await sub.fetch(batch=limit - 1, timeout=FETCH_REST_S)
+        rest: list[Any] = await sub.fetch(batch=wanted, timeout=FETCH_REST_S)
     except NatsTimeout:
         rest = []
     return first + rest

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -95,6 +96,8 @@ class PostgresSettlementStore:
 
     def __init__(self, ledger: PostgresLedgerStore, dsn: str, *, schema: str | None = None) -> None:
         self.ledger = ledger
+        self._created: set[str] = set()  # accounts known to exist (committed)
+        self._creating: list[str] = []
         self._read = psycopg.connect(dsn, **connect_kwargs(schema))
         self._lock = threading.Lock()
         with self._lock:
@@ -152,6 +155,15 @@ class PostgresSettlementStore:
             )
         )
 
+    @contextmanager
+    def _committing(self) -> Iterator[psycopg.Connection[Any]]:
+        """The ledger's transaction; the accounts it created count as known once it
+        committed."""
+        self._creating = []
+        with self.ledger.unit_of_work() as conn:
+            yield conn
+        self._created.update(self._creating)
+
     def _post(
         self,
         conn: psycopg.Connection[Any],
@@ -159,9 +171,14 @@ class PostgresSettlementStore:
         transfers: list[TransferRequest],
         now: datetime,
     ) -> None:
-        self.ledger.create_accounts_in(conn, list(accounts), now)
+        # Settlement posts between a few hundred accounts, batch after batch: create only
+        # those this store has not seen committed.
+        new = [a for a in accounts if a.id not in self._created]
+        if new:
+            self.ledger.create_accounts_in(conn, new, now)
         [results] = self.ledger.apply_in(conn, [transfers], now)
         require_posted(results)
+        self._creating = [a.id for a in new]
 
     def commit_batch(
         self,
@@ -171,7 +188,7 @@ class PostgresSettlementStore:
         figures: OpenFigures,
         now: datetime,
     ) -> None:
-        with self.ledger.unit_of_work() as conn, conn.cursor() as cur:
+        with self._committing() as conn, conn.cursor() as cur:
             self._post(conn, out.accounts.values(), out.transfers, now)
             if out.effects:
                 self._save_effects(cur, out)
@@ -259,7 +276,7 @@ class PostgresSettlementStore:
         s = closing.statement
         key = (s.terms.contract_id, s.operator)
         period = figures.closed[key]
-        with self.ledger.unit_of_work() as conn, conn.cursor() as cur:
+        with self._committing() as conn, conn.cursor() as cur:
             self._post(conn, closing.accounts.values(), closing.transfers, now)
             cur.execute(
                 _upsert(
