@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tally.benchmarks import common
 from tally.benchmarks.common import percentile, rss_mb
@@ -40,6 +40,9 @@ from tally.simulation.activity import generate
 from tally.simulation.direct import to_events
 from tally.simulation.run import install_world
 from tally.simulation.world import World, build_world
+
+if TYPE_CHECKING:
+    from tally.adapters.nats.events import StreamNames
 
 DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
@@ -97,7 +100,7 @@ def open_log(config: Config) -> EventLog:
     return JetStreamEventLog(config.nats_url, _stream_names(config.log_address))
 
 
-def _stream_names(tag: str) -> Any:
+def _stream_names(tag: str) -> StreamNames:
     from tally.adapters.nats.events import StreamNames
 
     return StreamNames(f"BENCH_{tag.upper()}", f"bench{tag}.events", f"BENCH_{tag.upper()}_C")
