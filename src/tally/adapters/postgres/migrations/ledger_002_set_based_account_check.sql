@@ -11,11 +11,17 @@ DECLARE
 BEGIN
     -- EXECUTE plans the check for this statement's rows: a plan kept from a COPY of
     -- thousands (a hash join over every account) would make each single insert slow.
+    -- Each (account, currency) the statement names is looked up once, however many of
+    -- its rows name it; the transfer is found only to say which one failed.
     EXECUTE 'SELECT n.id, n.currency FROM written n '
-        'WHERE NOT EXISTS (SELECT 1 FROM accounts a '
-        '                  WHERE a.id = n.debit_account_id AND a.currency = n.currency) '
-        '   OR NOT EXISTS (SELECT 1 FROM accounts a '
-        '                  WHERE a.id = n.credit_account_id AND a.currency = n.currency) '
+        'JOIN (SELECT p.account, p.currency FROM ('
+        '        SELECT debit_account_id AS account, currency FROM written '
+        '        UNION SELECT credit_account_id, currency FROM written) p '
+        '      WHERE NOT EXISTS (SELECT 1 FROM accounts a '
+        '                        WHERE a.id = p.account AND a.currency = p.currency) '
+        '      LIMIT 1) bad '
+        '  ON bad.currency = n.currency '
+        ' AND bad.account IN (n.debit_account_id, n.credit_account_id) '
         'LIMIT 1'
         INTO missing;
     IF missing.id IS NOT NULL THEN
