@@ -70,17 +70,14 @@ def _texts(data: dict[str, Any], raw: str) -> dict[str, str]:
     ``raw`` is the line the fields were read from. If it is short, plain ASCII and has
     no NUL and no backslash (so no JSON escape could make one), every field read from it
     is clean and short too, and only the types are checked."""
+    plain = (
+        bool(raw)
+        and len(raw) <= FIELD_MAX
+        and raw.isascii()
+        and "\0" not in raw
+        and "\\" not in raw
+    )
     out: dict[str, str] = {}
-    if raw and len(raw) <= FIELD_MAX and raw.isascii() and "\0" not in raw and "\\" not in raw:
-        for name in FIELDS:
-            value = data.get(name)
-            if value is None:
-                out[name] = ""
-            elif isinstance(value, str):
-                out[name] = value.strip()
-            else:
-                raise ValueError(f"{name} must be text")
-        return out
     for name in FIELDS:
         value = data.get(name)
         if value is None:
@@ -88,10 +85,11 @@ def _texts(data: dict[str, Any], raw: str) -> dict[str, str]:
             continue
         if not isinstance(value, str):
             raise ValueError(f"{name} must be text")
-        if len(value) > FIELD_MAX:
-            raise ValueError(f"{name} is longer than {FIELD_MAX} characters")
-        if not is_clean_text(value):
-            raise ValueError(f"{name} holds a NUL or a lone surrogate")
+        if not plain:
+            if len(value) > FIELD_MAX:
+                raise ValueError(f"{name} is longer than {FIELD_MAX} characters")
+            if not is_clean_text(value):
+                raise ValueError(f"{name} holds a NUL or a lone surrogate")
         out[name] = value.strip()
     return out
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -97,7 +96,6 @@ class PostgresSettlementStore:
     def __init__(self, ledger: PostgresLedgerStore, dsn: str, *, schema: str | None = None) -> None:
         self.ledger = ledger
         self._created: set[str] = set()  # accounts known to exist (committed)
-        self._creating: list[str] = []
         self._read = psycopg.connect(dsn, **connect_kwargs(schema))
         self._lock = threading.Lock()
         with self._lock:
@@ -155,22 +153,15 @@ class PostgresSettlementStore:
             )
         )
 
-    @contextmanager
-    def _committing(self) -> Iterator[psycopg.Connection[Any]]:
-        """The ledger's transaction; the accounts it created count as known once it
-        committed."""
-        self._creating = []
-        with self.ledger.unit_of_work() as conn:
-            yield conn
-        self._created.update(self._creating)
-
     def _post(
         self,
         conn: psycopg.Connection[Any],
         accounts: Iterable[Account],
         transfers: list[TransferRequest],
         now: datetime,
-    ) -> None:
+    ) -> list[str]:
+        """Post in the open transaction; returns the ids of the accounts it created, which
+        the caller adds to ``_created`` once the transaction committed."""
         # Settlement posts between a few hundred accounts, batch after batch: create only
         # those this store has not seen committed.
         new = [a for a in accounts if a.id not in self._created]
@@ -178,7 +169,7 @@ class PostgresSettlementStore:
             self.ledger.create_accounts_in(conn, new, now)
         [results] = self.ledger.apply_in(conn, [transfers], now)
         require_posted(results)
-        self._creating = [a.id for a in new]
+        return [a.id for a in new]
 
     def commit_batch(
         self,
@@ -188,8 +179,8 @@ class PostgresSettlementStore:
         figures: OpenFigures,
         now: datetime,
     ) -> None:
-        with self._committing() as conn, conn.cursor() as cur:
-            self._post(conn, out.accounts.values(), out.transfers, now)
+        with self.ledger.unit_of_work() as conn, conn.cursor() as cur:
+            created = self._post(conn, out.accounts.values(), out.transfers, now)
             if out.effects:
                 self._save_effects(cur, out)
             if out.orphans:
@@ -240,6 +231,7 @@ class PostgresSettlementStore:
                 _upsert("settlement_positions", "consumer, position", "consumer", 2),
                 (consumer, position),
             )
+        self._created.update(created)
 
     @staticmethod
     def _save_effects(cur: psycopg.Cursor[Any], out: BatchOutcome) -> None:
@@ -276,8 +268,8 @@ class PostgresSettlementStore:
         s = closing.statement
         key = (s.terms.contract_id, s.operator)
         period = figures.closed[key]
-        with self._committing() as conn, conn.cursor() as cur:
-            self._post(conn, closing.accounts.values(), closing.transfers, now)
+        with self.ledger.unit_of_work() as conn, conn.cursor() as cur:
+            created = self._post(conn, closing.accounts.values(), closing.transfers, now)
             cur.execute(
                 _upsert(
                     "settlement_closed",
@@ -300,6 +292,7 @@ class PostgresSettlementStore:
                     if g[0] == key[0] and g[3:] == (key[1], period.label)
                 ],
             )
+        self._created.update(created)
 
     def statements(self) -> list[StoredStatement]:
         return [
