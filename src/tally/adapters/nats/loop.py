@@ -144,21 +144,28 @@ async def fetch_until_caught_up(
     answer would then tell a reader "caught up" (and ``drain`` would stop) while events
     are there. So an empty fetch is checked against the stream's last sequence.
     """
-    from tally.kernel.errors import StoreUnavailable
-
     deadline = time.monotonic() + CATCH_UP_PATIENCE_S
     while True:
         messages = await fetch_ready(sub, limit, wait_s)
         if messages:
             return messages
-        info = await js.stream_info(stream)
-        if info.state.last_seq <= after:
+        if await caught_up(js, stream, after, deadline):
             return []
-        if time.monotonic() > deadline:
-            raise StoreUnavailable(
-                f"{stream} has events after {after} that were not delivered in "
-                f"{CATCH_UP_PATIENCE_S:.0f} s"
-            )
+
+
+async def caught_up(js: Any, stream: str, after: int, deadline: float) -> bool:
+    """After a read that found nothing: True if the stream has nothing after ``after``,
+    False if it has (read again); past ``deadline`` (``time.monotonic``), unavailable."""
+    from tally.kernel.errors import StoreUnavailable
+
+    info = await js.stream_info(stream)
+    if info.state.last_seq <= after:
+        return True
+    if time.monotonic() > deadline:
+        raise StoreUnavailable(
+            f"{stream}: events after {after} were not delivered in {CATCH_UP_PATIENCE_S:.0f} s"
+        )
+    return False
 
 
 class AckPipeline:

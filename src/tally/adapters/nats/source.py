@@ -26,6 +26,7 @@ from tally.adapters.nats.events import StreamNames
 from tally.adapters.nats.loop import (
     CATCH_UP_PATIENCE_S,
     LoopThread,
+    caught_up,
     connect,
     fetch_ready,
     stream_sequence,
@@ -99,14 +100,8 @@ class JetStreamSource:
                 return out
             # Nothing in order: "caught up" only if the stream has nothing after ``after``
             # (a worker's drain stops on an empty read).
-            info = await self._js.stream_info(self.names.stream)
-            if info.state.last_seq <= after:
+            if await caught_up(self._js, self.names.stream, after, deadline):
                 return []
-            if time.monotonic() > deadline:
-                raise StoreUnavailable(
-                    f"{self.names.stream}: events after {after} were not delivered in "
-                    f"{CATCH_UP_PATIENCE_S:.0f} s"
-                )
 
     def _hand_out(self, after: int, limit: int) -> list[tuple[int, SettlementEvent]]:
         out: list[tuple[int, SettlementEvent]] = []
