@@ -48,6 +48,7 @@ from nats.js.errors import APIError, NotFoundError
 from tally.adapters.nats.loop import (
     AckPipeline,
     LoopThread,
+    PullReader,
     connect,
     fetch_until_caught_up,
     stream_sequence,
@@ -122,7 +123,7 @@ class JetStreamEventLog:
         self.names = names or StreamNames()
         self._duplicate_window_s = duplicate_window_s
         self._loop = LoopThread("nats-event-log")
-        self._reader: JetStreamContext.PullSubscription | None = None
+        self._reader: PullReader | None = None
         self._next = 0  # the position the reader's next message will have
         try:
             self._nc, self._js = self._loop.run(self._connect(url))
@@ -292,19 +293,27 @@ class JetStreamEventLog:
         return self._loop.call(self._read(after, limit), "read")
 
     async def _reposition(self, start: int) -> None:
-        if self._reader is not None:
-            await self._reader.unsubscribe()
-        self._reader = await self._js.pull_subscribe(
-            f"{self.names.subjects}.>",
-            stream=self.names.stream,
-            config=ConsumerConfig(
+        await self._stop_reader()
+        consumer = await self._js.add_consumer(
+            self.names.stream,
+            ConsumerConfig(
+                filter_subject=f"{self.names.subjects}.>",
                 deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
                 opt_start_seq=max(start, 1),
                 ack_policy=AckPolicy.NONE,
                 inactive_threshold=60.0,
             ),
         )
+        self._reader = await PullReader(self._nc, self.names.stream, consumer.name).start()
         self._next = start
+
+    async def _stop_reader(self) -> None:
+        """Stop reading and delete the reader's consumer (else it lingers a minute)."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            await reader.stop()
+            with contextlib.suppress(NotFoundError):
+                await self._js.delete_consumer(reader.stream, reader.consumer)
 
     # -- the rest of the port ---------------------------------------------------------------
     def conflicts(self, limit: int = 100) -> list[tuple[str, str, str]]:
@@ -342,9 +351,8 @@ class JetStreamEventLog:
 
     def close(self) -> None:
         async def _close() -> None:
-            if self._reader is not None:
-                with contextlib.suppress(Exception):  # closing anyway
-                    await self._reader.unsubscribe()
+            with contextlib.suppress(Exception):  # closing anyway
+                await self._stop_reader()
             await self._nc.flush(timeout=2)
             await self._nc.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -18,7 +19,8 @@ CONNECT_TIMEOUT_S = 3.0  # the first connection; later ones are reconnects
 RECONNECT_WAIT_S = 0.5  # between reconnect attempts (attempts are unlimited: a server restart
 #   must never leave a worker with a closed connection it cannot recover)
 CALL_TIMEOUT_S = 30.0  # the longest one port call may wait for the server
-FETCH_REST_S = 0.005  # after the first message, how long to wait for more of a batch
+FETCH_REST_S = 1.0  # the most a request for messages already waiting may take
+FETCH_MARGIN_S = 0.05  # past a request's own expiry, before its reader gives up on it
 CATCH_UP_PATIENCE_S = 10.0  # how long a read may see nothing while the stream has more
 
 
@@ -109,36 +111,112 @@ def pending_after(message: Any) -> int | None:
     return _reply_field(message, 8, 10)
 
 
-async def fetch_ready(sub: Any, limit: int, wait_s: float) -> list[Any]:
-    """Up to ``limit`` messages of a pull subscription, answering as soon as one is there.
+class PullReader:
+    """A JetStream pull consumer read through one plain subscription of our own.
 
-    A single ``fetch(limit)`` with nothing pending long-polls until ``limit`` messages
-    arrive or the wait ends, which holds a live consumer back by the whole wait; so wait
-    for one message, then take whatever else is ready at once.
+    nats-py's ``PullSubscription.fetch`` spends a task, a timer and a uuid on every
+    message (about 20 µs: half of a replay's read time). A pull request is only a
+    message to ``$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>`` naming an inbox; the
+    consumer's messages then arrive on that inbox, and a status message (404 no messages,
+    408 request expired, 409 ...) ends a request that was not filled. Every delivered
+    message is kept in order until it is taken, including one that arrives after its
+    request was given up on, so nothing the server delivered is ever dropped here.
     """
-    from nats.errors import TimeoutError as NatsTimeout
 
-    try:
-        first: list[Any] = await sub.fetch(batch=1, timeout=wait_s)
-    except NatsTimeout:
-        return []
-    # Ask for what the consumer says is waiting (the first message carries the count):
-    # nothing more, no second request; some, and the request ends as soon as they came.
-    pending = pending_after(first[-1])
-    wanted = limit - 1 if pending is None else min(pending, limit - 1)
-    if wanted <= 0:
-        return first
-    try:
-        rest: list[Any] = await sub.fetch(batch=wanted, timeout=FETCH_REST_S)
-    except NatsTimeout:
-        rest = []
-    return first + rest
+    def __init__(self, nc: Any, stream: str, consumer: str) -> None:
+        self._nc = nc
+        self.stream = stream
+        self.consumer = consumer
+        self._next = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
+        self._inbox = ""
+        self._sub: Any = None
+        self._got: list[Any] = []
+        self._owed = 0  # messages the request in flight may still bring (0: none in flight)
+        self._ended = asyncio.Event()
+
+    async def start(self) -> PullReader:
+        self._inbox = self._nc.new_inbox()
+        self._sub = await self._nc.subscribe(self._inbox, cb=self._on_message)
+        return self
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+            self._sub = None
+
+    async def _on_message(self, message: Any) -> None:
+        headers = message.headers
+        if headers and not message.data and headers.get("Status"):
+            if headers["Status"] != "100":  # not a heartbeat: the request is over
+                self._owed = 0
+                self._ended.set()
+            return
+        self._got.append(message)
+        self._owed -= 1
+        if self._owed <= 0:
+            self._ended.set()
+
+    async def _ask(self, batch: int, wait_s: float = 0.0) -> None:
+        """Request ``batch`` messages: those waiting now (``no_wait``), or, given a wait,
+        the first ones to come within it."""
+        self._owed = batch
+        self._ended.clear()
+        request: dict[str, Any] = {"batch": batch}
+        if wait_s:
+            request["expires"] = int(wait_s * 1e9)
+        else:
+            request["no_wait"] = True
+        await self._nc.publish(self._next, json.dumps(request).encode(), reply=self._inbox)
+
+    async def _settle_request(self, wait_s: float) -> None:
+        """Wait until the request in flight is filled or ended, at most ``wait_s`` (plus a
+        margin for the server's own expiry to be heard first); then it counts as over,
+        and whatever it still brings is kept for the next read."""
+        if self._owed > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ended.wait(), wait_s + FETCH_MARGIN_S)
+        self._owed = 0
+
+    async def ready(self, limit: int, wait_s: float) -> list[Any]:
+        """Up to ``limit`` messages, answering as soon as one is there.
+
+        A single request for ``limit`` with nothing pending long-polls until ``limit``
+        messages arrive or the wait ends, which would hold a live consumer back by the
+        whole wait; so wait for one message, then ask for exactly what the consumer says
+        is still waiting (every message carries that count). Having answered, it asks for
+        the next batch already, so it arrives while the caller works on this one.
+        """
+        if not self._got:
+            if self._owed <= 0:
+                await self._ask(1, wait_s)
+            await self._settle_request(wait_s)
+            if not self._got:
+                return []
+        if len(self._got) < limit:
+            await self._settle_request(FETCH_REST_S)  # a read-ahead in flight
+            wanted = self._waiting(limit)
+            if wanted > 0:
+                await self._ask(wanted)
+                await self._settle_request(FETCH_REST_S)
+        out = self._got[:limit]
+        del self._got[:limit]
+        if self._owed <= 0 and (ahead := self._waiting(limit, out[-1])) > 0:
+            await self._ask(ahead)
+        return out
+
+    def _waiting(self, limit: int, last: Any = None) -> int:
+        """How many more to ask for: what the consumer still has for us, as of the last
+        message delivered, up to what fits in ``limit`` beside those already here."""
+        room = limit - len(self._got)
+        newest = self._got[-1] if self._got else last
+        pending = pending_after(newest) if newest is not None else None
+        return room if pending is None else min(pending, room)
 
 
 async def fetch_until_caught_up(
-    sub: Any, js: Any, stream: str, after: int, limit: int, wait_s: float
+    reader: PullReader, js: Any, stream: str, after: int, limit: int, wait_s: float
 ) -> list[Any]:
-    """Like :func:`fetch_ready`, but "nothing" only when the stream has nothing after ``after``.
+    """:meth:`PullReader.ready`, but "nothing" only if the stream has nothing after ``after``.
 
     A fresh consumer on a busy machine may take longer than one wait to deliver; an empty
     answer would then tell a reader "caught up" (and ``drain`` would stop) while events
@@ -146,7 +224,7 @@ async def fetch_until_caught_up(
     """
     deadline = time.monotonic() + CATCH_UP_PATIENCE_S
     while True:
-        messages = await fetch_ready(sub, limit, wait_s)
+        messages = await reader.ready(limit, wait_s)
         if messages:
             return messages
         if await caught_up(js, stream, after, deadline):

@@ -19,16 +19,15 @@ import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from tally.adapters.nats.events import StreamNames
 from tally.adapters.nats.loop import (
     CATCH_UP_PATIENCE_S,
     LoopThread,
+    PullReader,
     caught_up,
     connect,
-    fetch_ready,
     stream_sequence,
 )
 from tally.events.settle import stored_to_settlement
@@ -48,7 +47,7 @@ class JetStreamSource:
         self.names = names or StreamNames()
         self.durable = durable
         self._loop = LoopThread("nats-settlement-source")
-        self._sub: JetStreamContext.PullSubscription | None = None
+        self._reader: PullReader | None = None
         self._buffer: dict[int, Msg] = {}
         self._handed: dict[int, Msg] = {}  # read, not yet committed
         try:
@@ -62,11 +61,11 @@ class JetStreamSource:
         """The durable consumer, delivering from ``start`` (the committed position + 1)."""
         with contextlib.suppress(NotFoundError):
             await self._js.delete_consumer(self.names.stream, self.durable)
-        self._sub = await self._js.pull_subscribe(
-            f"{self.names.subjects}.>",
-            durable=self.durable,
-            stream=self.names.stream,
-            config=ConsumerConfig(
+        await self._js.add_consumer(
+            self.names.stream,
+            ConsumerConfig(
+                durable_name=self.durable,
+                filter_subject=f"{self.names.subjects}.>",
                 deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
                 opt_start_seq=max(start, 1),
                 ack_policy=AckPolicy.ALL,
@@ -74,14 +73,15 @@ class JetStreamSource:
                 max_ack_pending=MAX_ACK_PENDING,
             ),
         )
+        self._reader = await PullReader(self._nc, self.names.stream, self.durable).start()
 
     def read(self, after: int, limit: int) -> list[tuple[int, SettlementEvent]]:
         return self._loop.call(self._read(after, limit), "settlement read")
 
     async def _read(self, after: int, limit: int) -> list[tuple[int, SettlementEvent]]:
-        if self._sub is None:
+        if self._reader is None:
             await self._subscribe(after + 1)
-        assert self._sub is not None
+        assert self._reader is not None
         # Handed out but not committed (the worker's batch failed and it reads again from
         # its committed position): hand those out again now, not after the ack wait.
         for seq in [seq for seq in self._handed if seq > after]:
@@ -89,7 +89,7 @@ class JetStreamSource:
         deadline = time.monotonic() + CATCH_UP_PATIENCE_S
         while True:
             if after + 1 not in self._buffer or len(self._buffer) < limit:
-                for message in await fetch_ready(self._sub, limit, FETCH_WAIT_S):
+                for message in await self._reader.ready(limit, FETCH_WAIT_S):
                     seq = stream_sequence(message)
                     if seq <= after:
                         await message.ack()  # settled and committed before: only acknowledged

@@ -21,6 +21,7 @@ from psycopg_pool import ConnectionPool
 
 from tally.adapters import rows
 from tally.adapters.migrate import MIGRATIONS_TABLE, load_migrations
+from tally.adapters.postgres.params import ANY_TEXTS, ROWS_OF, rows_of, texts
 from tally.kernel.errors import PermanentError, RetryableError, StoreUnavailable
 from tally.kernel.limits import LedgerLimits
 from tally.ledger import engine
@@ -171,8 +172,9 @@ class PostgresLedgerStore:
             for account, _ in map(
                 rows.account_from_row,
                 conn.execute(
-                    f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts WHERE id = ANY(%s) FOR UPDATE",
-                    (ids,),
+                    f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts "
+                    f"WHERE id = {ANY_TEXTS} FOR UPDATE",
+                    (texts(ids),),
                 ),
             )
         }
@@ -213,9 +215,9 @@ class PostgresLedgerStore:
             for t in (
                 rows.transfer_from_row(r, _utc)
                 for r in conn.execute(
-                    f"SELECT {rows.TRANSFER_COLUMNS} FROM transfers WHERE id = ANY(%s) "
+                    f"SELECT {rows.TRANSFER_COLUMNS} FROM transfers WHERE id = {ANY_TEXTS} "
                     "ORDER BY id FOR UPDATE",
-                    (ids,),
+                    (texts(ids),),
                 )
             )
         }
@@ -224,9 +226,9 @@ class PostgresLedgerStore:
         for account, balance in map(
             rows.account_from_row,
             conn.execute(
-                f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts WHERE id = ANY(%s) "
+                f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts WHERE id = {ANY_TEXTS} "
                 "ORDER BY id FOR UPDATE",
-                (account_ids,),
+                (texts(account_ids),),
             ),
         ):
             state.accounts[account.id] = account
@@ -254,19 +256,24 @@ class PostgresLedgerStore:
                     ),
                 )
             if changes.balances:
-                ids = list(changes.balances)
-                bals = list(changes.balances.values())
                 cur.execute(
-                    "UPDATE accounts AS a SET debits_pending = v.dpend, debits_posted = v.dpost, "
-                    "credits_pending = v.cpend, credits_posted = v.cpost "
-                    "FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[], "
-                    "%s::bigint[]) AS v(id, dpend, dpost, cpend, cpost) WHERE a.id = v.id",
+                    "UPDATE accounts AS a SET debits_pending = (v.e->>1)::bigint, "
+                    "debits_posted = (v.e->>2)::bigint, credits_pending = (v.e->>3)::bigint, "
+                    f"credits_posted = (v.e->>4)::bigint FROM {ROWS_OF} AS v(e) "
+                    "WHERE a.id = v.e->>0",
                     (
-                        ids,
-                        [b.debits_pending for b in bals],
-                        [b.debits_posted for b in bals],
-                        [b.credits_pending for b in bals],
-                        [b.credits_posted for b in bals],
+                        rows_of(
+                            [
+                                (
+                                    a,
+                                    b.debits_pending,
+                                    b.debits_posted,
+                                    b.credits_pending,
+                                    b.credits_posted,
+                                )
+                                for a, b in changes.balances.items()
+                            ]
+                        ),
                     ),
                 )
             if changes.rejections:

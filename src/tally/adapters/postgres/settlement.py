@@ -12,6 +12,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from tally.adapters.postgres.ledger import PostgresLedgerStore, connect_kwargs, migrate
+from tally.adapters.postgres.params import ANY_TEXTS, texts
 from tally.adapters.settlement_rows import (
     BUCKET_COLUMNS,
     EFFECT_COLUMNS,
@@ -140,7 +141,8 @@ class PostgresSettlementStore:
 
     def load_effects(self, keys: Iterable[str]) -> dict[str, Effect]:
         found = self._rows(
-            f"SELECT {EFFECT_COLUMNS} FROM settlement_effects WHERE key = ANY(%s)", (list(keys),)
+            f"SELECT {EFFECT_COLUMNS} FROM settlement_effects WHERE key = {ANY_TEXTS}",
+            (texts(keys),),
         )
         return {row[0]: effect_from_row(row, _utc) for row in found}
 
@@ -148,8 +150,8 @@ class PostgresSettlementStore:
         return dict(
             self._rows(
                 "SELECT original_key, rollback_key FROM settlement_orphans "
-                "WHERE original_key = ANY(%s)",
-                (list(keys),),
+                f"WHERE original_key = {ANY_TEXTS}",
+                (texts(keys),),
             )
         )
 
