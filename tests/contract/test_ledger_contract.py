@@ -1,6 +1,6 @@
 """The ledger contract: every store (memory, SQLite, PostgreSQL) answers the same way.
 
-Each test runs three times through the ``ledger_store`` fixture. Stores are driven
+Each test runs once per store of the ``ledger_store`` fixture. Stores are driven
 directly (``create_accounts`` / ``apply``) and, where it matters, through LedgerService.
 """
 

@@ -14,6 +14,7 @@ Each run is a child process on a fresh store:
 
 from __future__ import annotations
 
+import gc
 import sys
 import tempfile
 import threading
@@ -60,7 +61,7 @@ class Config:
     naive_sample: int = 20_000
     rate: float = 2_000.0  # the latency run's steady events/s
     seconds: float = 30.0
-    batch_max_events: int = 5_000
+    batch_max_events: int = SettlementLimits().batch_max_events
     seed: int = 1
     pg_dsn: str = DEFAULT_PG_DSN
     nats_url: str = DEFAULT_NATS_URL
@@ -237,9 +238,11 @@ def run_latency(config: Config, report: Callable[[int], None]) -> dict[str, Any]
     one clock for every process of the machine)."""
     count = int(config.rate * config.seconds)
     world, events = world_events(config, count)
+    latest = max(e.occurred_at for e in events)
+    del events  # the producer has its own copy; this process is the worker only
     with fresh_stores(config) as s:
         install_world(world, s.config, START)
-        s.clock.set(max(e.occurred_at for e in events))
+        s.clock.set(latest)
         worker = SettlementWorker(
             LogSource(s.log),
             s.store,
@@ -247,6 +250,7 @@ def run_latency(config: Config, report: Callable[[int], None]) -> dict[str, Any]
             s.clock,
             SettlementLimits(batch_max_events=config.batch_max_events, idle_wait_s=0.002),
         )
+        gc.freeze()  # as `tally settlement run` does once started
         committed: dict[int, float] = {}
         done = threading.Event()
         last = [count]

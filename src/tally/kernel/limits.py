@@ -29,6 +29,9 @@ class LedgerLimits:
     pending_timeout_max_s: int = 30 * 86_400
     # Pagination.
     page_max_size: int = 1_000
+    # Embedded store: transfers written before an account's history index takes them in,
+    # in one sorted bulk insert (ADR 0009); a history read scans at most this many.
+    history_index_lag: int = 32_768
 
 
 @dataclass(frozen=True, slots=True)

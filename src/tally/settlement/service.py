@@ -27,7 +27,11 @@ log = structlog.get_logger("tally.settlement")
 
 @dataclass(frozen=True, slots=True)
 class SettlementLimits:
-    batch_max_events: int = 5_000  # events settled in one transaction
+    # Events settled in one transaction. A batch also posts its accruals (some 400 ledger
+    # transfers and 150 figures, whatever its size), so big batches settle a backlog
+    # faster: on PostgreSQL 14,000 events/s at 5,000, 18,500 at 20,000. A live worker
+    # reads what is there, so its batches stay small and its latency low.
+    batch_max_events: int = 20_000
     idle_wait_s: float = 0.05  # how long an idle worker sleeps before reading again
 
 

@@ -108,7 +108,23 @@ _INSERT_TRANSFER = (
     f"INSERT INTO transfers ({rows.TRANSFER_COLUMNS}) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_BALANCE_AT = """
+_T_COLUMNS = ", ".join(f"t.{c.strip()}" for c in rows.TRANSFER_COLUMNS.split(","))
+_MARK = "(SELECT indexed_through FROM account_postings_mark)"
+# An account's transfers: those account_postings already holds, and the tail after its
+# mark, which is short (at most ``LedgerLimits.history_index_lag`` transfers). One
+# statement, so both parts come from one snapshot and nothing is missed or seen twice.
+_ACCOUNT_TRANSFERS = f"""
+SELECT * FROM (
+  SELECT t.seq, {_T_COLUMNS} FROM account_postings AS p JOIN transfers AS t ON t.seq = p.seq
+  WHERE p.account_id = :a AND p.seq > :s ORDER BY p.seq LIMIT :n)
+UNION ALL
+SELECT * FROM (
+  SELECT seq, {rows.TRANSFER_COLUMNS} FROM transfers
+  WHERE seq > MAX(:s, {_MARK}) AND (debit_account_id = :a OR credit_account_id = :a)
+  ORDER BY seq LIMIT :n)
+ORDER BY seq LIMIT :n
+"""
+_BALANCE_AT = f"""
 SELECT
   SUM(CASE WHEN debit_account_id = :a AND kind = 'pending'
            AND (resolved_at IS NULL OR resolved_at > :t) THEN amount END),
@@ -117,10 +133,24 @@ SELECT
            AND (resolved_at IS NULL OR resolved_at > :t) THEN amount END),
   SUM(CASE WHEN credit_account_id = :a AND kind IN ('single', 'post') THEN amount END)
 FROM (
-  SELECT * FROM transfers WHERE debit_account_id = :a AND recorded_at <= :t
+  SELECT t.kind, t.debit_account_id, t.credit_account_id, t.amount, t.resolved_at,
+         t.recorded_at
+  FROM account_postings AS p JOIN transfers AS t ON t.seq = p.seq WHERE p.account_id = :a
   UNION ALL
-  SELECT * FROM transfers WHERE credit_account_id = :a AND recorded_at <= :t
+  SELECT kind, debit_account_id, credit_account_id, amount, resolved_at, recorded_at
+  FROM transfers
+  WHERE seq > {_MARK} AND (debit_account_id = :a OR credit_account_id = :a)
 )
+WHERE recorded_at <= :t
+"""
+# Both sides of every transfer after the mark, sorted, so the insert walks the B-tree
+# once in order and dirties each page once, however many entries land on it.
+_INDEX_HISTORY = """
+INSERT INTO account_postings (account_id, seq)
+  SELECT debit_account_id, seq FROM transfers WHERE seq > :m AND seq <= :last
+  UNION ALL
+  SELECT credit_account_id, seq FROM transfers WHERE seq > :m AND seq <= :last
+  ORDER BY 1, 2
 """
 
 
@@ -262,6 +292,7 @@ class SqliteLedgerStore:
             conn.executemany(
                 _INSERT_TRANSFER, [rows.transfer_row(t, time_in) for t in changes.created]
             )
+            self._index_history(conn)
         if changes.resolved:
             conn.executemany(
                 "UPDATE transfers SET status = ?, resolved_at = ? WHERE id = ?",
@@ -288,6 +319,16 @@ class SqliteLedgerStore:
                 [rows.rejection_row(r, to_micros) for r in changes.rejections],
             )
         return results
+
+    def _index_history(self, conn: sqlite3.Connection) -> None:
+        """Bring account_postings up to the last transfer once the tail after its mark is
+        ``history_index_lag`` long: in the same transaction as the batch that made it so."""
+        (mark,) = conn.execute("SELECT indexed_through FROM account_postings_mark").fetchone()
+        (last,) = conn.execute("SELECT MAX(seq) FROM transfers").fetchone()
+        if last - mark < self.limits.history_index_lag:
+            return
+        conn.execute(_INDEX_HISTORY, {"m": mark, "last": last})
+        conn.execute("UPDATE account_postings_mark SET indexed_through = ?", (last,))
 
     def _load_accounts(
         self, conn: sqlite3.Connection, account_ids: set[str], state: engine.LedgerState
@@ -367,16 +408,7 @@ class SqliteLedgerStore:
         after = int(cursor) if cursor else 0
         found = (
             self._reader()
-            .execute(
-                f"SELECT seq, {rows.TRANSFER_COLUMNS} FROM ("
-                f" SELECT seq, {rows.TRANSFER_COLUMNS} FROM transfers"
-                "  WHERE debit_account_id = :a AND seq > :s ORDER BY seq LIMIT :n)"
-                " UNION ALL SELECT * FROM ("
-                f" SELECT seq, {rows.TRANSFER_COLUMNS} FROM transfers"
-                "  WHERE credit_account_id = :a AND seq > :s ORDER BY seq LIMIT :n)"
-                " ORDER BY seq LIMIT :n",
-                {"a": account_id, "s": after, "n": limit + 1},
-            )
+            .execute(_ACCOUNT_TRANSFERS, {"a": account_id, "s": after, "n": limit + 1})
             .fetchall()
         )
         items = [rows.transfer_from_row(r[1:], from_micros) for r in found[:limit]]

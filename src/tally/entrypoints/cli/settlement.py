@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from datetime import datetime
@@ -408,6 +409,10 @@ def settlement_run(
             on_close=statement_closed_auditor(tally, "system:settlement", "worker"),
         )
         started = worker.position
+        # What was built to start lives as long as the process: keep the collector from
+        # walking it again on every full collection (each paused settlement for 20-50 ms,
+        # which is what a p99 latency sees).
+        gc.freeze()
         try:
             while True:
                 if worker.step() == 0:
