@@ -286,6 +286,7 @@ def _raw_write(store: LedgerStore, chunk: list[TransferRequest], now: datetime) 
             conn.executemany(
                 "UPDATE accounts SET credits_posted = credits_posted + ? WHERE id = ?", credits
             )
+            store.index_history_in(conn)  # the schema's own cost, as the ledger pays it
         return
     with store.unit_of_work() as conn, conn.cursor() as cur:  # type: ignore[attr-defined]
         with cur.copy(f"COPY transfers ({rows.TRANSFER_COLUMNS}) FROM STDIN") as copy:

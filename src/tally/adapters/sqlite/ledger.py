@@ -292,7 +292,7 @@ class SqliteLedgerStore:
             conn.executemany(
                 _INSERT_TRANSFER, [rows.transfer_row(t, time_in) for t in changes.created]
             )
-            self._index_history(conn)
+            self.index_history_in(conn)
         if changes.resolved:
             conn.executemany(
                 "UPDATE transfers SET status = ?, resolved_at = ? WHERE id = ?",
@@ -320,9 +320,10 @@ class SqliteLedgerStore:
             )
         return results
 
-    def _index_history(self, conn: sqlite3.Connection) -> None:
+    def index_history_in(self, conn: sqlite3.Connection) -> None:
         """Bring account_postings up to the last transfer once the tail after its mark is
-        ``history_index_lag`` long: in the same transaction as the batch that made it so."""
+        ``history_index_lag`` long: in the transaction of the batch that made it so (a
+        :meth:`unit_of_work`, or the writer's own)."""
         (mark,) = conn.execute("SELECT indexed_through FROM account_postings_mark").fetchone()
         (last,) = conn.execute("SELECT MAX(seq) FROM transfers").fetchone()
         if last - mark < self.limits.history_index_lag:
