@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from tally.adapters import rows
 from tally.adapters.migrate import MIGRATIONS_TABLE, load_migrations
@@ -170,7 +171,9 @@ class SqliteLedgerStore:
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
         self._write_lock = threading.Lock()
-        self._local = threading.local()
+        # Read connections, lent one per query. Not one per thread: a server's worker
+        # threads come and go, and each would have kept a connection open for good.
+        self._idle: deque[sqlite3.Connection] = deque()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._accounts: OrderedDict[str, Account] = OrderedDict()
@@ -183,14 +186,22 @@ class SqliteLedgerStore:
             migrate(self._write)
 
     # -- connections --------------------------------------------------------------------
-    def _reader(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
+    def _all(self, sql: str, params: Any = ()) -> list[Any]:
+        """A read query's rows, on a read connection of the pool (made if none is idle)."""
+        try:
+            conn = self._idle.pop()
+        except IndexError:
             conn = connect(self.path, synchronous=self._synchronous)
-            self._local.conn = conn
             with self._readers_lock:
                 self._readers.append(conn)
-        return conn
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            self._idle.append(conn)
+
+    def _one(self, sql: str, params: Any = ()) -> Any:
+        found = self._all(sql, params)
+        return found[0] if found else None
 
     @contextmanager
     def unit_of_work(self) -> Iterator[sqlite3.Connection]:
@@ -373,32 +384,24 @@ class SqliteLedgerStore:
 
     # -- reads --------------------------------------------------------------------------
     def get_account(self, account_id: str) -> Account | None:
-        row = (
-            self._reader()
-            .execute(f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts WHERE id = ?", (account_id,))
-            .fetchone()
-        )
+        row = self._one(f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts WHERE id = ?", (account_id,))
         return rows.account_from_row(row)[0] if row else None
 
     def balance(self, account_id: str, at: datetime | None = None) -> Balance | None:
-        conn = self._reader()
-        exists = conn.execute(
+        exists = self._one(
             "SELECT debits_pending, debits_posted, credits_pending, credits_posted "
             "FROM accounts WHERE id = ?",
             (account_id,),
-        ).fetchone()
+        )
         if exists is None:
             return None
         if at is None:
             return rows.balance_from_sums(exists)
-        row = conn.execute(_BALANCE_AT, {"a": account_id, "t": to_micros(at)}).fetchone()
-        return rows.balance_from_sums(row)
+        return rows.balance_from_sums(self._one(_BALANCE_AT, {"a": account_id, "t": to_micros(at)}))
 
     def get_transfer(self, transfer_id: str) -> Transfer | None:
-        row = (
-            self._reader()
-            .execute(f"SELECT {rows.TRANSFER_COLUMNS} FROM transfers WHERE id = ?", (transfer_id,))
-            .fetchone()
+        row = self._one(
+            f"SELECT {rows.TRANSFER_COLUMNS} FROM transfers WHERE id = ?", (transfer_id,)
         )
         return rows.transfer_from_row(row, from_micros) if row else None
 
@@ -407,11 +410,7 @@ class SqliteLedgerStore:
     ) -> Page[Transfer]:
         limit = max(1, min(limit, self.limits.page_max_size))
         after = int(cursor) if cursor else 0
-        found = (
-            self._reader()
-            .execute(_ACCOUNT_TRANSFERS, {"a": account_id, "s": after, "n": limit + 1})
-            .fetchall()
-        )
+        found = self._all(_ACCOUNT_TRANSFERS, {"a": account_id, "s": after, "n": limit + 1})
         items = [rows.transfer_from_row(r[1:], from_micros) for r in found[:limit]]
         next_cursor = str(found[limit - 1][0]) if len(found) > limit else None
         return Page(items, next_cursor)
@@ -424,21 +423,15 @@ class SqliteLedgerStore:
         if currency is not None:
             sql += " AND currency = ?"
             params.append(currency)
-        return [
-            rows.account_from_row(r) for r in self._reader().execute(sql + " ORDER BY id", params)
-        ]
+        return [rows.account_from_row(r) for r in self._all(sql + " ORDER BY id", params)]
 
     def rejections(self, *, cursor: str | None = None, limit: int = 100) -> Page[Rejection]:
         limit = max(1, min(limit, self.limits.page_max_size))
         after = int(cursor) if cursor else 0
-        found = (
-            self._reader()
-            .execute(
-                "SELECT seq, transfer_id, code, request, rejected_at FROM transfer_rejections "
-                "WHERE seq > ? ORDER BY seq LIMIT ?",
-                (after, limit + 1),
-            )
-            .fetchall()
+        found = self._all(
+            "SELECT seq, transfer_id, code, request, rejected_at FROM transfer_rejections "
+            "WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, limit + 1),
         )
         items = [
             Rejection(tid, ResultCode(code), request_from_dict(json.loads(req)), from_micros(at))
@@ -452,7 +445,7 @@ class SqliteLedgerStore:
         figures = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
         parts = ", ".join(f"SUM({f} >> 32), SUM({f} & 4294967295)" for f in figures)
         totals: dict[str, Balance] = {}
-        for currency, *sums in self._reader().execute(
+        for currency, *sums in self._all(
             f"SELECT currency, {parts} FROM accounts GROUP BY currency"
         ):
             totals[currency] = Balance(
@@ -465,5 +458,6 @@ class SqliteLedgerStore:
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
+            self._idle.clear()
         with self._write_lock:
             self._write.close()
