@@ -33,6 +33,7 @@ from tally.settlement.figures import (
 )
 from tally.settlement.fx import FxError, parse_rates_csv
 from tally.settlement.partners import Agent, Placement, TreeError
+from tally.settlement.service import NoEvents, SettlementLimits, SettlementWorker
 
 contracts_app = typer.Typer(help="Versioned settlement contracts.", no_args_is_help=True)
 fx_app = typer.Typer(help="FX rates: import and look up.", no_args_is_help=True)
@@ -367,7 +368,6 @@ def settlement_close(
     periods itself when it runs in the same process).
     """
     from tally.settlement.engine import PeriodCloseError
-    from tally.settlement.service import NoEvents, SettlementWorker
 
     with open_app() as tally:
         worker = SettlementWorker(
@@ -393,11 +393,14 @@ def settlement_run(
     until_drained: Annotated[
         bool, typer.Option(help="stop when the event log has nothing more to settle")
     ] = False,
+    batch_max_events: Annotated[
+        int,
+        typer.Option(min=1, help="the most events settled in one transaction"),
+    ] = SettlementLimits().batch_max_events,
 ) -> None:
     """Settle the event log (embedded table, or JetStream in scaled mode), batch by batch,
     exactly once (Ctrl-C stops)."""
     from tally.app.bootstrap import build_event_source
-    from tally.settlement.service import SettlementWorker
 
     with open_app() as tally:
         source = build_event_source(tally.settings)
@@ -406,6 +409,7 @@ def settlement_run(
             tally.settlement_store,
             tally.settlement_config,
             tally.clock,
+            SettlementLimits(batch_max_events=batch_max_events),
             on_close=statement_closed_auditor(tally, "system:settlement", "worker"),
         )
         started = worker.position
