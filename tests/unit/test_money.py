@@ -96,6 +96,19 @@ def test_the_largest_64_bit_amount_is_accepted_and_one_more_is_refused() -> None
     assert reason_of(parse_minor, INT64_MAX + 1) == "amount_too_large"
 
 
+def test_a_string_of_thousands_of_digits_is_refused_as_too_large_not_crashed_on() -> None:
+    # Python refuses int() of more than 4,300 digits with a ValueError: the digits must
+    # never reach int() unchecked, with or without a sign or a fraction.
+    for text in ("1" * 5_000, "-" + "1" * 5_000, "1" * 5_000 + ".5"):
+        assert reason_of(parse_amount, text, "EUR", allow_negative=True) == "amount_too_large"
+
+
+def test_plain_negative_amounts_parse_exactly_when_allowed() -> None:
+    assert parse_amount("-12.3", "EUR", allow_negative=True) == -1230
+    assert parse_amount("-0.00", "EUR", allow_negative=True) == 0
+    assert reason_of(parse_amount, "-12.3", "EUR") == "amount_negative"
+
+
 @pytest.mark.parametrize("value", [12.34, 1.0, 0.0, Decimal("1.00"), 100, None, True])
 def test_amounts_that_are_not_strings_are_refused(value: object) -> None:
     assert reason_of(parse_amount, value, "EUR") == "amount_must_be_string"

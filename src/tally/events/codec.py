@@ -18,7 +18,6 @@ from tally.events.model import (
     EventKind,
     in_time_range,
 )
-from tally.kernel.currency import scale_of
 from tally.kernel.money import MoneyError, format_amount, parse_amount
 
 
@@ -129,18 +128,6 @@ def loads(text: str) -> Event:
     return from_dict(data)
 
 
-def stored_minor(text: str, currency: str) -> int:
-    """An amount as :func:`format_amount` wrote it, back to minor units without Decimal;
-    anything not in that exact shape goes the strict way."""
-    scale = scale_of(currency)
-    body = text[1:] if text.startswith("-") else text
-    whole, dot, fraction = body.partition(".")
-    if whole.isdigit() and (fraction.isdigit() and len(fraction) == scale if dot else scale == 0):
-        minor = int(whole + fraction)
-        return -minor if text.startswith("-") else minor
-    return parse_amount(text, currency, allow_negative=True)
-
-
 def loads_stored(text: str | bytes) -> Event:
     """An event read back from the log, which only ever holds what :func:`dumps` wrote of
     events :func:`from_dict` accepted: the fast way."""
@@ -157,7 +144,7 @@ def loads_stored(text: str | bytes) -> Event:
         player=d["player"],
         game=d["game"],
         game_type=d["game_type"],
-        amount=stored_minor(d["amount"], currency),
+        amount=parse_amount(d["amount"], currency, allow_negative=True),
         currency=currency,
         occurred_at=datetime.fromisoformat(d["occurred_at"]),
         recorded_at=datetime.fromisoformat(d["recorded_at"]),

@@ -9,6 +9,7 @@ import orjson
 from tally.events import codec
 from tally.events.model import SCHEMA_VERSION, Event, EventKind, idempotency_key
 from tally.events.ports import EventLog
+from tally.kernel.money import parse_amount
 from tally.settlement.engine import SettlementEvent
 
 _KINDS = {kind.value: kind for kind in EventKind}
@@ -45,7 +46,7 @@ def stored_to_settlement(body: str | bytes) -> SettlementEvent:
         d["operator"],
         d["player"],
         d["game_type"],
-        codec.stored_minor(d["amount"], currency),
+        parse_amount(d["amount"], currency, allow_negative=True),
         currency,
         datetime.fromisoformat(d["occurred_at"]),
         d["ref"],

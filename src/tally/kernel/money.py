@@ -35,6 +35,7 @@ class Rounding(Enum):
     FLOOR = decimal.ROUND_FLOOR
 
 
+_WHOLE_DIGITS_MAX = len(str(INT64_MAX))
 _CONTEXT = decimal.Context(prec=60, traps=[decimal.InvalidOperation, decimal.Overflow])
 
 
@@ -48,16 +49,19 @@ def parse_amount(text: object, currency: str, *, allow_negative: bool = False) -
     if isinstance(text, bool) or not isinstance(text, str):
         kind = type(text).__name__
         raise MoneyError("amount_must_be_string", f"amounts travel as decimal strings, got {kind}")
-    # Most amounts are plain ASCII digits with at most the currency's places: exact in ints.
-    whole, dot, fraction = text.partition(".")
+    # Most amounts are plain ASCII digits, at most 19 whole (the 64-bit range) and at most
+    # the currency's places: exact in ints, without Decimal. Anything else the strict way.
+    negative = allow_negative and text.startswith("-")
+    whole, dot, fraction = (text[1:] if negative else text).partition(".")
     if (
         whole.isdigit()
+        and len(whole) <= _WHOLE_DIGITS_MAX
         and text.isascii()
         and (fraction.isdigit() and len(fraction) <= scale if dot else True)
     ):
         minor: int = int(whole) * 10**scale + (int(fraction.ljust(scale, "0")) if dot else 0)
         if minor <= INT64_MAX:
-            return minor
+            return -minor if negative else minor
     stripped = text.strip()
     if not stripped or stripped != text:
         raise MoneyError("amount_malformed", f"{text!r} is not a decimal amount")
