@@ -60,7 +60,7 @@ def _utc(value: datetime) -> datetime:
 
 
 def connect_kwargs(schema: str | None) -> dict[str, Any]:
-    # Lookups by key (``key = ANY(%s)``) must use the primary key's index at any table
+    # Lookups by key (``key = ANY(...)``) must use the primary key's index at any table
     # size. Two planner settings see to it (measured: 10-100 ms per settlement batch
     # without them, under 2 ms with them):
     # - psycopg prepares a query it runs often, and PostgreSQL may then keep one generic
@@ -247,12 +247,16 @@ class PostgresLedgerStore:
                         copy.write_row(rows.transfer_row(t, _same))
             if changes.resolved:
                 cur.execute(
-                    "UPDATE transfers AS t SET status = v.status, resolved_at = %s "
-                    "FROM unnest(%s::text[], %s::text[]) AS v(id, status) WHERE t.id = v.id",
+                    "UPDATE transfers AS t SET status = v.e->>1, resolved_at = %s "
+                    f"FROM {ROWS_OF} AS v(e) WHERE t.id = v.e->>0",
                     (
                         now,
-                        list(changes.resolved),
-                        [t.status.value if t.status else None for t in changes.resolved.values()],
+                        rows_of(
+                            [
+                                (tid, t.status.value if t.status else None)
+                                for tid, t in changes.resolved.items()
+                            ]
+                        ),
                     ),
                 )
             if changes.balances:

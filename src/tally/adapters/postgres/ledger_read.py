@@ -10,6 +10,7 @@ import psycopg
 
 from tally.adapters import rows
 from tally.adapters.postgres.ledger import connect_kwargs
+from tally.adapters.postgres.params import ANY_TEXTS, texts
 from tally.ledger.model import Account, Transfer
 
 
@@ -35,8 +36,8 @@ class PostgresTransferSource:
 
     def accounts(self, ids: Sequence[str]) -> list[Account]:
         found = self._conn.execute(
-            f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts WHERE id = ANY(%s) ORDER BY id",
-            (list(ids),),
+            f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts WHERE id = {ANY_TEXTS} ORDER BY id",
+            (texts(ids),),
         ).fetchall()
         return [rows.account_from_row(r)[0] for r in found]
 

@@ -192,8 +192,8 @@ class PostgresSettlementStore:
                 )
             if out.orphans_resolved:
                 cur.execute(
-                    "DELETE FROM settlement_orphans WHERE original_key = ANY(%s)",
-                    (out.orphans_resolved,),
+                    f"DELETE FROM settlement_orphans WHERE original_key = {ANY_TEXTS}",
+                    (texts(out.orphans_resolved),),
                 )
             if out.touched:
                 cur.executemany(

@@ -9,6 +9,7 @@ from datetime import datetime
 import psycopg
 
 from tally.adapters.postgres.ledger import connect_kwargs, migrate
+from tally.adapters.postgres.params import ANY_TEXTS, texts
 
 
 class PostgresWalletMarks:
@@ -30,8 +31,9 @@ class PostgresWalletMarks:
     def marked(self, originals: Sequence[str]) -> dict[str, str]:
         with self._lock:
             found = self._conn.execute(
-                "SELECT original, rollback_key FROM wallet_rollback_marks WHERE original = ANY(%s)",
-                (list(originals),),
+                "SELECT original, rollback_key FROM wallet_rollback_marks "
+                f"WHERE original = {ANY_TEXTS}",
+                (texts(originals),),
             ).fetchall()
         return dict(found)
 
