@@ -1,0 +1,114 @@
+"""The embedded ledger's schema checks: the second line of defence behind the engine.
+
+Migration 3 rewrote the transfers table's checks without IN lists (they cost more per
+insert than the row itself); these tests hold the database to the same refusals and
+show that a file written before the rewrite keeps its transfers, numbers and states.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tally.adapters.migrate import MIGRATIONS_TABLE, load_migrations
+from tally.adapters.sqlite.ledger import SqliteLedgerStore, connect
+
+COLUMNS = (
+    "id, kind, debit_account_id, credit_account_id, amount, currency, code, status, "
+    "occurred_at, recorded_at"
+)
+GOOD: dict[str, Any] = {
+    "id": "t1",
+    "kind": "pending",
+    "debit_account_id": "a",
+    "credit_account_id": "b",
+    "amount": 5,
+    "currency": "EUR",
+    "code": "c",
+    "status": "pending",
+    "occurred_at": 0,
+    "recorded_at": 0,
+}
+
+
+def _insert(conn: sqlite3.Connection, **changes: Any) -> None:
+    row = {**GOOD, **changes}
+    conn.execute(
+        f"INSERT INTO transfers ({COLUMNS}) VALUES ({', '.join('?' * len(row))})",
+        tuple(row[c.strip()] for c in COLUMNS.split(",")),
+    )
+
+
+@pytest.fixture
+def conn(tmp_path: Path) -> sqlite3.Connection:
+    SqliteLedgerStore(tmp_path / "ledger.sqlite").close()  # migrated to the latest
+    return connect(tmp_path / "ledger.sqlite")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"kind": "refund"},
+        {"kind": "SINGLE"},
+        {"status": "done"},
+        {"status": ""},
+        {"amount": 0},
+        {"amount": -1},
+        {"credit_account_id": "a"},
+    ],
+    ids=lambda c: ",".join(f"{k}={v!r}" for k, v in c.items()),
+)
+def test_the_database_refuses_what_the_engine_refuses(
+    conn: sqlite3.Connection, changes: dict[str, Any]
+) -> None:
+    with pytest.raises(sqlite3.IntegrityError, match="CHECK constraint failed"):
+        _insert(conn, **changes)
+    assert conn.execute("SELECT COUNT(*) FROM transfers").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("kind", ["single", "pending", "post", "void"])
+@pytest.mark.parametrize("status", [None, "pending", "posted", "voided", "expired"])
+def test_the_database_takes_every_kind_and_state(
+    conn: sqlite3.Connection, kind: str, status: str | None
+) -> None:
+    _insert(conn, kind=kind, status=status)
+    assert conn.execute("SELECT kind, status FROM transfers").fetchall() == [(kind, status)]
+
+
+def test_a_file_from_before_the_rewrite_keeps_its_transfers(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    old = sqlite3.connect(path, isolation_level=None)
+    old.execute(MIGRATIONS_TABLE)
+    for migration in load_migrations("tally.adapters.sqlite.migrations", "ledger")[:2]:
+        old.executescript(migration.sql)
+        old.execute(
+            "INSERT INTO schema_migrations VALUES ('ledger', ?, ?)",
+            (migration.version, migration.name),
+        )
+    _insert(old, id="t1", kind="pending", status="voided")
+    _insert(old, id="t2", kind="single", status=None)
+    old.execute("DELETE FROM transfers WHERE id = 't1'")
+    _insert(old, id="t3", kind="void", status=None)
+    before = old.execute("SELECT * FROM transfers ORDER BY seq").fetchall()
+    old.close()
+
+    SqliteLedgerStore(path).close()  # migrates
+
+    conn = connect(path)
+    assert conn.execute("SELECT * FROM transfers ORDER BY seq").fetchall() == before
+    assert [seq for seq, *_ in before] == [2, 3]
+    with pytest.raises(sqlite3.IntegrityError):
+        _insert(conn, id="t4", kind="refund")
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+        _insert(conn, id="t2")
+    plan = " ".join(
+        str(row)
+        for row in conn.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM transfers "
+            "WHERE status = 'pending' AND expires_at IS NOT NULL AND expires_at <= 5"
+        )
+    )
+    assert "transfers_due" in plan
