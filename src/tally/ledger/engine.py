@@ -32,6 +32,8 @@ from tally.ledger.model import (
 )
 
 R = ResultCode
+_OK = ResultCode.OK
+_EXISTS = ResultCode.EXISTS
 _SINGLE = TransferKind.SINGLE
 _PENDING = TransferKind.PENDING
 _POST = TransferKind.POST
@@ -172,17 +174,12 @@ class _Batch:
         self.changes.resolved[pending.id] = resolved
 
     def move(
-        self,
-        debit_id: str,
-        credit_id: str,
-        *,
-        pending_delta: int,
-        posted_delta: int,
+        self, debit_id: str, credit_id: str, pending_delta: int, posted_delta: int
     ) -> ResultCode:
         """Apply a balance change to both accounts, or refuse it and change nothing."""
-        accounts = self.state.accounts
-        dr = self.state.balances[debit_id]
-        cr = self.state.balances[credit_id]
+        balances = self.state.balances
+        dr = balances[debit_id]
+        cr = balances[credit_id]
         dr_pending = dr.debits_pending + pending_delta
         dr_posted = dr.debits_posted + posted_delta
         cr_pending = cr.credits_pending + pending_delta
@@ -191,29 +188,31 @@ class _Batch:
             return R.OVERFLOWS_DEBITS
         if cr_pending > INT64_MAX or cr_posted > INT64_MAX or cr_pending + cr_posted > INT64_MAX:
             return R.OVERFLOWS_CREDITS
-        rules = self._rules
-        if (
-            (pending_delta > 0 or posted_delta > 0)
-            and dr_pending + dr_posted > dr.credits_posted
-            and _rule(rules, accounts, debit_id) & _DEBITS_RULE
-        ):
-            return R.EXCEEDS_CREDITS
-        if (
-            (pending_delta > 0 or posted_delta > 0)
-            and cr_pending + cr_posted > cr.debits_posted
-            and _rule(rules, accounts, credit_id) & _CREDITS_RULE
-        ):
-            return R.EXCEEDS_DEBITS
+        if pending_delta > 0 or posted_delta > 0:
+            rules = self._rules
+            if dr_pending + dr_posted > dr.credits_posted:
+                rule = rules.get(debit_id)
+                if rule is None:
+                    rule = _rule(rules, self.state.accounts, debit_id)
+                if rule & _DEBITS_RULE:
+                    return R.EXCEEDS_CREDITS
+            if cr_pending + cr_posted > cr.debits_posted:
+                rule = rules.get(credit_id)
+                if rule is None:
+                    rule = _rule(rules, self.state.accounts, credit_id)
+                if rule & _CREDITS_RULE:
+                    return R.EXCEEDS_DEBITS
         if self._in_chain:
             dr = self._writable_balance(debit_id)
             cr = self._writable_balance(credit_id)
         dr.debits_pending = dr_pending
         dr.debits_posted = dr_posted
-        cr.credits_pending += pending_delta
-        cr.credits_posted += posted_delta
-        self.changes.balances[debit_id] = dr
-        self.changes.balances[credit_id] = cr
-        return R.OK
+        cr.credits_pending = cr_pending
+        cr.credits_posted = cr_posted
+        touched = self.changes.balances
+        touched[debit_id] = dr
+        touched[credit_id] = cr
+        return _OK
 
 
 def _metadata_ok(metadata: object, limits: LedgerLimits) -> bool:
@@ -344,10 +343,10 @@ def _apply_one(batch: _Batch, request: TransferRequest) -> TransferResult:
         amount = request.amount
         assert amount is not None  # validate_request guarantees it for these kinds
         if kind is _SINGLE:
-            code = batch.move(debit_id, credit_id, pending_delta=0, posted_delta=amount)
+            code = batch.move(debit_id, credit_id, 0, amount)
             status = None
         else:
-            code = batch.move(debit_id, credit_id, pending_delta=amount, posted_delta=0)
+            code = batch.move(debit_id, credit_id, amount, 0)
             status = PendingStatus.PENDING
         if code is not R.OK:
             return TransferResult(request.id, code)
@@ -400,12 +399,7 @@ def _apply_one(batch: _Batch, request: TransferRequest) -> TransferResult:
         return TransferResult(request.id, R.PENDING_TRANSFER_EXPIRED)
     amount = pending.amount if request.amount is None else request.amount
     posted = amount if kind is _POST else 0
-    code = batch.move(
-        pending.debit_account_id,
-        pending.credit_account_id,
-        pending_delta=-pending.amount,
-        posted_delta=posted,
-    )
+    code = batch.move(pending.debit_account_id, pending.credit_account_id, -pending.amount, posted)
     if code is not R.OK:
         return TransferResult(request.id, code)
     batch.resolve(pending, PendingStatus.POSTED if kind is _POST else PendingStatus.VOIDED)
@@ -428,12 +422,7 @@ def _apply_one(batch: _Batch, request: TransferRequest) -> TransferResult:
 
 
 def _expire(batch: _Batch, pending: Transfer) -> None:
-    code = batch.move(
-        pending.debit_account_id,
-        pending.credit_account_id,
-        pending_delta=-pending.amount,
-        posted_delta=0,
-    )
+    code = batch.move(pending.debit_account_id, pending.credit_account_id, -pending.amount, 0)
     # Releasing a reservation only lowers balances, so it cannot break a rule.
     assert code is R.OK, code
     batch.resolve(pending, PendingStatus.EXPIRED)
@@ -507,10 +496,12 @@ def apply_batch(
             state.transfers[pending.id] = current
             _expire(batch, current)
     results = [_apply_submission(batch, requests) for requests in submissions]
+    rejections = batch.changes.rejections
     for submission_results, requests in zip(results, submissions, strict=True):
         for result, request in zip(submission_results, requests, strict=True):
-            if not result.code.ok:
-                batch.changes.rejections.append(Rejection(request.id, result.code, request, now))
+            code = result.code
+            if code is not _OK and code is not _EXISTS:  # not code.ok, without the call
+                rejections.append(Rejection(request.id, code, request, now))
     return results, batch.changes
 
 

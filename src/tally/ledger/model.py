@@ -10,10 +10,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import IntEnum, IntFlag, StrEnum
 from types import MappingProxyType
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast, dataclass_transform
 
 EMPTY: Mapping[str, str] = MappingProxyType({})
 T = TypeVar("T")
+C = TypeVar("C", bound=type)
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
+def value(cls: C) -> C:
+    """A value class made by the million on the ledger's hot path: frozen to the type
+    checker, which refuses any assignment to a field (``mypy --strict`` runs in CI),
+    and at run time a slotted dataclass with the same equality and hash, whose
+    constructor skips the frozen one's ``object.__setattr__`` per field (about
+    twice as fast for a transfer's fifteen fields).
+    """
+    return cast(C, dataclass(slots=True, unsafe_hash=True)(cls))
 
 
 def _empty() -> Mapping[str, str]:
@@ -84,7 +96,7 @@ class PendingStatus(StrEnum):
     EXPIRED = "expired"
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class TransferRequest:
     """What a caller asks for. ``id`` is the idempotency key.
 
@@ -109,7 +121,7 @@ class TransferRequest:
     linked: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Transfer:
     """A committed transfer. Immutable except a pending one's status."""
 
@@ -225,7 +237,7 @@ _TRANSIENT = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class TransferResult:
     id: str
     code: ResultCode
@@ -265,7 +277,7 @@ class AccountResult:
     code: AccountResultCode
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Rejection:
     """A refused request, kept with its reason so a person can look at it."""
 
