@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from tally.ledger.model import (
     TransferResult,
 )
 
-# Accounts never change once created, so their definitions are cached; balances never are.
+# Accounts the writer has met, kept with their balances between batches (at most this many).
 ACCOUNT_CACHE_MAX = 200_000
 
 
@@ -100,10 +101,6 @@ _LOAD_TRANSFERS = (
 )
 _LOAD_ACCOUNTS = (
     f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts WHERE id IN (SELECT value FROM json_each(?))"
-)
-_LOAD_BALANCES = (
-    "SELECT id, flags, debits_pending, debits_posted, credits_pending, credits_posted "
-    "FROM accounts WHERE id IN (SELECT value FROM json_each(?))"
 )
 _INSERT_TRANSFER = (
     f"INSERT INTO transfers ({rows.TRANSFER_COLUMNS}) "
@@ -176,9 +173,11 @@ class SqliteLedgerStore:
         self._idle: deque[sqlite3.Connection] = deque()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
-        self._accounts: OrderedDict[str, Account] = OrderedDict()
-        # Balances as last committed by this writer. Valid while no other connection has
-        # written the file (PRAGMA data_version tells) and no transaction of ours failed.
+        # The writer's view of the accounts it has met, three dicts with the same keys:
+        # definitions, balances as last committed by this writer, and balance rules.
+        # Valid while no other connection has written the file (PRAGMA data_version
+        # tells) and no transaction of ours failed; else all three are dropped.
+        self._accounts: dict[str, Account] = {}
         self._balances: dict[str, Balance] = {}
         self._rules: dict[str, int] = {}
         self._data_version = -1
@@ -221,15 +220,20 @@ class SqliteLedgerStore:
             (version,) = conn.execute("PRAGMA data_version").fetchone()
             if version != self._data_version:
                 # Another connection committed to the file: what we cached may be stale.
-                self._balances.clear()
+                self._forget_accounts()
                 self._data_version = version
             try:
                 yield conn
             except BaseException:
-                self._balances.clear()  # the engine may have changed them in place
+                self._forget_accounts()  # the engine may have changed them in place
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+
+    def _forget_accounts(self) -> None:
+        self._accounts.clear()
+        self._balances.clear()
+        self._rules.clear()
 
     # -- writes -------------------------------------------------------------------------
     def create_accounts(self, accounts: Sequence[Account], now: datetime) -> list[AccountResult]:
@@ -313,8 +317,6 @@ class SqliteLedgerStore:
                 ],
             )
         if changes.balances:
-            # Linked chains work on copies (so they can be undone): keep what was decided.
-            self._balances.update(changes.balances)
             conn.executemany(
                 "UPDATE accounts SET debits_pending = ?, debits_posted = ?, "
                 "credits_pending = ?, credits_posted = ? WHERE id = ?",
@@ -345,42 +347,29 @@ class SqliteLedgerStore:
     def _load_accounts(
         self, conn: sqlite3.Connection, account_ids: set[str], state: engine.LedgerState
     ) -> None:
-        cache = self._accounts
-        missing = [a for a in account_ids if a not in cache]
-        if missing:
-            for account, _balance in map(
-                rows.account_from_row, conn.execute(_LOAD_ACCOUNTS, (json.dumps(missing),))
-            ):
-                cache[account.id] = account
-            while len(cache) > ACCOUNT_CACHE_MAX:
-                cache.popitem(last=False)
-        accounts = state.accounts
-        balances = state.balances
-        rules = state.rules
-        cached = self._balances
-        cached_rules = self._rules
-        cold = [a for a in account_ids if a not in cached]
+        """Hand the engine the writer's caches, holding every account the batch names.
+
+        No copies: the engine reads definitions and updates balances in place, which is
+        what the cache must hold after the commit (and on failure it is dropped).
+        """
+        accounts = self._accounts
+        balances = self._balances
+        rules = self._rules
+        overflow = len(balances) + len(account_ids) - ACCOUNT_CACHE_MAX
+        if overflow > 0:
+            # Forget the longest-held accounts, before this batch's are made sure of.
+            for aid in list(islice(balances, overflow)):
+                del balances[aid], accounts[aid], rules[aid]
+        cold = [a for a in account_ids if a not in balances]
         if cold:
-            for aid, flags, dpend, dpost, cpend, cpost in conn.execute(
-                _LOAD_BALANCES, (json.dumps(cold),)
-            ):
-                cached[aid] = Balance(dpend, dpost, cpend, cpost)
-                cached_rules[aid] = flags
-            while len(cached) > ACCOUNT_CACHE_MAX:
-                del cached[next(iter(cached))]
-        for aid in account_ids:
-            balance = cached.get(aid)
-            if balance is None:
-                continue  # no such account
-            known = cache.get(aid)
-            if known is None:
-                # A batch naming more accounts than the cache holds may have evicted some.
-                known = self.get_account(aid)
-                assert known is not None
-            accounts[aid] = known
-            rules[aid] = cached_rules[aid]
-            # The engine updates these objects in place; on failure the cache is dropped.
-            balances[aid] = balance
+            for row in conn.execute(_LOAD_ACCOUNTS, (json.dumps(cold),)):
+                account, balance = rows.account_from_row(row)
+                accounts[account.id] = account
+                balances[account.id] = balance
+                rules[account.id] = int(account.flags)
+        state.accounts = accounts
+        state.balances = balances
+        state.rules = rules
 
     # -- reads --------------------------------------------------------------------------
     def get_account(self, account_id: str) -> Account | None:
