@@ -38,6 +38,8 @@ MIN_RATIO_TO_NAIVE = 10
 MAX_PEAK_MB = 300
 WALLET_SHARE = 10  # one account in this many is a wallet with overdraft protection
 FUNDING = 10**12  # what each wallet is funded with before the run
+# Callers submitting at once: enough for the writer's group commits to fill (ADR 0002).
+DEFAULT_SUBMITTERS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +47,7 @@ class Config:
     store: str
     transfers: int = 1_000_000
     accounts: int = 100_000
-    submitters: int = 4
+    submitters: int = DEFAULT_SUBMITTERS
     chunk: int = 1_000
     naive_sample: int = 20_000
     pg_dsn: str = DEFAULT_PG_DSN

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True, slots=True)
 class LedgerLimits:
     # Group commit: a batch closes at this many transfers or after this wait.
-    batch_max_transfers: int = 8_192
+    batch_max_transfers: int = 16_384
     batch_max_wait_s: float = 0.002
     # Submissions waiting for the writer; a full queue pushes back on callers.
     queue_max_submissions: int = 4_096

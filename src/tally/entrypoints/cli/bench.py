@@ -44,7 +44,9 @@ def ledger(
     stores: Annotated[str, typer.Option(help="comma-separated: sqlite,postgres")] = (
         "sqlite,postgres"
     ),
-    submitters: Annotated[int, typer.Option(help="concurrent submitter threads")] = 4,
+    submitters: Annotated[
+        int, typer.Option(help="concurrent submitter threads")
+    ] = ledger_bench.DEFAULT_SUBMITTERS,
     naive_sample: Annotated[int, typer.Option(help="transfers in the naive run")] = 20_000,
     pg_dsn: Annotated[str, typer.Option(help="PostgreSQL for the postgres runs")] = (
         ledger_bench.DEFAULT_PG_DSN
@@ -344,7 +346,7 @@ def all_(
         transfers=1_000_000 // scale,
         accounts=100_000 // scale,
         stores="sqlite,postgres",
-        submitters=4,
+        submitters=ledger_bench.DEFAULT_SUBMITTERS,
         naive_sample=20_000 // scale,
         pg_dsn=ledger_bench.DEFAULT_PG_DSN,
         out=out,
