@@ -32,6 +32,9 @@ class LedgerLimits:
     # Embedded store: transfers written before an account's history index takes them in,
     # in one sorted bulk insert (ADR 0009); a history read scans at most this many.
     history_index_lag: int = 32_768
+    # Accounts a writer keeps in memory between batches (definitions; on the embedded
+    # store their balances too). A batch naming more is still served, from the table.
+    account_cache_max: int = 200_000
 
 
 @dataclass(frozen=True, slots=True)

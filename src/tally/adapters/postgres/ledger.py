@@ -120,6 +120,9 @@ class PostgresLedgerStore:
         self, dsn: str, limits: LedgerLimits | None = None, *, schema: str | None = None
     ) -> None:
         self.limits = limits or LedgerLimits()
+        # Account definitions never change once created: kept, unlike balances, which
+        # other writers may change and which are read under lock in every batch.
+        self._definitions: dict[str, Account] = {}
         kwargs = connect_kwargs(schema)
         try:
             self._write = psycopg.connect(dsn, **kwargs)
@@ -223,19 +226,38 @@ class PostgresLedgerStore:
         }
         account_ids = sorted(engine.referenced_account_ids(submissions, [*loaded.values(), *due]))
         state = engine.LedgerState(transfers=loaded)
-        for account, balance in map(
-            rows.account_from_row,
-            conn.execute(
-                f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts WHERE id = {ANY_TEXTS} "
-                "ORDER BY id FOR UPDATE",
-                (texts(account_ids),),
-            ),
-        ):
-            state.accounts[account.id] = account
-            state.balances[account.id] = balance
+        self._load_accounts(conn, account_ids, state)
         results, changes = engine.apply_batch(submissions, state, now, self.limits, due=due)
         self._write_changes(conn, changes, now)
         return results
+
+    def _load_accounts(
+        self, conn: psycopg.Connection[Any], account_ids: list[str], state: engine.LedgerState
+    ) -> None:
+        """Lock the batch's accounts (in id order) and read their balances; definitions,
+        which never change, come from the cache, and from the table the first time."""
+        definitions = self._definitions
+        balances = state.balances
+        rules = state.rules
+        for aid, flags, dpend, dpost, cpend, cpost in conn.execute(
+            "SELECT id, flags, debits_pending, debits_posted, credits_pending, credits_posted "
+            f"FROM accounts WHERE id = {ANY_TEXTS} ORDER BY id FOR UPDATE",
+            (texts(account_ids),),
+        ):
+            balances[aid] = Balance(dpend, dpost, cpend, cpost)
+            rules[aid] = flags
+        unknown = [a for a in balances if a not in definitions]
+        if unknown:
+            if len(definitions) + len(unknown) > self.limits.account_cache_max:
+                definitions.clear()
+                unknown = list(balances)
+            for row in conn.execute(
+                f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts WHERE id = {ANY_TEXTS}",
+                (texts(unknown),),
+            ):
+                account = rows.account_from_row(row)[0]
+                definitions[account.id] = account
+        state.accounts = definitions
 
     def _write_changes(
         self, conn: psycopg.Connection[Any], changes: engine.ChangeSet, now: datetime

@@ -37,9 +37,6 @@ from tally.ledger.model import (
     TransferResult,
 )
 
-# Accounts the writer has met, kept with their balances between batches (at most this many).
-ACCOUNT_CACHE_MAX = 200_000
-
 
 def connect(path: Path | str, *, synchronous: str = "FULL") -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
@@ -355,7 +352,7 @@ class SqliteLedgerStore:
         accounts = self._accounts
         balances = self._balances
         rules = self._rules
-        overflow = len(balances) + len(account_ids) - ACCOUNT_CACHE_MAX
+        overflow = len(balances) + len(account_ids) - self.limits.account_cache_max
         if overflow > 0:
             # Forget the longest-held accounts, before this batch's are made sure of.
             for aid in list(islice(balances, overflow)):

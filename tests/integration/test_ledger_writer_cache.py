@@ -1,4 +1,4 @@
-"""The embedded ledger's writer cache: accounts and balances kept between batches.
+"""The ledger writer's cache: accounts and balances kept between batches.
 
 The engine works on the cache itself, not on copies, so these tests hold it to the
 store's answers where the cache is under strain: a cache smaller than the accounts a
@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from tally.adapters.memory.ledger import MemoryLedgerStore
-from tally.adapters.sqlite import ledger as sqlite_ledger
 from tally.adapters.sqlite.ledger import SqliteLedgerStore
+from tally.kernel.limits import LedgerLimits
 from tally.ledger.model import Account, AccountFlags, OwnerKind, TransferRequest
-from tests.conftest import START
+from tests.conftest import PG_DSN, START
 
 WALLETS = [
     Account(
@@ -72,10 +72,9 @@ def _fund() -> list[list[TransferRequest]]:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_cache_smaller_than_the_accounts_gives_the_reference_answers(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+    tmp_path: Path, seed: int
 ) -> None:
-    monkeypatch.setattr(sqlite_ledger, "ACCOUNT_CACHE_MAX", 4)
-    store = SqliteLedgerStore(tmp_path / "ledger.sqlite")
+    store = SqliteLedgerStore(tmp_path / "ledger.sqlite", LedgerLimits(account_cache_max=4))
     reference = MemoryLedgerStore()
     try:
         for s in (store, reference):
@@ -89,6 +88,30 @@ def test_a_cache_smaller_than_the_accounts_gives_the_reference_answers(
             assert [[r.code for r in sub] for sub in got] == [[r.code for r in sub] for sub in want]
             refused += sum(not r.code.ok for sub in got for r in sub)
         assert refused > 0  # the run did refuse (and undo chains), or it proved less
+        for account in WALLETS + HOUSE:
+            assert store.balance(account.id) == reference.balance(account.id), account.id
+    finally:
+        store.close()
+
+
+def test_postgres_keeps_few_definitions_and_still_gives_the_reference_answers(
+    pg_schema: str,
+) -> None:
+    """On PostgreSQL only definitions are kept (balances are read under lock each batch);
+    a cache smaller than a batch's accounts starts over and must not lose one."""
+    from tally.adapters.postgres.ledger import PostgresLedgerStore
+
+    store = PostgresLedgerStore(PG_DSN, LedgerLimits(account_cache_max=4), schema=pg_schema)
+    reference = MemoryLedgerStore()
+    try:
+        for s in (store, reference):
+            s.create_accounts(WALLETS + HOUSE, START)
+            s.apply(_fund(), START)
+        for i, batch in enumerate(_submissions(11, 40)):
+            now = START + timedelta(seconds=i + 1)
+            got = store.apply(batch, now)
+            want = reference.apply(batch, now)
+            assert [[r.code for r in sub] for sub in got] == [[r.code for r in sub] for sub in want]
         for account in WALLETS + HOUSE:
             assert store.balance(account.id) == reference.balance(account.id), account.id
     finally:
