@@ -115,7 +115,13 @@ def test_amounts_that_are_not_strings_are_refused(value: object) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", " 1.00", "1.00 ", "abc", "1,00", "NaN", "Infinity", "-Infinity", "sNaN", "1..0"]
+    "text",
+    [
+        *["", " 1.00", "1.00 ", "abc", "1,00", "NaN", "Infinity", "-Infinity", "sNaN", "1..0"],
+        # Read as numbers by Decimal, never meant as amounts: other scripts' digits,
+        # full-width digits, digit group underscores.
+        *["\u0661\u0662", "\u0661.\u0665\u0660", "\uff11\uff10", "1_000", "1_000.00", "1e1_0"],
+    ],
 )
 def test_malformed_or_non_finite_text_is_refused(text: str) -> None:
     assert reason_of(parse_amount, text, "EUR") == "amount_malformed"

@@ -63,7 +63,8 @@ def parse_amount(text: object, currency: str, *, allow_negative: bool = False) -
         if minor <= INT64_MAX:
             return -minor if negative else minor
     stripped = text.strip()
-    if not stripped or stripped != text:
+    # Decimal alone would also read other scripts' digits ("١٢") and "1_000" as numbers.
+    if not stripped or stripped != text or not text.isascii() or "_" in text:
         raise MoneyError("amount_malformed", f"{text!r} is not a decimal amount")
     try:
         value = Decimal(stripped)
