@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tally.app.runtime import settle_heap
 from tally.benchmarks import common
 from tally.benchmarks.common import peak_rss_mb, percentile, rss_mb
 from tally.kernel.clock import SystemClock
@@ -162,6 +163,7 @@ def run_ledger(config: Config, report: Callable[[int], None]) -> dict[str, Any]:
             commits.append(seconds)
 
         service = LedgerService(store, SystemClock(), LedgerLimits(), on_commit=on_commit)
+        settle_heap()  # as the servers do once wired
 
         def submitter() -> None:
             while True:

@@ -14,7 +14,6 @@ Each run is a child process on a fresh store:
 
 from __future__ import annotations
 
-import gc
 import sys
 import tempfile
 import threading
@@ -27,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tally.app.runtime import settle_heap
 from tally.benchmarks import common
 from tally.benchmarks.common import percentile, rss_mb
 from tally.events.model import Event
@@ -250,7 +250,7 @@ def run_latency(config: Config, report: Callable[[int], None]) -> dict[str, Any]
             s.clock,
             SettlementLimits(batch_max_events=config.batch_max_events, idle_wait_s=0.002),
         )
-        gc.freeze()  # as `tally settlement run` does once started
+        settle_heap()  # as `tally settlement run` does once started
         committed: dict[int, float] = {}
         done = threading.Event()
         last = [count]

@@ -15,6 +15,7 @@ from tally.app.bootstrap import (
     build_backoffice,
 )
 from tally.app.keys import load_keys
+from tally.app.runtime import settle_heap
 from tally.entrypoints.cli.common import CLI_ACTOR, audit_change, console, err_console, open_app
 from tally.kernel.money import MoneyError, format_amount, parse_amount
 from tally.providers.registry import PROTOCOLS, Registry
@@ -56,6 +57,7 @@ def serve(
     with open_app() as tally:
         backoffice = build_backoffice(tally)
         parts = open_gateway(tally, backoffice, provider)
+        settle_heap()
         try:
             console.print(
                 f"gateway on http://{host}:{port}/providers/<provider>/<action> for "

@@ -10,6 +10,7 @@ import typer
 from tally.app.bootstrap import build_app, build_backoffice
 from tally.app.logging import configure_logging
 from tally.app.metrics import Metrics
+from tally.app.runtime import settle_heap
 from tally.app.settings import Settings
 
 
@@ -32,6 +33,7 @@ def serve(
     tally = build_app(settings, on_commit=metrics.observe_commit)
     bo = build_backoffice(tally, metrics=metrics)
     with tally:
+        settle_heap()
         try:
             uvicorn.run(
                 create_api(tally, bo),

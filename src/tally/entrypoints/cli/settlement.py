@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import time
 from datetime import datetime
@@ -13,6 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from tally.app.runtime import settle_heap
 from tally.entrypoints.cli.common import (
     CLI_ACTOR,
     audit_change,
@@ -416,7 +416,7 @@ def settlement_run(
         # What was built to start lives as long as the process: keep the collector from
         # walking it again on every full collection (each paused settlement for 20-50 ms,
         # which is what a p99 latency sees).
-        gc.freeze()
+        settle_heap()
         try:
             while True:
                 if worker.step() == 0:
