@@ -190,18 +190,17 @@ class _Batch:
             return R.OVERFLOWS_CREDITS
         if pending_delta > 0 or posted_delta > 0:
             rules = self._rules
-            if dr_pending + dr_posted > dr.credits_posted:
-                rule = rules.get(debit_id)
-                if rule is None:
-                    rule = _rule(rules, self.state.accounts, debit_id)
-                if rule & _DEBITS_RULE:
-                    return R.EXCEEDS_CREDITS
-            if cr_pending + cr_posted > cr.debits_posted:
-                rule = rules.get(credit_id)
-                if rule is None:
-                    rule = _rule(rules, self.state.accounts, credit_id)
-                if rule & _CREDITS_RULE:
-                    return R.EXCEEDS_DEBITS
+            accounts = self.state.accounts
+            if (
+                dr_pending + dr_posted > dr.credits_posted
+                and _rule(rules, accounts, debit_id) & _DEBITS_RULE
+            ):
+                return R.EXCEEDS_CREDITS
+            if (
+                cr_pending + cr_posted > cr.debits_posted
+                and _rule(rules, accounts, credit_id) & _CREDITS_RULE
+            ):
+                return R.EXCEEDS_DEBITS
         if self._in_chain:
             dr = self._writable_balance(debit_id)
             cr = self._writable_balance(credit_id)
