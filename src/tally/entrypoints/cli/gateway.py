@@ -57,6 +57,7 @@ def serve(
     with open_app() as tally:
         backoffice = build_backoffice(tally)
         parts = open_gateway(tally, backoffice, provider)
+        api = create_gateway_api(parts.gateway, tally.clock)
         settle_heap()
         try:
             console.print(
@@ -64,7 +65,7 @@ def serve(
                 f"{', '.join(parts.gateway.registry.providers())}; Ctrl-C stops it"
             )
             uvicorn.run(
-                create_gateway_api(parts.gateway, tally.clock),
+                api,
                 host=host,
                 port=port,
                 log_level="warning",

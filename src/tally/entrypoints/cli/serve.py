@@ -33,10 +33,11 @@ def serve(
     tally = build_app(settings, on_commit=metrics.observe_commit)
     bo = build_backoffice(tally, metrics=metrics)
     with tally:
+        api = create_api(tally, bo)
         settle_heap()
         try:
             uvicorn.run(
-                create_api(tally, bo),
+                api,
                 host=host,
                 port=port,
                 ssl_certfile=str(tls_cert) if tls_cert else None,
