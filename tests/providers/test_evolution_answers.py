@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -86,11 +87,11 @@ def test_a_wallet_that_cannot_commit_now_answers_temporary_error_so_evolution_re
 ) -> None:
     world.open_player("p-1", "EUR", 10_000)
 
-    def unavailable(requests: list[TransferRequest]) -> list[TransferResult]:
+    def unavailable(requests: list[TransferRequest]) -> Future[list[TransferResult]]:
         raise RetryableError("ledger busy")
 
     with monkeypatch.context() as patch:
-        patch.setattr(world.wallet.ledger, "transfer", unavailable)
+        patch.setattr(world.wallet.ledger, "submit", unavailable)
         body = _call(world, "debit", "p-1", "EUR", "1.00", "r-1")
     assert json.loads(body)["status"] == "TEMPORARY_ERROR"
     assert world.balance("p-1", "EUR") == 10_000

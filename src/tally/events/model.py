@@ -6,9 +6,11 @@ with the same content is a duplicate (counted once), with other content a confli
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import datetime
 from enum import StrEnum
+
+from tally.kernel.values import value
 
 SCHEMA_VERSION = 1
 # The years an event's times may be written in. Any instant in them converts to every
@@ -42,7 +44,7 @@ def idempotency_key(provider: str, provider_tx_id: str, kind: str) -> str:
     return f"{provider}:{provider_tx_id}:{kind}"
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Event:
     provider: str
     provider_tx_id: str

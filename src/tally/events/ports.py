@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
 from tally.events.model import Event
+from tally.kernel.values import value
 
 
 class Appended(StrEnum):
@@ -16,7 +16,7 @@ class Appended(StrEnum):
     CONFLICT = "conflict"  # the same key, other content: refused and kept for a person
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class AppendResult:
     key: str
     outcome: Appended

@@ -13,12 +13,13 @@ renders them with :meth:`ProviderAdapter.refuse` in the provider's own error for
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
 from tally.events.model import Channel, EventKind
+from tally.kernel.values import value
 from tally.quarantine.inputs import Reason
 
 
@@ -26,7 +27,7 @@ def _no_strings() -> Mapping[str, str]:
     return {}
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Inbound:
     """A provider's HTTP request as the gateway received it."""
 
@@ -39,7 +40,7 @@ class Inbound:
     method: str = "POST"
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Outbound:
     status: int
     body: bytes
@@ -66,7 +67,7 @@ class CallKind(StrEnum):
     TRANSACT = "transact"  # one or more money operations, in order
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class WalletOp:
     """One money operation of a call, in the currency's minor units."""
 
@@ -92,7 +93,7 @@ class WalletOp:
     decimal_amount: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class WalletCall:
     kind: CallKind
     player: str  # the provider's user id: Tally's pseudonymous player id
@@ -121,7 +122,7 @@ class OpStatus(StrEnum):
     REFUSED = "refused"  # the ledger refused it for another reason (see detail)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class OpOutcome:
     op: WalletOp
     status: OpStatus
@@ -157,7 +158,7 @@ class WalletError(StrEnum):
     BAD_AMOUNT = "bad_amount"  # a decimal amount the player's currency cannot hold exactly
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class WalletAnswer:
     call: WalletCall
     currency: str

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import structlog
@@ -20,6 +20,7 @@ from tally.providers.base import (
     Credentials,
     Inbound,
     Outbound,
+    ProviderAdapter,
     Refusal,
     WalletAnswer,
     WalletCall,
@@ -88,10 +89,20 @@ class Gateway:
         }
 
     def handle(self, provider: str, inbound: Inbound) -> Outbound:
-        out, refused = self._process(provider, inbound)
-        if refused is not None:
-            self._keep(provider, inbound, *refused)
+        (out,) = self.handle_many([(provider, inbound)])
         return out
+
+    def handle_many(self, requests: Sequence[tuple[str, Inbound]]) -> list[Outbound]:
+        """Answers to ``(provider, request)`` pairs, the same as handling them one by one in
+        order; their wallet calls share rounds (see ``WalletService.handle_many``)."""
+        outs: list[Outbound] = []
+        for (provider, inbound), (out, refused) in zip(
+            requests, self._process(requests), strict=True
+        ):
+            if refused is not None:
+                self._keep(provider, inbound, *refused)
+            outs.append(out)
+        return outs
 
     def redrive(self, entry: Quarantined) -> RedriveOutcome:
         """A kept callback through the gateway again, as the provider's retry would go."""
@@ -104,15 +115,36 @@ class Gateway:
             query=json.loads(headers.pop("x-tally-query", "{}")),
             remote=headers.pop("x-tally-remote", ""),
         )
-        out, refused = self._process(entry.refused.channel, inbound)
+        ((out, refused),) = self._process([(entry.refused.channel, inbound)])
         if refused is not None:
             return RedriveOutcome(False, f"{refused[0].value}: {refused[1]}")
         return RedriveOutcome(200 <= out.status < 300, f"answered {out.status}: {out.body[:200]!r}")
 
-    def _process(
-        self, provider: str, inbound: Inbound
-    ) -> tuple[Outbound, tuple[Reason, str] | None]:
-        """The answer, and why the request is to be kept in quarantine (if it is)."""
+    def _process(self, requests: Sequence[tuple[str, Inbound]]) -> list[_Processed]:
+        """Each answer, and why its request is to be kept in quarantine (if it is)."""
+        done: dict[int, _Processed] = {}
+        calls: list[tuple[int, _Call]] = []
+        for i, (provider, inbound) in enumerate(requests):
+            decoded = self._decode(provider, inbound)
+            if isinstance(decoded, _Call):
+                calls.append((i, decoded))
+            else:
+                done[i] = decoded
+        answers = self.wallet.handle_many(
+            [(requests[i][0], c.call, payload_text(requests[i][1].body)) for i, c in calls]
+        )
+        for (i, c), answer in zip(calls, answers, strict=True):
+            out = c.adapter.answer(answer, c.credentials)
+            if answer.error is WalletError.UNKNOWN_PLAYER:
+                done[i] = out, (Reason.UNKNOWN_PLAYER, f"no wallet for {c.call.player!r}")
+            elif answer.error is WalletError.BAD_AMOUNT:
+                done[i] = out, (Reason.OUT_OF_RANGE, answer.detail)
+            else:
+                done[i] = out, None
+        return [done[i] for i in range(len(requests))]
+
+    def _decode(self, provider: str, inbound: Inbound) -> _Call | _Processed:
+        """The request's wallet call, or the answer it gets without one."""
         adapter = self.registry.get(provider)
         if adapter is None:
             body = {"error": "unknown_provider", "detail": f"no provider {provider!r}"}
@@ -138,13 +170,7 @@ class Gateway:
                 )
                 # An expired or foreign session is an answer, not a defective input.
                 return adapter.answer(answer, credentials), None
-        answer = self.wallet.handle(provider, call, payload_text(inbound.body))
-        out = adapter.answer(answer, credentials)
-        if answer.error is WalletError.UNKNOWN_PLAYER:
-            return out, (Reason.UNKNOWN_PLAYER, f"no wallet for {call.player!r}")
-        if answer.error is WalletError.BAD_AMOUNT:
-            return out, (Reason.OUT_OF_RANGE, answer.detail)
-        return out, None
+        return _Call(adapter, credentials, call)
 
     def _in_session(self, provider: str, call: WalletCall) -> WalletCall:
         """The call with the player and currency its session token names (checked)."""
@@ -172,6 +198,18 @@ class Gateway:
                 },
             )
         )
+
+
+_Processed = tuple[Outbound, tuple[Reason, str] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """A request that passed its checks, as the wallet call it makes."""
+
+    adapter: ProviderAdapter
+    credentials: Credentials
+    call: WalletCall
 
 
 def _check_address(inbound: Inbound, credentials: Credentials) -> None:

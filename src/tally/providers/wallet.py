@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from concurrent.futures import Future
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -217,54 +219,127 @@ class WalletService:
 
     # -- calls ----------------------------------------------------------------------------
     def handle(self, provider: str, call: WalletCall, raw: str) -> WalletAnswer:
-        wallet = self.find(call.player, call.currency)
+        (answer,) = self.handle_many([(provider, call, raw)])
+        return answer
+
+    def handle_many(self, calls: Sequence[tuple[str, WalletCall, str]]) -> list[WalletAnswer]:
+        """Answers to ``(provider, call, raw payload)`` calls, as if handled one by one in order.
+
+        A player's calls go one per round, in their order, so each sees what the one before
+        it committed. The calls of a round share one read of the rollback marks, one ledger
+        group commit and one event-log append: that is what keeps a busy gateway cheap.
+        """
+        answers: dict[int, WalletAnswer] = {}
+        waiting = list(range(len(calls)))
+        while waiting:
+            players: set[str] = set()
+            first: list[int] = []
+            later: list[int] = []
+            for i in waiting:
+                player = calls[i][1].player
+                (later if player in players else first).append(i)
+                players.add(player)
+            answers.update(zip(first, self._round([calls[i] for i in first]), strict=True))
+            waiting = later
+        return [answers[i] for i in range(len(calls))]
+
+    def _round(self, calls: Sequence[tuple[str, WalletCall, str]]) -> list[WalletAnswer]:
+        """Calls of distinct players, each under its player's lock."""
+        stripes = sorted({hash(call.player) % LOCK_STRIPES for _, call, _ in calls})
+        with ExitStack() as held:
+            for stripe in stripes:
+                held.enter_context(self._locks[stripe])
+            round_ = [_Call(provider, call, raw) for provider, call, raw in calls]
+            self._each(round_, self._open)
+            live = [c for c in round_ if c.answer is None]
+            try:
+                marks = self.marks.marked(
+                    [f"{c.provider}:{op.tx_id}" for c in live for op in c.call.ops]
+                )
+            except RetryableError as exc:
+                marks = {}
+                for c in live:
+                    c.answer = self._unavailable(c, exc)
+            self._each(round_, lambda c: self._start(c, marks))
+            self._each(round_, self._apply)
+            self._log([c for c in round_ if c.answer is None])
+            self._each(round_, self._answer)
+        return [c.answer for c in round_ if c.answer is not None]
+
+    def _each(self, round_: list[_Call], step: Callable[[_Call], None]) -> None:
+        """``step`` for each call not answered yet; a transient failure answers it."""
+        for c in round_:
+            if c.answer is None:
+                try:
+                    step(c)
+                except RetryableError as exc:
+                    c.answer = self._unavailable(c, exc)
+
+    def _unavailable(self, c: _Call, exc: RetryableError) -> WalletAnswer:
+        log.warning("wallet_call_failed", provider=c.provider, error=str(exc))
+        w = c.wallet
+        return WalletAnswer(
+            c.call,
+            w.currency if w else c.call.currency,
+            0,
+            error=WalletError.UNAVAILABLE,
+            detail=str(exc),
+            operator=w.operator if w else "",
+        )
+
+    def _open(self, c: _Call) -> None:
+        """The call's wallet, and the checks that need nothing of the rest of the round."""
+        call = c.call
+        wallet = c.wallet = self.find(call.player, call.currency)
         if wallet is None:
             known = self.find(call.player)
             error = WalletError.WRONG_CURRENCY if known else WalletError.UNKNOWN_PLAYER
-            return WalletAnswer(call, call.currency, 0, error=error, detail=call.player)
+            c.answer = WalletAnswer(call, call.currency, 0, error=error, detail=call.player)
+            return
         if call.kind is not CallKind.TRANSACT or not call.ops:
-            return WalletAnswer(
+            c.answer = WalletAnswer(
                 call, wallet.currency, self.balance(wallet), operator=wallet.operator
             )
-        with self._locks[hash(wallet.player) % LOCK_STRIPES]:
-            try:
-                return self._transact(provider, wallet, call, raw)
-            except RetryableError as exc:
-                log.warning("wallet_call_failed", provider=provider, error=str(exc))
-                return WalletAnswer(
-                    call,
-                    wallet.currency,
-                    0,
-                    error=WalletError.UNAVAILABLE,
-                    detail=str(exc),
-                    operator=wallet.operator,
-                )
-
-    def _transact(self, provider: str, wallet: Wallet, call: WalletCall, raw: str) -> WalletAnswer:
+            return
         try:
-            call = _in_minor_units(call, wallet.currency)
+            c.call = call = _in_minor_units(call, wallet.currency)
         except MoneyError as exc:
-            return self._failed(call, wallet, WalletError.BAD_AMOUNT, str(exc))
+            c.answer = self._failed(call, wallet, WalletError.BAD_AMOUNT, str(exc))
+            return
         for op in call.ops:
             if len(op.tx_id) > TX_ID_MAX or len(op.ref_tx) > TX_ID_MAX:
-                return self._failed(call, wallet, WalletError.REFUSED, "transaction id too long")
-        settled = self._settled(provider, call)
+                c.answer = self._failed(
+                    call, wallet, WalletError.REFUSED, "transaction id too long"
+                )
+                return
+        settled = self._settled(c.provider, call)
         if settled is not None:
-            return self._failed(call, wallet, *settled)
-        marks = self.marks.marked([f"{provider}:{op.tx_id}" for op in call.ops])
-        plan = _Plan(provider, wallet, call, marks)
-        for op in call.ops:
+            c.answer = self._failed(call, wallet, *settled)
+
+    def _start(self, c: _Call, marks: dict[str, str]) -> None:
+        """The call's transfers planned and handed to the ledger (not waited for)."""
+        assert c.wallet is not None
+        plan = c.plan = _Plan(c.provider, c.wallet, c.call, marks)
+        for op in c.call.ops:
             if op.kind is EventKind.ROLLBACK:
-                plan.rollback(op, self._original(provider, op, plan))
+                plan.rollback(op, self._original(c.provider, op, plan))
             else:
                 plan.move(op)
-        results = self.ledger.transfer(plan.requests) if plan.requests else []
-        outcomes = plan.outcomes(results)
+        if plan.requests:
+            c.pending = self.ledger.submit(plan.requests)
+
+    def _apply(self, c: _Call) -> None:
+        """The ledger's results read back as outcomes; the events they make."""
+        assert c.wallet is not None and c.plan is not None
+        provider, wallet, call, plan = c.provider, c.wallet, c.call, c.plan
+        results = c.pending.result() if c.pending is not None else []
+        outcomes = c.outcomes = plan.outcomes(results)
         failures = [o for o in outcomes if not o.ok]
         if failures:
             # In a failed chain the others say "linked_event_failed": name the cause.
             cause = next((o for o in failures if o.detail != _LINKED), failures[0])
-            return self._failed(call, wallet, _ERRORS[cause.status], cause.detail, outcomes)
+            c.answer = self._failed(call, wallet, _ERRORS[cause.status], cause.detail, outcomes)
+            return
         now = self.clock.now()
         # A retry must produce the very same events: take the time the ledger first
         # committed when the provider sends none.
@@ -275,36 +350,52 @@ class WalletService:
         for o in outcomes:
             if o.status is OpStatus.UNKNOWN_REFERENCE:
                 self.marks.mark(f"{provider}:{o.op.ref_tx}", plan.key(o.op), now)
-        events = [
-            self._event(provider, wallet, call, o, plan, raw, occurred, now)
+        c.events = [
+            self._event(provider, wallet, call, o, plan, c.raw, occurred, now)
             for o in outcomes
             if o.status is not OpStatus.ALREADY_ROLLED_BACK
         ]
-        for event, result in zip(events, self.log.append(events), strict=True):
-            if result.outcome is Appended.CONFLICT and not (
-                # A retry of an op that moved no money (a zero win, a rollback that came
-                # first) when the protocol sends no time: our clock dated it, not the
-                # provider, so only that date differs. It is the same event.
-                call.occurred_at is None and result.differs_in == "occurred_at"
-            ):
-                self.quarantine.put(
-                    Refused(
-                        source="callback",
-                        channel=provider,
-                        reason=Reason.CONFLICT,
-                        detail=f"event {event.key} was logged before with another "
-                        f"{result.differs_in}",
-                        payload=raw,
-                        received_at=now,
-                        key=event.key,
+
+    def _log(self, round_: list[_Call]) -> None:
+        """The round's events in one append; a conflicting one is kept in quarantine."""
+        try:
+            results = self.log.append([e for c in round_ for e in c.events])
+        except RetryableError as exc:
+            for c in round_:
+                c.answer = self._unavailable(c, exc)
+            return
+        at = 0
+        for c in round_:
+            mine = results[at : at + len(c.events)]
+            at += len(c.events)
+            for event, result in zip(c.events, mine, strict=True):
+                if result.outcome is Appended.CONFLICT and not (
+                    # A retry of an op that moved no money (a zero win, a rollback that
+                    # came first) when the protocol sends no time: our clock dated it, not
+                    # the provider, so only that date differs. It is the same event.
+                    c.call.occurred_at is None and result.differs_in == "occurred_at"
+                ):
+                    self.quarantine.put(
+                        Refused(
+                            source="callback",
+                            channel=c.provider,
+                            reason=Reason.CONFLICT,
+                            detail=f"event {event.key} was logged before with another "
+                            f"{result.differs_in}",
+                            payload=c.raw,
+                            received_at=event.recorded_at,
+                            key=event.key,
+                        )
                     )
-                )
-        return WalletAnswer(
-            call,
-            wallet.currency,
-            self.balance(wallet),
-            tuple(outcomes),
-            operator=wallet.operator,
+
+    def _answer(self, c: _Call) -> None:
+        assert c.wallet is not None
+        c.answer = WalletAnswer(
+            c.call,
+            c.wallet.currency,
+            self.balance(c.wallet),
+            tuple(c.outcomes),
+            operator=c.wallet.operator,
         )
 
     def _settled(self, provider: str, call: WalletCall) -> tuple[WalletError, str] | None:
@@ -426,6 +517,21 @@ def _in_minor_units(call: WalletCall, currency: str) -> WalletCall:
 def _reversal(original_key: str) -> str:
     # Named after the original, so a second rollback of it can never void it twice.
     return f"w:{original_key}:rollback"
+
+
+@dataclass(slots=True)
+class _Call:
+    """One call on its way through a round of ``WalletService.handle_many``."""
+
+    provider: str
+    call: WalletCall
+    raw: str
+    wallet: Wallet | None = None
+    plan: _Plan | None = None
+    pending: Future[list[TransferResult]] | None = None  # the ledger's answer to come
+    outcomes: list[OpOutcome] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    answer: WalletAnswer | None = None  # set once the call is answered (or failed)
 
 
 @dataclass(frozen=True, slots=True)

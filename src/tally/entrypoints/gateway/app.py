@@ -2,64 +2,241 @@
 
 It does no parsing of its own: the body is read as bytes (up to a named limit) and the
 provider's adapter does the rest, so what is verified is exactly what was signed. The
-blocking wallet call runs in the thread pool; the answer is sent only after the ledger
-and the event log have committed.
+answer is sent only after the ledger and the event log have committed.
+
+Callbacks are the hot path, so they are served by a bare ASGI handler in front of the
+FastAPI app (which serves everything else) and handed to the gateway in batches on one
+thread: the calls that arrive while one batch commits form the next, and share its
+ledger and event-log commits (ADR 0011).
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+from urllib.parse import parse_qsl
 
-from fastapi import FastAPI, Request, Response
-from fastapi.concurrency import run_in_threadpool
+import structlog
+from fastapi import FastAPI
 
 from tally.app.metrics import Metrics
 from tally.kernel.clock import Clock
-from tally.providers.base import Inbound
+from tally.providers.base import Inbound, Outbound
 from tally.providers.gateway import Gateway
 
+log = structlog.get_logger("tally.gateway.http")
+
 HARD_BODY_MAX_BYTES = 1024 * 1024  # refused unread; up to it, the adapter answers
+BATCH_MAX_CALLS = 512  # callbacks handed to the gateway at once
+CALLBACK_PREFIX = "/providers/"
+CALLBACK_METHODS = frozenset({"POST", "GET"})
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+_Waiting = tuple[str, Inbound, asyncio.AbstractEventLoop, "asyncio.Future[Outbound]"]
+
+
+class CallbackBatches:
+    """Callbacks handed to the gateway many at a time, on one thread.
+
+    While the gateway works through one batch, its commits included, those that arrive
+    wait for the next. Under load a batch is what arrived during the one before; when
+    idle, a batch is the one callback that came.
+    """
+
+    def __init__(self, gateway: Gateway, max_calls: int = BATCH_MAX_CALLS) -> None:
+        self._gateway = gateway
+        self._max_calls = max_calls
+        self._waiting: deque[_Waiting] = deque()
+        self._ready = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        with self._ready:
+            self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="gateway-batches", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Answer what is waiting, then end the thread."""
+        with self._ready:
+            self._stopping = True
+            self._ready.notify()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    async def handle(self, provider: str, inbound: Inbound) -> Outbound:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Outbound] = loop.create_future()
+        with self._ready:
+            if self._thread is None or self._stopping:
+                raise RuntimeError("the gateway's batches are not running")
+            self._waiting.append((provider, inbound, loop, future))
+            self._ready.notify()
+        return await future
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._waiting and not self._stopping:
+                    self._ready.wait()
+                if not self._waiting:
+                    return
+                take = min(self._max_calls, len(self._waiting))
+                batch = [self._waiting.popleft() for _ in range(take)]
+            try:
+                outs = self._gateway.handle_many([(p, inbound) for p, inbound, _, _ in batch])
+            except Exception as exc:
+                log.exception("gateway_batch_failed", calls=len(batch))
+                self._settle(batch, [exc] * len(batch))
+            else:
+                self._settle(batch, outs)
+
+    @staticmethod
+    def _settle(batch: list[_Waiting], outs: list[Outbound] | list[Exception]) -> None:
+        """Each request's answer, set on its own event loop: one wake-up per loop."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Outbound], Any]]] = {}
+        for (_, _, loop, future), out in zip(batch, outs, strict=True):
+            by_loop.setdefault(loop, []).append((future, out))
+        for loop, answers in by_loop.items():
+            # A closed loop raises: nobody waits for those answers any more.
+            with suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve, answers)
+
+
+def _resolve(answers: list[tuple[asyncio.Future[Outbound], Any]]) -> None:
+    for future, out in answers:
+        if future.done():  # the client went away and the request was cancelled
+            continue
+        if isinstance(out, Exception):
+            future.set_exception(out)
+        else:
+            future.set_result(out)
+
+
+class GatewayApp:
+    """The ASGI app: callbacks here, the rest (health, the no-op) to FastAPI."""
+
+    def __init__(
+        self,
+        api: FastAPI,
+        batches: CallbackBatches,
+        clock: Clock,
+        metrics: Metrics | None,
+        *,
+        noop: bool,
+    ) -> None:
+        self.api = api
+        self.batches = batches
+        self._clock = clock
+        self._metrics = metrics
+        self._noop = noop
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path, method = scope["path"], scope["method"]
+            if method in CALLBACK_METHODS and path.startswith(CALLBACK_PREFIX):
+                provider, slash, action = path[len(CALLBACK_PREFIX) :].partition("/")
+                if provider and slash:
+                    await self._callback(provider, action, scope, receive, send)
+                    return
+            if self._noop and path == "/noop" and method == "POST":
+                # The same bare path as a callback, minus the gateway's work.
+                await _body(receive)
+                await _answer(send, Outbound(200, b'{"balance":0}'))
+                return
+        await self.api(scope, receive, send)
+
+    async def _callback(
+        self, provider: str, action: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        started = time.perf_counter()
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > HARD_BODY_MAX_BYTES:
+            # Not even read: far beyond any callback (the adapter refuses smaller excess).
+            await _answer(send, Outbound(413, b'{"error":"body_too_large"}'))
+            return
+        body = await _body(receive)
+        if body is None:
+            return  # the client went away, or sent more than the hard limit
+        client = scope.get("client")
+        inbound = Inbound(
+            action=action,
+            body=body,
+            received_at=self._clock.now(),
+            headers=headers,
+            query=dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)),
+            remote=client[0] if client else "",
+            method=scope["method"],
+        )
+        out = await self.batches.handle(provider, inbound)
+        await _answer(send, out)
+        if self._metrics is not None:
+            self._metrics.observe_request(
+                f"/providers/{provider}", scope["method"], out.status, time.perf_counter() - started
+            )
+
+
+async def _body(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > HARD_BODY_MAX_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _answer(send: Send, out: Outbound) -> None:
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in out.headers.items()]
+    if not any(k == b"content-type" for k, _ in headers):
+        headers.append((b"content-type", out.content_type.encode("latin-1")))
+    headers.append((b"content-length", str(len(out.body)).encode()))
+    await send({"type": "http.response.start", "status": out.status, "headers": headers})
+    await send({"type": "http.response.body", "body": out.body})
 
 
 def create_gateway_api(
-    gateway: Gateway, clock: Clock, metrics: Metrics | None = None, *, noop: bool = False
-) -> FastAPI:
+    gateway: Gateway,
+    clock: Clock,
+    metrics: Metrics | None = None,
+    *,
+    noop: bool = False,
+    batch_max_calls: int = BATCH_MAX_CALLS,
+) -> GatewayApp:
     """``noop`` adds ``POST /noop``: reads the body, does nothing, answers; the benchmark's
-    yardstick for what this server costs before any work."""
-    api = FastAPI(title="Tally provider gateway", docs_url=None, redoc_url=None)
+    yardstick for what this server costs before any work. The callback batches run
+    while the server does (its lifespan)."""
+    batches = CallbackBatches(gateway, batch_max_calls)
 
-    if noop:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        batches.start()
+        try:
+            yield
+        finally:
+            batches.stop()
 
-        @api.post("/noop")
-        async def nothing(request: Request) -> Response:
-            await request.body()
-            return Response(b'{"balance":0}', 200, media_type="application/json")
+    api = FastAPI(title="Tally provider gateway", docs_url=None, redoc_url=None, lifespan=lifespan)
 
     @api.get("/health")
     def health() -> dict[str, object]:
         return {"status": "ok", "providers": gateway.registry.providers()}
 
-    @api.api_route("/providers/{provider}/{action:path}", methods=["POST", "GET"])
-    async def callback(provider: str, action: str, request: Request) -> Response:
-        started = time.perf_counter()
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > HARD_BODY_MAX_BYTES:
-            # Not even read: far beyond any callback (the adapter refuses smaller excess).
-            return Response(b'{"error":"body_too_large"}', 413, media_type="application/json")
-        inbound = Inbound(
-            action=action,
-            body=await request.body(),
-            received_at=clock.now(),
-            headers={k.lower(): v for k, v in request.headers.items()},
-            query=dict(request.query_params),
-            remote=request.client.host if request.client else "",
-            method=request.method,
-        )
-        out = await run_in_threadpool(gateway.handle, provider, inbound)
-        if metrics is not None:
-            metrics.observe_request(
-                f"/providers/{provider}", request.method, out.status, time.perf_counter() - started
-            )
-        return Response(out.body, out.status, dict(out.headers), media_type=out.content_type)
-
-    return api
+    return GatewayApp(api, batches, clock, metrics, noop=noop)

@@ -1,0 +1,117 @@
+"""The gateway's HTTP face: callbacks through the bare ASGI path and its batches.
+
+A real embedded wallet behind the app; requests go in as HTTP through httpx's ASGI
+transport, many at once, so the batching thread gathers several per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tally.entrypoints.gateway.app import HARD_BODY_MAX_BYTES, GatewayApp, create_gateway_api
+from tally.kernel.clock import FixedClock
+from tally.providers.softswiss.client import SoftSwissClient
+from tests.support.providers import GatewayWorld, gateway_world
+
+TOKEN = "http-test-token"
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+PLAYERS = ("p1", "p2", "p3")
+FUNDS = 100_000
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[GatewayWorld, GatewayApp]]:
+    secrets = {("softswiss", "auth_token"): TOKEN}
+    with gateway_world(tmp_path, FixedClock(T0), secrets, ["softswiss"]) as world:
+        for player in PLAYERS:
+            world.open_player(player, "EUR", FUNDS)
+        app = create_gateway_api(world.gateway, world.clock, batch_max_calls=8)
+        app.batches.start()  # what the server's lifespan does
+        try:
+            yield world, app
+        finally:
+            app.batches.stop()
+
+
+async def _post_all(
+    app: GatewayApp, requests: list[tuple[str, bytes, dict[str, str]]]
+) -> list[httpx.Response]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        return await asyncio.gather(
+            *(client.post(path, content=body, headers=headers) for path, body, headers in requests)
+        )
+
+
+def _bets(count: int) -> list[tuple[str, bytes, dict[str, str]]]:
+    client = SoftSwissClient(TOKEN)
+    out = []
+    for i in range(count):
+        player = PLAYERS[i % len(PLAYERS)]
+        r = client.play(
+            player, "EUR", "acme:g", f"r{i}", [("bet", f"b{i}", 100 + i)], finished=False
+        )
+        out.append((f"/providers/softswiss/{r.action}", r.body, dict(r.headers)))
+    return out
+
+
+def test_concurrent_signed_callbacks_are_each_answered_and_booked_once(
+    served: tuple[GatewayWorld, GatewayApp],
+) -> None:
+    world, app = served
+    requests = _bets(60)
+    answers = asyncio.run(_post_all(app, requests + requests[:20]))  # 20 sent twice
+    assert {a.status_code for a in answers} == {200}
+    staked = {p: sum(100 + i for i in range(60) if PLAYERS[i % 3] == p) for p in PLAYERS}
+    for player in PLAYERS:
+        assert world.balance(player) == FUNDS - staked[player]
+    assert len(world.events()) == 60
+    # Every answer carries a balance the ledger committed for its player at some point.
+    for (_, body, _), answer in zip(requests + requests[:20], answers, strict=True):
+        player = json.loads(body)["user_id"]
+        assert FUNDS - staked[player] <= json.loads(answer.content)["balance"] < FUNDS
+
+
+def test_a_bad_signature_is_answered_in_the_protocol_and_kept(
+    served: tuple[GatewayWorld, GatewayApp],
+) -> None:
+    world, app = served
+    ((path, body, headers),) = _bets(1)
+    headers["x-request-sign"] = "0" * 64
+    (answer,) = asyncio.run(_post_all(app, [(path, body, headers)]))
+    assert answer.status_code == 403
+    assert world.kept() == ["bad_signature"]
+    assert world.balance("p1") == FUNDS and world.events() == []
+
+
+def test_a_body_declared_beyond_the_hard_limit_is_refused_unread(
+    served: tuple[GatewayWorld, GatewayApp],
+) -> None:
+    world, app = served
+    ((path, _, headers),) = _bets(1)
+    body = b"x" * (HARD_BODY_MAX_BYTES + 1)
+    (answer,) = asyncio.run(_post_all(app, [(path, body, headers)]))
+    assert answer.status_code == 413
+    assert world.kept() == [] and world.events() == []
+
+
+def test_other_paths_go_to_the_api(served: tuple[GatewayWorld, GatewayApp]) -> None:
+    _, app = served
+
+    async def get(path: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            return await client.get(path)
+
+    health = asyncio.run(get("/health"))
+    assert health.status_code == 200 and health.json()["providers"] == ["softswiss"]
+    assert asyncio.run(get("/providers/softswiss")).status_code == 404
+    # No /noop unless asked for (the benchmark's yardstick only).
+    assert asyncio.run(get("/noop")).status_code == 404
