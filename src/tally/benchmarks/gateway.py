@@ -7,8 +7,9 @@ slow server cannot hide its queueing (no coordinated omission). Each request is 
 SoftSwiss ``/play`` with a bet and a win, signed with HMAC-SHA256: two events, two
 ledger transfers, one event-log append and a balance in the answer.
 
-The naive baseline is the same gateway with one database transaction per callback for
-the ledger (batch size 1) and for the event log (no group commit).
+The naive baseline is the same gateway with one callback per batch, and one database
+transaction per callback for the ledger (batch size 1) and for the event log (no group
+commit).
 
 The load generator writes pre-built HTTP/1.1 requests on keep-alive connections with
 asyncio streams: an HTTP client library would spend more of the machine's two cores
@@ -60,13 +61,14 @@ def serve(directory: Path, config: Config) -> None:
     from tally.adapters.sqlite.events import SqliteEventLog
     from tally.app.bootstrap import build_app, build_input_quarantine, build_wallet_gateway
     from tally.app.settings import Settings
-    from tally.entrypoints.gateway.app import create_gateway_api
+    from tally.entrypoints.gateway.app import BATCH_MAX_CALLS, create_gateway_api
     from tally.events.appender import AppendLimits
     from tally.kernel.limits import LedgerLimits
     from tally.providers.registry import Registry
     from tally.providers.wallet import Wallet
 
     limits = LedgerLimits(batch_max_transfers=1) if config.naive else LedgerLimits()
+    batch = 1 if config.naive else BATCH_MAX_CALLS
     settings = Settings(
         data_dir=directory, sqlite_path=directory / "tally.sqlite", ledger_limits=limits
     )
@@ -88,7 +90,7 @@ def serve(directory: Path, config: Config) -> None:
     )
     server = uvicorn.Server(
         uvicorn.Config(
-            create_gateway_api(parts.gateway, tally.clock, noop=True),
+            create_gateway_api(parts.gateway, tally.clock, noop=True, batch_max_calls=batch),
             host="127.0.0.1",
             port=config.port,
             loop="uvloop",

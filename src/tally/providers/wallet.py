@@ -16,7 +16,9 @@ A rollback for a transaction never seen is answered as the protocol requires and
 logged, so settlement pairs it with its rollback and counts neither.
 
 Calls for one player are serialised (striped locks), so a bet and its rollback never
-race; one gateway process owns a player at a time.
+race; one gateway process owns a player at a time. Many calls can be handled at once
+(``handle_many``): the answers are those of handling them one by one, and the calls of
+different players share their commits.
 """
 
 from __future__ import annotations
