@@ -156,3 +156,16 @@ def test_a_retried_zero_win_without_a_provider_time_is_not_a_conflict(tmp_path: 
         again = w.wallet.handle(P, call(win("w0", 0)), "{}")
         assert again.ok and w.kept() == []
         assert [e.key for e in w.events()] == ["acme:w0:win"]
+
+
+def test_a_rollback_naming_another_players_transaction_is_refused(tmp_path: Path) -> None:
+    with world(tmp_path) as w:
+        w.open_player("p1", "EUR", 1_000)
+        w.open_player("p2", "EUR", 1_000)
+        assert w.wallet.handle(P, call(bet("b1", 300)), "{}").ok
+        other = w.wallet.handle(P, call(rollback("rb1", "b1"), player="p2"), "{}")
+        assert other.error is WalletError.REFUSED and "another player" in other.detail
+        assert (w.balance("p1"), w.balance("p2")) == (700, 1_000)
+        assert [e.key for e in w.events()] == ["acme:b1:bet"]
+        # Its own player's rollback still voids it.
+        assert w.wallet.handle(P, call(rollback("rb2", "b1")), "{}").balance == 1_000

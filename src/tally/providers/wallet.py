@@ -324,7 +324,13 @@ class WalletService:
         plan = c.plan = _Plan(c.provider, c.wallet, c.call, marks)
         for op in c.call.ops:
             if op.kind is EventKind.ROLLBACK:
-                plan.rollback(op, self._original(c.provider, op, plan))
+                original = self._original(c.provider, op, plan)
+                if original is not None and not original.mine:
+                    # Never move one player's money on another's say-so.
+                    detail = f"transaction {op.ref_tx} is another player's"
+                    c.answer = self._failed(c.call, c.wallet, WalletError.REFUSED, detail)
+                    return
+                plan.rollback(op, original)
             else:
                 plan.move(op)
         if plan.requests:
@@ -429,7 +435,9 @@ class WalletService:
                 return _Original(key, earlier, None)
             found = self.ledger.get_transfer(f"w:{key}")
             if found is not None:
-                return _Original(key, found.amount, self.ledger.get_transfer(_reversal(key)))
+                reversal = self.ledger.get_transfer(_reversal(key))
+                mine = plan.wallet.account_id in (found.debit_account_id, found.credit_account_id)
+                return _Original(key, found.amount, reversal, mine)
         return None
 
     def _failed(
@@ -541,6 +549,7 @@ class _Original:
     key: str
     amount: int
     reversal: Transfer | None  # the transfer that already voided it, if any
+    mine: bool = True  # it moved the calling player's wallet
 
 
 class _Plan:
