@@ -71,7 +71,7 @@ def serve(directory: Path, config: Config) -> None:
     batch = 1 if config.naive else BATCH_MAX_CALLS
     settings = Settings(
         data_dir=directory, sqlite_path=directory / "tally.sqlite", ledger_limits=limits
-    )
+    ).for_gateway()
     tally = build_app(settings).start()
     log = SqliteEventLog(settings.sqlite_path)
     parts = build_wallet_gateway(

@@ -17,8 +17,11 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def open_app() -> App:
+def open_app(*, gateway: bool = False) -> App:
+    """The app from the environment's settings (``gateway``: as a gateway process runs)."""
     settings = Settings.from_env()
+    if gateway:
+        settings = settings.for_gateway()
     configure_logging(settings.log_level, json=settings.log_json)
     return build_app(settings)
 

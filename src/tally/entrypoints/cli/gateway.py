@@ -54,7 +54,7 @@ def serve(
 
     from tally.entrypoints.gateway.app import create_gateway_api
 
-    with open_app() as tally:
+    with open_app(gateway=True) as tally:
         backoffice = build_backoffice(tally)
         parts = open_gateway(tally, backoffice, provider)
         api = create_gateway_api(parts.gateway, tally.clock)
