@@ -60,6 +60,7 @@ def serve(directory: Path, config: Config) -> None:
 
     from tally.adapters.sqlite.events import SqliteEventLog
     from tally.app.bootstrap import build_app, build_input_quarantine, build_wallet_gateway
+    from tally.app.runtime import settle_heap
     from tally.app.settings import Settings
     from tally.entrypoints.gateway.app import BATCH_MAX_CALLS, create_gateway_api
     from tally.events.appender import AppendLimits
@@ -88,9 +89,11 @@ def serve(directory: Path, config: Config) -> None:
         FUNDING,
         "fund",
     )
+    api = create_gateway_api(parts.gateway, tally.clock, noop=True, batch_max_calls=batch)
+    settle_heap()  # as `tally gateway serve` does once wired
     server = uvicorn.Server(
         uvicorn.Config(
-            create_gateway_api(parts.gateway, tally.clock, noop=True, batch_max_calls=batch),
+            api,
             host="127.0.0.1",
             port=config.port,
             loop="uvloop",
