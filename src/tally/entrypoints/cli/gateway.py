@@ -15,7 +15,7 @@ from tally.app.bootstrap import (
     build_backoffice,
 )
 from tally.app.keys import load_keys
-from tally.app.runtime import settle_heap
+from tally.app.runtime import hand_off_promptly, settle_heap
 from tally.entrypoints.cli.common import CLI_ACTOR, audit_change, console, err_console, open_app
 from tally.kernel.money import MoneyError, format_amount, parse_amount
 from tally.providers.registry import PROTOCOLS, Registry
@@ -59,6 +59,7 @@ def serve(
         parts = open_gateway(tally, backoffice, provider)
         api = create_gateway_api(parts.gateway, tally.clock)
         settle_heap()
+        hand_off_promptly()
         try:
             console.print(
                 f"gateway on http://{host}:{port}/providers/<provider>/<action> for "
