@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import pytest
 
 from tally.entrypoints.gateway.app import HARD_BODY_MAX_BYTES, GatewayApp, create_gateway_api
 from tally.kernel.clock import FixedClock
+from tally.providers.base import Inbound, Outbound
 from tally.providers.softswiss.client import SoftSwissClient
 from tests.support.providers import GatewayWorld, gateway_world
 
@@ -115,3 +116,58 @@ def test_other_paths_go_to_the_api(served: tuple[GatewayWorld, GatewayApp]) -> N
     assert asyncio.run(get("/providers/softswiss")).status_code == 404
     # No /noop unless asked for (the benchmark's yardstick only).
     assert asyncio.run(get("/noop")).status_code == 404
+
+
+def test_a_body_streamed_beyond_the_hard_limit_is_refused(
+    served: tuple[GatewayWorld, GatewayApp],
+) -> None:
+    world, app = served
+    ((path, _, headers),) = _bets(1)
+
+    async def post() -> httpx.Response:
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(HARD_BODY_MAX_BYTES // 65_536 + 2):
+                yield b"x" * 65_536
+
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            return await client.post(path, content=chunks(), headers=headers)
+
+    answer = asyncio.run(post())
+    assert answer.status_code == 413
+    assert world.kept() == [] and world.events() == []
+
+
+def test_other_methods_on_a_callback_path_are_not_allowed(
+    served: tuple[GatewayWorld, GatewayApp],
+) -> None:
+    _, app = served
+
+    async def put() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            return await client.put("/providers/softswiss/play", content=b"{}")
+
+    answer = asyncio.run(put())
+    assert answer.status_code == 405 and answer.headers["allow"] == "GET, POST"
+
+
+def test_a_failed_batch_answers_its_callbacks_and_the_next_batch_goes_through(
+    served: tuple[GatewayWorld, GatewayApp], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world, app = served
+    requests = _bets(2)
+    handle_many = world.gateway.handle_many
+    failures = iter([True])
+
+    def fails_once(batch: list[tuple[str, Inbound]]) -> list[Outbound]:
+        if next(failures, False):
+            raise RuntimeError("a defect")
+        return handle_many(batch)
+
+    monkeypatch.setattr(world.gateway, "handle_many", fails_once)
+    with pytest.raises(Exception, match="the gateway failed: a defect"):
+        asyncio.run(_post_all(app, requests[:1]))
+    (answer,) = asyncio.run(_post_all(app, requests[1:]))
+    assert answer.status_code == 200
+    assert [e.key for e in world.events()] == ["softswiss:b1:bet"]

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tally.events.model import EventKind
 from tally.kernel.clock import FixedClock
+from tally.ledger.model import TransferRequest, TransferResult
 from tally.providers.base import CallKind, WalletAnswer, WalletCall, WalletError, WalletOp
 from tests.support.providers import GatewayWorld, gateway_world
 
@@ -28,13 +31,13 @@ FUNDS = 1_000
 
 
 @st.composite
-def op(draw: st.DrawFn, player: str) -> WalletOp:
-    # Few transaction ids per player, so repeats, conflicts and rollbacks of bets not
-    # seen yet all happen; none shared between players (a provider's ids are its own).
-    tx = f"{player}-t{draw(st.integers(0, 4))}"
+def op(draw: st.DrawFn) -> WalletOp:
+    # Few transaction ids, shared by all players, so repeats, conflicts, rollbacks of bets
+    # not seen yet and rollbacks of another player's bet all happen.
+    tx = f"t{draw(st.integers(0, 5))}"
     kind = draw(st.sampled_from([EventKind.BET, EventKind.WIN, EventKind.ROLLBACK]))
     if kind is EventKind.ROLLBACK:
-        ref = f"{player}-t{draw(st.integers(0, 4))}"
+        ref = f"t{draw(st.integers(0, 5))}"
         return WalletOp(kind, f"{tx}-rb", 0, ref_tx=ref, ref_kinds=(EventKind.BET,))
     return WalletOp(kind, tx, draw(st.sampled_from([0, 100, 400, 700])), round_id="r1")
 
@@ -42,7 +45,7 @@ def op(draw: st.DrawFn, player: str) -> WalletOp:
 @st.composite
 def wallet_call(draw: st.DrawFn) -> WalletCall:
     player = draw(st.sampled_from(PLAYERS))
-    ops = draw(st.lists(op(player), min_size=1, max_size=2))
+    ops = draw(st.lists(op(), min_size=1, max_size=2))
     return WalletCall(CallKind.TRANSACT, player, "EUR", game="g1", ops=tuple(ops))
 
 
@@ -84,7 +87,7 @@ def _run(calls: Sequence[WalletCall], chunks: Sequence[int]) -> tuple[object, ..
         )
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     calls=st.lists(wallet_call(), min_size=1, max_size=14),
     chunks=st.lists(st.integers(1, 8), max_size=4),
@@ -114,3 +117,30 @@ def test_a_players_calls_in_one_batch_each_see_the_one_before() -> None:
     assert [a[1] for a in together] == [400, 1_000, 100, 100]
     assert [a[0] for a in together] == [None, None, None, WalletError.INSUFFICIENT_FUNDS]
     assert balances[0] == 100
+
+
+def test_one_calls_failure_answers_that_call_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A call whose ledger submission fails (here not even transiently) is answered as
+    unavailable; the other calls of its round go through as if it were not there."""
+    calls = [
+        WalletCall(CallKind.TRANSACT, p, "EUR", ops=(WalletOp(EventKind.BET, f"b-{p}", 100),))
+        for p in PLAYERS
+    ]
+    with (
+        tempfile.TemporaryDirectory() as directory,
+        gateway_world(Path(directory), FixedClock(T0), {}, ["softswiss"]) as w,
+    ):
+        for player in PLAYERS:
+            w.open_player(player, "EUR", FUNDS)
+        submit = w.wallet.ledger.submit
+
+        def failing_for_p2(requests: list[TransferRequest]) -> Future[list[TransferResult]]:
+            if "p2" in requests[0].debit_account_id:
+                raise ValueError("a defect in the ledger")
+            return submit(requests)
+
+        monkeypatch.setattr(w.wallet.ledger, "submit", failing_for_p2)
+        answers = w.wallet.handle_many([(P, c, "{}") for c in calls])
+        assert [a.error for a in answers] == [None, WalletError.UNAVAILABLE, None]
+        assert [w.balance(p) for p in PLAYERS] == [FUNDS - 100, FUNDS, FUNDS - 100]
+        assert sorted(e.key for e in w.events()) == ["acme:b-p1:bet", "acme:b-p3:bet"]

@@ -1,4 +1,4 @@
-"""A wallet gateway process runs with its own ledger wait (ADR 0011), nothing else changed."""
+"""A wallet gateway process commits without gathering waits (ADR 0011), nothing else changed."""
 
 from __future__ import annotations
 
@@ -11,7 +11,15 @@ def test_a_gateway_process_commits_without_waiting_and_keeps_every_other_setting
     settings = Settings.from_env({"TALLY_DATA_DIR": "/srv/tally"})
     gateway = settings.for_gateway()
     assert gateway.ledger_limits.batch_max_wait_s == 0.0
-    assert settings.ledger_limits.batch_max_wait_s > 0  # other processes still gather
+    assert gateway.append_limits.batch_wait_s == 0.0
+    # Other processes still gather.
+    assert settings.ledger_limits.batch_max_wait_s > 0
+    assert settings.append_limits.batch_wait_s > 0
     waited = settings.ledger_limits.batch_max_wait_s
     assert replace(gateway.ledger_limits, batch_max_wait_s=waited) == settings.ledger_limits
-    assert replace(gateway, ledger_limits=settings.ledger_limits) == settings
+    waited = settings.append_limits.batch_wait_s
+    assert replace(gateway.append_limits, batch_wait_s=waited) == settings.append_limits
+    same = replace(
+        gateway, ledger_limits=settings.ledger_limits, append_limits=settings.append_limits
+    )
+    assert same == settings

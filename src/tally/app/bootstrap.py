@@ -363,11 +363,6 @@ class WalletGateway:
                 close()
 
 
-# The gateway's callbacks reach the wallet already gathered in batches (ADR 0011): its
-# event-log appends are committed as they come, without waiting for others to join.
-GATEWAY_APPEND_LIMITS = AppendLimits(batch_wait_s=0.0)
-
-
 def build_wallet_gateway(
     app: App,
     *,
@@ -387,7 +382,7 @@ def build_wallet_gateway(
     settings = app.settings
     owns_log = log is None
     log = log or build_event_log(settings)
-    appender = BatchingAppender(log, append_limits or GATEWAY_APPEND_LIMITS).start()
+    appender = BatchingAppender(log, append_limits or settings.append_limits).start()
     marks = build_wallet_marks(settings)
     wallet = WalletService(app.ledger, appender, marks, quarantine, app.clock, game_type=game_type)
     gateway = Gateway(

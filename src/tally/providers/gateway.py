@@ -123,10 +123,10 @@ class Gateway:
     def _process(self, requests: Sequence[tuple[str, Inbound]]) -> list[_Processed]:
         """Each answer, and why its request is to be kept in quarantine (if it is)."""
         done: dict[int, _Processed] = {}
-        calls: list[tuple[int, _Call]] = []
+        calls: list[tuple[int, _Decoded]] = []
         for i, (provider, inbound) in enumerate(requests):
             decoded = self._decode(provider, inbound)
-            if isinstance(decoded, _Call):
+            if isinstance(decoded, _Decoded):
                 calls.append((i, decoded))
             else:
                 done[i] = decoded
@@ -143,7 +143,7 @@ class Gateway:
                 done[i] = out, None
         return [done[i] for i in range(len(requests))]
 
-    def _decode(self, provider: str, inbound: Inbound) -> _Call | _Processed:
+    def _decode(self, provider: str, inbound: Inbound) -> _Decoded | _Processed:
         """The request's wallet call, or the answer it gets without one."""
         adapter = self.registry.get(provider)
         if adapter is None:
@@ -170,7 +170,7 @@ class Gateway:
                 )
                 # An expired or foreign session is an answer, not a defective input.
                 return adapter.answer(answer, credentials), None
-        return _Call(adapter, credentials, call)
+        return _Decoded(adapter, credentials, call)
 
     def _in_session(self, provider: str, call: WalletCall) -> WalletCall:
         """The call with the player and currency its session token names (checked)."""
@@ -204,7 +204,7 @@ _Processed = tuple[Outbound, tuple[Reason, str] | None]
 
 
 @dataclass(frozen=True, slots=True)
-class _Call:
+class _Decoded:
     """A request that passed its checks, as the wallet call it makes."""
 
     adapter: ProviderAdapter

@@ -227,38 +227,40 @@ class WalletService:
     def handle_many(self, calls: Sequence[tuple[str, WalletCall, str]]) -> list[WalletAnswer]:
         """Answers to ``(provider, call, raw payload)`` calls, as if handled one by one in order.
 
-        A player's calls go one per round, in their order, so each sees what the one before
-        it committed. The calls of a round share one read of the rollback marks, one ledger
-        group commit and one event-log append: that is what keeps a busy gateway cheap.
+        A call waits for a later round if an earlier call of this batch, in this round or
+        waiting, is its player's or names one of the same provider transactions; so each
+        call sees what every earlier call it could depend on committed. The calls of a
+        round share one read of the rollback marks, the ledger's group commits and one
+        event-log append: that is what keeps a busy gateway cheap.
         """
         answers: dict[int, WalletAnswer] = {}
         waiting = list(range(len(calls)))
         while waiting:
-            players: set[str] = set()
+            taken: set[str] = set()
             first: list[int] = []
             later: list[int] = []
             for i in waiting:
-                player = calls[i][1].player
-                (later if player in players else first).append(i)
-                players.add(player)
+                names = _names(*calls[i][:2])
+                (later if taken & names else first).append(i)
+                taken |= names
             answers.update(zip(first, self._round([calls[i] for i in first]), strict=True))
             waiting = later
         return [answers[i] for i in range(len(calls))]
 
     def _round(self, calls: Sequence[tuple[str, WalletCall, str]]) -> list[WalletAnswer]:
-        """Calls of distinct players, each under its player's lock."""
+        """Calls independent of each other (see handle_many), each under its player's lock."""
         stripes = sorted({hash(call.player) % LOCK_STRIPES for _, call, _ in calls})
         with ExitStack() as held:
             for stripe in stripes:
                 held.enter_context(self._locks[stripe])
-            round_ = [_Call(provider, call, raw) for provider, call, raw in calls]
+            round_ = [_InFlight(provider, call, raw) for provider, call, raw in calls]
             self._each(round_, self._open)
             live = [c for c in round_ if c.answer is None]
             try:
                 marks = self.marks.marked(
                     [f"{c.provider}:{op.tx_id}" for c in live for op in c.call.ops]
                 )
-            except RetryableError as exc:
+            except Exception as exc:  # noqa: BLE001 - each call is answered, see _each
                 marks = {}
                 for c in live:
                     c.answer = self._unavailable(c, exc)
@@ -268,17 +270,22 @@ class WalletService:
             self._each(round_, self._answer)
         return [c.answer for c in round_ if c.answer is not None]
 
-    def _each(self, round_: list[_Call], step: Callable[[_Call], None]) -> None:
-        """``step`` for each call not answered yet; a transient failure answers it."""
+    def _each(self, round_: list[_InFlight], step: Callable[[_InFlight], None]) -> None:
+        """``step`` for each call not answered yet. A failure answers that call only, as
+        unavailable, so the provider retries it; what it committed before failing is
+        found again then (``exists``), and its events are appended."""
         for c in round_:
             if c.answer is None:
                 try:
                     step(c)
-                except RetryableError as exc:
+                except Exception as exc:  # noqa: BLE001 - one call's failure is its own
                     c.answer = self._unavailable(c, exc)
 
-    def _unavailable(self, c: _Call, exc: RetryableError) -> WalletAnswer:
-        log.warning("wallet_call_failed", provider=c.provider, error=str(exc))
+    def _unavailable(self, c: _InFlight, exc: Exception) -> WalletAnswer:
+        if isinstance(exc, RetryableError):
+            log.warning("wallet_call_failed", provider=c.provider, error=str(exc))
+        else:
+            log.exception("wallet_call_failed", provider=c.provider, error=str(exc))
         w = c.wallet
         return WalletAnswer(
             c.call,
@@ -289,7 +296,7 @@ class WalletService:
             operator=w.operator if w else "",
         )
 
-    def _open(self, c: _Call) -> None:
+    def _open(self, c: _InFlight) -> None:
         """The call's wallet, and the checks that need nothing of the rest of the round."""
         call = c.call
         wallet = c.wallet = self.find(call.player, call.currency)
@@ -318,7 +325,7 @@ class WalletService:
         if settled is not None:
             c.answer = self._failed(call, wallet, *settled)
 
-    def _start(self, c: _Call, marks: dict[str, str]) -> None:
+    def _start(self, c: _InFlight, marks: dict[str, str]) -> None:
         """The call's transfers planned and handed to the ledger (not waited for)."""
         assert c.wallet is not None
         plan = c.plan = _Plan(c.provider, c.wallet, c.call, marks)
@@ -336,7 +343,7 @@ class WalletService:
         if plan.requests:
             c.pending = self.ledger.submit(plan.requests)
 
-    def _apply(self, c: _Call) -> None:
+    def _apply(self, c: _InFlight) -> None:
         """The ledger's results read back as outcomes; the events they make."""
         assert c.wallet is not None and c.plan is not None
         provider, wallet, call, plan = c.provider, c.wallet, c.call, c.plan
@@ -364,11 +371,11 @@ class WalletService:
             if o.status is not OpStatus.ALREADY_ROLLED_BACK
         ]
 
-    def _log(self, round_: list[_Call]) -> None:
+    def _log(self, round_: list[_InFlight]) -> None:
         """The round's events in one append; a conflicting one is kept in quarantine."""
         try:
             results = self.log.append([e for c in round_ for e in c.events])
-        except RetryableError as exc:
+        except Exception as exc:  # noqa: BLE001 - each call is answered, see _each
             for c in round_:
                 c.answer = self._unavailable(c, exc)
             return
@@ -396,7 +403,7 @@ class WalletService:
                         )
                     )
 
-    def _answer(self, c: _Call) -> None:
+    def _answer(self, c: _InFlight) -> None:
         assert c.wallet is not None
         c.answer = WalletAnswer(
             c.call,
@@ -529,8 +536,16 @@ def _reversal(original_key: str) -> str:
     return f"w:{original_key}:rollback"
 
 
+def _names(provider: str, call: WalletCall) -> set[str]:
+    """What a call's outcome may depend on: its player and the transactions it names."""
+    names = {f"player:{call.player}"}
+    for op in call.ops:
+        names.update(f"{provider}:{tx}" for tx in (op.tx_id, op.ref_tx, op.settles) if tx)
+    return names
+
+
 @dataclass(slots=True)
-class _Call:
+class _InFlight:
     """One call on its way through a round of ``WalletService.handle_many``."""
 
     provider: str

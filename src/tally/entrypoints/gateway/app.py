@@ -35,6 +35,7 @@ HARD_BODY_MAX_BYTES = 1024 * 1024  # refused unread; up to it, the adapter answe
 BATCH_MAX_CALLS = 512  # callbacks handed to the gateway at once
 CALLBACK_PREFIX = "/providers/"
 CALLBACK_METHODS = frozenset({"POST", "GET"})
+_ALLOW = [(b"allow", b"GET, POST")]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -93,13 +94,15 @@ class CallbackBatches:
                     return
                 take = min(self._max_calls, len(self._waiting))
                 batch = [self._waiting.popleft() for _ in range(take)]
+            outs: list[Outbound] | list[Exception]
             try:
                 outs = self._gateway.handle_many([(p, inbound) for p, inbound, _, _ in batch])
+                if len(outs) != len(batch):
+                    raise RuntimeError(f"{len(outs)} answers for {len(batch)} callbacks")
             except Exception as exc:
                 log.exception("gateway_batch_failed", calls=len(batch))
-                self._settle(batch, [exc] * len(batch))
-            else:
-                self._settle(batch, outs)
+                outs = [Exception(f"the gateway failed: {exc}") for _ in batch]
+            self._settle(batch, outs)
 
     @staticmethod
     def _settle(batch: list[_Waiting], outs: list[Outbound] | list[Exception]) -> None:
@@ -144,10 +147,14 @@ class GatewayApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path, method = scope["path"], scope["method"]
-            if method in CALLBACK_METHODS and path.startswith(CALLBACK_PREFIX):
+            if path.startswith(CALLBACK_PREFIX):
                 provider, slash, action = path[len(CALLBACK_PREFIX) :].partition("/")
                 if provider and slash:
-                    await self._callback(provider, action, scope, receive, send)
+                    if method in CALLBACK_METHODS:
+                        await self._callback(provider, action, scope, receive, send)
+                    else:
+                        refused = Outbound(405, b'{"error":"method_not_allowed"}')
+                        await _answer(send, refused, _ALLOW)
                     return
             if self._noop and path == "/noop" and method == "POST":
                 # The same bare path as a callback, minus the gateway's work.
@@ -166,9 +173,13 @@ class GatewayApp:
             # Not even read: far beyond any callback (the adapter refuses smaller excess).
             await _answer(send, Outbound(413, b'{"error":"body_too_large"}'))
             return
-        body = await _body(receive)
+        try:
+            body = await _body(receive)
+        except _TooLarge:
+            await _answer(send, Outbound(413, b'{"error":"body_too_large"}'))
+            return
         if body is None:
-            return  # the client went away, or sent more than the hard limit
+            return  # the client went away
         client = scope.get("client")
         inbound = Inbound(
             action=action,
@@ -187,7 +198,12 @@ class GatewayApp:
             )
 
 
+class _TooLarge(Exception):
+    """A body beyond ``HARD_BODY_MAX_BYTES`` that declared no length."""
+
+
 async def _body(receive: Receive) -> bytes | None:
+    """The whole body; None if the client went away first."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -197,14 +213,17 @@ async def _body(receive: Receive) -> bytes | None:
         chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > HARD_BODY_MAX_BYTES:
-            return None
+            raise _TooLarge
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
 
 
-async def _answer(send: Send, out: Outbound) -> None:
+async def _answer(
+    send: Send, out: Outbound, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
     headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in out.headers.items()]
+    headers += extra or []
     if not any(k == b"content-type" for k, _ in headers):
         headers.append((b"content-type", out.content_type.encode("latin-1")))
     headers.append((b"content-length", str(len(out.body)).encode()))
