@@ -158,8 +158,8 @@ class GatewayApp:
                     return
             if self._noop and path == "/noop" and method == "POST":
                 # The same bare path as a callback, minus the gateway's work.
-                await _body(receive)
-                await _answer(send, Outbound(200, b'{"balance":0}'))
+                if await _body(receive, send) is not None:
+                    await _answer(send, Outbound(200, b'{"balance":0}'))
                 return
         await self.api(scope, receive, send)
 
@@ -171,15 +171,11 @@ class GatewayApp:
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > HARD_BODY_MAX_BYTES:
             # Not even read: far beyond any callback (the adapter refuses smaller excess).
-            await _answer(send, Outbound(413, b'{"error":"body_too_large"}'))
+            await _answer(send, _TOO_LARGE)
             return
-        try:
-            body = await _body(receive)
-        except _TooLarge:
-            await _answer(send, Outbound(413, b'{"error":"body_too_large"}'))
-            return
+        body = await _body(receive, send)
         if body is None:
-            return  # the client went away
+            return
         client = scope.get("client")
         inbound = Inbound(
             action=action,
@@ -198,12 +194,12 @@ class GatewayApp:
             )
 
 
-class _TooLarge(Exception):
-    """A body beyond ``HARD_BODY_MAX_BYTES`` that declared no length."""
+_TOO_LARGE = Outbound(413, b'{"error":"body_too_large"}')
 
 
-async def _body(receive: Receive) -> bytes | None:
-    """The whole body; None if the client went away first."""
+async def _body(receive: Receive, send: Send) -> bytes | None:
+    """The whole body; None if the client went away first, or if it grew beyond the hard
+    limit without declaring its length (then answered 413 here)."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -213,7 +209,8 @@ async def _body(receive: Receive) -> bytes | None:
         chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > HARD_BODY_MAX_BYTES:
-            raise _TooLarge
+            await _answer(send, _TOO_LARGE)
+            return None
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
