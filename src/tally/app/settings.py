@@ -16,6 +16,7 @@ from tally.kernel.errors import ConfigurationError
 from tally.kernel.limits import AuthLimits, LedgerLimits
 
 Mode = Literal["embedded", "scaled"]
+GATEWAY_HISTORY_LAG = 4_096  # see Settings.for_gateway
 DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/tally"
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 DEFAULT_NATS_STREAM = "TALLY_EVENTS"
@@ -52,13 +53,20 @@ class Settings:
     auth_limits: AuthLimits = field(default_factory=AuthLimits)
 
     def for_gateway(self) -> Settings:
-        """These settings for a wallet gateway process. Its ledger and its event-log
-        appender commit what is queued without waiting for more: callbacks reach them
-        already gathered in batches (ADR 0011), so a wait would only add latency (at
-        1,500 callbacks/s, p50 21 -> 6 ms)."""
+        """These settings for a wallet gateway process (ADR 0011).
+
+        Its ledger and its event-log appender commit what is queued without waiting for
+        more: callbacks reach them already gathered in batches, so a wait would only add
+        latency (at 1,500 callbacks/s, p50 21 -> 6 ms). Its embedded history index takes
+        in transfers every 4,096 instead of 32,768: each fill stalls the writer about
+        an eighth as long (100-170 ms before), which is what a callback's latency
+        feels (at 2,000/s, p99 of three runs 134/51/110 ms -> 102/50/42 ms).
+        """
         return replace(
             self,
-            ledger_limits=replace(self.ledger_limits, batch_max_wait_s=0.0),
+            ledger_limits=replace(
+                self.ledger_limits, batch_max_wait_s=0.0, history_index_lag=GATEWAY_HISTORY_LAG
+            ),
             append_limits=replace(self.append_limits, batch_wait_s=0.0),
         )
 
