@@ -234,15 +234,15 @@ class WalletService:
         event-log append: that is what keeps a busy gateway cheap.
         """
         answers: dict[int, WalletAnswer] = {}
+        names = [_names(provider, call) for provider, call, _ in calls]
         waiting = list(range(len(calls)))
         while waiting:
             taken: set[str] = set()
             first: list[int] = []
             later: list[int] = []
             for i in waiting:
-                names = _names(*calls[i][:2])
-                (later if taken & names else first).append(i)
-                taken |= names
+                (later if taken & names[i] else first).append(i)
+                taken |= names[i]
             answers.update(zip(first, self._round([calls[i] for i in first]), strict=True))
             waiting = later
         return [answers[i] for i in range(len(calls))]
@@ -262,8 +262,7 @@ class WalletService:
                 )
             except Exception as exc:  # noqa: BLE001 - each call is answered, see _each
                 marks = {}
-                for c in live:
-                    c.answer = self._unavailable(c, exc)
+                self._all_unavailable(live, exc)
             self._each(round_, lambda c: self._start(c, marks))
             self._each(round_, self._apply)
             self._log([c for c in round_ if c.answer is None])
@@ -281,11 +280,15 @@ class WalletService:
                 except Exception as exc:  # noqa: BLE001 - one call's failure is its own
                     c.answer = self._unavailable(c, exc)
 
-    def _unavailable(self, c: _InFlight, exc: Exception) -> WalletAnswer:
-        if isinstance(exc, RetryableError):
-            log.warning("wallet_call_failed", provider=c.provider, error=str(exc))
-        else:
-            log.exception("wallet_call_failed", provider=c.provider, error=str(exc))
+    def _all_unavailable(self, calls: list[_InFlight], exc: Exception) -> None:
+        """A step the calls share failed: each is answered unavailable, logged once."""
+        _log_failure(exc, calls=len(calls))
+        for c in calls:
+            c.answer = self._unavailable(c, exc, logged=True)
+
+    def _unavailable(self, c: _InFlight, exc: Exception, *, logged: bool = False) -> WalletAnswer:
+        if not logged:
+            _log_failure(exc, provider=c.provider)
         w = c.wallet
         return WalletAnswer(
             c.call,
@@ -376,8 +379,7 @@ class WalletService:
         try:
             results = self.log.append([e for c in round_ for e in c.events])
         except Exception as exc:  # noqa: BLE001 - each call is answered, see _each
-            for c in round_:
-                c.answer = self._unavailable(c, exc)
+            self._all_unavailable(round_, exc)
             return
         at = 0
         for c in round_:
@@ -534,6 +536,13 @@ def _in_minor_units(call: WalletCall, currency: str) -> WalletCall:
 def _reversal(original_key: str) -> str:
     # Named after the original, so a second rollback of it can never void it twice.
     return f"w:{original_key}:rollback"
+
+
+def _log_failure(exc: Exception, **context: object) -> None:
+    if isinstance(exc, RetryableError):
+        log.warning("wallet_call_failed", error=str(exc), **context)
+    else:
+        log.exception("wallet_call_failed", error=str(exc), **context)
 
 
 def _names(provider: str, call: WalletCall) -> set[str]:

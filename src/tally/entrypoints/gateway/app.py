@@ -127,7 +127,7 @@ def _resolve(answers: list[tuple[asyncio.Future[Outbound], Any]]) -> None:
 
 
 class GatewayApp:
-    """The ASGI app: callbacks here, the rest (health, the no-op) to FastAPI."""
+    """The ASGI app: callbacks (and the benchmark's no-op) here, the rest to FastAPI."""
 
     def __init__(
         self,
