@@ -112,3 +112,81 @@ def test_a_file_from_before_the_rewrite_keeps_its_transfers(tmp_path: Path) -> N
         )
     )
     assert "transfers_due" in plan
+
+
+def _file_at(path: Path, version: int) -> sqlite3.Connection:
+    """A ledger file as the first ``version`` migrations left it."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(MIGRATIONS_TABLE)
+    for migration in load_migrations("tally.adapters.sqlite.migrations", "ledger")[:version]:
+        conn.executescript(migration.sql)
+        conn.execute(
+            "INSERT INTO schema_migrations VALUES ('ledger', ?, ?)",
+            (migration.version, migration.name),
+        )
+    return conn
+
+
+def test_balances_apart_keep_every_account_and_figure(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    old = _file_at(path, 3)
+    accounts = [
+        ("w1", "player", "p1", "EUR", "wallet", 1, '{"k": "v"}', 7, 0, 40, 0, 100),
+        ("bank", "platform", "bank", "EUR", "funding", 0, None, 8, 0, 100, 0, 40),
+        ("h1", "operator", "o1", "USD", "house", 2, None, 9, 3, 10, 0, 0),
+    ]
+    old.executemany(
+        "INSERT INTO accounts (id, owner_kind, owner_id, currency, purpose, flags, metadata, "
+        "created_at, debits_pending, debits_posted, credits_pending, credits_posted) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        accounts,
+    )
+    old.close()
+
+    store = SqliteLedgerStore(path)  # migrates
+    try:
+        conn = connect(path)
+        figures = "id, owner_kind, owner_id, currency, purpose, flags, metadata, created_at, "
+        figures += "debits_pending, debits_posted, credits_pending, credits_posted"
+        assert conn.execute(f"SELECT {figures} FROM accounts ORDER BY id").fetchall() == sorted(
+            accounts
+        )
+        # Numbered in id order; an account made now takes the next number.
+        assert conn.execute("SELECT id, num FROM account_definitions ORDER BY num").fetchall() == [
+            ("bank", 1),
+            ("h1", 2),
+            ("w1", 3),
+        ]
+        balance = store.balance("w1")
+        assert balance is not None and balance.credits_posted == 100
+        plan = " ".join(
+            str(r)
+            for r in conn.execute(
+                "EXPLAIN QUERY PLAN SELECT id FROM accounts WHERE owner_kind = 'player' "
+                "AND owner_id = 'p1'"
+            )
+        )
+        assert "accounts_by_owner" in plan
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("flags", "change"),
+    [
+        (1, "debits_posted = credits_posted + 1"),  # debits must not exceed credits
+        (1, "debits_pending = credits_posted - debits_posted + 1"),
+        (2, "credits_posted = debits_posted + 1"),  # credits must not exceed debits
+        (0, "credits_posted = -1"),
+        (3, "debits_posted = 0"),  # both rules at once is no rule
+    ],
+)
+def test_the_database_holds_balance_rules_apart_from_definitions(
+    conn: sqlite3.Connection, flags: int, change: str
+) -> None:
+    conn.execute("INSERT INTO account_balances (num, flags) VALUES (1, 0)")
+    with pytest.raises(sqlite3.IntegrityError, match="CHECK constraint failed"):
+        conn.execute("UPDATE account_balances SET flags = ?, " + change, (flags,))
+    assert conn.execute("SELECT flags, debits_posted FROM account_balances").fetchall() == [
+        (0, 0)
+    ]

@@ -33,6 +33,7 @@ from tally.ledger.model import (
     Rejection,
     ResultCode,
     Transfer,
+    TransferKind,
     TransferRequest,
     TransferResult,
 )
@@ -96,13 +97,28 @@ def _statements(script: str) -> Iterator[str]:
 _LOAD_TRANSFERS = (
     f"SELECT {rows.TRANSFER_COLUMNS} FROM transfers WHERE id IN (SELECT value FROM json_each(?))"
 )
+# ``accounts`` is a view of definitions and balances (migration ledger_004); the writer
+# also keeps each account's number, which keys its row in account_balances.
 _LOAD_ACCOUNTS = (
-    f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts WHERE id IN (SELECT value FROM json_each(?))"
+    f"SELECT num, {rows.ACCOUNT_COLUMNS} FROM accounts WHERE id IN (SELECT value FROM json_each(?))"
 )
-_INSERT_TRANSFER = (
-    f"INSERT INTO transfers ({rows.TRANSFER_COLUMNS}) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def _insert(columns: str) -> str:
+    marks = ", ".join("?" * len(columns.split(",")))
+    return f"INSERT INTO transfers ({columns}) VALUES ({marks})"
+
+
+# Binding a parameter costs about as much as SQLite's own work for it, so a transfer is
+# inserted with the columns it fills: most are single transfers with nothing optional
+# (``_PLAIN``), or with an event reference or metadata (``_NOTED``); the rest bind all.
+_PLAIN_COLUMNS = (
+    "id, kind, debit_account_id, credit_account_id, amount, currency, code, "
+    "occurred_at, recorded_at"
 )
+_INSERT_PLAIN = _insert(_PLAIN_COLUMNS)
+_INSERT_NOTED = _insert(f"{_PLAIN_COLUMNS}, event_ref, metadata")
+_INSERT_TRANSFER = _insert(rows.TRANSFER_COLUMNS)
 _T_COLUMNS = ", ".join(f"t.{c.strip()}" for c in rows.TRANSFER_COLUMNS.split(","))
 _MARK = "(SELECT indexed_through FROM account_postings_mark)"
 # An account's transfers: those account_postings already holds, and the tail after its
@@ -149,6 +165,42 @@ INSERT INTO account_postings (account_id, seq)
 """
 
 
+def insert_transfers(
+    conn: sqlite3.Connection, created: Sequence[Transfer], time_in: rows.TimeIn
+) -> None:
+    """Insert new transfers in their order (their seq), each run of one shape at once."""
+    run: list[tuple[Any, ...]] = []
+    run_sql = _INSERT_PLAIN
+    for t in created:
+        single = t.kind is TransferKind.SINGLE and t.status is None
+        if not single or t.timeout_s or t.pending_id:
+            sql, row = _INSERT_TRANSFER, rows.transfer_row(t, time_in)
+        else:
+            row = (
+                t.id,
+                "single",
+                t.debit_account_id,
+                t.credit_account_id,
+                t.amount,
+                t.currency,
+                t.code,
+                time_in(t.occurred_at),
+                time_in(t.recorded_at),
+            )
+            if t.event_ref or t.metadata:
+                sql = _INSERT_NOTED
+                row += (t.event_ref or None, rows.metadata_out(t.metadata))
+            else:
+                sql = _INSERT_PLAIN
+        if sql is not run_sql:
+            if run:
+                conn.executemany(run_sql, run)
+            run, run_sql = [], sql
+        run.append(row)
+    if run:
+        conn.executemany(run_sql, run)
+
+
 class SqliteLedgerStore:
     def __init__(
         self,
@@ -170,13 +222,15 @@ class SqliteLedgerStore:
         self._idle: deque[sqlite3.Connection] = deque()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
-        # The writer's view of the accounts it has met, three dicts with the same keys:
-        # definitions, balances as last committed by this writer, and balance rules.
+        # The writer's view of the accounts it has met, four dicts with the same keys:
+        # definitions, balances as last committed by this writer, balance rules, and
+        # numbers (the key of an account's balances row).
         # Valid while no other connection has written the file (PRAGMA data_version
         # tells) and no transaction of ours failed; else all three are dropped.
         self._accounts: dict[str, Account] = {}
         self._balances: dict[str, Balance] = {}
         self._rules: dict[str, int] = {}
+        self._nums: dict[str, int] = {}
         self._data_version = -1
         with self._write_lock:
             migrate(self._write)
@@ -231,6 +285,7 @@ class SqliteLedgerStore:
         self._accounts.clear()
         self._balances.clear()
         self._rules.clear()
+        self._nums.clear()
 
     # -- writes -------------------------------------------------------------------------
     def create_accounts(self, accounts: Sequence[Account], now: datetime) -> list[AccountResult]:
@@ -245,16 +300,23 @@ class SqliteLedgerStore:
         created_at = to_micros(now)
         existing = {
             account.id: account
-            for account, _ in map(
-                rows.account_from_row, conn.execute(_LOAD_ACCOUNTS, (json.dumps(ids),))
+            for account, _ in (
+                rows.account_from_row(row[1:])
+                for row in conn.execute(_LOAD_ACCOUNTS, (json.dumps(ids),))
             )
         }
         results, new = engine.decide_accounts(accounts, existing, self.limits)
-        conn.executemany(
-            "INSERT INTO accounts (id, owner_kind, owner_id, currency, purpose, flags, "
-            "metadata, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [rows.account_row(a, created_at) for a in new],
-        )
+        if new:
+            (top,) = conn.execute("SELECT COALESCE(MAX(num), 0) FROM account_balances").fetchone()
+            conn.executemany(
+                "INSERT INTO account_definitions (id, owner_kind, owner_id, currency, purpose, "
+                "flags, metadata, created_at, num) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(*rows.account_row(a, created_at), top + i) for i, a in enumerate(new, 1)],
+            )
+            conn.executemany(
+                "INSERT INTO account_balances (num, flags) VALUES (?, ?)",
+                [(top + i, int(a.flags)) for i, a in enumerate(new, 1)],
+            )
         return results
 
     def apply(
@@ -301,9 +363,7 @@ class SqliteLedgerStore:
                     found = micros[when] = to_micros(when)
                 return found
 
-            conn.executemany(
-                _INSERT_TRANSFER, [rows.transfer_row(t, time_in) for t in changes.created]
-            )
+            insert_transfers(conn, changes.created, time_in)
             self.index_history_in(conn)
         if changes.resolved:
             conn.executemany(
@@ -314,11 +374,18 @@ class SqliteLedgerStore:
                 ],
             )
         if changes.balances:
+            nums = self._nums
             conn.executemany(
-                "UPDATE accounts SET debits_pending = ?, debits_posted = ?, "
-                "credits_pending = ?, credits_posted = ? WHERE id = ?",
+                "UPDATE account_balances SET debits_pending = ?, debits_posted = ?, "
+                "credits_pending = ?, credits_posted = ? WHERE num = ?",
                 [
-                    (b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted, a)
+                    (
+                        b.debits_pending,
+                        b.debits_posted,
+                        b.credits_pending,
+                        b.credits_posted,
+                        nums[a],
+                    )
                     for a, b in changes.balances.items()
                 ],
             )
@@ -352,18 +419,20 @@ class SqliteLedgerStore:
         accounts = self._accounts
         balances = self._balances
         rules = self._rules
+        nums = self._nums
         overflow = len(balances) + len(account_ids) - self.limits.account_cache_max
         if overflow > 0:
             # Forget the longest-held accounts, before this batch's are made sure of.
             for aid in list(islice(balances, overflow)):
-                del balances[aid], accounts[aid], rules[aid]
+                del balances[aid], accounts[aid], rules[aid], nums[aid]
         cold = [a for a in account_ids if a not in balances]
         if cold:
             for row in conn.execute(_LOAD_ACCOUNTS, (json.dumps(cold),)):
-                account, balance = rows.account_from_row(row)
+                account, balance = rows.account_from_row(row[1:])
                 accounts[account.id] = account
                 balances[account.id] = balance
                 rules[account.id] = int(account.flags)
+                nums[account.id] = row[0]
         state.accounts = accounts
         state.balances = balances
         state.rules = rules
