@@ -8,6 +8,8 @@ show that a file written before the rewrite keeps its transfers, numbers and sta
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,15 @@ import pytest
 
 from tally.adapters.migrate import MIGRATIONS_TABLE, load_migrations
 from tally.adapters.sqlite.ledger import SqliteLedgerStore, connect
+from tally.ledger.model import (
+    Account,
+    OwnerKind,
+    PendingStatus,
+    ResultCode,
+    TransferKind,
+    TransferRequest,
+)
+from tests.conftest import START
 
 COLUMNS = (
     "id, kind, debit_account_id, credit_account_id, amount, currency, code, status, "
@@ -187,6 +198,39 @@ def test_the_database_holds_balance_rules_apart_from_definitions(
     conn.execute("INSERT INTO account_balances (num, flags) VALUES (1, 0)")
     with pytest.raises(sqlite3.IntegrityError, match="CHECK constraint failed"):
         conn.execute("UPDATE account_balances SET flags = ?, " + change, (flags,))
-    assert conn.execute("SELECT flags, debits_posted FROM account_balances").fetchall() == [
-        (0, 0)
-    ]
+    assert conn.execute("SELECT flags, debits_posted FROM account_balances").fetchall() == [(0, 0)]
+
+
+def test_transfers_of_every_shape_are_written_whole_and_in_order(tmp_path: Path) -> None:
+    """Single transfers bind only the columns they fill; the rest bind all. A batch that
+    mixes them keeps the order it was decided in, and each reads back as it was made."""
+    store = SqliteLedgerStore(tmp_path / "ledger.sqlite")
+    try:
+        store.create_accounts(
+            [Account(a, OwnerKind.OPERATOR, a, "EUR", "test") for a in ("a", "b")], START
+        )
+        later = START - timedelta(minutes=5)
+        requests = [
+            TransferRequest("plain1", "a", "b", 1, "EUR", "c"),
+            TransferRequest("noted", "a", "b", 2, "EUR", "c", event_ref="ev-1"),
+            TransferRequest("meta", "b", "a", 3, "EUR", "c", metadata={"k": "v"}),
+            TransferRequest(
+                "hold", "a", "b", 4, "EUR", "c", kind=TransferKind.PENDING, timeout_s=60
+            ),
+            TransferRequest("plain2", "b", "a", 5, "EUR", "c", occurred_at=later),
+            TransferRequest("post", kind=TransferKind.POST, pending_id="hold", code="p"),
+            TransferRequest("plain3", "a", "b", 6, "EUR", "c"),
+        ]
+        (results,) = store.apply([requests], START)
+        assert [r.code for r in results] == [ResultCode.OK] * len(requests)
+        page = store.account_transfers("a")
+        assert [t.id for t in page.items] == [r.id for r in requests]
+        for result in results:
+            assert result.transfer is not None
+            written = store.get_transfer(result.id)
+            expected = result.transfer
+            if expected.id == "hold":  # posted later in the same batch
+                expected = replace(expected, status=PendingStatus.POSTED, resolved_at=START)
+            assert written == expected
+    finally:
+        store.close()

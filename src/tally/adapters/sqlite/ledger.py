@@ -104,8 +104,10 @@ _LOAD_ACCOUNTS = (
 )
 
 
-def _insert(columns: str) -> str:
+def _insert(columns: str, *, single: bool = False) -> str:
     marks = ", ".join("?" * len(columns.split(",")))
+    if single:  # the kind is written in the statement, not bound
+        return f"INSERT INTO transfers (kind, {columns}) VALUES ('single', {marks})"
     return f"INSERT INTO transfers ({columns}) VALUES ({marks})"
 
 
@@ -113,11 +115,10 @@ def _insert(columns: str) -> str:
 # inserted with the columns it fills: most are single transfers with nothing optional
 # (``_PLAIN``), or with an event reference or metadata (``_NOTED``); the rest bind all.
 _PLAIN_COLUMNS = (
-    "id, kind, debit_account_id, credit_account_id, amount, currency, code, "
-    "occurred_at, recorded_at"
+    "id, debit_account_id, credit_account_id, amount, currency, code, occurred_at, recorded_at"
 )
-_INSERT_PLAIN = _insert(_PLAIN_COLUMNS)
-_INSERT_NOTED = _insert(f"{_PLAIN_COLUMNS}, event_ref, metadata")
+_INSERT_PLAIN = _insert(_PLAIN_COLUMNS, single=True)
+_INSERT_NOTED = _insert(f"{_PLAIN_COLUMNS}, event_ref, metadata", single=True)
 _INSERT_TRANSFER = _insert(rows.TRANSFER_COLUMNS)
 _T_COLUMNS = ", ".join(f"t.{c.strip()}" for c in rows.TRANSFER_COLUMNS.split(","))
 _MARK = "(SELECT indexed_through FROM account_postings_mark)"
@@ -178,7 +179,6 @@ def insert_transfers(
         else:
             row = (
                 t.id,
-                "single",
                 t.debit_account_id,
                 t.credit_account_id,
                 t.amount,
