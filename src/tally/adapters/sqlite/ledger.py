@@ -226,7 +226,7 @@ class SqliteLedgerStore:
         # definitions, balances as last committed by this writer, balance rules, and
         # numbers (the key of an account's balances row).
         # Valid while no other connection has written the file (PRAGMA data_version
-        # tells) and no transaction of ours failed; else all three are dropped.
+        # tells) and no transaction of ours failed; else all four are dropped.
         self._accounts: dict[str, Account] = {}
         self._balances: dict[str, Balance] = {}
         self._rules: dict[str, int] = {}
