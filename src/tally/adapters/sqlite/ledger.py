@@ -425,7 +425,7 @@ class SqliteLedgerStore:
             # Forget the longest-held accounts, before this batch's are made sure of.
             for aid in list(islice(balances, overflow)):
                 del balances[aid], accounts[aid], rules[aid], nums[aid]
-        cold = [a for a in account_ids if a not in balances]
+        cold = list(account_ids.difference(balances))
         if cold:
             for row in conn.execute(_LOAD_ACCOUNTS, (json.dumps(cold),)):
                 account, balance = rows.account_from_row(row[1:])
