@@ -1,8 +1,9 @@
 """The embedded ledger's schema checks: the second line of defence behind the engine.
 
 Migration 3 rewrote the transfers table's checks without IN lists (they cost more per
-insert than the row itself); these tests hold the database to the same refusals and
-show that a file written before the rewrite keeps its transfers, numbers and states.
+insert than the row itself), and migration 4 moved balances and their rules apart from
+account definitions (ADR 0012). These tests hold the database to the same refusals and
+show that a file written before each keeps its transfers and accounts.
 """
 
 from __future__ import annotations
@@ -53,6 +54,19 @@ def _insert(conn: sqlite3.Connection, **changes: Any) -> None:
     )
 
 
+def _file_at(path: Path, version: int) -> sqlite3.Connection:
+    """A ledger file as the first ``version`` migrations left it."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(MIGRATIONS_TABLE)
+    for migration in load_migrations("tally.adapters.sqlite.migrations", "ledger")[:version]:
+        conn.executescript(migration.sql)
+        conn.execute(
+            "INSERT INTO schema_migrations VALUES ('ledger', ?, ?)",
+            (migration.version, migration.name),
+        )
+    return conn
+
+
 @pytest.fixture
 def conn(tmp_path: Path) -> sqlite3.Connection:
     SqliteLedgerStore(tmp_path / "ledger.sqlite").close()  # migrated to the latest
@@ -91,14 +105,7 @@ def test_the_database_takes_every_kind_and_state(
 
 def test_a_file_from_before_the_rewrite_keeps_its_transfers(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite"
-    old = sqlite3.connect(path, isolation_level=None)
-    old.execute(MIGRATIONS_TABLE)
-    for migration in load_migrations("tally.adapters.sqlite.migrations", "ledger")[:2]:
-        old.executescript(migration.sql)
-        old.execute(
-            "INSERT INTO schema_migrations VALUES ('ledger', ?, ?)",
-            (migration.version, migration.name),
-        )
+    old = _file_at(path, 2)
     _insert(old, id="t1", kind="pending", status="voided")
     _insert(old, id="t2", kind="single", status=None)
     old.execute("DELETE FROM transfers WHERE id = 't1'")
@@ -123,19 +130,6 @@ def test_a_file_from_before_the_rewrite_keeps_its_transfers(tmp_path: Path) -> N
         )
     )
     assert "transfers_due" in plan
-
-
-def _file_at(path: Path, version: int) -> sqlite3.Connection:
-    """A ledger file as the first ``version`` migrations left it."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute(MIGRATIONS_TABLE)
-    for migration in load_migrations("tally.adapters.sqlite.migrations", "ledger")[:version]:
-        conn.executescript(migration.sql)
-        conn.execute(
-            "INSERT INTO schema_migrations VALUES ('ledger', ?, ?)",
-            (migration.version, migration.name),
-        )
-    return conn
 
 
 def test_balances_apart_keep_every_account_and_figure(tmp_path: Path) -> None:
