@@ -171,3 +171,42 @@ def test_a_failed_batch_answers_its_callbacks_and_the_next_batch_goes_through(
     (answer,) = asyncio.run(_post_all(app, requests[1:]))
     assert answer.status_code == 200
     assert [e.key for e in world.events()] == ["softswiss:b1:bet"]
+
+
+def test_a_batch_that_fails_as_a_whole_is_handled_a_call_at_a_time(
+    served: tuple[GatewayWorld, GatewayApp], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One callback that trips a defect fails alone; its batch mates are answered and
+    booked once (the retry a call at a time is idempotent)."""
+    world, app = served
+    requests = _bets(8)
+    handle_many = world.gateway.handle_many
+    sizes: list[int] = []
+
+    def poisoned(batch: list[tuple[str, Inbound]]) -> list[Outbound]:
+        sizes.append(len(batch))
+        outs = handle_many(batch)  # effects committed before the defect shows
+        if any(b'"b3"' in inbound.body for _, inbound in batch):
+            raise RuntimeError("a defect")
+        return outs
+
+    monkeypatch.setattr(world.gateway, "handle_many", poisoned)
+
+    async def post_each() -> list[httpx.Response | BaseException]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            return await asyncio.gather(
+                *(
+                    client.post(path, content=body, headers=headers)
+                    for path, body, headers in requests
+                ),
+                return_exceptions=True,
+            )
+
+    answers = asyncio.run(post_each())
+    assert max(sizes) > 1  # calls were batched, then split
+    failed = [i for i, a in enumerate(answers) if isinstance(a, BaseException)]
+    assert failed == [3]
+    assert all(a.status_code == 200 for a in answers if isinstance(a, httpx.Response))
+    keys = [e.key for e in world.events()]
+    assert sorted(keys) == sorted(f"softswiss:b{i}:bet" for i in range(8))  # each once

@@ -94,18 +94,27 @@ class CallbackBatches:
                     return
                 take = min(self._max_calls, len(self._waiting))
                 batch = [self._waiting.popleft() for _ in range(take)]
-            outs: list[Outbound] | list[Exception]
-            try:
-                outs = self._gateway.handle_many([(p, inbound) for p, inbound, _, _ in batch])
-                if len(outs) != len(batch):
-                    raise RuntimeError(f"{len(outs)} answers for {len(batch)} callbacks")
-            except Exception as exc:
-                log.exception("gateway_batch_failed", calls=len(batch))
-                outs = [Exception(f"the gateway failed: {exc}") for _ in batch]
-            self._settle(batch, outs)
+            self._settle(batch, self._answers(batch))
+
+    def _answers(self, batch: list[_Waiting]) -> list[Outbound | Exception]:
+        """The gateway's answers. A batch that fails as a whole (a defect: a call's own
+        failure is answered by the gateway) is handled again a call at a time, so one
+        poisoned callback fails alone. Calls are idempotent: this is a provider's retry,
+        made sooner."""
+        try:
+            outs = self._gateway.handle_many([(p, inbound) for p, inbound, _, _ in batch])
+            if len(outs) != len(batch):
+                raise RuntimeError(f"{len(outs)} answers for {len(batch)} callbacks")
+            return list(outs)
+        except Exception as exc:
+            if len(batch) == 1:
+                log.exception("gateway_call_failed")
+                return [Exception(f"the gateway failed: {exc}")]
+            log.exception("gateway_batch_split", calls=len(batch))
+        return [self._answers([waiting])[0] for waiting in batch]
 
     @staticmethod
-    def _settle(batch: list[_Waiting], outs: list[Outbound] | list[Exception]) -> None:
+    def _settle(batch: list[_Waiting], outs: list[Outbound | Exception]) -> None:
         """Each request's answer, set on its own event loop: one wake-up per loop."""
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Outbound], Any]]] = {}
         for (_, _, loop, future), out in zip(batch, outs, strict=True):
