@@ -308,14 +308,15 @@ class SqliteLedgerStore:
         results, new = engine.decide_accounts(accounts, existing, self.limits)
         if new:
             (top,) = conn.execute("SELECT COALESCE(MAX(num), 0) FROM account_balances").fetchone()
+            numbered = list(enumerate(new, top + 1))  # each new account's number, once
             conn.executemany(
                 "INSERT INTO account_definitions (id, owner_kind, owner_id, currency, purpose, "
                 "flags, metadata, created_at, num) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(*rows.account_row(a, created_at), top + i) for i, a in enumerate(new, 1)],
+                [(*rows.account_row(a, created_at), num) for num, a in numbered],
             )
             conn.executemany(
                 "INSERT INTO account_balances (num, flags) VALUES (?, ?)",
-                [(top + i, int(a.flags)) for i, a in enumerate(new, 1)],
+                [(num, int(a.flags)) for num, a in numbered],
             )
         return results
 
