@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tally.adapters.sqlite.ledger import SqliteLedgerStore
 from tally.kernel.clock import FixedClock
+from tally.ledger.model import TransferRequest, TransferResult
 
 PG_DSN = os.environ.get("TALLY_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 NATS_URL = os.environ.get("TALLY_TEST_NATS_URL", "nats://127.0.0.1:4222")
@@ -74,6 +76,18 @@ def clock() -> FixedClock:
 StoreFactory = Callable[[], object]
 
 
+class IndexedOften(SqliteLedgerStore):
+    """The embedded store, waiting for its history indexer after each batch so that
+    reads find what it took in (the indexer runs in its own thread, ADR 0013)."""
+
+    def apply(
+        self, submissions: Sequence[Sequence[TransferRequest]], now: datetime
+    ) -> list[list[TransferResult]]:
+        results = super().apply(submissions, now)
+        assert self.wait_for_history_index(10)
+        return results
+
+
 @pytest.fixture(params=["memory", "sqlite", "sqlite-indexed-often", "postgres"])
 def ledger_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
     """The same ledger contract, run against every adapter. The embedded store runs twice:
@@ -85,11 +99,13 @@ def ledger_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[obj
 
         store: object = MemoryLedgerStore()
     elif kind.startswith("sqlite"):
-        from tally.adapters.sqlite.ledger import SqliteLedgerStore
         from tally.kernel.limits import LedgerLimits
 
-        lag = 2 if kind == "sqlite-indexed-often" else LedgerLimits().history_index_lag
-        store = SqliteLedgerStore(tmp_path / "ledger.sqlite", LedgerLimits(history_index_lag=lag))
+        path = tmp_path / "ledger.sqlite"
+        if kind == "sqlite-indexed-often":
+            store = IndexedOften(path, LedgerLimits(history_index_lag=2))
+        else:
+            store = SqliteLedgerStore(path)
     else:
         from tally.adapters.postgres.ledger import PostgresLedgerStore
 

@@ -1,23 +1,31 @@
-"""The embedded ledger's history index (ADR 0009): filled behind the writer, in bulk.
+"""The embedded ledger's history index (ADR 0009): filled behind the writer, in bulk,
+by a thread of its own (ADR 0013).
 
 An account's history is read through ``account_postings`` up to its mark and from the
-transfers after it. These tests check the index itself: when the writer takes transfers
-in, that a file made before the index existed is migrated with its history, and that
-the two parts of a read never miss or repeat a transfer.
+transfers after it. These tests check the index itself: when the indexer takes
+transfers in, that a file made before the index existed is migrated with its history,
+and that the two parts of a read never miss or repeat a transfer, even while the
+indexer runs. And, since the writer now decides outside the write lock, that a commit by
+another connection in between makes it decide again.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tally.adapters.migrate import MIGRATIONS_TABLE, load_migrations
 from tally.adapters.sqlite.ledger import SqliteLedgerStore, connect
 from tally.kernel.limits import LedgerLimits
-from tally.ledger.model import Account, OwnerKind, TransferRequest
+from tally.ledger.model import Account, AccountFlags, OwnerKind, ResultCode, TransferRequest
 from tests.conftest import START
 
+DEBITS_WITHIN_CREDITS = AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
 ACCOUNTS = [Account(f"a{i}", OwnerKind.OPERATOR, f"o{i}", "EUR", "test") for i in range(4)]
 
 
@@ -38,16 +46,19 @@ def _mark(path: Path) -> tuple[int, int]:
         conn.close()
 
 
-def test_the_writer_takes_transfers_in_once_the_tail_reaches_the_lag(tmp_path: Path) -> None:
+def test_the_indexer_takes_transfers_in_once_the_tail_reaches_the_lag(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite"
     store = SqliteLedgerStore(path, LedgerLimits(history_index_lag=10))
     try:
         store.create_accounts(ACCOUNTS, START)
         store.apply([_transfers(0, 9)], START)
+        assert store.wait_for_history_index(5)
         assert _mark(path) == (0, 0)  # 9 behind: not yet
         store.apply([_transfers(9, 3)], START)
-        assert _mark(path) == (12, 24)  # both sides of all 12, in the batch's transaction
+        assert store.wait_for_history_index(5)
+        assert _mark(path) == (12, 24)  # both sides of all 12, in one round
         store.apply([_transfers(12, 5)], START)
+        assert store.wait_for_history_index(5)
         assert _mark(path) == (12, 24)
         # a0 is the debit of t0, t4, t8, ... and the credit of t3, t7, t11, ...
         ids = []
@@ -110,3 +121,88 @@ def test_a_file_made_before_the_history_index_is_migrated_with_its_history(
         ]
     finally:
         store.close()
+
+
+def test_reads_while_the_indexer_takes_transfers_in_never_miss_or_repeat_one(
+    tmp_path: Path,
+) -> None:
+    """The indexer runs in its own thread (ADR 0013): a history read racing its rounds,
+    page after page, still gives each of the account's transfers once, in order."""
+    path = tmp_path / "ledger.sqlite"
+    store = SqliteLedgerStore(path, LedgerLimits(history_index_lag=20))
+    total = 1_400
+    expected = [f"t{i:04d}" for i in range(total) if i % 4 == 0 or (i + 1) % 4 == 0]
+    written = threading.Event()
+    reads: list[int] = []
+    problems: list[str] = []
+
+    def read_until_written() -> None:
+        while True:
+            last = written.is_set()
+            ids: list[str] = []
+            cursor = None
+            while True:
+                page = store.account_transfers("a0", cursor=cursor, limit=7)
+                ids += [t.id for t in page.items]
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+            if ids != expected[: len(ids)]:
+                problems.append(f"read {len(reads)}: {ids[:3]}... is not a prefix")
+            reads.append(len(ids))
+            if last:
+                return
+
+    try:
+        store.create_accounts(ACCOUNTS, START)
+        reader = threading.Thread(target=read_until_written)
+        reader.start()
+        for first in range(0, total, 7):
+            store.apply([_transfers(first, 7)], START)
+        written.set()
+        reader.join(timeout=60)
+        assert not problems, problems
+        assert reads[-1] == len(expected)
+        assert len(reads) > 3  # the reads did race the writes and the rounds
+        assert store.wait_for_history_index(5)
+        mark, entries = _mark(path)
+        assert total - mark < 20 and entries == 2 * mark
+    finally:
+        store.close()
+
+
+def test_a_batch_decided_before_another_writer_commits_is_decided_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer decides outside the write lock (ADR 0013). If another connection
+    commits between its decision and its transaction, the decision may rest on balances
+    that are no longer so: it must be made again, or a rule breaks and a write is lost."""
+    path = tmp_path / "ledger.sqlite"
+    first = SqliteLedgerStore(path)
+    second = SqliteLedgerStore(path)
+    wallet = Account("w", OwnerKind.PLAYER, "p", "EUR", "wallet", DEBITS_WITHIN_CREDITS)
+    try:
+        first.create_accounts([*ACCOUNTS, wallet], START)
+        first.apply([[TransferRequest("fund", "a0", "w", 100, "EUR", "fund")]], START)
+        decide = first._decide
+        spent = []
+
+        def decide_then_another_writer_spends(*args: Any) -> Any:
+            decided = decide(*args)
+            if not spent:  # once: the decision made again must not be raced
+                spent.append(
+                    second.apply([[TransferRequest("spend", "w", "a1", 100, "EUR", "play")]], START)
+                )
+            return decided
+
+        monkeypatch.setattr(first, "_decide", decide_then_another_writer_spends)
+        [[bet]] = first.apply([[TransferRequest("bet", "w", "a2", 60, "EUR", "play")]], START)
+        assert [[r.code for r in sub] for sub in spent[0]] == [[ResultCode.OK]]
+        assert bet.code is ResultCode.EXCEEDS_CREDITS  # decided on 100 it would be OK
+        balance = second.balance("w")
+        assert balance is not None
+        assert (balance.debits_posted, balance.credits_posted) == (100, 100)
+        assert first.get_transfer("bet") is None
+    finally:
+        first.close()
+        second.close()

@@ -306,7 +306,7 @@ def _raw_write(
                     f"UPDATE account_balances SET {column} = {column} + ? WHERE num = ?",
                     [(amount, nums[a]) for amount, a in pairs],
                 )
-            store.index_history_in(conn)  # the schema's own cost, as the ledger pays it
+        store.index_history_behind()  # the schema's own cost, as the ledger pays it
         return
     with store.unit_of_work() as conn, conn.cursor() as cur:  # type: ignore[attr-defined]
         with cur.copy(f"COPY transfers ({rows.TRANSFER_COLUMNS}) FROM STDIN") as copy:

@@ -22,9 +22,10 @@ from tally.ledger.model import (
 class LedgerStore(Protocol):
     """Durable accounts, balances and transfers.
 
-    ``apply`` is the one write path for transfers: in one database transaction it
-    expires due pending transfers, loads (and locks) what the submissions refer to,
-    decides them with :func:`tally.ledger.engine.apply_batch`, and writes the result.
+    ``apply`` is the one write path for transfers: it expires due pending transfers,
+    loads (and locks) what the submissions refer to, decides them with
+    :func:`tally.ledger.engine.apply_batch`, and writes the result in one database
+    transaction, on state no other writer changed after it was read.
     """
 
     def create_accounts(

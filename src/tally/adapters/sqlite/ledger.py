@@ -1,7 +1,9 @@
 """The embedded ledger store: one SQLite file in WAL mode.
 
-One write connection (guarded by a lock, used by the ledger's single writer) and
-one read connection per reading thread; WAL lets readers run beside the writer.
+One write connection (guarded by a lock, used by the ledger's single writer and by
+the history indexer's thread), the writer's own read connection on which it decides a
+batch before it takes that lock (ADR 0013), and a pool of read connections lent one per
+query; WAL lets readers run beside the writer.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from datetime import datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from tally.adapters import rows
 from tally.adapters.migrate import MIGRATIONS_TABLE, load_migrations
@@ -37,6 +41,8 @@ from tally.ledger.model import (
     TransferRequest,
     TransferResult,
 )
+
+log = structlog.get_logger("tally.ledger")
 
 
 def connect(path: Path | str, *, synchronous: str = "FULL") -> sqlite3.Connection:
@@ -201,6 +207,57 @@ def insert_transfers(
         conn.executemany(run_sql, run)
 
 
+class _HistoryIndexer:
+    """The thread that brings the history index up behind the writer (ADR 0013).
+
+    The writer asks after each commit that created transfers; a round runs when the tail
+    after the mark is ``history_index_lag`` long or longer. It holds the write lock, not
+    the cache lock, so the writer decides its next batch meanwhile. A failed round is
+    logged and tried again at the next request: reads are right whatever the tail's
+    length (they scan it), only slower.
+    """
+
+    def __init__(self, store: SqliteLedgerStore) -> None:
+        self._store = store
+        self._cond = threading.Condition()
+        self._asked = 0
+        self._done = 0
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="ledger-history-index", daemon=True)
+        self._thread.start()
+
+    def wanted(self) -> None:
+        with self._cond:
+            self._asked += 1
+            self._cond.notify_all()
+
+    def wait(self, timeout: float | None) -> bool:
+        with self._cond:
+            target = self._asked
+            return self._cond.wait_for(lambda: self._done >= target or self._stopping, timeout)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._asked > self._done or self._stopping)
+                if self._stopping:
+                    return
+                target = self._asked
+            try:
+                self._store._index_round()
+            except Exception as exc:  # noqa: BLE001 - the next request tries again
+                log.error("history_index_failed", error=str(exc))
+            with self._cond:
+                self._done = target
+                self._cond.notify_all()
+
+
 class SqliteLedgerStore:
     def __init__(
         self,
@@ -232,8 +289,19 @@ class SqliteLedgerStore:
         self._rules: dict[str, int] = {}
         self._nums: dict[str, int] = {}
         self._data_version = -1
+        # Bumped whenever the caches are dropped: a decision made on them before is void.
+        self._cache_epoch = 0
+        # Held by whoever reads or changes the caches. The writer decides a batch under
+        # this lock alone, on its own read connection, so the history indexer can hold
+        # the write lock meanwhile; a transaction takes both (this one first).
+        self._cache_lock = threading.RLock()
         with self._write_lock:
             migrate(self._write)
+        try:
+            self._decider = connect(self.path, synchronous=synchronous)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
+        self._indexer = _HistoryIndexer(self)
 
     # -- connections --------------------------------------------------------------------
     def _all(self, sql: str, params: Any = ()) -> list[Any]:
@@ -262,7 +330,7 @@ class SqliteLedgerStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._write_lock:
+        with self._cache_lock, self._write_lock:
             conn = self._write
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -282,6 +350,7 @@ class SqliteLedgerStore:
             conn.execute("COMMIT")
 
     def _forget_accounts(self) -> None:
+        self._cache_epoch += 1
         self._accounts.clear()
         self._balances.clear()
         self._rules.clear()
@@ -323,8 +392,25 @@ class SqliteLedgerStore:
     def apply(
         self, submissions: Sequence[Sequence[TransferRequest]], now: datetime
     ) -> list[list[TransferResult]]:
-        with self._transaction() as conn:
-            return self.apply_in(conn, submissions, now)
+        """The writer's path: decide the batch on the writer's own read connection and
+        caches, then write it in one transaction, and leave the history index to the
+        indexer thread (ADR 0013). The indexer may hold the file meanwhile."""
+        with self._cache_lock:
+            epoch = self._cache_epoch
+            try:
+                results, changes = self._decide(self._decider, submissions, now)
+            except BaseException:
+                self._forget_accounts()  # the engine may have changed them in place
+                raise
+            with self._transaction() as conn:
+                if self._cache_epoch != epoch:
+                    # Another connection wrote the file since the caches were last good:
+                    # the decision may rest on stale balances. Decide again, in here.
+                    return self.apply_in(conn, submissions, now)
+                self._write_changes(conn, changes, now)
+        if changes.created:
+            self.index_history_behind()
+        return results
 
     def apply_in(
         self,
@@ -332,14 +418,28 @@ class SqliteLedgerStore:
         submissions: Sequence[Sequence[TransferRequest]],
         now: datetime,
     ) -> list[list[TransferResult]]:
-        """``apply`` inside a transaction opened by :meth:`unit_of_work`."""
-        now_us = to_micros(now)
+        """``apply`` inside a transaction opened by :meth:`unit_of_work`: decided and
+        written there, the history index brought up in the same transaction if due."""
+        with self._cache_lock:
+            results, changes = self._decide(conn, submissions, now)
+            self._write_changes(conn, changes, now)
+            if changes.created:
+                self.index_history_in(conn)
+            return results
+
+    def _decide(
+        self,
+        conn: sqlite3.Connection,
+        submissions: Sequence[Sequence[TransferRequest]],
+        now: datetime,
+    ) -> tuple[list[list[TransferResult]], engine.ChangeSet]:
+        """Read what the submissions refer to (on ``conn``) and decide them on the caches."""
         due = [
             rows.transfer_from_row(r, from_micros)
             for r in conn.execute(
                 f"SELECT {rows.TRANSFER_COLUMNS} FROM transfers "
                 "WHERE status = 'pending' AND expires_at IS NOT NULL AND expires_at <= ?",
-                (now_us,),
+                (to_micros(now),),
             )
         ]
         ids = engine.referenced_transfer_ids(submissions)
@@ -353,7 +453,12 @@ class SqliteLedgerStore:
         account_ids = engine.referenced_account_ids(submissions, [*loaded.values(), *due])
         state = engine.LedgerState(transfers=loaded)
         self._load_accounts(conn, account_ids, state)
-        results, changes = engine.apply_batch(submissions, state, now, self.limits, due=due)
+        return engine.apply_batch(submissions, state, now, self.limits, due=due)
+
+    def _write_changes(
+        self, conn: sqlite3.Connection, changes: engine.ChangeSet, now: datetime
+    ) -> None:
+        now_us = to_micros(now)
         if changes.created:
             # A batch shares one recorded_at (and mostly one occurred_at): convert once.
             micros: dict[datetime, int] = {}
@@ -365,7 +470,6 @@ class SqliteLedgerStore:
                 return found
 
             insert_transfers(conn, changes.created, time_in)
-            self.index_history_in(conn)
         if changes.resolved:
             conn.executemany(
                 "UPDATE transfers SET status = ?, resolved_at = ? WHERE id = ?",
@@ -396,7 +500,28 @@ class SqliteLedgerStore:
                 "(transfer_id, code, reason, request, rejected_at) VALUES (?, ?, ?, ?, ?)",
                 [rows.rejection_row(r, to_micros) for r in changes.rejections],
             )
-        return results
+
+    def index_history_behind(self) -> None:
+        """Ask the indexer thread to bring the history index up, if it is due."""
+        self._indexer.wanted()
+
+    def _index_round(self) -> None:
+        """One round of the indexer: its own transaction on the write connection, under
+        the write lock only (it reads and changes no cache)."""
+        mark, last = self._one(
+            "SELECT indexed_through, (SELECT MAX(seq) FROM transfers) FROM account_postings_mark"
+        )
+        if last is None or last - mark < self.limits.history_index_lag:
+            return
+        with self._write_lock:
+            conn = self._write
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self.index_history_in(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def index_history_in(self, conn: sqlite3.Connection) -> None:
         """Bring account_postings up to the last transfer once the tail after its mark is
@@ -509,7 +634,14 @@ class SqliteLedgerStore:
             )
         return totals
 
+    def wait_for_history_index(self, timeout: float | None = None) -> bool:
+        """Block until the indexer has done what was asked of it so far (tests, tools)."""
+        return self._indexer.wait(timeout)
+
     def close(self) -> None:
+        self._indexer.stop()
+        with self._cache_lock:
+            self._decider.close()
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()
