@@ -60,7 +60,7 @@ def serve(directory: Path, config: Config) -> None:
 
     from tally.adapters.sqlite.events import SqliteEventLog
     from tally.app.bootstrap import build_app, build_input_quarantine, build_wallet_gateway
-    from tally.app.runtime import hand_off_promptly, settle_heap
+    from tally.app.runtime import PROMPT_GC_THRESHOLDS, hand_off_promptly, settle_heap
     from tally.app.settings import Settings
     from tally.entrypoints.gateway.app import BATCH_MAX_CALLS, create_gateway_api
     from tally.events.appender import AppendLimits
@@ -90,7 +90,7 @@ def serve(directory: Path, config: Config) -> None:
         "fund",
     )
     api = create_gateway_api(parts.gateway, tally.clock, noop=True, batch_max_calls=batch)
-    settle_heap()  # as `tally gateway serve` does once wired
+    settle_heap(PROMPT_GC_THRESHOLDS)  # as `tally gateway serve` does once wired
     hand_off_promptly()
     server = uvicorn.Server(
         uvicorn.Config(

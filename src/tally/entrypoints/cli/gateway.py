@@ -15,7 +15,7 @@ from tally.app.bootstrap import (
     build_backoffice,
 )
 from tally.app.keys import load_keys
-from tally.app.runtime import hand_off_promptly, settle_heap
+from tally.app.runtime import PROMPT_GC_THRESHOLDS, hand_off_promptly, settle_heap
 from tally.entrypoints.cli.common import CLI_ACTOR, audit_change, console, err_console, open_app
 from tally.kernel.money import MoneyError, format_amount, parse_amount
 from tally.providers.registry import PROTOCOLS, Registry
@@ -58,7 +58,7 @@ def serve(
         backoffice = build_backoffice(tally)
         parts = open_gateway(tally, backoffice, provider)
         api = create_gateway_api(parts.gateway, tally.clock)
-        settle_heap()
+        settle_heap(PROMPT_GC_THRESHOLDS)
         hand_off_promptly()
         try:
             console.print(
