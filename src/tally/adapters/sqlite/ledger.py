@@ -525,8 +525,8 @@ class SqliteLedgerStore:
 
     def index_history_in(self, conn: sqlite3.Connection) -> None:
         """Bring account_postings up to the last transfer once the tail after its mark is
-        ``history_index_lag`` long: in the transaction of the batch that made it so (a
-        :meth:`unit_of_work`, or the writer's own)."""
+        ``history_index_lag`` long, in the transaction ``conn`` is in: the indexer's own,
+        or a :meth:`unit_of_work` whose batch made it so."""
         (mark,) = conn.execute("SELECT indexed_through FROM account_postings_mark").fetchone()
         (last,) = conn.execute("SELECT MAX(seq) FROM transfers").fetchone()
         if last - mark < self.limits.history_index_lag:
