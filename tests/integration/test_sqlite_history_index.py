@@ -46,6 +46,18 @@ def _mark(path: Path) -> tuple[int, int]:
         conn.close()
 
 
+def _history(store: SqliteLedgerStore, account_id: str, *, page_size: int) -> list[str]:
+    """The account's transfer ids, read page by page to the end."""
+    ids: list[str] = []
+    cursor = None
+    while True:
+        page = store.account_transfers(account_id, cursor=cursor, limit=page_size)
+        ids += [t.id for t in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            return ids
+
+
 def test_the_indexer_takes_transfers_in_once_the_tail_reaches_the_lag(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite"
     store = SqliteLedgerStore(path, LedgerLimits(history_index_lag=10))
@@ -61,14 +73,7 @@ def test_the_indexer_takes_transfers_in_once_the_tail_reaches_the_lag(tmp_path: 
         assert store.wait_for_history_index(5)
         assert _mark(path) == (12, 24)
         # a0 is the debit of t0, t4, t8, ... and the credit of t3, t7, t11, ...
-        ids = []
-        cursor = None
-        while True:
-            page = store.account_transfers("a0", cursor=cursor, limit=3)
-            ids += [t.id for t in page.items]
-            cursor = page.next_cursor
-            if cursor is None:
-                break
+        ids = _history(store, "a0", page_size=3)
         expected = [f"t{i:04d}" for i in range(17) if i % 4 == 0 or (i + 1) % 4 == 0]
         assert ids == expected  # across the mark: each once, in order
         balance = store.balance("a0", START + timedelta(seconds=1))
@@ -139,14 +144,7 @@ def test_reads_while_the_indexer_takes_transfers_in_never_miss_or_repeat_one(
     def read_until_written() -> None:
         while True:
             last = written.is_set()
-            ids: list[str] = []
-            cursor = None
-            while True:
-                page = store.account_transfers("a0", cursor=cursor, limit=7)
-                ids += [t.id for t in page.items]
-                cursor = page.next_cursor
-                if cursor is None:
-                    break
+            ids = _history(store, "a0", page_size=7)
             if ids != expected[: len(ids)]:
                 problems.append(f"read {len(reads)}: {ids[:3]}... is not a prefix")
             reads.append(len(ids))
