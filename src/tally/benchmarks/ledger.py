@@ -219,6 +219,7 @@ def run_naive(config: Config, report: Callable[[int], None]) -> dict[str, Any]:
     with fresh_store(config) as store:
         setup_accounts(store, config)
         sample = transfers(config, 0, config.naive_sample)
+        settle_heap()  # the references run under the ledger run's collector settings
         commits: list[float] = []
         began = time.perf_counter()
         for request in sample:
@@ -245,6 +246,8 @@ def run_raw(config: Config, report: Callable[[int], None]) -> dict[str, Any]:
         setup_accounts(store, config)
         nums = _account_numbers(store)
         now = datetime.now(UTC)
+        _account_ids(config.accounts)
+        settle_heap()
         began = time.perf_counter()
         done = 0
         while done < config.transfers:
