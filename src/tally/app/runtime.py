@@ -16,10 +16,10 @@ import sys
 # transfers cost 0.73 s of collections, one pause up to 39 ms; at 500,000, 0.05 s,
 # pauses up to 1 ms.
 GC_THRESHOLDS = (500_000, 20, 10)
-# A process answering calls one by one (the wallet gateway) keeps the earlier 50,000: its
-# long-lived objects grow with every call, so each collection there walks up to the
-# threshold. Gateway runs at 1,500 callbacks/s gave p99 57-164 ms with 50,000 and
-# 70-180 ms with 500,000 (four each; too noisy to prefer the new one).
+# A process answering calls one by one (the wallet gateway), where a pause is a slow
+# answer, keeps the earlier 50,000 until the larger one is shown not to lengthen its
+# tail: gateway runs at 1,500 callbacks/s gave p99 57-164 ms with 50,000 and 70-180 ms
+# with 500,000 (four runs each, too noisy to prefer either).
 PROMPT_GC_THRESHOLDS = (50_000, 20, 10)
 
 
