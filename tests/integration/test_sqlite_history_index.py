@@ -11,7 +11,6 @@ another connection in between makes it decide again.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -19,11 +18,11 @@ from typing import Any
 
 import pytest
 
-from tally.adapters.migrate import MIGRATIONS_TABLE, load_migrations
 from tally.adapters.sqlite.ledger import SqliteLedgerStore, connect
 from tally.kernel.limits import LedgerLimits
 from tally.ledger.model import Account, AccountFlags, OwnerKind, ResultCode, TransferRequest
 from tests.conftest import START
+from tests.support.ledger_files import ledger_file_at
 
 DEBITS_WITHIN_CREDITS = AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
 ACCOUNTS = [Account(f"a{i}", OwnerKind.OPERATOR, f"o{i}", "EUR", "test") for i in range(4)]
@@ -88,15 +87,9 @@ def test_a_file_made_before_the_history_index_is_migrated_with_its_history(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "ledger.sqlite"
-    # The ledger as its first migration left it, with transfers written then.
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute(MIGRATIONS_TABLE)
-    first = load_migrations("tally.adapters.sqlite.migrations", "ledger")[0]
-    conn.executescript(first.sql)
-    conn.execute("INSERT INTO schema_migrations VALUES ('ledger', 1, ?)", (first.name,))
-    conn.close()
-    # Transfers written then: straight rows, as the first schema held them.
-    conn = sqlite3.connect(path, isolation_level=None)
+    # The ledger as its first migration left it, with transfers written then: straight
+    # rows, as the first schema held them.
+    conn = ledger_file_at(path, 1)
     for a in ACCOUNTS:
         conn.execute(
             "INSERT INTO accounts (id, owner_kind, owner_id, currency, purpose, created_at) "

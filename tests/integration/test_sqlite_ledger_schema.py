@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from tally.adapters.migrate import MIGRATIONS_TABLE, load_migrations
 from tally.adapters.sqlite.ledger import SqliteLedgerStore, connect
 from tally.ledger.model import (
     Account,
@@ -27,6 +26,7 @@ from tally.ledger.model import (
     TransferRequest,
 )
 from tests.conftest import START
+from tests.support.ledger_files import ledger_file_at
 
 COLUMNS = (
     "id, kind, debit_account_id, credit_account_id, amount, currency, code, status, "
@@ -52,19 +52,6 @@ def _insert(conn: sqlite3.Connection, **changes: Any) -> None:
         f"INSERT INTO transfers ({COLUMNS}) VALUES ({', '.join('?' * len(row))})",
         tuple(row[c.strip()] for c in COLUMNS.split(",")),
     )
-
-
-def _file_at(path: Path, version: int) -> sqlite3.Connection:
-    """A ledger file as the first ``version`` migrations left it."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute(MIGRATIONS_TABLE)
-    for migration in load_migrations("tally.adapters.sqlite.migrations", "ledger")[:version]:
-        conn.executescript(migration.sql)
-        conn.execute(
-            "INSERT INTO schema_migrations VALUES ('ledger', ?, ?)",
-            (migration.version, migration.name),
-        )
-    return conn
 
 
 @pytest.fixture
@@ -105,7 +92,7 @@ def test_the_database_takes_every_kind_and_state(
 
 def test_a_file_from_before_the_rewrite_keeps_its_transfers(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite"
-    old = _file_at(path, 2)
+    old = ledger_file_at(path, 2)
     _insert(old, id="t1", kind="pending", status="voided")
     _insert(old, id="t2", kind="single", status=None)
     old.execute("DELETE FROM transfers WHERE id = 't1'")
@@ -134,7 +121,7 @@ def test_a_file_from_before_the_rewrite_keeps_its_transfers(tmp_path: Path) -> N
 
 def test_balances_apart_keep_every_account_and_figure(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite"
-    old = _file_at(path, 3)
+    old = ledger_file_at(path, 3)
     accounts = [
         ("w1", "player", "p1", "EUR", "wallet", 1, '{"k": "v"}', 7, 0, 40, 0, 100),
         ("bank", "platform", "bank", "EUR", "funding", 0, None, 8, 0, 100, 0, 40),
