@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from tally.adapters.backoffice_sql import Cursor, SqlBackofficeStore
-from tally.adapters.sqlite.ledger import connect, migrate
+from tally.adapters.sqlite.ledger import connect, immediate, migrate
 from tally.audit.chain import Sealer
 from tally.kernel.clock import from_micros, to_micros
-from tally.kernel.errors import RetryableError, StoreUnavailable
+from tally.kernel.errors import StoreUnavailable
 
 
 class SqliteBackofficeStore(SqlBackofficeStore):
@@ -39,18 +39,8 @@ class SqliteBackofficeStore(SqlBackofficeStore):
 
     @contextmanager
     def _transaction(self) -> Iterator[Cursor]:
-        with self._lock:
-            conn = self._conn
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise RetryableError(f"back-office database is busy: {exc}") from exc
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._lock, immediate(self._conn, busy="back-office database") as conn:
+            yield conn
 
     def _time_in(self, when: datetime) -> Any:
         return to_micros(when)

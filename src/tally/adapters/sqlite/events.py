@@ -7,7 +7,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from tally.adapters.sqlite.ledger import connect, migrate
+from tally.adapters.sqlite.ledger import connect, immediate, migrate
 from tally.events import codec
 from tally.events.model import Event, first_difference
 from tally.events.ports import Appended, AppendResult
@@ -26,52 +26,43 @@ class SqliteEventLog:
         """Deduplicated by idempotency key, in one transaction; conflicts are kept apart."""
         keys = [e.key for e in events]
         results: list[AppendResult] = []
-        with self._lock:
-            conn = self._write
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                known = {
-                    key: (position, codec.loads(body))
-                    for key, position, body in conn.execute(
-                        "SELECT key, position, body FROM event_log "
-                        "WHERE key IN (SELECT value FROM json_each(?))",
-                        (json.dumps(keys),),
+        with self._lock, immediate(self._write) as conn:
+            known = {
+                key: (position, codec.loads(body))
+                for key, position, body in conn.execute(
+                    "SELECT key, position, body FROM event_log "
+                    "WHERE key IN (SELECT value FROM json_each(?))",
+                    (json.dumps(keys),),
+                )
+            }
+            rows: list[tuple[str, str, int]] = []
+            conflicts: list[tuple[str, str, str, int]] = []
+            (head,) = conn.execute("SELECT COALESCE(MAX(position), 0) FROM event_log").fetchone()
+            for key, event in zip(keys, events, strict=True):
+                found = known.get(key)
+                if found is None:
+                    head += 1
+                    known[key] = (head, event)
+                    rows.append((key, codec.dumps(event), to_micros(event.recorded_at)))
+                    results.append(AppendResult(key, Appended.ACCEPTED, head))
+                    continue
+                position, first = found
+                differs = first_difference(first, event)
+                if differs is None:
+                    results.append(AppendResult(key, Appended.DUPLICATE, position))
+                else:
+                    conflicts.append(
+                        (key, differs, codec.dumps(event), to_micros(event.recorded_at))
                     )
-                }
-                rows: list[tuple[str, str, int]] = []
-                conflicts: list[tuple[str, str, str, int]] = []
-                (head,) = conn.execute(
-                    "SELECT COALESCE(MAX(position), 0) FROM event_log"
-                ).fetchone()
-                for key, event in zip(keys, events, strict=True):
-                    found = known.get(key)
-                    if found is None:
-                        head += 1
-                        known[key] = (head, event)
-                        rows.append((key, codec.dumps(event), to_micros(event.recorded_at)))
-                        results.append(AppendResult(key, Appended.ACCEPTED, head))
-                        continue
-                    position, first = found
-                    differs = first_difference(first, event)
-                    if differs is None:
-                        results.append(AppendResult(key, Appended.DUPLICATE, position))
-                    else:
-                        conflicts.append(
-                            (key, differs, codec.dumps(event), to_micros(event.recorded_at))
-                        )
-                        results.append(AppendResult(key, Appended.CONFLICT, position, differs))
-                conn.executemany(
-                    "INSERT INTO event_log (key, body, recorded_at) VALUES (?, ?, ?)", rows
-                )
-                conn.executemany(
-                    "INSERT INTO event_conflicts (key, differs_in, body, recorded_at) "
-                    "VALUES (?, ?, ?, ?)",
-                    conflicts,
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+                    results.append(AppendResult(key, Appended.CONFLICT, position, differs))
+            conn.executemany(
+                "INSERT INTO event_log (key, body, recorded_at) VALUES (?, ?, ?)", rows
+            )
+            conn.executemany(
+                "INSERT INTO event_conflicts (key, differs_in, body, recorded_at) "
+                "VALUES (?, ?, ?, ?)",
+                conflicts,
+            )
         return results
 
     def read(self, after: int, limit: int) -> list[tuple[int, Event]]:

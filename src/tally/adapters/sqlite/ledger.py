@@ -57,6 +57,28 @@ def connect(path: Path | str, *, synchronous: str = "FULL") -> sqlite3.Connectio
     return conn
 
 
+@contextmanager
+def immediate(conn: sqlite3.Connection, *, busy: str | None = None) -> Iterator[sqlite3.Connection]:
+    """One write transaction on ``conn``: committed if the block ends, else rolled back
+    (also when the commit itself fails, unless SQLite has already rolled it back).
+
+    With ``busy`` (what to call the database), a file another writer holds past the busy
+    timeout is a :class:`RetryableError`; without, SQLite's own error."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if busy is None:
+            raise
+        raise RetryableError(f"{busy} is busy: {exc}") from exc
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 def migrate(conn: sqlite3.Connection, component: str = "ledger") -> list[int]:
     """Apply a component's missing migrations; returns the versions applied now."""
     conn.execute(MIGRATIONS_TABLE)
@@ -71,18 +93,13 @@ def migrate(conn: sqlite3.Connection, component: str = "ledger") -> list[int]:
         if migration.version in done:
             continue
         # executescript would commit on its own; run statements inside one transaction.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(conn):
             for statement in _statements(migration.sql):
                 conn.execute(statement)
             conn.execute(
                 "INSERT INTO schema_migrations VALUES (?, ?, ?)",
                 (component, migration.version, migration.name),
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         applied.append(migration.version)
     return applied
 
@@ -331,23 +348,18 @@ class SqliteLedgerStore:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._cache_lock, self._write_lock:
-            conn = self._write
             try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise RetryableError(f"ledger database is busy: {exc}") from exc
-            (version,) = conn.execute("PRAGMA data_version").fetchone()
-            if version != self._data_version:
-                # Another connection committed to the file: what we cached may be stale.
-                self._forget_accounts()
-                self._data_version = version
-            try:
-                yield conn
+                with immediate(self._write, busy="ledger database") as conn:
+                    (version,) = conn.execute("PRAGMA data_version").fetchone()
+                    if version != self._data_version:
+                        # Another connection committed to the file: the caches may be stale.
+                        self._forget_accounts()
+                        self._data_version = version
+                    yield conn
             except BaseException:
-                self._forget_accounts()  # the engine may have changed them in place
-                conn.execute("ROLLBACK")
+                # Rolled back: the engine may have changed cached balances in place.
+                self._forget_accounts()
                 raise
-            conn.execute("COMMIT")
 
     def _forget_accounts(self) -> None:
         self._cache_epoch += 1
@@ -513,15 +525,8 @@ class SqliteLedgerStore:
         )
         if last is None or last - mark < self.limits.history_index_lag:
             return
-        with self._write_lock:
-            conn = self._write
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                self.index_history_in(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._write_lock, immediate(self._write) as conn:
+            self.index_history_in(conn)
 
     def index_history_in(self, conn: sqlite3.Connection) -> None:
         """Bring account_postings up to the last transfer once the tail after its mark is
