@@ -6,7 +6,8 @@ transfers after it. These tests check the index itself: when the indexer takes
 transfers in, that a file made before the index existed is migrated with its history,
 and that the two parts of a read never miss or repeat a transfer, even while the
 indexer runs. And, since the writer now decides outside the write lock, that a commit by
-another connection in between makes it decide again.
+another ledger store in between makes it decide again, and one by another component
+that shares the file does not.
 """
 
 from __future__ import annotations
@@ -197,3 +198,39 @@ def test_a_batch_decided_before_another_writer_commits_is_decided_again(
     finally:
         first.close()
         second.close()
+
+
+def test_a_commit_by_another_component_of_the_file_keeps_the_decision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event log and the wallet marks share the ledger's file and commit beside it
+    all the time. Those commits change no balance: the writer keeps its caches and its
+    decision (before the ledger generation, each one made it decide every batch twice)."""
+    path = tmp_path / "ledger.sqlite"
+    store = SqliteLedgerStore(path)
+    other = connect(path)
+    wallet = Account("w", OwnerKind.PLAYER, "p", "EUR", "wallet", DEBITS_WITHIN_CREDITS)
+    try:
+        other.execute("CREATE TABLE another_component (x INTEGER)")
+        store.create_accounts([*ACCOUNTS, wallet], START)
+        store.apply([[TransferRequest("fund", "a0", "w", 100, "EUR", "fund")]], START)
+        decide = store._decide
+        decisions = []
+
+        def decide_then_another_component_commits(*args: Any) -> Any:
+            decisions.append(args)
+            decided = decide(*args)
+            other.execute("INSERT INTO another_component VALUES (1)")
+            return decided
+
+        monkeypatch.setattr(store, "_decide", decide_then_another_component_commits)
+        [[bet]] = store.apply([[TransferRequest("bet", "w", "a2", 60, "EUR", "play")]], START)
+        assert bet.code is ResultCode.OK
+        assert len(decisions) == 1
+        assert store._balances["w"].debits_posted == 60  # the cache is kept, and current
+        balance = store.balance("w")
+        assert balance is not None
+        assert (balance.debits_posted, balance.credits_posted) == (60, 100)
+    finally:
+        other.close()
+        store.close()

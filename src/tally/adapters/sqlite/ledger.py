@@ -126,6 +126,10 @@ _LOAD_ACCOUNTS = (
     f"SELECT num, {rows.ACCOUNT_COLUMNS} FROM accounts WHERE id IN (SELECT value FROM json_each(?))"
 )
 
+# Every write transaction of a ledger store counts (migration ledger_005).
+_GENERATION = "SELECT n FROM ledger_generation"
+_NEXT_GENERATION = "UPDATE ledger_generation SET n = n + 1"
+
 
 def _insert(columns: str, *, single: bool = False) -> str:
     marks = ", ".join("?" * len(columns.split(",")))
@@ -299,13 +303,15 @@ class SqliteLedgerStore:
         # The writer's view of the accounts it has met, four dicts with the same keys:
         # definitions, balances as last committed by this writer, balance rules, and
         # numbers (the key of an account's balances row).
-        # Valid while no other connection has written the file (PRAGMA data_version
-        # tells) and no transaction of ours failed; else all four are dropped.
+        # Valid while no other ledger store has written the file (PRAGMA data_version
+        # tells that some connection has, ledger_generation whether it was a ledger
+        # store) and no transaction of ours failed; else all four are dropped.
         self._accounts: dict[str, Account] = {}
         self._balances: dict[str, Balance] = {}
         self._rules: dict[str, int] = {}
         self._nums: dict[str, int] = {}
         self._data_version = -1
+        self._generation = -1  # the file's ledger generation as of the caches
         # Bumped whenever the caches are dropped: a decision made on them before is void.
         self._cache_epoch = 0
         # Held by whoever reads or changes the caches. The writer decides a batch under
@@ -347,15 +353,22 @@ class SqliteLedgerStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction, which counts in the file's ledger generation."""
         with self._cache_lock, self._write_lock:
             try:
                 with immediate(self._write, busy="ledger database") as conn:
                     (version,) = conn.execute("PRAGMA data_version").fetchone()
                     if version != self._data_version:
-                        # Another connection committed to the file: the caches may be stale.
-                        self._forget_accounts()
+                        # Another connection committed to the file. Only if it was a
+                        # ledger store (the generation moved) may the caches be stale.
+                        (generation,) = conn.execute(_GENERATION).fetchone()
+                        if generation != self._generation:
+                            self._forget_accounts()
+                            self._generation = generation
                         self._data_version = version
                     yield conn
+                    conn.execute(_NEXT_GENERATION)
+                self._generation += 1
             except BaseException:
                 # Rolled back: the engine may have changed cached balances in place.
                 self._forget_accounts()
