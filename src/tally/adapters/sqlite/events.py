@@ -27,11 +27,12 @@ class SqliteEventLog:
         keys = [e.key for e in events]
         results: list[AppendResult] = []
         with self._lock, immediate(self._write) as conn:
+            # Keys joined to the log, each a probe of its key (see SqliteWalletMarks.marked).
             known = {
                 key: (position, codec.loads(body))
                 for key, position, body in conn.execute(
-                    "SELECT key, position, body FROM event_log "
-                    "WHERE key IN (SELECT value FROM json_each(?))",
+                    "SELECT e.key, e.position, e.body FROM json_each(?) AS j "
+                    "JOIN event_log AS e ON e.key = j.value",
                     (json.dumps(keys),),
                 )
             }

@@ -27,10 +27,12 @@ class SqliteWalletMarks:
             )
 
     def marked(self, originals: Sequence[str]) -> dict[str, str]:
+        # The keys joined to the table, each one a primary-key probe: for
+        # ``IN (SELECT value FROM json_each(?))`` SQLite first builds an index of the keys.
         with self._lock:
             found = self._conn.execute(
-                "SELECT original, rollback_key FROM wallet_rollback_marks "
-                "WHERE original IN (SELECT value FROM json_each(?))",
+                "SELECT m.original, m.rollback_key FROM json_each(?) AS j "
+                "JOIN wallet_rollback_marks AS m ON m.original = j.value",
                 (json.dumps(list(originals)),),
             ).fetchall()
         return dict(found)
