@@ -429,8 +429,9 @@ class SqliteLedgerStore:
                 raise
             with self._transaction() as conn:
                 if self._cache_epoch != epoch:
-                    # Another connection wrote the file since the caches were last good:
-                    # the decision may rest on stale balances. Decide again, in here.
+                    # The caches were dropped after the decision (another ledger store
+                    # wrote the file, ADR 0014): it may rest on stale balances. Decide
+                    # again, in here.
                     return self.apply_in(conn, submissions, now)
                 self._write_changes(conn, changes, now)
         if changes.created:
