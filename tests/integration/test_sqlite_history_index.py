@@ -166,7 +166,7 @@ def test_reads_while_the_indexer_takes_transfers_in_never_miss_or_repeat_one(
 def test_a_batch_decided_before_another_writer_commits_is_decided_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The writer decides outside the write lock (ADR 0013). If another connection
+    """The writer decides outside the write lock (ADR 0013, 0015). If another connection
     commits between its decision and its transaction, the decision may rest on balances
     that are no longer so: it must be made again, or a rule breaks and a write is lost."""
     path = tmp_path / "ledger.sqlite"
@@ -188,7 +188,8 @@ def test_a_batch_decided_before_another_writer_commits_is_decided_again(
             return decided
 
         monkeypatch.setattr(first, "_decide", decide_then_another_writer_spends)
-        [[bet]] = first.apply([[TransferRequest("bet", "w", "a2", 60, "EUR", "play")]], START)
+        bet_batch = [[TransferRequest("bet", "w", "a2", 60, "EUR", "play")]]
+        [[bet]] = first.commit(first.decide(bet_batch, START))
         assert [[r.code for r in sub] for sub in spent[0]] == [[ResultCode.OK]]
         assert bet.code is ResultCode.EXCEEDS_CREDITS  # decided on 100 it would be OK
         balance = second.balance("w")
@@ -224,7 +225,8 @@ def test_a_commit_by_another_component_of_the_file_keeps_the_decision(
             return decided
 
         monkeypatch.setattr(store, "_decide", decide_then_another_component_commits)
-        [[bet]] = store.apply([[TransferRequest("bet", "w", "a2", 60, "EUR", "play")]], START)
+        bet_batch = [[TransferRequest("bet", "w", "a2", 60, "EUR", "play")]]
+        [[bet]] = store.commit(store.decide(bet_batch, START))
         assert bet.code is ResultCode.OK
         assert len(decisions) == 1
         assert store._balances["w"].debits_posted == 60  # the cache is kept, and current

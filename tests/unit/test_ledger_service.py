@@ -170,3 +170,55 @@ def test_recorded_time_never_goes_backwards_when_the_clock_does(
         clock.set(START - timedelta(hours=1))
         service.transfer([t("2")])
     assert store.inner.get_transfer("2").recorded_at == START
+
+
+class DecidingStore(GatedStore):
+    """A store the writer drives in two steps (decide, then commit: ADR 0015), which can
+    be told to fail either step; ``apply`` is its one-step path."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps: list[tuple[str, list[str]]] = []
+        self.fail_decide = 0
+        self.fail_commit = 0
+
+    def decide(self, submissions: Sequence[Sequence[TransferRequest]], now: datetime) -> Any:
+        self.steps.append(("decide", [r.id for s in submissions for r in s]))
+        if self.fail_decide:
+            self.fail_decide -= 1
+            raise RuntimeError("the read connection broke")
+        return (submissions, now)
+
+    def commit(self, decided: Any) -> Any:
+        submissions, now = decided
+        self.steps.append(("commit", [r.id for s in submissions for r in s]))
+        if self.fail_commit:
+            self.fail_commit -= 1
+            raise RetryableError("disk I/O error")
+        return self.inner.apply(submissions, now)
+
+
+def test_the_writer_decides_then_commits_when_the_store_can(clock: FixedClock) -> None:
+    store = DecidingStore()
+    with LedgerService(store, clock) as service:  # type: ignore[arg-type]
+        assert [r.code for r in service.transfer([t("1"), t("2")])] == [R.OK, R.OK]
+    assert [step for step in store.steps if step[1]] == [
+        ("decide", ["1", "2"]),
+        ("commit", ["1", "2"]),
+    ]
+    assert store.calls == []  # the one-step path was not taken
+
+
+@pytest.mark.parametrize("failing", ["decide", "commit"])
+def test_a_batch_whose_decision_or_commit_fails_goes_the_one_step_way(
+    clock: FixedClock, failing: str
+) -> None:
+    store = DecidingStore()
+    limits = LedgerLimits(expiry_tick_s=60)  # no idle batches in between
+    with LedgerService(store, clock, limits) as service:  # type: ignore[arg-type]
+        setattr(store, f"fail_{failing}", 1)
+        assert [r.code for r in service.transfer([t("1")])] == [R.OK]
+        assert [r.code for r in service.transfer([t("2")])] == [R.OK]
+    assert store.calls == [["1"]]  # retried in one step, then back to two
+    assert ("commit", ["2"]) in store.steps
+    assert store.inner.balance("b").credits_posted == 2

@@ -41,7 +41,7 @@ MAX_PEAK_MB = 300
 WALLET_SHARE = 10  # one account in this many is a wallet with overdraft protection
 FUNDING = 10**12  # what each wallet is funded with before the run
 # Callers submitting at once: enough for the writer's group commits to fill (ADR 0002).
-DEFAULT_SUBMITTERS = 16
+DEFAULT_SUBMITTERS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,13 +297,13 @@ def _raw_write(
     ]
     debits = [(t.amount, t.debit_account_id) for t in chunk]
     credits = [(t.amount, t.credit_account_id) for t in chunk]
-    from tally.adapters.sqlite.ledger import SqliteLedgerStore, insert_transfers
+    from tally.adapters.sqlite.ledger import SqliteLedgerStore, transfer_writes, write
 
     if isinstance(store, SqliteLedgerStore):
         from tally.kernel.clock import to_micros
 
         with store.unit_of_work() as conn:
-            insert_transfers(conn, created, to_micros)
+            write(conn, transfer_writes(created, to_micros))
             for column, pairs in (("debits_posted", debits), ("credits_posted", credits)):
                 conn.executemany(
                     f"UPDATE account_balances SET {column} = {column} + ? WHERE num = ?",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from tally.ledger.model import (
     Account,
@@ -61,3 +61,27 @@ class LedgerStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class Decided(Protocol):
+    """A batch a store decided ahead of writing it; only that store can commit it."""
+
+    @property
+    def submissions(self) -> Sequence[Sequence[TransferRequest]]: ...
+
+
+@runtime_checkable
+class PipelinedLedgerStore(LedgerStore, Protocol):
+    """A store whose writer can decide a batch while the one before it commits (ADR 0015).
+
+    ``decide`` runs the engine on the store's own view of the balances and returns what
+    to write; ``commit`` writes it, in the order the batches were decided, and returns
+    the results. A commit that cannot trust its decision any more decides again in its
+    transaction. ``apply`` stays the one-step path.
+    """
+
+    def decide(
+        self, submissions: Sequence[Sequence[TransferRequest]], now: datetime
+    ) -> Decided: ...
+
+    def commit(self, decided: Decided) -> list[list[TransferResult]]: ...

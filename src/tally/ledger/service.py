@@ -31,7 +31,7 @@ from tally.ledger.model import (
     TransferRequest,
     TransferResult,
 )
-from tally.ledger.ports import LedgerStore
+from tally.ledger.ports import Decided, LedgerStore, PipelinedLedgerStore
 
 log = structlog.get_logger("tally.ledger")
 
@@ -41,6 +41,13 @@ class _Submission:
     requests: Sequence[TransferRequest]
     future: Future[list[TransferResult]]
     enqueued: float
+
+
+@dataclass(slots=True)
+class _Decided:
+    batch: list[_Submission]
+    decided: Decided | None  # None: deciding failed, the batch goes the one-step way
+    started: float
 
 
 class LedgerClosed(PermanentError):
@@ -184,21 +191,75 @@ class LedgerService:
         return batch, False
 
     def _run(self) -> None:
+        store = self.store
+        if isinstance(store, PipelinedLedgerStore):
+            self._run_pipelined(store)
+            return
         stopping = False
         while not stopping:
             batch, stopping = self._gather()
             self._commit(batch)
-        # Drain whatever raced in after the stop marker.
+        rest = self._rest()
+        if rest:
+            self._commit(rest)
+
+    def _rest(self) -> list[_Submission]:
+        """Whatever raced in after the stop marker."""
         rest: list[_Submission] = []
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                break
+                return rest
             if item is not None:
                 rest.append(item)
-        if rest:
-            self._commit(rest)
+
+    def _run_pipelined(self, store: PipelinedLedgerStore) -> None:
+        """Decide each batch here while a committer thread writes the one before (ADR
+        0015). Callers get their results once their batch is committed, as before."""
+        decided: queue.Queue[_Decided | None] = queue.Queue(maxsize=1)
+        committer = threading.Thread(
+            target=self._commit_decided,
+            args=(store, decided),
+            name="ledger-committer",
+            daemon=True,
+        )
+        committer.start()
+        try:
+            stopping = False
+            while not stopping:
+                batch, stopping = self._gather()
+                decided.put(self._decide(store, batch))
+            rest = self._rest()
+            if rest:
+                decided.put(self._decide(store, rest))
+        finally:
+            decided.put(None)
+            committer.join()
+
+    def _decide(self, store: PipelinedLedgerStore, batch: list[_Submission]) -> _Decided:
+        started = time.perf_counter()
+        try:
+            made: Decided | None = store.decide([s.requests for s in batch], self._now())
+        except Exception as exc:  # noqa: BLE001 - the committer takes the one-step path
+            log.warning("ledger_decide_failed", error=str(exc), submissions=len(batch))
+            made = None
+        return _Decided(batch, made, started)
+
+    def _commit_decided(
+        self, store: PipelinedLedgerStore, decided: queue.Queue[_Decided | None]
+    ) -> None:
+        while (item := decided.get()) is not None:
+            if item.decided is None:
+                self._commit(item.batch)
+                continue
+            try:
+                results = store.commit(item.decided)
+            except Exception as exc:  # noqa: BLE001 - retried and split as any batch is
+                log.warning("ledger_commit_failed", error=str(exc), submissions=len(item.batch))
+                self._commit(item.batch)
+                continue
+            self._deliver(item.batch, results, item.started)
 
     def _commit(self, batch: list[_Submission]) -> None:
         submissions = [s.requests for s in batch]
@@ -215,8 +276,13 @@ class LedgerService:
             for s in batch:
                 self._commit([s])
             return
+        self._deliver(batch, results, started)
+
+    def _deliver(
+        self, batch: list[_Submission], results: list[list[TransferResult]], started: float
+    ) -> None:
         elapsed = time.perf_counter() - started
-        transfers = sum(len(s) for s in submissions)
+        transfers = sum(len(s.requests) for s in batch)
         stats = self.stats
         stats.batches += 1
         stats.transfers += transfers

@@ -14,11 +14,13 @@ import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import orjson
 import structlog
 
 from tally.adapters import rows
@@ -34,6 +36,7 @@ from tally.ledger.model import (
     Balance,
     OwnerKind,
     Page,
+    PendingStatus,
     Rejection,
     ResultCode,
     Transfer,
@@ -41,6 +44,7 @@ from tally.ledger.model import (
     TransferRequest,
     TransferResult,
 )
+from tally.ledger.ports import Decided
 
 log = structlog.get_logger("tally.ledger")
 
@@ -131,22 +135,51 @@ _GENERATION = "SELECT n FROM ledger_generation"
 _NEXT_GENERATION = "UPDATE ledger_generation SET n = n + 1"
 
 
+# A batch's writes are statements over one JSON array of rows each (``json_each``): SQLite
+# inserts or updates every row in one step, without the interpreter lock, so the
+# committer writes a batch while the writer decides the next (ADR 0015). executemany
+# would take the lock back for every row, and wait for it behind the deciding writer.
+def _from_json(columns: str) -> str:
+    """The columns' values, in order, from each row (an array) of a JSON parameter."""
+    values = ", ".join(f"value ->> {i}" for i in range(len(columns.split(","))))
+    return f"{values} FROM json_each(?)"
+
+
 def _insert(columns: str, *, single: bool = False) -> str:
-    marks = ", ".join("?" * len(columns.split(",")))
-    if single:  # the kind is written in the statement, not bound
-        return f"INSERT INTO transfers (kind, {columns}) VALUES ('single', {marks})"
-    return f"INSERT INTO transfers ({columns}) VALUES ({marks})"
+    if single:  # the kind is written in the statement, not sent
+        return f"INSERT INTO transfers (kind, {columns}) SELECT 'single', {_from_json(columns)}"
+    return f"INSERT INTO transfers ({columns}) SELECT {_from_json(columns)}"
 
 
-# Binding a parameter costs about as much as SQLite's own work for it, so a transfer is
-# inserted with the columns it fills: most are single transfers with nothing optional
-# (``_PLAIN``), or with an event reference or metadata (``_NOTED``); the rest bind all.
+# Each value in the JSON costs SQLite a parse, so a transfer is sent with the columns it
+# fills: most are single transfers with nothing optional (``_PLAIN``), or with an event
+# reference or metadata (``_NOTED``); the rest send all.
 _PLAIN_COLUMNS = (
     "id, debit_account_id, credit_account_id, amount, currency, code, occurred_at, recorded_at"
 )
 _INSERT_PLAIN = _insert(_PLAIN_COLUMNS, single=True)
 _INSERT_NOTED = _insert(f"{_PLAIN_COLUMNS}, event_ref, metadata", single=True)
 _INSERT_TRANSFER = _insert(rows.TRANSFER_COLUMNS)
+_RESOLVE = (
+    "UPDATE transfers SET status = j.value ->> 0, resolved_at = j.value ->> 1 "
+    "FROM json_each(?) AS j WHERE transfers.id = j.value ->> 2"
+)
+_SET_BALANCES = (
+    "UPDATE account_balances SET debits_pending = j.value ->> 0, "
+    "debits_posted = j.value ->> 1, credits_pending = j.value ->> 2, "
+    "credits_posted = j.value ->> 3 FROM json_each(?) AS j WHERE num = j.value ->> 4"
+)
+_INSERT_REJECTIONS = (
+    "INSERT INTO transfer_rejections (transfer_id, code, reason, request, rejected_at) "
+    "SELECT " + _from_json("transfer_id, code, reason, request, rejected_at")
+)
+Writes = list[tuple[str, str]]  # statements, each with its JSON parameter
+
+
+def _json(values: list[tuple[Any, ...]]) -> str:
+    return orjson.dumps(values).decode()
+
+
 _T_COLUMNS = ", ".join(f"t.{c.strip()}" for c in rows.TRANSFER_COLUMNS.split(","))
 _MARK = "(SELECT indexed_through FROM account_postings_mark)"
 # An account's transfers: those account_postings already holds, and the tail after its
@@ -193,10 +226,9 @@ INSERT INTO account_postings (account_id, seq)
 """
 
 
-def insert_transfers(
-    conn: sqlite3.Connection, created: Sequence[Transfer], time_in: rows.TimeIn
-) -> None:
-    """Insert new transfers in their order (their seq), each run of one shape at once."""
+def transfer_writes(created: Sequence[Transfer], time_in: rows.TimeIn) -> Writes:
+    """Inserts of new transfers in their order (their seq), each run of one shape at once."""
+    writes: Writes = []
     run: list[tuple[Any, ...]] = []
     run_sql = _INSERT_PLAIN
     for t in created:
@@ -221,11 +253,30 @@ def insert_transfers(
                 sql = _INSERT_PLAIN
         if sql is not run_sql:
             if run:
-                conn.executemany(run_sql, run)
+                writes.append((run_sql, _json(run)))
             run, run_sql = [], sql
         run.append(row)
     if run:
-        conn.executemany(run_sql, run)
+        writes.append((run_sql, _json(run)))
+    return writes
+
+
+def write(conn: sqlite3.Connection, writes: Writes) -> None:
+    for sql, values in writes:
+        conn.execute(sql, (values,))
+
+
+@dataclass(slots=True, eq=False)
+class _Decided:
+    """A batch decided ahead of its commit, with what its commit writes."""
+
+    submissions: Sequence[Sequence[TransferRequest]]
+    now: datetime
+    results: list[list[TransferResult]]
+    writes: Writes
+    transfers: dict[str, Transfer]  # created or resolved by the batch, by id
+    accounts: set[str]  # whose balances it changes
+    void: bool = False  # the caches were dropped after it was decided
 
 
 class _HistoryIndexer:
@@ -315,9 +366,17 @@ class SqliteLedgerStore:
         # Bumped whenever the caches are dropped: a decision made on them before is void.
         self._cache_epoch = 0
         # Held by whoever reads or changes the caches. The writer decides a batch under
-        # this lock alone, on its own read connection, so the history indexer can hold
-        # the write lock meanwhile; a transaction takes both (this one first).
+        # this lock alone, on its own read connection, so the history indexer and the
+        # committer can hold the write lock meanwhile. Whoever needs both takes the write
+        # lock first.
         self._cache_lock = threading.RLock()
+        # Batches decided ahead and not yet committed (ADR 0015), in their order, and how
+        # many batches decided before the caches were last dropped are still to commit
+        # (each is decided again in its own transaction). Guarded by ``_ahead_changed``,
+        # which is taken last, after any other lock.
+        self._ahead: list[_Decided] = []
+        self._void = 0
+        self._ahead_changed = threading.Condition()
         with self._write_lock:
             migrate(self._write)
         try:
@@ -354,7 +413,7 @@ class SqliteLedgerStore:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction, which counts in the file's ledger generation."""
-        with self._cache_lock, self._write_lock:
+        with self._write_lock:
             try:
                 with immediate(self._write, busy="ledger database") as conn:
                     (version,) = conn.execute("PRAGMA data_version").fetchone()
@@ -375,11 +434,19 @@ class SqliteLedgerStore:
                 raise
 
     def _forget_accounts(self) -> None:
-        self._cache_epoch += 1
-        self._accounts.clear()
-        self._balances.clear()
-        self._rules.clear()
-        self._nums.clear()
+        """Drop the caches; every batch decided ahead on them is decided again when its
+        turn to commit comes."""
+        with self._cache_lock:
+            self._cache_epoch += 1
+            self._accounts.clear()
+            self._balances.clear()
+            self._rules.clear()
+            self._nums.clear()
+            with self._ahead_changed:
+                for decided in self._ahead:
+                    decided.void = True
+                self._void += len(self._ahead)
+                self._ahead.clear()
 
     # -- writes -------------------------------------------------------------------------
     def create_accounts(self, accounts: Sequence[Account], now: datetime) -> list[AccountResult]:
@@ -417,26 +484,10 @@ class SqliteLedgerStore:
     def apply(
         self, submissions: Sequence[Sequence[TransferRequest]], now: datetime
     ) -> list[list[TransferResult]]:
-        """The writer's path: decide the batch on the writer's own read connection and
-        caches, then write it in one transaction, and leave the history index to the
-        indexer thread (ADR 0013). The indexer may hold the file meanwhile."""
-        with self._cache_lock:
-            epoch = self._cache_epoch
-            try:
-                results, changes = self._decide(self._decider, submissions, now)
-            except BaseException:
-                self._forget_accounts()  # the engine may have changed them in place
-                raise
-            with self._transaction() as conn:
-                if self._cache_epoch != epoch:
-                    # The caches were dropped after the decision (another ledger store
-                    # wrote the file, ADR 0014): it may rest on stale balances. Decide
-                    # again, in here.
-                    return self.apply_in(conn, submissions, now)
-                self._write_changes(conn, changes, now)
-        if changes.created:
-            self.index_history_behind()
-        return results
+        """Decide and write a batch in one transaction. The ledger writer goes through
+        :meth:`decide` and :meth:`commit` instead; this is the path of its retries."""
+        with self._transaction() as conn:
+            return self.apply_in(conn, submissions, now)
 
     def apply_in(
         self,
@@ -447,27 +498,94 @@ class SqliteLedgerStore:
         """``apply`` inside a transaction opened by :meth:`unit_of_work`: decided and
         written there, the history index brought up in the same transaction if due."""
         with self._cache_lock:
-            results, changes = self._decide(conn, submissions, now)
-            self._write_changes(conn, changes, now)
+            if self._ahead:
+                # Batches decided ahead rest on balances this one is about to change
+                # before they are written: they are decided again at their commit.
+                self._forget_accounts()
+            results, changes = self._decide(conn, submissions, now, {})
+            write(conn, self._writes(changes, now))
             if changes.created:
                 self.index_history_in(conn)
             return results
+
+    def decide(self, submissions: Sequence[Sequence[TransferRequest]], now: datetime) -> _Decided:
+        """Decide a batch on the caches, on the writer's read connection, while earlier
+        batches may still be committing (ADR 0015); :meth:`commit` writes it.
+
+        Transfers created or resolved by batches decided ahead are taken from them, not
+        from the file, which does not hold them yet. If the caches were dropped while
+        such batches were waiting, this waits until they are committed (each decided
+        again), since the file is then the only truth and must hold them first."""
+        while True:
+            with self._ahead_changed:
+                self._ahead_changed.wait_for(lambda: self._void == 0)
+            with self._cache_lock:
+                with self._ahead_changed:
+                    if self._void:
+                        continue  # dropped again before this thread had the caches
+                    unsettled: dict[str, Transfer] = {}
+                    for ahead in self._ahead:
+                        unsettled.update(ahead.transfers)
+                try:
+                    results, changes = self._decide(self._decider, submissions, now, unsettled)
+                    decided = _Decided(
+                        submissions,
+                        now,
+                        results,
+                        self._writes(changes, now),
+                        {**{t.id: t for t in changes.created}, **changes.resolved},
+                        set(changes.balances),
+                    )
+                except BaseException:
+                    self._forget_accounts()  # the engine may have changed them in place
+                    raise
+                with self._ahead_changed:
+                    self._ahead.append(decided)
+                return decided
+
+    def commit(self, decided: Decided) -> list[list[TransferResult]]:
+        """Write a batch :meth:`decide` made, in one transaction, after every batch it
+        decided before. If the caches were dropped since (a transaction failed, another
+        ledger store wrote the file), the batch is decided again in the transaction."""
+        assert isinstance(decided, _Decided), "a batch decided by another store"
+        try:
+            with self._transaction() as conn:
+                if decided.void:
+                    return self.apply_in(conn, decided.submissions, decided.now)
+                write(conn, decided.writes)
+        finally:
+            with self._ahead_changed:
+                if decided.void:
+                    self._void -= 1
+                else:
+                    self._ahead.remove(decided)
+                self._ahead_changed.notify_all()
+        if decided.transfers:
+            self.index_history_behind()
+        return decided.results
 
     def _decide(
         self,
         conn: sqlite3.Connection,
         submissions: Sequence[Sequence[TransferRequest]],
         now: datetime,
+        unsettled: dict[str, Transfer],
     ) -> tuple[list[list[TransferResult]], engine.ChangeSet]:
-        """Read what the submissions refer to (on ``conn``) and decide them on the caches."""
+        """Read what the submissions refer to (on ``conn``, and in ``unsettled``: what
+        batches decided ahead made of transfers) and decide them on the caches."""
         due = [
-            rows.transfer_from_row(r, from_micros)
-            for r in conn.execute(
-                f"SELECT {rows.TRANSFER_COLUMNS} FROM transfers "
-                "WHERE status = 'pending' AND expires_at IS NOT NULL AND expires_at <= ?",
-                (to_micros(now),),
+            unsettled.get(t.id, t)
+            for t in (
+                rows.transfer_from_row(r, from_micros)
+                for r in conn.execute(
+                    f"SELECT {rows.TRANSFER_COLUMNS} FROM transfers "
+                    "WHERE status = 'pending' AND expires_at IS NOT NULL AND expires_at <= ?",
+                    (to_micros(now),),
+                )
             )
         ]
+        if unsettled:
+            due = [t for t in due if t.status is PendingStatus.PENDING]
         ids = engine.referenced_transfer_ids(submissions)
         loaded = {
             t.id: t
@@ -476,15 +594,18 @@ class SqliteLedgerStore:
                 for r in conn.execute(_LOAD_TRANSFERS, (json.dumps(list(ids)),))
             )
         }
+        if unsettled:
+            loaded.update((i, unsettled[i]) for i in ids.intersection(unsettled))
         account_ids = engine.referenced_account_ids(submissions, [*loaded.values(), *due])
         state = engine.LedgerState(transfers=loaded)
         self._load_accounts(conn, account_ids, state)
         return engine.apply_batch(submissions, state, now, self.limits, due=due)
 
-    def _write_changes(
-        self, conn: sqlite3.Connection, changes: engine.ChangeSet, now: datetime
-    ) -> None:
+    def _writes(self, changes: engine.ChangeSet, now: datetime) -> Writes:
+        """The statements that write a batch's changes, with the values as they are now
+        (the engine changes cached balances in place, and the next batch will too)."""
         now_us = to_micros(now)
+        writes: Writes = []
         if changes.created:
             # A batch shares one recorded_at (and mostly one occurred_at): convert once.
             micros: dict[datetime, int] = {}
@@ -495,37 +616,24 @@ class SqliteLedgerStore:
                     found = micros[when] = to_micros(when)
                 return found
 
-            insert_transfers(conn, changes.created, time_in)
+            writes += transfer_writes(changes.created, time_in)
         if changes.resolved:
-            conn.executemany(
-                "UPDATE transfers SET status = ?, resolved_at = ? WHERE id = ?",
-                [
-                    (t.status.value if t.status else None, now_us, t.id)
-                    for t in changes.resolved.values()
-                ],
-            )
+            resolved = [
+                (t.status.value if t.status else None, now_us, t.id)
+                for t in changes.resolved.values()
+            ]
+            writes.append((_RESOLVE, _json(resolved)))
         if changes.balances:
             nums = self._nums
-            conn.executemany(
-                "UPDATE account_balances SET debits_pending = ?, debits_posted = ?, "
-                "credits_pending = ?, credits_posted = ? WHERE num = ?",
-                [
-                    (
-                        b.debits_pending,
-                        b.debits_posted,
-                        b.credits_pending,
-                        b.credits_posted,
-                        nums[a],
-                    )
-                    for a, b in changes.balances.items()
-                ],
-            )
+            balances = [
+                (b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted, nums[a])
+                for a, b in changes.balances.items()
+            ]
+            writes.append((_SET_BALANCES, _json(balances)))
         if changes.rejections:
-            conn.executemany(
-                "INSERT INTO transfer_rejections "
-                "(transfer_id, code, reason, request, rejected_at) VALUES (?, ?, ?, ?, ?)",
-                [rows.rejection_row(r, to_micros) for r in changes.rejections],
-            )
+            rejections = [rows.rejection_row(r, to_micros) for r in changes.rejections]
+            writes.append((_INSERT_REJECTIONS, _json(rejections)))
+        return writes
 
     def index_history_behind(self) -> None:
         """Ask the indexer thread to bring the history index up, if it is due."""
@@ -567,8 +675,11 @@ class SqliteLedgerStore:
         nums = self._nums
         overflow = len(balances) + len(account_ids) - self.limits.account_cache_max
         if overflow > 0:
-            # Forget the longest-held accounts, before this batch's are made sure of.
-            for aid in list(islice(balances, overflow)):
+            # Forget the longest-held accounts, before this batch's are made sure of; not
+            # those a batch decided ahead changed: the file does not hold it yet.
+            with self._ahead_changed:
+                kept = set().union(*(ahead.accounts for ahead in self._ahead))
+            for aid in list(islice((a for a in balances if a not in kept), overflow)):
                 del balances[aid], accounts[aid], rules[aid], nums[aid]
         cold = list(account_ids.difference(balances))
         if cold:
