@@ -40,7 +40,8 @@ MIN_RATIO_TO_NAIVE = 10
 MAX_PEAK_MB = 300
 WALLET_SHARE = 10  # one account in this many is a wallet with overdraft protection
 FUNDING = 10**12  # what each wallet is funded with before the run
-# Callers submitting at once: enough for the writer's group commits to fill (ADR 0002).
+# Callers submitting at once: enough for the writer's group commits to fill (ADR 0002)
+# with two batches in flight, one deciding while the other commits (ADR 0015).
 DEFAULT_SUBMITTERS = 32
 
 
