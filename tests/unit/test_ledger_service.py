@@ -181,9 +181,13 @@ class DecidingStore(GatedStore):
         self.steps: list[tuple[str, list[str]]] = []
         self.fail_decide = 0
         self.fail_commit = 0
+        self.committed_on: list[str] = []
 
     def decide(self, submissions: Sequence[Sequence[TransferRequest]], now: datetime) -> Any:
         self.steps.append(("decide", [r.id for s in submissions for r in s]))
+        if submissions:
+            self.entered.set()
+        assert self.gate.wait(10)
         if self.fail_decide:
             self.fail_decide -= 1
             raise RuntimeError("the read connection broke")
@@ -191,7 +195,10 @@ class DecidingStore(GatedStore):
 
     def commit(self, decided: Any) -> Any:
         submissions, now = decided
-        self.steps.append(("commit", [r.id for s in submissions for r in s]))
+        ids = [r.id for s in submissions for r in s]
+        self.steps.append(("commit", ids))
+        if ids:
+            self.committed_on.append(threading.current_thread().name)
         if self.fail_commit:
             self.fail_commit -= 1
             raise RetryableError("disk I/O error")
@@ -207,6 +214,25 @@ def test_the_writer_decides_then_commits_when_the_store_can(clock: FixedClock) -
         ("commit", ["1", "2"]),
     ]
     assert store.calls == []  # the one-step path was not taken
+    # Nothing else was waiting: the writer committed it itself, with no hand-off.
+    assert store.committed_on == ["ledger-writer"]
+
+
+def test_a_batch_decided_while_more_wait_is_committed_by_the_committer(
+    clock: FixedClock,
+) -> None:
+    store = DecidingStore()
+    with LedgerService(store, clock) as service:  # type: ignore[arg-type]
+        store.gate.clear()
+        first = service.submit([t("1")])
+        assert store.entered.wait(5)
+        second = service.submit([t("2")])  # waits while the first is decided
+        store.gate.set()
+        assert [r.code for r in first.result(5)] == [R.OK]
+        assert [r.code for r in second.result(5)] == [R.OK]
+    # The first went to the committer so that the writer could decide the second.
+    assert store.committed_on[0] == "ledger-committer"
+    assert [ids for step, ids in store.steps if step == "commit" and ids] == [["1"], ["2"]]
 
 
 @pytest.mark.parametrize("failing", ["decide", "commit"])

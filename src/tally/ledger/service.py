@@ -229,7 +229,13 @@ class LedgerService:
             stopping = False
             while not stopping:
                 batch, stopping = self._gather()
-                decided.put(self._decide(store, batch))
+                item = self._decide(store, batch)
+                if decided.unfinished_tasks == 0 and self._queue.empty() and not stopping:
+                    # Nothing to decide meanwhile, and nothing ahead of it to commit: a
+                    # hand-off to the committer would only add its wake-up to the wait.
+                    self._commit_one(store, item)
+                else:
+                    decided.put(item)
             rest = self._rest()
             if rest:
                 decided.put(self._decide(store, rest))
@@ -250,16 +256,22 @@ class LedgerService:
         self, store: PipelinedLedgerStore, decided: queue.Queue[_Decided | None]
     ) -> None:
         while (item := decided.get()) is not None:
-            if item.decided is None:
-                self._commit(item.batch)
-                continue
             try:
-                results = store.commit(item.decided)
-            except Exception as exc:  # noqa: BLE001 - retried and split as any batch is
-                log.warning("ledger_commit_failed", error=str(exc), submissions=len(item.batch))
-                self._commit(item.batch)
-                continue
-            self._deliver(item.batch, results, item.started)
+                self._commit_one(store, item)
+            finally:
+                decided.task_done()
+
+    def _commit_one(self, store: PipelinedLedgerStore, item: _Decided) -> None:
+        if item.decided is None:
+            self._commit(item.batch)
+            return
+        try:
+            results = store.commit(item.decided)
+        except Exception as exc:  # noqa: BLE001 - retried and split as any batch is
+            log.warning("ledger_commit_failed", error=str(exc), submissions=len(item.batch))
+            self._commit(item.batch)
+            return
+        self._deliver(item.batch, results, item.started)
 
     def _commit(self, batch: list[_Submission]) -> None:
         submissions = [s.requests for s in batch]
