@@ -165,6 +165,10 @@ class WalletService:
         self.clock = clock
         self.game_type = game_type or (lambda provider, game: "other")
         self._locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
+        # The names (players, transactions) of the calls in rounds under way, in any
+        # thread: batches handled at once never run two calls that share one.
+        self._busy: set[str] = set()
+        self._busy_changed = threading.Condition()
         self._wallets: dict[tuple[str, str], Wallet] = {}
 
     # -- wallets --------------------------------------------------------------------------
@@ -232,18 +236,38 @@ class WalletService:
         call sees what every earlier call it could depend on committed. The calls of a
         round share one read of the rollback marks, the ledger's group commits and one
         event-log append: that is what keeps a busy gateway cheap.
+
+        Batches may be handled by several threads at once (a redrive beside the
+        gateway's batches). A call also waits while a round of another thread holds one
+        of its names, so whatever runs at once shares nothing, and the outcome is that
+        of some order of the calls one by one. The player stripes alone let two players'
+        calls that name one transaction (a rollback of another player's bet) run at once.
         """
         answers: dict[int, WalletAnswer] = {}
         names = [_names(provider, call) for provider, call, _ in calls]
         waiting = list(range(len(calls)))
         while waiting:
-            taken: set[str] = set()
-            first: list[int] = []
-            later: list[int] = []
-            for i in waiting:
-                (later if taken & names[i] else first).append(i)
-                taken |= names[i]
-            answers.update(zip(first, self._round([calls[i] for i in first]), strict=True))
+            with self._busy_changed:
+                while True:
+                    # A call whose names a round of another thread holds waits too.
+                    taken: set[str] = set()
+                    first: list[int] = []
+                    later: list[int] = []
+                    for i in waiting:
+                        blocked = taken & names[i] or not self._busy.isdisjoint(names[i])
+                        (later if blocked else first).append(i)
+                        taken |= names[i]
+                    if first:
+                        break
+                    self._busy_changed.wait()
+                held = set().union(*(names[i] for i in first))
+                self._busy |= held
+            try:
+                answers.update(zip(first, self._round([calls[i] for i in first]), strict=True))
+            finally:
+                with self._busy_changed:
+                    self._busy -= held
+                    self._busy_changed.notify_all()
             waiting = later
         return [answers[i] for i in range(len(calls))]
 
