@@ -4,36 +4,19 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from tally.adapters.memory.events import MemoryEventLog
 from tally.events.appender import AppendLimits, BatchingAppender
-from tally.events.model import Channel, Event, EventKind
+from tally.events.model import Event
 from tally.events.ports import Appended, AppendResult
-
-BASE = Event(
-    provider="acme",
-    provider_tx_id="tx-0",
-    kind=EventKind.BET,
-    round_id="r-1",
-    operator="op1",
-    player="p-1",
-    game="acme-slot",
-    game_type="slots",
-    amount=100,
-    currency="EUR",
-    occurred_at=datetime(2026, 3, 2, 12, 0, tzinfo=UTC),
-    recorded_at=datetime(2026, 3, 2, 12, 0, tzinfo=UTC),
-    channel=Channel.MOBILE,
-)
+from tests.unit.test_event_schema import sample
 
 
 def event(n: int) -> Event:
-    return replace(BASE, provider_tx_id=f"tx-{n}")
+    return sample(provider_tx_id=f"tx-{n}")
 
 
 class WatchedLog(MemoryEventLog):

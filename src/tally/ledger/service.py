@@ -44,7 +44,7 @@ class _Submission:
 
 
 @dataclass(slots=True)
-class _Decided:
+class _DecidedBatch:
     batch: list[_Submission]
     decided: Decided | None  # None: deciding failed, the batch goes the one-step way
     started: float
@@ -217,7 +217,7 @@ class LedgerService:
     def _run_pipelined(self, store: PipelinedLedgerStore) -> None:
         """Decide each batch here while a committer thread writes the one before (ADR
         0015). Callers get their results once their batch is committed, as before."""
-        decided: queue.Queue[_Decided | None] = queue.Queue(maxsize=1)
+        decided: queue.Queue[_DecidedBatch | None] = queue.Queue(maxsize=1)
         committer = threading.Thread(
             target=self._commit_decided,
             args=(store, decided),
@@ -243,17 +243,17 @@ class LedgerService:
             decided.put(None)
             committer.join()
 
-    def _decide(self, store: PipelinedLedgerStore, batch: list[_Submission]) -> _Decided:
+    def _decide(self, store: PipelinedLedgerStore, batch: list[_Submission]) -> _DecidedBatch:
         started = time.perf_counter()
         try:
             made: Decided | None = store.decide([s.requests for s in batch], self._now())
         except Exception as exc:  # noqa: BLE001 - the committer takes the one-step path
             log.warning("ledger_decide_failed", error=str(exc), submissions=len(batch))
             made = None
-        return _Decided(batch, made, started)
+        return _DecidedBatch(batch, made, started)
 
     def _commit_decided(
-        self, store: PipelinedLedgerStore, decided: queue.Queue[_Decided | None]
+        self, store: PipelinedLedgerStore, decided: queue.Queue[_DecidedBatch | None]
     ) -> None:
         while (item := decided.get()) is not None:
             try:
@@ -261,7 +261,7 @@ class LedgerService:
             finally:
                 decided.task_done()
 
-    def _commit_one(self, store: PipelinedLedgerStore, item: _Decided) -> None:
+    def _commit_one(self, store: PipelinedLedgerStore, item: _DecidedBatch) -> None:
         if item.decided is None:
             self._commit(item.batch)
             return
