@@ -1,9 +1,10 @@
 """The embedded ledger store: one SQLite file in WAL mode.
 
-One write connection (guarded by a lock, used by the ledger's single writer and by
-the history indexer's thread), the writer's own read connection on which it decides a
-batch before it takes that lock (ADR 0013), and a pool of read connections lent one per
-query; WAL lets readers run beside the writer.
+One write connection (guarded by a lock, used to commit the ledger writer's batches and
+by the history indexer's thread), the writer's own read connection on which it decides a
+batch before it takes that lock (ADR 0013), while the batch before may be committing
+(ADR 0015), and a pool of read connections lent one per query; WAL lets readers run
+beside the writer.
 """
 
 from __future__ import annotations
