@@ -205,6 +205,39 @@ def test_a_transfer_moves_money_and_is_stored_as_sent(store: Any) -> None:
     assert_nets_to_zero(store)
 
 
+@pytest.mark.parametrize(
+    "text",
+    ['quote " and backslash \\', "Zürich ¥ 日本 🎰", '[1, 2] {"a": null}', "tab\tnewline\n"],
+)
+def test_text_is_stored_exactly_as_sent(store: Any, text: str) -> None:
+    """Every text a transfer carries comes back byte for byte, whatever characters it
+    holds (the embedded store sends its rows to SQLite as JSON, ADR 0015)."""
+    request = single(
+        f"t-{text}",
+        "bank",
+        "w2",
+        2**62,
+        code=f"c-{text}"[:32],
+        event_ref=f"ev-{text}",
+        metadata={"note": text, text: "key"},
+    )
+    assert apply(store, request) == [R.OK]
+    stored = store.get_transfer(f"t-{text}")
+    assert stored is not None
+    assert (stored.id, stored.code, stored.event_ref, dict(stored.metadata), stored.amount) == (
+        f"t-{text}",
+        f"c-{text}"[:32],
+        f"ev-{text}",
+        {"note": text, text: "key"},
+        2**62,
+    )
+    # Refused requests are kept as sent too.
+    assert apply(store, single(f"r-{text}", "bank", "ghost", 1, code="c")) == [
+        R.CREDIT_ACCOUNT_NOT_FOUND
+    ]
+    assert [r.transfer_id for r in all_rejections(store)] == [f"r-{text}"]
+
+
 def test_occurred_at_defaults_to_the_recording_time(store: Any) -> None:
     apply(store, single("t1", "w1", "w2", 1), now=T2)
     stored = store.get_transfer("t1")
