@@ -364,8 +364,6 @@ class SqliteLedgerStore:
         self._nums: dict[str, int] = {}
         self._data_version = -1
         self._generation = -1  # the file's ledger generation as of the caches
-        # Bumped whenever the caches are dropped: a decision made on them before is void.
-        self._cache_epoch = 0
         # Held by whoever reads or changes the caches. The writer decides a batch under
         # this lock alone, on its own read connection, so the history indexer and the
         # committer can hold the write lock meanwhile. Whoever needs both takes the write
@@ -438,7 +436,6 @@ class SqliteLedgerStore:
         """Drop the caches; every batch decided ahead on them is decided again when its
         turn to commit comes."""
         with self._cache_lock:
-            self._cache_epoch += 1
             self._accounts.clear()
             self._balances.clear()
             self._rules.clear()
@@ -574,19 +571,19 @@ class SqliteLedgerStore:
     ) -> tuple[list[list[TransferResult]], engine.ChangeSet]:
         """Read what the submissions refer to (on ``conn``, and in ``unsettled``: what
         batches decided ahead made of transfers) and decide them on the caches."""
+        # Due in the file, unless a batch decided ahead has resolved it already.
         due = [
-            unsettled.get(t.id, t)
+            t
             for t in (
-                rows.transfer_from_row(r, from_micros)
-                for r in conn.execute(
+                unsettled.get(row[0]) or rows.transfer_from_row(row, from_micros)
+                for row in conn.execute(
                     f"SELECT {rows.TRANSFER_COLUMNS} FROM transfers "
                     "WHERE status = 'pending' AND expires_at IS NOT NULL AND expires_at <= ?",
                     (to_micros(now),),
                 )
             )
+            if t.status is PendingStatus.PENDING
         ]
-        if unsettled:
-            due = [t for t in due if t.status is PendingStatus.PENDING]
         ids = engine.referenced_transfer_ids(submissions)
         loaded = {
             t.id: t
