@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tally.adapters.postgres.ledger import PostgresLedgerStore
 from tally.adapters.sqlite.ledger import SqliteLedgerStore
 from tally.kernel.clock import FixedClock
 from tally.ledger.model import TransferRequest, TransferResult
@@ -98,12 +99,25 @@ class Pipelined(SqliteLedgerStore):
         return self.commit(self.decide(submissions, now))
 
 
-@pytest.fixture(params=["memory", "sqlite", "sqlite-indexed-often", "postgres"])
+class PipelinedPostgres(PostgresLedgerStore):
+    """The PostgreSQL store as the ledger writer uses it: decided on its caches, then
+    committed with compare-and-set (ADR 0016)."""
+
+    def apply(
+        self, submissions: Sequence[Sequence[TransferRequest]], now: datetime
+    ) -> list[list[TransferResult]]:
+        return self.commit(self.decide(submissions, now))
+
+
+@pytest.fixture(
+    params=["memory", "sqlite", "sqlite-indexed-often", "postgres", "postgres-one-step"]
+)
 def ledger_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
     """The same ledger contract, run against every adapter. The embedded store runs twice:
     as its writer drives it, deciding then committing (history reads mostly scan the tail
     its history index has not taken in yet), and in one step, taking a transfer in every
-    other one into that index (reads mostly go through it)."""
+    other one into that index (reads mostly go through it). PostgreSQL runs both ways
+    too: decided then committed with compare-and-set, and in one step under row locks."""
     kind = request.param
     if kind == "memory":
         from tally.adapters.memory.ledger import MemoryLedgerStore
@@ -118,10 +132,11 @@ def ledger_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[obj
         else:
             store = Pipelined(path)
     else:
-        from tally.adapters.postgres.ledger import PostgresLedgerStore
-
         schema = request.getfixturevalue("pg_schema")
-        store = PostgresLedgerStore(PG_DSN, schema=schema)
+        if kind == "postgres-one-step":
+            store = PostgresLedgerStore(PG_DSN, schema=schema)
+        else:
+            store = PipelinedPostgres(PG_DSN, schema=schema)
     try:
         yield store
     finally:

@@ -250,14 +250,16 @@ def test_the_database_itself_refuses_a_balance_that_breaks_the_wallet_rule(
 ) -> None:
     with cluster.connect() as conn:
         with pytest.raises(pg_errors.CheckViolation):
-            conn.execute("UPDATE accounts SET debits_posted = credits_posted + 1 WHERE id = 'w0'")
+            conn.execute(
+                "UPDATE account_balances SET debits_posted = credits_posted + 1 WHERE id = 'w0'"
+            )
         with pytest.raises(pg_errors.CheckViolation):
             conn.execute(
-                "UPDATE accounts SET debits_pending = credits_posted - debits_posted + 1 "
+                "UPDATE account_balances SET debits_pending = credits_posted - debits_posted + 1 "
                 "WHERE id = 'w0'"
             )
         with pytest.raises(pg_errors.CheckViolation):
-            conn.execute("UPDATE accounts SET credits_posted = -1 WHERE id = 'bank'")
+            conn.execute("UPDATE account_balances SET credits_posted = -1 WHERE id = 'bank'")
         # A transfer row between accounts of another currency, or naming an account that
         # does not exist, is refused (checked once per statement, over all its rows).
         insert = (
@@ -275,9 +277,9 @@ def test_the_database_itself_refuses_a_balance_that_breaks_the_wallet_rule(
             conn.execute("UPDATE transfers SET credit_account_id = 'ghost' WHERE true")
         # An account a transfer may name never goes away or changes its identity.
         with pytest.raises(pg_errors.ForeignKeyViolation, match="cannot be deleted"):
-            conn.execute("DELETE FROM accounts WHERE id = 'w0'")
+            conn.execute("DELETE FROM account_definitions WHERE id = 'w0'")
         with pytest.raises(pg_errors.ForeignKeyViolation, match="id or currency"):
-            conn.execute("UPDATE accounts SET currency = 'USD' WHERE id = 'w0'")
+            conn.execute("UPDATE account_definitions SET currency = 'USD' WHERE id = 'w0'")
     assert rule_holds(cluster.balances()["w0"])
     assert cluster.balances()["w0"][1:] == (0, 0, 0, FUNDING)
 

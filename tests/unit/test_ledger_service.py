@@ -176,6 +176,8 @@ class DecidingStore(GatedStore):
     """A store the writer drives in two steps (decide, then commit: ADR 0015), which can
     be told to fail either step; ``apply`` is its one-step path."""
 
+    commit_lanes = 1
+
     def __init__(self) -> None:
         super().__init__()
         self.steps: list[tuple[str, list[str]]] = []
@@ -231,8 +233,41 @@ def test_a_batch_decided_while_more_wait_is_committed_by_the_committer(
         assert [r.code for r in first.result(5)] == [R.OK]
         assert [r.code for r in second.result(5)] == [R.OK]
     # The first went to the committer so that the writer could decide the second.
-    assert store.committed_on[0] == "ledger-committer"
+    assert store.committed_on[0] == "ledger-committer-0"
     assert [ids for step, ids in store.steps if step == "commit" and ids] == [["1"], ["2"]]
+
+
+class TwoLaneStore(DecidingStore):
+    """A store that commits two batches at once (ADR 0016): each commit waits until the
+    other has begun, so the writer must hand them to two committers."""
+
+    commit_lanes = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.both = threading.Barrier(2, timeout=5)
+
+    def commit(self, decided: Any) -> Any:
+        if decided[0]:
+            self.both.wait()
+        return super().commit(decided)
+
+
+def test_a_store_with_two_commit_lanes_gets_two_batches_committing_at_once(
+    clock: FixedClock,
+) -> None:
+    store = TwoLaneStore()
+    with LedgerService(store, clock) as service:  # type: ignore[arg-type]
+        store.gate.clear()
+        first = service.submit([t("1")])
+        assert store.entered.wait(5)
+        second = service.submit([t("2")])
+        third = service.submit([t("3")])
+        store.gate.set()
+        for future in (first, second, third):
+            assert [r.code for r in future.result(10)] == [R.OK]
+    assert not store.both.broken
+    assert {"ledger-committer-0", "ledger-committer-1"} <= set(store.committed_on)
 
 
 @pytest.mark.parametrize("failing", ["decide", "commit"])

@@ -320,7 +320,7 @@ def _raw_write(
             # Sent as the ledger sends its balance rows (one JSON parameter), so the
             # reference pays no cost the ledger does not.
             cur.execute(
-                f"UPDATE accounts AS a SET {column} = a.{column} + v.amount "
+                f"UPDATE account_balances AS a SET {column} = a.{column} + v.amount "
                 "FROM (SELECT x.e->>1 AS id, SUM((x.e->>0)::bigint) AS amount "
                 f"FROM {ROWS_OF} AS x(e) GROUP BY 1) AS v WHERE a.id = v.id",
                 (rows_of(pairs),),

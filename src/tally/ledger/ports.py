@@ -78,7 +78,13 @@ class PipelinedLedgerStore(LedgerStore, Protocol):
     to write; ``commit`` writes it, in the order the batches were decided, and returns
     the results. A commit that cannot trust its decision any more decides again in its
     transaction. ``apply`` stays the one-step path.
+
+    ``commit_lanes`` batches may be committing at once, from as many threads (ADR 0016);
+    the store still makes them take effect in the order they were decided.
     """
+
+    @property
+    def commit_lanes(self) -> int: ...
 
     def decide(
         self, submissions: Sequence[Sequence[TransferRequest]], now: datetime

@@ -215,16 +215,21 @@ class LedgerService:
                 rest.append(item)
 
     def _run_pipelined(self, store: PipelinedLedgerStore) -> None:
-        """Decide each batch here while a committer thread writes the one before (ADR
-        0015). Callers get their results once their batch is committed, as before."""
-        decided: queue.Queue[_DecidedBatch | None] = queue.Queue(maxsize=1)
-        committer = threading.Thread(
-            target=self._commit_decided,
-            args=(store, decided),
-            name="ledger-committer",
-            daemon=True,
-        )
-        committer.start()
+        """Decide each batch here while committer threads write the ones before (ADR
+        0015, 0016). Callers get their results once their batch is committed, as before."""
+        lanes = max(1, store.commit_lanes)
+        decided: queue.Queue[_DecidedBatch | None] = queue.Queue(maxsize=lanes)
+        committers = [
+            threading.Thread(
+                target=self._commit_decided,
+                args=(store, decided),
+                name=f"ledger-committer-{lane}",
+                daemon=True,
+            )
+            for lane in range(lanes)
+        ]
+        for committer in committers:
+            committer.start()
         try:
             stopping = False
             while not stopping:
@@ -232,7 +237,7 @@ class LedgerService:
                 item = self._decide(store, batch)
                 if decided.unfinished_tasks == 0 and self._queue.empty() and not stopping:
                     # Nothing to decide meanwhile, and nothing ahead of it to commit: a
-                    # hand-off to the committer would only add its wake-up to the wait.
+                    # hand-off to a committer would only add its wake-up to the wait.
                     self._commit_one(store, item)
                 else:
                     decided.put(item)
@@ -240,8 +245,10 @@ class LedgerService:
             if rest:
                 decided.put(self._decide(store, rest))
         finally:
-            decided.put(None)
-            committer.join()
+            for _ in committers:
+                decided.put(None)
+            for committer in committers:
+                committer.join()
 
     def _decide(self, store: PipelinedLedgerStore, batch: list[_Submission]) -> _DecidedBatch:
         started = time.perf_counter()

@@ -1,9 +1,14 @@
 """The scaled ledger store: PostgreSQL through psycopg 3.
 
-Each batch runs in one transaction that locks the rows it touches in a fixed
-order (transfers, then accounts, each sorted by id), so several writer processes
-may share one database without lost updates or deadlocks. Constraints in the
-schema back up the engine's checks.
+The ledger writer decides each batch on its cached balances, on a read connection of
+its own, while the batch before it commits (ADR 0015, ADR 0016), and writes it with
+compare-and-set: each account's balances, and each pending transfer's status, change
+only if they are still what the decision read. Several writer processes may share one
+database: a writer that finds a value changed under it rolls the batch back, drops its
+caches, and the batch is decided again in one transaction that locks the rows it
+touches in a fixed order (transfers, then accounts, each sorted by id), without lost
+updates or deadlocks. That one-step path (:meth:`apply`) is also the writer's retry.
+Constraints in the schema back up the engine's checks.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
 import psycopg
@@ -20,6 +27,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool
 
 from tally.adapters import rows
+from tally.adapters.ahead import BatchesAhead, DecidedBatch
 from tally.adapters.migrate import MIGRATIONS_TABLE, load_migrations
 from tally.adapters.postgres.params import ANY_TEXTS, ROWS_OF, rows_of, texts
 from tally.kernel.errors import PermanentError, RetryableError, StoreUnavailable
@@ -32,15 +40,21 @@ from tally.ledger.model import (
     Balance,
     OwnerKind,
     Page,
+    PendingStatus,
     Rejection,
     ResultCode,
     Transfer,
     TransferRequest,
     TransferResult,
 )
+from tally.ledger.ports import Decided
 
 _MIGRATION_LOCK = 7_411_001  # pg_advisory_xact_lock key: one migrator at a time
 READ_POOL_MAX = 4
+# Write connections: a batch copies its transfers on one while the batch before it
+# updates balances and commits on the other (ADR 0016).
+COMMIT_LANES = 2
+WRITE_LOCK_TIMEOUT = "10s"
 
 _RETRYABLE = (
     pg_errors.SerializationFailure,
@@ -99,6 +113,33 @@ def migrate(conn: psycopg.Connection[Any], component: str = "ledger") -> list[in
 
 
 _TRANSFER_COPY = f"COPY transfers ({rows.TRANSFER_COLUMNS}) FROM STDIN"
+_DUE = (
+    f"SELECT {rows.TRANSFER_COLUMNS} FROM transfers WHERE status = 'pending' "
+    "AND expires_at IS NOT NULL AND expires_at <= %s ORDER BY id"
+)
+_LOAD_TRANSFERS = (
+    f"SELECT {rows.TRANSFER_COLUMNS} FROM transfers WHERE id = {ANY_TEXTS} ORDER BY id"
+)
+_RESOLVE = (
+    "UPDATE transfers AS t SET status = v.e->>1, resolved_at = %s "
+    f"FROM {ROWS_OF} AS v(e) WHERE t.id = v.e->>0"
+)
+_SET_BALANCES = (
+    "UPDATE account_balances AS a SET debits_pending = v.dp, debits_posted = v.dq, "
+    "credits_pending = v.cp, credits_posted = v.cq FROM json_to_recordset(%s::json) "
+    "AS v(id text, dp bigint, dq bigint, cp bigint, cq bigint, "
+    "odp bigint, odq bigint, ocp bigint, ocq bigint) WHERE a.id = v.id"
+)
+# Compare-and-set (ADR 0016): a row changes only if it is still what the decision read.
+_RESOLVE_IF_PENDING = f"{_RESOLVE} AND t.status = 'pending'"
+_SET_BALANCES_IF_SAME = (
+    f"{_SET_BALANCES} AND a.debits_pending = v.odp AND a.debits_posted = v.odq "
+    "AND a.credits_pending = v.ocp AND a.credits_posted = v.ocq"
+)
+_INSERT_REJECTION = (
+    "INSERT INTO transfer_rejections (transfer_id, code, reason, request, rejected_at) "
+    "VALUES (%s, %s, %s, %s, %s)"
+)
 _BALANCE_AT = """
 SELECT
   SUM(CASE WHEN debit_account_id = %(a)s AND kind = 'pending'
@@ -115,22 +156,168 @@ FROM (
 """
 
 
+@dataclass(frozen=True, slots=True)
+class _Writes:
+    """What a batch decided ahead writes: rows to copy, and statements with the JSON
+    parameter each compares and sets, and how many rows each must change."""
+
+    now: datetime
+    created: list[tuple[Any, ...]]
+    resolved: tuple[str, int] | None
+    balances: tuple[str, int] | None
+    rejections: list[tuple[Any, ...]]
+
+
+Figures = tuple[int, int, int, int]  # an account's balances, as the engine read them
+
+
+def _figures(b: Balance) -> Figures:
+    return (b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted)
+
+
+def _balance_values(account_id: str, new: Figures, old: Figures | None = None) -> dict[str, Any]:
+    """One row of ``_SET_BALANCES``: the new figures and, to compare, the old."""
+    dp, dq, cp, cq = new
+    row: dict[str, Any] = {"id": account_id, "dp": dp, "dq": dq, "cp": cp, "cq": cq}
+    if old is not None:
+        row["odp"], row["odq"], row["ocp"], row["ocq"] = old
+    return row
+
+
+def _expect(changed: int, expected: int, what: str) -> None:
+    if changed != expected:
+        raise RetryableError(
+            f"{expected - changed} of {expected} {what} were changed by another writer "
+            "since the batch was decided"
+        )
+
+
+class _Turns:
+    """The order of the store's writes (ADR 0016).
+
+    Each batch decided ahead takes a turn when it is decided. Its commit begins in its
+    turn's order, on write connection turn mod ``lanes`` once the turn that used it last
+    has ended; it copies its transfers at once, sets balances once the turn before it
+    has ended, and ends in order. So two batches write at once, and take effect in the
+    order they were decided.
+
+    Every other write (one step: retries, batches decided again, settlement's units of
+    work, new accounts) runs *alone*: once no batch is writing as decided, with new ones
+    held back meanwhile. It never waits for a turn: a batch decided ahead is voided by a
+    one-step write in between (the caches change under it) and then itself decided again
+    alone, in any order, since each is decided from the database anew.
+    """
+
+    def __init__(self, lanes: int) -> None:
+        self.lanes = lanes
+        self._next = 0
+        self._started = -1  # turns begin in order
+        self._ended = -1  # and end in order
+        self._writing = 0  # batches writing as decided (between begin and leave)
+        self._alone = False
+        self._waiting_alone = 0
+        self._changed = threading.Condition()
+
+    def take(self) -> int:
+        with self._changed:
+            turn = self._next
+            self._next += 1
+            return turn
+
+    def begin(self, decided: DecidedBatch[Any]) -> bool:
+        """Begin a batch's commit in its turn's order: True if it is to write as
+        decided (then it counts as writing until :meth:`leave`), False if it is void."""
+        turn = decided.turn
+
+        def ready() -> bool:
+            if self._started != turn - 1:
+                return False
+            if decided.void:
+                return True
+            lane_free = self._ended >= turn - self.lanes
+            return lane_free and not self._alone and not self._waiting_alone
+
+        with self._changed:
+            self._changed.wait_for(ready)
+            self._started = turn
+            if decided.void:
+                return False
+            self._writing += 1
+            return True
+
+    def wait_turn(self, decided: DecidedBatch[Any]) -> None:
+        """Until the turn before this batch's has ended, or the batch is void."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._ended >= decided.turn - 1 or decided.void)
+
+    def leave(self) -> None:
+        """The batch no longer writes as decided (committed, failed, or found void)."""
+        with self._changed:
+            self._writing -= 1
+            self._changed.notify_all()
+
+    def end(self, turn: int) -> None:
+        """Turn ``turn`` has ended, once the one before it has."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._ended == turn - 1)
+            self._ended = turn
+            self._changed.notify_all()
+
+    @contextmanager
+    def alone(self) -> Iterator[None]:
+        """A one-step write: once no batch writes as decided and no other runs alone."""
+        with self._changed:
+            self._waiting_alone += 1
+            try:
+                self._changed.wait_for(lambda: not self._alone and not self._writing)
+            finally:
+                self._waiting_alone -= 1
+            self._alone = True
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._alone = False
+                self._changed.notify_all()
+
+    def notify(self) -> None:
+        """Batches were voided: those waiting for their turn go on."""
+        with self._changed:
+            self._changed.notify_all()
+
+
 class PostgresLedgerStore:
+    commit_lanes = COMMIT_LANES
+
     def __init__(
         self, dsn: str, limits: LedgerLimits | None = None, *, schema: str | None = None
     ) -> None:
         self.limits = limits or LedgerLimits()
-        # Account definitions never change once created: kept, unlike balances, which
-        # other writers may change and which are read under lock in every batch.
+        # The writer's view of the accounts it has met, three dicts with the same keys:
+        # definitions (which never change), balances as this writer last decided them,
+        # and balance rules. Balances are trusted only as far as compare-and-set finds
+        # them unchanged at each commit; a failed transaction drops them.
         self._definitions: dict[str, Account] = {}
+        self._balances: dict[str, Balance] = {}
+        self._rules: dict[str, int] = {}
+        # Held by whoever reads or changes the caches; whoever also needs the write
+        # lock takes that first.
+        self._cache_lock = threading.RLock()
+        self._ahead: BatchesAhead[_Writes] = BatchesAhead()
         kwargs = connect_kwargs(schema)
+        # A write that waits for a row lock longer than this fails (retryably). Turns wait
+        # for each other outside PostgreSQL, where its deadlock detector cannot see: a
+        # batch copying ahead of its turn and the one-step write before it, inserting the
+        # same transfer id, would otherwise wait for each other for good.
+        lanes = {**kwargs, "options": f"{kwargs['options']} -c lock_timeout={WRITE_LOCK_TIMEOUT}"}
         try:
-            self._write = psycopg.connect(dsn, **kwargs)
+            self._lanes = [psycopg.connect(dsn, **lanes) for _ in range(COMMIT_LANES)]
+            # The writer's own read connection, on which it decides batches ahead.
+            self._decider = psycopg.connect(dsn, autocommit=True, **kwargs)
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(f"cannot reach PostgreSQL: {exc}") from exc
-        self._write_lock = threading.Lock()
-        with self._write_lock:
-            migrate(self._write)
+        self._turns = _Turns(COMMIT_LANES)
+        migrate(self._lanes[0])
         self._pool = ConnectionPool(
             dsn,
             min_size=1,
@@ -148,17 +335,35 @@ class PostgresLedgerStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
-        with self._write_lock:
-            conn = self._write
-            try:
-                with conn.transaction():
-                    yield conn
-            except _RETRYABLE as exc:
-                if conn.closed or conn.broken:
-                    raise StoreUnavailable(f"PostgreSQL connection lost: {exc}") from exc
+        """A one-step write transaction, alone (see :class:`_Turns`)."""
+        conn = self._lanes[0]
+        with self._turns.alone(), self._failing(conn), conn.transaction():
+            yield conn
+
+    @contextmanager
+    def _failing(self, conn: psycopg.Connection[Any]) -> Iterator[None]:
+        """What a failed write transaction means: its error as the writer's kind, and the
+        caches dropped (the engine may have changed cached balances in place)."""
+        try:
+            yield
+        except BaseException as exc:
+            self._forget_accounts()
+            if conn.closed or conn.broken:
+                raise StoreUnavailable(f"PostgreSQL connection lost: {exc}") from exc
+            if isinstance(exc, _RETRYABLE):
                 raise RetryableError(f"ledger batch should be retried: {exc}") from exc
-            except psycopg.Error as exc:
+            if isinstance(exc, psycopg.Error):
                 raise PermanentError(f"ledger batch failed in PostgreSQL: {exc}") from exc
+            raise
+
+    def _forget_accounts(self) -> None:
+        """Drop the cached balances; every batch decided ahead on them is decided again
+        when its turn to commit comes."""
+        with self._cache_lock:
+            self._balances.clear()
+            self._rules.clear()
+            self._ahead.void_all()
+        self._turns.notify()
 
     # -- writes -------------------------------------------------------------------------
     def create_accounts(self, accounts: Sequence[Account], now: datetime) -> list[AccountResult]:
@@ -174,9 +379,10 @@ class PostgresLedgerStore:
             account.id: account
             for account, _ in map(
                 rows.account_from_row,
+                # No lock: definitions never change, and a writer creating the same
+                # account meanwhile makes this insert fail retryably.
                 conn.execute(
-                    f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts "
-                    f"WHERE id = {ANY_TEXTS} FOR UPDATE",
+                    f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts WHERE id = {ANY_TEXTS}",
                     (texts(ids),),
                 ),
             )
@@ -185,9 +391,14 @@ class PostgresLedgerStore:
         if new:
             with conn.cursor() as cur:
                 cur.executemany(
-                    "INSERT INTO accounts (id, owner_kind, owner_id, currency, purpose, "
-                    "flags, metadata, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                    "INSERT INTO account_definitions (id, owner_kind, owner_id, currency, "
+                    "purpose, flags, metadata, created_at) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                     [rows.account_row(a, now) for a in new],
+                )
+                cur.executemany(
+                    "INSERT INTO account_balances (id, flags) VALUES (%s, %s)",
+                    [(a.id, int(a.flags)) for a in new],
                 )
         return results
 
@@ -203,33 +414,199 @@ class PostgresLedgerStore:
         submissions: Sequence[Sequence[TransferRequest]],
         now: datetime,
     ) -> list[list[TransferResult]]:
-        """``apply`` inside a transaction opened by :meth:`unit_of_work`."""
-        due = [
-            rows.transfer_from_row(r, _utc)
-            for r in conn.execute(
-                f"SELECT {rows.TRANSFER_COLUMNS} FROM transfers WHERE status = 'pending' "
-                "AND expires_at IS NOT NULL AND expires_at <= %s ORDER BY id FOR UPDATE",
-                (now,),
+        """``apply`` inside a transaction opened by :meth:`unit_of_work`: the rows the
+        batch touches are locked and read, then decided and written."""
+        with self._cache_lock:
+            if self._ahead:
+                # Batches decided ahead rest on balances this one is about to change
+                # before they are written: they are decided again at their commit.
+                self._forget_accounts()
+            due = [
+                rows.transfer_from_row(r, _utc) for r in conn.execute(f"{_DUE} FOR UPDATE", (now,))
+            ]
+            ids = sorted(engine.referenced_transfer_ids(submissions))
+            loaded = {
+                t.id: t
+                for t in (
+                    rows.transfer_from_row(r, _utc)
+                    for r in conn.execute(f"{_LOAD_TRANSFERS} FOR UPDATE", (texts(ids),))
+                )
+            }
+            account_ids = engine.referenced_account_ids(submissions, [*loaded.values(), *due])
+            state = engine.LedgerState(transfers=loaded)
+            self._load_accounts(conn, sorted(account_ids), state)
+            results, changes = engine.apply_batch(submissions, state, now, self.limits, due=due)
+            self._write_changes(conn, changes, now)
+            # Read under lock and written here: the truth once this commits (and dropped
+            # if it does not).
+            self._balances.update(state.balances)
+            self._rules.update(state.rules)
+            return results
+
+    def decide(
+        self, submissions: Sequence[Sequence[TransferRequest]], now: datetime
+    ) -> DecidedBatch[_Writes]:
+        """Decide a batch on the cached balances, on the writer's read connection, while
+        earlier batches may still be committing (ADR 0015, ADR 0016); :meth:`commit`
+        writes it. Nothing is locked: the commit compares and sets."""
+
+        def make(unsettled: dict[str, Transfer]) -> DecidedBatch[_Writes]:
+            results, changes, read = self._decide(submissions, now, unsettled)
+            writes = self._compare_and_set(changes, read, now)
+            return DecidedBatch(
+                submissions,
+                now,
+                results,
+                writes,
+                {**{t.id: t for t in changes.created}, **changes.resolved},
+                set(changes.balances),
+                turn=self._turns.take(),  # last: a turn taken must end, in commit
             )
+
+        return self._ahead.decide(self._cache_lock, make, self._forget_accounts)
+
+    def commit(self, decided: Decided) -> list[list[TransferResult]]:
+        """Write a batch :meth:`decide` made, in one transaction, in its turn: its
+        transfers are copied while the batch before may still be writing, its balances
+        set once that one has ended (ADR 0016). If the caches were dropped since it was
+        decided, it is decided again in its transaction. If another writer changed what
+        it read, the transaction fails retryably (and the writer retries it in one step)."""
+        assert isinstance(decided, DecidedBatch), "a batch decided by another store"
+        turns = self._turns
+        try:
+            if turns.begin(decided):
+                try:
+                    if self._write_decided(self._lanes[decided.turn % COMMIT_LANES], decided):
+                        return decided.results
+                finally:
+                    turns.leave()
+            conn = self._lanes[0]
+            with turns.alone(), self._failing(conn), conn.transaction():
+                return self.apply_in(conn, decided.submissions, decided.now)
+        finally:
+            turns.end(decided.turn)
+            self._ahead.settled(decided)
+
+    def _write_decided(self, conn: psycopg.Connection[Any], decided: DecidedBatch[_Writes]) -> bool:
+        """Write the batch as decided; False if, by its turn, it was found void (the batch
+        before it failed, or the caches were dropped): then nothing is written."""
+        writes = decided.writes
+        with self._failing(conn), conn.transaction(), conn.cursor() as cur:
+            if writes.created:
+                with cur.copy(_TRANSFER_COPY) as copy:
+                    for row in writes.created:
+                        copy.write_row(row)
+            self._turns.wait_turn(decided)
+            if decided.void:
+                raise psycopg.Rollback()
+            if writes.resolved:
+                values, count = writes.resolved
+                cur.execute(_RESOLVE_IF_PENDING, (writes.now, values))
+                _expect(cur.rowcount, count, "pending transfers")
+            if writes.balances:
+                values, count = writes.balances
+                cur.execute(_SET_BALANCES_IF_SAME, (values,))
+                _expect(cur.rowcount, count, "accounts")
+            if writes.rejections:
+                cur.executemany(_INSERT_REJECTION, writes.rejections)
+            return True
+        return False
+
+    def _decide(
+        self,
+        submissions: Sequence[Sequence[TransferRequest]],
+        now: datetime,
+        unsettled: dict[str, Transfer],
+    ) -> tuple[list[list[TransferResult]], engine.ChangeSet, dict[str, Figures]]:
+        """Read what the submissions refer to (in ``unsettled``, what batches decided
+        ahead made of transfers, else in the database) and decide them on the caches.
+        Also returns the balances the decision read, for the commit to compare."""
+        conn = self._decider
+        due = [
+            t
+            for t in (
+                unsettled.get(r[0]) or rows.transfer_from_row(r, _utc)
+                for r in conn.execute(_DUE, (now,))
+            )
+            if t.status is PendingStatus.PENDING
         ]
-        ids = sorted(engine.referenced_transfer_ids(submissions))
+        ids = engine.referenced_transfer_ids(submissions)
         loaded = {
             t.id: t
             for t in (
                 rows.transfer_from_row(r, _utc)
-                for r in conn.execute(
-                    f"SELECT {rows.TRANSFER_COLUMNS} FROM transfers WHERE id = {ANY_TEXTS} "
-                    "ORDER BY id FOR UPDATE",
-                    (texts(ids),),
-                )
+                for r in conn.execute(_LOAD_TRANSFERS, (texts(ids),))
             )
         }
-        account_ids = sorted(engine.referenced_account_ids(submissions, [*loaded.values(), *due]))
+        if unsettled:
+            loaded.update((i, unsettled[i]) for i in ids.intersection(unsettled))
+        account_ids = engine.referenced_account_ids(submissions, [*loaded.values(), *due])
         state = engine.LedgerState(transfers=loaded)
-        self._load_accounts(conn, account_ids, state)
+        self._cached_accounts(conn, account_ids, state)
+        balances = state.balances
+        # Figures, not the objects: the engine changes balances in place.
+        read = {a: _figures(balances[a]) for a in account_ids if a in balances}
         results, changes = engine.apply_batch(submissions, state, now, self.limits, due=due)
-        self._write_changes(conn, changes, now)
-        return results
+        return results, changes, read
+
+    def _cached_accounts(
+        self, conn: psycopg.Connection[Any], account_ids: set[str], state: engine.LedgerState
+    ) -> None:
+        """Hand the engine the caches, holding every account the batch names (those not
+        cached are read, without a lock). No copies: the engine updates balances in
+        place, which is what the cache must hold after the commit."""
+        balances = self._balances
+        definitions = self._definitions
+        rules = self._rules
+        overflow = len(balances) + len(account_ids) - self.limits.account_cache_max
+        if overflow > 0:
+            # Forget the longest-held accounts; not those a batch decided ahead changed.
+            kept = self._ahead.held_accounts()
+            for aid in list(islice((a for a in balances if a not in kept), overflow)):
+                del balances[aid], rules[aid]
+                definitions.pop(aid, None)
+        cold = [a for a in account_ids if a not in balances or a not in definitions]
+        if cold:
+            for row in conn.execute(
+                f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts WHERE id = {ANY_TEXTS}",
+                (texts(cold),),
+            ):
+                account, balance = rows.account_from_row(row)
+                definitions[account.id] = account
+                balances[account.id] = balance
+                rules[account.id] = int(account.flags)
+        state.accounts = definitions
+        state.balances = balances
+        state.rules = rules
+
+    def _compare_and_set(
+        self, changes: engine.ChangeSet, read: dict[str, Figures], now: datetime
+    ) -> _Writes:
+        """The batch's writes, each row guarded by what the decision read. Accounts of
+        refused transfers are compared too (set to what they were): a refusal for want
+        of funds must rest on the balance as it is, not on a cache another writer has
+        made stale."""
+        compared = dict.fromkeys(changes.balances)
+        for rejection in changes.rejections:
+            request = rejection.request
+            for aid in (request.debit_account_id, request.credit_account_id):
+                if isinstance(aid, str) and aid in read:
+                    compared[aid] = None
+        balances = changes.balances
+        values = [
+            _balance_values(a, _figures(balances[a]) if a in balances else read[a], read[a])
+            for a in compared
+        ]
+        resolved = [
+            [tid, t.status.value if t.status else None] for tid, t in changes.resolved.items()
+        ]
+        return _Writes(
+            now,
+            [rows.transfer_row(t, _same) for t in changes.created],
+            (rows_of(resolved), len(resolved)) if resolved else None,
+            (rows_of(values), len(values)) if values else None,
+            [rows.rejection_row(r, _same) for r in changes.rejections],
+        )
 
     def _load_accounts(
         self, conn: psycopg.Connection[Any], account_ids: list[str], state: engine.LedgerState
@@ -241,7 +618,7 @@ class PostgresLedgerStore:
         rules = state.rules
         for aid, flags, dpend, dpost, cpend, cpost in conn.execute(
             "SELECT id, flags, debits_pending, debits_posted, credits_pending, credits_posted "
-            f"FROM accounts WHERE id = {ANY_TEXTS} ORDER BY id FOR UPDATE",
+            f"FROM account_balances WHERE id = {ANY_TEXTS} ORDER BY id FOR UPDATE",
             (texts(account_ids),),
         ):
             balances[aid] = Balance(dpend, dpost, cpend, cpost)
@@ -268,46 +645,17 @@ class PostgresLedgerStore:
                     for t in changes.created:
                         copy.write_row(rows.transfer_row(t, _same))
             if changes.resolved:
-                cur.execute(
-                    "UPDATE transfers AS t SET status = v.e->>1, resolved_at = %s "
-                    f"FROM {ROWS_OF} AS v(e) WHERE t.id = v.e->>0",
-                    (
-                        now,
-                        rows_of(
-                            [
-                                (tid, t.status.value if t.status else None)
-                                for tid, t in changes.resolved.items()
-                            ]
-                        ),
-                    ),
-                )
+                resolved = [
+                    (tid, t.status.value if t.status else None)
+                    for tid, t in changes.resolved.items()
+                ]
+                cur.execute(_RESOLVE, (now, rows_of(resolved)))
             if changes.balances:
-                cur.execute(
-                    "UPDATE accounts AS a SET debits_pending = (v.e->>1)::bigint, "
-                    "debits_posted = (v.e->>2)::bigint, credits_pending = (v.e->>3)::bigint, "
-                    f"credits_posted = (v.e->>4)::bigint FROM {ROWS_OF} AS v(e) "
-                    "WHERE a.id = v.e->>0",
-                    (
-                        rows_of(
-                            [
-                                (
-                                    a,
-                                    b.debits_pending,
-                                    b.debits_posted,
-                                    b.credits_pending,
-                                    b.credits_posted,
-                                )
-                                for a, b in changes.balances.items()
-                            ]
-                        ),
-                    ),
-                )
+                values = [_balance_values(a, _figures(b)) for a, b in changes.balances.items()]
+                cur.execute(_SET_BALANCES, (rows_of(values),))
             if changes.rejections:
                 cur.executemany(
-                    "INSERT INTO transfer_rejections "
-                    "(transfer_id, code, reason, request, rejected_at) "
-                    "VALUES (%s, %s, %s, %s, %s)",
-                    [rows.rejection_row(r, _same) for r in changes.rejections],
+                    _INSERT_REJECTION, [rows.rejection_row(r, _same) for r in changes.rejections]
                 )
 
     # -- reads --------------------------------------------------------------------------
@@ -396,5 +744,7 @@ class PostgresLedgerStore:
 
     def close(self) -> None:
         self._pool.close()
-        with self._write_lock:
-            self._write.close()
+        with self._cache_lock:
+            self._decider.close()
+        for conn in self._lanes:
+            conn.close()

@@ -10,6 +10,7 @@ which PostgreSQL unpacks: ``WHERE id = ANY(...)`` still probes the primary key's
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import orjson
 
@@ -24,5 +25,6 @@ def texts(values: Iterable[str]) -> str:
     return orjson.dumps(list(values)).decode()
 
 
-def rows_of(rows: Sequence[Sequence[str | int | None]]) -> str:
+def rows_of(rows: Sequence[Sequence[str | int | None] | dict[str, Any]]) -> str:
+    """Rows as one JSON text: arrays for ``ROWS_OF``, objects for ``json_to_recordset``."""
     return orjson.dumps(rows).decode()

@@ -15,7 +15,6 @@ import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
@@ -25,6 +24,7 @@ import orjson
 import structlog
 
 from tally.adapters import rows
+from tally.adapters.ahead import BatchesAhead, DecidedBatch
 from tally.adapters.migrate import MIGRATIONS_TABLE, load_migrations
 from tally.kernel.clock import from_micros, to_micros
 from tally.kernel.errors import RetryableError, StoreUnavailable
@@ -267,17 +267,7 @@ def write(conn: sqlite3.Connection, writes: Writes) -> None:
         conn.execute(sql, (values,))
 
 
-@dataclass(slots=True, eq=False)
-class _Decided:
-    """A batch decided ahead of its commit, with what its commit writes."""
-
-    submissions: Sequence[Sequence[TransferRequest]]
-    now: datetime
-    results: list[list[TransferResult]]
-    writes: Writes
-    transfers: dict[str, Transfer]  # created or resolved by the batch, by id
-    accounts: set[str]  # whose balances it changes
-    void: bool = False  # the caches were dropped after it was decided
+_Decided = DecidedBatch[Writes]
 
 
 class _HistoryIndexer:
@@ -332,6 +322,8 @@ class _HistoryIndexer:
 
 
 class SqliteLedgerStore:
+    commit_lanes = 1  # one write connection: batches commit one at a time
+
     def __init__(
         self,
         path: Path | str,
@@ -369,13 +361,8 @@ class SqliteLedgerStore:
         # committer can hold the write lock meanwhile. Whoever needs both takes the write
         # lock first.
         self._cache_lock = threading.RLock()
-        # Batches decided ahead and not yet committed (ADR 0015), in their order, and how
-        # many batches decided before the caches were last dropped are still to commit
-        # (each is decided again in its own transaction). Guarded by ``_ahead_changed``,
-        # which is taken last, after any other lock.
-        self._ahead: list[_Decided] = []
-        self._void = 0
-        self._ahead_changed = threading.Condition()
+        # Batches decided ahead and not yet committed (ADR 0015).
+        self._ahead: BatchesAhead[Writes] = BatchesAhead()
         with self._write_lock:
             migrate(self._write)
         try:
@@ -440,11 +427,7 @@ class SqliteLedgerStore:
             self._balances.clear()
             self._rules.clear()
             self._nums.clear()
-            with self._ahead_changed:
-                for decided in self._ahead:
-                    decided.void = True
-                self._void += len(self._ahead)
-                self._ahead.clear()
+            self._ahead.void_all()
 
     # -- writes -------------------------------------------------------------------------
     def create_accounts(self, accounts: Sequence[Account], now: datetime) -> list[AccountResult]:
@@ -514,50 +497,32 @@ class SqliteLedgerStore:
         from the file, which does not hold them yet. If the caches were dropped while
         such batches were waiting, this waits until they are committed (each decided
         again), since the file is then the only truth and must hold them first."""
-        while True:
-            with self._ahead_changed:
-                self._ahead_changed.wait_for(lambda: self._void == 0)
-            with self._cache_lock:
-                with self._ahead_changed:
-                    if self._void:
-                        continue  # dropped again before this thread had the caches
-                    unsettled: dict[str, Transfer] = {}
-                    for ahead in self._ahead:
-                        unsettled.update(ahead.transfers)
-                try:
-                    results, changes = self._decide(self._decider, submissions, now, unsettled)
-                    decided = _Decided(
-                        submissions,
-                        now,
-                        results,
-                        self._writes(changes, now),
-                        {**{t.id: t for t in changes.created}, **changes.resolved},
-                        set(changes.balances),
-                    )
-                except BaseException:
-                    self._forget_accounts()  # the engine may have changed them in place
-                    raise
-                with self._ahead_changed:
-                    self._ahead.append(decided)
-                return decided
+
+        def make(unsettled: dict[str, Transfer]) -> _Decided:
+            results, changes = self._decide(self._decider, submissions, now, unsettled)
+            return _Decided(
+                submissions,
+                now,
+                results,
+                self._writes(changes, now),
+                {**{t.id: t for t in changes.created}, **changes.resolved},
+                set(changes.balances),
+            )
+
+        return self._ahead.decide(self._cache_lock, make, self._forget_accounts)
 
     def commit(self, decided: Decided) -> list[list[TransferResult]]:
         """Write a batch :meth:`decide` made, in one transaction, after every batch it
         decided before. If the caches were dropped since (a transaction failed, another
         ledger store wrote the file), the batch is decided again in the transaction."""
-        assert isinstance(decided, _Decided), "a batch decided by another store"
+        assert isinstance(decided, DecidedBatch), "a batch decided by another store"
         try:
             with self._transaction() as conn:
                 if decided.void:
                     return self.apply_in(conn, decided.submissions, decided.now)
                 write(conn, decided.writes)
         finally:
-            with self._ahead_changed:
-                if decided.void:
-                    self._void -= 1
-                else:
-                    self._ahead.remove(decided)
-                self._ahead_changed.notify_all()
+            self._ahead.settled(decided)
         if decided.transfers:
             self.index_history_behind()
         return decided.results
@@ -675,8 +640,7 @@ class SqliteLedgerStore:
         if overflow > 0:
             # Forget the longest-held accounts, before this batch's are made sure of; not
             # those a batch decided ahead changed: the file does not hold it yet.
-            with self._ahead_changed:
-                kept = set().union(*(ahead.accounts for ahead in self._ahead))
+            kept = self._ahead.held_accounts()
             for aid in list(islice((a for a in balances if a not in kept), overflow)):
                 del balances[aid], accounts[aid], rules[aid], nums[aid]
         cold = list(account_ids.difference(balances))
