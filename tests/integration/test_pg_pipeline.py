@@ -1,10 +1,11 @@
 """PostgreSQL: batches decided ahead on cached balances, written with compare-and-set, two
 at once (ADR 0016).
 
-A batch decided ahead must see what the batches before it did; its commit must not
-overwrite a balance or a pending transfer another writer changed since it was read, nor
-keep a refusal made on a stale balance; and a batch that waits for its turn behind one
-that fails must be decided again, not written as decided.
+A commit must not overwrite a balance or a pending transfer another writer changed since
+the decision read it, nor keep a refusal made on a stale balance; batches commit in
+order; and a batch that waits for its turn behind one that fails must be decided again,
+not written as decided. What both stores share is in
+``tests/contract/test_ledger_pipeline_contract.py``.
 """
 
 from __future__ import annotations
@@ -17,30 +18,11 @@ import pytest
 
 from tally.adapters.postgres.ledger import PostgresLedgerStore
 from tally.kernel.errors import RetryableError
-from tally.ledger.model import (
-    Account,
-    AccountFlags,
-    OwnerKind,
-    PendingStatus,
-    ResultCode,
-    TransferKind,
-    TransferRequest,
-)
+from tally.ledger.model import PendingStatus, ResultCode, TransferKind, TransferRequest
 from tests.conftest import PG_DSN, START
+from tests.support.pipeline import HOUSE, WALLET, codes, move, posted
 
 R = ResultCode
-WALLET = Account(
-    "w", OwnerKind.PLAYER, "p", "EUR", "wallet", AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
-)
-HOUSE = [Account(f"h{i}", OwnerKind.OPERATOR, "o", "EUR", "float") for i in range(8)]
-
-
-def move(tid: str, dr: str, cr: str, amount: int, **kw: Any) -> TransferRequest:
-    return TransferRequest(tid, dr, cr, amount, "EUR", "play", **kw)
-
-
-def codes(results: list[list[Any]]) -> list[list[ResultCode]]:
-    return [[r.code for r in sub] for sub in results]
 
 
 @pytest.fixture
@@ -59,42 +41,6 @@ def stores(pg_schema: str) -> Iterator[tuple[PostgresLedgerStore, PostgresLedger
 @pytest.fixture
 def store(stores: tuple[PostgresLedgerStore, PostgresLedgerStore]) -> PostgresLedgerStore:
     return stores[0]
-
-
-def posted(store: PostgresLedgerStore, account_id: str) -> tuple[int, int]:
-    balance = store.balance(account_id)
-    assert balance is not None
-    return balance.debits_posted, balance.credits_posted
-
-
-def test_a_batch_decided_ahead_sees_what_the_batch_before_it_did(
-    store: PostgresLedgerStore,
-) -> None:
-    first = store.decide(
-        [[move("fund", "h0", "w", 100), move("hold", "h1", "h2", 30, kind=TransferKind.PENDING)]],
-        START,
-    )
-    second = store.decide(
-        [
-            [move("bet", "w", "h3", 100)],  # only the first batch's funding covers it
-            [move("fund", "h0", "w", 100)],  # the same transfer again: it exists
-            [TransferRequest("settle", kind=TransferKind.POST, pending_id="hold")],
-            [move("fund", "h0", "w", 99)],  # the same id, other content
-        ],
-        START,
-    )
-    assert store.get_transfer("fund") is None  # neither is written yet
-    assert codes(store.commit(first)) == [[R.OK, R.OK]]
-    assert codes(store.commit(second)) == [
-        [R.OK],
-        [R.EXISTS],
-        [R.OK],
-        [R.EXISTS_WITH_DIFFERENT_AMOUNT],
-    ]
-    assert posted(store, "w") == (100, 100)
-    hold = store.get_transfer("hold")
-    assert hold is not None and hold.status is PendingStatus.POSTED
-    assert posted(store, "h2") == (0, 30)
 
 
 def test_a_balance_another_writer_changed_is_not_overwritten(
@@ -197,16 +143,3 @@ def test_a_batch_waiting_behind_one_that_fails_is_decided_again(
     # The writer goes on.
     assert codes(mine.commit(mine.decide([[move("fund", "h0", "w", 100)]], START))) == [[R.OK]]
     assert posted(mine, "w") == (0, 100)
-
-
-def test_a_one_step_batch_in_between_has_the_batches_decided_ahead_decided_again(
-    store: PostgresLedgerStore,
-) -> None:
-    store.apply([[move("fund", "h0", "w", 100)]], START)
-    ahead = store.decide([[move("bet", "w", "h3", 60)]], START)
-    with store.unit_of_work() as conn:
-        assert codes(store.apply_in(conn, [[move("fee", "w", "h4", 70)]], START)) == [[R.OK]]
-    assert codes(store.commit(ahead)) == [[R.EXCEEDS_CREDITS]]  # 60 of the 30 left
-    assert posted(store, "w") == (70, 100)
-    assert posted(store, "h4") == (0, 70)
-    assert posted(store, "h3") == (0, 0)
