@@ -279,6 +279,7 @@ def _raw_write(
     store: LedgerStore, chunk: list[TransferRequest], now: datetime, nums: dict[str, int]
 ) -> None:
     from tally.adapters import rows
+    from tally.adapters.postgres.ledger import copy_transfers
     from tally.adapters.postgres.params import ROWS_OF, rows_of
     from tally.ledger.model import Transfer, TransferKind
 
@@ -313,9 +314,7 @@ def _raw_write(
         store.index_history_behind()  # the schema's own cost, as the ledger pays it
         return
     with store.unit_of_work() as conn, conn.cursor() as cur:  # type: ignore[attr-defined]
-        with cur.copy(f"COPY transfers ({rows.TRANSFER_COLUMNS}) FROM STDIN") as copy:
-            for t in created:
-                copy.write_row(rows.transfer_row(t, lambda d: d))
+        copy_transfers(cur, (rows.transfer_row(t, lambda d: d) for t in created))
         for column, pairs in (("debits_posted", debits), ("credits_posted", credits)):
             # Sent as the ledger sends its balance rows (one JSON parameter), so the
             # reference pays no cost the ledger does not.
