@@ -80,7 +80,8 @@ class PipelinedLedgerStore(LedgerStore, Protocol):
     transaction. ``apply`` stays the one-step path.
 
     ``commit_lanes`` batches may be committing at once, from as many threads (ADR 0016);
-    the store still makes them take effect in the order they were decided.
+    the store still makes them take effect in the order they were decided. Every batch
+    decided must be committed (a store may hold later batches back until it is).
     """
 
     @property

@@ -271,6 +271,7 @@ class _Turns:
         with self._changed:
             self._changed.wait_for(ready)
             self._started = turn
+            self._changed.notify_all()  # the next turn may begin now
             if decided.void:
                 return False
             self._writing += 1
