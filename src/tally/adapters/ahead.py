@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
+from tally.ledger.engine import ChangeSet
 from tally.ledger.model import Transfer, TransferRequest, TransferResult
 
 W = TypeVar("W")
@@ -35,6 +36,26 @@ class DecidedBatch(Generic[W]):
     accounts: set[str]  # whose balances it changes
     void: bool = False  # the caches were dropped after it was decided
     turn: int = -1  # its place among the store's writes, where the store orders them
+
+    @classmethod
+    def of(
+        cls,
+        submissions: Sequence[Sequence[TransferRequest]],
+        now: datetime,
+        results: list[list[TransferResult]],
+        changes: ChangeSet,
+        writes: W,
+    ) -> DecidedBatch[W]:
+        """The batch the engine decided as ``results`` and ``changes``, to be written by
+        ``writes`` (made now: the engine changes cached balances in place later)."""
+        return cls(
+            submissions,
+            now,
+            results,
+            writes,
+            {**{t.id: t for t in changes.created}, **changes.resolved},
+            set(changes.balances),
+        )
 
 
 class BatchesAhead(Generic[W]):

@@ -485,15 +485,9 @@ class PostgresLedgerStore:
         def make(unsettled: dict[str, Transfer]) -> DecidedBatch[_Writes]:
             results, changes, read = self._decide(submissions, now, unsettled)
             writes = self._compare_and_set(changes, read, now)
-            return DecidedBatch(
-                submissions,
-                now,
-                results,
-                writes,
-                {**{t.id: t for t in changes.created}, **changes.resolved},
-                set(changes.balances),
-                turn=self._turns.take(),  # last: a turn taken must end, in commit
-            )
+            decided = DecidedBatch.of(submissions, now, results, changes, writes)
+            decided.turn = self._turns.take()  # last: a turn taken must end, in commit
+            return decided
 
         return self._ahead.decide(self._cache_lock, make, self._forget_accounts)
 

@@ -500,14 +500,7 @@ class SqliteLedgerStore:
 
         def make(unsettled: dict[str, Transfer]) -> _Decided:
             results, changes = self._decide(self._decider, submissions, now, unsettled)
-            return _Decided(
-                submissions,
-                now,
-                results,
-                self._writes(changes, now),
-                {**{t.id: t for t in changes.created}, **changes.resolved},
-                set(changes.balances),
-            )
+            return DecidedBatch.of(submissions, now, results, changes, self._writes(changes, now))
 
         return self._ahead.decide(self._cache_lock, make, self._forget_accounts)
 
