@@ -332,8 +332,8 @@ class PostgresLedgerStore:
         self._definitions: dict[str, Account] = {}
         self._balances: dict[str, Balance] = {}
         self._rules: dict[str, int] = {}
-        # Held by whoever reads or changes the caches; whoever also needs the write
-        # lock takes that first.
+        # Held by whoever reads or changes the caches: the writer deciding, a one-step
+        # write (inside its turn to run alone), a failed transaction dropping them.
         self._cache_lock = threading.RLock()
         self._ahead: BatchesAhead[_Writes] = BatchesAhead()
         kwargs = connect_kwargs(schema)
