@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -484,16 +485,16 @@ def memory_store() -> tuple[Any, Callable[[], None]]:
     return MemoryLedgerStore(), lambda: None
 
 
-def sqlite_store() -> tuple[Any, Callable[[], None]]:
+def sqlite_store(pipelined: bool = False) -> tuple[Any, Callable[[], None]]:
     from tally.adapters.sqlite.ledger import SqliteLedgerStore
     from tally.kernel.limits import LedgerLimits
+    from tests.conftest import Pipelined
 
     folder = tempfile.mkdtemp(prefix="tally-stateful-")
     # Its history index takes transfers in every third one: history is read both through
     # it and from the tail it has not taken in.
-    store = SqliteLedgerStore(
-        f"{folder}/ledger.sqlite", LedgerLimits(history_index_lag=3), synchronous="OFF"
-    )
+    kind = Pipelined if pipelined else SqliteLedgerStore
+    store = kind(f"{folder}/ledger.sqlite", LedgerLimits(history_index_lag=3), synchronous="OFF")
 
     def cleanup() -> None:
         store.close()
@@ -502,15 +503,17 @@ def sqlite_store() -> tuple[Any, Callable[[], None]]:
     return store, cleanup
 
 
-def postgres_store() -> tuple[Any, Callable[[], None]]:
+def postgres_store(pipelined: bool = False) -> tuple[Any, Callable[[], None]]:
     import psycopg
 
     from tally.adapters.postgres.ledger import PostgresLedgerStore
+    from tests.conftest import PipelinedPostgres
 
     schema = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(PG_DSN, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
-    store = PostgresLedgerStore(PG_DSN, schema=schema)
+    kind = PipelinedPostgres if pipelined else PostgresLedgerStore
+    store = kind(PG_DSN, schema=schema)
 
     def cleanup() -> None:
         store.close()
@@ -525,13 +528,16 @@ def postgres_store() -> tuple[Any, Callable[[], None]]:
     [
         pytest.param(memory_store, 200, 40, id="memory"),
         pytest.param(sqlite_store, 100, 30, id="sqlite"),
+        # Decided, then committed, as the ledger writer drives the stores (ADR 0015, 0016).
+        pytest.param(partial(sqlite_store, pipelined=True), 100, 30, id="sqlite-pipelined"),
         pytest.param(postgres_store, 25, 25, id="postgres"),
+        pytest.param(partial(postgres_store, pipelined=True), 25, 25, id="postgres-pipelined"),
     ],
 )
 def test_every_store_behaves_like_the_model_of_the_ledger(
     factory: StoreFactory, examples: int, steps: int
 ) -> None:
-    if factory is postgres_store:
+    if getattr(factory, "func", factory) is postgres_store:
         require_postgres()
     run_state_machine_as_test(
         lambda: LedgerMachine(factory),
