@@ -12,10 +12,11 @@ the database is then the only truth and must hold them first.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import Generic, TypeVar
 
 from tally.ledger.engine import ChangeSet
@@ -117,8 +118,10 @@ class BatchesAhead(Generic[W]):
                 self._batches.remove(decided)
             self._changed.notify_all()
 
-    def held_accounts(self) -> set[str]:
-        """Accounts the batches ahead changed: not to be evicted from the caches before
-        they are written."""
+    def evictable(self, cached: Iterable[str], count: int) -> list[str]:
+        """The first ``count`` of the ``cached`` accounts (the longest held) that a cache
+        may forget: not those a batch ahead changed, which the database does not hold
+        yet."""
         with self._changed:
-            return set().union(*(ahead.accounts for ahead in self._batches))
+            held = set().union(*(ahead.accounts for ahead in self._batches))
+        return list(islice((a for a in cached if a not in held), count))

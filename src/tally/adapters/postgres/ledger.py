@@ -19,7 +19,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import islice
 from typing import Any
 
 import psycopg
@@ -151,20 +150,18 @@ _DUE = (
 _LOAD_TRANSFERS = (
     f"SELECT {rows.TRANSFER_COLUMNS} FROM transfers WHERE id = {ANY_TEXTS} ORDER BY id"
 )
-_RESOLVE = (
+# Compare-and-set (ADR 0016): a row changes only if it is still what the decision read.
+# Both paths write this way; under the one-step path's row locks it always matches.
+_RESOLVE_IF_PENDING = (
     "UPDATE transfers AS t SET status = v.e->>1, resolved_at = %s "
-    f"FROM {ROWS_OF} AS v(e) WHERE t.id = v.e->>0"
+    f"FROM {ROWS_OF} AS v(e) WHERE t.id = v.e->>0 AND t.status = 'pending'"
 )
-_SET_BALANCES = (
+_SET_BALANCES_IF_SAME = (
     "UPDATE account_balances AS a SET debits_pending = v.dp, debits_posted = v.dq, "
     "credits_pending = v.cp, credits_posted = v.cq FROM json_to_recordset(%s::json) "
     "AS v(id text, dp bigint, dq bigint, cp bigint, cq bigint, "
-    "odp bigint, odq bigint, ocp bigint, ocq bigint) WHERE a.id = v.id"
-)
-# Compare-and-set (ADR 0016): a row changes only if it is still what the decision read.
-_RESOLVE_IF_PENDING = f"{_RESOLVE} AND t.status = 'pending'"
-_SET_BALANCES_IF_SAME = (
-    f"{_SET_BALANCES} AND a.debits_pending = v.odp AND a.debits_posted = v.odq "
+    "odp bigint, odq bigint, ocp bigint, ocq bigint) WHERE a.id = v.id "
+    "AND a.debits_pending = v.odp AND a.debits_posted = v.odq "
     "AND a.credits_pending = v.ocp AND a.credits_posted = v.ocq"
 )
 _INSERT_REJECTION = (
@@ -206,13 +203,43 @@ def _figures(b: Balance) -> Figures:
     return (b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted)
 
 
-def _balance_values(account_id: str, new: Figures, old: Figures | None = None) -> dict[str, Any]:
-    """One row of ``_SET_BALANCES``: the new figures and, to compare, the old."""
+def _balance_values(account_id: str, new: Figures, old: Figures) -> dict[str, Any]:
+    """One row of ``_SET_BALANCES_IF_SAME``: the new figures and, to compare, the old."""
     dp, dq, cp, cq = new
-    row: dict[str, Any] = {"id": account_id, "dp": dp, "dq": dq, "cp": cp, "cq": cq}
-    if old is not None:
-        row["odp"], row["odq"], row["ocp"], row["ocq"] = old
-    return row
+    odp, odq, ocp, ocq = old
+    return {
+        "id": account_id,
+        "dp": dp,
+        "dq": dq,
+        "cp": cp,
+        "cq": cq,
+        "odp": odp,
+        "odq": odq,
+        "ocp": ocp,
+        "ocq": ocq,
+    }
+
+
+def _read_figures(state: engine.LedgerState, account_ids: set[str]) -> dict[str, Figures]:
+    """The balances a decision is about to read: figures, not the objects, which the
+    engine changes in place."""
+    balances = state.balances
+    return {a: _figures(balances[a]) for a in account_ids if a in balances}
+
+
+def _set(cur: psycopg.Cursor[Any], writes: _Writes) -> None:
+    """Resolve pendings and set balances where they are still what was read, and keep
+    the refusals: every write of a batch but its transfers."""
+    if writes.resolved:
+        values, count = writes.resolved
+        cur.execute(_RESOLVE_IF_PENDING, (writes.now, values))
+        _expect(cur.rowcount, count, "pending transfers")
+    if writes.balances:
+        values, count = writes.balances
+        cur.execute(_SET_BALANCES_IF_SAME, (values,))
+        _expect(cur.rowcount, count, "accounts")
+    if writes.rejections:
+        cur.executemany(_INSERT_REJECTION, writes.rejections)
 
 
 def _expect(changed: int, expected: int, what: str) -> None:
@@ -453,22 +480,16 @@ class PostgresLedgerStore:
                 # Batches decided ahead rest on balances this one is about to change
                 # before they are written: they are decided again at their commit.
                 self._forget_accounts()
-            due = [
-                rows.transfer_from_row(r, _utc) for r in conn.execute(f"{_DUE} FOR UPDATE", (now,))
-            ]
-            ids = sorted(engine.referenced_transfer_ids(submissions))
-            loaded = {
-                t.id: t
-                for t in (
-                    rows.transfer_from_row(r, _utc)
-                    for r in conn.execute(f"{_LOAD_TRANSFERS} FOR UPDATE", (texts(ids),))
-                )
-            }
-            account_ids = engine.referenced_account_ids(submissions, [*loaded.values(), *due])
+            due, loaded, account_ids = self._read_batch(conn, submissions, now, lock=True)
             state = engine.LedgerState(transfers=loaded)
             self._load_accounts(conn, sorted(account_ids), state)
+            read = _read_figures(state, account_ids)
             results, changes = engine.apply_batch(submissions, state, now, self.limits, due=due)
-            self._write_changes(conn, changes, now)
+            writes = self._writes(changes, read, now)
+            with conn.cursor() as cur:
+                if writes.created:
+                    copy_transfers(cur, writes.created)
+                _set(cur, writes)  # compared to what was read under lock: it matches
             # Read under lock and written here: the truth once this commits (and dropped
             # if it does not).
             self._balances.update(state.balances)
@@ -484,7 +505,7 @@ class PostgresLedgerStore:
 
         def make(unsettled: dict[str, Transfer]) -> DecidedBatch[_Writes]:
             results, changes, read = self._decide(submissions, now, unsettled)
-            writes = self._compare_and_set(changes, read, now)
+            writes = self._writes(changes, read, now)
             decided = DecidedBatch.of(submissions, now, results, changes, writes)
             decided.turn = self._turns.take()  # last: a turn taken must end, in commit
             return decided
@@ -523,16 +544,7 @@ class PostgresLedgerStore:
             self._turns.wait_turn(decided)
             if decided.void:
                 raise psycopg.Rollback()
-            if writes.resolved:
-                values, count = writes.resolved
-                cur.execute(_RESOLVE_IF_PENDING, (writes.now, values))
-                _expect(cur.rowcount, count, "pending transfers")
-            if writes.balances:
-                values, count = writes.balances
-                cur.execute(_SET_BALANCES_IF_SAME, (values,))
-                _expect(cur.rowcount, count, "accounts")
-            if writes.rejections:
-                cur.executemany(_INSERT_REJECTION, writes.rejections)
+            _set(cur, writes)
             return True
         return False
 
@@ -546,11 +558,33 @@ class PostgresLedgerStore:
         ahead made of transfers, else in the database) and decide them on the caches.
         Also returns the balances the decision read, for the commit to compare."""
         conn = self._decider
+        due, loaded, account_ids = self._read_batch(conn, submissions, now, unsettled=unsettled)
+        state = engine.LedgerState(transfers=loaded)
+        self._cached_accounts(conn, account_ids, state)
+        read = _read_figures(state, account_ids)
+        results, changes = engine.apply_batch(submissions, state, now, self.limits, due=due)
+        return results, changes, read
+
+    def _read_batch(
+        self,
+        conn: psycopg.Connection[Any],
+        submissions: Sequence[Sequence[TransferRequest]],
+        now: datetime,
+        *,
+        lock: bool = False,
+        unsettled: dict[str, Transfer] | None = None,
+    ) -> tuple[list[Transfer], dict[str, Transfer], set[str]]:
+        """The pending transfers due to expire, the transfers the submissions name (by
+        their own ids and their pending ids), and the accounts all of those name. Read
+        under row locks (in id order) for the one-step path; else taken from
+        ``unsettled`` (what batches decided ahead made of transfers) before the table."""
+        unsettled = unsettled or {}
+        suffix = " FOR UPDATE" if lock else ""
         due = [
             t
             for t in (
                 unsettled.get(r[0]) or rows.transfer_from_row(r, _utc)
-                for r in conn.execute(_DUE, (now,))
+                for r in conn.execute(_DUE + suffix, (now,))
             )
             if t.status is PendingStatus.PENDING
         ]
@@ -559,19 +593,13 @@ class PostgresLedgerStore:
             t.id: t
             for t in (
                 rows.transfer_from_row(r, _utc)
-                for r in conn.execute(_LOAD_TRANSFERS, (texts(ids),))
+                for r in conn.execute(_LOAD_TRANSFERS + suffix, (texts(sorted(ids)),))
             )
         }
         if unsettled:
             loaded.update((i, unsettled[i]) for i in ids.intersection(unsettled))
         account_ids = engine.referenced_account_ids(submissions, [*loaded.values(), *due])
-        state = engine.LedgerState(transfers=loaded)
-        self._cached_accounts(conn, account_ids, state)
-        balances = state.balances
-        # Figures, not the objects: the engine changes balances in place.
-        read = {a: _figures(balances[a]) for a in account_ids if a in balances}
-        results, changes = engine.apply_batch(submissions, state, now, self.limits, due=due)
-        return results, changes, read
+        return due, loaded, account_ids
 
     def _cached_accounts(
         self, conn: psycopg.Connection[Any], account_ids: set[str], state: engine.LedgerState
@@ -585,8 +613,7 @@ class PostgresLedgerStore:
         overflow = len(balances) + len(account_ids) - self.limits.account_cache_max
         if overflow > 0:
             # Forget the longest-held accounts; not those a batch decided ahead changed.
-            kept = self._ahead.held_accounts()
-            for aid in list(islice((a for a in balances if a not in kept), overflow)):
+            for aid in self._ahead.evictable(balances, overflow):
                 del balances[aid], rules[aid]
                 definitions.pop(aid, None)
         cold = [a for a in account_ids if a not in balances or a not in definitions]
@@ -603,7 +630,7 @@ class PostgresLedgerStore:
         state.balances = balances
         state.rules = rules
 
-    def _compare_and_set(
+    def _writes(
         self, changes: engine.ChangeSet, read: dict[str, Figures], now: datetime
     ) -> _Writes:
         """The batch's writes, each row guarded by what the decision read. Accounts of
@@ -659,26 +686,6 @@ class PostgresLedgerStore:
                 account = rows.account_from_row(row)[0]
                 definitions[account.id] = account
         state.accounts = definitions
-
-    def _write_changes(
-        self, conn: psycopg.Connection[Any], changes: engine.ChangeSet, now: datetime
-    ) -> None:
-        with conn.cursor() as cur:
-            if changes.created:
-                copy_transfers(cur, (rows.transfer_row(t, _same) for t in changes.created))
-            if changes.resolved:
-                resolved = [
-                    (tid, t.status.value if t.status else None)
-                    for tid, t in changes.resolved.items()
-                ]
-                cur.execute(_RESOLVE, (now, rows_of(resolved)))
-            if changes.balances:
-                values = [_balance_values(a, _figures(b)) for a, b in changes.balances.items()]
-                cur.execute(_SET_BALANCES, (rows_of(values),))
-            if changes.rejections:
-                cur.executemany(
-                    _INSERT_REJECTION, [rows.rejection_row(r, _same) for r in changes.rejections]
-                )
 
     # -- reads --------------------------------------------------------------------------
     def _read(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:

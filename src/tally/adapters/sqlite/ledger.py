@@ -16,7 +16,6 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -633,8 +632,7 @@ class SqliteLedgerStore:
         if overflow > 0:
             # Forget the longest-held accounts, before this batch's are made sure of; not
             # those a batch decided ahead changed: the file does not hold it yet.
-            kept = self._ahead.held_accounts()
-            for aid in list(islice((a for a in balances if a not in kept), overflow)):
+            for aid in self._ahead.evictable(balances, overflow):
                 del balances[aid], accounts[aid], rules[aid], nums[aid]
         cold = list(account_ids.difference(balances))
         if cold:
