@@ -1,7 +1,9 @@
 """The gateway's HTTP face: callbacks through the bare ASGI path and its batches.
 
 A real embedded wallet behind the app; requests go in as HTTP through httpx's ASGI
-transport, many at once, so the batching thread gathers several per batch.
+transport, many at once, so the batching thread gathers several per batch. Every test
+runs twice: HTTP in the gateway's process, and HTTP in a front whose callbacks the relay
+takes to the core over its Unix socket (ADR 0017).
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import httpx
 import pytest
 
 from tally.entrypoints.gateway.app import HARD_BODY_MAX_BYTES, GatewayApp, create_gateway_api
+from tally.entrypoints.gateway.fronts import create_front_app
 from tally.kernel.clock import FixedClock
 from tally.providers.base import Inbound, Outbound
 from tally.providers.softswiss.client import SoftSwissClient
-from tests.support.providers import GatewayWorld, gateway_world
+from tests.support.providers import GatewayWorld, gateway_world, relayed_to
 
 TOKEN = "http-test-token"
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -27,16 +30,23 @@ PLAYERS = ("p1", "p2", "p3")
 FUNDS = 100_000
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[GatewayWorld, GatewayApp]]:
+@pytest.fixture(params=["in-process", "relayed"])
+def served(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[GatewayWorld, GatewayApp]]:
     secrets = {("softswiss", "auth_token"): TOKEN}
     with gateway_world(tmp_path, FixedClock(T0), secrets, ["softswiss"]) as world:
         for player in PLAYERS:
             world.open_player(player, "EUR", FUNDS)
         app = create_gateway_api(world.gateway, world.clock, batch_max_calls=8)
+        assert app.batches is not None
         app.batches.start()  # what the server's lifespan does
         try:
-            yield world, app
+            if request.param == "in-process":
+                yield world, app
+            else:
+                with relayed_to(app.batches) as core:
+                    yield world, create_front_app(core, world.clock)
         finally:
             app.batches.stop()
 
@@ -112,7 +122,9 @@ def test_other_paths_go_to_the_api(served: tuple[GatewayWorld, GatewayApp]) -> N
             return await client.get(path)
 
     health = asyncio.run(get("/health"))
-    assert health.status_code == 200 and health.json()["providers"] == ["softswiss"]
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    if app.batches is not None:  # a front does not know the providers; its core does
+        assert health.json()["providers"] == ["softswiss"]
     assert asyncio.run(get("/providers/softswiss")).status_code == 404
     # No /noop unless asked for (the benchmark's yardstick only).
     assert asyncio.run(get("/noop")).status_code == 404

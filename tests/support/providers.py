@@ -7,6 +7,7 @@ so tests can read what was kept.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from tally.adapters.memory.quarantine import MemoryInputQuarantine
 from tally.adapters.sqlite.events import SqliteEventLog
 from tally.adapters.sqlite.ledger import SqliteLedgerStore
 from tally.adapters.sqlite.wallet import SqliteWalletMarks
+from tally.entrypoints.gateway.app import CallbackBatches
+from tally.entrypoints.gateway.relay import RelayServer
 from tally.events.appender import BatchingAppender
 from tally.events.model import Event
 from tally.kernel.clock import Clock
@@ -128,3 +131,16 @@ def gateway_world(
 
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+@contextmanager
+def relayed_to(batches: CallbackBatches) -> Iterator[Path]:
+    """A relay server in front of running ``batches``, as a gateway core runs it; yields
+    its socket's path (in a private directory short enough for a Unix socket's name)."""
+    with tempfile.TemporaryDirectory(prefix="tally-relay-") as private:
+        relay = RelayServer(Path(private) / "core.sock", batches.submit)
+        relay.start()
+        try:
+            yield relay.path
+        finally:
+            relay.stop()

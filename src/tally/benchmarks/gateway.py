@@ -41,6 +41,7 @@ TARGET_P99_MS = 25.0
 AUTH_TOKEN = "bench-auth-token"  # noqa: S105 - a throwaway token for a throwaway store
 FUNDING = 10**12  # minor units per player: no bet is refused for funds in the run
 STARTUP_TIMEOUT_S = 60.0
+FRONTS = 2  # HTTP front processes (ADR 0017): one per core of the 2-core machine
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,7 @@ class Config:
     connections: int = 64
     players: int = 5_000
     naive: bool = False
+    fronts: int = FRONTS  # 0: HTTP in the gateway's own process
     port: int = 0  # 0: pick a free one
     seed: int = 1
 
@@ -63,6 +65,7 @@ def serve(directory: Path, config: Config) -> None:
     from tally.app.runtime import PROMPT_GC_THRESHOLDS, hand_off_promptly, settle_heap
     from tally.app.settings import Settings
     from tally.entrypoints.gateway.app import BATCH_MAX_CALLS, create_gateway_api
+    from tally.entrypoints.gateway.fronts import serve_with_fronts
     from tally.events.appender import AppendLimits
     from tally.kernel.limits import LedgerLimits
     from tally.providers.registry import Registry
@@ -92,6 +95,13 @@ def serve(directory: Path, config: Config) -> None:
     api = create_gateway_api(parts.gateway, tally.clock, noop=True, batch_max_calls=batch)
     settle_heap(PROMPT_GC_THRESHOLDS)  # as `tally gateway serve` does once wired
     hand_off_promptly()
+    if config.fronts:
+        try:
+            serve_with_fronts(api, "127.0.0.1", config.port, config.fronts, noop=True)
+        finally:
+            parts.close()
+            tally.close()
+        return
     server = uvicorn.Server(
         uvicorn.Config(
             api,

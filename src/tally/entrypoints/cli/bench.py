@@ -135,6 +135,9 @@ def gateway(
     seconds: Annotated[float, typer.Option(help="how long the load lasts")] = 20.0,
     connections: Annotated[int, typer.Option(help="keep-alive connections")] = 64,
     players: Annotated[int, typer.Option(help="funded wallets")] = 5_000,
+    fronts: Annotated[
+        int, typer.Option(min=0, help="HTTP front processes (ADR 0017); 0: HTTP in the core")
+    ] = gateway_bench.FRONTS,
     naive: Annotated[bool, typer.Option(help="also run the naive baseline")] = True,
     out: Annotated[Path, typer.Option(help="where JSON and PNG go")] = Path("bench/results"),
 ) -> dict[str, Any]:
@@ -152,7 +155,12 @@ def gateway(
     with _progress() as progress:
         for name, is_naive in runs:
             config = gateway_bench.Config(
-                rate=rate, seconds=seconds, connections=connections, players=players, naive=is_naive
+                rate=rate,
+                seconds=seconds,
+                connections=connections,
+                players=players,
+                naive=is_naive,
+                fronts=fronts,
             )
             task = progress.add_task(name, total=int(rate * seconds))
 

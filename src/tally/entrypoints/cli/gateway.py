@@ -48,11 +48,22 @@ def serve(
         list[str] | None,
         typer.Option(help="id=protocol, repeatable (default: one provider per protocol)"),
     ] = None,
+    fronts: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=64,
+            help="HTTP front processes (ADR 0017); 0: HTTP in this process. "
+            "On a machine of 2 cores or more, 2 fronts serve about half as many "
+            "callbacks again.",
+        ),
+    ] = 0,
 ) -> None:
     """Serve /providers/{provider}/{action} until stopped (Ctrl-C)."""
     import uvicorn
 
     from tally.entrypoints.gateway.app import create_gateway_api
+    from tally.entrypoints.gateway.fronts import serve_with_fronts
 
     with open_app(gateway=True) as tally:
         backoffice = build_backoffice(tally)
@@ -63,8 +74,13 @@ def serve(
         try:
             console.print(
                 f"gateway on http://{host}:{port}/providers/<provider>/<action> for "
-                f"{', '.join(parts.gateway.registry.providers())}; Ctrl-C stops it"
+                f"{', '.join(parts.gateway.registry.providers())}"
+                + (f", {fronts} HTTP front processes" if fronts else "")
+                + "; Ctrl-C stops it"
             )
+            if fronts:
+                serve_with_fronts(api, host, port, fronts)
+                return
             uvicorn.run(
                 api,
                 host=host,

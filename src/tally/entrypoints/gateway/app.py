@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 from urllib.parse import parse_qsl
@@ -25,6 +26,7 @@ import structlog
 from fastapi import FastAPI
 
 from tally.app.metrics import Metrics
+from tally.entrypoints.gateway.relay import Recipient
 from tally.kernel.clock import Clock
 from tally.providers.base import Inbound, Outbound
 from tally.providers.gateway import Gateway
@@ -41,7 +43,20 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-_Waiting = tuple[str, Inbound, asyncio.AbstractEventLoop, "asyncio.Future[Outbound]"]
+Handle = Callable[[str, Inbound], Awaitable[Outbound]]
+_Waiting = tuple[str, Inbound, Recipient, Any]  # provider, request, whom to answer, their token
+
+
+class _Loop:
+    """Answers for requests of an event loop of this process: one wake-up per batch."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def deliver(self, answers: Sequence[tuple[Any, Outbound | Exception]]) -> None:
+        # A closed loop raises: nobody waits for those answers any more.
+        with suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(_resolve, answers)
 
 
 class CallbackBatches:
@@ -49,7 +64,8 @@ class CallbackBatches:
 
     While the gateway works through one batch, its commits included, those that arrive
     wait for the next. Under load a batch is what arrived during the one before; when
-    idle, a batch is the one callback that came.
+    idle, a batch is the one callback that came. Callbacks come from this process's event
+    loop (``handle``) or from front processes through the relay (``submit``).
     """
 
     def __init__(self, gateway: Gateway, max_calls: int = BATCH_MAX_CALLS) -> None:
@@ -59,6 +75,9 @@ class CallbackBatches:
         self._ready = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Loop] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def start(self) -> None:
         with self._ready:
@@ -78,12 +97,19 @@ class CallbackBatches:
     async def handle(self, provider: str, inbound: Inbound) -> Outbound:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Outbound] = loop.create_future()
+        recipient = self._loops.get(loop)
+        if recipient is None:
+            recipient = self._loops[loop] = _Loop(loop)
+        self.submit([(provider, inbound, recipient, future)])
+        return await future
+
+    def submit(self, calls: Sequence[_Waiting]) -> None:
+        """Calls to answer, each through its recipient's ``deliver`` with its token."""
         with self._ready:
             if self._thread is None or self._stopping:
                 raise RuntimeError("the gateway's batches are not running")
-            self._waiting.append((provider, inbound, loop, future))
+            self._waiting.extend(calls)
             self._ready.notify()
-        return await future
 
     def _run(self) -> None:
         while True:
@@ -115,17 +141,15 @@ class CallbackBatches:
 
     @staticmethod
     def _settle(batch: list[_Waiting], outs: list[Outbound | Exception]) -> None:
-        """Each request's answer, set on its own event loop: one wake-up per loop."""
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Outbound], Any]]] = {}
-        for (_, _, loop, future), out in zip(batch, outs, strict=True):
-            by_loop.setdefault(loop, []).append((future, out))
-        for loop, answers in by_loop.items():
-            # A closed loop raises: nobody waits for those answers any more.
-            with suppress(RuntimeError):
-                loop.call_soon_threadsafe(_resolve, answers)
+        """Each request's answer, delivered to its recipient: one delivery per recipient."""
+        by_recipient: dict[int, tuple[Recipient, list[tuple[Any, Outbound | Exception]]]] = {}
+        for (_, _, recipient, token), out in zip(batch, outs, strict=True):
+            by_recipient.setdefault(id(recipient), (recipient, []))[1].append((token, out))
+        for recipient, answers in by_recipient.values():
+            recipient.deliver(answers)
 
 
-def _resolve(answers: list[tuple[asyncio.Future[Outbound], Any]]) -> None:
+def _resolve(answers: Sequence[tuple[Any, Outbound | Exception]]) -> None:
     for future, out in answers:
         if future.done():  # the client went away and the request was cancelled
             continue
@@ -136,18 +160,23 @@ def _resolve(answers: list[tuple[asyncio.Future[Outbound], Any]]) -> None:
 
 
 class GatewayApp:
-    """The ASGI app: callbacks (and the benchmark's no-op) here, the rest to FastAPI."""
+    """The ASGI app: callbacks (and the benchmark's no-op) here, the rest to FastAPI.
+    A single-process gateway and a front process (ADR 0017) both serve HTTP with it."""
 
     def __init__(
         self,
         api: FastAPI,
-        batches: CallbackBatches,
+        handle: Handle,
         clock: Clock,
         metrics: Metrics | None,
         *,
         noop: bool,
+        batches: CallbackBatches | None = None,
     ) -> None:
+        """``handle`` answers a callback: this process's ``batches`` (their ``handle``),
+        or a front's link to the core process (``relay.CoreLink.handle``)."""
         self.api = api
+        self.handle = handle
         self.batches = batches
         self._clock = clock
         self._metrics = metrics
@@ -195,7 +224,7 @@ class GatewayApp:
             remote=client[0] if client else "",
             method=scope["method"],
         )
-        out = await self.batches.handle(provider, inbound)
+        out = await self.handle(provider, inbound)
         await _answer(send, out)
         if self._metrics is not None:
             self._metrics.observe_request(
@@ -264,4 +293,4 @@ def create_gateway_api(
     def health() -> dict[str, object]:
         return {"status": "ok", "providers": gateway.registry.providers()}
 
-    return GatewayApp(api, batches, clock, metrics, noop=noop)
+    return GatewayApp(api, batches.handle, clock, metrics, noop=noop, batches=batches)
