@@ -84,6 +84,24 @@ def test_the_indexer_takes_transfers_in_once_the_tail_reaches_the_lag(tmp_path: 
         store.close()
 
 
+def test_the_indexer_copies_the_wal_into_the_file_when_asked_to(tmp_path: Path) -> None:
+    """``checkpoint_behind_s``: the indexer's thread checkpoints (a gateway's commits then
+    seldom do); without it, only SQLite's own checkpoint at 64 MiB of WAL would."""
+    grown = {}
+    for every in (0.0, 0.001):
+        path = tmp_path / f"every-{every}.sqlite"
+        store = SqliteLedgerStore(path, LedgerLimits(checkpoint_behind_s=every))
+        try:
+            store.create_accounts(ACCOUNTS, START)
+            before = path.stat().st_size
+            store.commit(store.decide([_transfers(0, 200)], START))  # as the writer does
+            assert store.wait_for_history_index(5)
+            grown[every] = path.stat().st_size - before
+        finally:
+            store.close()
+    assert grown[0.0] == 0 and grown[0.001] > 0
+
+
 def test_a_file_made_before_the_history_index_is_migrated_with_its_history(
     tmp_path: Path,
 ) -> None:

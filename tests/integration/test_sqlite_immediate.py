@@ -1,14 +1,17 @@
 """``immediate``: the embedded stores' write transaction (migrations, the event log, the
-ledger's writer and history indexer, the back-office store)."""
+ledger's writer and history indexer, the back-office store), and the lock of this
+process that the writers of one file take turns on."""
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 
-from tally.adapters.sqlite.ledger import connect, immediate
+from tally.adapters.sqlite import ledger as ledger_module
+from tally.adapters.sqlite.ledger import FileConnection, connect, file_lock, immediate
 from tally.kernel.errors import RetryableError
 
 
@@ -75,5 +78,56 @@ def test_a_file_held_by_another_writer_is_retryable_when_named_else_sqlites_erro
         assert not waiter.in_transaction
     finally:
         holder.execute("ROLLBACK")
+        holder.close()
+        waiter.close()
+
+
+def _hold(conn: sqlite3.Connection, held: threading.Event, release: threading.Event) -> None:
+    with immediate(conn):
+        conn.execute("INSERT INTO parent VALUES (NULL)")  # the next id
+        held.set()
+        release.wait(10)
+
+
+def test_writers_of_one_file_in_this_process_wait_on_its_lock_not_on_sqlites(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer of the file in this process waits for the lock (and starts when it
+    is free), not for SQLite's busy handler: here SQLite would give up at once."""
+    monkeypatch.chdir(tmp_path)
+    holder = connect(tmp_path / "t.sqlite")
+    waiter = connect("t.sqlite")  # the same file, named otherwise
+    assert isinstance(holder, FileConnection) and isinstance(waiter, FileConnection)
+    assert holder.file_lock is not None and holder.file_lock is waiter.file_lock
+    assert file_lock(":memory:") is None
+    holder.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+    waiter.execute("PRAGMA busy_timeout=0")
+    held, release = threading.Event(), threading.Event()
+    holding = threading.Thread(target=_hold, args=(holder, held, release))
+    holding.start()
+    try:
+        assert held.wait(10)
+        released = threading.Timer(0.2, release.set)
+        released.start()
+        with immediate(waiter, busy="ledger database"):  # waits for the holder's commit
+            waiter.execute("INSERT INTO parent VALUES (2)")
+        assert waiter.execute("SELECT id FROM parent ORDER BY id").fetchall() == [(1,), (2,)]
+        # Past the busy timeout, the lock's wait fails as SQLite's would.
+        monkeypatch.setattr(ledger_module, "BUSY_TIMEOUT_S", 0.05)
+        held.clear()
+        release.clear()
+        holding = threading.Thread(target=_hold, args=(holder, held, release))
+        holding.start()
+        assert held.wait(10)
+        with (
+            pytest.raises(RetryableError, match="ledger database is busy"),
+            immediate(waiter, busy="ledger database"),
+        ):
+            pass
+        with pytest.raises(sqlite3.OperationalError, match="locked"), immediate(waiter):
+            pass
+    finally:
+        release.set()
+        holding.join(10)
         holder.close()
         waiter.close()

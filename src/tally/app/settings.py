@@ -17,6 +17,7 @@ from tally.kernel.limits import AuthLimits, LedgerLimits
 
 Mode = Literal["embedded", "scaled"]
 GATEWAY_HISTORY_LAG = 4_096  # see Settings.for_gateway
+GATEWAY_CHECKPOINT_S = 0.2
 DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/tally"
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 DEFAULT_NATS_STREAM = "TALLY_EVENTS"
@@ -65,7 +66,10 @@ class Settings:
         return replace(
             self,
             ledger_limits=replace(
-                self.ledger_limits, batch_max_wait_s=0.0, history_index_lag=GATEWAY_HISTORY_LAG
+                self.ledger_limits,
+                batch_max_wait_s=0.0,
+                history_index_lag=GATEWAY_HISTORY_LAG,
+                checkpoint_behind_s=GATEWAY_CHECKPOINT_S,
             ),
             append_limits=replace(self.append_limits, batch_wait_s=0.0),
         )

@@ -32,6 +32,10 @@ class LedgerLimits:
     # Embedded store: transfers written before an account's history index takes them in,
     # in one sorted bulk insert (ADR 0009); a history read scans at most this many.
     history_index_lag: int = 32_768
+    # Embedded store: copy the WAL into the database file on the indexer's thread at most
+    # this often, so that commits seldom do it themselves (0: only SQLite's own, which a
+    # commit runs once the WAL holds 64 MiB).
+    checkpoint_behind_s: float = 0.0
     # Accounts a writer keeps in memory between batches (definitions; on the embedded
     # store their balances too). A batch naming more is still served, from the table.
     account_cache_max: int = 200_000

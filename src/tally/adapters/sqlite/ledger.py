@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -49,38 +50,87 @@ from tally.ledger.ports import Decided
 log = structlog.get_logger("tally.ledger")
 
 
+BUSY_TIMEOUT_S = 30.0
+_file_locks: dict[str, threading.RLock] = {}
+_file_locks_guard = threading.Lock()
+
+
+class FileConnection(sqlite3.Connection):
+    """A connection that knows the lock its file's write transactions take in this process."""
+
+    file_lock: threading.RLock | None = None
+
+
+def file_lock(path: Path | str) -> threading.RLock | None:
+    """The one lock of this process for write transactions on the file at ``path``
+    (None for an in-memory database, which no other connection shares).
+
+    SQLite makes a writer that finds the file locked sleep and look again (1, 2, 5, 10,
+    ... ms), so two connections of one process that write the same file (the ledger, the
+    event log, the wallet marks) kept each other waiting several milliseconds past the
+    other's commit. Waiting on this lock instead, the next writer starts the moment the
+    last one ends; other processes still meet SQLite's own lock.
+    """
+    if str(path) == ":memory:" or str(path).startswith("file::memory:"):
+        return None
+    key = str(Path(path).resolve())
+    with _file_locks_guard:
+        lock = _file_locks.get(key)
+        if lock is None:
+            lock = _file_locks[key] = threading.RLock()
+        return lock
+
+
 def connect(path: Path | str, *, synchronous: str = "FULL") -> sqlite3.Connection:
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+    conn = sqlite3.connect(
+        str(path),
+        isolation_level=None,
+        check_same_thread=False,
+        timeout=BUSY_TIMEOUT_S,
+        factory=FileConnection,
+    )
+    conn.file_lock = file_lock(path)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache per connection
     conn.execute("PRAGMA temp_store=MEMORY")
     # Checkpoint the WAL every ~64 MiB rather than every 4 MiB: fewer database fsyncs.
     conn.execute("PRAGMA wal_autocheckpoint=16384")
-    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
     return conn
 
 
 @contextmanager
 def immediate(conn: sqlite3.Connection, *, busy: str | None = None) -> Iterator[sqlite3.Connection]:
     """One write transaction on ``conn``: committed if the block ends, else rolled back
-    (also when the commit itself fails, unless SQLite has already rolled it back).
+    (also when the commit itself fails, unless SQLite has already rolled it back). It
+    holds the file's lock of this process (``file_lock``) from begin to end.
 
     With ``busy`` (what to call the database), a file another writer holds past the busy
     timeout is a :class:`RetryableError`; without, SQLite's own error."""
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as exc:
+    lock = getattr(conn, "file_lock", None)
+    if lock is not None and not lock.acquire(timeout=BUSY_TIMEOUT_S):
+        message = "database is locked (by another writer of this process)"
         if busy is None:
-            raise
-        raise RetryableError(f"{busy} is busy: {exc}") from exc
+            raise sqlite3.OperationalError(message)
+        raise RetryableError(f"{busy} is busy: {message}")
     try:
-        yield conn
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if busy is None:
+                raise
+            raise RetryableError(f"{busy} is busy: {exc}") from exc
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def migrate(conn: sqlite3.Connection, component: str = "ledger") -> list[int]:
@@ -217,6 +267,8 @@ WHERE recorded_at <= :t
 """
 # Both sides of every transfer after the mark, sorted, so the insert walks the B-tree
 # once in order and dirties each page once, however many entries land on it.
+_INDEX_MARK = "SELECT indexed_through FROM account_postings_mark"
+_SET_INDEX_MARK = "UPDATE account_postings_mark SET indexed_through = ?"
 _INDEX_HISTORY = """
 INSERT INTO account_postings (account_id, seq)
   SELECT debit_account_id, seq FROM transfers WHERE seq > :m AND seq <= :last
@@ -368,6 +420,7 @@ class SqliteLedgerStore:
             self._decider = connect(self.path, synchronous=synchronous)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
+        self._checkpointed_at = 0.0  # time.monotonic() of the indexer's last checkpoint
         self._indexer = _HistoryIndexer(self)
 
     # -- connections --------------------------------------------------------------------
@@ -595,26 +648,31 @@ class SqliteLedgerStore:
         self._indexer.wanted()
 
     def _index_round(self) -> None:
-        """One round of the indexer: its own transaction on the write connection, under
-        the write lock only (it reads and changes no cache)."""
+        """One round of the indexer: the history index brought up in a transaction of its
+        own on the write connection, under the write lock only (it reads and changes no
+        cache); then the WAL checkpointed, if it is time."""
         mark, last = self._one(
             "SELECT indexed_through, (SELECT MAX(seq) FROM transfers) FROM account_postings_mark"
         )
-        if last is None or last - mark < self.limits.history_index_lag:
-            return
-        with self._write_lock, immediate(self._write) as conn:
-            self.index_history_in(conn)
+        if last is not None and last - mark >= self.limits.history_index_lag:
+            with self._write_lock, immediate(self._write) as conn:
+                self.index_history_in(conn)
+        every = self.limits.checkpoint_behind_s
+        if every and time.monotonic() - self._checkpointed_at >= every:
+            # PASSIVE: beside the writers, never in their way (it takes no write lock).
+            self._one("PRAGMA wal_checkpoint(PASSIVE)")
+            self._checkpointed_at = time.monotonic()
 
     def index_history_in(self, conn: sqlite3.Connection) -> None:
         """Bring account_postings up to the last transfer once the tail after its mark is
         ``history_index_lag`` long, in the transaction ``conn`` is in: the indexer's own,
         or a :meth:`unit_of_work` whose batch made it so."""
-        (mark,) = conn.execute("SELECT indexed_through FROM account_postings_mark").fetchone()
+        (mark,) = conn.execute(_INDEX_MARK).fetchone()
         (last,) = conn.execute("SELECT MAX(seq) FROM transfers").fetchone()
         if last - mark < self.limits.history_index_lag:
             return
         conn.execute(_INDEX_HISTORY, {"m": mark, "last": last})
-        conn.execute("UPDATE account_postings_mark SET indexed_through = ?", (last,))
+        conn.execute(_SET_INDEX_MARK, (last,))
 
     def _load_accounts(
         self, conn: sqlite3.Connection, account_ids: set[str], state: engine.LedgerState
