@@ -32,6 +32,9 @@ class LedgerLimits:
     # Embedded store: transfers written before an account's history index takes them in,
     # in one sorted bulk insert (ADR 0009); a history read scans at most this many.
     history_index_lag: int = 32_768
+    # Embedded store: the indexer takes a tail in this many transactions, each over a
+    # range of accounts, so each holds the file's write lock a fraction as long.
+    history_index_pieces: int = 1
     # Embedded store: copy the WAL into the database file on the indexer's thread at most
     # this often, so that commits seldom do it themselves (0: only SQLite's own, which a
     # commit runs once the WAL holds 64 MiB).

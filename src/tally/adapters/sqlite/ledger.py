@@ -9,6 +9,7 @@ beside the writer.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import threading
@@ -238,7 +239,7 @@ _MARK = "(SELECT indexed_through FROM account_postings_mark)"
 _ACCOUNT_TRANSFERS = f"""
 SELECT * FROM (
   SELECT t.seq, {_T_COLUMNS} FROM account_postings AS p JOIN transfers AS t ON t.seq = p.seq
-  WHERE p.account_id = :a AND p.seq > :s ORDER BY p.seq LIMIT :n)
+  WHERE p.account_id = :a AND p.seq > :s AND p.seq <= {_MARK} ORDER BY p.seq LIMIT :n)
 UNION ALL
 SELECT * FROM (
   SELECT seq, {rows.TRANSFER_COLUMNS} FROM transfers
@@ -257,7 +258,8 @@ SELECT
 FROM (
   SELECT t.kind, t.debit_account_id, t.credit_account_id, t.amount, t.resolved_at,
          t.recorded_at
-  FROM account_postings AS p JOIN transfers AS t ON t.seq = p.seq WHERE p.account_id = :a
+  FROM account_postings AS p JOIN transfers AS t ON t.seq = p.seq
+  WHERE p.account_id = :a AND p.seq <= {_MARK}
   UNION ALL
   SELECT kind, debit_account_id, credit_account_id, amount, resolved_at, recorded_at
   FROM transfers
@@ -269,12 +271,23 @@ WHERE recorded_at <= :t
 # once in order and dirties each page once, however many entries land on it.
 _INDEX_MARK = "SELECT indexed_through FROM account_postings_mark"
 _SET_INDEX_MARK = "UPDATE account_postings_mark SET indexed_through = ?"
+# A piece (ADR 0017) takes in the accounts from :lo up to :hi (none: to the end), so
+# it dirties only the pages of those; entries of a piece written before a crash, with the
+# mark not yet moved, are there already (and unread: readers stop at the mark).
 _INDEX_HISTORY = """
-INSERT INTO account_postings (account_id, seq)
-  SELECT debit_account_id, seq FROM transfers WHERE seq > :m AND seq <= :last
-  UNION ALL
-  SELECT credit_account_id, seq FROM transfers WHERE seq > :m AND seq <= :last
+INSERT OR IGNORE INTO account_postings (account_id, seq)
+  SELECT a, seq FROM (
+    SELECT debit_account_id AS a, seq FROM transfers WHERE seq > :m AND seq <= :last
+    UNION ALL
+    SELECT credit_account_id, seq FROM transfers WHERE seq > :m AND seq <= :last)
+  WHERE a >= :lo AND (:hi IS NULL OR a < :hi)
   ORDER BY 1, 2
+"""
+_TAIL_ACCOUNTS = """
+SELECT debit_account_id FROM transfers WHERE seq > ? AND seq <= ?
+UNION
+SELECT credit_account_id FROM transfers WHERE seq > ? AND seq <= ?
+ORDER BY 1
 """
 
 
@@ -648,15 +661,27 @@ class SqliteLedgerStore:
         self._indexer.wanted()
 
     def _index_round(self) -> None:
-        """One round of the indexer: the history index brought up in a transaction of its
+        """One round of the indexer: the history index brought up in transactions of its
         own on the write connection, under the write lock only (it reads and changes no
-        cache); then the WAL checkpointed, if it is time."""
+        cache), in ``history_index_pieces`` ranges of accounts; then the WAL
+        checkpointed, if it is time."""
         mark, last = self._one(
             "SELECT indexed_through, (SELECT MAX(seq) FROM transfers) FROM account_postings_mark"
         )
         if last is not None and last - mark >= self.limits.history_index_lag:
-            with self._write_lock, immediate(self._write) as conn:
-                self.index_history_in(conn)
+            bounds: list[str | None] = [""]
+            if self.limits.history_index_pieces > 1:
+                accounts = [a for (a,) in self._all(_TAIL_ACCOUNTS, (mark, last) * 2)]
+                step = -(-len(accounts) // self.limits.history_index_pieces)
+                bounds += accounts[step::step]
+            bounds.append(None)
+            for lo, hi in itertools.pairwise(bounds):
+                with self._write_lock, immediate(self._write) as conn:
+                    (now,) = conn.execute(_INDEX_MARK).fetchone()
+                    if now >= last:
+                        break  # a unit of work took them in meanwhile
+                    self._index_piece(conn, now, last, lo or "", hi)
+
         every = self.limits.checkpoint_behind_s
         if every and time.monotonic() - self._checkpointed_at >= every:
             # PASSIVE: beside the writers, never in their way (it takes no write lock).
@@ -665,14 +690,22 @@ class SqliteLedgerStore:
 
     def index_history_in(self, conn: sqlite3.Connection) -> None:
         """Bring account_postings up to the last transfer once the tail after its mark is
-        ``history_index_lag`` long, in the transaction ``conn`` is in: the indexer's own,
-        or a :meth:`unit_of_work` whose batch made it so."""
+        ``history_index_lag`` long, in the transaction ``conn`` is in (a
+        :meth:`unit_of_work` whose batch made it so), in one piece."""
         (mark,) = conn.execute(_INDEX_MARK).fetchone()
         (last,) = conn.execute("SELECT MAX(seq) FROM transfers").fetchone()
-        if last - mark < self.limits.history_index_lag:
-            return
-        conn.execute(_INDEX_HISTORY, {"m": mark, "last": last})
-        conn.execute(_SET_INDEX_MARK, (last,))
+        if last - mark >= self.limits.history_index_lag:
+            self._index_piece(conn, mark, last, "", None)
+
+    @staticmethod
+    def _index_piece(
+        conn: sqlite3.Connection, mark: int, last: int, lo: str, hi: str | None
+    ) -> None:
+        """Entries of the transfers after ``mark`` up to ``last`` for the accounts from
+        ``lo`` up to ``hi``; the last piece (``hi`` None) moves the mark."""
+        conn.execute(_INDEX_HISTORY, {"m": mark, "last": last, "lo": lo, "hi": hi})
+        if hi is None:
+            conn.execute(_SET_INDEX_MARK, (last,))
 
     def _load_accounts(
         self, conn: sqlite3.Connection, account_ids: set[str], state: engine.LedgerState

@@ -238,8 +238,8 @@ class RelayServer:
                     self._submit([(p, inbound, front, rid) for rid, p, inbound in calls])
         except RelayError as exc:
             log.error("relay_protocol_broken", error=str(exc))
-        except OSError:
-            pass  # the front or the server stopped
+        except (OSError, RuntimeError):
+            pass  # the front, the server or the batches stopped
         finally:
             with self._lock:
                 self._fronts.discard(conn)
