@@ -23,7 +23,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -111,10 +110,6 @@ class Fronts:
         self._watch.daemon = True
         self._watch.start()
 
-    @property
-    def pids(self) -> list[int]:
-        return [p.pid for p in self._processes]
-
     def stop(self) -> None:
         self._stopping.set()
         if self._watch is not None:
@@ -151,7 +146,6 @@ def serve_with_fronts(
     count: int,
     *,
     noop: bool = False,
-    ready: Callable[[Fronts], None] | None = None,
 ) -> None:
     """The core: the batches of ``core`` (a single-process gateway's app, whose HTTP
     it leaves to the fronts) and the relay running, ``count`` fronts on ``host:port``,
@@ -172,8 +166,6 @@ def serve_with_fronts(
         fronts = Fronts(listener, relay.path, count, noop=noop)
         try:
             fronts.start()
-            if ready is not None:
-                ready(fronts)
             stop.wait()
         finally:
             fronts.stop()

@@ -167,9 +167,12 @@ class _Front:
             with self._sending:
                 self.conn.sendall(data)
         except OSError:
-            # The front went away: its clients see the connection drop, and providers
-            # retry (every call is idempotent).
+            # The front went away, or its connection broke: closed, so that a front
+            # still there answers what it waits for 503 (providers retry; every call
+            # is idempotent).
             log.warning("relay_front_gone", answers=len(answers))
+            with contextlib.suppress(OSError):
+                self.conn.shutdown(socket.SHUT_RDWR)
 
 
 class RelayServer:
@@ -285,10 +288,6 @@ class CoreLink:
         self._connecting: asyncio.Lock | None = None
         self._next_id = 0
 
-    @property
-    def connected(self) -> bool:
-        return self._link is not None and not self._link.writer.is_closing()
-
     async def handle(self, provider: str, inbound: Inbound) -> Outbound:
         link = await self.connect()
         if link is None:
@@ -308,6 +307,9 @@ class CoreLink:
     async def connect(self) -> _Link | None:
         """The live connection, made now if there is none; None if the core is away."""
         loop = asyncio.get_running_loop()
+        link = self._link
+        if self._loop is loop and link is not None and not link.writer.is_closing():
+            return link
         if self._loop is not loop:  # a new event loop (tests run several): start afresh
             self._loop, self._link, self._connecting = loop, None, asyncio.Lock()
         assert self._connecting is not None
