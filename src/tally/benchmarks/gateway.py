@@ -315,7 +315,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
     for i, name in enumerate(names):
         lat = results[name]["latency_ms"]
         for j, q in enumerate(("p50", "p95", "p99")):
-            bars.bar(i + (j - 1) * 0.25, lat[q], 0.25, label=q if i == 0 else None)
+            bars.bar(i + (j - 1) * 0.25, lat[q], 0.25, color=f"C{j}", label=q if i == 0 else None)
     bars.axhline(TARGET_P99_MS, color="red", linestyle="dashed")
     bars.set_xticks(
         range(len(names)), [f"{n}\n{results[n]['requests_per_s']:,.0f} req/s" for n in names]
