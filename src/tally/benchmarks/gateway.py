@@ -267,7 +267,11 @@ def run(config: Config, progress: Callable[[int], None]) -> dict[str, Any]:
             result = uvloop.run(drive(port, requests, config, progress))
         finally:
             process.send_signal(signal.SIGINT)
-            _, errors = process.communicate(timeout=60)
+            try:
+                _, errors = process.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()  # never leave a server behind (its fronts then stop too)
+                _, errors = process.communicate()
         with sqlite3.connect(directory / "tally.sqlite") as db:
             (logged,) = db.execute("SELECT COUNT(*) FROM event_log").fetchone()
             (wallet_moves,) = db.execute(
