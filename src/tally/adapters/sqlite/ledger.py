@@ -267,12 +267,12 @@ FROM (
 )
 WHERE recorded_at <= :t
 """
-# Both sides of every transfer after the mark, sorted, so the insert walks the B-tree
-# once in order and dirties each page once, however many entries land on it.
 _INDEX_MARK = "SELECT indexed_through FROM account_postings_mark"
 _SET_INDEX_MARK = "UPDATE account_postings_mark SET indexed_through = ?"
-# A piece (ADR 0017) takes in the accounts from :lo up to :hi (none: to the end), so
-# it dirties only the pages of those; entries of a piece written before a crash, with the
+# Both sides of every transfer after the mark, sorted, so the insert walks the B-tree
+# once in order and dirties each page once, however many entries land on it. A piece
+# (ADR 0009 amended) takes in the accounts from :lo up to :hi (none: to the end), so it
+# dirties only the pages of those; entries of a piece written before a crash, with the
 # mark not yet moved, are there already (and unread: readers stop at the mark).
 _INDEX_HISTORY = """
 INSERT OR IGNORE INTO account_postings (account_id, seq)
