@@ -53,9 +53,9 @@ def serve(
         typer.Option(
             min=0,
             max=64,
-            help="HTTP front processes (ADR 0017); 0: HTTP in this process. "
-            "On a machine of 2 cores or more, 2 fronts serve about half as many "
-            "callbacks again.",
+            help="HTTP front processes (ADR 0017); 0: HTTP in this process. On 2 cores, "
+            "2 fronts halved the median latency at 3,000 callbacks/s and took the "
+            "most served from 3,200/s to 3,600/s.",
         ),
     ] = 0,
 ) -> None:
