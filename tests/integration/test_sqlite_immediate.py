@@ -59,6 +59,18 @@ def test_a_commit_that_fails_is_rolled_back_so_the_next_transaction_can_begin(
     assert (_count(conn, "parent"), _count(conn, "child")) == (1, 0)
 
 
+def _refused_as_busy(waiter: sqlite3.Connection) -> None:
+    """A transaction on ``waiter`` while another writer holds the file: retryable when
+    the database is named, else SQLite's own error."""
+    with (
+        pytest.raises(RetryableError, match="ledger database is busy"),
+        immediate(waiter, busy="ledger database"),
+    ):
+        pass
+    with pytest.raises(sqlite3.OperationalError, match="locked"), immediate(waiter):
+        pass
+
+
 def test_a_file_held_by_another_writer_is_retryable_when_named_else_sqlites_error(
     tmp_path: Path,
 ) -> None:
@@ -68,13 +80,7 @@ def test_a_file_held_by_another_writer_is_retryable_when_named_else_sqlites_erro
     waiter.execute("PRAGMA busy_timeout=50")
     holder.execute("BEGIN IMMEDIATE")
     try:
-        with (
-            pytest.raises(RetryableError, match="ledger database is busy"),
-            immediate(waiter, busy="ledger database"),
-        ):
-            pass
-        with pytest.raises(sqlite3.OperationalError, match="locked"), immediate(waiter):
-            pass
+        _refused_as_busy(waiter)
         assert not waiter.in_transaction
     finally:
         holder.execute("ROLLBACK")
@@ -119,13 +125,7 @@ def test_writers_of_one_file_in_this_process_wait_on_its_lock_not_on_sqlites(
         holding = threading.Thread(target=_hold, args=(holder, held, release))
         holding.start()
         assert held.wait(10)
-        with (
-            pytest.raises(RetryableError, match="ledger database is busy"),
-            immediate(waiter, busy="ledger database"),
-        ):
-            pass
-        with pytest.raises(sqlite3.OperationalError, match="locked"), immediate(waiter):
-            pass
+        _refused_as_busy(waiter)
     finally:
         release.set()
         holding.join(10)

@@ -95,26 +95,21 @@ def serve(directory: Path, config: Config) -> None:
     api = create_gateway_api(parts.gateway, tally.clock, noop=True, batch_max_calls=batch)
     settle_heap(PROMPT_GC_THRESHOLDS)  # as `tally gateway serve` does once wired
     hand_off_promptly()
-    if config.fronts:
-        try:
-            serve_with_fronts(api, "127.0.0.1", config.port, config.fronts, noop=True)
-        finally:
-            parts.close()
-            tally.close()
-        return
-    server = uvicorn.Server(
-        uvicorn.Config(
-            api,
-            host="127.0.0.1",
-            port=config.port,
-            loop="uvloop",
-            http="httptools",
-            log_level="warning",
-            access_log=False,
-        )
-    )
     try:
-        server.run()
+        if config.fronts:
+            serve_with_fronts(api, "127.0.0.1", config.port, config.fronts, noop=True)
+        else:
+            uvicorn.Server(
+                uvicorn.Config(
+                    api,
+                    host="127.0.0.1",
+                    port=config.port,
+                    loop="uvloop",
+                    http="httptools",
+                    log_level="warning",
+                    access_log=False,
+                )
+            ).run()
     finally:
         parts.close()
         tally.close()

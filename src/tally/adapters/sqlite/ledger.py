@@ -9,7 +9,6 @@ beside the writer.
 
 from __future__ import annotations
 
-import itertools
 import json
 import sqlite3
 import threading
@@ -669,18 +668,18 @@ class SqliteLedgerStore:
             "SELECT indexed_through, (SELECT MAX(seq) FROM transfers) FROM account_postings_mark"
         )
         if last is not None and last - mark >= self.limits.history_index_lag:
-            bounds: list[str | None] = [""]
+            starts = [""]  # each piece's first account; the last piece runs to the end
             if self.limits.history_index_pieces > 1:
                 accounts = [a for (a,) in self._all(_TAIL_ACCOUNTS, (mark, last) * 2)]
                 step = -(-len(accounts) // self.limits.history_index_pieces)
-                bounds += accounts[step::step]
-            bounds.append(None)
-            for lo, hi in itertools.pairwise(bounds):
+                starts += accounts[step::step]
+            ends: list[str | None] = [*starts[1:], None]
+            for lo, hi in zip(starts, ends, strict=True):
                 with self._write_lock, immediate(self._write) as conn:
                     (now,) = conn.execute(_INDEX_MARK).fetchone()
                     if now >= last:
                         break  # a unit of work took them in meanwhile
-                    self._index_piece(conn, now, last, lo or "", hi)
+                    self._index_piece(conn, now, last, lo, hi)
 
         every = self.limits.checkpoint_behind_s
         if every and time.monotonic() - self._checkpointed_at >= every:
