@@ -754,6 +754,17 @@ def test_balances_by_owner_lists_the_owners_accounts_by_id(store: Any) -> None:
     assert store.balances_by_owner(OwnerKind.OPERATOR, "p1") == []
 
 
+def test_balances_reads_the_accounts_named_in_one_go_and_leaves_unknown_ones_out(
+    store: Any,
+) -> None:
+    apply(store, single("t1", "w1", "w2", 25), pending("t2", "w1", "w2", 5))
+    found = store.balances(["w2", "ghost", "w1", "w2"])
+    assert found == {"w1": store.balance("w1"), "w2": store.balance("w2")}
+    assert found["w1"] == Balance(5, 25, 0, 10_000)
+    assert found["w2"] == Balance(0, 0, 5, 25)
+    assert store.balances([]) == {}
+
+
 def test_rejections_are_listed_in_order_a_page_at_a_time(store: Any) -> None:
     for i in range(5):
         apply(store, single(f"r{i}", "w1", "ghost", 1), now=START + timedelta(seconds=i))
@@ -817,6 +828,7 @@ def test_the_service_reads_what_the_store_holds(store: Any, clock: FixedClock) -
         assert result.code is R.OK
         assert service.get_transfer("t1") == result.transfer
         assert service.balance("w2") == Balance(0, 0, 0, 5)
+        assert service.balances(["w2"]) == {"w2": Balance(0, 0, 0, 5)}
         assert service.account("w2") == store.get_account("w2")
         assert [t.id for t in service.account_transfers("w2").items] == ["t1"]
         assert [a.id for a, _ in service.balances_by_owner(OwnerKind.PLAYER, "p2")] == ["w2"]

@@ -42,6 +42,10 @@ class LedgerStore(Protocol):
         """The balance now (``at`` None), or as it stood at instant ``at``."""
         ...
 
+    def balances(self, account_ids: Sequence[str]) -> dict[str, Balance]:
+        """The balances now of the accounts named, in one read; unknown ones are left out."""
+        ...
+
     def get_transfer(self, transfer_id: str) -> Transfer | None: ...
 
     def account_transfers(

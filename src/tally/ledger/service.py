@@ -135,6 +135,9 @@ class LedgerService:
     def balance(self, account_id: str, at: datetime | None = None) -> Balance | None:
         return self.store.balance(account_id, at)
 
+    def balances(self, account_ids: Sequence[str]) -> dict[str, Balance]:
+        return self.store.balances(account_ids)
+
     def get_transfer(self, transfer_id: str) -> Transfer | None:
         return self.store.get_transfer(transfer_id)
 

@@ -41,6 +41,7 @@ from tally.kernel.money import MoneyError, parse_amount
 from tally.ledger.model import (
     Account,
     AccountFlags,
+    Balance,
     OwnerKind,
     ResultCode,
     Transfer,
@@ -220,8 +221,7 @@ class WalletService:
         return wallets[0]
 
     def balance(self, wallet: Wallet) -> int:
-        found = self.ledger.balance(wallet.account_id)
-        return 0 if found is None else found.available_credit
+        return _available(self.ledger.balance(wallet.account_id))
 
     # -- calls ----------------------------------------------------------------------------
     def handle(self, provider: str, call: WalletCall, raw: str) -> WalletAnswer:
@@ -290,7 +290,7 @@ class WalletService:
             self._each(round_, lambda c: self._start(c, marks))
             self._each(round_, self._apply)
             self._log([c for c in round_ if c.answer is None])
-            self._each(round_, self._answer)
+            self._answer([c for c in round_ if c.answer is None])
         return [c.answer for c in round_ if c.answer is not None]
 
     def _each(self, round_: list[_InFlight], step: Callable[[_InFlight], None]) -> None:
@@ -429,15 +429,22 @@ class WalletService:
                         )
                     )
 
-    def _answer(self, c: _InFlight) -> None:
-        assert c.wallet is not None
-        c.answer = WalletAnswer(
-            c.call,
-            c.wallet.currency,
-            self.balance(c.wallet),
-            tuple(c.outcomes),
-            operator=c.wallet.operator,
-        )
+    def _answer(self, round_: list[_InFlight]) -> None:
+        """Each call answered with its wallet's committed balance, read in one go."""
+        try:
+            found = self.ledger.balances([c.wallet.account_id for c in round_ if c.wallet])
+        except Exception as exc:  # noqa: BLE001 - each call is answered, see _each
+            self._all_unavailable(round_, exc)
+            return
+        for c in round_:
+            assert c.wallet is not None
+            c.answer = WalletAnswer(
+                c.call,
+                c.wallet.currency,
+                _available(found.get(c.wallet.account_id)),
+                tuple(c.outcomes),
+                operator=c.wallet.operator,
+            )
 
     def _settled(self, provider: str, call: WalletCall) -> tuple[WalletError, str] | None:
         """Why an op naming the bet it settles (``WalletOp.settles``) cannot be taken, if so.
@@ -555,6 +562,11 @@ def _in_minor_units(call: WalletCall, currency: str) -> WalletCall:
         for op in call.ops
     )
     return replace(call, ops=ops)
+
+
+def _available(balance: Balance | None) -> int:
+    """What a wallet can spend: 0 for an account the ledger does not have."""
+    return 0 if balance is None else balance.available_credit
 
 
 def _reversal(original_key: str) -> str:

@@ -82,6 +82,10 @@ class MemoryLedgerStore:
                 return self._balances[account_id].copy()
             return balance_at(account_id, (self._transfers[i] for i in self._order), at)
 
+    def balances(self, account_ids: Sequence[str]) -> dict[str, Balance]:
+        with self._lock:
+            return {a: self._balances[a].copy() for a in account_ids if a in self._accounts}
+
     def get_transfer(self, transfer_id: str) -> Transfer | None:
         with self._lock:
             return self._transfers.get(transfer_id)

@@ -714,6 +714,16 @@ class PostgresLedgerStore:
         sums = self._read(_BALANCE_AT, {"a": account_id, "t": at})
         return rows.balance_from_sums(sums[0])
 
+    def balances(self, account_ids: Sequence[str]) -> dict[str, Balance]:
+        return {
+            a: rows.balance_from_sums(sums)
+            for a, *sums in self._read(
+                "SELECT id, debits_pending, debits_posted, credits_pending, credits_posted "
+                "FROM accounts WHERE id = ANY(%s)",
+                (list(account_ids),),
+            )
+        }
+
     def get_transfer(self, transfer_id: str) -> Transfer | None:
         found = self._read(
             f"SELECT {rows.TRANSFER_COLUMNS} FROM transfers WHERE id = %s", (transfer_id,)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from tally.adapters.sqlite.ledger import connect, immediate, migrate
+from tally.adapters.sqlite.ledger import connect, immediate, json_array, migrate
 from tally.events import codec
 from tally.events.model import Event, first_difference
 from tally.events.ports import Appended, AppendResult
@@ -33,10 +32,10 @@ class SqliteEventLog:
                 for key, position, body in conn.execute(
                     "SELECT e.key, e.position, e.body FROM json_each(?) AS j "
                     "JOIN event_log AS e ON e.key = j.value",
-                    (json.dumps(keys),),
+                    (json_array(keys),),
                 )
             }
-            rows: list[tuple[str, str, int]] = []
+            rows: list[tuple[int, str, str, int]] = []
             conflicts: list[tuple[str, str, str, int]] = []
             (head,) = conn.execute("SELECT COALESCE(MAX(position), 0) FROM event_log").fetchone()
             for key, event in zip(keys, events, strict=True):
@@ -44,7 +43,7 @@ class SqliteEventLog:
                 if found is None:
                     head += 1
                     known[key] = (head, event)
-                    rows.append((key, codec.dumps(event), to_micros(event.recorded_at)))
+                    rows.append((head, key, codec.dumps(event), to_micros(event.recorded_at)))
                     results.append(AppendResult(key, Appended.ACCEPTED, head))
                     continue
                 position, first = found
@@ -56,8 +55,12 @@ class SqliteEventLog:
                         (key, differs, codec.dumps(event), to_micros(event.recorded_at))
                     )
                     results.append(AppendResult(key, Appended.CONFLICT, position, differs))
-            conn.executemany(
-                "INSERT INTO event_log (key, body, recorded_at) VALUES (?, ?, ?)", rows
+            # One statement over the rows as a JSON array: SQLite inserts them all in one
+            # step, without taking the interpreter lock back for each row (ADR 0015).
+            conn.execute(
+                "INSERT INTO event_log (position, key, body, recorded_at) "
+                "SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?)",
+                (json_array(rows),),
             )
             conn.executemany(
                 "INSERT INTO event_conflicts (key, differs_in, body, recorded_at) "

@@ -226,7 +226,9 @@ _INSERT_REJECTIONS = (
 Writes = list[tuple[str, str]]  # statements, each with its JSON parameter
 
 
-def _json(values: list[tuple[Any, ...]]) -> str:
+def json_array(values: Sequence[Any]) -> str:
+    """Values as the text of a JSON array, for ``json_each(?)`` (a blob would be read as
+    SQLite's binary JSON)."""
     return orjson.dumps(values).decode()
 
 
@@ -317,11 +319,11 @@ def transfer_writes(created: Sequence[Transfer], time_in: rows.TimeIn) -> Writes
                 sql = _INSERT_PLAIN
         if sql is not run_sql:
             if run:
-                writes.append((run_sql, _json(run)))
+                writes.append((run_sql, json_array(run)))
             run, run_sql = [], sql
         run.append(row)
     if run:
-        writes.append((run_sql, _json(run)))
+        writes.append((run_sql, json_array(run)))
     return writes
 
 
@@ -642,17 +644,17 @@ class SqliteLedgerStore:
                 (t.status.value if t.status else None, now_us, t.id)
                 for t in changes.resolved.values()
             ]
-            writes.append((_RESOLVE, _json(resolved)))
+            writes.append((_RESOLVE, json_array(resolved)))
         if changes.balances:
             nums = self._nums
             balances = [
                 (b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted, nums[a])
                 for a, b in changes.balances.items()
             ]
-            writes.append((_SET_BALANCES, _json(balances)))
+            writes.append((_SET_BALANCES, json_array(balances)))
         if changes.rejections:
             rejections = [rows.rejection_row(r, to_micros) for r in changes.rejections]
-            writes.append((_INSERT_REJECTIONS, _json(rejections)))
+            writes.append((_INSERT_REJECTIONS, json_array(rejections)))
         return writes
 
     def index_history_behind(self) -> None:
@@ -752,6 +754,17 @@ class SqliteLedgerStore:
         if at is None:
             return rows.balance_from_sums(exists)
         return rows.balance_from_sums(self._one(_BALANCE_AT, {"a": account_id, "t": to_micros(at)}))
+
+    def balances(self, account_ids: Sequence[str]) -> dict[str, Balance]:
+        # The ids joined to the table, each a primary-key probe (as SqliteWalletMarks.marked).
+        return {
+            a: rows.balance_from_sums(sums)
+            for a, *sums in self._all(
+                "SELECT a.id, a.debits_pending, a.debits_posted, a.credits_pending, "
+                "a.credits_posted FROM json_each(?) AS j JOIN accounts AS a ON a.id = j.value",
+                (json_array(account_ids),),
+            )
+        }
 
     def get_transfer(self, transfer_id: str) -> Transfer | None:
         row = self._one(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from tally.adapters.sqlite.ledger import connect, migrate
+from tally.adapters.sqlite.ledger import connect, json_array, migrate
 from tally.kernel.clock import to_micros
 
 
@@ -33,7 +32,7 @@ class SqliteWalletMarks:
             found = self._conn.execute(
                 "SELECT m.original, m.rollback_key FROM json_each(?) AS j "
                 "JOIN wallet_rollback_marks AS m ON m.original = j.value",
-                (json.dumps(list(originals)),),
+                (json_array(originals),),
             ).fetchall()
         return dict(found)
 

@@ -33,6 +33,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from tally.events.model import EventKind
 from tally.kernel.currency import is_known
 from tally.providers.base import (
@@ -218,4 +220,4 @@ class SoftSwissAdapter:
 
 
 def _json(status: int, body: Mapping[str, Any]) -> Outbound:
-    return Outbound(status, json.dumps(body, separators=(",", ":")).encode())
+    return Outbound(status, orjson.dumps(body))
