@@ -155,7 +155,7 @@ def test_a_piece_taken_in_before_a_crash_is_not_read_twice_nor_refused_later(
         store.close()
     conn = connect(path)
     with immediate(conn):  # a first piece (accounts before a2), then a crash
-        SqliteLedgerStore._index_piece(conn, 0, 12, "", "a2")
+        SqliteLedgerStore._index_piece(conn, 0, 12, ("", 0), ("a2", 0))
     conn.close()
     assert _mark(path) == (0, 12)  # a0 and a1: both sides of 6 transfers each
 
@@ -172,6 +172,37 @@ def test_a_piece_taken_in_before_a_crash_is_not_read_twice_nor_refused_later(
         assert _history(store, "a0", page_size=3) == a0
     finally:
         store.close()
+
+
+def test_pieces_take_in_as_many_entries_each_though_one_account_is_in_every_transfer(
+    tmp_path: Path,
+) -> None:
+    """Pieces split the tail's entries by key (account, seq), not by account: a house
+    account on one side of every transfer is cut across pieces, so no piece holds the
+    file's write lock for half the tail while the others are short."""
+    path = tmp_path / "ledger.sqlite"
+    store = SqliteLedgerStore(path, LedgerLimits(history_index_lag=1_000, history_index_pieces=4))
+    try:
+        store.create_accounts(ACCOUNTS, START)
+        house = [
+            TransferRequest(f"t{i:04d}", "a0", f"a{1 + i % 3}", i + 1, "EUR", "test")
+            for i in range(40)
+        ]
+        store.apply([house], START)
+        pieces = store._pieces(0, 40)
+        conn = connect(path)
+        sizes = []
+        for lo, hi in pieces:
+            with immediate(conn):
+                SqliteLedgerStore._index_piece(conn, 0, 40, lo, hi)
+                (entries,) = conn.execute("SELECT COUNT(*) FROM account_postings").fetchone()
+            sizes.append(entries - sum(sizes))
+        conn.close()
+    finally:
+        store.close()
+    assert sizes == [20, 20, 20, 20]  # 80 entries: 40 of a0, 40 of a1..a3
+    assert [lo for lo, _ in pieces] == [("", 0), ("a0", 21), ("a1", 1), ("a2", 20)]
+    assert _mark(path) == (40, 80)  # each entry once, and the last piece moved the mark
 
 
 @pytest.mark.parametrize("pieces", [1, 3])

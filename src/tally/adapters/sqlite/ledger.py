@@ -272,24 +272,33 @@ _INDEX_MARK = "SELECT indexed_through FROM account_postings_mark"
 _SET_INDEX_MARK = "UPDATE account_postings_mark SET indexed_through = ?"
 # Both sides of every transfer after the mark, sorted, so the insert walks the B-tree
 # once in order and dirties each page once, however many entries land on it. A piece
-# (ADR 0009 amended) takes in the accounts from :lo up to :hi (none: to the end), so it
-# dirties only the pages of those; entries of a piece written before a crash, with the
-# mark not yet moved, are there already (and unread: readers stop at the mark).
-_INDEX_HISTORY = """
+# (ADR 0009 amended) takes in the entries from key (:lo, :lo_seq) up to (:hi, :hi_seq)
+# (none: to the end), so it dirties only the pages of those; entries of a piece written
+# before a crash, with the mark not yet moved, are there already (and unread: readers
+# stop at the mark).
+_TAIL_ENTRIES = """
+SELECT debit_account_id AS a, seq FROM transfers WHERE seq > :m AND seq <= :last
+UNION ALL
+SELECT credit_account_id, seq FROM transfers WHERE seq > :m AND seq <= :last
+"""
+_INDEX_HISTORY = f"""
 INSERT OR IGNORE INTO account_postings (account_id, seq)
-  SELECT a, seq FROM (
-    SELECT debit_account_id AS a, seq FROM transfers WHERE seq > :m AND seq <= :last
-    UNION ALL
-    SELECT credit_account_id, seq FROM transfers WHERE seq > :m AND seq <= :last)
-  WHERE a >= :lo AND (:hi IS NULL OR a < :hi)
+  SELECT a, seq FROM ({_TAIL_ENTRIES})
+  WHERE (a, seq) >= (:lo, :lo_seq) AND (:hi IS NULL OR (a, seq) < (:hi, :hi_seq))
   ORDER BY 1, 2
 """
-_TAIL_ACCOUNTS = """
-SELECT debit_account_id FROM transfers WHERE seq > ? AND seq <= ?
-UNION
-SELECT credit_account_id FROM transfers WHERE seq > ? AND seq <= ?
-ORDER BY 1
+# Where each piece after the first starts: every :step-th of the tail's entries in key
+# order, so the pieces take in about as many entries each however unevenly accounts
+# share the tail (a house account is one side of most wallet transfers). SQLite sorts
+# and counts them and returns a row a piece, not the thousands of accounts it read.
+_PIECE_STARTS = f"""
+SELECT a, seq FROM (
+  SELECT a, seq, row_number() OVER (ORDER BY a, seq) AS r FROM ({_TAIL_ENTRIES}))
+WHERE r > 1 AND (r - 1) % :step = 0
+ORDER BY r
 """
+Key = tuple[str, int]  # an account_postings key: (account_id, seq)
+_FIRST_KEY: Key = ("", 0)
 
 
 def transfer_writes(created: Sequence[Transfer], time_in: rows.TimeIn) -> Writes:
@@ -510,7 +519,7 @@ class SqliteLedgerStore:
             account.id: account
             for account, _ in (
                 rows.account_from_row(row[1:])
-                for row in conn.execute(_LOAD_ACCOUNTS, (json.dumps(ids),))
+                for row in conn.execute(_LOAD_ACCOUNTS, (json_array(ids),))
             )
         }
         results, new = engine.decide_accounts(accounts, existing, self.limits)
@@ -613,7 +622,7 @@ class SqliteLedgerStore:
             t.id: t
             for t in (
                 rows.transfer_from_row(r, from_micros)
-                for r in conn.execute(_LOAD_TRANSFERS, (json.dumps(list(ids)),))
+                for r in conn.execute(_LOAD_TRANSFERS, (json_array(list(ids)),))
             )
         }
         if unsettled:
@@ -670,13 +679,7 @@ class SqliteLedgerStore:
             "SELECT indexed_through, (SELECT MAX(seq) FROM transfers) FROM account_postings_mark"
         )
         if last is not None and last - mark >= self.limits.history_index_lag:
-            starts = [""]  # each piece's first account; the last piece runs to the end
-            if self.limits.history_index_pieces > 1:
-                accounts = [a for (a,) in self._all(_TAIL_ACCOUNTS, (mark, last) * 2)]
-                step = -(-len(accounts) // self.limits.history_index_pieces)
-                starts += accounts[step::step]
-            ends: list[str | None] = [*starts[1:], None]
-            for lo, hi in zip(starts, ends, strict=True):
+            for lo, hi in self._pieces(mark, last):
                 with self._write_lock, immediate(self._write) as conn:
                     (now,) = conn.execute(_INDEX_MARK).fetchone()
                     if now >= last:
@@ -689,6 +692,17 @@ class SqliteLedgerStore:
             self._one("PRAGMA wal_checkpoint(PASSIVE)")
             self._checkpointed_at = time.monotonic()
 
+    def _pieces(self, mark: int, last: int) -> list[tuple[Key, Key | None]]:
+        """The key ranges of ``history_index_pieces`` pieces of the tail after ``mark``
+        up to ``last``, each about as many entries; the last one runs to the end."""
+        starts = [_FIRST_KEY]
+        pieces = self.limits.history_index_pieces
+        if pieces > 1:
+            step = -(-2 * (last - mark) // pieces)
+            tail = {"m": mark, "last": last, "step": step}
+            starts += [(a, seq) for a, seq in self._all(_PIECE_STARTS, tail)]
+        return list(zip(starts, [*starts[1:], None], strict=True))
+
     def index_history_in(self, conn: sqlite3.Connection) -> None:
         """Bring account_postings up to the last transfer once the tail after its mark is
         ``history_index_lag`` long, in the transaction ``conn`` is in (a
@@ -696,15 +710,17 @@ class SqliteLedgerStore:
         (mark,) = conn.execute(_INDEX_MARK).fetchone()
         (last,) = conn.execute("SELECT MAX(seq) FROM transfers").fetchone()
         if last - mark >= self.limits.history_index_lag:
-            self._index_piece(conn, mark, last, "", None)
+            self._index_piece(conn, mark, last, _FIRST_KEY, None)
 
     @staticmethod
     def _index_piece(
-        conn: sqlite3.Connection, mark: int, last: int, lo: str, hi: str | None
+        conn: sqlite3.Connection, mark: int, last: int, lo: Key, hi: Key | None
     ) -> None:
-        """Entries of the transfers after ``mark`` up to ``last`` for the accounts from
-        ``lo`` up to ``hi``; the last piece (``hi`` None) moves the mark."""
-        conn.execute(_INDEX_HISTORY, {"m": mark, "last": last, "lo": lo, "hi": hi})
+        """Entries of the transfers after ``mark`` up to ``last`` with keys from ``lo``
+        up to ``hi``; the last piece (``hi`` None) moves the mark."""
+        hi_a, hi_seq = hi or (None, None)
+        bounds = {"lo": lo[0], "lo_seq": lo[1], "hi": hi_a, "hi_seq": hi_seq}
+        conn.execute(_INDEX_HISTORY, {"m": mark, "last": last, **bounds})
         if hi is None:
             conn.execute(_SET_INDEX_MARK, (last,))
 
@@ -728,7 +744,7 @@ class SqliteLedgerStore:
                 del balances[aid], accounts[aid], rules[aid], nums[aid]
         cold = list(account_ids.difference(balances))
         if cold:
-            for row in conn.execute(_LOAD_ACCOUNTS, (json.dumps(cold),)):
+            for row in conn.execute(_LOAD_ACCOUNTS, (json_array(cold),)):
                 account, balance = rows.account_from_row(row[1:])
                 accounts[account.id] = account
                 balances[account.id] = balance
