@@ -73,6 +73,19 @@ def test_new_events_get_positions_in_arrival_order(log: EventLog) -> None:
     assert log.head() == 3
 
 
+def test_a_large_append_keeps_every_event_in_order_with_its_duplicates_counted_once(
+    log: EventLog,
+) -> None:
+    """More events than one insert statement takes (the embedded log writes 256 a
+    statement), with a redelivery inside: each new one once, in arrival order."""
+    events = [bet(str(i)) for i in range(600)]
+    results = log.append([*events[:300], events[7], *events[300:]])
+    assert [r.outcome for r in results].count(Appended.DUPLICATE) == 1
+    assert results[300].position == 8
+    assert [p for p, _ in log.read(0, 1_000)] == list(range(1, 601))
+    assert [e.provider_tx_id for _, e in log.read(590, 20)] == [str(i) for i in range(590, 600)]
+
+
 def test_a_redelivery_is_a_duplicate_counted_once_even_if_its_bytes_differ(log: EventLog) -> None:
     log.append([bet("1")])
     later = bet("1", raw='{"as": "re-sent"}', recorded_at=datetime.now(UTC) + timedelta(seconds=5))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +12,15 @@ from tally.events import codec
 from tally.events.model import Event, first_difference
 from tally.events.ports import Appended, AppendResult
 from tally.kernel.clock import to_micros
+
+_ROWS_PER_INSERT = 256  # 1,024 parameters, well within SQLite's limit (32,766)
+
+
+@functools.cache
+def _insert(rows: int) -> str:
+    """An insert of ``rows`` events (kept: a statement per size that occurs)."""
+    values = ", ".join(["(?, ?, ?, ?)"] * rows)
+    return f"INSERT INTO event_log (position, key, body, recorded_at) VALUES {values}"
 
 
 class SqliteEventLog:
@@ -24,12 +34,15 @@ class SqliteEventLog:
     def append(self, events: Sequence[Event]) -> list[AppendResult]:
         """Deduplicated by idempotency key, in one transaction; conflicts are kept apart."""
         keys = [e.key for e in events]
+        # Encoded before the file's write lock is taken, so no other writer of the file
+        # waits on it (a duplicate's body goes unused).
+        bodies = [codec.dumps(e) for e in events]
         results: list[AppendResult] = []
         with self._lock, immediate(self._write) as conn:
             # Keys joined to the log, each a probe of its key (see SqliteWalletMarks.marked).
             known = {
-                key: (position, codec.loads(body))
-                for key, position, body in conn.execute(
+                key: (position, codec.loads(stored))
+                for key, position, stored in conn.execute(
                     "SELECT e.key, e.position, e.body FROM json_each(?) AS j "
                     "JOIN event_log AS e ON e.key = j.value",
                     (json_array(keys),),
@@ -38,12 +51,12 @@ class SqliteEventLog:
             rows: list[tuple[int, str, str, int]] = []
             conflicts: list[tuple[str, str, str, int]] = []
             (head,) = conn.execute("SELECT COALESCE(MAX(position), 0) FROM event_log").fetchone()
-            for key, event in zip(keys, events, strict=True):
+            for key, event, body in zip(keys, events, bodies, strict=True):
                 found = known.get(key)
                 if found is None:
                     head += 1
                     known[key] = (head, event)
-                    rows.append((head, key, codec.dumps(event), to_micros(event.recorded_at)))
+                    rows.append((head, key, body, to_micros(event.recorded_at)))
                     results.append(AppendResult(key, Appended.ACCEPTED, head))
                     continue
                 position, first = found
@@ -51,17 +64,14 @@ class SqliteEventLog:
                 if differs is None:
                     results.append(AppendResult(key, Appended.DUPLICATE, position))
                 else:
-                    conflicts.append(
-                        (key, differs, codec.dumps(event), to_micros(event.recorded_at))
-                    )
+                    conflicts.append((key, differs, body, to_micros(event.recorded_at)))
                     results.append(AppendResult(key, Appended.CONFLICT, position, differs))
-            # One statement over the rows as a JSON array: SQLite inserts them all in one
-            # step, without taking the interpreter lock back for each row (ADR 0015).
-            conn.execute(
-                "INSERT INTO event_log (position, key, body, recorded_at) "
-                "SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?)",
-                (json_array(rows),),
-            )
+            # Many rows a statement: SQLite inserts them in one step, without taking the
+            # interpreter lock back for each row (ADR 0015); bound as parameters, not as a
+            # JSON array, which SQLite would parse, bodies and their escapes included.
+            for at in range(0, len(rows), _ROWS_PER_INSERT):
+                chunk = rows[at : at + _ROWS_PER_INSERT]
+                conn.execute(_insert(len(chunk)), [v for row in chunk for v in row])
             conn.executemany(
                 "INSERT INTO event_conflicts (key, differs_in, body, recorded_at) "
                 "VALUES (?, ?, ?, ?)",

@@ -27,7 +27,6 @@ wallet's idempotency returns the first answer.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 from collections.abc import Mapping
@@ -108,7 +107,7 @@ class SoftSwissAdapter:
         if not token:
             raise Refusal(Reason.BAD_SIGNATURE, "no auth_token configured for this provider")
         given = inbound.headers.get(SIGN_HEADER, "")
-        expected = hmac.new(token.encode(), inbound.body, hashlib.sha256).hexdigest()
+        expected = hmac.digest(token.encode(), inbound.body, "sha256").hex()
         if not hmac.compare_digest(given.lower().encode(), expected.encode()):
             raise Refusal(Reason.BAD_SIGNATURE, "X-REQUEST-SIGN does not match the body")
 
