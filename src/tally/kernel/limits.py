@@ -33,7 +33,8 @@ class LedgerLimits:
     # in one sorted bulk insert (ADR 0009); a history read scans at most this many.
     history_index_lag: int = 32_768
     # Embedded store: the indexer takes a tail in this many transactions, each over a
-    # range of accounts, so each holds the file's write lock a fraction as long.
+    # range of the index's key (account, seq) holding about as many entries, so each
+    # holds the file's write lock a fraction as long.
     history_index_pieces: int = 1
     # Embedded store: copy the WAL into the database file on the indexer's thread at most
     # this often, so that commits seldom do it themselves (0: only SQLite's own, which a

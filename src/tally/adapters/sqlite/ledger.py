@@ -673,7 +673,7 @@ class SqliteLedgerStore:
     def _index_round(self) -> None:
         """One round of the indexer: the history index brought up in transactions of its
         own on the write connection, under the write lock only (it reads and changes no
-        cache), in ``history_index_pieces`` ranges of accounts; then the WAL
+        cache), in ``history_index_pieces`` ranges of key (see ``_pieces``); then the WAL
         checkpointed, if it is time."""
         mark, last = self._one(
             "SELECT indexed_through, (SELECT MAX(seq) FROM transfers) FROM account_postings_mark"
