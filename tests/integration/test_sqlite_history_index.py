@@ -174,35 +174,51 @@ def test_a_piece_taken_in_before_a_crash_is_not_read_twice_nor_refused_later(
         store.close()
 
 
+def _house_pieces(path: Path, transfers: int) -> tuple[list[Any], list[int]]:
+    """A tail of ``transfers``, each with house account a0 as one side, taken in by 4
+    pieces: their bounds, and the entries each took in."""
+    store = SqliteLedgerStore(path, LedgerLimits(history_index_lag=100_000, history_index_pieces=4))
+    try:
+        store.create_accounts(ACCOUNTS, START)
+        house = [
+            TransferRequest(f"t{i:05d}", "a0", f"a{1 + i % 3}", i + 1, "EUR", "test")
+            for i in range(transfers)
+        ]
+        store.apply([house], START)
+        pieces = store._pieces(0, transfers)
+        conn = connect(path)
+        sizes: list[int] = []
+        for lo, hi in pieces:
+            with immediate(conn):
+                SqliteLedgerStore._index_piece(conn, 0, transfers, lo, hi)
+                (entries,) = conn.execute("SELECT COUNT(*) FROM account_postings").fetchone()
+            sizes.append(entries - sum(sizes))
+        conn.close()
+    finally:
+        store.close()
+    assert _mark(path) == (transfers, 2 * transfers)  # each entry once; the mark moved
+    return pieces, sizes
+
+
 def test_pieces_take_in_as_many_entries_each_though_one_account_is_in_every_transfer(
     tmp_path: Path,
 ) -> None:
     """Pieces split the tail's entries by key (account, seq), not by account: a house
     account on one side of every transfer is cut across pieces, so no piece holds the
     file's write lock for half the tail while the others are short."""
-    path = tmp_path / "ledger.sqlite"
-    store = SqliteLedgerStore(path, LedgerLimits(history_index_lag=1_000, history_index_pieces=4))
-    try:
-        store.create_accounts(ACCOUNTS, START)
-        house = [
-            TransferRequest(f"t{i:04d}", "a0", f"a{1 + i % 3}", i + 1, "EUR", "test")
-            for i in range(40)
-        ]
-        store.apply([house], START)
-        pieces = store._pieces(0, 40)
-        conn = connect(path)
-        sizes = []
-        for lo, hi in pieces:
-            with immediate(conn):
-                SqliteLedgerStore._index_piece(conn, 0, 40, lo, hi)
-                (entries,) = conn.execute("SELECT COUNT(*) FROM account_postings").fetchone()
-            sizes.append(entries - sum(sizes))
-        conn.close()
-    finally:
-        store.close()
+    pieces, sizes = _house_pieces(tmp_path / "ledger.sqlite", 40)
     assert sizes == [20, 20, 20, 20]  # 80 entries: 40 of a0, 40 of a1..a3
     assert [lo for lo, _ in pieces] == [("", 0), ("a0", 21), ("a1", 1), ("a2", 20)]
-    assert _mark(path) == (40, 80)  # each entry once, and the last piece moved the mark
+
+
+def test_a_long_tail_is_cut_on_a_sample_into_nearly_even_pieces(tmp_path: Path) -> None:
+    """Over 512 transfers the bounds are placed on a sample of the tail (every n-th
+    transfer), so the indexer sorts a few hundred entries, not all of them; the pieces
+    stay within a tenth of even."""
+    pieces, sizes = _house_pieces(tmp_path / "ledger.sqlite", 3_000)
+    assert len(sizes) == 4 and sum(sizes) == 6_000
+    assert all(abs(size - 1_500) <= 150 for size in sizes), sizes
+    assert sum(1 for lo, _ in pieces if lo[0] == "a0") == 1  # a0 is cut across two
 
 
 @pytest.mark.parametrize("pieces", [1, 3])

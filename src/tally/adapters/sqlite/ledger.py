@@ -289,14 +289,22 @@ INSERT OR IGNORE INTO account_postings (account_id, seq)
 """
 # Where each piece after the first starts: every :step-th of the tail's entries in key
 # order, so the pieces take in about as many entries each however unevenly accounts
-# share the tail (a house account is one side of most wallet transfers). SQLite sorts
-# and counts them and returns a row a piece, not the thousands of accounts it read.
-_PIECE_STARTS = f"""
+# share the tail (a house account is one side of most wallet transfers). Counted on a
+# sample, the transfers whose seq is a multiple of :every, which sorts a few hundred
+# entries rather than the whole tail; SQLite returns a row a piece, not the thousands
+# of accounts it read.
+_PIECE_STARTS = """
 SELECT a, seq FROM (
-  SELECT a, seq, row_number() OVER (ORDER BY a, seq) AS r FROM ({_TAIL_ENTRIES}))
+  SELECT a, seq, row_number() OVER (ORDER BY a, seq) AS r FROM (
+    SELECT debit_account_id AS a, seq FROM transfers
+    WHERE seq > :m AND seq <= :last AND seq % :every = 0
+    UNION ALL
+    SELECT credit_account_id, seq FROM transfers
+    WHERE seq > :m AND seq <= :last AND seq % :every = 0))
 WHERE r > 1 AND (r - 1) % :step = 0
 ORDER BY r
 """
+_PIECE_SAMPLE = 512  # transfers of a tail that place the pieces' bounds
 Key = tuple[str, int]  # an account_postings key: (account_id, seq)
 _FIRST_KEY: Key = ("", 0)
 
@@ -698,8 +706,9 @@ class SqliteLedgerStore:
         starts = [_FIRST_KEY]
         pieces = self.limits.history_index_pieces
         if pieces > 1:
-            step = -(-2 * (last - mark) // pieces)
-            tail = {"m": mark, "last": last, "step": step}
+            every = max(1, (last - mark) // _PIECE_SAMPLE)
+            sampled = 2 * (last // every - mark // every)  # both sides of each
+            tail = {"m": mark, "last": last, "every": every, "step": -(-sampled // pieces)}
             starts += [(a, seq) for a, seq in self._all(_PIECE_STARTS, tail)]
         return list(zip(starts, [*starts[1:], None], strict=True))
 
