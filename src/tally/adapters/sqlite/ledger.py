@@ -270,20 +270,26 @@ WHERE recorded_at <= :t
 """
 _INDEX_MARK = "SELECT indexed_through FROM account_postings_mark"
 _SET_INDEX_MARK = "UPDATE account_postings_mark SET indexed_through = ?"
+
+
+def _tail_entries(where: str = "") -> str:
+    """Both sides of each transfer after the mark :m up to :last (and ``where``)."""
+    tail = f"seq > :m AND seq <= :last{where}"
+    return (
+        f"SELECT debit_account_id AS a, seq FROM transfers WHERE {tail} "
+        f"UNION ALL SELECT credit_account_id, seq FROM transfers WHERE {tail}"
+    )
+
+
 # Both sides of every transfer after the mark, sorted, so the insert walks the B-tree
 # once in order and dirties each page once, however many entries land on it. A piece
 # (ADR 0009 amended) takes in the entries from key (:lo, :lo_seq) up to (:hi, :hi_seq)
 # (none: to the end), so it dirties only the pages of those; entries of a piece written
 # before a crash, with the mark not yet moved, are there already (and unread: readers
 # stop at the mark).
-_TAIL_ENTRIES = """
-SELECT debit_account_id AS a, seq FROM transfers WHERE seq > :m AND seq <= :last
-UNION ALL
-SELECT credit_account_id, seq FROM transfers WHERE seq > :m AND seq <= :last
-"""
 _INDEX_HISTORY = f"""
 INSERT OR IGNORE INTO account_postings (account_id, seq)
-  SELECT a, seq FROM ({_TAIL_ENTRIES})
+  SELECT a, seq FROM ({_tail_entries()})
   WHERE (a, seq) >= (:lo, :lo_seq) AND (:hi IS NULL OR (a, seq) < (:hi, :hi_seq))
   ORDER BY 1, 2
 """
@@ -293,14 +299,10 @@ INSERT OR IGNORE INTO account_postings (account_id, seq)
 # sample, the transfers whose seq is a multiple of :every, which sorts a few hundred
 # entries rather than the whole tail; SQLite returns a row a piece, not the thousands
 # of accounts it read.
-_PIECE_STARTS = """
+_PIECE_STARTS = f"""
 SELECT a, seq FROM (
-  SELECT a, seq, row_number() OVER (ORDER BY a, seq) AS r FROM (
-    SELECT debit_account_id AS a, seq FROM transfers
-    WHERE seq > :m AND seq <= :last AND seq % :every = 0
-    UNION ALL
-    SELECT credit_account_id, seq FROM transfers
-    WHERE seq > :m AND seq <= :last AND seq % :every = 0))
+  SELECT a, seq, row_number() OVER (ORDER BY a, seq) AS r
+  FROM ({_tail_entries(" AND seq % :every = 0")}))
 WHERE r > 1 AND (r - 1) % :step = 0
 ORDER BY r
 """
