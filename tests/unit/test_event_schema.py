@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jsonschema_rs
 import pytest
@@ -140,3 +141,36 @@ def test_the_schema_and_the_codec_agree_on_the_first_and_last_year(year: int) ->
     else:
         with pytest.raises(EventDecodeError, match="occurred_at: must be in the years"):
             codec.from_dict(data)
+
+
+_ZONES = [
+    ZoneInfo(z) for z in ("Europe/Malta", "Asia/Kolkata", "America/St_Johns", "Africa/Monrovia")
+]
+
+
+@given(
+    when=st.datetimes(
+        min_value=datetime(FIRST_YEAR, 1, 2),
+        max_value=datetime(LAST_YEAR, 12, 30),
+        timezones=st.one_of(
+            st.just(UTC),
+            st.sampled_from(_ZONES),
+            # Offsets with seconds (historical local mean times) must keep them.
+            st.integers(-86_399, 86_399).map(lambda s: timezone(timedelta(seconds=s))),
+        ),
+    ),
+    kind=st.sampled_from(list(EventKind)),
+    channel=st.sampled_from(list(Channel)),
+    raw=st.text(),
+)
+def test_dumps_writes_exactly_the_dict_form_sorted(
+    when: datetime, kind: EventKind, channel: Channel, raw: str
+) -> None:
+    event = sample(
+        occurred_at=when, recorded_at=when.astimezone(UTC), kind=kind, channel=channel, raw=raw
+    )
+    text = codec.dumps(event)
+    assert text == json.dumps(
+        codec.to_dict(event), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    assert datetime.fromisoformat(json.loads(text)["occurred_at"]).utcoffset() == when.utcoffset()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -30,11 +30,34 @@ class EventDecodeError(ValueError):
 
 
 def to_dict(e: Event) -> dict[str, Any]:
+    return _fields(
+        e, e.kind.value, e.channel.value, e.occurred_at.isoformat(), e.recorded_at.isoformat()
+    )
+
+
+def dumps(e: Event) -> str:
+    """Compact JSON with sorted keys (non-ASCII as UTF-8, not escaped): :func:`to_dict`'s
+    bytes. orjson writes the enums and the UTC instants itself, at half the cost; an
+    instant at another offset goes as ``isoformat``, since orjson cuts an offset's seconds
+    (``-00:14:09`` would become ``-00:14``, another instant)."""
+    return orjson.dumps(
+        _fields(e, e.kind, e.channel, _instant_json(e.occurred_at), _instant_json(e.recorded_at)),
+        option=orjson.OPT_SORT_KEYS,
+    ).decode()
+
+
+def _instant_json(when: datetime) -> datetime | str:
+    return when if when.tzinfo is UTC else when.isoformat()
+
+
+def _fields(
+    e: Event, kind: object, channel: object, occurred: object, recorded: object
+) -> dict[str, Any]:
     return {
         "schema_version": e.schema_version,
         "provider": e.provider,
         "provider_tx_id": e.provider_tx_id,
-        "kind": e.kind.value,
+        "kind": kind,
         "round_id": e.round_id,
         "operator": e.operator,
         "player": e.player,
@@ -42,19 +65,14 @@ def to_dict(e: Event) -> dict[str, Any]:
         "game_type": e.game_type,
         "amount": format_amount(e.amount, e.currency),
         "currency": e.currency,
-        "occurred_at": e.occurred_at.isoformat(),
-        "recorded_at": e.recorded_at.isoformat(),
-        "channel": e.channel.value,
+        "occurred_at": occurred,
+        "recorded_at": recorded,
+        "channel": channel,
         "region": e.region,
         "agent": e.agent,
         "ref": e.ref,
         "raw": e.raw,
     }
-
-
-def dumps(e: Event) -> str:
-    """Compact JSON with sorted keys (non-ASCII as UTF-8, not escaped)."""
-    return orjson.dumps(to_dict(e), option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _text(data: Mapping[str, Any], name: str, *, required: bool = True) -> str:
