@@ -13,6 +13,7 @@ from psycopg import errors as pg_errors
 
 from tally.adapters.backoffice_sql import Cursor, SqlBackofficeStore
 from tally.adapters.postgres.ledger import connect_kwargs, migrate
+from tally.adapters.postgres.link import Link
 from tally.audit.chain import Sealer
 from tally.kernel.errors import StoreUnavailable
 
@@ -27,22 +28,19 @@ class PostgresBackofficeStore(SqlBackofficeStore):
 
     def __init__(self, dsn: str, sealer: Sealer, *, schema: str | None = None) -> None:
         super().__init__(sealer)
-        try:
-            self._conn = psycopg.connect(dsn, **connect_kwargs(schema))
-        except psycopg.OperationalError as exc:
-            raise StoreUnavailable(f"cannot reach PostgreSQL: {exc}") from exc
+        self._link = Link(dsn, **connect_kwargs(schema))
         self._lock = threading.Lock()
         with self._lock:
-            migrate(self._conn, "auth")
-            migrate(self._conn, "audit")
-            migrate(self._conn, "secrets")
+            for component in ("auth", "audit", "secrets"):
+                migrate(self._link.conn, component)
 
     @contextmanager
     def _transaction(self) -> Iterator[Cursor]:
         with self._lock:
             try:
-                with self._conn.transaction():
-                    yield self._conn
+                conn = self._link.conn
+                with conn.transaction():
+                    yield conn
             except psycopg.OperationalError as exc:
                 raise StoreUnavailable(f"PostgreSQL failed: {exc}") from exc
 
@@ -54,9 +52,11 @@ class PostgresBackofficeStore(SqlBackofficeStore):
         return value.astimezone(UTC)
 
     def ping(self) -> None:
-        with self._lock, self._conn.transaction():
-            self._conn.execute("SELECT 1")
+        with self._lock:
+            conn = self._link.conn
+            with conn.transaction():
+                conn.execute("SELECT 1")
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self._link.close()

@@ -28,6 +28,7 @@ from psycopg_pool import ConnectionPool
 from tally.adapters import rows
 from tally.adapters.ahead import BatchesAhead, DecidedBatch
 from tally.adapters.migrate import MIGRATIONS_TABLE, load_migrations
+from tally.adapters.postgres.link import Link
 from tally.adapters.postgres.params import ANY_TEXTS, ROWS_OF, rows_of, texts
 from tally.kernel.errors import PermanentError, RetryableError, StoreUnavailable
 from tally.kernel.limits import LedgerLimits
@@ -369,14 +370,13 @@ class PostgresLedgerStore:
         # batch copying ahead of its turn and the one-step write before it, inserting the
         # same transfer id, would otherwise wait for each other for good.
         lanes = {**kwargs, "options": f"{kwargs['options']} -c lock_timeout={WRITE_LOCK_TIMEOUT}"}
-        try:
-            self._lanes = [psycopg.connect(dsn, **lanes) for _ in range(COMMIT_LANES)]
-            # The writer's own read connection, on which it decides batches ahead.
-            self._decider = psycopg.connect(dsn, autocommit=True, **kwargs)
-        except psycopg.OperationalError as exc:
-            raise StoreUnavailable(f"cannot reach PostgreSQL: {exc}") from exc
+        # Each opened again once lost (a failed transaction drops the caches, see
+        # _failing), so a restarted server costs the batches under way a retry.
+        self._lanes = [Link(dsn, **lanes) for _ in range(COMMIT_LANES)]
+        # The writer's own read connection, on which it decides batches ahead.
+        self._decider = Link(dsn, autocommit=True, **kwargs)
         self._turns = _Turns(COMMIT_LANES)
-        migrate(self._lanes[0])
+        migrate(self._lanes[0].conn)
         self._pool = ConnectionPool(
             dsn,
             min_size=1,
@@ -384,6 +384,8 @@ class PostgresLedgerStore:
             kwargs={**kwargs, "autocommit": True},
             open=True,
             name="tally-ledger-read",
+            # A pooled connection the server dropped is replaced before it is lent.
+            check=ConnectionPool.check_connection,
         )
 
     @contextmanager
@@ -395,9 +397,10 @@ class PostgresLedgerStore:
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
         """A one-step write transaction, alone (see :class:`_Turns`)."""
-        conn = self._lanes[0]
-        with self._turns.alone(), self._failing(conn), conn.transaction():
-            yield conn
+        with self._turns.alone():
+            conn = self._lanes[0].conn
+            with self._failing(conn), conn.transaction():
+                yield conn
 
     @contextmanager
     def _failing(self, conn: psycopg.Connection[Any]) -> Iterator[None]:
@@ -523,13 +526,15 @@ class PostgresLedgerStore:
         try:
             if turns.begin(decided):
                 try:
-                    if self._write_decided(self._lanes[decided.turn % COMMIT_LANES], decided):
+                    lane = self._lanes[decided.turn % COMMIT_LANES]
+                    if self._write_decided(lane.conn, decided):
                         return decided.results
                 finally:
                     turns.leave()
-            conn = self._lanes[0]
-            with turns.alone(), self._failing(conn), conn.transaction():
-                return self.apply_in(conn, decided.submissions, decided.now)
+            with turns.alone():
+                conn = self._lanes[0].conn
+                with self._failing(conn), conn.transaction():
+                    return self.apply_in(conn, decided.submissions, decided.now)
         finally:
             turns.end(decided.turn)
             self._ahead.settled(decided)
@@ -557,7 +562,7 @@ class PostgresLedgerStore:
         """Read what the submissions refer to (in ``unsettled``, what batches decided
         ahead made of transfers, else in the database) and decide them on the caches.
         Also returns the balances the decision read, for the commit to compare."""
-        conn = self._decider
+        conn = self._decider.conn
         due, loaded, account_ids = self._read_batch(conn, submissions, now, unsettled=unsettled)
         state = engine.LedgerState(transfers=loaded)
         self._cached_accounts(conn, account_ids, state)
@@ -785,5 +790,5 @@ class PostgresLedgerStore:
         self._pool.close()
         with self._cache_lock:
             self._decider.close()
-        for conn in self._lanes:
-            conn.close()
+        for lane in self._lanes:
+            lane.close()

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
-
-import psycopg
 
 from tally.adapters import rows
 from tally.adapters.postgres.ledger import connect_kwargs
+from tally.adapters.postgres.link import Link
 from tally.adapters.postgres.params import ANY_TEXTS, texts
 from tally.ledger.model import Account, Transfer
 
@@ -20,14 +18,12 @@ def _utc(value: datetime) -> datetime:
 
 class PostgresTransferSource:
     def __init__(self, dsn: str, *, schema: str | None = None) -> None:
-        self._conn: psycopg.Connection[Any] = psycopg.connect(
-            dsn, autocommit=True, **connect_kwargs(schema)
-        )
+        self._link = Link(dsn, autocommit=True, **connect_kwargs(schema))
 
     def transfers_recorded_between(
         self, start: datetime, end: datetime, *, after: int = 0, limit: int = 1_000
     ) -> list[tuple[int, Transfer]]:
-        found = self._conn.execute(
+        found = self._link.conn.execute(
             f"SELECT seq, {rows.TRANSFER_COLUMNS} FROM transfers "
             "WHERE recorded_at >= %s AND recorded_at < %s AND seq > %s ORDER BY seq LIMIT %s",
             (start, end, after, limit),
@@ -35,11 +31,11 @@ class PostgresTransferSource:
         return [(int(r[0]), rows.transfer_from_row(r[1:], _utc)) for r in found]
 
     def accounts(self, ids: Sequence[str]) -> list[Account]:
-        found = self._conn.execute(
+        found = self._link.conn.execute(
             f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts WHERE id = {ANY_TEXTS} ORDER BY id",
             (texts(ids),),
         ).fetchall()
         return [rows.account_from_row(r)[0] for r in found]
 
     def close(self) -> None:
-        self._conn.close()
+        self._link.close()

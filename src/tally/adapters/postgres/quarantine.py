@@ -7,9 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import psycopg
-
 from tally.adapters.postgres.ledger import connect_kwargs, migrate
+from tally.adapters.postgres.link import Link
 from tally.adapters.quarantine_sql import SqlImportProgress, SqlInputQuarantine
 
 
@@ -17,16 +16,15 @@ class PostgresIngestStore(SqlInputQuarantine, SqlImportProgress):
     placeholder = "%s"
 
     def __init__(self, dsn: str, *, schema: str | None = None) -> None:
-        self._conn = psycopg.connect(dsn, **connect_kwargs(schema))
+        self._link = Link(dsn, autocommit=True, **connect_kwargs(schema))
         self._lock = threading.Lock()
         with self._lock:
-            migrate(self._conn, "quarantine")
-            migrate(self._conn, "ingest")
-            self._conn.autocommit = True
+            migrate(self._link.conn, "quarantine")
+            migrate(self._link.conn, "ingest")
 
     def _run(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         with self._lock:
-            cursor = self._conn.execute(sql, tuple(params))
+            cursor = self._link.conn.execute(sql, tuple(params))
             rows: list[tuple[Any, ...]] = cursor.fetchall() if cursor.description else []
         return rows
 
@@ -39,7 +37,7 @@ class PostgresIngestStore(SqlInputQuarantine, SqlImportProgress):
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self._link.close()
 
 
 PostgresInputQuarantine = PostgresIngestStore

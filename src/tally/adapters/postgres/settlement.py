@@ -12,6 +12,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from tally.adapters.postgres.ledger import PostgresLedgerStore, connect_kwargs, migrate
+from tally.adapters.postgres.link import Link
 from tally.adapters.postgres.params import ANY_TEXTS, texts
 from tally.adapters.settlement_rows import (
     BUCKET_COLUMNS,
@@ -30,23 +31,21 @@ from tally.settlement.ports import StoredStatement
 
 class PostgresConfigDocuments:
     def __init__(self, dsn: str, *, schema: str | None = None) -> None:
-        self._conn = psycopg.connect(dsn, autocommit=True, **connect_kwargs(schema))
+        self._link = Link(dsn, autocommit=True, **connect_kwargs(schema))
         self._lock = threading.Lock()
         with self._lock:
-            self._conn.autocommit = False
-            migrate(self._conn, "settlement")
-            self._conn.autocommit = True
+            migrate(self._link.conn, "settlement")
 
     def get(self, kind: str, key: str) -> Mapping[str, Any] | None:
         with self._lock:
-            row = self._conn.execute(
+            row = self._link.conn.execute(
                 "SELECT document FROM settlement_config WHERE kind = %s AND key = %s", (kind, key)
             ).fetchone()
         return dict(row[0]) if row else None
 
     def insert(self, kind: str, key: str, document: Mapping[str, Any], now: datetime) -> None:
         with self._lock:
-            self._conn.execute(
+            self._link.conn.execute(
                 "INSERT INTO settlement_config (kind, key, document, recorded_at) "
                 "VALUES (%s, %s, %s, %s)",
                 (kind, key, Jsonb(dict(document)), now),
@@ -54,14 +53,14 @@ class PostgresConfigDocuments:
 
     def all(self, kind: str) -> list[Mapping[str, Any]]:
         with self._lock:
-            found = self._conn.execute(
+            found = self._link.conn.execute(
                 "SELECT document FROM settlement_config WHERE kind = %s ORDER BY seq", (kind,)
             ).fetchall()
         return [dict(doc) for (doc,) in found]
 
     def revision(self) -> int:
         with self._lock:
-            row = self._conn.execute(
+            row = self._link.conn.execute(
                 "SELECT COALESCE(MAX(seq), 0) FROM settlement_config"
             ).fetchone()
         assert row is not None
@@ -69,7 +68,7 @@ class PostgresConfigDocuments:
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self._link.close()
 
 
 def _upsert(table: str, columns: str, key: str, placeholders: int) -> str:
@@ -97,15 +96,14 @@ class PostgresSettlementStore:
     def __init__(self, ledger: PostgresLedgerStore, dsn: str, *, schema: str | None = None) -> None:
         self.ledger = ledger
         self._created: set[str] = set()  # accounts known to exist (committed)
-        self._read = psycopg.connect(dsn, **connect_kwargs(schema))
+        self._read = Link(dsn, autocommit=True, **connect_kwargs(schema))
         self._lock = threading.Lock()
         with self._lock:
-            migrate(self._read, "settlement")
-            self._read.autocommit = True
+            migrate(self._read.conn, "settlement")
 
     def _rows(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
         with self._lock:
-            return self._read.execute(sql, params).fetchall()
+            return self._read.conn.execute(sql, params).fetchall()
 
     def load_figures(self) -> OpenFigures:
         figures = OpenFigures()

@@ -6,23 +6,21 @@ import threading
 from collections.abc import Sequence
 from datetime import datetime
 
-import psycopg
-
 from tally.adapters.postgres.ledger import connect_kwargs, migrate
+from tally.adapters.postgres.link import Link
 from tally.adapters.postgres.params import ANY_TEXTS, texts
 
 
 class PostgresWalletMarks:
     def __init__(self, dsn: str, *, schema: str | None = None) -> None:
-        self._conn = psycopg.connect(dsn, **connect_kwargs(schema))
+        self._link = Link(dsn, autocommit=True, **connect_kwargs(schema))
         self._lock = threading.Lock()
         with self._lock:
-            migrate(self._conn, "wallet")
-            self._conn.autocommit = True
+            migrate(self._link.conn, "wallet")
 
     def mark(self, original: str, rollback_key: str, at: datetime) -> None:
         with self._lock:
-            self._conn.execute(
+            self._link.conn.execute(
                 "INSERT INTO wallet_rollback_marks VALUES (%s, %s, %s) "
                 "ON CONFLICT (original) DO NOTHING",
                 (original, rollback_key, at),
@@ -30,7 +28,7 @@ class PostgresWalletMarks:
 
     def marked(self, originals: Sequence[str]) -> dict[str, str]:
         with self._lock:
-            found = self._conn.execute(
+            found = self._link.conn.execute(
                 "SELECT original, rollback_key FROM wallet_rollback_marks "
                 f"WHERE original = {ANY_TEXTS}",
                 (texts(originals),),
@@ -39,4 +37,4 @@ class PostgresWalletMarks:
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self._link.close()
