@@ -155,9 +155,10 @@ def test_tally_gateway_serve_with_fronts_restarts_a_dead_front_and_stops_them_al
     _tally(env, "wallet", "open", "p1", "--operator", "op1", "--currency", "EUR")
     _tally(env, "wallet", "deposit", "p1", "1000.00", "--currency", "EUR", "--reference", "d1")
     _tally(env, "gateway", "secret", "softswiss", "auth_token", "--value", TOKEN)
-    port = _free_port()
+    port, metrics_port = _free_port(), _free_port()
     tally = Path(sys.executable).with_name("tally")
     serve = ["gateway", "serve", "--port", str(port), "--provider", "softswiss", "--fronts", "2"]
+    serve += ["--metrics-port", str(metrics_port)]
     core = subprocess.Popen([str(tally), *serve], env=env)
     url = f"http://127.0.0.1:{port}"
 
@@ -183,6 +184,11 @@ def test_tally_gateway_serve_with_fronts_restarts_a_dead_front_and_stops_them_al
         answers = [bet(i) for i in range(2, 12)]  # new connections: both fronts accept
         assert {a.status_code for a in answers} == {200}
         assert json.loads(answers[-1].content)["balance"] == 100_000 - 11 * 1_000
+        # Counted once each in the core, across both fronts and the one that died.
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        route = 'route="/providers/softswiss",status="200"'
+        assert f'tally_http_requests_total{{method="POST",{route}}} 11.0' in scraped
+        assert "tally_ledger_committed_transfers_total 11.0" in scraped
         fronts = _children(core.pid)
     finally:
         core.send_signal(signal.SIGINT)

@@ -17,13 +17,16 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def open_app(*, gateway: bool = False) -> App:
-    """The app from the environment's settings (``gateway``: as a gateway process runs)."""
+def open_app(
+    *, gateway: bool = False, on_commit: Callable[[int, float], None] | None = None
+) -> App:
+    """The app from the environment's settings (``gateway``: as a gateway process runs;
+    ``on_commit``: told of each ledger commit, its transfers and seconds)."""
     settings = Settings.from_env()
     if gateway:
         settings = settings.for_gateway()
     configure_logging(settings.log_level, json=settings.log_json)
-    return build_app(settings)
+    return build_app(settings, on_commit=on_commit)
 
 
 CLI_ACTOR = "system:cli"

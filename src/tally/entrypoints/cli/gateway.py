@@ -58,17 +58,30 @@ def serve(
             "most served from 3,200/s to 3,600/s.",
         ),
     ] = 0,
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="serve Prometheus metrics (callbacks by provider and status, their "
+            "latency, ledger commits) on 127.0.0.1:PORT; 0: none",
+        ),
+    ] = 0,
 ) -> None:
     """Serve /providers/{provider}/{action} until stopped (Ctrl-C)."""
     import uvicorn
 
+    from tally.app.metrics import Metrics, serve_metrics
     from tally.entrypoints.gateway.app import create_gateway_api
     from tally.entrypoints.gateway.fronts import serve_with_fronts
 
-    with open_app(gateway=True) as tally:
+    metrics = Metrics() if metrics_port else None
+    on_commit = metrics.observe_commit if metrics else None
+    with open_app(gateway=True, on_commit=on_commit) as tally:
         backoffice = build_backoffice(tally)
         parts = open_gateway(tally, backoffice, provider)
-        api = create_gateway_api(parts.gateway, tally.clock)
+        api = create_gateway_api(parts.gateway, tally.clock, metrics)
+        stop_metrics = serve_metrics(metrics, metrics_port) if metrics else None
         settle_heap(PROMPT_GC_THRESHOLDS)
         hand_off_promptly()
         try:
@@ -76,6 +89,7 @@ def serve(
                 f"gateway on http://{host}:{port}/providers/<provider>/<action> for "
                 f"{', '.join(parts.gateway.registry.providers())}"
                 + (f", {fronts} HTTP front processes" if fronts else "")
+                + (f"; metrics on http://127.0.0.1:{metrics_port}/metrics" if metrics else "")
                 + "; Ctrl-C stops it"
             )
             if fronts:
@@ -89,6 +103,8 @@ def serve(
                 access_log=False,
             )
         finally:
+            if stop_metrics is not None:
+                stop_metrics()
             parts.close()
             backoffice.close()
 

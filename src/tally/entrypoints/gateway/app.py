@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
@@ -68,9 +67,12 @@ class CallbackBatches:
     loop (``handle``) or from front processes through the relay (``submit``).
     """
 
-    def __init__(self, gateway: Gateway, max_calls: int = BATCH_MAX_CALLS) -> None:
+    def __init__(
+        self, gateway: Gateway, max_calls: int = BATCH_MAX_CALLS, metrics: Metrics | None = None
+    ) -> None:
         self._gateway = gateway
         self._max_calls = max_calls
+        self._metrics = metrics
         self._waiting: deque[_Waiting] = deque()
         self._ready = threading.Condition()
         self._stopping = False
@@ -120,7 +122,10 @@ class CallbackBatches:
                     return
                 take = min(self._max_calls, len(self._waiting))
                 batch = [self._waiting.popleft() for _ in range(take)]
-            self._settle(batch, self._answers(batch))
+            outs = self._answers(batch)
+            if self._metrics is not None:  # before the answers: one answered is counted
+                self._observe(self._metrics, batch, outs)
+            self._settle(batch, outs)
 
     def _answers(self, batch: list[_Waiting]) -> list[Outbound | Exception]:
         """The gateway's answers. A batch that fails as a whole (a defect: a call's own
@@ -138,6 +143,20 @@ class CallbackBatches:
                 return [Exception(f"the gateway failed: {exc}")]
             log.exception("gateway_batch_split", calls=len(batch))
         return [self._answers([waiting])[0] for waiting in batch]
+
+    def _observe(
+        self, metrics: Metrics, batch: list[_Waiting], outs: list[Outbound | Exception]
+    ) -> None:
+        """Each callback counted where all of them pass, whichever front took it, with its
+        time from receipt to answer. A provider the gateway does not know is counted under
+        the route's template, so no caller can make up label values."""
+        now = self._gateway.clock.now()
+        known = self._gateway.registry
+        for (provider, inbound, _, _), out in zip(batch, outs, strict=True):
+            route = CALLBACK_PREFIX + (provider if known.get(provider) else "{provider}")
+            status = out.status if isinstance(out, Outbound) else 500
+            seconds = max(0.0, (now - inbound.received_at).total_seconds())
+            metrics.observe_request(route, inbound.method, status, seconds)
 
     @staticmethod
     def _settle(batch: list[_Waiting], outs: list[Outbound | Exception]) -> None:
@@ -168,7 +187,6 @@ class GatewayApp:
         api: FastAPI,
         handle: Handle,
         clock: Clock,
-        metrics: Metrics | None,
         *,
         noop: bool,
         batches: CallbackBatches | None = None,
@@ -179,7 +197,6 @@ class GatewayApp:
         self.handle = handle
         self.batches = batches
         self._clock = clock
-        self._metrics = metrics
         self._noop = noop
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -204,7 +221,6 @@ class GatewayApp:
     async def _callback(
         self, provider: str, action: str, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        started = time.perf_counter()
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > HARD_BODY_MAX_BYTES:
@@ -226,10 +242,6 @@ class GatewayApp:
         )
         out = await self.handle(provider, inbound)
         await _answer(send, out)
-        if self._metrics is not None:
-            self._metrics.observe_request(
-                f"/providers/{provider}", scope["method"], out.status, time.perf_counter() - started
-            )
 
 
 _TOO_LARGE = Outbound(413, b'{"error":"body_too_large"}')
@@ -276,8 +288,8 @@ def create_gateway_api(
 ) -> GatewayApp:
     """``noop`` adds ``POST /noop``: reads the body, does nothing, answers; the benchmark's
     yardstick for what this server costs before any work. The callback batches run
-    while the server does (its lifespan)."""
-    batches = CallbackBatches(gateway, batch_max_calls)
+    while the server does (its lifespan), and count each callback in ``metrics``."""
+    batches = CallbackBatches(gateway, batch_max_calls, metrics)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -293,4 +305,4 @@ def create_gateway_api(
     def health() -> dict[str, object]:
         return {"status": "ok", "providers": gateway.registry.providers()}
 
-    return GatewayApp(api, batches.handle, clock, metrics, noop=noop, batches=batches)
+    return GatewayApp(api, batches.handle, clock, noop=noop, batches=batches)

@@ -55,7 +55,7 @@ def create_front_app(core: Path, clock: Clock, *, noop: bool = False) -> Gateway
             return JSONResponse({"status": "core_unavailable"}, status_code=503)
         return JSONResponse({"status": "ok", "front": os.getpid()})
 
-    return GatewayApp(api, link.handle, clock, None, noop=noop)
+    return GatewayApp(api, link.handle, clock, noop=noop)
 
 
 def run_front(listener: socket.socket, core: Path, parent: int, *, noop: bool) -> None:
