@@ -81,10 +81,15 @@ def serve(
         backoffice = build_backoffice(tally)
         parts = open_gateway(tally, backoffice, provider)
         api = create_gateway_api(parts.gateway, tally.clock, metrics)
-        stop_metrics = serve_metrics(metrics, metrics_port) if metrics else None
+        stop_metrics = None
         settle_heap(PROMPT_GC_THRESHOLDS)
         hand_off_promptly()
         try:
+            if metrics:
+                try:
+                    stop_metrics = serve_metrics(metrics, metrics_port)
+                except OSError as exc:
+                    raise typer.BadParameter(f"metrics port {metrics_port}: {exc}") from None
             console.print(
                 f"gateway on http://{host}:{port}/providers/<provider>/<action> for "
                 f"{', '.join(parts.gateway.registry.providers())}"
