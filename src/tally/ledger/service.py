@@ -303,15 +303,16 @@ class LedgerService:
     def _deliver(
         self, batch: list[_Submission], results: list[list[TransferResult]], started: float
     ) -> None:
-        elapsed = time.perf_counter() - started
-        transfers = sum(len(s.requests) for s in batch)
-        stats = self.stats
-        stats.batches += 1
-        stats.transfers += transfers
-        stats.last_batch_size = transfers
-        stats.last_commit_s = elapsed
-        if self._commit_observer is not None:
-            self._commit_observer(transfers, elapsed)
+        if batch:  # not an expiry tick: that is no commit of anyone's transfers
+            elapsed = time.perf_counter() - started
+            transfers = sum(len(s.requests) for s in batch)
+            stats = self.stats
+            stats.batches += 1
+            stats.transfers += transfers
+            stats.last_batch_size = transfers
+            stats.last_commit_s = elapsed
+            if self._commit_observer is not None:
+                self._commit_observer(transfers, elapsed)
         for s, r in zip(batch, results, strict=True):
             s.future.set_result(r)
 

@@ -595,6 +595,11 @@ class SqliteLedgerStore:
         ledger store wrote the file), the batch is decided again in the transaction."""
         assert isinstance(decided, DecidedBatch), "a batch decided by another store"
         try:
+            if not decided.submissions and not decided.transfers:
+                # An idle writer's expiry tick that found nothing due (read from the
+                # file, not the caches): no transaction, so an idle process neither
+                # syncs the file every tick nor makes other processes drop their caches.
+                return []
             with self._transaction() as conn:
                 if decided.void:
                     return self.apply_in(conn, decided.submissions, decided.now)
