@@ -154,8 +154,9 @@ def test_a_piece_taken_in_before_a_crash_is_not_read_twice_nor_refused_later(
     finally:
         store.close()
     conn = connect(path)
+    SqliteLedgerStore.copy_tail(conn, 0, 12, 2)
     with immediate(conn):  # a first piece (accounts before a2), then a crash
-        SqliteLedgerStore._index_piece(conn, 0, 12, ("", 0), ("a2", 0))
+        SqliteLedgerStore.index_piece(conn, 12, ("", 0), ("a2", 0))
     conn.close()
     assert _mark(path) == (0, 12)  # a0 and a1: both sides of 6 transfers each
 
@@ -185,12 +186,12 @@ def _house_pieces(path: Path, transfers: int) -> tuple[list[Any], list[int]]:
             for i in range(transfers)
         ]
         store.apply([house], START)
-        pieces = store._pieces(0, transfers)
         conn = connect(path)
+        pieces = SqliteLedgerStore.copy_tail(conn, 0, transfers, 4)
         sizes: list[int] = []
         for lo, hi in pieces:
             with immediate(conn):
-                SqliteLedgerStore._index_piece(conn, 0, transfers, lo, hi)
+                SqliteLedgerStore.index_piece(conn, transfers, lo, hi)
                 (entries,) = conn.execute("SELECT COUNT(*) FROM account_postings").fetchone()
             sizes.append(entries - sum(sizes))
         conn.close()
@@ -211,13 +212,11 @@ def test_pieces_take_in_as_many_entries_each_though_one_account_is_in_every_tran
     assert [lo for lo, _ in pieces] == [("", 0), ("a0", 21), ("a1", 1), ("a2", 20)]
 
 
-def test_a_long_tail_is_cut_on_a_sample_into_nearly_even_pieces(tmp_path: Path) -> None:
-    """Over 512 transfers the bounds are placed on a sample of the tail (every n-th
-    transfer), so the indexer sorts a few hundred entries, not all of them; the pieces
-    stay within a tenth of even."""
-    pieces, sizes = _house_pieces(tmp_path / "ledger.sqlite", 3_000)
-    assert len(sizes) == 4 and sum(sizes) == 6_000
-    assert all(abs(size - 1_500) <= 150 for size in sizes), sizes
+def test_a_long_tail_is_cut_into_even_pieces(tmp_path: Path) -> None:
+    """The bounds are counted on the sorted copy of the tail: a long tail's pieces are
+    even to the entry, the last taking what is left."""
+    pieces, sizes = _house_pieces(tmp_path / "ledger.sqlite", 3_001)
+    assert sizes == [1_501, 1_501, 1_501, 1_499]
     assert sum(1 for lo, _ in pieces if lo[0] == "a0") == 1  # a0 is cut across two
 
 

@@ -282,31 +282,33 @@ def _tail_entries(where: str = "") -> str:
 
 
 # Both sides of every transfer after the mark, sorted, so the insert walks the B-tree
-# once in order and dirties each page once, however many entries land on it. A piece
-# (ADR 0009 amended) takes in the entries from key (:lo, :lo_seq) up to (:hi, :hi_seq)
-# (none: to the end), so it dirties only the pages of those; entries of a piece written
-# before a crash, with the mark not yet moved, are there already (and unread: readers
-# stop at the mark).
+# once in order and dirties each page once, however many entries land on it.
 _INDEX_HISTORY = f"""
 INSERT OR IGNORE INTO account_postings (account_id, seq)
-  SELECT a, seq FROM ({_tail_entries()})
+  SELECT a, seq FROM ({_tail_entries()}) ORDER BY 1, 2
+"""
+# The indexer's rounds (ADR 0009 amended) take the tail in by pieces, ranges of key
+# (account, seq) of about as many entries each, each a transaction of its own. The
+# tail's entries are first copied, sorted, into a table in memory of the indexer's own
+# connection: that holds no write lock (a temporary table is not the file), and each
+# piece then reads only its own entries from it in key order, not the whole tail of
+# transfers again. Entries of a piece written before a crash, with the mark not yet
+# moved, are there already (and unread: readers stop at the mark).
+_TAIL_TABLE = (
+    "CREATE TEMP TABLE IF NOT EXISTS tail_entries "
+    "(a TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (a, seq)) WITHOUT ROWID"
+)
+_COPY_TAIL = (
+    f"INSERT OR IGNORE INTO temp.tail_entries SELECT a, seq FROM ({_tail_entries()}) ORDER BY 1, 2"
+)
+# Where a piece after the first starts: the key :at entries into the sorted tail.
+_PIECE_START = "SELECT a, seq FROM temp.tail_entries ORDER BY a, seq LIMIT 1 OFFSET :at"
+_INDEX_PIECE = """
+INSERT OR IGNORE INTO account_postings (account_id, seq)
+  SELECT a, seq FROM temp.tail_entries
   WHERE (a, seq) >= (:lo, :lo_seq) AND (:hi IS NULL OR (a, seq) < (:hi, :hi_seq))
   ORDER BY 1, 2
 """
-# Where each piece after the first starts: every :step-th of the tail's entries in key
-# order, so the pieces take in about as many entries each however unevenly accounts
-# share the tail (a house account is one side of most wallet transfers). Counted on a
-# sample, the transfers whose seq is a multiple of :every, which sorts a few hundred
-# entries rather than the whole tail; SQLite returns a row a piece, not the thousands
-# of accounts it read.
-_PIECE_STARTS = f"""
-SELECT a, seq FROM (
-  SELECT a, seq, row_number() OVER (ORDER BY a, seq) AS r
-  FROM ({_tail_entries(" AND seq % :every = 0")}))
-WHERE r > 1 AND (r - 1) % :step = 0
-ORDER BY r
-"""
-_PIECE_SAMPLE = 512  # transfers of a tail that place the pieces' bounds
 Key = tuple[str, int]  # an account_postings key: (account_id, seq)
 _FIRST_KEY: Key = ("", 0)
 
@@ -358,10 +360,10 @@ class _HistoryIndexer:
     """The thread that brings the history index up behind the writer (ADR 0013).
 
     The writer asks after each commit that created transfers; a round runs when the tail
-    after the mark is ``history_index_lag`` long or longer. It holds the write lock, not
-    the cache lock, so the writer decides its next batch meanwhile. A failed round is
-    logged and tried again at the next request: reads are right whatever the tail's
-    length (they scan it), only slower.
+    after the mark is ``history_index_lag`` long or longer. Its pieces hold the file's
+    write lock, not the cache lock, so the writer decides its next batch meanwhile. A
+    failed round is logged and tried again at the next request: reads are right
+    whatever the tail's length (they scan it), only slower.
     """
 
     def __init__(self, store: SqliteLedgerStore) -> None:
@@ -454,6 +456,11 @@ class SqliteLedgerStore:
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
         self._checkpointed_at = 0.0  # time.monotonic() of the indexer's last checkpoint
+        try:
+            # The indexer's own: its table in memory, its transactions (see _index_round).
+            self._index_conn = connect(self.path, synchronous=synchronous)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
         self._indexer = _HistoryIndexer(self)
 
     # -- connections --------------------------------------------------------------------
@@ -686,38 +693,58 @@ class SqliteLedgerStore:
         self._indexer.wanted()
 
     def _index_round(self) -> None:
-        """One round of the indexer: the history index brought up in transactions of its
-        own on the write connection, under the write lock only (it reads and changes no
-        cache), in ``history_index_pieces`` ranges of key (see ``_pieces``); then the WAL
-        checkpointed, if it is time."""
-        mark, last = self._one(
+        """One round of the indexer: the tail after the mark copied into the indexer's
+        table in memory, then taken into the history index in ``history_index_pieces``
+        ranges of key of about as many entries each (see :meth:`copy_tail`), each a
+        transaction of the indexer's own connection, under the file's lock only (it reads
+        and changes no cache); then the WAL checkpointed, if it is time."""
+        conn = self._index_conn
+        mark, last = conn.execute(
             "SELECT indexed_through, (SELECT MAX(seq) FROM transfers) FROM account_postings_mark"
-        )
+        ).fetchone()
         if last is not None and last - mark >= self.limits.history_index_lag:
-            for lo, hi in self._pieces(mark, last):
-                with self._write_lock, immediate(self._write) as conn:
-                    (now,) = conn.execute(_INDEX_MARK).fetchone()
-                    if now >= last:
-                        break  # a unit of work took them in meanwhile
-                    self._index_piece(conn, now, last, lo, hi)
+            try:
+                for lo, hi in self.copy_tail(conn, mark, last, self.limits.history_index_pieces):
+                    with immediate(conn):
+                        (now,) = conn.execute(_INDEX_MARK).fetchone()
+                        if now >= last:
+                            break  # a unit of work took them in meanwhile
+                        self.index_piece(conn, last, lo, hi)
+            finally:
+                conn.execute("DELETE FROM temp.tail_entries")
 
         every = self.limits.checkpoint_behind_s
         if every and time.monotonic() - self._checkpointed_at >= every:
             # PASSIVE: beside the writers, never in their way (it takes no write lock).
-            self._one("PRAGMA wal_checkpoint(PASSIVE)")
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             self._checkpointed_at = time.monotonic()
 
-    def _pieces(self, mark: int, last: int) -> list[tuple[Key, Key | None]]:
-        """The key ranges of ``history_index_pieces`` pieces of the tail after ``mark``
-        up to ``last``, each about as many entries; the last one runs to the end."""
+    @staticmethod
+    def copy_tail(
+        conn: sqlite3.Connection, mark: int, last: int, pieces: int
+    ) -> list[tuple[Key, Key | None]]:
+        """Both sides of each transfer after ``mark`` up to ``last``, copied sorted into
+        ``conn``'s table in memory (in place of what it held), outside any transaction
+        of the file; and the key ranges of ``pieces`` pieces of them, about as many
+        entries each, the last one running to the end (see :meth:`index_piece`)."""
+        conn.execute(_TAIL_TABLE)
+        conn.execute("DELETE FROM temp.tail_entries")
+        count = conn.execute(_COPY_TAIL, {"m": mark, "last": last}).rowcount
+        step = max(1, -(-count // max(1, pieces)))
         starts = [_FIRST_KEY]
-        pieces = self.limits.history_index_pieces
-        if pieces > 1:
-            every = max(1, (last - mark) // _PIECE_SAMPLE)
-            sampled = 2 * (last // every - mark // every)  # both sides of each
-            tail = {"m": mark, "last": last, "every": every, "step": -(-sampled // pieces)}
-            starts += [(a, seq) for a, seq in self._all(_PIECE_STARTS, tail)]
+        for at in range(step, count, step):
+            a, seq = conn.execute(_PIECE_START, {"at": at}).fetchone()
+            starts.append((a, seq))
         return list(zip(starts, [*starts[1:], None], strict=True))
+
+    @staticmethod
+    def index_piece(conn: sqlite3.Connection, last: int, lo: Key, hi: Key | None) -> None:
+        """The copied entries (:meth:`copy_tail`) with keys from ``lo`` up to ``hi``, into
+        the history index; the last piece (``hi`` None) moves the mark to ``last``."""
+        hi_a, hi_seq = hi or (None, None)
+        conn.execute(_INDEX_PIECE, {"lo": lo[0], "lo_seq": lo[1], "hi": hi_a, "hi_seq": hi_seq})
+        if hi is None:
+            conn.execute(_SET_INDEX_MARK, (last,))
 
     def index_history_in(self, conn: sqlite3.Connection) -> None:
         """Bring account_postings up to the last transfer once the tail after its mark is
@@ -726,18 +753,7 @@ class SqliteLedgerStore:
         (mark,) = conn.execute(_INDEX_MARK).fetchone()
         (last,) = conn.execute("SELECT MAX(seq) FROM transfers").fetchone()
         if last - mark >= self.limits.history_index_lag:
-            self._index_piece(conn, mark, last, _FIRST_KEY, None)
-
-    @staticmethod
-    def _index_piece(
-        conn: sqlite3.Connection, mark: int, last: int, lo: Key, hi: Key | None
-    ) -> None:
-        """Entries of the transfers after ``mark`` up to ``last`` with keys from ``lo``
-        up to ``hi``; the last piece (``hi`` None) moves the mark."""
-        hi_a, hi_seq = hi or (None, None)
-        bounds = {"lo": lo[0], "lo_seq": lo[1], "hi": hi_a, "hi_seq": hi_seq}
-        conn.execute(_INDEX_HISTORY, {"m": mark, "last": last, **bounds})
-        if hi is None:
+            conn.execute(_INDEX_HISTORY, {"m": mark, "last": last})
             conn.execute(_SET_INDEX_MARK, (last,))
 
     def _load_accounts(
@@ -858,6 +874,7 @@ class SqliteLedgerStore:
 
     def close(self) -> None:
         self._indexer.stop()
+        self._index_conn.close()
         with self._cache_lock:
             self._decider.close()
         with self._readers_lock:
