@@ -56,6 +56,7 @@ def test_the_ledger_commits_on_after_its_connections_are_dropped(
             assert fund.code is ResultCode.OK
             # Both commit lanes, the deciding connection and the pooled reads.
             assert drop_connections(app_name) >= 4
+            assert posted(store, "w") == (0, 1_000)  # a read runs again on a new one
             # Each batch after it: its first attempt meets a dropped connection.
             for i in range(1, 6):
                 (bet,) = ledger.transfer([move(f"bet-{i}", "w", f"h{i}", 10 * i)])

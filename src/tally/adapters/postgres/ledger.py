@@ -384,8 +384,6 @@ class PostgresLedgerStore:
             kwargs={**kwargs, "autocommit": True},
             open=True,
             name="tally-ledger-read",
-            # A pooled connection the server dropped is replaced before it is lent.
-            check=ConnectionPool.check_connection,
         )
 
     @contextmanager
@@ -694,11 +692,20 @@ class PostgresLedgerStore:
 
     # -- reads --------------------------------------------------------------------------
     def _read(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
-        try:
-            with self._pool.connection() as conn:
-                return conn.execute(sql, params).fetchall()
-        except psycopg.OperationalError as exc:
-            raise StoreUnavailable(f"PostgreSQL read failed: {exc}") from exc
+        """A read on a pooled connection. One the server dropped (a restart) fails it and
+        is discarded by the pool; the read, which repeats safely, runs again on another.
+        (Checking each connection before lending it cost a round trip a read: 180 µs
+        a balance instead of 110.)"""
+        for _ in range(READ_POOL_MAX + 1):  # every pooled one lost, then a new one
+            lent: psycopg.Connection[Any] | None = None
+            try:
+                with self._pool.connection() as lent:
+                    return lent.execute(sql, params).fetchall()
+            except psycopg.OperationalError as exc:
+                if lent is None or not lent.broken:
+                    raise StoreUnavailable(f"PostgreSQL read failed: {exc}") from exc
+                lost = exc
+        raise StoreUnavailable(f"PostgreSQL read failed: {lost}") from lost
 
     def get_account(self, account_id: str) -> Account | None:
         found = self._read(
