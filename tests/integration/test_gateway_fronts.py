@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +26,7 @@ from tally.entrypoints.gateway.relay import RelayServer
 from tally.kernel.clock import FixedClock
 from tally.providers.softswiss.client import SoftSwissClient
 from tests.support.providers import GatewayWorld, gateway_world, relayed_to
+from tests.support.waiting import wait_for
 
 TOKEN = "fronts-test-token"
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -139,13 +139,6 @@ def _children(pid: int) -> set[int]:
     return found
 
 
-def _wait_for(what: str, check: object, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads processes from /proc (Linux)")
 def test_tally_gateway_serve_with_fronts_restarts_a_dead_front_and_stops_them_all(
     tmp_path: Path,
@@ -174,13 +167,13 @@ def test_tally_gateway_serve_with_fronts_restarts_a_dead_front_and_stops_them_al
         return httpx.post(f"{url}{path}", content=body, headers=headers, timeout=5)
 
     try:
-        _wait_for("the gateway", healthy)
+        wait_for("the gateway", healthy)
         assert bet(1).status_code == 200
         fronts = _children(core.pid)
         assert len(fronts) == 2
         os.kill(min(fronts), signal.SIGKILL)
-        _wait_for("a new front", lambda: len(_children(core.pid) - fronts) == 1)
-        _wait_for("the gateway", healthy)
+        wait_for("a new front", lambda: len(_children(core.pid) - fronts) == 1)
+        wait_for("the gateway", healthy)
         answers = [bet(i) for i in range(2, 12)]  # new connections: both fronts accept
         assert {a.status_code for a in answers} == {200}
         assert json.loads(answers[-1].content)["balance"] == 100_000 - 11 * 1_000
@@ -193,4 +186,4 @@ def test_tally_gateway_serve_with_fronts_restarts_a_dead_front_and_stops_them_al
     finally:
         core.send_signal(signal.SIGINT)
         assert core.wait(timeout=30) == 0
-    _wait_for("the fronts to stop", lambda: not any(Path(f"/proc/{f}").exists() for f in fronts))
+    wait_for("the fronts to stop", lambda: not any(Path(f"/proc/{f}").exists() for f in fronts))

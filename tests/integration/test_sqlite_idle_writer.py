@@ -19,15 +19,9 @@ from tally.ledger.model import PendingStatus, ResultCode, TransferKind
 from tally.ledger.service import LedgerService
 from tests.conftest import START
 from tests.support.pipeline import HOUSE, WALLET, move
+from tests.support.waiting import wait_for
 
 TICK_S = 0.02
-
-
-def _wait_for(what: str, check: object, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(TICK_S)
 
 
 def test_idle_ticks_write_nothing_and_a_due_pending_transfer_still_expires(
@@ -58,7 +52,7 @@ def test_idle_ticks_write_nothing_and_a_due_pending_transfer_still_expires(
                 found = store.get_transfer("hold")
                 return found is not None and found.status is PendingStatus.EXPIRED
 
-            _wait_for("the hold to expire", expired)
+            wait_for("the hold to expire", expired, step=TICK_S)
             assert watcher.execute("PRAGMA data_version").fetchone() != (before,)
             balance = store.balance("w")
             assert balance is not None and balance.debits_pending == 0
