@@ -16,9 +16,8 @@ from tally.kernel.errors import ConfigurationError
 from tally.kernel.limits import AuthLimits, LedgerLimits
 
 Mode = Literal["embedded", "scaled"]
-GATEWAY_HISTORY_LAG = 4_096  # see Settings.for_gateway
+GATEWAY_HISTORY_LAG = 1_024  # see Settings.for_gateway
 GATEWAY_CHECKPOINT_S = 0.2  # see Settings.for_gateway
-GATEWAY_HISTORY_PIECES = 4
 DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/tally"
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 DEFAULT_NATS_STREAM = "TALLY_EVENTS"
@@ -60,9 +59,10 @@ class Settings:
         Its ledger and its event-log appender commit what is queued without waiting for
         more: callbacks reach them already gathered in batches, so a wait would only add
         latency (at 1,500 callbacks/s, p50 21 -> 6 ms). Its embedded history index takes
-        in transfers every 4,096 instead of 32,768: each fill stalls the writer about
-        an eighth as long (100-170 ms before), which is what a callback's latency
-        feels (at 2,000/s, p99 of three runs 134/51/110 ms -> 102/50/42 ms). Its indexer
+        in transfers every 1,024 instead of 32,768, in one piece: each fill holds the
+        file's write lock a few ms (100-170 ms before), which is what a callback's
+        latency feels (ADR 0009: at 3,000/s, p99 10.7 ms on average over six alternated
+        runs against 12.9 for 4 pieces every 4,096). Its indexer
         thread checkpoints the WAL every 0.2 s: SQLite's own checkpoint runs inside the
         commit that crosses 64 MiB of WAL, which a gateway writes in about a second, and
         that commit (and the callbacks waiting on it) stalled 20-25 ms.
@@ -73,7 +73,6 @@ class Settings:
                 self.ledger_limits,
                 batch_max_wait_s=0.0,
                 history_index_lag=GATEWAY_HISTORY_LAG,
-                history_index_pieces=GATEWAY_HISTORY_PIECES,
                 checkpoint_behind_s=GATEWAY_CHECKPOINT_S,
             ),
             append_limits=replace(self.append_limits, batch_wait_s=0.0),
