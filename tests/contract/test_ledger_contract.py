@@ -754,6 +754,26 @@ def test_balances_by_owner_lists_the_owners_accounts_by_id(store: Any) -> None:
     assert store.balances_by_owner(OwnerKind.OPERATOR, "p1") == []
 
 
+def test_balances_by_owners_reads_several_owners_accounts_at_once(store: Any) -> None:
+    store.create_accounts(
+        [
+            account("w1-usd", currency="USD", owner=(OwnerKind.PLAYER, "p1"), purpose="wallet"),
+            account("w3", owner=(OwnerKind.PLAYER, "p3"), purpose="wallet"),
+            account("op", owner=(OwnerKind.OPERATOR, "p1"), purpose="float"),
+        ],
+        START,
+    )
+    apply(store, single("t1", "w1", "w3", 25))
+    found = store.balances_by_owners(OwnerKind.PLAYER, ["p3", "p1", "nobody"])
+    assert [a.id for a, _ in found] == ["w1", "w1-usd", "w3"]
+    assert dict((a.id, b) for a, b in found)["w3"] == Balance(0, 0, 0, 25)
+    assert found == [
+        *store.balances_by_owner(OwnerKind.PLAYER, "p1"),
+        *store.balances_by_owner(OwnerKind.PLAYER, "p3"),
+    ]
+    assert store.balances_by_owners(OwnerKind.PLAYER, []) == []
+
+
 def test_balances_reads_the_accounts_named_in_one_go_and_leaves_unknown_ones_out(
     store: Any,
 ) -> None:

@@ -58,6 +58,12 @@ class LedgerStore(Protocol):
         self, owner_kind: OwnerKind, owner_id: str, currency: str | None = None
     ) -> list[tuple[Account, Balance]]: ...
 
+    def balances_by_owners(
+        self, owner_kind: OwnerKind, owner_ids: Sequence[str]
+    ) -> list[tuple[Account, Balance]]:
+        """Every account of any of the owners, in one read, by id."""
+        ...
+
     def rejections(self, *, cursor: str | None = None, limit: int = 100) -> Page[Rejection]: ...
 
     def totals_by_currency(self) -> dict[str, Balance]:

@@ -151,6 +151,11 @@ class LedgerService:
     ) -> list[tuple[Account, Balance]]:
         return self.store.balances_by_owner(owner_kind, owner_id, currency)
 
+    def balances_by_owners(
+        self, owner_kind: OwnerKind, owner_ids: Sequence[str]
+    ) -> list[tuple[Account, Balance]]:
+        return self.store.balances_by_owners(owner_kind, owner_ids)
+
     def rejections(self, *, cursor: str | None = None, limit: int = 100) -> Page[Rejection]:
         return self.store.rejections(cursor=cursor, limit=limit)
 

@@ -220,6 +220,25 @@ class WalletService:
         self._wallets[(player, currency)] = wallets[0]
         return wallets[0]
 
+    def _find_many(self, calls: Sequence[WalletCall]) -> None:
+        """The wallets of calls whose wallet is not cached, read in one go, and cached as
+        :meth:`find` would cache them: a gateway that starts under load would otherwise
+        read them one call at a time (in its first second, nearly every call's)."""
+        missing = {c.player for c in calls if (c.player, c.currency) not in self._wallets}
+        if not missing:
+            return
+        found: dict[str, list[Wallet]] = {}
+        for account, _ in self.ledger.balances_by_owners(OwnerKind.PLAYER, sorted(missing)):
+            if account.purpose == "wallet":
+                found.setdefault(account.owner_id, []).append(_wallet_of(account))
+        for player, wallets in found.items():
+            if len(wallets) == 1:
+                self._wallets[(player, "")] = wallets[0]
+            for currency in {w.currency for w in wallets}:
+                named = [w for w in wallets if w.currency == currency]
+                if len(named) == 1:
+                    self._wallets[(player, currency)] = named[0]
+
     def balance(self, wallet: Wallet) -> int:
         return _available(self.ledger.balance(wallet.account_id))
 
@@ -278,6 +297,10 @@ class WalletService:
             for stripe in stripes:
                 held.enter_context(self._locks[stripe])
             round_ = [_InFlight(provider, call, raw) for provider, call, raw in calls]
+            try:
+                self._find_many([c.call for c in round_])
+            except Exception as exc:  # noqa: BLE001 - each call's own find tries again
+                _log_failure(exc, calls=len(round_))
             self._each(round_, self._open)
             live = [c for c in round_ if c.answer is None]
             try:

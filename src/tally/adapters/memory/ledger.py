@@ -118,6 +118,17 @@ class MemoryLedgerStore:
                 and (currency is None or a.currency == currency)
             ]
 
+    def balances_by_owners(
+        self, owner_kind: OwnerKind, owner_ids: Sequence[str]
+    ) -> list[tuple[Account, Balance]]:
+        owners = set(owner_ids)
+        with self._lock:
+            return [
+                (a, self._balances[a.id].copy())
+                for a in sorted(self._accounts.values(), key=lambda a: a.id)
+                if a.owner_kind == owner_kind and a.owner_id in owners
+            ]
+
     def rejections(self, *, cursor: str | None = None, limit: int = 100) -> Page[Rejection]:
         limit = max(1, min(limit, self.limits.page_max_size))
         start = int(cursor) if cursor else 0

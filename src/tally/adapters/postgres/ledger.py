@@ -770,6 +770,16 @@ class PostgresLedgerStore:
             params.append(currency)
         return [rows.account_from_row(r) for r in self._read(sql + " ORDER BY id", params)]
 
+    def balances_by_owners(
+        self, owner_kind: OwnerKind, owner_ids: Sequence[str]
+    ) -> list[tuple[Account, Balance]]:
+        sql = (
+            f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts WHERE owner_kind = %s "
+            f"AND owner_id = {ANY_TEXTS} ORDER BY id"
+        )
+        found = self._read(sql, (owner_kind.value, texts(owner_ids)))
+        return [rows.account_from_row(r) for r in found]
+
     def rejections(self, *, cursor: str | None = None, limit: int = 100) -> Page[Rejection]:
         limit = max(1, min(limit, self.limits.page_max_size))
         after = int(cursor) if cursor else 0

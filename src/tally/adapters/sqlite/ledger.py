@@ -840,6 +840,16 @@ class SqliteLedgerStore:
             params.append(currency)
         return [rows.account_from_row(r) for r in self._all(sql + " ORDER BY id", params)]
 
+    def balances_by_owners(
+        self, owner_kind: OwnerKind, owner_ids: Sequence[str]
+    ) -> list[tuple[Account, Balance]]:
+        sql = (
+            f"SELECT {rows.ACCOUNT_COLUMNS} FROM accounts WHERE owner_kind = ? "
+            "AND owner_id IN (SELECT value FROM json_each(?)) ORDER BY id"
+        )
+        found = self._all(sql, (owner_kind.value, json_array(list(owner_ids))))
+        return [rows.account_from_row(r) for r in found]
+
     def rejections(self, *, cursor: str | None = None, limit: int = 100) -> Page[Rejection]:
         limit = max(1, min(limit, self.limits.page_max_size))
         after = int(cursor) if cursor else 0
