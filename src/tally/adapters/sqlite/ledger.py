@@ -272,20 +272,19 @@ _INDEX_MARK = "SELECT indexed_through FROM account_postings_mark"
 _SET_INDEX_MARK = "UPDATE account_postings_mark SET indexed_through = ?"
 
 
-def _tail_entries(where: str = "") -> str:
-    """Both sides of each transfer after the mark :m up to :last (and ``where``)."""
-    tail = f"seq > :m AND seq <= :last{where}"
-    return (
-        f"SELECT debit_account_id AS a, seq FROM transfers WHERE {tail} "
-        f"UNION ALL SELECT credit_account_id, seq FROM transfers WHERE {tail}"
-    )
+# Both sides of each transfer after the mark :m up to :last.
+_TAIL_ENTRIES = """
+SELECT debit_account_id AS a, seq FROM transfers WHERE seq > :m AND seq <= :last
+UNION ALL
+SELECT credit_account_id, seq FROM transfers WHERE seq > :m AND seq <= :last
+"""
 
 
 # Both sides of every transfer after the mark, sorted, so the insert walks the B-tree
 # once in order and dirties each page once, however many entries land on it.
 _INDEX_HISTORY = f"""
 INSERT OR IGNORE INTO account_postings (account_id, seq)
-  SELECT a, seq FROM ({_tail_entries()}) ORDER BY 1, 2
+  SELECT a, seq FROM ({_TAIL_ENTRIES}) ORDER BY 1, 2
 """
 # The indexer's rounds (ADR 0009 amended) take the tail in by pieces, ranges of key
 # (account, seq) of about as many entries each, each a transaction of its own. The
@@ -299,7 +298,7 @@ _TAIL_TABLE = (
     "(a TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (a, seq)) WITHOUT ROWID"
 )
 _COPY_TAIL = (
-    f"INSERT OR IGNORE INTO temp.tail_entries SELECT a, seq FROM ({_tail_entries()}) ORDER BY 1, 2"
+    f"INSERT OR IGNORE INTO temp.tail_entries SELECT a, seq FROM ({_TAIL_ENTRIES}) ORDER BY 1, 2"
 )
 # Where a piece after the first starts: the key :at entries into the sorted tail.
 _PIECE_START = "SELECT a, seq FROM temp.tail_entries ORDER BY a, seq LIMIT 1 OFFSET :at"
@@ -703,15 +702,13 @@ class SqliteLedgerStore:
             "SELECT indexed_through, (SELECT MAX(seq) FROM transfers) FROM account_postings_mark"
         ).fetchone()
         if last is not None and last - mark >= self.limits.history_index_lag:
-            try:
-                for lo, hi in self.copy_tail(conn, mark, last, self.limits.history_index_pieces):
-                    with immediate(conn):
-                        (now,) = conn.execute(_INDEX_MARK).fetchone()
-                        if now >= last:
-                            break  # a unit of work took them in meanwhile
-                        self.index_piece(conn, last, lo, hi)
-            finally:
-                conn.execute("DELETE FROM temp.tail_entries")
+            # The copy stays in memory until the next round's copy replaces it.
+            for lo, hi in self.copy_tail(conn, mark, last, self.limits.history_index_pieces):
+                with immediate(conn):
+                    (now,) = conn.execute(_INDEX_MARK).fetchone()
+                    if now >= last:
+                        break  # a unit of work took them in meanwhile
+                    self.index_piece(conn, last, lo, hi)
 
         every = self.limits.checkpoint_behind_s
         if every and time.monotonic() - self._checkpointed_at >= every:
