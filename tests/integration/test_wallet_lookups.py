@@ -4,6 +4,7 @@ time."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,14 +28,14 @@ def test_a_round_reads_its_new_wallets_at_once_with_the_same_answers(
         world.open_player("two", "EUR", 1_000)
         world.open_player("two", "USD", 500)
         ledger = world.wallet.ledger
-        one_by_one: list[str] = []
-        read_one = ledger.balances_by_owner
+        reads: list[list[str]] = []  # the owners of each wallet read, in order
+        read = ledger.balances_by_owners
 
-        def counted(kind: Any, owner: str, currency: str | None = None) -> Any:
-            one_by_one.append(owner)
-            return read_one(kind, owner, currency)
+        def counted(kind: Any, owners: Sequence[str]) -> Any:
+            reads.append(list(owners))
+            return read(kind, owners)
 
-        monkeypatch.setattr(ledger, "balances_by_owner", counted)
+        monkeypatch.setattr(ledger, "balances_by_owners", counted)
         bets = [
             WalletCall(
                 CallKind.TRANSACT, f"p{i}", "EUR", ops=(WalletOp(EventKind.BET, f"b{i}", 10),)
@@ -52,8 +53,11 @@ def test_a_round_reads_its_new_wallets_at_once_with_the_same_answers(
         assert (usd.error, usd.currency, usd.balance) == (None, "USD", 500)
         assert unnamed.error is WalletError.UNKNOWN_PLAYER  # as one call's lookup answers
         assert ghost.error is WalletError.UNKNOWN_PLAYER
-        # Only what the round's read could not settle was looked up one by one.
-        assert sorted(set(one_by_one)) == ["ghost", "two"]
-        one_by_one.clear()
+        # The round's new players in one read; then, one by one, only what that read
+        # could not settle (a wallet nobody has, a call naming none of two currencies).
+        assert sorted(reads[0]) == sorted([*(f"p{i}" for i in range(30)), "two", "ghost"])
+        assert all(len(r) == 1 for r in reads[1:])
+        assert sorted({r[0] for r in reads[1:]}) == ["ghost", "two"]
+        reads.clear()
         again = world.wallet.handle_many([("softswiss", c, "{}") for c in others[:1]])
-        assert again[0].balance == 500 and one_by_one == []  # cached
+        assert again[0].balance == 500 and reads == []  # cached

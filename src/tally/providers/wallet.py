@@ -210,21 +210,17 @@ class WalletService:
         return result
 
     def find(self, player: str, currency: str = "") -> Wallet | None:
-        cached = self._wallets.get((player, currency))
-        if cached is not None:
-            return cached
-        found = self.ledger.balances_by_owner(OwnerKind.PLAYER, player, currency or None)
-        wallets = [_wallet_of(a) for a, _ in found if a.purpose == "wallet"]
-        if len(wallets) != 1:
-            return None  # unknown, or several currencies and the call named none
-        self._wallets[(player, currency)] = wallets[0]
-        return wallets[0]
+        """The player's one wallet in ``currency`` (empty: its only one, whatever the
+        currency); None if unknown, or if several and none named."""
+        self._find_many([(player, currency)])
+        return self._wallets.get((player, currency))
 
-    def _find_many(self, calls: Sequence[WalletCall]) -> None:
-        """The wallets of calls whose wallet is not cached, read in one go, and cached as
-        :meth:`find` would cache them: a gateway that starts under load would otherwise
-        read them one call at a time (in its first second, nearly every call's)."""
-        missing = {c.player for c in calls if (c.player, c.currency) not in self._wallets}
+    def _find_many(self, wanted: Sequence[tuple[str, str]]) -> None:
+        """The wallets of ``(player, currency)`` pairs not cached yet, read in one go and
+        cached (see :meth:`find`): a round reads its players' at once, since a gateway
+        that starts under load would otherwise read them one call at a time (in its
+        first second, nearly every call's). Only what was found is cached."""
+        missing = {player for player, currency in wanted if (player, currency) not in self._wallets}
         if not missing:
             return
         found: dict[str, list[Wallet]] = {}
@@ -298,7 +294,7 @@ class WalletService:
                 held.enter_context(self._locks[stripe])
             round_ = [_InFlight(provider, call, raw) for provider, call, raw in calls]
             try:
-                self._find_many([c.call for c in round_])
+                self._find_many([(c.call.player, c.call.currency) for c in round_])
             except Exception as exc:  # noqa: BLE001 - each call's own find tries again
                 _log_failure(exc, calls=len(round_))
             self._each(round_, self._open)
