@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from tally.app.bootstrap import build_app
 from tally.app.logging import configure_logging
 from tally.app.settings import Settings
 from tally.entrypoints.cli.common import console
 from tally.entrypoints.cli.simulate import DEFAULT_START, run_simulation, write_statements
+from tally.entrypoints.cli.tables import Table
 from tally.kernel.clock import FixedClock
 from tally.kernel.money import format_amount
 
