@@ -7,9 +7,12 @@ figure read wrong. This table keeps Rich's look and its ``Table(*headers, title=
 
 - every word of every cell and header (an amount, an id, a timestamp: any run of characters
   without a space) keeps its whole width; only text with spaces wraps, at its spaces;
-- when even the widest words of all columns side by side do not fit the terminal, each row
-  becomes a block of ``column  value`` lines instead (the vertical layout), which loses
-  nothing;
+- when the boxed look does not fit, a compact one (no bars, two spaces between columns) is
+  tried; when even the widest words of all columns side by side do not fit the terminal,
+  each row becomes a block of ``column  value`` lines instead (the vertical layout), which
+  loses nothing;
+- cells are Rich markup (``[green]yes[/green]``) but never emoji codes, so that an id such
+  as ``player:pl1:cake:EUR`` prints as it is;
 - columns of figures are right-aligned, so digits line up;
 - a table without rows says so in words, instead of printing a bare header.
 """
@@ -51,10 +54,6 @@ class Table:
         self.expand = expand
         self.rows: list[list[str]] = []
 
-    @property
-    def row_count(self) -> int:
-        return len(self.rows)
-
     def add_row(self, *cells: str) -> None:
         if len(cells) > len(self.headers):
             raise ValueError(f"{len(cells)} cells for {len(self.headers)} columns")
@@ -67,7 +66,7 @@ class Table:
         if not self.rows:
             yield Text(f"{self.title}: {NOTHING}" if self.title else NOTHING, style="dim")
             return
-        cells = [[console.render_str(c) for c in row] for row in self.rows]
+        cells = [[console.render_str(c, emoji=False) for c in row] for row in self.rows]
         plain = [[t.plain for t in row] for row in cells]
         columns = list(zip(*plain, strict=True))
         natural = [
@@ -161,7 +160,7 @@ def _figures(column: tuple[str, ...]) -> bool:
 def _fit(wanted: list[int], natural: list[int], minimum: list[int], room: int) -> list[int]:
     """Column widths: each at least its widest word; the room left goes first to cells
     (``wanted``: each column's widest cell), then to headers (``natural``), a character at a
-    time to the column nearest its goal, so that as many columns as can stay unwrapped."""
+    time to the column nearest its goal, so that as many columns as possible stay unwrapped."""
     widths = list(minimum)
     spare = room - sum(widths)
     for goal in (wanted, natural):
