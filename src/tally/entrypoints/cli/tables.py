@@ -12,7 +12,7 @@ figure read wrong. This table keeps Rich's look and its ``Table(*headers, title=
   each row becomes a block of ``column  value`` lines instead (the vertical layout), which
   loses nothing;
 - cells are Rich markup (``[green]yes[/green]``) but never emoji codes, so that an id such
-  as ``player:pl1:cake:EUR`` prints as it is;
+  as ``player:cake:wallet:EUR`` prints as it is;
 - columns of figures are right-aligned, so digits line up;
 - a table without rows says so in words, instead of printing a bare header.
 """
