@@ -29,9 +29,26 @@ def test_the_ledger_benchmark_writes_json_and_a_chart(tmp_path: Path) -> None:
             "--out",
             str(tmp_path),
         ],
+        env={"COLUMNS": "80"},
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
+    # In an 80-column terminal the table wraps or stacks; no column name or figure is cut.
+    assert "…" not in result.output
+    for word in [
+        "ledger",
+        "naive",
+        "raw",
+        "of",
+        "submit",
+        "commit",
+        "p50/p99",
+        "ms",
+        "peak",
+        "MB",
+        "targets",
+    ]:
+        assert word in result.output.split(), word
     figures = json.loads((tmp_path / "ledger-latest.json").read_text())
     assert figures["measured_at"].endswith("+00:00")
     [sqlite] = figures["stores"]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from tally.app.bootstrap import build_backoffice
 from tally.entrypoints.cli.common import console, err_console, open_app
+from tally.entrypoints.cli.tables import Table
 
 app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 

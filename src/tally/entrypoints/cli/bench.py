@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeElapsedColumn
-from rich.table import Table
 
 from tally.benchmarks import gateway as gateway_bench
 from tally.benchmarks import ingest as ingest_bench
@@ -16,6 +15,7 @@ from tally.benchmarks import ledger as ledger_bench
 from tally.benchmarks import settlement as settlement_bench
 from tally.benchmarks.common import machine, save
 from tally.entrypoints.cli.common import console
+from tally.entrypoints.cli.tables import Table
 
 app = typer.Typer(
     help="Benchmarks: print figures, save JSON and a PNG chart under bench/results/.",

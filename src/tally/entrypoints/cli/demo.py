@@ -7,15 +7,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from tally.app.bootstrap import build_app
+from tally.app.bootstrap import App, build_app
 from tally.app.logging import configure_logging
 from tally.app.settings import Settings
 from tally.entrypoints.cli.common import console
 from tally.entrypoints.cli.simulate import DEFAULT_START, run_simulation, write_statements
+from tally.entrypoints.cli.tables import Table
 from tally.kernel.clock import FixedClock
 from tally.kernel.money import format_amount
+from tally.ledger.model import TransferRequest
+from tally.providers.wallet import deposits_account, wallet_account
+from tally.simulation.world import World
 
 
 def demo(
@@ -63,6 +66,7 @@ def demo(
             )
         console.print(totals)
         problems = tally.settlement_store.problems()
+        wallet, refusal = _show_a_refusal(tally, run.world)
     refused = getattr(run, "refused", 0)
     console.print(
         f"{run.fed:,} signed provider callbacks delivered (with duplicates, reordering, "
@@ -71,19 +75,64 @@ def demo(
         f"refused by settlement; {len(statements)} periods closed."
     )
     console.print(f"Statements (JSON and CSV, {len(written)} files): {data_dir / 'statements'}")
-    console.print("Look further:")
-    for command in (
-        "settlement figures --by provider,game_type",
-        "settlement statements",
-        "ledger totals",
-        "contracts list",
-        "partners tree op1",
-        "quarantine list",
-        "events tail",
-    ):
-        console.print(f"  TALLY_SQLITE_PATH={path} .venv/bin/tally {command}")
+    console.print(refusal)
+    console.print(
+        "Look further (players' wallets are named player:<player>:wallet:<currency>, "
+        f"players pl000001 to pl{len(run.world.players):06d}):"
+    )
+    for command in LOOK_FURTHER:
+        # soft_wrap: a command cut in two at the terminal's edge cannot be pasted.
+        console.print(
+            f"  TALLY_SQLITE_PATH={path} .venv/bin/tally {command.format(wallet=wallet)}",
+            soft_wrap=True,
+        )
     if serve:
         _serve(settings, port)
+
+
+# What the demo suggests next ({wallet}: the demo's sample wallet); the README's own
+# examples read the same data (tests/integration/test_cli_readme.py runs both lists).
+LOOK_FURTHER = (
+    "settlement figures --by provider,game_type",
+    "settlement statements",
+    "ledger totals",
+    "ledger balance {wallet}",
+    "ledger transfers {wallet} --limit 10",
+    "ledger rejections",
+    "contracts list",
+    "partners tree op1",
+    "quarantine list",
+    "events tail",
+    "audit verify",
+)
+
+
+def _show_a_refusal(tally: App, world: World) -> tuple[str, str]:
+    """Ask for one withdrawal beyond a wallet's balance, so that the demo shows the ledger
+    refusing a request and keeping it with its reason (every wallet is funded far beyond
+    its bets, so the simulation itself is never refused). Returns the wallet and a line
+    saying what happened."""
+    player = next((p for p in world.players if p.currency == "EUR"), world.players[0])
+    wallet = wallet_account(player.id, player.currency)
+    balance = tally.ledger.balance(wallet)
+    available = balance.net_credit if balance is not None else 0
+    [result] = tally.ledger.transfer(
+        [
+            TransferRequest(
+                f"demo:overdraft:{wallet}",
+                wallet,
+                deposits_account(player.operator, player.currency),
+                available + 1,
+                player.currency,
+                "withdrawal",
+            )
+        ]
+    )
+    asked = format_amount(available + 1, player.currency)
+    return wallet, (
+        f"A withdrawal of {asked} {player.currency} from {wallet}, one more than its "
+        f"balance: {result.code.slug} (kept with its reason: `tally ledger rejections`)."
+    )
 
 
 def _serve(settings: Settings, port: int) -> None:

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from tally.app.bootstrap import (
     build_backoffice,
@@ -17,6 +16,7 @@ from tally.app.bootstrap import (
     build_input_quarantine,
 )
 from tally.entrypoints.cli.common import CLI_ACTOR, console, err_console, open_app
+from tally.entrypoints.cli.tables import Table
 from tally.events.schema import schema_text
 from tally.quarantine.inputs import Reason, Status
 from tally.quarantine.ledger import QuarantineError

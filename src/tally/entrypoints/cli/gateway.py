@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from tally.app.bootstrap import (
     App,
@@ -17,6 +16,7 @@ from tally.app.bootstrap import (
 from tally.app.keys import load_keys
 from tally.app.runtime import PROMPT_GC_THRESHOLDS, hand_off_promptly, settle_heap
 from tally.entrypoints.cli.common import CLI_ACTOR, audit_change, console, err_console, open_app
+from tally.entrypoints.cli.tables import Table
 from tally.kernel.money import MoneyError, format_amount, parse_amount
 from tally.providers.registry import PROTOCOLS, Registry
 from tally.providers.wallet import Wallet

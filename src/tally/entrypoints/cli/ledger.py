@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from tally.entrypoints.cli.common import console, err_console, open_app
+from tally.entrypoints.cli.tables import Table
 from tally.kernel.money import format_amount
 from tally.ledger.model import Balance, OwnerKind
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from tally.app.runtime import settle_heap
 from tally.entrypoints.cli.common import (
@@ -21,6 +20,7 @@ from tally.entrypoints.cli.common import (
     open_app,
     statement_closed_auditor,
 )
+from tally.entrypoints.cli.tables import Table
 from tally.kernel.money import format_amount
 from tally.settlement import codec
 from tally.settlement.config import ConfigConflict, PutOutcome

@@ -13,12 +13,12 @@ import typer
 from rich.console import Group
 from rich.live import Live
 from rich.panel import Panel
-from rich.table import Table
 
 from tally.app.bootstrap import App, backoffice_wallet_gateway, build_app, build_backoffice
 from tally.app.logging import configure_logging
 from tally.app.settings import Settings
 from tally.entrypoints.cli.common import console, statement_closed_auditor
+from tally.entrypoints.cli.tables import Table
 from tally.kernel.clock import FixedClock
 from tally.kernel.money import format_amount
 from tally.providers.registry import Registry

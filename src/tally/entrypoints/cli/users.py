@@ -75,7 +75,7 @@ def unlock(username: str) -> None:
 @app.command("list")
 def list_users() -> None:
     """Every user with roles, MFA and lock state."""
-    from rich.table import Table
+    from tally.entrypoints.cli.tables import Table
 
     tally = open_app()
     bo = build_backoffice(tally)
