@@ -100,8 +100,13 @@ def test_entries_page_oldest_first_and_filter_by_status_and_reason(
 def test_an_entry_is_resolved_once_and_keeps_who_and_when(quarantine: InputQuarantine) -> None:
     entry_id = quarantine.put(refused(1))
     later = T + timedelta(hours=1)
-    assert quarantine.resolve(entry_id, Status.REDRIVEN, by="ann", at=later, note="secret fixed")
-    assert not quarantine.resolve(entry_id, Status.DISMISSED, by="bob", at=later)
+    ran: list[object] = []  # what runs in the move's transaction (its audit record)
+    assert quarantine.resolve(
+        entry_id, Status.REDRIVEN, by="ann", at=later, note="secret fixed", within=ran.append
+    )
+    assert len(ran) == 1
+    assert not quarantine.resolve(entry_id, Status.DISMISSED, by="bob", at=later, within=ran.append)
+    assert len(ran) == 1  # nothing moved, nothing recorded
     entry = quarantine.get(entry_id)
     assert entry is not None
     assert (entry.status, entry.resolved_by, entry.resolved_at, entry.note) == (
@@ -111,7 +116,9 @@ def test_an_entry_is_resolved_once_and_keeps_who_and_when(quarantine: InputQuara
         "secret fixed",
     )
     assert quarantine.entries(status=Status.OPEN).items == []
-    assert not quarantine.resolve(entry_id + 100, Status.DISMISSED, by="bob", at=later)
+    assert not quarantine.resolve(
+        entry_id + 100, Status.DISMISSED, by="bob", at=later, within=ran.append
+    )
     assert quarantine.get(entry_id + 100) is None
 
 
@@ -150,7 +157,9 @@ def test_text_no_store_can_hold_is_kept_escaped_in_every_field_the_same_everywhe
         )
     )
     assert quarantine.put(refused(1, source="file", key=f"file:{bad}:2")) == entry_id
-    assert quarantine.resolve(entry_id, Status.DISMISSED, by="ann", at=T, note=f"seen {bad}")
+    assert quarantine.resolve(
+        entry_id, Status.DISMISSED, by="ann", at=T, note=f"seen {bad}", within=lambda tx: None
+    )
     entry = quarantine.get(entry_id)
     assert entry is not None
     kept = "a\\x00b\\ud800c"

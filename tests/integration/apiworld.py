@@ -84,16 +84,18 @@ def seed_tree(app: App) -> None:
     """Partner trees: op1 has pa with pa-sub beneath it; op2 has pb."""
     from decimal import Decimal
 
+    from tally.adapters.memory.backoffice import scratch_auditing
     from tally.settlement.partners import Agent, Placement
 
     now = app.clock.now()
     config = app.settlement_config
+    by = scratch_auditing("system:test", "test")  # set-up, not on the world's trail
     for agent, operator in (("pa", "op1"), ("pa-sub", "op1"), ("pb", "op2")):
-        config.put_agent(Agent(agent, operator, Decimal("0.01"), Decimal("0.1")), now)
+        config.put_agent(Agent(agent, operator, Decimal("0.01"), Decimal("0.1")), now, by=by)
     epoch = datetime(2020, 1, 1, tzinfo=UTC)
-    config.put_placement(Placement("pa", None, epoch), now)
-    config.put_placement(Placement("pa-sub", "pa", epoch), now)
-    config.put_placement(Placement("pb", None, epoch), now)
+    config.put_placement(Placement("pa", None, epoch), now, by=by)
+    config.put_placement(Placement("pa-sub", "pa", epoch), now, by=by)
+    config.put_placement(Placement("pb", None, epoch), now, by=by)
 
 
 def seed_ledger(app: App) -> None:

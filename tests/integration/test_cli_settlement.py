@@ -74,3 +74,76 @@ def test_configuration_edits_and_a_close_land_in_the_audit_trail(cli, tmp_path: 
             backoffice.close()
     assert actions == ["contract.version_added", "partner.agent_added", "period.closed"]
     assert (checked, problems) == (3, [])
+
+
+class AuditDown(RuntimeError):
+    """The audit append failed."""
+
+
+def _audit_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tally.adapters.backoffice_sql import SqlBackofficeStore
+
+    def fail(self: object, cur: object, entry: object) -> object:
+        raise AuditDown("the audit append failed")
+
+    monkeypatch.setattr(SqlBackofficeStore, "_append", fail)
+
+
+def _trail() -> tuple[list[str], int]:
+    """The actions on the audit trail, and the balance of p1's EUR wallet (-1: none)."""
+    from tally.app.bootstrap import build_app, build_backoffice
+    from tally.app.settings import Settings
+
+    with build_app(Settings.from_env()) as tally:
+        backoffice = build_backoffice(tally)
+        try:
+            actions = [r.entry.action for r in backoffice.audit.page(limit=100).items]
+            assert backoffice.audit.verify()[1] == []
+        finally:
+            backoffice.close()
+        balance = tally.ledger.balance("player:p1:wallet:EUR")
+    return actions, -1 if balance is None else balance.credits_posted
+
+
+def test_a_wallet_opened_and_a_deposit_from_the_cli_are_recorded(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out = cli("wallet", "open", "p1", "--operator", "op1", "--currency", "EUR")
+    assert code == 0, out
+    code, out = cli("wallet", "deposit", "p1", "25.00", "--currency", "EUR", "--reference", "c1")
+    assert code == 0, out
+    assert _trail() == (["wallet.opened", "wallet.deposited"], 2500)
+
+
+def test_a_cli_change_whose_audit_append_fails_leaves_neither_change_nor_record(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as down:
+        _audit_down(down)
+        with pytest.raises(AuditDown):
+            cli("wallet", "open", "p1", "--operator", "op1", "--currency", "EUR")
+    assert _trail() == ([], -1)
+
+    assert cli("wallet", "open", "p1", "--operator", "op1", "--currency", "EUR")[0] == 0
+    with monkeypatch.context() as down:
+        _audit_down(down)
+        with pytest.raises(AuditDown):
+            cli("wallet", "deposit", "p1", "25.00", "--currency", "EUR", "--reference", "c1")
+    assert _trail() == (["wallet.opened"], 0)
+
+    contract = tmp_path / "contract.json"
+    contract.write_text(json.dumps(CONTRACT))
+    with monkeypatch.context() as down:
+        _audit_down(down)
+        with pytest.raises(AuditDown):
+            cli("contracts", "add", str(contract))
+    assert "acme-std" not in cli("contracts", "list")[1]
+    assert _trail()[0] == ["wallet.opened"]
+
+    assert cli("contracts", "add", str(contract))[0] == 0
+    with monkeypatch.context() as down:
+        _audit_down(down)
+        with pytest.raises(AuditDown):
+            cli("settlement", "close", "acme-std", "op1", "2026-02")
+    assert _trail()[0] == ["wallet.opened", "contract.version_added"]
+    code, out = cli("settlement", "close", "acme-std", "op1", "2026-02")
+    assert code == 0, out  # nothing half-done: the close goes through once the trail is back
+    assert _trail()[0] == ["wallet.opened", "contract.version_added", "period.closed"]

@@ -15,6 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tally.adapters.memory.backoffice import scratch_auditing
 from tally.adapters.sqlite.events import SqliteEventLog
 from tally.adapters.sqlite.ledger import SqliteLedgerStore
 from tally.adapters.sqlite.settlement import SqliteConfigDocuments, SqliteSettlementStore
@@ -54,7 +55,7 @@ def _prepare(path: Path, seed: int) -> tuple[int, list[tuple[str, str]]]:
     )
     ledger = SqliteLedgerStore(path)
     docs = SqliteConfigDocuments(path)
-    install_world(world, SettlementConfig(docs), START)
+    install_world(world, SettlementConfig(docs), START, scratch_auditing("system:test"))
     log = SqliteEventLog(path)
     accepted = 0
     for i in range(0, len(on_time), 20_000):
@@ -80,6 +81,7 @@ def _settle_and_close(path: Path, pairs: list[tuple[str, str]], *, drain: bool) 
         config,
         clock,
         SettlementLimits(batch_max_events=BATCH),
+        by=scratch_auditing("system:test"),
     )
     if drain:
         worker.drain()

@@ -35,7 +35,7 @@ from tally.simulation.protocols import (
 from tally.simulation.world import build_world
 from tests.simulation.test_settlement_simulation import SEEDS
 from tests.support.providers import gateway_world
-from tests.support.settlement import TestWorker
+from tests.support.settlement import BY, TestWorker
 
 START = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
 FUNDING = 10**9  # minor units per wallet: no bet is refused for funds
@@ -123,6 +123,8 @@ def test_a_world_driven_through_signed_callbacks_matches_the_auditor(
         settle = TestWorker(
             world.contracts, agents=world.agents, placements=world.placements, rates=world.rates
         )
-        worker = SettlementWorker(LogSource(gw.log), settle.store, settle.config, settle.clock)
+        worker = SettlementWorker(
+            LogSource(gw.log), settle.store, settle.config, settle.clock, by=BY
+        )
         assert worker.drain() == gw.log.head()
         assert settle.store.problems() == [], seed

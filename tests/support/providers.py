@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from tally.adapters.memory.backoffice import scratch_auditing
 from tally.adapters.memory.quarantine import MemoryInputQuarantine
 from tally.adapters.sqlite.events import SqliteEventLog
 from tally.adapters.sqlite.ledger import SqliteLedgerStore
@@ -30,6 +31,8 @@ from tally.providers.gateway import Gateway, GatewayLimits
 from tally.providers.registry import Registry
 from tally.providers.sessions import SessionTokens
 from tally.providers.wallet import Wallet, WalletService
+
+SETUP = scratch_auditing("system:test", "test")  # players opened by the tests
 
 
 @dataclass
@@ -49,9 +52,9 @@ class GatewayWorld:
     def open_player(
         self, player: str, currency: str, deposit: int, operator: str = "op1", **kw: str
     ) -> Wallet:
-        wallet = self.wallet.open(Wallet(player, operator, currency, **kw))
+        wallet = self.wallet.open(Wallet(player, operator, currency, **kw), by=SETUP)
         if deposit:
-            result = self.wallet.deposit(wallet, deposit, f"{player}-{currency}-initial")
+            result = self.wallet.deposit(wallet, deposit, f"{player}-{currency}-initial", by=SETUP)
             assert result.code.ok, result.code
         return wallet
 

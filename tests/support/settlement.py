@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tally.adapters.memory.backoffice import scratch_auditing
 from tally.adapters.memory.ledger import MemoryLedgerStore
 from tally.adapters.memory.settlement import (
     MemoryConfigDocuments,
@@ -27,6 +28,8 @@ from tally.settlement.statements import Statement
 
 SETUP_TIME = datetime(2020, 1, 1, tzinfo=UTC)
 
+BY = scratch_auditing("system:test", "test")
+
 
 class TestWorker:
     __test__ = False  # not a test class
@@ -46,12 +49,12 @@ class TestWorker:
         with ``pg_schema`` in that PostgreSQL schema; else in memory."""
         self.config = SettlementConfig(MemoryConfigDocuments())
         for terms in contracts:
-            self.config.put_contract(terms, SETUP_TIME)
+            self.config.put_contract(terms, SETUP_TIME, by=BY)
         for agent in agents:
-            self.config.put_agent(agent, SETUP_TIME)
+            self.config.put_agent(agent, SETUP_TIME, by=BY)
         for placement in placements:
-            self.config.put_placement(placement, SETUP_TIME)
-        self.config.put_fx_rates(rates, SETUP_TIME)
+            self.config.put_placement(placement, SETUP_TIME, by=BY)
+        self.config.put_fx_rates(rates, SETUP_TIME, by=BY)
         self.clock = FixedClock(SETUP_TIME)
         self.ledger: LedgerStore
         self.store: SettlementStore
@@ -76,7 +79,7 @@ class TestWorker:
     def restart(self) -> SettlementWorker:
         """A new worker on the same store and log, as after a crash."""
         self.worker = SettlementWorker(
-            self.source, self.store, self.config, self.clock, self.limits
+            self.source, self.store, self.config, self.clock, self.limits, by=BY
         )
         return self.worker
 

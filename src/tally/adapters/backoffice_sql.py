@@ -243,6 +243,11 @@ class SqlBackofficeStore:
         with self._transaction() as cur:
             return self._append(cur, entry)
 
+    def append_in(self, tx: Any, entry: AuditEntry) -> AuditRecord:
+        """``append`` inside another store's open transaction on the same database (its
+        connection): the record commits with that store's change, or not at all."""
+        return self._append(tx, entry)
+
     def _append(self, cur: Cursor, entry: AuditEntry) -> AuditRecord:
         sql = self._sql
         found = cur.execute(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
@@ -140,18 +141,31 @@ class SqlInputQuarantine:
         more = len(rows) > limit
         return Page(items, str(items[-1].id) if more and items else None)
 
+    def _transaction(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
     def resolve(
-        self, entry_id: int, status: Status, *, by: str, at: datetime, note: str = ""
+        self,
+        entry_id: int,
+        status: Status,
+        *,
+        by: str,
+        at: datetime,
+        note: str = "",
+        within: Callable[[Any], object],
     ) -> bool:
         assert status is not Status.OPEN, "an entry is resolved to redriven or dismissed"
-        rows = self._run(
-            self._sql(
-                "UPDATE input_quarantine SET status = ?, resolved_at = ?, resolved_by = ?, "
-                "note = ? WHERE id = ? AND status = 'open' RETURNING id"
-            ),
-            (status.value, self._time_in(at), by, storable(note), entry_id),
-        )
-        return len(rows) == 1
+        with self._transaction() as tx:
+            moved = tx.execute(
+                self._sql(
+                    "UPDATE input_quarantine SET status = ?, resolved_at = ?, resolved_by = ?, "
+                    "note = ? WHERE id = ? AND status = 'open' RETURNING id"
+                ),
+                (status.value, self._time_in(at), by, storable(note), entry_id),
+            ).fetchall()
+            if moved:
+                within(tx)
+        return len(moved) == 1
 
     def counts(self) -> dict[tuple[str, str], int]:
         rows = self._run(

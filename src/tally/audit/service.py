@@ -2,9 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
 from tally.audit.chain import AuditEntry, AuditRecord, Problem, Sealer, verify
-from tally.audit.ports import AuditStore
+from tally.audit.ports import AuditStore, Transaction
 from tally.ledger.model import Page
+
+
+@dataclass(frozen=True, slots=True)
+class Auditing:
+    """Who makes a change, from where, and the trail it goes on.
+
+    A use case that changes state takes one and writes the record itself, inside the
+    change's own transaction (:meth:`record_in`): an entry point cannot forget it, and no
+    change commits without its record (nor a record without its change).
+    """
+
+    trail: AuditStore
+    actor: str  # "user:<id>", "api_key:<id>", "system:cli", ...
+    source: str = ""  # client address, "cli", "worker", ...
+
+    def record_in(
+        self,
+        tx: Transaction,
+        action: str,
+        target: str,
+        at: datetime,
+        *,
+        before: Mapping[str, Any] | None = None,
+        after: Mapping[str, Any] | None = None,
+    ) -> AuditRecord:
+        entry = AuditEntry(self.actor, action, target, at, self.source, before, after)
+        return self.trail.append_in(tx, entry)
 
 
 class AuditService:

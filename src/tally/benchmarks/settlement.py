@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tally.adapters.memory.backoffice import scratch_auditing
 from tally.app.runtime import settle_heap
 from tally.benchmarks import common
 from tally.benchmarks.common import percentile, rss_mb
@@ -41,6 +42,9 @@ from tally.simulation.activity import generate
 from tally.simulation.direct import to_events
 from tally.simulation.run import install_world
 from tally.simulation.world import World, build_world
+
+# Benchmarks set up configuration and close periods nobody audits.
+BENCH_AUDITING = scratch_auditing("system:bench", "bench")
 
 if TYPE_CHECKING:
     from tally.adapters.nats.events import StreamNames
@@ -181,11 +185,16 @@ def _replay(
 ) -> dict[str, Any]:
     world, events = world_events(config, count)
     with fresh_stores(config) as s:
-        install_world(world, s.config, START)
+        install_world(world, s.config, START, BENCH_AUDITING)
         append_rate = _append(s.log, events)
         s.clock.set(max(e.occurred_at for e in events))
         worker = SettlementWorker(
-            LogSource(s.log), s.store, s.config, s.clock, SettlementLimits(batch_max_events=batch)
+            LogSource(s.log),
+            s.store,
+            s.config,
+            s.clock,
+            SettlementLimits(batch_max_events=batch),
+            by=BENCH_AUDITING,
         )
         rss: list[tuple[int, float]] = [(0, rss_mb())]
         started = time.perf_counter()
@@ -241,7 +250,7 @@ def run_latency(config: Config, report: Callable[[int], None]) -> dict[str, Any]
     latest = max(e.occurred_at for e in events)
     del events  # the producer has its own copy; this process is the worker only
     with fresh_stores(config) as s:
-        install_world(world, s.config, START)
+        install_world(world, s.config, START, BENCH_AUDITING)
         s.clock.set(latest)
         worker = SettlementWorker(
             LogSource(s.log),
@@ -249,6 +258,7 @@ def run_latency(config: Config, report: Callable[[int], None]) -> dict[str, Any]
             s.config,
             s.clock,
             SettlementLimits(batch_max_events=config.batch_max_events, idle_wait_s=0.002),
+            by=BENCH_AUDITING,
         )
         settle_heap()  # as `tally settlement run` does once started
         committed: dict[int, float] = {}

@@ -107,7 +107,14 @@ class FeedService:
         self.quarantine = quarantine
         self.clock = clock
 
-    def _event(self, operator: str, text: str, value: Any, now: datetime) -> Event | ItemResult:
+    def _event(
+        self,
+        operator: str,
+        text: str,
+        value: Any,
+        now: datetime,
+        providers: frozenset[str] | None,
+    ) -> Event | ItemResult:
         if isinstance(value, str):
             return ItemResult(-1, "rejected", reason=Reason.MALFORMED.value, detail=value)
         if not isinstance(value, dict):
@@ -135,13 +142,34 @@ class FeedService:
                 reason=Reason.FORBIDDEN.value,
                 detail=f"this feed is {operator!r}'s; the event is {event.operator!r}'s",
             )
+        if providers is not None and event.provider not in providers:
+            allowed = ", ".join(sorted(providers)) or "none"
+            return ItemResult(
+                -1,
+                "rejected",
+                key=event.key,
+                reason=Reason.FORBIDDEN.value,
+                detail=(
+                    f"this feed may not report for provider {event.provider!r} "
+                    f"(its key's providers: {allowed})"
+                ),
+            )
         return event
 
-    def push(self, operator: str, body: bytes, channel: str = "http") -> list[ItemResult]:
-        """Take a push for ``operator``; one result per item, in order."""
+    def push(
+        self,
+        operator: str,
+        body: bytes,
+        channel: str = "http",
+        *,
+        providers: frozenset[str] | None = None,
+    ) -> list[ItemResult]:
+        """Take a push for ``operator``; one result per item, in order. ``providers``: the
+        only providers the sender may report for (its key's), None for any (staff, or a
+        channel whose sender the transport vouches for)."""
         items = split_items(body)
         now = self.clock.now()
-        parsed = [self._event(operator, text, value, now) for text, value in items]
+        parsed = [self._event(operator, text, value, now, providers) for text, value in items]
         events = [p for p in parsed if isinstance(p, Event)]
         appended = iter(self.log.append(events) if events else [])
         results: list[ItemResult] = []

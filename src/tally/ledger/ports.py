@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from tally.ledger.model import (
     Account,
@@ -17,6 +17,9 @@ from tally.ledger.model import (
     TransferRequest,
     TransferResult,
 )
+
+# Called inside a write's transaction with it and the write's results (see write_audited).
+AuditedWrite = Callable[[Any, list[AccountResult], list[TransferResult]], object]
 
 
 class LedgerStore(Protocol):
@@ -35,6 +38,19 @@ class LedgerStore(Protocol):
     def apply(
         self, submissions: Sequence[Sequence[TransferRequest]], now: datetime
     ) -> list[list[TransferResult]]: ...
+
+    def write_audited(
+        self,
+        accounts: Sequence[Account],
+        transfers: Sequence[TransferRequest],
+        now: datetime,
+        within: AuditedWrite,
+    ) -> tuple[list[AccountResult], list[TransferResult]]:
+        """Create ``accounts`` and apply ``transfers`` (one submission) in one transaction,
+        and call ``within(tx, account_results, transfer_results)`` in it before it commits:
+        a change made by a person, with its audit record (``tx`` is the store's open
+        transaction, for the audit trail of the same database to write in)."""
+        ...
 
     def get_account(self, account_id: str) -> Account | None: ...
 

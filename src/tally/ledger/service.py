@@ -31,7 +31,7 @@ from tally.ledger.model import (
     TransferRequest,
     TransferResult,
 )
-from tally.ledger.ports import Decided, LedgerStore, PipelinedLedgerStore
+from tally.ledger.ports import AuditedWrite, Decided, LedgerStore, PipelinedLedgerStore
 
 log = structlog.get_logger("tally.ledger")
 
@@ -107,6 +107,17 @@ class LedgerService:
     # -- writes -------------------------------------------------------------------------
     def create_accounts(self, accounts: Sequence[Account]) -> list[AccountResult]:
         return self.store.create_accounts(accounts, self.clock.now())
+
+    def write_audited(
+        self,
+        accounts: Sequence[Account],
+        transfers: Sequence[TransferRequest],
+        within: AuditedWrite,
+    ) -> tuple[list[AccountResult], list[TransferResult]]:
+        """A change made by a person (a wallet opened, a deposit), written in one
+        transaction with its audit record: see :meth:`LedgerStore.write_audited`. It goes
+        beside the writer, as its retries do: staff changes are few."""
+        return self.store.write_audited(accounts, transfers, self.clock.now(), within)
 
     def submit(self, requests: Sequence[TransferRequest]) -> Future[list[TransferResult]]:
         """Queue a submission; the future resolves to one result per request, in order."""

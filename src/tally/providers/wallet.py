@@ -33,6 +33,8 @@ from typing import Protocol
 
 import structlog
 
+from tally.audit.ports import Transaction
+from tally.audit.service import Auditing
 from tally.events.model import Event, EventKind, idempotency_key
 from tally.events.ports import Appended, AppendResult
 from tally.kernel.clock import Clock
@@ -41,6 +43,8 @@ from tally.kernel.money import MoneyError, parse_amount
 from tally.ledger.model import (
     Account,
     AccountFlags,
+    AccountResult,
+    AccountResultCode,
     Balance,
     OwnerKind,
     ResultCode,
@@ -136,6 +140,19 @@ def deposit_request(w: Wallet, amount: int, reference: str) -> TransferRequest:
     )
 
 
+def _accounts_of(wallets: Sequence[Wallet]) -> list[Account]:
+    """The wallets' accounts and their operators' clearing and deposits accounts."""
+    sides = {(w.operator, w.currency) for w in wallets}
+    accounts = [
+        Account(clearing_account(op, cur), OwnerKind.OPERATOR, op, cur, "player_clearing")
+        for op, cur in sorted(sides)
+    ] + [
+        Account(deposits_account(op, cur), OwnerKind.OPERATOR, op, cur, "player_deposits")
+        for op, cur in sorted(sides)
+    ]
+    return accounts + [wallet_account_of(w) for w in wallets]
+
+
 def _wallet_of(account: Account) -> Wallet:
     meta = account.metadata
     return Wallet(
@@ -173,24 +190,26 @@ class WalletService:
         self._wallets: dict[tuple[str, str], Wallet] = {}
 
     # -- wallets --------------------------------------------------------------------------
-    def open(self, wallet: Wallet) -> Wallet:
-        """Create the player's wallet account (and the operator's side); idempotent."""
-        self.open_many([wallet])
+    def open(self, wallet: Wallet, *, by: Auditing) -> Wallet:
+        """Create the player's wallet account (and the operator's side); idempotent. A
+        wallet opened now is recorded on ``by``'s trail in the same transaction."""
+        now = self.clock.now()
+
+        def record(tx: Transaction, created: list[AccountResult], _: object) -> None:
+            for result in created:
+                if not result.code.ok:
+                    raise ValueError(f"account {result.id}: {result.code.slug}")
+            if any(r.id == wallet.account_id and r.code is AccountResultCode.OK for r in created):
+                after = {"operator": wallet.operator, "currency": wallet.currency}
+                by.record_in(tx, "wallet.opened", f"wallet:{wallet.account_id}", now, after=after)
+
+        self.ledger.write_audited(_accounts_of([wallet]), [], record)
         return wallet
 
     def open_many(self, wallets: Sequence[Wallet], funding: int = 0, reference: str = "") -> None:
         """Open many wallets at once and, with ``funding``, deposit that much in each
         (deposit ids ``<reference>:<player>:<currency>``); idempotent."""
-        sides = {(w.operator, w.currency) for w in wallets}
-        accounts = [
-            Account(clearing_account(op, cur), OwnerKind.OPERATOR, op, cur, "player_clearing")
-            for op, cur in sorted(sides)
-        ] + [
-            Account(deposits_account(op, cur), OwnerKind.OPERATOR, op, cur, "player_deposits")
-            for op, cur in sorted(sides)
-        ]
-        accounts += [wallet_account_of(w) for w in wallets]
-        for created in self.ledger.create_accounts(accounts):
+        for created in self.ledger.create_accounts(_accounts_of(wallets)):
             if not created.code.ok:
                 raise ValueError(f"account {created.id}: {created.code.slug}")
         if not funding:
@@ -204,9 +223,23 @@ class WalletService:
                 if not moved.code.ok:
                     raise ValueError(f"deposit {moved.id}: {moved.code.slug}")
 
-    def deposit(self, wallet: Wallet, amount: int, reference: str) -> TransferResult:
-        """Money in from the operator's side (the operator's cashier, outside Tally)."""
-        (result,) = self.ledger.transfer([deposit_request(wallet, amount, reference)])
+    def deposit(
+        self, wallet: Wallet, amount: int, reference: str, *, by: Auditing
+    ) -> TransferResult:
+        """Money in from the operator's side (the operator's cashier, outside Tally). A
+        deposit that moves money is recorded on ``by``'s trail in the same transaction (a
+        repeated reference moves nothing and records nothing)."""
+        now = self.clock.now()
+        request = deposit_request(wallet, amount, reference)
+
+        def record(tx: Transaction, _: object, moved: list[TransferResult]) -> None:
+            if moved[0].code is ResultCode.OK:
+                after = {"amount": amount, "currency": wallet.currency, "reference": reference}
+                by.record_in(
+                    tx, "wallet.deposited", f"wallet:{wallet.account_id}", now, after=after
+                )
+
+        _, (result,) = self.ledger.write_audited([], [request], record)
         return result
 
     def find(self, player: str, currency: str = "") -> Wallet | None:

@@ -13,12 +13,13 @@ Pure: the model, the reasons and the port. Stores live in ``tally.adapters``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from tally.audit.ports import Transaction
 from tally.ledger.model import Page
 
 # The most a payload kept in quarantine may hold; a larger one is cut and flagged as cut.
@@ -92,9 +93,18 @@ class InputQuarantine(Protocol):
         ...
 
     def resolve(
-        self, entry_id: int, status: Status, *, by: str, at: datetime, note: str = ""
+        self,
+        entry_id: int,
+        status: Status,
+        *,
+        by: str,
+        at: datetime,
+        note: str = "",
+        within: Callable[[Transaction], object],
     ) -> bool:
-        """Move an open entry to ``status``; False if it is not open."""
+        """Move an open entry to ``status``; False if it is not open (nothing changes).
+        ``within(tx)`` runs in the same transaction once the entry moved, before it
+        commits: the move's audit record goes there, so both commit or neither does."""
         ...
 
     def counts(self) -> dict[tuple[str, str], int]:

@@ -57,19 +57,31 @@ class QuarantineDesk:
             )
         outcome = redriver(entry)
         now = self.clock.now()
-        if outcome.accepted:
-            self.store.resolve(entry_id, Status.REDRIVEN, by=actor, at=now, note=outcome.detail)
-        self.audit.append(
-            AuditEntry(
-                actor=actor,
-                action="input_quarantine.redriven",
-                target=f"input_quarantine:{entry_id}",
-                at=now,
-                source=source,
-                before={"status": "open", "reason": entry.refused.reason.value},
-                after={"accepted": outcome.accepted, "detail": outcome.detail},
-            )
+        record = AuditEntry(
+            actor=actor,
+            action="input_quarantine.redriven",
+            target=f"input_quarantine:{entry_id}",
+            at=now,
+            source=source,
+            before={"status": "open", "reason": entry.refused.reason.value},
+            after={"accepted": outcome.accepted, "detail": outcome.detail},
         )
+        if not outcome.accepted:
+            # Refused again: nothing changes, but the attempt is on record.
+            self.audit.append(record)
+            return outcome
+        # What the re-drive logged is idempotent (keyed events, keyed lines): if the entry
+        # and its record fail to commit here, re-driving it again logs nothing twice.
+        moved = self.store.resolve(
+            entry_id,
+            Status.REDRIVEN,
+            by=actor,
+            at=now,
+            note=outcome.detail,
+            within=lambda tx: self.audit.append_in(tx, record),
+        )
+        if not moved:
+            raise QuarantineError("already_resolved", f"entry {entry_id} was resolved meanwhile")
         return outcome
 
     def dismiss(self, entry_id: int, *, actor: str, note: str, source: str = "") -> None:
@@ -77,15 +89,22 @@ class QuarantineDesk:
         if not note.strip():
             raise QuarantineError("note_required", "say why the entry is dismissed")
         now = self.clock.now()
-        self.store.resolve(entry_id, Status.DISMISSED, by=actor, at=now, note=note)
-        self.audit.append(
-            AuditEntry(
-                actor=actor,
-                action="input_quarantine.dismissed",
-                target=f"input_quarantine:{entry_id}",
-                at=now,
-                source=source,
-                before={"status": "open", "reason": entry.refused.reason.value},
-                after={"status": "dismissed", "note": note},
-            )
+        record = AuditEntry(
+            actor=actor,
+            action="input_quarantine.dismissed",
+            target=f"input_quarantine:{entry_id}",
+            at=now,
+            source=source,
+            before={"status": "open", "reason": entry.refused.reason.value},
+            after={"status": "dismissed", "note": note},
         )
+        moved = self.store.resolve(
+            entry_id,
+            Status.DISMISSED,
+            by=actor,
+            at=now,
+            note=note,
+            within=lambda tx: self.audit.append_in(tx, record),
+        )
+        if not moved:
+            raise QuarantineError("already_resolved", f"entry {entry_id} was resolved meanwhile")

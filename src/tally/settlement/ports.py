@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from tally.audit.ports import Transaction, UnitOfWork
 from tally.settlement.engine import (
     BatchOutcome,
     Closing,
@@ -16,18 +17,25 @@ from tally.settlement.engine import (
 )
 
 
-class ConfigDocuments(Protocol):
+class ConfigDocuments(UnitOfWork, Protocol):
     """Versioned settlement configuration as JSON documents, append-only.
 
     ``kind`` is one of ``contract``, ``agent``, ``placement``, ``fx_rate``; ``key``
     identifies one version. Documents are never updated or deleted: a change is a new
     version with its own effective instant. Every insert bumps ``revision()``, which
-    lets in-memory caches notice a change made by any process.
+    lets in-memory caches notice a change made by any process. Writes happen inside
+    ``unit_of_work()``, so that their audit record is written in the same transaction.
     """
 
     def get(self, kind: str, key: str) -> Mapping[str, Any] | None: ...
 
-    def insert(self, kind: str, key: str, document: Mapping[str, Any], now: datetime) -> None: ...
+    def get_in(self, tx: Transaction, kind: str, key: str) -> Mapping[str, Any] | None:
+        """``get`` inside ``tx``: it sees what ``tx`` inserted."""
+        ...
+
+    def insert_in(
+        self, tx: Transaction, kind: str, key: str, document: Mapping[str, Any], now: datetime
+    ) -> None: ...
 
     def all(self, kind: str) -> list[Mapping[str, Any]]: ...
 
@@ -81,7 +89,16 @@ class SettlementStore(Protocol):
         now: datetime,
     ) -> None: ...
 
-    def commit_close(self, closing: Closing, figures: OpenFigures, now: datetime) -> None: ...
+    def commit_close(
+        self,
+        closing: Closing,
+        figures: OpenFigures,
+        now: datetime,
+        within: Callable[[Transaction], object],
+    ) -> None:
+        """``within(tx)`` runs inside the close's transaction, before it commits: the
+        close's audit record is written there, so the two commit together or not at all."""
+        ...
 
     def statements(self) -> list[StoredStatement]: ...
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 import structlog
 
+from tally.audit.service import Auditing
 from tally.kernel.clock import Clock
 from tally.settlement.config import SettlementConfig
 from tally.settlement.engine import SettlementBook, SettlementEvent
@@ -52,16 +51,17 @@ class SettlementWorker:
         limits: SettlementLimits | None = None,
         *,
         consumer: str = "settlement",
-        on_close: Callable[[Statement, datetime], None] | None = None,
+        by: Auditing,
     ) -> None:
-        """``on_close`` runs after a period's close committed (e.g. to audit it)."""
+        """``by``: who closes periods, on whose trail each close is recorded (in the
+        close's own transaction)."""
         self.source = source
         self.store = store
         self.config = config
         self.clock = clock
         self.limits = limits or SettlementLimits()
         self.consumer = consumer
-        self._on_close = on_close
+        self.by = by
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -124,7 +124,19 @@ class SettlementWorker:
             now = self.clock.now()
             try:
                 closing = self.book.close_period(contract_id, operator, label, now)
-                self.store.commit_close(closing, self.book.figures, now)
+                statement = closing.statement
+                target = f"period:{contract_id}:{operator}:{label}"
+                after = {
+                    "sha256": statement.sha256,
+                    "fee": statement.fee.fee,
+                    "currency": statement.terms.settlement_currency,
+                }
+                self.store.commit_close(
+                    closing,
+                    self.book.figures,
+                    now,
+                    lambda tx: self.by.record_in(tx, "period.closed", target, now, after=after),
+                )
             except BaseException:
                 self._load()
                 raise
@@ -135,8 +147,6 @@ class SettlementWorker:
                 period=label,
                 sha256=closing.statement.sha256,
             )
-            if self._on_close is not None:
-                self._on_close(closing.statement, now)
             return closing.statement
 
     def statements(self) -> list[StoredStatement]:

@@ -16,7 +16,9 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from tally.adapters.memory.backoffice import scratch_auditing
 from tally.adapters.memory.settlement import MemoryEventSource
+from tally.audit.service import Auditing
 from tally.events.ports import EventLog
 from tally.events.settle import LogSource
 from tally.ingest.feeds import FeedService
@@ -39,15 +41,15 @@ from tally.simulation.world import World
 FEED_CHUNK = 500  # events appended to the log at a time
 
 
-def install_world(world: World, config: SettlementConfig, now: datetime) -> None:
+def install_world(world: World, config: SettlementConfig, now: datetime, by: Auditing) -> None:
     """Put the world's contracts, partner trees and FX rates into the configuration."""
     for terms in world.contracts:
-        config.put_contract(terms, now)
+        config.put_contract(terms, now, by=by)
     for agent in world.agents:
-        config.put_agent(agent, now)
+        config.put_agent(agent, now, by=by)
     for placement in world.placements:
-        config.put_placement(placement, now)
-    config.put_fx_rates(world.rates, now)
+        config.put_placement(placement, now, by=by)
+    config.put_fx_rates(world.rates, now, by=by, origin="simulation")
 
 
 @dataclass
@@ -68,14 +70,13 @@ class SimulationRun:
     events_per_second: float = 5_000.0
     minutes: int = 36 * 60  # simulated time
     rounds_per_minute: float = 40.0
-    on_close: Callable[[Statement, datetime], None] | None = None
+    # Whose trail the set-up and the period closes go on (default: a throwaway one).
+    by: Auditing = field(default_factory=lambda: scratch_auditing("system:simulation"))
 
     def __post_init__(self) -> None:
         self.clock = FixedClock(self.world.start)
         self.source = MemoryEventSource()
-        self.worker = SettlementWorker(
-            self.source, self.store, self.config, self.clock, on_close=self.on_close
-        )
+        self.worker = SettlementWorker(self.source, self.store, self.config, self.clock, by=self.by)
         self.fed = 0
         self._started = 0.0
         self._events: list[SettlementEvent] = []
@@ -83,7 +84,7 @@ class SimulationRun:
 
     def prepare(self) -> int:
         """Generate the activity and its faulty delivery order; returns the event count."""
-        install_world(self.world, self.config, self.world.start)
+        install_world(self.world, self.config, self.world.start, self.by)
         events = to_settlement_events(
             generate(self.world, minutes=self.minutes, rounds_per_minute=self.rounds_per_minute)
         )
@@ -229,13 +230,13 @@ class GatewayRun(SimulationRun):
         assert isinstance(self.wallets.clock, FixedClock), "drive the gateway on a FixedClock"
         self.clock = self.wallets.clock
         self.worker = SettlementWorker(
-            LogSource(self.log), self.store, self.config, self.clock, on_close=self.on_close
+            LogSource(self.log), self.store, self.config, self.clock, by=self.by
         )
         self._deliveries: list[tuple[datetime, Delivery]] = []
         self.refused = 0
 
     def prepare(self) -> int:
-        install_world(self.world, self.config, self.world.start)
+        install_world(self.world, self.config, self.world.start, self.by)
         assert self.wallets is not None
         self.wallets.open_many(
             [Wallet(p.id, p.operator, p.currency, p.region, p.agent) for p in self.world.players],
@@ -290,7 +291,7 @@ class GatewayRun(SimulationRun):
         assert self.log is not None
         self.worker.stop()
         self.worker = SettlementWorker(
-            LogSource(self.log), self.store, self.config, self.clock, on_close=self.on_close
+            LogSource(self.log), self.store, self.config, self.clock, by=self.by
         ).start()
         self.restarts += 1
 

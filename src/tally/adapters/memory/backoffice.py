@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from tally.adapters.backoffice_sql import _cursor_value
 from tally.audit.chain import AuditEntry, AuditHead, AuditRecord, Sealer
+from tally.audit.service import Auditing
 from tally.auth.model import ApiKey, Session, User
 from tally.auth.ports import AuthChanges, UsernameTaken
 from tally.ledger.model import Page
@@ -77,6 +78,11 @@ class MemoryBackofficeStore:
             record, self.head = self.sealer.next_record(self.head, entry)
             self.records.append(record)
             return record
+
+    def append_in(self, tx: object, entry: AuditEntry) -> AuditRecord:
+        """Memory has no transactions: the record is appended at once (the memory stores
+        write their change before it, under their own lock)."""
+        return self.append(entry)
 
     def put_secret(self, info: SecretInfo, sealed: bytes, audit: AuditEntry) -> None:
         with self._lock:
@@ -153,3 +159,9 @@ class MemoryBackofficeStore:
 
     def close(self) -> None:
         return None
+
+
+def scratch_auditing(actor: str, source: str = "") -> Auditing:
+    """Auditing on a throwaway trail in memory: for benchmarks and simulations that set
+    up configuration (or close periods) nobody will read the records of."""
+    return Auditing(MemoryBackofficeStore(Sealer(bytes(32))), actor, source)

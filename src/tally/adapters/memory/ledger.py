@@ -21,6 +21,7 @@ from tally.ledger.model import (
     TransferRequest,
     TransferResult,
 )
+from tally.ledger.ports import AuditedWrite
 
 
 class MemoryLedgerStore:
@@ -40,6 +41,20 @@ class MemoryLedgerStore:
                 self._accounts[account.id] = account
                 self._balances[account.id] = Balance()
             return results
+
+    def write_audited(
+        self,
+        accounts: Sequence[Account],
+        transfers: Sequence[TransferRequest],
+        now: datetime,
+        within: AuditedWrite,
+    ) -> tuple[list[AccountResult], list[TransferResult]]:
+        # Memory cannot roll back; the record goes on after the change, under the lock.
+        with self._lock:
+            created = self.create_accounts(accounts, now)
+            moved = self.apply([transfers], now)[0] if transfers else []
+            within(None, created, moved)
+            return created, moved
 
     def apply(
         self, submissions: Sequence[Sequence[TransferRequest]], now: datetime

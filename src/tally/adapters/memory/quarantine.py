@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
@@ -52,7 +53,14 @@ class MemoryInputQuarantine:
         return Page(items, str(items[-1].id) if len(found) > limit else None)
 
     def resolve(
-        self, entry_id: int, status: Status, *, by: str, at: datetime, note: str = ""
+        self,
+        entry_id: int,
+        status: Status,
+        *,
+        by: str,
+        at: datetime,
+        note: str = "",
+        within: Callable[[object], object],
     ) -> bool:
         assert status is not Status.OPEN, "an entry is resolved to redriven or dismissed"
         with self._lock:
@@ -61,6 +69,7 @@ class MemoryInputQuarantine:
             entry = self._entries[entry_id - 1]
             if entry.status is not Status.OPEN:
                 return False
+            within(None)  # memory cannot roll back: what runs in the transaction goes first
             self._entries[entry_id - 1] = replace(
                 entry, status=status, resolved_at=at, resolved_by=by, note=storable(note)
             )

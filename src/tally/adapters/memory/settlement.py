@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -26,12 +27,35 @@ class MemoryConfigDocuments:
             found = self._docs.get((kind, key))
             return copy.deepcopy(found) if found is not None else None
 
-    def insert(self, kind: str, key: str, document: Mapping[str, Any], now: datetime) -> None:
+    @contextmanager
+    def unit_of_work(self) -> Iterator[dict[tuple[str, str], dict[str, Any]]]:
+        """The transaction is the inserts it gathers, applied when the block ends well."""
+        pending: dict[tuple[str, str], dict[str, Any]] = {}
+        yield pending
         with self._lock:
-            if (kind, key) in self._docs:
-                raise KeyError(f"{kind} {key} exists")
-            self._docs[(kind, key)] = copy.deepcopy(dict(document))
-            self._order.append((kind, key))
+            clash = [k for k in pending if k in self._docs]
+            if clash:
+                raise KeyError(f"{clash[0][0]} {clash[0][1]} exists")
+            self._docs.update(pending)
+            self._order.extend(pending)
+
+    def get_in(
+        self, tx: dict[tuple[str, str], dict[str, Any]], kind: str, key: str
+    ) -> Mapping[str, Any] | None:
+        found = tx.get((kind, key))
+        return copy.deepcopy(found) if found is not None else self.get(kind, key)
+
+    def insert_in(
+        self,
+        tx: dict[tuple[str, str], dict[str, Any]],
+        kind: str,
+        key: str,
+        document: Mapping[str, Any],
+        now: datetime,
+    ) -> None:
+        if (kind, key) in tx or self.get(kind, key) is not None:
+            raise KeyError(f"{kind} {key} exists")
+        tx[(kind, key)] = copy.deepcopy(dict(document))
 
     def all(self, kind: str) -> list[Mapping[str, Any]]:
         with self._lock:
@@ -114,9 +138,18 @@ class MemorySettlementStore:
             self._figures = copy.deepcopy(figures)
             self._positions[consumer] = position
 
-    def commit_close(self, closing: Closing, figures: OpenFigures, now: datetime) -> None:
+    def commit_close(
+        self,
+        closing: Closing,
+        figures: OpenFigures,
+        now: datetime,
+        within: Callable[[object], object],
+    ) -> None:
         s = closing.statement
         with self._lock:
+            # Memory cannot roll back: what runs in the transaction runs first, so that if
+            # it fails nothing of the close is kept either.
+            within(None)
             self._post(closing.accounts.values(), closing.transfers, now)
             self._statements[(s.terms.contract_id, s.operator, s.period.label)] = StoredStatement(
                 s.terms.contract_id,

@@ -47,7 +47,7 @@ from tally.ledger.model import (
     TransferRequest,
     TransferResult,
 )
-from tally.ledger.ports import Decided
+from tally.ledger.ports import AuditedWrite, Decided
 
 _MIGRATION_LOCK = 7_411_001  # pg_advisory_xact_lock key: one migrator at a time
 READ_POOL_MAX = 4
@@ -461,6 +461,19 @@ class PostgresLedgerStore:
                     [(a.id, int(a.flags)) for a in new],
                 )
         return results
+
+    def write_audited(
+        self,
+        accounts: Sequence[Account],
+        transfers: Sequence[TransferRequest],
+        now: datetime,
+        within: AuditedWrite,
+    ) -> tuple[list[AccountResult], list[TransferResult]]:
+        with self._transaction() as conn:
+            created = self.create_accounts_in(conn, accounts, now)
+            moved = self.apply_in(conn, [transfers], now)[0] if transfers else []
+            within(conn, created, moved)
+        return created, moved
 
     def apply(
         self, submissions: Sequence[Sequence[TransferRequest]], now: datetime

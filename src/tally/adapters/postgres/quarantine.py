@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
+
+import psycopg
 
 from tally.adapters.postgres.ledger import connect_kwargs, migrate
 from tally.adapters.postgres.link import Link
@@ -27,6 +30,13 @@ class PostgresIngestStore(SqlInputQuarantine, SqlImportProgress):
             cursor = self._link.conn.execute(sql, tuple(params))
             rows: list[tuple[Any, ...]] = cursor.fetchall() if cursor.description else []
         return rows
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._lock:
+            conn = self._link.conn
+            with conn.transaction():
+                yield conn
 
     def _time_in(self, when: datetime) -> Any:
         return when

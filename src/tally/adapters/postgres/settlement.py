@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -38,18 +39,34 @@ class PostgresConfigDocuments:
 
     def get(self, kind: str, key: str) -> Mapping[str, Any] | None:
         with self._lock:
-            row = self._link.conn.execute(
-                "SELECT document FROM settlement_config WHERE kind = %s AND key = %s", (kind, key)
-            ).fetchone()
+            return self.get_in(self._link.conn, kind, key)
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._lock:
+            conn = self._link.conn
+            with conn.transaction():
+                yield conn
+
+    def get_in(self, tx: psycopg.Connection[Any], kind: str, key: str) -> Mapping[str, Any] | None:
+        row = tx.execute(
+            "SELECT document FROM settlement_config WHERE kind = %s AND key = %s", (kind, key)
+        ).fetchone()
         return dict(row[0]) if row else None
 
-    def insert(self, kind: str, key: str, document: Mapping[str, Any], now: datetime) -> None:
-        with self._lock:
-            self._link.conn.execute(
-                "INSERT INTO settlement_config (kind, key, document, recorded_at) "
-                "VALUES (%s, %s, %s, %s)",
-                (kind, key, Jsonb(dict(document)), now),
-            )
+    def insert_in(
+        self,
+        tx: psycopg.Connection[Any],
+        kind: str,
+        key: str,
+        document: Mapping[str, Any],
+        now: datetime,
+    ) -> None:
+        tx.execute(
+            "INSERT INTO settlement_config (kind, key, document, recorded_at) "
+            "VALUES (%s, %s, %s, %s)",
+            (kind, key, Jsonb(dict(document)), now),
+        )
 
     def all(self, kind: str) -> list[Mapping[str, Any]]:
         with self._lock:
@@ -264,7 +281,13 @@ class PostgresSettlementStore:
             [(*g, figures.fee_accrued[g]) for g in groups if g in figures.fee_accrued],
         )
 
-    def commit_close(self, closing: Closing, figures: OpenFigures, now: datetime) -> None:
+    def commit_close(
+        self,
+        closing: Closing,
+        figures: OpenFigures,
+        now: datetime,
+        within: Callable[[psycopg.Connection[Any]], object],
+    ) -> None:
         s = closing.statement
         key = (s.terms.contract_id, s.operator)
         period = figures.closed[key]
@@ -292,6 +315,7 @@ class PostgresSettlementStore:
                     if g[0] == key[0] and g[3:] == (key[1], period.label)
                 ],
             )
+            within(conn)
         self._created.update(created)
 
     def statements(self) -> list[StoredStatement]:

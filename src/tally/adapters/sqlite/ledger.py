@@ -45,7 +45,7 @@ from tally.ledger.model import (
     TransferRequest,
     TransferResult,
 )
-from tally.ledger.ports import Decided
+from tally.ledger.ports import AuditedWrite, Decided
 
 log = structlog.get_logger("tally.ledger")
 
@@ -552,6 +552,19 @@ class SqliteLedgerStore:
                 [(num, int(a.flags)) for num, a in numbered],
             )
         return results
+
+    def write_audited(
+        self,
+        accounts: Sequence[Account],
+        transfers: Sequence[TransferRequest],
+        now: datetime,
+        within: AuditedWrite,
+    ) -> tuple[list[AccountResult], list[TransferResult]]:
+        with self._transaction() as conn:
+            created = self.create_accounts_in(conn, accounts, now)
+            moved = self.apply_in(conn, [transfers], now)[0] if transfers else []
+            within(conn, created, moved)
+        return created, moved
 
     def apply(
         self, submissions: Sequence[Sequence[TransferRequest]], now: datetime

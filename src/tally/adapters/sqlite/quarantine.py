@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from tally.adapters.quarantine_sql import SqlImportProgress, SqlInputQuarantine
-from tally.adapters.sqlite.ledger import connect, migrate
+from tally.adapters.sqlite.ledger import connect, immediate, migrate
 from tally.kernel.clock import from_micros, to_micros
 
 
@@ -25,6 +27,11 @@ class SqliteIngestStore(SqlInputQuarantine, SqlImportProgress):
         with self._lock:
             rows: list[tuple[Any, ...]] = self._conn.execute(sql, tuple(params)).fetchall()
         return rows
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, immediate(self._conn, busy="input quarantine") as conn:
+            yield conn
 
     def _time_in(self, when: datetime) -> Any:
         return to_micros(when)

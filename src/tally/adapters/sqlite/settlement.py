@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from tally.adapters.settlement_rows import require_posted
 from tally.adapters.sqlite import settlement_state as state
-from tally.adapters.sqlite.ledger import SqliteLedgerStore, connect, migrate
+from tally.adapters.sqlite.ledger import SqliteLedgerStore, connect, immediate, migrate
 from tally.kernel.clock import to_micros
 from tally.ledger.codec import dumps
 from tally.ledger.model import Account, TransferRequest
@@ -29,18 +30,31 @@ class SqliteConfigDocuments:
 
     def get(self, kind: str, key: str) -> Mapping[str, Any] | None:
         with self._lock:
-            row = self._conn.execute(
-                "SELECT document FROM settlement_config WHERE kind = ? AND key = ?", (kind, key)
-            ).fetchone()
+            return self.get_in(self._conn, kind, key)
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, immediate(self._conn, busy="settlement configuration") as conn:
+            yield conn
+
+    def get_in(self, tx: sqlite3.Connection, kind: str, key: str) -> Mapping[str, Any] | None:
+        row = tx.execute(
+            "SELECT document FROM settlement_config WHERE kind = ? AND key = ?", (kind, key)
+        ).fetchone()
         return json.loads(row[0]) if row else None
 
-    def insert(self, kind: str, key: str, document: Mapping[str, Any], now: datetime) -> None:
-        with self._lock:
-            self._conn.execute(
-                "INSERT INTO settlement_config (kind, key, document, recorded_at) "
-                "VALUES (?, ?, ?, ?)",
-                (kind, key, dumps(dict(document)), to_micros(now)),
-            )
+    def insert_in(
+        self,
+        tx: sqlite3.Connection,
+        kind: str,
+        key: str,
+        document: Mapping[str, Any],
+        now: datetime,
+    ) -> None:
+        tx.execute(
+            "INSERT INTO settlement_config (kind, key, document, recorded_at) VALUES (?, ?, ?, ?)",
+            (kind, key, dumps(dict(document)), to_micros(now)),
+        )
 
     def all(self, kind: str) -> list[Mapping[str, Any]]:
         with self._lock:
@@ -112,10 +126,17 @@ class SqliteSettlementStore:
             state.save_problems(conn, out.problems, now)
             state.save_position(conn, consumer, position)
 
-    def commit_close(self, closing: Closing, figures: OpenFigures, now: datetime) -> None:
+    def commit_close(
+        self,
+        closing: Closing,
+        figures: OpenFigures,
+        now: datetime,
+        within: Callable[[sqlite3.Connection], object],
+    ) -> None:
         with self.ledger.unit_of_work() as conn:
             self._post(conn, closing.accounts.values(), closing.transfers, now)
             state.save_closing(conn, closing.statement, figures, now)
+            within(conn)
 
     def statements(self) -> list[StoredStatement]:
         with self._lock:

@@ -12,7 +12,7 @@ from pydantic import AwareDatetime
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tally.app.bootstrap import App, Backoffice
-from tally.audit.chain import AuditEntry
+from tally.audit.service import Auditing
 from tally.auth.model import OwnerRef, Principal
 from tally.auth.policy import Permission
 from tally.auth.scope import may_see_account, may_see_owner
@@ -669,35 +669,27 @@ def _check_doc(value: Any, depth: int = 0, budget: list[int] | None = None) -> N
             _check_doc(v, depth + 1, budget)
 
 
+def _auditing(c: Ctx, p: Principal, request: Request) -> Auditing:
+    """The caller as the use case writes it on the audit trail, with its change."""
+    return Auditing(c.bo.store, p.actor, source(request))
+
+
 def _put_config(
     c: Ctx,
     p: Principal,
     request: Request,
-    kind: str,
     document: dict[str, Any],
     parse: Any,
     put: Any,
-    target: Any,
 ) -> Response:
     _check_doc(document)
     try:
         value = parse(document)
-        outcome = put(value, c.app.clock.now())
+        outcome = put(value, c.app.clock.now(), by=_auditing(c, p, request))
     except ConfigConflict as exc:
         raise ApiError(409, "version_conflict", str(exc)) from None
     except ValueError as exc:  # ContractError and friends: the document is wrong
         raise ApiError(422, "invalid_document", str(exc)) from None
-    if outcome is PutOutcome.CREATED:
-        c.bo.audit.record(
-            AuditEntry(
-                actor=p.actor,
-                action=f"{kind}.version_added",
-                target=target(value),
-                at=c.app.clock.now(),
-                source=source(request),
-                after=document,
-            )
-        )
     body = s.ConfigPutOut(outcome=outcome.value).model_dump()
     return JSONResponse(body, status_code=201 if outcome is PutOutcome.CREATED else 200)
 
@@ -718,11 +710,9 @@ def add_contract_version(
         c,
         p,
         request,
-        "contract",
         document,
         codec.terms_from_dict,
         cfg.put_contract,
-        lambda t: f"contract:{t.contract_id}:v{t.version}",
     )
 
 
@@ -747,11 +737,9 @@ def add_agent_version(
         c,
         p,
         request,
-        "partner_agent",
         document,
         codec.agent_from_dict,
         cfg.put_agent,
-        lambda a: f"agent:{a.id}",
     )
 
 
@@ -767,11 +755,9 @@ def add_placement(
         c,
         p,
         request,
-        "partner_placement",
         document,
         codec.placement_from_dict,
         cfg.put_placement,
-        lambda pl: f"agent:{pl.agent}",
     )
 
 
@@ -792,23 +778,11 @@ def import_fx_rates(
         _check_doc(r)
     try:
         parsed = [codec.rate_from_dict(r) for r in rates]
-        result = c.app.settlement_config.put_fx_rates(parsed, c.app.clock.now())
+        result = c.app.settlement_config.put_fx_rates(
+            parsed, c.app.clock.now(), by=_auditing(c, p, request), origin="api"
+        )
     except ValueError as exc:
         raise ApiError(422, "invalid_document", str(exc)) from None
-    c.bo.audit.record(
-        AuditEntry(
-            actor=p.actor,
-            action="fx.imported",
-            target="fx_rates",
-            at=c.app.clock.now(),
-            source=source(request),
-            after={
-                "created": result.created,
-                "existing": result.existing,
-                "conflicts": len(result.conflicts),
-            },
-        )
-    )
     return s.FxImportOut(
         created=result.created,
         existing=result.existing,

@@ -182,11 +182,18 @@ async def push_feed(
 ) -> list[dict[str, Any]]:
     """An operator's channel transactions in bulk: a JSON array of canonical events
     (docs/reference/event.schema.json, without recorded_at) or JSON Lines. Each item is
-    answered on its own; refused ones are kept in the input quarantine."""
+    answered on its own; refused ones are kept in the input quarantine. A key reports
+    only for the providers in its scope (`provider:<id>`, set when the key is made); an
+    event for any other provider is refused as forbidden."""
     _in_scope(p, OwnerKind.OPERATOR, operator)
+    # A scoped key reports only for the providers in its scope (set when the key is made):
+    # an operator's feed must not log events under another provider's transaction ids.
+    providers = (
+        None if p.unscoped else frozenset(o.id for o in p.scope if o.kind is OwnerKind.PROVIDER)
+    )
     body = await request.body()
     try:
-        results = c.bo.ingest.feeds.push(operator, body)
+        results = c.bo.ingest.feeds.push(operator, body, providers=providers)
     except FeedRefused as exc:
         raise ApiError(422, "feed_refused", str(exc)) from None
     return [r.as_dict() for r in results]

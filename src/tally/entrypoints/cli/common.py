@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from rich.console import Console
 
 from tally.app.bootstrap import App, build_app
 from tally.app.logging import configure_logging
 from tally.app.settings import Settings
-from tally.settlement.statements import Statement
+from tally.audit.service import Auditing
 
 console = Console()
 err_console = Console(stderr=True)
@@ -32,45 +31,14 @@ def open_app(
 CLI_ACTOR = "system:cli"
 
 
-def audit_change(
-    tally: App,
-    action: str,
-    target: str,
-    *,
-    after: Mapping[str, Any] | None = None,
-    actor: str = CLI_ACTOR,
-    source: str = "cli",
-) -> None:
-    """Append a change made from the command line to the audit trail."""
+@contextmanager
+def cli_auditing(tally: App, *, actor: str = CLI_ACTOR, source: str = "cli") -> Iterator[Auditing]:
+    """Who a command changes things as, and the audit trail its use case writes on (in
+    the change's own transaction)."""
     from tally.app.bootstrap import build_backoffice
-    from tally.audit.chain import AuditEntry
 
     backoffice = build_backoffice(tally)
     try:
-        backoffice.audit.record(
-            AuditEntry(actor, action, target, tally.clock.now(), source, None, after)
-        )
+        yield Auditing(backoffice.store, actor, source)
     finally:
         backoffice.close()
-
-
-def statement_closed_auditor(
-    tally: App, actor: str, source: str
-) -> Callable[[Statement, datetime], None]:
-    """An ``on_close`` hook for settlement workers: each closed period goes on record."""
-
-    def on_close(statement: Statement, now: datetime) -> None:
-        audit_change(
-            tally,
-            "period.closed",
-            f"period:{statement.terms.contract_id}:{statement.operator}:{statement.period.label}",
-            after={
-                "sha256": statement.sha256,
-                "fee": statement.fee.fee,
-                "currency": statement.terms.settlement_currency,
-            },
-            actor=actor,
-            source=source,
-        )
-
-    return on_close

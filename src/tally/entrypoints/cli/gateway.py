@@ -15,7 +15,8 @@ from tally.app.bootstrap import (
 )
 from tally.app.keys import load_keys
 from tally.app.runtime import PROMPT_GC_THRESHOLDS, hand_off_promptly, settle_heap
-from tally.entrypoints.cli.common import CLI_ACTOR, audit_change, console, err_console, open_app
+from tally.audit.service import Auditing
+from tally.entrypoints.cli.common import CLI_ACTOR, console, err_console, open_app
 from tally.entrypoints.cli.tables import Table
 from tally.kernel.money import MoneyError, format_amount, parse_amount
 from tally.providers.registry import PROTOCOLS, Registry
@@ -156,16 +157,16 @@ def open_wallet(
         backoffice = build_backoffice(tally)
         parts = open_gateway(tally, backoffice)
         try:
-            wallet = parts.wallet.open(Wallet(player, operator, currency.upper(), region, agent))
+            wallet = parts.wallet.open(
+                Wallet(player, operator, currency.upper(), region, agent),
+                by=Auditing(backoffice.store, CLI_ACTOR, "cli"),
+            )
         except ValueError as exc:
             err_console.print(f"[red]refused:[/red] {exc}")
             raise typer.Exit(1) from None
         finally:
             parts.close()
             backoffice.close()
-        audit_change(
-            tally, "wallet.opened", f"wallet:{wallet.account_id}", after={"operator": operator}
-        )
         console.print(f"opened {wallet.account_id}")
 
 
@@ -190,7 +191,9 @@ def deposit(
             except (MoneyError, ValueError) as exc:
                 err_console.print(f"[red]refused:[/red] {exc}")
                 raise typer.Exit(1) from None
-            result = parts.wallet.deposit(wallet, minor, reference)
+            result = parts.wallet.deposit(
+                wallet, minor, reference, by=Auditing(backoffice.store, CLI_ACTOR, "cli")
+            )
             balance = parts.wallet.balance(wallet)
         finally:
             parts.close()
@@ -198,9 +201,6 @@ def deposit(
         if not result.code.ok:
             err_console.print(f"[red]refused:[/red] {result.code.slug}")
             raise typer.Exit(1)
-        audit_change(
-            tally, "wallet.deposited", f"wallet:{wallet.account_id}", after={"amount": amount}
-        )
         shown = format_amount(balance, wallet.currency)
         console.print(f"{result.code.slug}; balance {shown} {wallet.currency}")
 

@@ -13,17 +13,15 @@ import typer
 
 from tally.app.runtime import settle_heap
 from tally.entrypoints.cli.common import (
-    CLI_ACTOR,
-    audit_change,
+    cli_auditing,
     console,
     err_console,
     open_app,
-    statement_closed_auditor,
 )
 from tally.entrypoints.cli.tables import Table
 from tally.kernel.money import format_amount
 from tally.settlement import codec
-from tally.settlement.config import ConfigConflict, PutOutcome
+from tally.settlement.config import ConfigConflict
 from tally.settlement.contracts import ContractError
 from tally.settlement.figures import (
     Dimension,
@@ -65,20 +63,13 @@ def contracts_add(
     """Add contract versions; the same version again is a no-op, changed content a conflict."""
     data = json.loads(file.read_text())
     documents = data if isinstance(data, list) else [data]
-    with open_app() as tally:
+    with open_app() as tally, cli_auditing(tally) as by:
         for document in documents:
             try:
                 terms = codec.terms_from_dict(document)
-                outcome = tally.settlement_config.put_contract(terms, tally.clock.now())
+                outcome = tally.settlement_config.put_contract(terms, tally.clock.now(), by=by)
             except (ContractError, ConfigConflict) as exc:
                 raise _fail(f"refused: {exc}") from None
-            if outcome is PutOutcome.CREATED:
-                audit_change(
-                    tally,
-                    "contract.version_added",
-                    f"contract:{terms.contract_id}:{terms.version}",
-                    after=codec.terms_to_dict(terms),
-                )
             console.print(f"{terms.contract_id} v{terms.version}: {outcome.value}")
 
 
@@ -124,20 +115,10 @@ def fx_import(
     rates, problems = parse_rates_csv(file.read_text(), source=source)
     for problem in problems:
         err_console.print(f"line {problem.line}: {problem.reason}: {problem.text}")
-    with open_app() as tally:
-        result = tally.settlement_config.put_fx_rates(rates, tally.clock.now())
-        if result.created:
-            audit_change(
-                tally,
-                "fx.rates_imported",
-                f"fx:{file.name}",
-                after={
-                    "created": result.created,
-                    "existing": result.existing,
-                    "conflicts": len(result.conflicts),
-                    "source": source,
-                },
-            )
+    with open_app() as tally, cli_auditing(tally) as by:
+        result = tally.settlement_config.put_fx_rates(
+            rates, tally.clock.now(), by=by, origin=f"{file.name} ({source})"
+        )
     console.print(
         f"{result.created} new, {result.existing} already known, "
         f"{len(result.conflicts)} conflicting, {len(problems)} refused lines"
@@ -172,15 +153,11 @@ def partners_add_agent(
     when = _instant(effective_from)
     assert when is not None
     agent = Agent(agent_id, operator, Decimal(rolling), Decimal(losing), when)
-    with open_app() as tally:
+    with open_app() as tally, cli_auditing(tally) as by:
         try:
-            outcome = tally.settlement_config.put_agent(agent, tally.clock.now())
+            outcome = tally.settlement_config.put_agent(agent, tally.clock.now(), by=by)
         except ConfigConflict as exc:
             raise _fail(str(exc)) from None
-        if outcome is PutOutcome.CREATED:
-            audit_change(
-                tally, "partner.agent_added", f"agent:{agent_id}", after=codec.agent_to_dict(agent)
-            )
     console.print(f"{agent_id} from {when.isoformat()}: {outcome.value}")
 
 
@@ -193,19 +170,12 @@ def partners_place(
     """Place an agent under a parent from an instant on (moving a store is a new place)."""
     when = _instant(effective_from)
     assert when is not None
-    with open_app() as tally:
+    with open_app() as tally, cli_auditing(tally) as by:
         placement = Placement(agent_id, parent, when)
         try:
-            outcome = tally.settlement_config.put_placement(placement, tally.clock.now())
+            outcome = tally.settlement_config.put_placement(placement, tally.clock.now(), by=by)
         except (ContractError, ConfigConflict) as exc:
             raise _fail(str(exc)) from None
-        if outcome is PutOutcome.CREATED:
-            audit_change(
-                tally,
-                "partner.agent_placed",
-                f"agent:{agent_id}",
-                after=codec.placement_to_dict(placement),
-            )
     console.print(f"{agent_id} under {parent or '(top)'} from {when.isoformat()}: {outcome.value}")
 
 
@@ -369,13 +339,9 @@ def settlement_close(
     """
     from tally.settlement.engine import PeriodCloseError
 
-    with open_app() as tally:
+    with open_app() as tally, cli_auditing(tally) as by:
         worker = SettlementWorker(
-            NoEvents(),
-            tally.settlement_store,
-            tally.settlement_config,
-            tally.clock,
-            on_close=statement_closed_auditor(tally, CLI_ACTOR, "cli"),
+            NoEvents(), tally.settlement_store, tally.settlement_config, tally.clock, by=by
         )
         try:
             statement = worker.close_period(contract_id, operator, period)
@@ -402,7 +368,10 @@ def settlement_run(
     exactly once (Ctrl-C stops)."""
     from tally.app.bootstrap import build_event_source
 
-    with open_app() as tally:
+    with (
+        open_app() as tally,
+        cli_auditing(tally, actor="system:settlement", source="worker") as by,
+    ):
         source = build_event_source(tally.settings)
         worker = SettlementWorker(
             source,
@@ -410,7 +379,7 @@ def settlement_run(
             tally.settlement_config,
             tally.clock,
             SettlementLimits(batch_max_events=batch_max_events),
-            on_close=statement_closed_auditor(tally, "system:settlement", "worker"),
+            by=by,
         )
         started = worker.position
         # What was built to start lives as long as the process: keep the collector from

@@ -14,10 +14,17 @@ from rich.console import Group
 from rich.live import Live
 from rich.panel import Panel
 
-from tally.app.bootstrap import App, backoffice_wallet_gateway, build_app, build_backoffice
+from tally.app.bootstrap import (
+    App,
+    Backoffice,
+    backoffice_wallet_gateway,
+    build_app,
+    build_backoffice,
+)
 from tally.app.logging import configure_logging
 from tally.app.settings import Settings
-from tally.entrypoints.cli.common import console, statement_closed_auditor
+from tally.audit.service import Auditing
+from tally.entrypoints.cli.common import console
 from tally.entrypoints.cli.tables import Table
 from tally.kernel.clock import FixedClock
 from tally.kernel.money import format_amount
@@ -106,20 +113,20 @@ def run_simulation(
     (``tally`` must run on a FixedClock at ``start``); direct: events straight to
     settlement."""
     world = build_world(seed, start, players=players)
-    on_close = statement_closed_auditor(tally, SIMULATION_ACTOR, "simulation")
+    backoffice = build_backoffice(tally)
+    closing: list[Callable[[], None]] = [backoffice.close]
     # About 36 simulated hours, whatever the rate: rounds yield ~1.6 events (~1.2 requests).
     per_round = 1.6 if via == "direct" else 1.2
     common: dict[str, Any] = {
         "faults": Faults.all_on() if faults else Faults(),
         "events_per_second": rate,
-        "on_close": on_close,
+        "by": Auditing(backoffice.store, SIMULATION_ACTOR, "simulation"),
         "rounds_per_minute": max(1.0, rate * seconds / (36 * 60) / per_round),
     }
-    closing: list[Callable[[], None]] = []
     if via == "direct":
         run = SimulationRun(world, tally.settlement_config, tally.settlement_store, **common)
     else:
-        run = _gateway_run(tally, world, faults, common, closing)
+        run = _gateway_run(tally, backoffice, world, faults, common, closing)
     with console.status("generating the world's activity"):
         total = run.prepare()
     what = "events" if via == "direct" else "signed provider callbacks"
@@ -137,13 +144,12 @@ def run_simulation(
 
 def _gateway_run(
     tally: App,
+    backoffice: Backoffice,
     world: World,
     faults: bool,
     common: dict[str, Any],
     closing: list[Callable[[], None]],
 ) -> GatewayRun:
-    backoffice = build_backoffice(tally)
-    closing.append(backoffice.close)
     games = {g.id: g.game_type for p in world.providers for g in p.games}
     registry = Registry()
     for provider, protocol in protocol_of(world).items():
