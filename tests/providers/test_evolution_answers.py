@@ -100,3 +100,18 @@ def test_a_wallet_that_cannot_commit_now_answers_temporary_error_so_evolution_re
     body = _call(world, "debit", "p-1", "EUR", "1.00", "r-1")
     assert json.loads(body)["status"] == "OK"
     assert world.balance("p-1", "EUR") == 9_900
+
+
+def test_a_debit_in_another_currency_than_its_sid_is_an_invalid_parameter_not_an_invalid_sid(
+    world: GatewayWorld,
+) -> None:
+    world.open_player("p-1", "EUR", 1_000)
+    sid = world.session("evolution", "p-1", "EUR")
+    body = (
+        f'{{"sid":"{sid}","userId":"p-1","currency":"USD","uuid":"u-1",'
+        '"game":{"id":"g-1","type":"baccarat","details":{"table":{"id":"b-1"}}},'
+        '"transaction":{"id":"t-1","refId":"r-1","amount":1.00}}'
+    )
+    reply = world.call("evolution", "debit", body.encode(), {}, QUERY)
+    assert json.loads(reply.body)["status"] == "INVALID_PARAMETER", reply.body
+    assert world.balance("p-1") == 1_000

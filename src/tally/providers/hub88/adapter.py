@@ -70,6 +70,7 @@ AMOUNT_MAX = 10**17  # in Hub88 units; larger is refused
 TEXT_MAX = 128
 CALLS = ("user/info", "user/balance", "transaction/bet", "transaction/win", "transaction/rollback")
 _SESSION_CHECKED = frozenset({"user/info", "user/balance", "transaction/bet"})
+_NO_CURRENCY = frozenset({"user/info", "user/balance", "transaction/rollback"})
 _ERRORS: dict[WalletError | Reason, str] = {
     WalletError.INSUFFICIENT_FUNDS: "RS_ERROR_NOT_ENOUGH_MONEY",
     WalletError.UNKNOWN_PLAYER: "RS_ERROR_UNKNOWN",
@@ -79,6 +80,8 @@ _ERRORS: dict[WalletError | Reason, str] = {
     WalletError.UNAVAILABLE: "RS_ERROR_UNKNOWN",
     WalletError.REFUSED: "RS_ERROR_UNKNOWN",
     WalletError.BAD_AMOUNT: "RS_ERROR_WRONG_TYPES",
+    WalletError.UNKNOWN_REFERENCE: "RS_ERROR_TRANSACTION_DOES_NOT_EXIST",
+    WalletError.ALREADY_ROLLED_BACK: "RS_ERROR_TRANSACTION_ROLLED_BACK",
     Reason.BAD_SIGNATURE: "RS_ERROR_INVALID_SIGNATURE",
     Reason.FORBIDDEN: "RS_ERROR_INVALID_SIGNATURE",
     Reason.MALFORMED: "RS_ERROR_WRONG_SYNTAX",
@@ -159,7 +162,9 @@ class Hub88Adapter:
         user = _text(data, "user")
         request_uuid = _text(data, "request_uuid")
         token = _text(data, "token", required=call in _SESSION_CHECKED and call != "user/info")
-        currency = _text(data, "currency", required=call != "user/info").upper()
+        # Hub88's rollback and balance requests name no currency: the wallet takes the
+        # session's (balance) or the rolled-back transaction's (rollback) instead.
+        currency = _text(data, "currency", required=call not in _NO_CURRENCY).upper()
         if currency and (not is_known(currency) or scale_of(currency) > UNIT_DECIMALS):
             raise Refusal(
                 Reason.OUT_OF_RANGE,
@@ -184,17 +189,25 @@ class Hub88Adapter:
                 ref_kinds=(EventKind.BET, EventKind.WIN),
             )
         else:
+            if not currency:
+                raise _bad("currency must be a string of 1 to 128 characters")
             amount = to_minor(data.get("amount"), currency)
             if call == "transaction/bet":
                 op = WalletOp(EventKind.BET, tx, amount, round_id)
             else:
                 is_free = data.get("is_free") is True
+                bet = _text(data, "reference_transaction_uuid", required=False)
                 op = WalletOp(
                     EventKind.BONUS_WIN if is_free else EventKind.WIN,
                     tx,
                     amount,
                     round_id,
-                    ref_bet=_text(data, "reference_transaction_uuid", required=False),
+                    ref_bet=bet,
+                    # A win settles the bet it names: one never applied or rolled back
+                    # is refused (RS_ERROR_TRANSACTION_DOES_NOT_EXIST / _ROLLED_BACK). A
+                    # free-round win's bet may be of no amount, which moves no money and
+                    # leaves nothing to check against: it is not checked.
+                    settles="" if is_free else bet,
                 )
         ops = [op]
         if data.get("round_closed") is True and round_id:
