@@ -52,6 +52,7 @@ from tally.quarantine.inputs import Reason
 SIGN_HEADER = "x-request-sign"
 ACTIONS_MAX = 20  # actions in one request; more is refused
 AMOUNT_MAX = 10**15  # subunits; larger is refused as out of range
+TEXT_MAX = 128  # an id or name longer than this is refused
 
 _ERRORS: dict[WalletError | str, tuple[int, int, str]] = {
     WalletError.INSUFFICIENT_FUNDS: (
@@ -80,8 +81,8 @@ def _text(data: Mapping[str, Any], name: str, *, required: bool = True) -> str:
         return ""
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)  # SoftSwiss sends some ids as numbers
-    if not isinstance(value, str) or (required and not value):
-        raise _bad(f"{name} must be a non-empty string")
+    if not isinstance(value, str) or (required and not value) or len(value) > TEXT_MAX:
+        raise _bad(f"{name} must be a non-empty string of at most {TEXT_MAX} characters")
     return value
 
 
@@ -118,7 +119,7 @@ class SoftSwissAdapter:
             raise _bad(f"unknown call {action!r}")
         try:
             data = json.loads(inbound.body)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise _bad(f"body is not JSON: {exc}") from None
         if not isinstance(data, dict):
             raise _bad("body must be a JSON object")
