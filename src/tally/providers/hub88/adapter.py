@@ -12,6 +12,8 @@ What this adapter follows (Hub88's operator wallet API):
   ``supplier_transaction_id``, ``round``, ``round_closed``, ``reward_uuid``, ``is_free``,
   ``is_aggregated``, ``game_code``, ``currency``, ``bet``, ``amount``, ``meta``,
   ``reference_transaction_uuid`` (win: the bet; rollback: the transaction rolled back).
+  ``currency`` is required on bets and wins; rollbacks and ``/user/balance`` carry none
+  (the wallet takes the session's, or the rolled-back transaction's).
 - Amounts: integers in 1/100,000 of the currency unit (1 EUR = 100000). Converted to the
   currency's minor units exactly; a value that is not a whole number of minor units is
   refused (``out_of_range``), never rounded. Currencies with more than five decimals
@@ -25,8 +27,9 @@ What this adapter follows (Hub88's operator wallet API):
   an amount out of range); RS_ERROR_DUPLICATE_TRANSACTION (a transaction_uuid reused with
   other content); RS_ERROR_TRANSACTION_DOES_NOT_EXIST (a rollback of a transaction never
   seen: remembered, so that bet, arriving later, is void and answered RS_OK with the
-  balance untouched); RS_ERROR_UNKNOWN (unknown player, a refusal for good, or the wallet
-  could not commit now: Hub88 retries). Not produced: RS_ERROR_INVALID_PARTNER,
+  balance untouched; and a win whose bet was never applied); RS_ERROR_TRANSACTION_ROLLED_BACK
+  (a win whose bet was rolled back); RS_ERROR_UNKNOWN (unknown player, a refusal for good,
+  or the wallet could not commit now: Hub88 retries). Not produced: RS_ERROR_INVALID_PARTNER,
   RS_ERROR_INVALID_GAME, RS_ERROR_USER_DISABLED (Tally has no such rules yet).
 - Retries: Hub88 retries win and rollback until answered; a bet with no answer is rolled
   back. A repeated request is answered from the wallet's idempotency.
