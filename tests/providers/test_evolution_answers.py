@@ -100,3 +100,32 @@ def test_a_wallet_that_cannot_commit_now_answers_temporary_error_so_evolution_re
     body = _call(world, "debit", "p-1", "EUR", "1.00", "r-1")
     assert json.loads(body)["status"] == "OK"
     assert world.balance("p-1", "EUR") == 9_900
+
+
+def test_a_debit_in_another_currency_than_its_sid_is_an_invalid_parameter_not_an_invalid_sid(
+    world: GatewayWorld,
+) -> None:
+    world.open_player("p-1", "EUR", 1_000)
+    sid = world.session("evolution", "p-1", "EUR")
+    body = (
+        f'{{"sid":"{sid}","userId":"p-1","currency":"USD","uuid":"u-1",'
+        '"game":{"id":"g-1","type":"baccarat","details":{"table":{"id":"b-1"}}},'
+        '"transaction":{"id":"t-1","refId":"r-1","amount":1.00}}'
+    )
+    reply = world.call("evolution", "debit", body.encode(), {}, QUERY)
+    assert json.loads(reply.body)["status"] == "INVALID_PARAMETER", reply.body
+    assert world.balance("p-1") == 1_000
+
+
+def test_a_debit_repeated_with_the_same_transaction_is_bet_already_exist_and_takes_once(
+    world: GatewayWorld,
+) -> None:
+    # Evolution never retries a debit (it cancels one it got no answer to), so a second
+    # debit with the same id is a duplicate, answered as its public implementations do.
+    world.open_player("p-1", "EUR", 1_000)
+    first = json.loads(_call(world, "debit", "p-1", "EUR", "2.50", "bet-1"))
+    again = json.loads(_call(world, "debit", "p-1", "EUR", "2.50", "bet-1"))
+    assert first["status"] == "OK"
+    assert again["status"] == "BET_ALREADY_EXIST"
+    assert world.balance("p-1") == 750
+    assert [e.kind.value for e in world.events()] == ["bet"]

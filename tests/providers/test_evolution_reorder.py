@@ -66,6 +66,7 @@ def _play(deliveries: list[str]) -> tuple[int, set[str], set[str]]:
                     "OK",
                     "BET_DOES_NOT_EXIST",  # the cancel came before its debit
                     "BET_ALREADY_SETTLED",  # the debit came after its cancel
+                    "BET_ALREADY_EXIST",  # the debit delivered again: nothing taken twice
                 }, (deliveries, name, reply.body)
                 clock.advance(timedelta(milliseconds=250))
             events = world.events()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -52,6 +53,9 @@ class Settings:
     secret_key: bytes | None = field(default=None, repr=False)
     export_signing_key_path: Path | None = None
     auth_limits: AuthLimits = field(default_factory=AuthLimits)
+    # Reverse proxies whose X-Forwarded-For names the client (addresses or networks);
+    # empty: the header is ignored and the connection's address is the client's.
+    trusted_proxies: tuple[str, ...] = ()
 
     def for_gateway(self) -> Settings:
         """These settings for a wallet gateway process (ADR 0011).
@@ -101,6 +105,7 @@ class Settings:
             pseudonym_key=_key(env, "TALLY_PSEUDONYM_KEY"),
             secret_key=_key(env, "TALLY_SECRET_KEY"),
             export_signing_key_path=_path(env, "TALLY_EXPORT_SIGNING_KEY_PATH"),
+            trusted_proxies=_networks(env, "TALLY_TRUSTED_PROXIES"),
         )
 
 
@@ -128,3 +133,17 @@ def _name(env: Mapping[str, str], name: str, default: str, shape: re.Pattern[str
 def _path(env: Mapping[str, str], name: str) -> Path | None:
     text = env.get(name)
     return Path(text) if text else None
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated addresses or networks (``10.0.0.5``, ``10.0.0.0/24``), each checked."""
+    found: list[str] = []
+    for item in (part.strip() for part in env.get(name, "").split(",")):
+        if not item:
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigurationError(f"{name}: {item!r} is not an address or network") from None
+        found.append(item)
+    return tuple(found)

@@ -28,7 +28,7 @@ from tally.providers.base import (
 )
 from tally.providers.registry import Registry
 from tally.providers.sessions import InvalidSession, SessionTokens
-from tally.providers.wallet import WalletService
+from tally.providers.wallet import TX_ID_MAX, WalletService
 from tally.quarantine.inputs import InputQuarantine, Quarantined, Reason, Refused, payload_text
 from tally.quarantine.redrive import RedriveOutcome
 
@@ -156,7 +156,14 @@ class Gateway:
                 raise Refusal(Reason.OUT_OF_RANGE, "request body too large")
             _check_address(inbound, credentials)
             adapter.verify(inbound, credentials)
-            call = adapter.parse(inbound)
+            try:
+                call = adapter.parse(inbound)
+            except RecursionError:
+                # Nesting deep enough to exhaust a parser is a malformed body, whichever
+                # adapter failed to say so; an exception here would be a bare 500 that
+                # the provider retries for ever.
+                raise Refusal(Reason.MALFORMED, "body nested too deep") from None
+            _check_ids(call)
         except Refusal as refusal:
             log.info("provider_request_refused", provider=provider, reason=refusal.reason)
             out = adapter.refuse(inbound, refusal, credentials)
@@ -165,9 +172,14 @@ class Gateway:
             try:
                 call = self._in_session(provider, call)
             except InvalidSession as exc:
-                answer = WalletAnswer(
-                    call, call.currency, 0, error=WalletError.INVALID_SESSION, detail=str(exc)
+                # A live session of this player asked about another currency is a currency
+                # error: a token error may make the provider end the player's session.
+                error = (
+                    WalletError.WRONG_CURRENCY
+                    if isinstance(exc, _OtherCurrency)
+                    else WalletError.INVALID_SESSION
                 )
+                answer = WalletAnswer(call, call.currency, 0, error=error, detail=str(exc))
                 # An expired or foreign session is an answer, not a defective input.
                 return adapter.answer(answer, credentials), None
         return _Decoded(adapter, credentials, call)
@@ -178,7 +190,9 @@ class Gateway:
         if call.player and call.player != session.player:
             raise InvalidSession("session token belongs to another player")
         if call.currency and call.currency != session.currency:
-            raise InvalidSession("session token is for another currency")
+            raise _OtherCurrency(
+                f"session token is for {session.currency}, the request for {call.currency}"
+            )
         return replace(call, player=session.player, currency=session.currency)
 
     def _keep(self, provider: str, inbound: Inbound, reason: Reason, detail: str) -> None:
@@ -203,6 +217,10 @@ class Gateway:
 _Processed = tuple[Outbound, tuple[Reason, str] | None]
 
 
+class _OtherCurrency(InvalidSession):
+    """The session is the player's and alive, but for another currency than the call's."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Decoded:
     """A request that passed its checks, as the wallet call it makes."""
@@ -210,6 +228,18 @@ class _Decoded:
     adapter: ProviderAdapter
     credentials: Credentials
     call: WalletCall
+
+
+def _check_ids(call: WalletCall) -> None:
+    """Refuse a transaction id the wallet cannot key (see ``TX_ID_MAX``) as the malformed
+    input it is, before the wallet: answered as a bad request and kept in quarantine,
+    rather than as a failure the provider would retry."""
+    for op in call.ops:
+        for tx in (op.tx_id, op.ref_tx, op.settles):
+            if len(tx) > TX_ID_MAX:
+                raise Refusal(
+                    Reason.MALFORMED, f"transaction id {tx[:40]!r}... over {TX_ID_MAX} characters"
+                )
 
 
 def _check_address(inbound: Inbound, credentials: Credentials) -> None:

@@ -378,7 +378,9 @@ class WalletService:
     def _open(self, c: _InFlight) -> None:
         """The call's wallet, and the checks that need nothing of the rest of the round."""
         call = c.call
-        wallet = c.wallet = self.find(call.player, call.currency)
+        wallet = c.wallet = self.find(call.player, call.currency) or self._wallet_of_reference(
+            c.provider, call
+        )
         if wallet is None:
             known = self.find(call.player)
             error = WalletError.WRONG_CURRENCY if known else WalletError.UNKNOWN_PLAYER
@@ -497,6 +499,19 @@ class WalletService:
                 tuple(c.outcomes),
                 operator=c.wallet.operator,
             )
+
+    def _wallet_of_reference(self, provider: str, call: WalletCall) -> Wallet | None:
+        """For a call that names no currency (Hub88's rollback) from a player with several
+        wallets: the wallet that the transaction it rolls back moved, if any did."""
+        if call.currency:
+            return None
+        for op in call.ops:
+            for kind in op.ref_kinds if op.ref_tx else ():
+                key = idempotency_key(provider, op.ref_tx, kind.value)
+                found = self.ledger.get_transfer(f"w:{key}")
+                if found is not None:
+                    return self.find(call.player, found.currency)
+        return None
 
     def _settled(self, provider: str, call: WalletCall) -> tuple[WalletError, str] | None:
         """Why an op naming the bet it settles (``WalletOp.settles``) cannot be taken, if so.

@@ -75,6 +75,7 @@ def serve(
     from tally.app.metrics import Metrics, serve_metrics
     from tally.entrypoints.gateway.app import create_gateway_api
     from tally.entrypoints.gateway.fronts import serve_with_fronts
+    from tally.entrypoints.serving import uvicorn_config
 
     metrics = Metrics() if metrics_port else None
     on_commit = metrics.observe_commit if metrics else None
@@ -101,13 +102,15 @@ def serve(
             if fronts:
                 serve_with_fronts(api, host, port, fronts)
                 return
-            uvicorn.run(
+            config = uvicorn_config(
                 api,
+                tally.settings.trusted_proxies,
                 host=host,
                 port=port,
                 log_level="warning",
                 access_log=False,
             )
+            uvicorn.Server(config).run()
         finally:
             if stop_metrics is not None:
                 stop_metrics()

@@ -24,6 +24,7 @@ def serve(
     import uvicorn
 
     from tally.entrypoints.api.app import create_api
+    from tally.entrypoints.serving import uvicorn_config
 
     if (tls_cert is None) != (tls_key is None):
         raise typer.BadParameter("give both --tls-cert and --tls-key, or neither")
@@ -36,13 +37,15 @@ def serve(
         api = create_api(tally, bo)
         settle_heap()
         try:
-            uvicorn.run(
+            config = uvicorn_config(
                 api,
+                settings.trusted_proxies,
                 host=host,
                 port=port,
                 ssl_certfile=str(tls_cert) if tls_cert else None,
                 ssl_keyfile=str(tls_key) if tls_key else None,
                 log_level=settings.log_level.lower(),
             )
+            uvicorn.Server(config).run()
         finally:
             bo.close()

@@ -62,9 +62,14 @@ def run_front(listener: socket.socket, core: Path, parent: int, *, noop: bool) -
     """Serve HTTP on ``listener`` until told to stop, or until the core ``parent`` is gone."""
     import uvicorn
 
+    from tally.app.settings import Settings
+    from tally.entrypoints.serving import uvicorn_config
+
     server = uvicorn.Server(
-        uvicorn.Config(
+        uvicorn_config(
             create_front_app(core, SystemClock(), noop=noop),
+            # The front inherits the core's environment, so it trusts the same proxies.
+            Settings.from_env().trusted_proxies,
             loop="uvloop",
             http="httptools",
             log_level="warning",

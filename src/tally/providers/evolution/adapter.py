@@ -35,17 +35,19 @@ the game session may have ended, so their ``sid`` is not checked (the api token 
 Statuses implemented: OK, TEMPORARY_ERROR (the wallet could not commit now: Evolution
 retries), INVALID_TOKEN_ID (wrong or missing authToken, or an address not allowed),
 INVALID_SID, INVALID_PARAMETER (malformed request, excess precision, unknown player or
-currency), BET_DOES_NOT_EXIST (credit or cancel of a debit never seen: a cancel is
-remembered, so that debit is cancelled if it arrives late), BET_ALREADY_EXIST (a debit
-repeated with other content), BET_ALREADY_SETTLED (a credit or debit for a bet already
-cancelled, a cancel after the credit, another credit with other content),
+currency, a currency other than the sid's), BET_DOES_NOT_EXIST (credit or cancel of a
+debit never seen: a cancel is remembered, so that debit is cancelled if it arrives late),
+BET_ALREADY_EXIST (a debit whose id was seen before, with the same or other content:
+Evolution does not retry debits, so a repeat is a duplicate), BET_ALREADY_SETTLED (a
+credit or debit for a bet already cancelled, a cancel after the credit, another credit
+with other content),
 INSUFFICIENT_FUNDS, FINAL_ERROR_ACTION_FAILED (the ledger refused for good), UNKNOWN_ERROR.
 Not produced: ACCOUNT_LOCKED and FATAL_ERROR_CLOSE_USER_SESSION (Tally's wallet has no
 account lock or forced logout).
 
 Retries: Evolution does not retry a debit (it cancels it); it retries credits and cancels
-until answered. A repeat of the same request is answered from the wallet's idempotency
-(the first result, nothing moves twice).
+until answered. A repeated credit or cancel is answered from the wallet's idempotency
+(the first result, nothing moves twice); a repeated debit is BET_ALREADY_EXIST.
 """
 
 from __future__ import annotations
@@ -292,6 +294,11 @@ class EvolutionAdapter:
         if answer.error is not None:
             return _ERRORS.get(answer.error, "UNKNOWN_ERROR")
         for outcome in answer.outcomes:
+            if call == "debit" and outcome.status is OpStatus.REPEATED:
+                # Evolution never retries a debit (it cancels one it got no answer to), so
+                # a debit with a known id is a duplicate: BET_ALREADY_EXIST, nothing taken
+                # twice. Had the first answer been lost, Evolution's cancel refunds it.
+                return "BET_ALREADY_EXIST"
             if outcome.status is OpStatus.UNKNOWN_REFERENCE:
                 # A cancel that came before its debit: answered as Evolution documents,
                 # remembered by the wallet so the late debit is cancelled.

@@ -12,6 +12,8 @@ What this adapter follows (Hub88's operator wallet API):
   ``supplier_transaction_id``, ``round``, ``round_closed``, ``reward_uuid``, ``is_free``,
   ``is_aggregated``, ``game_code``, ``currency``, ``bet``, ``amount``, ``meta``,
   ``reference_transaction_uuid`` (win: the bet; rollback: the transaction rolled back).
+  ``currency`` is required on bets and wins; rollbacks and ``/user/balance`` carry none
+  (the wallet takes the session's, or the rolled-back transaction's).
 - Amounts: integers in 1/100,000 of the currency unit (1 EUR = 100000). Converted to the
   currency's minor units exactly; a value that is not a whole number of minor units is
   refused (``out_of_range``), never rounded. Currencies with more than five decimals
@@ -25,8 +27,9 @@ What this adapter follows (Hub88's operator wallet API):
   an amount out of range); RS_ERROR_DUPLICATE_TRANSACTION (a transaction_uuid reused with
   other content); RS_ERROR_TRANSACTION_DOES_NOT_EXIST (a rollback of a transaction never
   seen: remembered, so that bet, arriving later, is void and answered RS_OK with the
-  balance untouched); RS_ERROR_UNKNOWN (unknown player, a refusal for good, or the wallet
-  could not commit now: Hub88 retries). Not produced: RS_ERROR_INVALID_PARTNER,
+  balance untouched; and a win whose bet was never applied); RS_ERROR_TRANSACTION_ROLLED_BACK
+  (a win whose bet was rolled back); RS_ERROR_UNKNOWN (unknown player, a refusal for good,
+  or the wallet could not commit now: Hub88 retries). Not produced: RS_ERROR_INVALID_PARTNER,
   RS_ERROR_INVALID_GAME, RS_ERROR_USER_DISABLED (Tally has no such rules yet).
 - Retries: Hub88 retries win and rollback until answered; a bet with no answer is rolled
   back. A repeated request is answered from the wallet's idempotency.
@@ -70,6 +73,7 @@ AMOUNT_MAX = 10**17  # in Hub88 units; larger is refused
 TEXT_MAX = 128
 CALLS = ("user/info", "user/balance", "transaction/bet", "transaction/win", "transaction/rollback")
 _SESSION_CHECKED = frozenset({"user/info", "user/balance", "transaction/bet"})
+_NO_CURRENCY = frozenset({"user/info", "user/balance", "transaction/rollback"})
 _ERRORS: dict[WalletError | Reason, str] = {
     WalletError.INSUFFICIENT_FUNDS: "RS_ERROR_NOT_ENOUGH_MONEY",
     WalletError.UNKNOWN_PLAYER: "RS_ERROR_UNKNOWN",
@@ -79,6 +83,8 @@ _ERRORS: dict[WalletError | Reason, str] = {
     WalletError.UNAVAILABLE: "RS_ERROR_UNKNOWN",
     WalletError.REFUSED: "RS_ERROR_UNKNOWN",
     WalletError.BAD_AMOUNT: "RS_ERROR_WRONG_TYPES",
+    WalletError.UNKNOWN_REFERENCE: "RS_ERROR_TRANSACTION_DOES_NOT_EXIST",
+    WalletError.ALREADY_ROLLED_BACK: "RS_ERROR_TRANSACTION_ROLLED_BACK",
     Reason.BAD_SIGNATURE: "RS_ERROR_INVALID_SIGNATURE",
     Reason.FORBIDDEN: "RS_ERROR_INVALID_SIGNATURE",
     Reason.MALFORMED: "RS_ERROR_WRONG_SYNTAX",
@@ -159,7 +165,9 @@ class Hub88Adapter:
         user = _text(data, "user")
         request_uuid = _text(data, "request_uuid")
         token = _text(data, "token", required=call in _SESSION_CHECKED and call != "user/info")
-        currency = _text(data, "currency", required=call != "user/info").upper()
+        # Hub88's rollback and balance requests name no currency: the wallet takes the
+        # session's (balance) or the rolled-back transaction's (rollback) instead.
+        currency = _text(data, "currency", required=call not in _NO_CURRENCY).upper()
         if currency and (not is_known(currency) or scale_of(currency) > UNIT_DECIMALS):
             raise Refusal(
                 Reason.OUT_OF_RANGE,
@@ -184,17 +192,25 @@ class Hub88Adapter:
                 ref_kinds=(EventKind.BET, EventKind.WIN),
             )
         else:
+            if not currency:
+                raise _bad("currency must be a string of 1 to 128 characters")
             amount = to_minor(data.get("amount"), currency)
             if call == "transaction/bet":
                 op = WalletOp(EventKind.BET, tx, amount, round_id)
             else:
                 is_free = data.get("is_free") is True
+                bet = _text(data, "reference_transaction_uuid", required=False)
                 op = WalletOp(
                     EventKind.BONUS_WIN if is_free else EventKind.WIN,
                     tx,
                     amount,
                     round_id,
-                    ref_bet=_text(data, "reference_transaction_uuid", required=False),
+                    ref_bet=bet,
+                    # A win settles the bet it names: one never applied or rolled back
+                    # is refused (RS_ERROR_TRANSACTION_DOES_NOT_EXIST / _ROLLED_BACK). A
+                    # free-round win's bet may be of no amount, which moves no money and
+                    # leaves nothing to check against: it is not checked.
+                    settles="" if is_free else bet,
                 )
         ops = [op]
         if data.get("round_closed") is True and round_id:

@@ -11,8 +11,9 @@ What this adapter follows (the aggregator's public "casino side" protocol):
   answered with success (and remembered: if the action arrives later it is cancelled).
 - ``POST /freespins``: ``{"issue_id", "status", "total_amount"}`` when a free-spins
   issue finishes; the total is paid out as a bonus win.
-- Signature: header ``X-REQUEST-SIGN`` = hex HMAC-SHA256 of the raw body under the
-  casino's auth token (secret ``auth_token``).
+- Signature: header ``X-REQUEST-SIGN`` = HMAC-SHA256 of the raw body under the
+  casino's auth token (secret ``auth_token``), hex (either case, as the protocol's
+  examples) or Base64 (standard or URL-safe, padded or not, as some clients send it).
 - Amounts: integers in the currency's subunits (cents for EUR, satoshi for BTC).
 - Success: HTTP 200 ``{"balance": <int>, "game_id", "transactions": [{"action_id",
   "tx_id", "processed_at"}]}``. Errors: HTTP 412 ``{"code": 100, "message": "Player has
@@ -27,6 +28,8 @@ wallet's idempotency returns the first answer.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import json
 from collections.abc import Mapping
@@ -50,8 +53,11 @@ from tally.providers.base import (
 from tally.quarantine.inputs import Reason
 
 SIGN_HEADER = "x-request-sign"
+_HEX_LENGTH = 64  # a SHA-256 digest in hex
+_BASE64_LENGTHS = (43, 44)  # the same in Base64, unpadded and padded
 ACTIONS_MAX = 20  # actions in one request; more is refused
 AMOUNT_MAX = 10**15  # subunits; larger is refused as out of range
+TEXT_MAX = 128  # an id or name longer than this is refused
 
 _ERRORS: dict[WalletError | str, tuple[int, int, str]] = {
     WalletError.INSUFFICIENT_FUNDS: (
@@ -80,9 +86,25 @@ def _text(data: Mapping[str, Any], name: str, *, required: bool = True) -> str:
         return ""
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)  # SoftSwiss sends some ids as numbers
-    if not isinstance(value, str) or (required and not value):
-        raise _bad(f"{name} must be a non-empty string")
+    if not isinstance(value, str) or (required and not value) or len(value) > TEXT_MAX:
+        raise _bad(f"{name} must be a non-empty string of at most {TEXT_MAX} characters")
     return value
+
+
+def _digest_of(sign: str) -> bytes:
+    """The HMAC an ``X-REQUEST-SIGN`` carries. The protocol's examples send it hex; some
+    aggregator clients send it Base64 (standard or URL-safe, padded or not). A SHA-256
+    digest is 64 hex digits or 43-44 Base64 characters, so the two never overlap: the
+    length says which. Anything else is no digest (and matches nothing)."""
+    try:
+        if len(sign) == _HEX_LENGTH:
+            return bytes.fromhex(sign)
+        if len(sign) in _BASE64_LENGTHS:
+            padded = sign.replace("-", "+").replace("_", "/").ljust(_BASE64_LENGTHS[-1], "=")
+            return base64.b64decode(padded, validate=True)
+    except (ValueError, binascii.Error):
+        pass
+    return b""
 
 
 def _amount(action: Mapping[str, Any]) -> int:
@@ -106,9 +128,9 @@ class SoftSwissAdapter:
         token = credentials.get("auth_token")
         if not token:
             raise Refusal(Reason.BAD_SIGNATURE, "no auth_token configured for this provider")
-        given = inbound.headers.get(SIGN_HEADER, "")
-        expected = hmac.digest(token.encode(), inbound.body, "sha256").hex()
-        if not hmac.compare_digest(given.lower().encode(), expected.encode()):
+        given = _digest_of(inbound.headers.get(SIGN_HEADER, ""))
+        expected = hmac.digest(token.encode(), inbound.body, "sha256")
+        if not hmac.compare_digest(given, expected):
             raise Refusal(Reason.BAD_SIGNATURE, "X-REQUEST-SIGN does not match the body")
 
     # -- parse ------------------------------------------------------------------------------
@@ -118,7 +140,7 @@ class SoftSwissAdapter:
             raise _bad(f"unknown call {action!r}")
         try:
             data = json.loads(inbound.body)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise _bad(f"body is not JSON: {exc}") from None
         if not isinstance(data, dict):
             raise _bad("body must be a JSON object")
