@@ -165,9 +165,14 @@ class Gateway:
             try:
                 call = self._in_session(provider, call)
             except InvalidSession as exc:
-                answer = WalletAnswer(
-                    call, call.currency, 0, error=WalletError.INVALID_SESSION, detail=str(exc)
+                # A live session of this player asked about another currency is a currency
+                # error: a token error may make the provider end the player's session.
+                error = (
+                    WalletError.WRONG_CURRENCY
+                    if isinstance(exc, _OtherCurrency)
+                    else WalletError.INVALID_SESSION
                 )
+                answer = WalletAnswer(call, call.currency, 0, error=error, detail=str(exc))
                 # An expired or foreign session is an answer, not a defective input.
                 return adapter.answer(answer, credentials), None
         return _Decoded(adapter, credentials, call)
@@ -178,7 +183,9 @@ class Gateway:
         if call.player and call.player != session.player:
             raise InvalidSession("session token belongs to another player")
         if call.currency and call.currency != session.currency:
-            raise InvalidSession("session token is for another currency")
+            raise _OtherCurrency(
+                f"session token is for {session.currency}, the request for {call.currency}"
+            )
         return replace(call, player=session.player, currency=session.currency)
 
     def _keep(self, provider: str, inbound: Inbound, reason: Reason, detail: str) -> None:
@@ -201,6 +208,10 @@ class Gateway:
 
 
 _Processed = tuple[Outbound, tuple[Reason, str] | None]
+
+
+class _OtherCurrency(InvalidSession):
+    """The session is the player's and alive, but for another currency than the call's."""
 
 
 @dataclass(frozen=True, slots=True)
