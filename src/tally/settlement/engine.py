@@ -24,8 +24,8 @@ from tally.settlement.contracts import (
     ContractTerms,
     FxPolicy,
     Totals,
+    fee_parts,
     in_force,
-    running_fee,
 )
 from tally.settlement.fx import FxTable
 from tally.settlement.partners import PartnerTree, share_rates
@@ -152,6 +152,10 @@ class BatchOutcome:
     # The same while the batch runs: turnover, wins, bonuses, jackpot contributions.
     running: dict[Bucket, list[int]] = field(default_factory=dict)
     touched_commissions: set[CommissionKey] = field(default_factory=set)
+    # Fee accruals (per contract version and period) the batch set: a period's versions
+    # share one tier ladder and one rounding, so a version's part can move when another
+    # version's figures do.
+    fee_groups: set[tuple[str, int, str, str, str]] = field(default_factory=set)
     problems: list[tuple[str, str]] = field(default_factory=list)  # (event key, reason)
 
 
@@ -520,14 +524,11 @@ class SettlementBook:
         if not in_force_at_end:
             raise PeriodCloseError(f"no version of {contract_id} was in force in {label}")
         rules = in_force_at_end[-1]
-        by_version: list[tuple[ContractTerms, dict[str, Totals]]] = []
-        accrued = 0
-        for terms in versions:
-            group = (contract_id, terms.version, terms.provider, operator, label)
-            buckets = {b: figures.totals[b] for b in figures.groups.get(group, ())}
-            if buckets:
-                by_version.append((terms, group_totals(terms, label, buckets, self._fx())))
-            accrued += figures.fee_accrued.get(group, 0)
+        by_version = self._period_versions(contract_id, rules.provider, operator, label)
+        accrued = sum(
+            figures.fee_accrued.get((contract_id, t.version, t.provider, operator, label), 0)
+            for t in versions
+        )
         statement = build_statement(
             by_version,
             rules,
@@ -597,27 +598,47 @@ class SettlementBook:
             )
 
     def _accrue_fees(self, batch_id: str, out: BatchOutcome) -> None:
+        """Each touched period's fee, from all its versions' totals, rounded once and split
+        into the versions' parts (:func:`fee_parts`); each part posts what it moved."""
         figures = self.figures
-        groups = {
-            group: {b: figures.totals[b] for b in figures.groups[group]}
-            for group in {bucket.group for bucket in out.touched}
-        }
-        for group, buckets in sorted(groups.items()):
-            contract_id, version, provider, operator, period = group
-            terms = self._terms(contract_id, version)
-            target = running_fee(terms, group_totals(terms, period, buckets, self._fx()))
-            accrued = figures.fee_accrued.get(group, 0)
-            expense, payable = fee_accounts(provider, operator, terms.settlement_currency)
-            self._post(
-                out,
-                f"settle:{batch_id}:fee:{contract_id}:{version}:{operator}:{period}",
-                expense,
-                payable,
-                target - accrued,
-                "fee_accrual",
-                {"contract": contract_id, "period": period},
-            )
-            figures.fee_accrued[group] = target
+        periods = {(g[0], g[2], g[3], g[4]) for g in {bucket.group for bucket in out.touched}}
+        for contract_id, provider, operator, period in sorted(periods):
+            versions = self._period_versions(contract_id, provider, operator, period)
+            parts = {terms.version: part for terms, part in fee_parts(versions)}
+            for terms, _ in versions:
+                group = (contract_id, terms.version, provider, operator, period)
+                target = parts.get(terms.version, 0)
+                accrued = figures.fee_accrued.get(group, 0)
+                if target == accrued and group in figures.fee_accrued:
+                    continue
+                expense, payable = fee_accounts(provider, operator, terms.settlement_currency)
+                self._post(
+                    out,
+                    f"settle:{batch_id}:fee:{contract_id}:{terms.version}:{operator}:{period}",
+                    expense,
+                    payable,
+                    target - accrued,
+                    "fee_accrual",
+                    {"contract": contract_id, "period": period},
+                )
+                figures.fee_accrued[group] = target
+                out.fee_groups.add(group)
+
+    def _period_versions(
+        self, contract_id: str, provider: str, operator: str, period: str
+    ) -> list[tuple[ContractTerms, dict[str, Totals]]]:
+        """A contract period's totals per game type, for each version that has figures."""
+        figures = self.figures
+        found: list[tuple[ContractTerms, dict[str, Totals]]] = []
+        for terms in self._contracts():
+            if terms.contract_id != contract_id or terms.provider != provider:
+                continue
+            group = (contract_id, terms.version, provider, operator, period)
+            buckets = figures.groups.get(group)
+            if buckets:
+                totals = {b: figures.totals[b] for b in buckets}
+                found.append((terms, group_totals(terms, period, totals, self._fx())))
+        return found
 
     def _accrue_commissions(self, batch_id: str, out: BatchOutcome) -> None:
         figures = self.figures

@@ -207,7 +207,11 @@ class PostgresSettlementStore:
                         for t in (figures.totals[b],)
                     ],
                 )
-                self._save_fees(cur, figures, sorted({b.group for b in out.touched}))
+            # A period's versions share one fee (ADR 0018): a batch may move a version it
+            # did not touch.
+            fee_groups = {b.group for b in out.touched} | out.fee_groups
+            if fee_groups:
+                self._save_fees(cur, figures, sorted(fee_groups))
             if out.touched_commissions:
                 cur.executemany(
                     _upsert(

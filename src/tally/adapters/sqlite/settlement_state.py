@@ -99,7 +99,10 @@ def save_batch(conn: sqlite3.Connection, out: BatchOutcome, figures: OpenFigures
                 for t in (figures.totals[b],)
             ],
         )
-        groups = {b.group for b in out.touched}
+    # A period's versions share one fee (ADR 0018): a batch may move a version it did
+    # not touch.
+    groups = {b.group for b in out.touched} | out.fee_groups
+    if groups:
         conn.executemany(
             "INSERT OR REPLACE INTO settlement_fee_accrued VALUES (?, ?, ?, ?, ?, ?)",
             [(*g, figures.fee_accrued[g]) for g in groups if g in figures.fee_accrued],
