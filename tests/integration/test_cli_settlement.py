@@ -74,3 +74,17 @@ def test_configuration_edits_and_a_close_land_in_the_audit_trail(cli, tmp_path: 
             backoffice.close()
     assert actions == ["contract.version_added", "partner.agent_added", "period.closed"]
     assert (checked, problems) == (3, [])
+
+
+def test_figures_show_a_closed_periods_statement_fee_and_name_the_version(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path
+) -> None:
+    contract = tmp_path / "contract.json"
+    contract.write_text(json.dumps(CONTRACT))
+    assert cli("contracts", "add", str(contract))[0] == 0
+    assert cli("settlement", "close", "acme-std", "op1", "2026-02")[0] == 0
+    code, out = cli("settlement", "figures")
+    assert code == 0, out
+    # Nothing accrued live in February; the statement's fee is the 50.00 minimum.
+    row = "│ acme-std │ 1 │ acme │ op1 │ 2026-02 │ closed │ EUR │ 50.00 │"
+    assert row in out

@@ -261,6 +261,7 @@ def settlement_figures(
     with open_app() as tally:
         figures = tally.settlement_store.load_figures()
         contracts = tally.settlement_config.contracts()
+        statements = tally.settlement_store.statements()
     table = Table(
         *[d.value for d in dims],
         "currency",
@@ -283,20 +284,24 @@ def settlement_figures(
     console.print(table)
     fees = Table(
         "contract",
+        "version",
         "provider",
         "operator",
         "period",
+        "status",
         "currency",
-        "fee accrued",
-        title="Provider fees accrued",
+        "fee",
+        title="Provider fees (open: accrued per version; closed: the statement's fee)",
     )
-    for fee in fees_accrued(figures, contracts, where):
+    for fee in fees_accrued(figures, contracts, where, statements=statements):
         key = dict(fee.key)
         fees.add_row(
             key["contract"],
+            key["version"],
             key["provider"],
             key["operator"],
             key["period"],
+            key["status"],
             key["currency"],
             format_amount(fee.accrued, key["currency"]),
         )
