@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
-from tally.events.model import EventKind
+from tally.events.model import VOIDABLE, EventKind, any_kind_key, candidates
 from tally.kernel.money import Rounding, round_minor
 from tally.ledger.model import Account, AccountFlags, OwnerKind, TransferRequest
 from tally.settlement.contracts import (
@@ -417,12 +417,23 @@ class SettlementBook:
         if event.kind is not EventKind.ROLLBACK and event.key in known:
             return  # delivered again: it counts once
         if event.kind is EventKind.ROLLBACK:
-            original = known.get(event.ref)
-            if original is None:
+            found = [known[key] for key in candidates(event.ref) if key in known]
+            if len(found) > 1:
+                names = ", ".join(e.key for e in found)
+                out.problems.append(
+                    (
+                        event.key,
+                        f"ref {event.ref} is ambiguous: it names {names}; "
+                        "name the original by its full key",
+                    )
+                )
+                return
+            if not found:
                 # Its original has not arrived: remember, and cancel it when it does.
                 waiting[event.ref] = event.key
                 out.orphans[event.ref] = event.key
                 return
+            original = found[0]
             if original.rolled_back_by == event.key:
                 return  # the same rollback delivered again
             if original.rolled_back_by:
@@ -440,14 +451,19 @@ class SettlementBook:
             )
             self._add(bucket, original.delta, original.commission, -1, out)
             voided = replace(original, rolled_back_by=event.key)
-            known[event.ref] = out.effects[event.ref] = voided
+            known[original.key] = out.effects[original.key] = voided
             return
         effect = self._effect(event)
-        rollback = waiting.pop(event.key, None)
+        waited_as = event.key
+        rollback = waiting.pop(waited_as, None)
+        if rollback is None and event.kind in VOIDABLE:
+            # A rollback that named the transaction without its kind.
+            waited_as = any_kind_key(event.key)
+            rollback = waiting.pop(waited_as, None)
         if rollback is not None:
             # Its rollback came first: the event is recorded and counts for nothing.
             effect = replace(effect, rolled_back_by=rollback)
-            out.orphans_resolved.append(event.key)
+            out.orphans_resolved.append(waited_as)
         else:
             self._add(effect.bucket, effect.delta, effect.commission, +1, out)
         known[event.key] = out.effects[event.key] = effect

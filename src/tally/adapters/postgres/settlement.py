@@ -307,6 +307,15 @@ class PostgresSettlementStore:
             )
         ]
 
+    def orphans(self) -> list[tuple[str, str]]:
+        return [
+            (str(original), str(rollback))
+            for original, rollback in self._rows(
+                "SELECT original_key, rollback_key FROM settlement_orphans "
+                "ORDER BY original_key, rollback_key"
+            )
+        ]
+
     def problems(self) -> list[tuple[str, str, datetime]]:
         return [
             (key, reason, at.astimezone(UTC))

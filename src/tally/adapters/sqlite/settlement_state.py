@@ -46,6 +46,15 @@ def load_orphans(conn: sqlite3.Connection, keys: Iterable[str]) -> dict[str, str
     )
 
 
+def orphans(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    return [
+        (str(original), str(rollback))
+        for original, rollback in conn.execute(
+            "SELECT original_key, rollback_key FROM settlement_orphans ORDER BY 1, 2"
+        )
+    ]
+
+
 def load_figures(conn: sqlite3.Connection) -> OpenFigures:
     figures = OpenFigures()
     for row in conn.execute(

@@ -326,6 +326,19 @@ def settlement_figures(
     console.print(commissions)
 
 
+@settlement_app.command("orphans")
+def settlement_orphans() -> None:
+    """Rollbacks still waiting for their original (one still here after its period closed
+    voided nothing in it: its original never came, or came under another key)."""
+    with open_app() as tally:
+        found = tally.settlement_store.orphans()
+    table = Table("ref (original named)", "rollback", title="Rollbacks waiting for their original")
+    for ref, rollback in found:
+        table.add_row(ref, rollback)
+    console.print(table)
+    console.print(f"{len(found)} waiting")
+
+
 @settlement_app.command("statements")
 def settlement_statements() -> None:
     """Closed periods and the SHA-256 of their statements."""
