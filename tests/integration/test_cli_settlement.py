@@ -147,3 +147,42 @@ def test_a_cli_change_whose_audit_append_fails_leaves_neither_change_nor_record(
     code, out = cli("settlement", "close", "acme-std", "op1", "2026-02")
     assert code == 0, out  # nothing half-done: the close goes through once the trail is back
     assert _trail()[0] == ["wallet.opened", "contract.version_added", "period.closed"]
+
+
+def test_figures_show_a_closed_periods_statement_fee_and_name_the_version(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path
+) -> None:
+    contract = tmp_path / "contract.json"
+    contract.write_text(json.dumps(CONTRACT))
+    assert cli("contracts", "add", str(contract))[0] == 0
+    assert cli("settlement", "close", "acme-std", "op1", "2026-02")[0] == 0
+    code, out = cli("settlement", "figures")
+    assert code == 0, out
+    # Nothing accrued live in February; the statement's fee is the 50.00 minimum.
+    row = "│ acme-std │ 1 │ acme │ op1 │ 2026-02 │ closed │ EUR │ 50.00 │"
+    assert row in out
+
+
+def test_a_rollback_whose_original_never_came_is_listed_after_its_period_closed(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path
+) -> None:
+    contract = tmp_path / "contract.json"
+    contract.write_text(json.dumps(CONTRACT))
+    assert cli("contracts", "add", str(contract))[0] == 0
+    report = tmp_path / "report.csv"
+    report.write_text(
+        "tx_id,kind,operator,player,game_type,amount,occurred_at,ref\n"
+        "b1,bet,op1,p1,slots,10.00,2026-02-02T10:00:00,\n"
+        "rb1,rollback,op1,p1,slots,0,2026-02-02T10:05:00,w404\n"
+    )
+    code, out = cli(
+        "import", "file", str(report), "--provider", "acme", "--tz", "UTC", "--currency", "EUR"
+    )
+    assert code == 0 and "2 accepted" in out, out
+    code, out = cli("settlement", "run", "--until-drained")
+    assert code == 0, out
+    assert cli("settlement", "close", "acme-std", "op1", "2026-02")[0] == 0
+    code, out = cli("settlement", "orphans")
+    assert code == 0, out
+    assert "acme:w404:* │ acme:rb1:rollback" in out
+    assert "1 waiting" in out

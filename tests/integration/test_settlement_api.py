@@ -30,6 +30,9 @@ class FakeSettlement:
     def problems(self) -> list[tuple[str, str, datetime]]:
         return [("acme:evt-9", "no contract in force for acme at 2026-01-03", CLOSED)]
 
+    def orphans(self) -> list[tuple[str, str]]:
+        return [("acme:w404:*", "acme:rb1:rollback")]
+
 
 def _install(world: World) -> None:
     figures = OpenFigures()
@@ -153,3 +156,13 @@ def test_events_settlement_could_not_place_are_shown_in_the_quarantine(world: Wo
             "at": "2026-02-01T00:00:00Z",
         }
     ]
+
+
+def test_rollbacks_waiting_for_their_original_are_listed_for_finance_and_auditors(world: World):
+    _install(world)
+    for role in ("finance", "auditor"):
+        r = world.client.get("/v1/settlement/orphans", headers=world.headers(role))
+        assert r.status_code == 200, (role, r.text)
+        assert r.json() == [{"ref": "acme:w404:*", "rollback_key": "acme:rb1:rollback"}]
+    r = world.client.get("/v1/settlement/orphans", headers=world.headers("partner"))
+    assert r.status_code == 403

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TypeVar
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tally.adapters.memory.ledger import MemoryLedgerStore
@@ -216,3 +216,49 @@ def test_two_different_deliveries_of_the_same_events_give_identical_totals(
     # A period touched only by a bet and its rollback accrues 0; absent means the same.
     assert _nonzero(first.figures.fee_accrued) == _nonzero(second.figures.fee_accrued)
     assert _nonzero(first.figures.commission_accrued) == _nonzero(second.figures.commission_accrued)
+
+
+APR = datetime(2026, 4, 1, tzinfo=UTC)
+
+
+def _rolled_back_alone() -> list[SettlementEvent]:
+    """A bet rolled back with nothing else in its game type, beside one that stays."""
+    common = {"provider": "acme", "operator": "op1", "player": "p1", "currency": "EUR"}
+    return [
+        SettlementEvent(
+            "acme:r0:bet", EventKind.BET, amount=100, occurred_at=T0, game_type="slots", **common
+        ),  # type: ignore[arg-type]
+        SettlementEvent(
+            "acme:r1:bet", EventKind.BET, amount=100, occurred_at=T0, game_type="live", **common
+        ),  # type: ignore[arg-type]
+        SettlementEvent(
+            "acme:r0:rollback",
+            EventKind.ROLLBACK,
+            amount=0,
+            occurred_at=T0,
+            game_type="slots",
+            ref="acme:r0:bet",
+            **common,
+        ),  # type: ignore[arg-type]
+    ]
+
+
+def _statements(batches: list[list[SettlementEvent]]) -> list[bytes]:
+    worker = run(batches)
+    return [worker.close(c.contract_id, "op1", "2026-03", APR).to_json() for c in CONTRACTS]
+
+
+@settings(max_examples=100, deadline=None)
+@given(deliveries())
+@example((_rolled_back_alone(), [_rolled_back_alone()]))
+def test_a_statement_is_a_function_of_the_facts_not_of_their_order(
+    delivery: tuple[list[SettlementEvent], list[list[SettlementEvent]]],
+) -> None:
+    """A bet counted then rolled back, or rolled back before it arrived: the same facts,
+    so the same bytes (a line that nets to nothing is left out either way)."""
+    events, batches = delivery
+    originals_first = sorted(events, key=lambda e: e.kind is EventKind.ROLLBACK)
+    rollbacks_first = sorted(events, key=lambda e: e.kind is not EventKind.ROLLBACK)
+    expected = _statements([originals_first])
+    assert _statements([rollbacks_first]) == expected
+    assert _statements(batches) == expected

@@ -83,3 +83,35 @@ def test_fees_and_commissions_accrued_so_far() -> None:
         {"agent": "store1", "operator": "op1", "period": "2026-03", "currency": "JPY"},
         90,
     )
+
+
+def test_a_closed_period_shows_its_statements_fee_and_every_row_names_its_version() -> None:
+    # March: v1 earns 10% of 60.00 = 6.00 and the minimum fee (v2's, in force at the end)
+    # tops it up to 20.00 at the close. April is open: v2 earns 10% of 50.00 = 5.00.
+    v1 = ContractTerms(
+        "acme-eu", 1, "acme", datetime(2026, 1, 1, tzinfo=UTC), "EUR", {"*": flat("0.10")}
+    )
+    v2 = ContractTerms(
+        "acme-eu",
+        2,
+        "acme",
+        datetime(2026, 3, 20, tzinfo=UTC),
+        "EUR",
+        {"*": flat("0.10")},
+        minimum_fee=2_000,
+    )
+    w = TestWorker([v1, v2])
+    w.feed([ev("a", EventKind.BET, "acme", 10_000), ev("b", EventKind.WIN, "acme", 4_000)], T)
+    w.close("acme-eu", "op1", "2026-03", datetime(2026, 4, 1, tzinfo=UTC))
+    april = datetime(2026, 4, 2, tzinfo=UTC)
+    w.feed(
+        [SettlementEvent("c", EventKind.BET, "acme", "op1", "p", "slots", 5_000, "EUR", april)], T
+    )
+    rows = fees_accrued(w.worker.book.figures, [v1, v2], statements=w.store.statements())
+    assert [
+        (dict(r.key)["period"], dict(r.key)["version"], dict(r.key)["status"], r.accrued)
+        for r in rows
+    ] == [
+        ("2026-03", "1", "closed", 2_000),
+        ("2026-04", "2", "open", 500),
+    ]

@@ -30,6 +30,8 @@ class Permission(StrEnum):
     SETTLEMENT_FIGURES_READ = "settlement.figures.read"  # live totals and fees, all operators
     COMMISSIONS_READ = "settlement.commissions.read"  # partners: their own subtree only
     STATEMENTS_READ = "statements.read"  # partners: their own operator's only
+    # Rollbacks still waiting for their original: finance acts on them, auditors see them.
+    SETTLEMENT_ORPHANS_READ = "settlement.orphans.read"
     CONFIG_READ = "settlement.config.read"  # contracts, partner trees, FX rates
     CONFIG_WRITE = "settlement.config.write"  # new versions only; nothing is edited in place
     PROVIDER_SECRETS_READ = "provider_secrets.read"  # names and dates, never values
@@ -51,6 +53,7 @@ _READ_EVERYTHING = frozenset(
         P.SETTLEMENT_FIGURES_READ,
         P.COMMISSIONS_READ,
         P.STATEMENTS_READ,
+        P.SETTLEMENT_ORPHANS_READ,
         P.CONFIG_READ,
     }
 )
@@ -68,6 +71,7 @@ GRANTS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
                 P.SETTLEMENT_FIGURES_READ,
                 P.COMMISSIONS_READ,
                 P.STATEMENTS_READ,
+                P.SETTLEMENT_ORPHANS_READ,
                 P.CONFIG_READ,
                 P.CONFIG_WRITE,
             }

@@ -44,6 +44,32 @@ def idempotency_key(provider: str, provider_tx_id: str, kind: str) -> str:
     return f"{provider}:{provider_tx_id}:{kind}"
 
 
+# A rollback's ``ref`` may name the provider's transaction without its kind (a batch
+# report's bare ``ref``): ``provider:tx_id:*``, resolved by settlement against the
+# provider's transactions of the kinds a rollback can void.
+ANY_KIND = "*"
+VOIDABLE = (
+    EventKind.BET,
+    EventKind.WIN,
+    EventKind.JACKPOT_WIN,
+    EventKind.BONUS_WIN,
+    EventKind.ADJUSTMENT,
+)
+
+
+def any_kind_key(key: str) -> str:
+    """``provider:tx_id:*`` for the idempotency key ``provider:tx_id:kind``."""
+    return key[: key.rfind(":") + 1] + ANY_KIND
+
+
+def candidates(ref: str) -> tuple[str, ...]:
+    """The keys a ``ref`` may name: itself, or for ``provider:tx_id:*`` each voidable kind."""
+    if not ref.endswith(":" + ANY_KIND):
+        return (ref,)
+    stem = ref[: -len(ANY_KIND)]
+    return tuple(stem + kind.value for kind in VOIDABLE)
+
+
 @value
 class Event:
     provider: str

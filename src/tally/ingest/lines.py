@@ -6,7 +6,8 @@ The report format (CSV with a header row, or JSON Lines with the same names):
 strings in the currency's unit, parsed exactly (excess precision is refused, never
 rounded). ``occurred_at`` without an offset is read in the file's time zone and kept
 with that zone's offset; ``ref`` (a rollback's original) is the provider's transaction
-id, or a full idempotency key.
+id (of any kind: settlement finds the one transaction of that id, and refuses a ``ref``
+that names two), or a full idempotency key.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import datetime, timezone, tzinfo
 from typing import Any
 
 from tally.events.model import (
+    ANY_KIND,
     FIRST_YEAR,
     LAST_YEAR,
     Channel,
@@ -141,7 +143,9 @@ def to_event(
         if kind is EventKind.ROLLBACK and not ref:
             return LineRefusal(Reason.MALFORMED, "a rollback names its original in ref")
         if ref and ref.count(":") < 2:
-            ref = idempotency_key(fmt.provider, ref, EventKind.BET.value)
+            # A report names the transaction, not its kind: a rollback may void a win,
+            # a bonus win or an adjustment as well as a bet.
+            ref = idempotency_key(fmt.provider, ref, ANY_KIND)
         return Event(
             provider=fmt.provider,
             provider_tx_id=f["tx_id"],

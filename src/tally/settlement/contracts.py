@@ -156,14 +156,18 @@ def in_force(
 
 
 def basis_amount(terms: ContractTerms, totals: Totals) -> Decimal:
-    """The amount the rate applies to, exact (gaming tax may leave fractions of a unit)."""
+    """The amount the rate applies to, exact (gaming tax may leave fractions of a unit).
+
+    Gaming tax is the rate times GGR, signed: a losing line's share is negative, so the
+    lines of a period add up to the rate times the period's GGR however its GGR splits
+    into game types and versions (ADR 0018)."""
     amount = Decimal(totals.ggr)
     if terms.basis is Basis.NGR:
         if Deduction.BONUSES in terms.deductions:
             amount -= totals.bonuses
         if Deduction.JACKPOT_CONTRIBUTIONS in terms.deductions:
             amount -= totals.jackpot_contributions
-        if Deduction.GAMING_TAX in terms.deductions and totals.ggr > 0:
+        if Deduction.GAMING_TAX in terms.deductions:
             amount -= Decimal(totals.ggr) * terms.gaming_tax_rate
     return amount
 
@@ -186,16 +190,62 @@ def tiered(amount: Decimal, tiers: Sequence[Tier]) -> Decimal:
     return fee
 
 
+def version_fees(
+    versions: Sequence[tuple[ContractTerms, Mapping[str, Totals]]],
+) -> list[tuple[ContractTerms, Decimal]]:
+    """The exact fee each version earned in one period, in the order they took effect.
+
+    The tier ladder is the period's, per game type: the volume earned under an earlier
+    version climbs it first, and a later version goes on from where the ladder stands,
+    each slice at its own version's tiers. So a version change that leaves the tiers
+    alone leaves the fee alone (ADR 0018). Game types and versions with nothing in
+    them are left out, so a figure that nets to zero counts as absent."""
+    position: dict[str, Decimal] = {}
+    out: list[tuple[ContractTerms, Decimal]] = []
+    for terms, by_game_type in sorted(
+        versions, key=lambda item: (item[0].effective_from, item[0].version)
+    ):
+        exact = Decimal(0)
+        earned = False
+        for game_type, totals in sorted(by_game_type.items()):
+            if totals == Totals():
+                continue
+            earned = True
+            tiers = terms.tiers_for(game_type)
+            start = position.get(game_type, Decimal(0))
+            end = start + basis_amount(terms, totals)
+            exact += tiered(end, tiers) - tiered(start, tiers)
+            position[game_type] = end
+        if earned:
+            out.append((terms, exact))
+    return out
+
+
+def fee_parts(
+    versions: Sequence[tuple[ContractTerms, Mapping[str, Totals]]],
+) -> list[tuple[ContractTerms, int]]:
+    """Each version's part of the period's fee, which is rounded once (in the rounding
+    mode of the last version that earned): a part is the rounded running sum through
+    its version minus the one before it, so the parts add up to the fee exactly."""
+    exact = version_fees(versions)
+    if not exact:
+        return []
+    mode = exact[-1][0].rounding
+    parts: list[tuple[ContractTerms, int]] = []
+    running = Decimal(0)
+    before = 0
+    for terms, fee in exact:
+        running += fee
+        rounded = round_minor(running, mode)
+        parts.append((terms, rounded - before))
+        before = rounded
+    return parts
+
+
 def running_fee(terms: ContractTerms, by_game_type: Mapping[str, Totals]) -> int:
-    """The fee earned by these totals before period-end rules, rounded once."""
-    exact = sum(
-        (
-            tiered(basis_amount(terms, totals), terms.tiers_for(game_type))
-            for game_type, totals in sorted(by_game_type.items())
-        ),
-        Decimal(0),
-    )
-    return round_minor(exact, terms.rounding)
+    """The fee earned by these totals under one version before period-end rules, rounded
+    once."""
+    return sum(part for _, part in fee_parts([(terms, by_game_type)]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,12 +258,21 @@ class PeriodFee:
     minimum_fee_topup: int
     fee: int  # what the provider is owed for the period
     carried_out: int  # negative fee carried to the next period (<= 0)
+    # A carry brought in while the terms at the period's end have no carry-over: not
+    # taken off this period's fee, and not carried on (<= 0).
+    carry_lapsed: int = 0
 
 
 def apply_period_rules(
     terms: ContractTerms, fee_before_rules: int, basis: int, carried_in: int = 0
 ) -> PeriodFee:
-    """Close a period's fee: carry-over first, then the minimum fee."""
+    """Close a period's fee: carry-over first, then the minimum fee.
+
+    The carry-over rule is the period's terms', both ways: without carry-over a period
+    neither carries a negative fee out nor takes one in (a carry brought in lapses)."""
+    lapsed = 0
+    if not terms.carry_over_negative:
+        lapsed, carried_in = carried_in, 0
     net = fee_before_rules + carried_in
     carried_out = 0
     if net < 0:
@@ -222,7 +281,7 @@ def apply_period_rules(
         # Without carry-over a negative period is simply worth nothing to the provider.
         net = 0
     topup = max(0, terms.minimum_fee - net)
-    return PeriodFee(basis, fee_before_rules, carried_in, topup, net + topup, carried_out)
+    return PeriodFee(basis, fee_before_rules, carried_in, topup, net + topup, carried_out, lapsed)
 
 
 def period_fee(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
-from tally.events.model import EventKind
+from tally.events.model import VOIDABLE, EventKind, any_kind_key, candidates
 from tally.kernel.money import Rounding, round_minor
 from tally.ledger.model import Account, AccountFlags, OwnerKind, TransferRequest
 from tally.settlement.contracts import (
@@ -24,8 +24,8 @@ from tally.settlement.contracts import (
     ContractTerms,
     FxPolicy,
     Totals,
+    fee_parts,
     in_force,
-    running_fee,
 )
 from tally.settlement.fx import FxTable
 from tally.settlement.partners import PartnerTree, share_rates
@@ -152,6 +152,10 @@ class BatchOutcome:
     # The same while the batch runs: turnover, wins, bonuses, jackpot contributions.
     running: dict[Bucket, list[int]] = field(default_factory=dict)
     touched_commissions: set[CommissionKey] = field(default_factory=set)
+    # Fee accruals (per contract version and period) the batch set: a period's versions
+    # share one tier ladder and one rounding, so a version's part can move when another
+    # version's figures do.
+    fee_groups: set[tuple[str, int, str, str, str]] = field(default_factory=set)
     problems: list[tuple[str, str]] = field(default_factory=list)  # (event key, reason)
 
 
@@ -413,12 +417,23 @@ class SettlementBook:
         if event.kind is not EventKind.ROLLBACK and event.key in known:
             return  # delivered again: it counts once
         if event.kind is EventKind.ROLLBACK:
-            original = known.get(event.ref)
-            if original is None:
+            found = [known[key] for key in candidates(event.ref) if key in known]
+            if len(found) > 1:
+                names = ", ".join(e.key for e in found)
+                out.problems.append(
+                    (
+                        event.key,
+                        f"ref {event.ref} is ambiguous: it names {names}; "
+                        "name the original by its full key",
+                    )
+                )
+                return
+            if not found:
                 # Its original has not arrived: remember, and cancel it when it does.
                 waiting[event.ref] = event.key
                 out.orphans[event.ref] = event.key
                 return
+            original = found[0]
             if original.rolled_back_by == event.key:
                 return  # the same rollback delivered again
             if original.rolled_back_by:
@@ -436,14 +451,19 @@ class SettlementBook:
             )
             self._add(bucket, original.delta, original.commission, -1, out)
             voided = replace(original, rolled_back_by=event.key)
-            known[event.ref] = out.effects[event.ref] = voided
+            known[original.key] = out.effects[original.key] = voided
             return
         effect = self._effect(event)
-        rollback = waiting.pop(event.key, None)
+        waited_as = event.key
+        rollback = waiting.pop(waited_as, None)
+        if rollback is None and event.kind in VOIDABLE:
+            # A rollback that named the transaction without its kind.
+            waited_as = any_kind_key(event.key)
+            rollback = waiting.pop(waited_as, None)
         if rollback is not None:
             # Its rollback came first: the event is recorded and counts for nothing.
             effect = replace(effect, rolled_back_by=rollback)
-            out.orphans_resolved.append(event.key)
+            out.orphans_resolved.append(waited_as)
         else:
             self._add(effect.bucket, effect.delta, effect.commission, +1, out)
         known[event.key] = out.effects[event.key] = effect
@@ -520,14 +540,11 @@ class SettlementBook:
         if not in_force_at_end:
             raise PeriodCloseError(f"no version of {contract_id} was in force in {label}")
         rules = in_force_at_end[-1]
-        by_version: list[tuple[ContractTerms, dict[str, Totals]]] = []
-        accrued = 0
-        for terms in versions:
-            group = (contract_id, terms.version, terms.provider, operator, label)
-            buckets = {b: figures.totals[b] for b in figures.groups.get(group, ())}
-            if buckets:
-                by_version.append((terms, group_totals(terms, label, buckets, self._fx())))
-            accrued += figures.fee_accrued.get(group, 0)
+        by_version = self._period_versions(contract_id, rules.provider, operator, label)
+        accrued = sum(
+            figures.fee_accrued.get((contract_id, t.version, t.provider, operator, label), 0)
+            for t in versions
+        )
         statement = build_statement(
             by_version,
             rules,
@@ -597,27 +614,47 @@ class SettlementBook:
             )
 
     def _accrue_fees(self, batch_id: str, out: BatchOutcome) -> None:
+        """Each touched period's fee, from all its versions' totals, rounded once and split
+        into the versions' parts (:func:`fee_parts`); each part posts what it moved."""
         figures = self.figures
-        groups = {
-            group: {b: figures.totals[b] for b in figures.groups[group]}
-            for group in {bucket.group for bucket in out.touched}
-        }
-        for group, buckets in sorted(groups.items()):
-            contract_id, version, provider, operator, period = group
-            terms = self._terms(contract_id, version)
-            target = running_fee(terms, group_totals(terms, period, buckets, self._fx()))
-            accrued = figures.fee_accrued.get(group, 0)
-            expense, payable = fee_accounts(provider, operator, terms.settlement_currency)
-            self._post(
-                out,
-                f"settle:{batch_id}:fee:{contract_id}:{version}:{operator}:{period}",
-                expense,
-                payable,
-                target - accrued,
-                "fee_accrual",
-                {"contract": contract_id, "period": period},
-            )
-            figures.fee_accrued[group] = target
+        periods = {(g[0], g[2], g[3], g[4]) for g in {bucket.group for bucket in out.touched}}
+        for contract_id, provider, operator, period in sorted(periods):
+            versions = self._period_versions(contract_id, provider, operator, period)
+            parts = {terms.version: part for terms, part in fee_parts(versions)}
+            for terms, _ in versions:
+                group = (contract_id, terms.version, provider, operator, period)
+                target = parts.get(terms.version, 0)
+                accrued = figures.fee_accrued.get(group, 0)
+                if target == accrued and group in figures.fee_accrued:
+                    continue
+                expense, payable = fee_accounts(provider, operator, terms.settlement_currency)
+                self._post(
+                    out,
+                    f"settle:{batch_id}:fee:{contract_id}:{terms.version}:{operator}:{period}",
+                    expense,
+                    payable,
+                    target - accrued,
+                    "fee_accrual",
+                    {"contract": contract_id, "period": period},
+                )
+                figures.fee_accrued[group] = target
+                out.fee_groups.add(group)
+
+    def _period_versions(
+        self, contract_id: str, provider: str, operator: str, period: str
+    ) -> list[tuple[ContractTerms, dict[str, Totals]]]:
+        """A contract period's totals per game type, for each version that has figures."""
+        figures = self.figures
+        found: list[tuple[ContractTerms, dict[str, Totals]]] = []
+        for terms in self._contracts():
+            if terms.contract_id != contract_id or terms.provider != provider:
+                continue
+            group = (contract_id, terms.version, provider, operator, period)
+            buckets = figures.groups.get(group)
+            if buckets:
+                totals = {b: figures.totals[b] for b in buckets}
+                found.append((terms, group_totals(terms, period, totals, self._fx())))
+        return found
 
     def _accrue_commissions(self, batch_id: str, out: BatchOutcome) -> None:
         figures = self.figures

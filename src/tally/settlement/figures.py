@@ -6,12 +6,15 @@ of the dimensions of a row.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from tally.kernel.money import parse_amount
 from tally.settlement.contracts import ContractTerms, Totals
 from tally.settlement.engine import OpenFigures
+from tally.settlement.ports import StoredStatement
 
 
 class Dimension(StrEnum):
@@ -69,13 +72,36 @@ def fees_accrued(
     figures: OpenFigures,
     contracts: Sequence[ContractTerms],
     where: Mapping[Dimension, str] | None = None,
+    *,
+    statements: Sequence[StoredStatement] = (),
 ) -> list[AccrualRow]:
-    """Provider fees accrued per contract period and operator, in settlement currency."""
+    """Provider fees per contract period and operator, in settlement currency.
+
+    An open period has one row per contract version (its part of the period's fee, as
+    accrued so far); a closed period has one row with what its statement says (the fee
+    after carry-over and the minimum fee), naming the versions that earned in it. Each
+    row says which (``version``, ``status``)."""
     where = where or {}
     currency_of = {(c.contract_id, c.version): c.settlement_currency for c in contracts}
-    rows: list[AccrualRow] = []
+    provider_of = {c.contract_id: c.provider for c in contracts}
+    closed = {(s.contract_id, s.operator, s.period): s for s in statements}
+    rows: list[tuple[tuple[str, str, str, str], AccrualRow]] = []
+
+    def add(values: dict[Dimension, str], version: str, status: str, amount: int) -> None:
+        if any(values.get(d) != v for d, v in where.items()):
+            return
+        key = (
+            *((d.value, values[d]) for d in values),
+            ("version", version),
+            ("status", status),
+        )
+        order = (values[Dimension.CONTRACT], values[Dimension.OPERATOR], values[Dimension.PERIOD])
+        rows.append(((*order, version), AccrualRow(key, amount)))
+
     for group, accrued in sorted(figures.fee_accrued.items()):
         contract_id, version, provider, operator, period = group
+        if (contract_id, operator, period) in closed:
+            continue
         values = {
             Dimension.CONTRACT: contract_id,
             Dimension.PROVIDER: provider,
@@ -83,11 +109,23 @@ def fees_accrued(
             Dimension.PERIOD: period,
             Dimension.CURRENCY: currency_of.get((contract_id, version), ""),
         }
-        if any(values.get(d) != v for d, v in where.items()):
-            continue
-        key = (*((d.value, values[d]) for d in values), ("version", str(version)))
-        rows.append(AccrualRow(key, accrued))
-    return rows
+        add(values, str(version), "open", accrued)
+    for (contract_id, operator, period), stored in sorted(closed.items()):
+        doc = json.loads(stored.document)
+        currency = doc["currency"]
+        versions = sorted({line["contract_version"] for line in doc["lines"]}) or [
+            doc["contract"]["version"]
+        ]
+        values = {
+            Dimension.CONTRACT: contract_id,
+            Dimension.PROVIDER: provider_of.get(contract_id, doc["contract"]["provider"]),
+            Dimension.OPERATOR: operator,
+            Dimension.PERIOD: period,
+            Dimension.CURRENCY: currency,
+        }
+        fee = parse_amount(doc["totals"]["fee"], currency, allow_negative=True)
+        add(values, "+".join(str(v) for v in versions), "closed", fee)
+    return [row for _, row in sorted(rows, key=lambda item: item[0])]
 
 
 def commissions_accrued(

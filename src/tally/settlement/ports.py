@@ -102,6 +102,12 @@ class SettlementStore(Protocol):
 
     def statements(self) -> list[StoredStatement]: ...
 
+    def orphans(self) -> list[tuple[str, str]]:
+        """Rollbacks still waiting for their original: (the ref they name, their key),
+        sorted. One still here after its period closed names an original that never
+        came (or came under another key)."""
+        ...
+
     def problems(self) -> list[tuple[str, str, datetime]]:
         """Events settlement could not place: (event key, reason, when)."""
         ...

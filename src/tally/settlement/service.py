@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import structlog
 
 from tally.audit.service import Auditing
+from tally.events.model import VOIDABLE, any_kind_key, candidates
 from tally.kernel.clock import Clock
 from tally.settlement.config import SettlementConfig
 from tally.settlement.engine import SettlementBook, SettlementEvent
@@ -85,13 +86,16 @@ class SettlementWorker:
                 return 0
             events = [event for _, event in batch]
             first, last = batch[0][0], batch[-1][0]
-            names = {e.key for e in events} | {e.ref for e in events if e.ref}
+            names = {e.key for e in events}
+            names.update(key for e in events if e.ref for key in candidates(e.ref))
+            waiting = {e.key for e in events}
+            waiting.update(any_kind_key(e.key) for e in events if e.kind in VOIDABLE)
             try:
                 out = self.book.settle(
                     f"{self.consumer}:{first}-{last}",
                     events,
                     self.store.load_effects(names),
-                    self.store.load_orphans(e.key for e in events),
+                    self.store.load_orphans(waiting),
                 )
                 self.store.commit_batch(
                     self.consumer, last, out, self.book.figures, self.clock.now()
@@ -151,6 +155,9 @@ class SettlementWorker:
 
     def statements(self) -> list[StoredStatement]:
         return self.store.statements()
+
+    def orphans(self) -> list[tuple[str, str]]:
+        return self.store.orphans()
 
     # -- running in the background --------------------------------------------------------
     def start(self) -> SettlementWorker:

@@ -23,7 +23,7 @@ from tally.settlement.contracts import (
     Totals,
     apply_period_rules,
     basis_amount,
-    running_fee,
+    fee_parts,
 )
 from tally.settlement.periods import Period
 
@@ -104,6 +104,7 @@ class Statement:
                 "minimum_fee_topup": amount(self.fee.minimum_fee_topup),
                 "fee": amount(self.fee.fee),
                 "carried_out": amount(self.fee.carried_out),
+                "carry_lapsed": amount(self.fee.carry_lapsed),
                 "accrued_before_close": amount(self.accrued_before_close),
                 "close_adjustment": amount(self.close_adjustment),
             },
@@ -151,17 +152,22 @@ def build_statement(
     carried_in: int,
     accrued_before_close: int,
 ) -> Statement:
-    """A period's statement: each version's totals earn under that version's rates; the
-    period rules (carry-over, minimum fee) are those of ``rules``, the version in force
-    at the period's end."""
+    """A period's statement: each version's totals earn under that version's rates, on
+    the period's one tier ladder, and the fee is rounded once (ADR 0018); the period
+    rules (carry-over, minimum fee) are those of ``rules``, the version in force at the
+    period's end.
+
+    A line whose figures are all zero (e.g. a bet and its rollback) is left out: the
+    same facts give the same statement whatever order they arrived in."""
     lines: list[StatementLine] = []
-    raw = 0
     basis = Decimal(0)
     for terms, by_game_type in sorted(versions, key=lambda item: item[0].version):
-        raw += running_fee(terms, by_game_type)
         for game_type, totals in sorted(by_game_type.items()):
+            if totals == Totals():
+                continue
             line_basis = basis_amount(terms, totals)
             basis += line_basis
             lines.append(StatementLine(terms.version, game_type, totals, str(line_basis)))
+    raw = sum(part for _, part in fee_parts(versions))
     fee = apply_period_rules(rules, raw, round_minor(basis, rules.rounding), carried_in)
     return Statement(rules, operator, period, tuple(lines), fee, accrued_before_close)

@@ -166,6 +166,10 @@ class MemorySettlementStore:
         with self._lock:
             return [self._statements[k] for k in sorted(self._statements)]
 
+    def orphans(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return sorted(self._orphans.items())
+
     def problems(self) -> list[tuple[str, str, datetime]]:
         with self._lock:
             return list(self._problems)

@@ -224,7 +224,11 @@ class PostgresSettlementStore:
                         for t in (figures.totals[b],)
                     ],
                 )
-                self._save_fees(cur, figures, sorted({b.group for b in out.touched}))
+            # A period's versions share one fee (ADR 0018): a batch may move a version it
+            # did not touch.
+            fee_groups = {b.group for b in out.touched} | out.fee_groups
+            if fee_groups:
+                self._save_fees(cur, figures, sorted(fee_groups))
             if out.touched_commissions:
                 cur.executemany(
                     _upsert(
@@ -324,6 +328,15 @@ class PostgresSettlementStore:
             for c, o, p, sha, doc, text, at in self._rows(
                 "SELECT contract_id, operator, period, sha256, document, csv, closed_at "
                 "FROM settlement_statements ORDER BY contract_id, operator, period"
+            )
+        ]
+
+    def orphans(self) -> list[tuple[str, str]]:
+        return [
+            (str(original), str(rollback))
+            for original, rollback in self._rows(
+                "SELECT original_key, rollback_key FROM settlement_orphans "
+                "ORDER BY original_key, rollback_key"
             )
         ]
 

@@ -142,6 +142,10 @@ class SqliteSettlementStore:
         with self._lock:
             return state.statements(self._read)
 
+    def orphans(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return state.orphans(self._read)
+
     def problems(self) -> list[tuple[str, str, datetime]]:
         with self._lock:
             return state.problems(self._read)

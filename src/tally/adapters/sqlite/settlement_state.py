@@ -46,6 +46,15 @@ def load_orphans(conn: sqlite3.Connection, keys: Iterable[str]) -> dict[str, str
     )
 
 
+def orphans(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    return [
+        (str(original), str(rollback))
+        for original, rollback in conn.execute(
+            "SELECT original_key, rollback_key FROM settlement_orphans ORDER BY 1, 2"
+        )
+    ]
+
+
 def load_figures(conn: sqlite3.Connection) -> OpenFigures:
     figures = OpenFigures()
     for row in conn.execute(
@@ -99,7 +108,10 @@ def save_batch(conn: sqlite3.Connection, out: BatchOutcome, figures: OpenFigures
                 for t in (figures.totals[b],)
             ],
         )
-        groups = {b.group for b in out.touched}
+    # A period's versions share one fee (ADR 0018): a batch may move a version it did
+    # not touch.
+    groups = {b.group for b in out.touched} | out.fee_groups
+    if groups:
         conn.executemany(
             "INSERT OR REPLACE INTO settlement_fee_accrued VALUES (?, ?, ?, ?, ?, ?)",
             [(*g, figures.fee_accrued[g]) for g in groups if g in figures.fee_accrued],

@@ -586,6 +586,18 @@ def _visible_statements(c: Ctx, p: Principal) -> list[StoredStatement]:
     ]
 
 
+@settlement.get("/settlement/orphans", response_model=list[s.OrphanOut])
+def settlement_orphans(
+    c: CtxDep, _: Annotated[Principal, Depends(require(P.SETTLEMENT_ORPHANS_READ))]
+) -> list[s.OrphanOut]:
+    """Rollbacks still waiting for their original. One still here after its period
+    closed voided nothing in it: its original never came, or came under another key."""
+    return [
+        s.OrphanOut(ref=ref, rollback_key=rollback)
+        for ref, rollback in c.app.settlement_store.orphans()
+    ]
+
+
 @settlement.get("/statements", response_model=list[s.StatementOut])
 def list_statements(
     c: CtxDep,

@@ -195,6 +195,11 @@ class StatementOut(BaseModel):
     closed_at: datetime
 
 
+class OrphanOut(BaseModel):
+    ref: str  # the original the rollback names (``provider:tx_id:*``: any kind)
+    rollback_key: str
+
+
 class SettlementProblemOut(BaseModel):
     event_key: str
     reason: str

@@ -231,6 +231,7 @@ def settlement_figures(
     with open_app() as tally:
         figures = tally.settlement_store.load_figures()
         contracts = tally.settlement_config.contracts()
+        statements = tally.settlement_store.statements()
     table = Table(
         *[d.value for d in dims],
         "currency",
@@ -253,20 +254,24 @@ def settlement_figures(
     console.print(table)
     fees = Table(
         "contract",
+        "version",
         "provider",
         "operator",
         "period",
+        "status",
         "currency",
-        "fee accrued",
-        title="Provider fees accrued",
+        "fee",
+        title="Provider fees (open: accrued per version; closed: the statement's fee)",
     )
-    for fee in fees_accrued(figures, contracts, where):
+    for fee in fees_accrued(figures, contracts, where, statements=statements):
         key = dict(fee.key)
         fees.add_row(
             key["contract"],
+            key["version"],
             key["provider"],
             key["operator"],
             key["period"],
+            key["status"],
             key["currency"],
             format_amount(fee.accrued, key["currency"]),
         )
@@ -289,6 +294,19 @@ def settlement_figures(
             format_amount(c.accrued, key["currency"]),
         )
     console.print(commissions)
+
+
+@settlement_app.command("orphans")
+def settlement_orphans() -> None:
+    """Rollbacks still waiting for their original (one still here after its period closed
+    voided nothing in it: its original never came, or came under another key)."""
+    with open_app() as tally:
+        found = tally.settlement_store.orphans()
+    table = Table("ref (original named)", "rollback", title="Rollbacks waiting for their original")
+    for ref, rollback in found:
+        table.add_row(ref, rollback)
+    console.print(table)
+    console.print(f"{len(found)} waiting")
 
 
 @settlement_app.command("statements")
