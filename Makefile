@@ -40,8 +40,9 @@ sim-long: $(STAMP)
 	TALLY_SIM_SEEDS=$$(seq -s, 100 119) TALLY_SIM_RATE=12 $(BIN)/pytest -q tests/simulation -k matches_the_auditor
 
 # Every benchmark and its naive baseline; JSON and PNG under bench/results/.
+# The benchmarks live in bench/, beside the package (tools, not product): python -m bench.
 bench: $(STAMP)
-	$(BIN)/tally bench all
+	$(BIN)/python -m bench all
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

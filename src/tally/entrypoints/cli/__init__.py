@@ -6,7 +6,6 @@ import typer
 
 from tally.entrypoints.cli import (
     audit,
-    bench,
     demo,
     events,
     export,
@@ -26,7 +25,6 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(ledger.app, name="ledger")
-app.add_typer(bench.app, name="bench")
 app.add_typer(settlement.contracts_app, name="contracts")
 app.add_typer(settlement.fx_app, name="fx")
 app.add_typer(settlement.partners_app, name="partners")

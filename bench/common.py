@@ -1,4 +1,5 @@
-"""Shared benchmark helpers: memory readings, percentiles, machine facts, results files."""
+"""Shared benchmark helpers: memory readings, percentiles, machine facts, results files,
+child interpreters."""
 
 from __future__ import annotations
 
@@ -62,13 +63,24 @@ def save(results: dict[str, Any], out_dir: Path, name: str) -> Path:
 
 Report = Callable[[int], None]
 
+# The folder holding the ``bench`` package (the repository's root).
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def child_env() -> dict[str, str]:
+    """The environment of a child run: this one, with the repository's root first on
+    ``PYTHONPATH``, so ``python -m bench.<name>`` finds the benchmarks from any directory."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    return env
+
 
 def child_main(
     argv: list[str],
     runs: Mapping[str, Callable[[Any, Report], dict[str, Any]]],
     config_type: Callable[..., Any],
 ) -> None:
-    """``python -m tally.benchmarks.<name> RUN CONFIG_JSON``: one run, JSON on stdout,
+    """``python -m bench.<name> RUN CONFIG_JSON``: one run, JSON on stdout,
     progress lines on stderr (logs go there too)."""
     import structlog
 
@@ -84,8 +96,9 @@ def child_main(
 
 def run_child(module: str, run: str, config: Any, on_progress: Report) -> dict[str, Any]:
     """One run of ``module`` in a fresh interpreter, so its figures are its own."""
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+    process = subprocess.Popen(
         [sys.executable, "-m", module, run, json.dumps(asdict(config))],
+        env=child_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tally.benchmarks.common import peak_rss_mb
+from bench.common import peak_rss_mb
 from tally.ingest.files import ImportLimits
 from tally.ingest.lines import ReportFormat
 from tally.kernel.clock import SystemClock

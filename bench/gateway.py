@@ -36,11 +36,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tally.benchmarks.common import percentile
+from bench.common import child_env, percentile
 
 TARGET_REQUESTS_PER_S = 3_000
 TARGET_P99_MS = 25.0
-AUTH_TOKEN = "bench-auth-token"  # noqa: S105 - a throwaway token for a throwaway store
+AUTH_TOKEN = "bench-auth-token"  # a throwaway token for a throwaway store
 FUNDING = 10**12  # minor units per player: no bet is refused for funds in the run
 STARTUP_TIMEOUT_S = 60.0
 FRONTS = 2  # HTTP front processes (ADR 0017): one per core of the 2-core machine
@@ -249,8 +249,9 @@ def run(config: Config, progress: Callable[[int], None]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="tally-bench-gw-") as tmp:
         directory = Path(tmp)
         child = {**asdict(config), "port": port}
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "tally.benchmarks.gateway", str(directory), json.dumps(child)],
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bench.gateway", str(directory), json.dumps(child)],
+            env=child_env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )

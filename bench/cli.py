@@ -1,4 +1,5 @@
-"""``tally bench ...``: benchmark scripts (figures, never timed tests)."""
+"""``python -m bench ...`` (``make bench``): the benchmarks' command line (figures, never
+timed tests). It lives beside the package, not in it: ``tally`` installs no benchmarks."""
 
 from __future__ import annotations
 
@@ -9,17 +10,19 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeElapsedColumn
 
-from tally.benchmarks import gateway as gateway_bench
-from tally.benchmarks import ingest as ingest_bench
-from tally.benchmarks import ledger as ledger_bench
-from tally.benchmarks import settlement as settlement_bench
-from tally.benchmarks.common import machine, save
+from bench import gateway as gateway_bench
+from bench import ingest as ingest_bench
+from bench import ledger as ledger_bench
+from bench import settlement as settlement_bench
+from bench.common import machine, save
 from tally.entrypoints.cli.common import console
 from tally.entrypoints.cli.tables import Table
 
 app = typer.Typer(
+    name="bench",
     help="Benchmarks: print figures, save JSON and a PNG chart under bench/results/.",
     no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
 )
 
 

@@ -25,9 +25,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import common
+from bench.common import peak_rss_mb, percentile, rss_mb
 from tally.app.runtime import settle_heap
-from tally.benchmarks import common
-from tally.benchmarks.common import peak_rss_mb, percentile, rss_mb
 from tally.kernel.clock import SystemClock
 from tally.kernel.limits import LedgerLimits
 from tally.ledger.model import Account, AccountFlags, OwnerKind, TransferRequest
@@ -334,7 +334,7 @@ RUNS: dict[str, Callable[[Config, Callable[[int], None]], dict[str, Any]]] = {
 
 
 def run_child(run: str, config: Config, on_progress: Callable[[int], None]) -> dict[str, Any]:
-    return common.run_child("tally.benchmarks.ledger", run, config, on_progress)
+    return common.run_child("bench.ledger", run, config, on_progress)
 
 
 def summarize(store: str, runs: dict[str, dict[str, Any]]) -> dict[str, Any]:

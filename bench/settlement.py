@@ -26,10 +26,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench import common
+from bench.common import percentile, rss_mb
 from tally.adapters.memory.backoffice import scratch_auditing
 from tally.app.runtime import settle_heap
-from tally.benchmarks import common
-from tally.benchmarks.common import percentile, rss_mb
 from tally.events.model import Event
 from tally.events.ports import EventLog
 from tally.events.settle import LogSource
@@ -280,7 +280,7 @@ def run_latency(config: Config, report: Callable[[int], None]) -> dict[str, Any]
         produced: dict[str, Any] = {"accepted": [], "achieved_rate": 0.0}
         try:
             produced = common.run_child(
-                "tally.benchmarks.settlement",
+                "bench.settlement",
                 "produce",
                 replace(config, log_address=s.address),
                 report,
@@ -340,7 +340,7 @@ RUNS: dict[str, Callable[[Config, Callable[[int], None]], dict[str, Any]]] = {
 
 
 def run_child(run: str, config: Config, on_progress: Callable[[int], None]) -> dict[str, Any]:
-    return common.run_child("tally.benchmarks.settlement", run, config, on_progress)
+    return common.run_child("bench.settlement", run, config, on_progress)
 
 
 def chart(results: dict[str, Any], path: Path) -> None:

@@ -1,1 +1,0 @@
-"""Benchmarks: figures and ratios to naive and raw references, never timed tests."""
