@@ -129,6 +129,41 @@ def test_a_cut_off_tail_is_detected(env: Path):
     _verify_fails_naming(4, "truncated")
 
 
+def test_a_wiped_trail_beside_users_is_detected(env: Path):
+    make_users(2)
+    _tamper(env, "DELETE FROM audit_records", "DELETE FROM audit_head")
+    r = tally("audit", "verify")
+    assert r.exit_code == 1, r.output
+    assert "truncated" in r.output and "users" in r.output
+
+
+def test_a_trail_rolled_back_to_a_saved_copy_fails_against_an_exports_anchor(env: Path):
+    make_users(2)
+    saved = (env / "tally.sqlite").read_bytes()  # a copy of the file, taken quietly
+    # ... more happens, and is anchored by an export's signed manifest.
+    r = tally("users", "create", "late", "--role", "operations", input=f"{PASSWORD}\n" * 2)
+    assert r.exit_code == 0, r.output
+    bundle = _export(env)
+    head = json.loads((bundle / "manifest.json").read_text())["audit_head"]
+    assert head["seq"] == 3
+    assert tally("audit", "verify", "--anchor-bundle", str(bundle)).exit_code == 0
+    # The copy is put back: its records and sealed head agree with each other.
+    for leftover in env.glob("tally.sqlite-*"):
+        leftover.unlink()
+    (env / "tally.sqlite").write_bytes(saved)
+    assert tally("audit", "verify").exit_code == 0  # the file alone cannot tell
+    for how in (["--anchor-bundle", str(bundle)], ["--anchor", f"{head['seq']}:{head['hash']}"]):
+        r = tally("audit", "verify", *how)
+        assert r.exit_code == 1, r.output
+        assert "truncated" in r.output and "cut back" in r.output
+
+
+def test_a_malformed_anchor_is_refused_with_a_message(env: Path):
+    make_users(1)
+    r = tally("audit", "verify", "--anchor", "3:nothex")
+    assert r.exit_code == 2 and "SEQ:HASH" in r.output
+
+
 def _seed_ledger(env: Path) -> None:
     settings = Settings.from_env({"TALLY_DATA_DIR": str(env)})
     with build_app(settings) as app:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tally.audit.chain import AuditRecord, entry_to_dict
+from tally.audit.chain import Anchor, AuditHead, AuditRecord, entry_to_dict
 from tally.kernel.money import format_amount
 from tally.ledger.model import Account, OwnerKind, Transfer
 
@@ -196,7 +196,10 @@ def build_files(
 
 
 def manifest_bytes(
-    request: ExportRequest, files: Mapping[str, bytes], counts: Mapping[str, int]
+    request: ExportRequest,
+    files: Mapping[str, bytes],
+    counts: Mapping[str, int],
+    audit_head: AuditHead | None = None,
 ) -> bytes:
     manifest = {
         "format": FORMAT,
@@ -207,6 +210,11 @@ def manifest_bytes(
         "counts": dict(counts),
         "statements": "provider fee statements closed in the period, as frozen at close",
         "pseudonymised": "player identifiers, with a keyed hash (HMAC-SHA256)",
+        # The audit chain's head when the bundle was made, signed with it and out of the
+        # database's reach: `tally audit verify --anchor-bundle` checks the trail against it.
+        "audit_head": None
+        if audit_head is None
+        else {"seq": audit_head.seq, "hash": audit_head.hash},
         "files": {
             name: {"sha256": sha256(data), "bytes": len(data)} for name, data in files.items()
         },
@@ -259,3 +267,11 @@ def check_bundle(
     for name in sorted(set(bundle) - set(listed) - ENVELOPE):
         problems.append(f"{name}: not listed in the manifest (the file was added)")
     return problems
+
+
+def audit_anchor(manifest: bytes) -> Anchor | None:
+    """The audit head a bundle's manifest publishes, if it has one."""
+    head = json.loads(manifest).get("audit_head")
+    if not isinstance(head, dict):
+        return None
+    return Anchor.parse(f"{head.get('seq')}:{head.get('hash')}")
