@@ -77,3 +77,21 @@ def test_the_audit_head_is_published_in_each_manifest_and_in_the_metrics(world: 
     assert head is not None and head.seq == records[-1].seq
     assert f'tally_audit_head_seq{{hash="{head.hash}"}} {float(head.seq)}' in text
     assert world.bo.audit.verify([Anchor(before.seq, before.hash)])[1] == []
+
+
+def test_a_zip_with_a_forged_member_in_a_subfolder_fails_verification_naming_it(
+    world: World, tmp_path: Path
+):
+    r = world.client.post("/v1/exports", json=PERIOD, headers=world.headers("auditor"))
+    source = zipfile.ZipFile(io.BytesIO(r.content))
+    archive = tmp_path / "forged.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        for name in source.namelist():
+            out.writestr(name, source.read(name))
+        out.writestr("extra/deeper/transfers.csv", b"id\nforged\n")
+    pub = tmp_path / "pub.pem"
+    pub.write_bytes(world.bo.signer.public_pem())
+    result = CliRunner().invoke(cli, ["export", "verify", str(archive), "--public-key", str(pub)])
+    assert result.exit_code == 1, result.output
+    assert "extra/deeper/transfers.csv" in result.output
+    assert "not listed" in result.output

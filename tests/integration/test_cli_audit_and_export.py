@@ -306,3 +306,23 @@ def test_an_export_of_an_impossible_period_is_refused_with_a_message(env: Path):
     )
     assert r.exit_code == 1 and "after its start" in r.output
     assert not (env / "b").exists()
+
+
+def test_a_bundle_directory_with_a_file_in_a_subfolder_fails_verification_naming_it(env: Path):
+    _seed_ledger(env)
+    bundle = _export(env)
+    (bundle / "more").mkdir()
+    (bundle / "more" / "accounts.csv").write_text("id\nforged\n")
+    r = tally("export", "verify", str(bundle))
+    assert r.exit_code == 1, r.output
+    assert "more/accounts.csv" in r.output and "not listed" in r.output
+
+
+def test_a_bundle_without_its_public_key_and_no_key_given_is_refused_with_a_message(env: Path):
+    _seed_ledger(env)
+    bundle = _export(env)
+    (bundle / "signing_key.pub.pem").unlink()
+    r = tally("export", "verify", str(bundle))
+    assert r.exit_code == 2, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
+    assert "--public-key" in r.output and "Traceback" not in r.output

@@ -24,7 +24,12 @@ def _bundle_anchor(path: Path) -> Anchor:
         files = read_bundle(path)
     except (OSError, ValueError) as exc:
         raise typer.BadParameter(f"{path}: not a readable bundle ({exc})") from None
-    problems = check_bundle(files, files.get(PUBLIC_KEY, b""), verify_signature)
+    if PUBLIC_KEY not in files:
+        raise typer.BadParameter(f"{path}: the bundle holds no {PUBLIC_KEY} to check it with")
+    try:
+        problems = check_bundle(files, files[PUBLIC_KEY], verify_signature)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{path}: {exc}") from None
     if problems:
         raise typer.BadParameter(f"{path}: the bundle does not verify: {problems[0]}")
     try:
