@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tally.app.bootstrap import build_app
+from tally.app.bootstrap import build_app, build_backoffice
 from tally.app.settings import Settings
+from tally.audit.chain import AuditEntry
 from tally.entrypoints.cli import app as cli
 from tally.ledger.model import Account, AccountFlags, OwnerKind, TransferRequest
 
@@ -238,6 +239,61 @@ def test_player_identifiers_never_leave_in_an_export(env: Path):
     accounts = json.loads((bundle / "accounts.json").read_text())
     player = next(a for a in accounts if a["owner_kind"] == "player")
     assert player["owner_id"].startswith("ps_")
+
+
+def test_no_member_of_an_export_carries_any_players_id_in_any_field(env: Path):
+    _seed_ledger(env)
+    players = ["alice-42", "bob-7"]  # bob has a wallet but moved no money in the period
+    settings = Settings.from_env({"TALLY_DATA_DIR": str(env)})
+    with build_app(settings) as app:
+        app.ledger.create_accounts(
+            [Account("player:bob-7:EUR", OwnerKind.PLAYER, "bob-7", "EUR", "wallet")]
+        )
+        app.ledger.transfer(
+            [
+                TransferRequest(
+                    "deposit:alice-42-EUR-initial",
+                    "platform:cash:EUR",
+                    "player:alice-42:EUR",
+                    5_00,
+                    "EUR",
+                    "deposit",
+                )
+            ]
+        )
+        bo = build_backoffice(app)
+        try:
+            for player in players:
+                bo.audit.record(
+                    AuditEntry(
+                        actor="system",
+                        action="wallet.opened",
+                        target=f"wallet:player:{player}:EUR",
+                        at=datetime.now(UTC),
+                        source="cli",
+                        after={"player": player, "note": f"opened for {player} by op1"},
+                        detail={"account": f"player:{player}:EUR", "players": [player]},
+                    )
+                )
+        finally:
+            bo.close()
+    bundle = _export(env)
+    for member in sorted(bundle.rglob("*")):
+        data = member.read_bytes()
+        for player in players:
+            assert player.encode() not in data, f"{player} in {member.name}"
+    transfers = json.loads((bundle / "transfers.json").read_text())
+    accounts = json.loads((bundle / "accounts.json").read_text())
+    alice = next(a["id"] for a in accounts if a["owner_kind"] == "player")
+    deposit = next(t for t in transfers if t["id"].startswith("deposit:"))
+    assert deposit["credit_account_id"] == alice and deposit["id"].endswith("-EUR-initial")
+    audit = json.loads((bundle / "audit.json").read_text())
+    opened = [r for r in audit if r["action"] == "wallet.opened"]
+    assert opened[0]["target"] == f"wallet:{alice}"  # the same pseudonym as in accounts
+    # Operators are not players: their ids are kept.
+    assert "op1" in opened[0]["after"]["note"]
+    r = tally("audit", "verify")
+    assert r.exit_code == 0, r.output
 
 
 def test_an_export_for_one_owner_holds_only_its_transfers(env: Path):

@@ -87,7 +87,13 @@ class ExportService:
         ]
         request = ExportRequest(start, end, str(owner) if owner else None, self.clock.now(), actor)
         files = build_files(
-            request, transfers, list(accounts.values()), audit, self.pseudonymise, statements
+            request,
+            transfers,
+            list(accounts.values()),
+            audit,
+            self.pseudonymise,
+            statements,
+            players=self.source.player_accounts(),
         )
         counts = {
             "transfers": len(transfers),
