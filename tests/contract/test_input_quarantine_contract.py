@@ -206,6 +206,12 @@ EVERY_PROTOCOL = [
         "bet,tx1,p1,1.00,EUR,password=hunter2",
         {"provider": "acme", "secret_key": "AKIA-KEY", "tz": "UTC"},
     ),
+    (
+        "file",
+        "acme-2026-03-03.csv",
+        'bet,tx2,p1,"1,00",sess-tok-9,EUR',
+        {"x-tally-columns": "kind,tx,player,amount,session_token,currency"},
+    ),
 ]
 
 

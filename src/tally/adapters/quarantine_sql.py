@@ -20,7 +20,7 @@ from tally.quarantine.inputs import (
     storable,
     storable_refused,
 )
-from tally.quarantine.redaction import redact_headers, redact_text
+from tally.quarantine.redaction import redact_parts
 
 # The clean-up that redacts secrets from entries kept before redaction (see redact_kept).
 REDACTION_CLEANUP = "redact_secrets_v1"
@@ -147,19 +147,14 @@ class SqlInputQuarantine:
             )
             for entry_id, detail, payload, headers in rows:
                 kept = json.loads(headers) if isinstance(headers, str) else dict(headers)
-                clean = redact_headers(kept)
-                if (redact_text(detail), redact_text(payload), clean) != (detail, payload, kept):
+                clean = redact_parts(detail, payload, kept)
+                if clean != (detail, payload, kept):
                     self._run(
                         self._sql(
                             "UPDATE input_quarantine SET detail = ?, payload = ?, headers = ? "
                             "WHERE id = ?"
                         ),
-                        (
-                            redact_text(detail),
-                            redact_text(payload),
-                            json.dumps(clean, sort_keys=True),
-                            entry_id,
-                        ),
+                        (clean[0], clean[1], json.dumps(clean[2], sort_keys=True), entry_id),
                     )
                     changed += 1
             if len(rows) < CLEANUP_BATCH:

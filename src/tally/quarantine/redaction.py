@@ -21,6 +21,8 @@ existed applies the same function.
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -71,11 +73,39 @@ def redact_headers(headers: dict[str, str]) -> dict[str, str]:
     return {k: REDACTED if is_secret_name(k) and v else redact_text(v) for k, v in headers.items()}
 
 
+# A kept CSV line's header row (see tally.ingest.files): its names say which fields to redact.
+COLUMNS_HEADER = "x-tally-columns"
+
+
+def redact_csv_line(line: str, columns: str) -> str:
+    """A CSV line with the fields under secret-named columns redacted (the line is
+    rewritten only when there are such fields)."""
+    header = next(csv.reader([columns]), [])
+    secret = [i for i, name in enumerate(header) if is_secret_name(name)]
+    if not secret:
+        return line
+    row = next(csv.reader([line]), [])
+    if not any(i < len(row) and row[i] for i in secret):
+        return line
+    for i in secret:
+        if i < len(row) and row[i]:
+            row[i] = REDACTED
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(row)
+    return out.getvalue()
+
+
+def redact_parts(
+    detail: str, payload: str, headers: dict[str, str]
+) -> tuple[str, str, dict[str, str]]:
+    """A kept entry's detail, payload and headers with no secret left (the one rule)."""
+    columns = headers.get(COLUMNS_HEADER)
+    if columns:
+        payload = redact_csv_line(payload, columns)
+    return redact_text(detail), redact_text(payload), redact_headers(headers)
+
+
 def redact_refused(r: Refused) -> Refused:
     """``r`` with no secret left in its payload, headers or detail: what may be kept."""
-    return replace(
-        r,
-        payload=redact_text(r.payload),
-        headers=redact_headers(dict(r.headers)),
-        detail=redact_text(r.detail),
-    )
+    detail, payload, headers = redact_parts(r.detail, r.payload, dict(r.headers))
+    return replace(r, detail=detail, payload=payload, headers=headers)
