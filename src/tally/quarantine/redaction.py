@@ -16,7 +16,7 @@ byte (a regex edit, not a re-serialisation), so a person still sees what was sen
 
 Pure: :func:`redact_refused` is the one function every quarantine store applies before
 it keeps an entry (see ``storable_refused``), and the clean-up of rows kept before it
-existed applies the same function.
+existed applies the same rule (:func:`redact_parts`).
 """
 
 from __future__ import annotations
