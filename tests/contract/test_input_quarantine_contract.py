@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +30,7 @@ def refused(n: int, reason: Reason = Reason.MALFORMED, **kw: object) -> Refused:
         "detail": f"play: entry {n}",
         "payload": f'{{"n": {n}, "text": "Grüße \\u0000"}}',
         "received_at": T + timedelta(seconds=n),
-        "headers": {"x-request-sign": f"sig-{n}"},
+        "headers": {"content-type": "application/json", "x-tally-action": "play"},
         "key": f"softswiss:a-{n}:bet",
     }
     base.update(kw)
@@ -173,3 +174,119 @@ def test_text_no_store_can_hold_is_kept_escaped_in_every_field_the_same_everywhe
     )
     assert dict(r.headers) == {"x-tally-columns": kept}
     assert storable(storable(bad)) == storable(bad) == kept  # escaping twice changes nothing
+
+
+# What each door brings in, with the secrets it carries: (source, channel, payload, headers).
+SECRETS = ("S3CRET-TOKEN", "5e55a1d0hash", "SIGNATUREb64==", "sess-tok-9", "hunter2", "AKIA-KEY")
+EVERY_PROTOCOL = [
+    (
+        "callback",
+        "softswiss",
+        '{"user_id": "p1", "currency": "EUR", "actions": []}',
+        {"x-request-sign": "SIGNATUREb64==", "x-tally-query": "{}"},
+    ),
+    (
+        "callback",
+        "pragmatic",
+        "userId=p1&token=sess-tok-9&amount=1.00&hash=5e55a1d0hash&providerId=pp",
+        {"content-type": "application/x-www-form-urlencoded", "x-tally-query": "{}"},
+    ),
+    (
+        "callback",
+        "hub88",
+        '{"user": "p1", "token": "sess-tok-9", "request_uuid": "u1", "amount": 100}',
+        {"x-hub88-signature": "SIGNATUREb64==", "x-tally-query": "{}"},
+    ),
+    (
+        "callback",
+        "evolution",
+        '{"uuid": "u1", "userId": "p1", "sid": "s1", "currency": "EUR"}',
+        {"x-tally-action": "debit", "x-tally-query": '{"authToken": "S3CRET-TOKEN"}'},
+    ),
+    (
+        "feed",
+        "op1 (push)",
+        '{"events": [{"key": "k1", "player": "p1", "api_key": "AKIA-KEY"}]}',
+        {"x-tally-operator": "op1", "authorization": "Bearer S3CRET-TOKEN"},
+    ),
+    (
+        "file",
+        "acme-2026-03-02.csv",
+        "bet,tx1,p1,1.00,EUR,password=hunter2",
+        {"provider": "acme", "secret_key": "AKIA-KEY", "tz": "UTC"},
+    ),
+    (
+        "file",
+        "acme-2026-03-03.csv",
+        'bet,tx2,p1,"1,00",sess-tok-9,EUR',
+        {"x-tally-columns": "kind,tx,player,amount,session_token,currency"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("source", "channel", "payload", "headers"), EVERY_PROTOCOL)
+def test_a_kept_input_of_every_protocol_holds_none_of_its_secrets(
+    quarantine: InputQuarantine,
+    source: str,
+    channel: str,
+    payload: str,
+    headers: dict[str, str],
+) -> None:
+    entry_id = quarantine.put(
+        refused(1, source=source, channel=channel, payload=payload, headers=headers, key="k:1")
+    )
+    entry = quarantine.get(entry_id)
+    assert entry is not None
+    kept = repr(entry) + repr(quarantine.entries().items)
+    for secret in SECRETS:
+        assert secret not in kept, f"{secret} kept from {channel}"
+    assert "[redacted]" in kept
+    # What is not secret is kept as sent, so a person can still read the input.
+    assert "p1" in entry.refused.payload or "p1" in str(entry.refused.headers)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_entries_kept_before_redaction_lose_their_secrets_at_the_next_startup(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    from tally.adapters.quarantine_sql import SqlInputQuarantine
+
+    def open_store() -> SqlInputQuarantine:
+        if kind == "sqlite":
+            from tally.adapters.sqlite.quarantine import SqliteInputQuarantine
+
+            return SqliteInputQuarantine(tmp_path / "tally.sqlite")
+        from tally.adapters.postgres.quarantine import PostgresInputQuarantine
+
+        return PostgresInputQuarantine(PG_DSN, schema=request.getfixturevalue("pg_schema"))
+
+    store = open_store()
+    # Rows as the code before redaction kept them: written past put, secrets and all.
+    p = store.placeholder
+    for source, channel, payload, headers in EVERY_PROTOCOL:
+        store._run(
+            "INSERT INTO input_quarantine (source, channel, reason, detail, payload, headers, "
+            f"idem_key, received_at) VALUES ({', '.join([p] * 8)})",
+            (
+                source,
+                channel,
+                "malformed",
+                "kept before",
+                payload,
+                json.dumps(headers),
+                f"{channel}:1",
+                store._time_in(T),
+            ),
+        )
+    store._run("DELETE FROM input_quarantine_cleanups", ())
+    store.close()
+
+    store = open_store()
+    try:
+        kept = repr(store.entries(limit=100).items)
+        assert kept.count("[redacted]") >= len(EVERY_PROTOCOL)
+        for secret in SECRETS:
+            assert secret not in kept
+        assert store.redact_kept() == 0  # once done, the clean-up is not run again
+    finally:
+        store.close()

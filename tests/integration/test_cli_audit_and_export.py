@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tally.app.bootstrap import build_app
+from tally.app.bootstrap import build_app, build_backoffice
 from tally.app.settings import Settings
+from tally.audit.chain import AuditEntry
 from tally.entrypoints.cli import app as cli
 from tally.ledger.model import Account, AccountFlags, OwnerKind, TransferRequest
 
@@ -129,6 +130,41 @@ def test_a_cut_off_tail_is_detected(env: Path):
     _verify_fails_naming(4, "truncated")
 
 
+def test_a_wiped_trail_beside_users_is_detected(env: Path):
+    make_users(2)
+    _tamper(env, "DELETE FROM audit_records", "DELETE FROM audit_head")
+    r = tally("audit", "verify")
+    assert r.exit_code == 1, r.output
+    assert "truncated" in r.output and "users" in r.output
+
+
+def test_a_trail_rolled_back_to_a_saved_copy_fails_against_an_exports_anchor(env: Path):
+    make_users(2)
+    saved = (env / "tally.sqlite").read_bytes()  # a copy of the file, taken quietly
+    # ... more happens, and is anchored by an export's signed manifest.
+    r = tally("users", "create", "late", "--role", "operations", input=f"{PASSWORD}\n" * 2)
+    assert r.exit_code == 0, r.output
+    bundle = _export(env)
+    head = json.loads((bundle / "manifest.json").read_text())["audit_head"]
+    assert head["seq"] == 3
+    assert tally("audit", "verify", "--anchor-bundle", str(bundle)).exit_code == 0
+    # The copy is put back: its records and sealed head agree with each other.
+    for leftover in env.glob("tally.sqlite-*"):
+        leftover.unlink()
+    (env / "tally.sqlite").write_bytes(saved)
+    assert tally("audit", "verify").exit_code == 0  # the file alone cannot tell
+    for how in (["--anchor-bundle", str(bundle)], ["--anchor", f"{head['seq']}:{head['hash']}"]):
+        r = tally("audit", "verify", *how)
+        assert r.exit_code == 1, r.output
+        assert "truncated" in r.output and "cut back" in r.output
+
+
+def test_a_malformed_anchor_is_refused_with_a_message(env: Path):
+    make_users(1)
+    r = tally("audit", "verify", "--anchor", "3:nothex")
+    assert r.exit_code == 2 and "SEQ:HASH" in r.output
+
+
 def _seed_ledger(env: Path) -> None:
     settings = Settings.from_env({"TALLY_DATA_DIR": str(env)})
     with build_app(settings) as app:
@@ -205,6 +241,61 @@ def test_player_identifiers_never_leave_in_an_export(env: Path):
     assert player["owner_id"].startswith("ps_")
 
 
+def test_no_member_of_an_export_carries_any_players_id_in_any_field(env: Path):
+    _seed_ledger(env)
+    players = ["alice-42", "bob-7"]  # bob has a wallet but moved no money in the period
+    settings = Settings.from_env({"TALLY_DATA_DIR": str(env)})
+    with build_app(settings) as app:
+        app.ledger.create_accounts(
+            [Account("player:bob-7:EUR", OwnerKind.PLAYER, "bob-7", "EUR", "wallet")]
+        )
+        app.ledger.transfer(
+            [
+                TransferRequest(
+                    "deposit:alice-42-EUR-initial",
+                    "platform:cash:EUR",
+                    "player:alice-42:EUR",
+                    5_00,
+                    "EUR",
+                    "deposit",
+                )
+            ]
+        )
+        bo = build_backoffice(app)
+        try:
+            for player in players:
+                bo.audit.record(
+                    AuditEntry(
+                        actor="system",
+                        action="wallet.opened",
+                        target=f"wallet:player:{player}:EUR",
+                        at=datetime.now(UTC),
+                        source="cli",
+                        after={"player": player, "note": f"opened for {player} by op1"},
+                        detail={"account": f"player:{player}:EUR", "players": [player]},
+                    )
+                )
+        finally:
+            bo.close()
+    bundle = _export(env)
+    for member in sorted(bundle.rglob("*")):
+        data = member.read_bytes()
+        for player in players:
+            assert player.encode() not in data, f"{player} in {member.name}"
+    transfers = json.loads((bundle / "transfers.json").read_text())
+    accounts = json.loads((bundle / "accounts.json").read_text())
+    alice = next(a["id"] for a in accounts if a["owner_kind"] == "player")
+    deposit = next(t for t in transfers if t["id"].startswith("deposit:"))
+    assert deposit["credit_account_id"] == alice and deposit["id"].endswith("-EUR-initial")
+    audit = json.loads((bundle / "audit.json").read_text())
+    opened = [r for r in audit if r["action"] == "wallet.opened"]
+    assert opened[0]["target"] == f"wallet:{alice}"  # the same pseudonym as in accounts
+    # Operators are not players: their ids are kept.
+    assert "op1" in opened[0]["after"]["note"]
+    r = tally("audit", "verify")
+    assert r.exit_code == 0, r.output
+
+
 def test_an_export_for_one_owner_holds_only_its_transfers(env: Path):
     _seed_ledger(env)
     bundle = _export(env, "--owner", "operator:op1")
@@ -271,3 +362,23 @@ def test_an_export_of_an_impossible_period_is_refused_with_a_message(env: Path):
     )
     assert r.exit_code == 1 and "after its start" in r.output
     assert not (env / "b").exists()
+
+
+def test_a_bundle_directory_with_a_file_in_a_subfolder_fails_verification_naming_it(env: Path):
+    _seed_ledger(env)
+    bundle = _export(env)
+    (bundle / "more").mkdir()
+    (bundle / "more" / "accounts.csv").write_text("id\nforged\n")
+    r = tally("export", "verify", str(bundle))
+    assert r.exit_code == 1, r.output
+    assert "more/accounts.csv" in r.output and "not listed" in r.output
+
+
+def test_a_bundle_without_its_public_key_and_no_key_given_is_refused_with_a_message(env: Path):
+    _seed_ledger(env)
+    bundle = _export(env)
+    (bundle / "signing_key.pub.pem").unlink()
+    r = tally("export", "verify", str(bundle))
+    assert r.exit_code == 2, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
+    assert "--public-key" in r.output and "Traceback" not in r.output

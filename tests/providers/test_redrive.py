@@ -32,7 +32,7 @@ def send(world: GatewayWorld, token: str, request_body: tuple[str, str, int]) ->
     return world.call("softswiss", request.action, request.body, request.headers).status
 
 
-def test_a_callback_signed_with_an_old_token_is_redriven_once_the_token_is_fixed(
+def test_a_callback_that_failed_its_signature_is_not_redriven_since_its_signature_is_not_kept(
     tmp_path: Path,
 ) -> None:
     secrets = {("softswiss", "auth_token"): "new-token"}
@@ -42,22 +42,34 @@ def test_a_callback_signed_with_an_old_token_is_redriven_once_the_token_is_fixed
         assert send(world, "old-token", ("win", "w1", 250)) == 403
         (entry,) = world.quarantine.entries().items
         assert entry.refused.reason is Reason.BAD_SIGNATURE
+        assert entry.refused.headers["x-request-sign"] == "[redacted]"
 
+        # Even with the secret brought in line, the kept copy cannot prove it is authentic.
+        world.secrets[("softswiss", "auth_token")] = "old-token"
         again = desk.redrive(entry.id, actor="ann")
-        assert not again.accepted and "bad_signature" in again.detail
+        assert not again.accepted and "not_authentic" in again.detail
         assert world.quarantine.get(entry.id).status is Status.OPEN  # type: ignore[union-attr]
         assert len(world.quarantine.entries().items) == 1  # no second entry
-
-        # The provider's token was rotated on their side; ours is brought in line.
-        world.secrets[("softswiss", "auth_token")] = "old-token"
-        outcome = desk.redrive(entry.id, actor="ann")
-        assert outcome.accepted, outcome.detail
+        assert world.balance("p1") == 1_000
+        # The provider's own retry, signed again, is what gets through.
+        assert send(world, "old-token", ("win", "w1", 250)) == 200
         assert world.balance("p1") == 1_250
-        assert world.quarantine.get(entry.id).status is Status.REDRIVEN  # type: ignore[union-attr]
-        with pytest.raises(QuarantineError):
-            desk.redrive(entry.id, actor="ann")
-        actions = [r.entry.action for r in audit.iter_audit()]
-        assert actions == ["input_quarantine.redriven", "input_quarantine.redriven"]
+        assert [r.entry.action for r in audit.iter_audit()] == ["input_quarantine.redriven"]
+
+
+def test_an_evolution_callback_is_kept_without_its_auth_token(tmp_path: Path) -> None:
+    secrets = {("evolution", "auth_token"): "EVO-SECRET-TOKEN"}
+    with gateway_world(tmp_path, FixedClock(T0), secrets, ["evolution"]) as world:
+        body = b'{"uuid": "u1", "userId": "nobody", "sid": "s1", "currency": "EUR"}'
+        # Authentic but not JSON, and well-formed but with a wrong token: both kept.
+        world.call("evolution", "balance", b"{not json", query={"authToken": "EVO-SECRET-TOKEN"})
+        world.call("evolution", "balance", body, query={"authToken": "WRONG-BUT-SECRET"})
+        kept = world.quarantine.entries().items
+        assert len(kept) == 2
+        for entry in kept:
+            assert "SECRET" not in repr(entry)
+            assert entry.refused.headers["x-tally-query"] == '{"authToken": "[redacted]"}'
+        assert [e.refused.headers["x-tally-authentic"] for e in kept] == ["yes", "no"]
 
 
 def test_a_win_for_an_unknown_player_is_applied_once_the_wallet_exists(tmp_path: Path) -> None:

@@ -5,7 +5,17 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from tally.audit.chain import AuditEntry, AuditHead, AuditRecord, Finding, Sealer, verify
+import pytest
+
+from tally.audit.chain import (
+    Anchor,
+    AuditEntry,
+    AuditHead,
+    AuditRecord,
+    Finding,
+    Sealer,
+    verify,
+)
 
 KEY = b"k" * 32
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -131,3 +141,40 @@ def test_timestamps_in_another_zone_hash_as_utc():
     local = datetime(2026, 1, 1, 13, 0, tzinfo=timezone(timedelta(hours=1)))
     entry = AuditEntry("system", "x.done", "x", local)
     assert entry.at.tzinfo is UTC and entry.at == local
+
+
+def test_a_wiped_trail_beside_a_store_that_holds_users_is_not_intact():
+    # Records and head deleted: nothing left to break, but the users say there was a trail.
+    problems = verify([], Sealer(KEY), None, kept="2 users")
+    assert [(p.seq, p.finding) for p in problems] == [(0, Finding.TRUNCATED)]
+    assert "2 users" in problems[0].detail
+    assert verify([], Sealer(KEY), None, kept="") == []  # a fresh store: nothing to trail
+
+
+def test_a_trail_rolled_back_to_a_saved_head_fails_against_a_later_anchor():
+    records, head = build()
+    anchor = Anchor(head.seq, head.hash)  # published in an export or a metrics scrape
+    assert verify(records, Sealer(KEY), head, anchors=[anchor]) == []
+    # The file was saved at record 4 and restored later: records and sealed head agree.
+    _, saved_head = build(4)
+    assert findings(records[:4], saved_head) == []
+    problems = verify(records[:4], Sealer(KEY), saved_head, anchors=[anchor])
+    assert [(p.seq, p.finding) for p in problems] == [(6, Finding.TRUNCATED)]
+    assert "anchor" in problems[0].detail
+
+
+def test_a_trail_rewritten_past_an_anchor_fails_it():
+    records, _ = build()
+    anchor = Anchor(records[3].seq, records[3].hash)
+    other, other_head = build(6, Sealer(b"o" * 32))  # a different history of the same length
+    problems = verify(other, Sealer(b"o" * 32), other_head, anchors=[anchor])
+    assert [(p.seq, p.finding) for p in problems] == [(4, Finding.EDITED)]
+
+
+def test_an_anchor_reads_as_seq_colon_hash_and_refuses_anything_else():
+    _, head = build()
+    assert Anchor.parse(f"{head.seq}:{head.hash}") == Anchor(head.seq, head.hash)
+    assert str(Anchor(head.seq, head.hash)) == f"{head.seq}:{head.hash}"
+    for bad in ("", "6", f"x:{head.hash}", "6:nothex", f"-1:{head.hash}"):
+        with pytest.raises(ValueError):
+            Anchor.parse(bad)

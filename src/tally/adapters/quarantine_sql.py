@@ -21,6 +21,12 @@ from tally.quarantine.inputs import (
     storable,
     storable_refused,
 )
+from tally.quarantine.redaction import redact_parts
+
+# The clean-up that redacts secrets from entries kept before redaction (see redact_kept).
+REDACTION_CLEANUP = "redact_secrets_v1"
+# Entries read per round trip by the clean-up (a payload is at most 256 KiB).
+CLEANUP_BATCH = 200
 
 COLUMNS = (
     "id, source, channel, reason, detail, payload, headers, idem_key, received_at, "
@@ -116,6 +122,52 @@ class SqlInputQuarantine:
                 (storable(refused.key),),
             )
         return int(rows[0][0])
+
+    def redact_kept(self) -> int:
+        """Redact the secrets of entries kept before ``put`` redacted them; how many changed.
+
+        Run at startup, once per database: SQL cannot parse the JSON and form bodies, so it
+        is done here with the same function as ``put`` (idempotent: a redacted entry stays
+        as it is) and recorded as done in ``input_quarantine_cleanups``.
+        """
+        done = self._run(
+            self._sql("SELECT 1 FROM input_quarantine_cleanups WHERE name = ?"),
+            (REDACTION_CLEANUP,),
+        )
+        if done:
+            return 0
+        changed = 0
+        after = 0
+        while True:
+            rows = self._run(
+                self._sql(
+                    "SELECT id, detail, payload, headers FROM input_quarantine "
+                    "WHERE id > ? ORDER BY id LIMIT ?"
+                ),
+                (after, CLEANUP_BATCH),
+            )
+            for entry_id, detail, payload, headers in rows:
+                kept = json.loads(headers) if isinstance(headers, str) else dict(headers)
+                clean = redact_parts(detail, payload, kept)
+                if clean != (detail, payload, kept):
+                    self._run(
+                        self._sql(
+                            "UPDATE input_quarantine SET detail = ?, payload = ?, headers = ? "
+                            "WHERE id = ?"
+                        ),
+                        (clean[0], clean[1], json.dumps(clean[2], sort_keys=True), entry_id),
+                    )
+                    changed += 1
+            if len(rows) < CLEANUP_BATCH:
+                break
+            after = int(rows[-1][0])
+        self._run(
+            self._sql(
+                "INSERT INTO input_quarantine_cleanups VALUES (?, ?) ON CONFLICT (name) DO NOTHING"
+            ),
+            (REDACTION_CLEANUP, changed),
+        )
+        return changed
 
     def get(self, entry_id: int) -> Quarantined | None:
         rows = self._run(

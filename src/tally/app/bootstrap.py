@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
 from tally.app.keys import Keys, load_keys
@@ -233,6 +234,20 @@ def _statement_files(app: App) -> list[StatementFile]:
     ]
 
 
+def _audited_state(store: BackofficeStore, source: TransferSource) -> str:
+    """What the stores hold that means a trail was written ("users, transfers"), or ""."""
+    held = []
+    if store.list_users(limit=1).items:
+        held.append("users")
+    if source.transfers_recorded_between(_EPOCH, _FAR_FUTURE, limit=1):
+        held.append("transfers")
+    return " and ".join(held)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FAR_FUTURE = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def build_backoffice(
     app: App,
     *,
@@ -259,15 +274,17 @@ def build_backoffice(
         statements=lambda: _statement_files(app),
     )
     auth = AuthService(store, app.clock, hasher or PasswordHasher(), box, settings.auth_limits)
+    metrics = metrics or Metrics()
+    metrics.publish_audit_head(store.audit_head)
     return Backoffice(
         store=store,
         auth=auth,
-        audit=AuditService(store, sealer),
+        audit=AuditService(store, sealer, kept=lambda: _audited_state(store, exports.source)),
         scope=PartnerTreeScope(app.settlement_config, app.clock),
         pseudonymiser=pseudonymiser,
         signer=signer,
         secret_box=box,
-        metrics=metrics or Metrics(),
+        metrics=metrics,
         exports=exports,
         quarantine=LedgerQuarantine(app.ledger, store, app.clock),
         provider_secrets=ProviderSecrets(store, box, app.clock),

@@ -7,10 +7,13 @@ from collections.abc import Callable
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     start_http_server,
 )
+
+from tally.audit.chain import AuditHead
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -42,6 +45,18 @@ class Metrics:
             "Transfers committed by the ledger writer",
             registry=self.registry,
         )
+        self.audit_head = Gauge(
+            "tally_audit_head_seq",
+            "The audit chain's head: its sequence number, labelled with its hash. Scraped "
+            "and kept elsewhere, it anchors `tally audit verify --anchor SEQ:HASH`.",
+            ["hash"],
+            registry=self.registry,
+        )
+        self._audit_head: Callable[[], AuditHead | None] | None = None
+
+    def publish_audit_head(self, read: Callable[[], AuditHead | None]) -> None:
+        """Read the audit chain's head with ``read`` at every scrape and publish it."""
+        self._audit_head = read
 
     def observe_commit(self, transfers: int, seconds: float) -> None:
         self.committed.inc(transfers)
@@ -52,6 +67,11 @@ class Metrics:
         self.latency.labels(route, method).observe(seconds)
 
     def render(self) -> bytes:
+        if self._audit_head is not None:
+            head = self._audit_head()
+            self.audit_head.clear()  # one head at a time: the old hash's series ends
+            if head is not None:
+                self.audit_head.labels(head.hash).set(head.seq)
         return generate_latest(self.registry)
 
 

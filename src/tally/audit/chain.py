@@ -9,6 +9,13 @@ sequence number is deliberately *not* hashed: the chain itself is the order.
 
 The chain's head (last sequence number and hash) is sealed with the same key and
 kept beside the records, so cutting records off the end is detected too.
+
+What the file alone cannot show is a rollback: a copy of the file saved earlier and
+restored (records and sealed head agree), or the records and the head deleted together.
+So the head is also published where whoever holds the file cannot take it back (each
+export's signed manifest, the metrics), and :func:`verify` checks the trail against such
+*anchors*: it must still hold the anchored record and reach at least as far. And an
+empty trail beside a store that holds what is always audited (users) is not intact.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -66,6 +74,28 @@ class AuditHead:
     seq: int
     hash: str
     seal: str
+
+
+_ANCHOR = re.compile(r"^(\d+):([0-9a-f]{64})$")
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """A head published outside the store: the trail must still hold it, and not end before."""
+
+    seq: int
+    hash: str
+
+    @classmethod
+    def parse(cls, text: str) -> Anchor:
+        """``SEQ:HASH``, as ``str(anchor)`` writes it."""
+        match = _ANCHOR.match(text.strip().lower())
+        if match is None:
+            raise ValueError(f"an anchor is SEQ:HASH (a number, a colon, 64 hex digits): {text!r}")
+        return cls(int(match.group(1)), match.group(2))
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}"
 
 
 class Finding(StrEnum):
@@ -132,8 +162,19 @@ class Sealer:
         return record, AuditHead(seq=seq, hash=digest, seal=self.seal_head(seq, digest))
 
 
-def verify(records: Sequence[AuditRecord], sealer: Sealer, head: AuditHead | None) -> list[Problem]:
-    """Every problem found in ``records`` (in storage order); empty means intact."""
+def verify(
+    records: Sequence[AuditRecord],
+    sealer: Sealer,
+    head: AuditHead | None,
+    *,
+    anchors: Sequence[Anchor] = (),
+    kept: str = "",
+) -> list[Problem]:
+    """Every problem found in ``records`` (in storage order); empty means intact.
+
+    ``anchors``: heads published earlier (see :class:`Anchor`). ``kept``: what the store
+    holds that is always audited ("3 users"), if anything: an empty trail beside it was
+    wiped."""
     problems: dict[int, Problem] = {}
     positions = {r.hash: i for i, r in enumerate(records)}
 
@@ -187,6 +228,20 @@ def verify(records: Sequence[AuditRecord], sealer: Sealer, head: AuditHead | Non
             report(last.seq, Finding.EDITED, "last record differs from the sealed head")
     elif records:
         report(records[0].seq, Finding.TRUNCATED, "the chain head is missing")
+    elif kept:
+        report(0, Finding.TRUNCATED, f"the trail is empty but the store holds {kept}: wiped")
+    by_seq = {r.seq: r for r in records}
+    for anchor in anchors:
+        found = by_seq.get(anchor.seq)
+        if found is None and (last is None or last.seq < anchor.seq):
+            ends = f"ends at record {last.seq}" if last else "is empty"
+            detail = f"the trail {ends}, before the anchored head {anchor}: it was cut back"
+            report(anchor.seq, Finding.TRUNCATED, detail, override=True)
+        elif found is None:
+            report(anchor.seq, Finding.DELETED, f"the anchored record {anchor} is missing")
+        elif not hmac.compare_digest(found.hash, anchor.hash):
+            detail = f"not the anchored record {anchor}: the trail was rewritten"
+            report(anchor.seq, Finding.EDITED, detail, override=True)
     return sorted(problems.values(), key=lambda p: p.seq)
 
 

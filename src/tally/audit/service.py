@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tally.audit.chain import AuditEntry, AuditRecord, Problem, Sealer, verify
+from tally.audit.chain import Anchor, AuditEntry, AuditRecord, Problem, Sealer, verify
 from tally.audit.ports import AuditStore, Transaction
 from tally.ledger.model import Page
 
@@ -40,9 +40,14 @@ class Auditing:
 
 
 class AuditService:
-    def __init__(self, store: AuditStore, sealer: Sealer) -> None:
+    def __init__(
+        self, store: AuditStore, sealer: Sealer, kept: Callable[[], str] | None = None
+    ) -> None:
+        """``kept()`` names what the stores hold that leaves a trail ("2 users"), or "" if
+        nothing: an empty trail beside it was wiped (see ``verify``)."""
         self.store = store
         self.sealer = sealer
+        self.kept = kept or (lambda: "")
 
     def record(self, entry: AuditEntry) -> AuditRecord:
         return self.store.append(entry)
@@ -57,7 +62,10 @@ class AuditService:
     ) -> Page[AuditRecord]:
         return self.store.audit_records(cursor=cursor, limit=limit, actor=actor, action=action)
 
-    def verify(self) -> tuple[int, list[Problem]]:
-        """How many records were checked, and what is wrong with them."""
+    def verify(self, anchors: Sequence[Anchor] = ()) -> tuple[int, list[Problem]]:
+        """How many records were checked, and what is wrong with them (also against
+        ``anchors``, heads published earlier)."""
         records = list(self.store.iter_audit())
-        return len(records), verify(records, self.sealer, self.store.audit_head())
+        head = self.store.audit_head()
+        kept = self.kept() if not records and head is None else ""
+        return len(records), verify(records, self.sealer, head, anchors=anchors, kept=kept)

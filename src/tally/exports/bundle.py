@@ -11,13 +11,14 @@ import csv
 import hashlib
 import io
 import json
+import re
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tally.audit.chain import AuditRecord, entry_to_dict
+from tally.audit.chain import Anchor, AuditHead, AuditRecord, entry_to_dict
 from tally.kernel.money import format_amount
 from tally.ledger.model import Account, OwnerKind, Transfer
 
@@ -63,43 +64,92 @@ def _utc(when: datetime) -> str:
 
 
 class Pseudonyms:
-    """Replaces player identifiers (owner ids and the ids of their accounts) with pseudonyms."""
+    """Replaces player identifiers with pseudonyms in every field an export writes.
 
-    def __init__(self, accounts: Iterable[Account], pseudonymise: Callable[[str], str]) -> None:
-        self._account_ids: dict[str, str] = {}
+    A player id reaches an export not only as an account's owner: inside account ids
+    ("player:alice-42:EUR"), transfer ids ("deposit:alice-42-EUR-initial"), event
+    references, audit targets and the before/after/detail of audit records. So every
+    text field goes through :meth:`text`, which replaces each player id and player account
+    id (all of them, from the ledger: an audit record can name a player whose account
+    moved no money in the period) where it stands as a whole token, not inside a longer
+    name ("p1" in "op1" is left alone). A player account id becomes
+    ``player-account:<pseudonym>`` and a player id its pseudonym, the same in every file,
+    so records still join up.
+    """
+
+    def __init__(
+        self,
+        accounts: Iterable[Account],
+        pseudonymise: Callable[[str], str],
+        players: Iterable[tuple[str, str]] = (),
+    ) -> None:
         self._pseudonymise = pseudonymise
-        for a in accounts:
-            if a.owner_kind is OwnerKind.PLAYER:
-                self._account_ids[a.id] = "player-account:" + pseudonymise(a.id)
+        self._account_ids: dict[str, str] = {}
+        owners: set[str] = set()
+        pairs = [(a.id, a.owner_id) for a in accounts if a.owner_kind is OwnerKind.PLAYER]
+        for account_id, owner in [*pairs, *players]:
+            self._account_ids[account_id] = "player-account:" + pseudonymise(account_id)
+            owners.add(owner)
+        self._names = {o: pseudonymise(o) for o in owners if o} | self._account_ids
+        # Longest first, so an account id wins over the player id inside it.
+        alternatives = "|".join(re.escape(n) for n in sorted(self._names, key=len, reverse=True))
+        self._pattern = (
+            re.compile(rf"(?<![A-Za-z0-9_])(?:{alternatives})(?![A-Za-z0-9_])")
+            if alternatives
+            else None
+        )
+
+    def text(self, value: str) -> str:
+        """``value`` with every player id and player account id in it pseudonymised."""
+        if self._pattern is None or not value:
+            return value
+        return self._pattern.sub(lambda m: self._names[m.group(0)], value)
+
+    def value(self, value: Any) -> Any:
+        """A JSON-like value with :meth:`text` applied to every string in it (keys too)."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            return {self.text(str(k)): self.value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.value(v) for v in value]
+        return value
 
     def account_id(self, account_id: str) -> str:
-        return self._account_ids.get(account_id, account_id)
+        return self._account_ids.get(account_id) or self.text(account_id)
 
     def account(self, a: Account) -> dict[str, str]:
         player = a.owner_kind is OwnerKind.PLAYER
         return {
             "id": self.account_id(a.id),
             "owner_kind": a.owner_kind.value,
-            "owner_id": self._pseudonymise(a.owner_id) if player else a.owner_id,
+            "owner_id": self._pseudonymise(a.owner_id) if player else self.text(a.owner_id),
             "currency": a.currency,
-            "purpose": a.purpose,
+            "purpose": self.text(a.purpose),
         }
 
     def transfer(self, t: Transfer) -> dict[str, str]:
         return {
-            "id": t.id,
+            "id": self.text(t.id),
             "kind": t.kind.value,
             "debit_account_id": self.account_id(t.debit_account_id),
             "credit_account_id": self.account_id(t.credit_account_id),
             "amount": format_amount(t.amount, t.currency),
             "currency": t.currency,
-            "code": t.code,
-            "pending_id": t.pending_id,
+            "code": self.text(t.code),
+            "pending_id": self.text(t.pending_id),
             "status": t.status.value if t.status else "",
             "occurred_at": _utc(t.occurred_at),
             "recorded_at": _utc(t.recorded_at),
-            "event_ref": t.event_ref,
+            "event_ref": self.text(t.event_ref),
         }
+
+    def audit(self, r: AuditRecord) -> dict[str, Any]:
+        """An audit record's row; its hashes are over the original (see the manifest)."""
+        row = audit_row(r)
+        for name in ("actor", "target", "source", "before", "after", "detail"):
+            row[name] = self.value(row[name])
+        return row
 
 
 def audit_row(r: AuditRecord) -> dict[str, Any]:
@@ -160,11 +210,13 @@ def build_files(
     audit: Sequence[AuditRecord],
     pseudonymise: Callable[[str], str],
     statements: Sequence[StatementFile] = (),
+    players: Iterable[tuple[str, str]] = (),
 ) -> dict[str, bytes]:
-    names = Pseudonyms(accounts, pseudonymise)
+    """``players``: every player account as (account id, player id), to pseudonymise."""
+    names = Pseudonyms(accounts, pseudonymise, players)
     t_rows = [names.transfer(t) for t in transfers]
     a_rows = [names.account(a) for a in sorted(accounts, key=lambda a: a.id)]
-    au_rows = [audit_row(r) for r in audit]
+    au_rows = [names.audit(r) for r in audit]
     files: dict[str, bytes] = {}
     index: list[dict[str, str]] = []
     for i, st in enumerate(statements, start=1):
@@ -196,7 +248,10 @@ def build_files(
 
 
 def manifest_bytes(
-    request: ExportRequest, files: Mapping[str, bytes], counts: Mapping[str, int]
+    request: ExportRequest,
+    files: Mapping[str, bytes],
+    counts: Mapping[str, int],
+    audit_head: AuditHead | None = None,
 ) -> bytes:
     manifest = {
         "format": FORMAT,
@@ -206,7 +261,13 @@ def manifest_bytes(
         "created_by": request.created_by,
         "counts": dict(counts),
         "statements": "provider fee statements closed in the period, as frozen at close",
-        "pseudonymised": "player identifiers, with a keyed hash (HMAC-SHA256)",
+        "pseudonymised": "player identifiers, with a keyed hash (HMAC-SHA256), in every field; "
+        "audit records' hashes are over the original records",
+        # The audit chain's head when the bundle was made, signed with it and out of the
+        # database's reach: `tally audit verify --anchor-bundle` checks the trail against it.
+        "audit_head": None
+        if audit_head is None
+        else {"seq": audit_head.seq, "hash": audit_head.hash},
         "files": {
             name: {"sha256": sha256(data), "bytes": len(data)} for name, data in files.items()
         },
@@ -259,3 +320,11 @@ def check_bundle(
     for name in sorted(set(bundle) - set(listed) - ENVELOPE):
         problems.append(f"{name}: not listed in the manifest (the file was added)")
     return problems
+
+
+def audit_anchor(manifest: bytes) -> Anchor | None:
+    """The audit head a bundle's manifest publishes, if it has one."""
+    head = json.loads(manifest).get("audit_head")
+    if not isinstance(head, dict):
+        return None
+    return Anchor.parse(f"{head.get('seq')}:{head.get('hash')}")

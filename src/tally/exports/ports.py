@@ -18,4 +18,9 @@ class TransferSource(Protocol):
 
     def accounts(self, ids: Sequence[str]) -> list[Account]: ...
 
+    def player_accounts(self) -> list[tuple[str, str]]:
+        """Every player account as (account id, player id): what an export pseudonymises
+        wherever it appears, not only in the accounts the exported transfers touch."""
+        ...
+
     def close(self) -> None: ...

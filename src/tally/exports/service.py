@@ -78,6 +78,7 @@ class ExportService:
             }
             accounts = {i: a for i, a in accounts.items() if i in keep}
         audit: list[AuditRecord] = [r for r in self.audit.iter_audit() if start <= r.entry.at < end]
+        head = self.audit.audit_head()
         statements = [
             st
             for st in self.statements()
@@ -86,7 +87,13 @@ class ExportService:
         ]
         request = ExportRequest(start, end, str(owner) if owner else None, self.clock.now(), actor)
         files = build_files(
-            request, transfers, list(accounts.values()), audit, self.pseudonymise, statements
+            request,
+            transfers,
+            list(accounts.values()),
+            audit,
+            self.pseudonymise,
+            statements,
+            players=self.source.player_accounts(),
         )
         counts = {
             "transfers": len(transfers),
@@ -94,7 +101,7 @@ class ExportService:
             "audit_records": len(audit),
             "statements": len(statements),
         }
-        manifest = manifest_bytes(request, files, counts)
+        manifest = manifest_bytes(request, files, counts, head)
         self.audit.append(
             AuditEntry(
                 actor=actor,

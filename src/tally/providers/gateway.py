@@ -35,6 +35,8 @@ from tally.quarantine.redrive import RedriveOutcome
 log = structlog.get_logger("tally.gateway")
 
 ALLOW_IPS_SECRET = "allow_ips"  # noqa: S105 - a secret's name, not a secret; a provider's optional allow-list: comma-separated addresses
+# Set by the gateway on a kept callback (never taken from the request: see _KEPT_HEADERS).
+AUTHENTIC_HEADER = "x-tally-authentic"
 _KEPT_HEADERS = frozenset(
     {"content-type", "x-request-sign", "x-hub88-signature", "user-agent", "x-forwarded-for"}
 )
@@ -105,8 +107,21 @@ class Gateway:
         return outs
 
     def redrive(self, entry: Quarantined) -> RedriveOutcome:
-        """A kept callback through the gateway again, as the provider's retry would go."""
+        """A kept callback through the gateway again, as the provider's retry would go.
+
+        Its signature or token is not kept (secrets are redacted before the quarantine
+        keeps anything), so it cannot be checked again: a callback that passed the check on
+        arrival (refused later: unknown player, bad amount, ...) is trusted on that record;
+        one that did not pass it cannot be re-driven, only answered by the provider's own
+        retry, signed again, or dismissed."""
         headers = dict(entry.refused.headers)
+        authentic = headers.pop(AUTHENTIC_HEADER, "") == "yes"
+        if not authentic:
+            return RedriveOutcome(
+                False,
+                "not_authentic: its signature or token did not pass on arrival and is not "
+                "kept (secrets are redacted), so only the provider's own retry can be accepted",
+            )
         inbound = Inbound(
             action=headers.pop("x-tally-action", ""),
             body=entry.refused.payload.encode(),
@@ -115,17 +130,21 @@ class Gateway:
             query=json.loads(headers.pop("x-tally-query", "{}")),
             remote=headers.pop("x-tally-remote", ""),
         )
-        ((out, refused),) = self._process([(entry.refused.channel, inbound)])
+        ((out, refused),) = self._process([(entry.refused.channel, inbound)], authentic=True)
         if refused is not None:
             return RedriveOutcome(False, f"{refused[0].value}: {refused[1]}")
         return RedriveOutcome(200 <= out.status < 300, f"answered {out.status}: {out.body[:200]!r}")
 
-    def _process(self, requests: Sequence[tuple[str, Inbound]]) -> list[_Processed]:
-        """Each answer, and why its request is to be kept in quarantine (if it is)."""
+    def _process(
+        self, requests: Sequence[tuple[str, Inbound]], *, authentic: bool = False
+    ) -> list[_Processed]:
+        """Each answer, and why its request is to be kept in quarantine (if it is).
+        ``authentic``: the requests passed the address and signature checks before (a
+        re-drive), so those are not made again."""
         done: dict[int, _Processed] = {}
         calls: list[tuple[int, _Decoded]] = []
         for i, (provider, inbound) in enumerate(requests):
-            decoded = self._decode(provider, inbound)
+            decoded = self._decode(provider, inbound, authentic=authentic)
             if isinstance(decoded, _Decoded):
                 calls.append((i, decoded))
             else:
@@ -136,26 +155,30 @@ class Gateway:
         for (i, c), answer in zip(calls, answers, strict=True):
             out = c.adapter.answer(answer, c.credentials)
             if answer.error is WalletError.UNKNOWN_PLAYER:
-                done[i] = out, (Reason.UNKNOWN_PLAYER, f"no wallet for {c.call.player!r}")
+                done[i] = out, (Reason.UNKNOWN_PLAYER, f"no wallet for {c.call.player!r}", True)
             elif answer.error is WalletError.BAD_AMOUNT:
-                done[i] = out, (Reason.OUT_OF_RANGE, answer.detail)
+                done[i] = out, (Reason.OUT_OF_RANGE, answer.detail, True)
             else:
                 done[i] = out, None
         return [done[i] for i in range(len(requests))]
 
-    def _decode(self, provider: str, inbound: Inbound) -> _Decoded | _Processed:
+    def _decode(
+        self, provider: str, inbound: Inbound, *, authentic: bool = False
+    ) -> _Decoded | _Processed:
         """The request's wallet call, or the answer it gets without one."""
         adapter = self.registry.get(provider)
         if adapter is None:
             body = {"error": "unknown_provider", "detail": f"no provider {provider!r}"}
             out = Outbound(404, json.dumps(body).encode())
-            return out, (Reason.UNKNOWN_PROVIDER, f"no provider {provider!r}")
+            return out, (Reason.UNKNOWN_PROVIDER, f"no provider {provider!r}", False)
         credentials = self._credentials[provider]
         try:
             if len(inbound.body) > self.limits.body_max_bytes:
                 raise Refusal(Reason.OUT_OF_RANGE, "request body too large")
-            _check_address(inbound, credentials)
-            adapter.verify(inbound, credentials)
+            if not authentic:
+                _check_address(inbound, credentials)
+                adapter.verify(inbound, credentials)
+                authentic = True
             try:
                 call = adapter.parse(inbound)
             except RecursionError:
@@ -167,7 +190,7 @@ class Gateway:
         except Refusal as refusal:
             log.info("provider_request_refused", provider=provider, reason=refusal.reason)
             out = adapter.refuse(inbound, refusal, credentials)
-            return out, (refusal.reason, refusal.detail)
+            return out, (refusal.reason, refusal.detail, authentic)
         if call.session:
             try:
                 call = self._in_session(provider, call)
@@ -195,7 +218,9 @@ class Gateway:
             )
         return replace(call, player=session.player, currency=session.currency)
 
-    def _keep(self, provider: str, inbound: Inbound, reason: Reason, detail: str) -> None:
+    def _keep(
+        self, provider: str, inbound: Inbound, reason: Reason, detail: str, authentic: bool
+    ) -> None:
         self.quarantine.put(
             Refused(
                 source="callback",
@@ -209,12 +234,15 @@ class Gateway:
                     "x-tally-action": inbound.action,
                     "x-tally-remote": inbound.remote,
                     "x-tally-query": json.dumps(dict(inbound.query), sort_keys=True),
+                    # Whether the signature or token held: the quarantine keeps neither.
+                    AUTHENTIC_HEADER: "yes" if authentic else "no",
                 },
             )
         )
 
 
-_Processed = tuple[Outbound, tuple[Reason, str] | None]
+# An answer, and why its request is kept (reason, detail, whether it was authentic), if it is.
+_Processed = tuple[Outbound, tuple[Reason, str, bool] | None]
 
 
 class _OtherCurrency(InvalidSession):

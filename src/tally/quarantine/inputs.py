@@ -21,6 +21,7 @@ from typing import Protocol
 
 from tally.audit.ports import Transaction
 from tally.ledger.model import Page
+from tally.quarantine.redaction import redact_refused
 
 # The most a payload kept in quarantine may hold; a larger one is cut and flagged as cut.
 PAYLOAD_MAX_BYTES = 256 * 1024
@@ -134,7 +135,10 @@ def storable(text: str) -> str:
 
 
 def storable_refused(r: Refused) -> Refused:
-    """``r`` with every text made storable (see ``storable``); what every store keeps."""
+    """``r`` with its secrets redacted (see ``redact_refused``) and every text made storable
+    (see ``storable``): what every store keeps. Applied by the stores themselves, so no
+    door into the quarantine can keep a secret by forgetting to redact."""
+    r = redact_refused(r)
     return replace(
         r,
         source=storable(r.source),

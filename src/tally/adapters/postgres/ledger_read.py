@@ -9,7 +9,7 @@ from tally.adapters import rows
 from tally.adapters.postgres.ledger import connect_kwargs
 from tally.adapters.postgres.link import Link
 from tally.adapters.postgres.params import ANY_TEXTS, texts
-from tally.ledger.model import Account, Transfer
+from tally.ledger.model import Account, OwnerKind, Transfer
 
 
 def _utc(value: datetime) -> datetime:
@@ -36,6 +36,13 @@ class PostgresTransferSource:
             (texts(ids),),
         ).fetchall()
         return [rows.account_from_row(r)[0] for r in found]
+
+    def player_accounts(self) -> list[tuple[str, str]]:
+        found = self._link.conn.execute(
+            "SELECT id, owner_id FROM accounts WHERE owner_kind = %s ORDER BY id",
+            (OwnerKind.PLAYER.value,),
+        ).fetchall()
+        return [(str(a), str(o)) for a, o in found]
 
     def close(self) -> None:
         self._link.close()

@@ -24,6 +24,7 @@ class PostgresIngestStore(SqlInputQuarantine, SqlImportProgress):
         with self._lock:
             migrate(self._link.conn, "quarantine")
             migrate(self._link.conn, "ingest")
+        self.redact_kept()  # entries kept before secrets were redacted
 
     def _run(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         with self._lock:

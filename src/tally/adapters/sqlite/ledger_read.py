@@ -10,7 +10,7 @@ from pathlib import Path
 from tally.adapters import rows
 from tally.adapters.sqlite.ledger import connect
 from tally.kernel.clock import from_micros, to_micros
-from tally.ledger.model import Account, Transfer
+from tally.ledger.model import Account, OwnerKind, Transfer
 
 
 class SqliteTransferSource:
@@ -34,6 +34,13 @@ class SqliteTransferSource:
             (json.dumps(list(ids)),),
         ).fetchall()
         return [rows.account_from_row(r)[0] for r in found]
+
+    def player_accounts(self) -> list[tuple[str, str]]:
+        found = self._conn.execute(
+            "SELECT id, owner_id FROM accounts WHERE owner_kind = ? ORDER BY id",
+            (OwnerKind.PLAYER.value,),
+        ).fetchall()
+        return [(str(a), str(o)) for a, o in found]
 
     def close(self) -> None:
         self._conn.close()

@@ -22,6 +22,7 @@ class SqliteIngestStore(SqlInputQuarantine, SqlImportProgress):
         with self._lock:
             migrate(self._conn, "quarantine")
             migrate(self._conn, "ingest")
+        self.redact_kept()  # entries kept before secrets were redacted
 
     def _run(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -62,17 +63,38 @@ def verify_bundle(
         Path | None, typer.Option(help="the exporter's Ed25519 public key (PEM)")
     ] = None,
 ) -> None:
-    """Check a bundle offline: the manifest's signature and every file's SHA-256."""
-    files = read_bundle(bundle)
+    """Check a bundle offline: the manifest's signature and every file's SHA-256.
+
+    Exit 0: verified; 1: the bundle fails (each problem named); 2: it cannot be checked
+    (unreadable, or no public key to check it with)."""
+    try:
+        files = read_bundle(bundle)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        err_console.print(f"[red]cannot read the bundle {bundle}: {exc}[/red]")
+        raise typer.Exit(2) from None
     if public_key is None:
+        if PUBLIC_KEY not in files:
+            err_console.print(
+                f"[red]the bundle holds no {PUBLIC_KEY}: give the exporter's public key "
+                "with --public-key[/red]"
+            )
+            raise typer.Exit(2)
         err_console.print(
             "[yellow]no --public-key given: checking against the key inside the bundle, "
             "which proves integrity but not who made it[/yellow]"
         )
-        pem = files.get(PUBLIC_KEY, b"")
+        pem = files[PUBLIC_KEY]
     else:
-        pem = public_key.read_bytes()
-    problems = check_bundle(files, pem, verify_signature)
+        try:
+            pem = public_key.read_bytes()
+        except OSError as exc:
+            err_console.print(f"[red]cannot read the public key {public_key}: {exc}[/red]")
+            raise typer.Exit(2) from None
+    try:
+        problems = check_bundle(files, pem, verify_signature)
+    except ValueError as exc:  # the key is not a PEM public key
+        err_console.print(f"[red]cannot check the bundle with that public key: {exc}[/red]")
+        raise typer.Exit(2) from None
     if problems:
         for p in problems:
             err_console.print(f"[red]{p}[/red]")
