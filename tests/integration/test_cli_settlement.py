@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -159,8 +160,8 @@ def test_figures_show_a_closed_periods_statement_fee_and_name_the_version(  # ty
     code, out = cli("settlement", "figures")
     assert code == 0, out
     # Nothing accrued live in February; the statement's fee is the 50.00 minimum.
-    row = "│ acme-std │ 1 │ acme │ op1 │ 2026-02 │ closed │ EUR │ 50.00 │"
-    assert row in out
+    row = r"acme-std\W+1\W+acme\W+op1\W+2026-02\W+closed\W+EUR\W+50\.00"
+    assert re.search(row, out), out
 
 
 def test_a_rollback_whose_original_never_came_is_listed_after_its_period_closed(  # type: ignore[no-untyped-def]
@@ -184,5 +185,5 @@ def test_a_rollback_whose_original_never_came_is_listed_after_its_period_closed(
     assert cli("settlement", "close", "acme-std", "op1", "2026-02")[0] == 0
     code, out = cli("settlement", "orphans")
     assert code == 0, out
-    assert "acme:w404:* │ acme:rb1:rollback" in out
+    assert re.search(r"acme:w404:\*\W+acme:rb1:rollback", out), out
     assert "1 waiting" in out
