@@ -126,6 +126,17 @@ def test_sessions_end_one_by_one_or_all_of_a_user(store):
     assert store.get_session("h2") is None
 
 
+def test_the_other_sessions_of_a_user_end_and_the_one_kept_goes_on(store):
+    store.commit(AuthChanges(new_users=[user(), user("bob")]))
+    later = T0 + timedelta(hours=1)
+    mine = [Session(f"a{i}", "id-alice", T0, later, SessionStage.FULL, "") for i in range(3)]
+    bobs = Session("b0", "id-bob", T0, later, SessionStage.FULL, "")
+    store.commit(AuthChanges(sessions=[*mine, bobs]))
+    store.commit(AuthChanges(end_other_sessions=[("id-alice", "a1")]))
+    assert [store.get_session(f"a{i}") is not None for i in range(3)] == [False, True, False]
+    assert store.get_session("b0") == bobs
+
+
 def test_api_keys_are_stored_listed_and_revoked(store):
     from dataclasses import replace
 

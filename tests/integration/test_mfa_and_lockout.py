@@ -92,7 +92,7 @@ def test_logout_ends_the_session(world: World):
     assert world.client.get("/v1/auth/me", headers=headers).status_code == 401
 
 
-def test_a_password_change_is_audited_and_ends_other_sessions(world: World):
+def test_a_password_change_is_audited_ends_other_sessions_and_keeps_this_one(world: World):
     other = world.login("operations")
     r = world.client.post(
         "/v1/auth/password",
@@ -104,6 +104,8 @@ def test_a_password_change_is_audited_and_ends_other_sessions(world: World):
         world.client.get("/v1/auth/me", headers={"Authorization": f"Bearer {other}"}).status_code
         == 401
     )
+    # The session the change was made from goes on.
+    assert world.client.get("/v1/auth/me", headers=world.headers("operations")).status_code == 200
     assert _login(world, "operations").status_code == 401
     assert _login(world, "operations", password="a brand new password").status_code == 200
     record = world.bo.audit.page(action="user.password_changed").items[0]

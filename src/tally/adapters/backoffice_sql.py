@@ -215,6 +215,11 @@ class SqlBackofficeStore:
                 )
             for user_id in changes.end_sessions_of:
                 cur.execute(sql("DELETE FROM auth_sessions WHERE user_id = ?"), (user_id,))
+            for user_id, kept in changes.end_other_sessions:
+                cur.execute(
+                    sql("DELETE FROM auth_sessions WHERE user_id = ? AND token_hash <> ?"),
+                    (user_id, kept),
+                )
             if changes.purge_expired_before is not None:
                 cur.execute(
                     sql("DELETE FROM auth_sessions WHERE expires_at <= ?"),

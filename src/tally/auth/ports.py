@@ -27,6 +27,9 @@ class AuthChanges:
     sessions: list[Session] = field(default_factory=list)
     ended_sessions: list[str] = field(default_factory=list)  # token hashes
     end_sessions_of: list[str] = field(default_factory=list)  # user ids
+    # (user id, token hash): every session of the user ends but that one (a password
+    # change ends the others and keeps the session it was made from).
+    end_other_sessions: list[tuple[str, str]] = field(default_factory=list)
     # Sessions that expired at or before this instant are deleted (keeps the table small).
     purge_expired_before: datetime | None = None
     audit: list[AuditEntry] = field(default_factory=list)

@@ -404,7 +404,11 @@ class AuthService:
         after = replace(user, password_hash=self.hasher.hash(new), password_changed_at=now)
         entry = self._entry(principal.actor, "user.password_changed", f"user:{user.id}", source)
         # Every other session of the user ends; this one goes on.
-        changes = AuthChanges(users=[after], end_sessions_of=[user.id], audit=[entry])
+        changes = AuthChanges(users=[after], audit=[entry])
+        if principal.session_hash:
+            changes.end_other_sessions.append((user.id, principal.session_hash))
+        else:
+            changes.end_sessions_of.append(user.id)
         self.store.commit(changes)
 
     # -- MFA enrolment ------------------------------------------------------------------

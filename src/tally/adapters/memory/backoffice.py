@@ -62,6 +62,11 @@ class MemoryBackofficeStore:
             for user_id in changes.end_sessions_of:
                 for token in [t for t, s in self._sessions.items() if s.user_id == user_id]:
                     del self._sessions[token]
+            for user_id, kept in changes.end_other_sessions:
+                for token in [
+                    t for t, s in self._sessions.items() if s.user_id == user_id and t != kept
+                ]:
+                    del self._sessions[token]
             cutoff = changes.purge_expired_before
             if cutoff is not None:
                 for token in [t for t, s in self._sessions.items() if s.expires_at <= cutoff]:

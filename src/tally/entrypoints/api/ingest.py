@@ -99,7 +99,7 @@ class ImportOut(BaseModel):
 
 
 def _in_scope(p: Principal, kind: OwnerKind, owner: str) -> None:
-    if not p.unscoped and OwnerRef(kind, owner) not in p.scope:
+    if not p.may_push_for(OwnerRef(kind, owner)):
         raise ApiError(403, "forbidden", f"this key may not push for {kind.value} {owner!r}")
 
 
