@@ -47,9 +47,21 @@ class LedgerLimits:
 
 @dataclass(frozen=True, slots=True)
 class AuthLimits:
-    # Failed logins in a row before the account locks, and for how long.
-    max_failed_logins: int = 5
-    lockout_s: int = 15 * 60
+    # Login throttling (tally.auth.throttle; the policy is in the back-office API guide).
+    # Attempts counted on a username from one address, on one address whatever the
+    # username, and on a username from anywhere, before a wait begins; each attempt
+    # after that doubles the wait, up to its cap. Nothing locks an account.
+    login_attempts_per_user_source: int = 5
+    login_attempts_per_source: int = 50
+    login_attempts_per_user: int = 20
+    login_first_wait_s: int = 30
+    login_max_wait_s: int = 15 * 60
+    # A username's wait counted from every address stays short: someone guessing from
+    # many addresses must not be able to keep the real user out for long.
+    login_user_first_wait_s: int = 5
+    login_user_max_wait_s: int = 60
+    # A count starts again after this long without an attempt.
+    login_forget_after_s: int = 3_600
     # A staff session lasts this long from login; an MFA-enrolment session much less.
     session_ttl_s: int = 8 * 3_600
     enrolment_session_ttl_s: int = 10 * 60

@@ -80,7 +80,7 @@ _STATUS = {
     "invalid_credentials": 401,
     "mfa_required": 401,
     "invalid_mfa_code": 401,
-    "account_locked": 423,
+    "too_many_attempts": 429,
     "not_found": 404,
     "username_taken": 409,
     "mfa_already_enrolled": 409,
@@ -91,7 +91,8 @@ _STATUS = {
 
 
 def auth_failure(exc: AuthError) -> ApiError:
-    return ApiError(_STATUS.get(exc.code, 422), exc.code, exc.message)
+    headers = {} if exc.retry_after_s is None else {"Retry-After": str(exc.retry_after_s)}
+    return ApiError(_STATUS.get(exc.code, 422), exc.code, exc.message, headers)
 
 
 def parse_scope(items: list[str]) -> frozenset[OwnerRef]:
