@@ -71,3 +71,17 @@ class AuthLimits:
     name_max_length: int = 128
     # Pagination of users, keys and audit records.
     page_max_size: int = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ApiLimits:
+    # Bytes one request body may carry, by route. Checked at the edge before the body is
+    # read: a declared Content-Length over it is refused unread, and a body sent without
+    # one (chunked) is counted as it arrives and refused once it passes the limit.
+    body_max_bytes: int = 1024 * 1024  # the JSON bodies of the back-office routes
+    # Settlement configuration documents and FX rate imports (up to 10,000 rates).
+    config_body_max_bytes: int = 4 * 1024 * 1024
+    # One partner feed push; the same figure as tally.ingest.feeds.FEED_MAX_BYTES.
+    feed_body_max_bytes: int = 4 * 1024 * 1024
+    # One uploaded batch report.
+    import_body_max_bytes: int = 64 * 1024 * 1024

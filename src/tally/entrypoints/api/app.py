@@ -29,6 +29,7 @@ from tally.entrypoints.api.deps import (
     require_user,
     source,
 )
+from tally.entrypoints.api.edge import EdgeMiddleware
 from tally.entrypoints.api.errors import (
     ERROR_RESPONSES,
     ApiError,
@@ -878,5 +879,7 @@ def create_api(app: App, backoffice: Backoffice) -> FastAPI:
     install_error_handlers(api)
     for router in (ops, auth, ledger, settlement, config, admin, ingest.router):
         api.include_router(router)
+    # Inside the metrics, so that refusals at the edge are counted too.
+    api.add_middleware(EdgeMiddleware, api=api)
     api.add_middleware(MetricsMiddleware, api=api)
     return api

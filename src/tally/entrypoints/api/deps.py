@@ -13,6 +13,7 @@ from tally.app.bootstrap import App, Backoffice
 from tally.auth.model import ANONYMOUS, OwnerRef, Principal, PrincipalKind, SessionStage
 from tally.auth.policy import Permission
 from tally.auth.service import AuthError
+from tally.entrypoints.api.edge import PRINCIPAL_STATE
 from tally.entrypoints.api.errors import ApiError
 
 
@@ -37,9 +38,14 @@ bearer = HTTPBearer(
 
 
 def principal(
+    request: Request,
     c: Annotated[Ctx, Depends(ctx)],
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
+    # Found already at the edge (before the body was read): not looked up twice.
+    found_early: Principal | None = request.state._state.get(PRINCIPAL_STATE)
+    if found_early is not None:
+        return found_early
     if creds is None:
         return ANONYMOUS
     found = c.bo.auth.authenticate(creds.credentials)
