@@ -43,7 +43,7 @@ def principal(
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     # Found already at the edge (before the body was read): not looked up twice.
-    found_early: Principal | None = request.state._state.get(PRINCIPAL_STATE)
+    found_early: Principal | None = getattr(request.state, PRINCIPAL_STATE, None)
     if found_early is not None:
         return found_early
     if creds is None:
