@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from tally.audit.chain import AuditEntry, Sealer, verify
 from tally.auth.model import ApiKey, OwnerRef, Session, SessionStage, User
 from tally.auth.policy import Role
 from tally.auth.ports import AuthChanges, UsernameTaken
+from tally.auth.throttle import ThrottleKey, ThrottleRule
 from tally.ledger.model import OwnerKind
 
 PG_DSN = os.environ.get("TALLY_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -25,7 +28,7 @@ def _make(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> object:
         from tally.adapters.memory.backoffice import MemoryBackofficeStore
 
         made: object = MemoryBackofficeStore(SEALER)
-    elif request.param == "sqlite":
+    elif kind == "sqlite":
         from tally.adapters.sqlite.backoffice import SqliteBackofficeStore
 
         made = SqliteBackofficeStore(tmp_path / "tally.sqlite", SEALER)
@@ -126,6 +129,17 @@ def test_sessions_end_one_by_one_or_all_of_a_user(store):
     assert store.get_session("h2") is None
 
 
+def test_the_other_sessions_of_a_user_end_and_the_one_kept_goes_on(store):
+    store.commit(AuthChanges(new_users=[user(), user("bob")]))
+    later = T0 + timedelta(hours=1)
+    mine = [Session(f"a{i}", "id-alice", T0, later, SessionStage.FULL, "") for i in range(3)]
+    bobs = Session("b0", "id-bob", T0, later, SessionStage.FULL, "")
+    store.commit(AuthChanges(sessions=[*mine, bobs]))
+    store.commit(AuthChanges(end_other_sessions=[("id-alice", "a1")]))
+    assert [store.get_session(f"a{i}") is not None for i in range(3)] == [False, True, False]
+    assert store.get_session("b0") == bobs
+
+
 def test_api_keys_are_stored_listed_and_revoked(store):
     from dataclasses import replace
 
@@ -214,3 +228,102 @@ def test_expired_sessions_are_purged_on_request(store):
     store.commit(AuthChanges(purge_expired_before=T0 + timedelta(hours=1)))
     assert store.get_session("old") is None
     assert store.get_session("new") == new
+
+
+RULE = ThrottleRule(attempts=5, first_wait_s=30, max_wait_s=900, forget_after_s=3600)
+
+
+def _rules(username: str = "alice", source: str = "10.0.0.1") -> list:
+    return [(ThrottleKey.user_from(username, source), RULE), (ThrottleKey.source(source), RULE)]
+
+
+def test_login_attempts_are_granted_up_to_the_limit_then_wait(store):
+    granted = [store.take_login_attempt(_rules(), T0).granted for _ in range(8)]
+    assert granted == [True] * 5 + [False] * 3
+    refused = store.take_login_attempt(_rules(), T0 + timedelta(seconds=29))
+    assert refused.retry_at == T0 + timedelta(seconds=30)
+    # After the wait, one more attempt, and then a longer wait.
+    again = store.take_login_attempt(_rules(), T0 + timedelta(seconds=30))
+    assert again.granted and again.waits_begun
+    assert store.take_login_attempt(_rules(), T0 + timedelta(seconds=31)).retry_at == T0 + (
+        timedelta(seconds=90)
+    )
+    # Another username from another address is not affected.
+    assert store.take_login_attempt(_rules("bob", "10.0.0.2"), T0).granted
+
+
+def test_a_settled_attempt_clears_or_gives_back_its_count(store):
+    for _ in range(4):
+        store.take_login_attempt(_rules(), T0)
+    pair, source = (k.key for k, _ in _rules())
+    store.settle_login_attempt([pair], [source])
+    # The pair starts again; the source had one given back (4 - 1 = 3 counted), so its
+    # wait begins at the second attempt from now, the pair's not yet.
+    assert store.take_login_attempt(_rules(), T0).waits_begun == ()
+    assert store.take_login_attempt(_rules(), T0).waits_begun == (source,)
+
+
+def test_an_unlock_lifts_every_wait_of_a_username(store):
+    store.commit(AuthChanges(new_users=[user()]))
+    for _ in range(6):
+        store.take_login_attempt([(ThrottleKey.user("alice"), RULE)], T0)
+    assert not store.take_login_attempt([(ThrottleKey.user("alice"), RULE)], T0).granted
+    store.commit(AuthChanges(lift_waits_of=["alice"]))
+    assert store.take_login_attempt([(ThrottleKey.user("alice"), RULE)], T0).granted
+
+
+def test_counts_are_forgotten_after_a_quiet_while(store):
+    for _ in range(4):
+        store.take_login_attempt(_rules(), T0)
+    later = T0 + timedelta(seconds=RULE.forget_after_s + 1)
+    assert [store.take_login_attempt(_rules(), later).granted for _ in range(5)] == [True] * 5
+
+
+def test_login_attempts_taken_at_once_are_each_counted(store):
+    attempts = 40
+    barrier = threading.Barrier(attempts)
+
+    def take(_: int) -> bool:
+        barrier.wait()
+        return bool(store.take_login_attempt(_rules(), T0).granted)
+
+    with ThreadPoolExecutor(attempts) as pool:
+        granted = list(pool.map(take, range(attempts)))
+    assert granted.count(True) == RULE.attempts
+
+
+def test_login_attempts_counted_through_two_connections_at_once_are_each_counted(
+    sql_store, request, tmp_path
+):
+    """Two stores on one database, as two processes would have: one count between them."""
+    other = _make(request.node.callspec.params["sql_store"], request, tmp_path)
+    try:
+        attempts = 30
+        barrier = threading.Barrier(attempts)
+
+        def take(i: int) -> bool:
+            barrier.wait()
+            target = sql_store if i % 2 else other
+            return bool(target.take_login_attempt(_rules(), T0).granted)
+
+        with ThreadPoolExecutor(attempts) as pool:
+            granted = list(pool.map(take, range(attempts)))
+        assert granted.count(True) == RULE.attempts
+    finally:
+        other.close()  # type: ignore[attr-defined]
+
+
+def test_a_totp_step_is_consumed_once_even_when_sent_at_once(store):
+    store.commit(AuthChanges(new_users=[user(last_totp_step=10)]))
+    assert not store.consume_totp_step("id-alice", 10)  # not newer than the last one
+    tries = 8
+    barrier = threading.Barrier(tries)
+
+    def consume(_: int) -> bool:
+        barrier.wait()
+        return bool(store.consume_totp_step("id-alice", 11))
+
+    with ThreadPoolExecutor(tries) as pool:
+        assert list(pool.map(consume, range(tries))).count(True) == 1
+    assert store.get_user("id-alice").last_totp_step == 11
+    assert not store.consume_totp_step("nobody", 12)

@@ -79,6 +79,27 @@ def test_a_feed_key_pushes_only_for_its_own_operator(world: World) -> None:
     assert r.status_code == 403
 
 
+def test_a_feed_key_that_also_holds_a_staff_role_stays_within_its_scope(world: World) -> None:
+    from tally.auth.model import OwnerRef
+    from tally.auth.policy import Role
+    from tally.ledger.model import OwnerKind
+
+    _, token = world.bo.auth.create_api_key(
+        "system",
+        "op1 feed that also audits",
+        frozenset({Role.FEED, Role.AUDITOR}),
+        scope=frozenset({OwnerRef(OwnerKind.OPERATOR, "op1")}),
+    )
+    headers = {"Authorization": f"Bearer {token}"}
+    r = world.client.post("/v1/feeds/op2/events", headers=headers, json=[event("t9")])
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "forbidden")
+    r = world.client.post("/v1/imports?provider=acme&name=r.csv", headers=headers, content=b"")
+    assert r.status_code == 403
+    # Its own operator it still may feed, and the auditor's reads still work.
+    assert world.client.post("/v1/feeds/op1/events", headers=headers, json=[]).status_code == 200
+    assert world.client.get("/v1/users", headers=headers).status_code == 200
+
+
 def test_a_report_upload_imports_line_by_line_and_a_re_upload_skips(world: World) -> None:
     report = (
         b"tx_id,kind,operator,player,game_type,amount,occurred_at\n"

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import pytest
+
+from tally.auth.service import AuthError
 from tally.security import totp
 from tests.integration.apiworld import PASSWORD, World
 
@@ -43,39 +48,124 @@ def test_admin_and_finance_must_enrol_before_getting_a_full_session(world: World
     assert _login(world, "operations").json()["stage"] == "full"
 
 
-def test_repeated_failed_logins_lock_the_account_even_for_the_right_password(world: World):
+def test_repeated_failed_logins_make_that_source_wait_even_for_the_right_password(world: World):
     for _ in range(5):
         assert _login(world, "operations", password="wrong password!").status_code == 401
     r = _login(world, "operations")
-    assert (r.status_code, r.json()["error"]["code"]) == (423, "account_locked")
-    # Sessions of a locked user stop working too.
-    me = world.client.get("/v1/auth/me", headers=world.headers("operations"))
-    assert me.status_code == 401
-    world.clock.advance(timedelta(minutes=16))
+    assert (r.status_code, r.json()["error"]["code"]) == (429, "too_many_attempts")
+    assert int(r.headers["Retry-After"]) > 0
+    # Nobody's sessions end because of failed logins.
+    assert world.client.get("/v1/auth/me", headers=world.headers("operations")).status_code == 200
+    world.clock.advance(timedelta(seconds=int(r.headers["Retry-After"])))
     assert _login(world, "operations").status_code == 200
 
 
-def test_an_admin_can_unlock_a_locked_account_and_it_is_audited(world: World):
+def test_unknown_and_throttled_usernames_are_answered_alike(world: World):
+    answers = {}
+    for name in ("operations", "no-such-user"):
+        for _ in range(5):
+            r = _login(world, name, password="wrong password!")
+            assert (r.status_code, r.json()["error"]["code"]) == (401, "invalid_credentials")
+        r = _login(world, name, password="wrong password!")
+        answers[name] = (r.status_code, r.json(), r.headers["Retry-After"])
+    assert answers["operations"] == answers["no-such-user"]
+    assert answers["operations"][0] == 429
+
+
+def test_someone_elses_failed_logins_neither_end_sessions_nor_keep_the_user_out(world: World):
+    """An attacker at another address guessing the password of a known username."""
+    for _ in range(30):
+        with pytest.raises(AuthError):
+            world.bo.auth.login("operations", "wrong password!", source="198.51.100.7")
+    # The attacker's address waits, even with the right password.
+    with pytest.raises(AuthError) as err:
+        world.bo.auth.login("operations", PASSWORD, source="198.51.100.7")
+    assert err.value.code == "too_many_attempts"
+    # The user's sessions go on, and the user logs in from their own address at once.
+    assert world.client.get("/v1/auth/me", headers=world.headers("operations")).status_code == 200
+    assert _login(world, "operations").status_code == 200
+
+
+def test_one_source_guessing_many_usernames_is_slowed_down(world: World):
+    refused = 0
+    for i in range(60):
+        try:
+            world.bo.auth.login(f"guess{i}", "wrong password!", source="198.51.100.8")
+        except AuthError as exc:
+            refused += exc.code == "too_many_attempts"
+    assert refused >= 10
+    # Others are not slowed down by it.
+    assert _login(world, "operations").status_code == 200
+
+
+def test_wrong_passwords_sent_at_once_are_evaluated_no_more_than_the_limit(world: World):
+    """Counting and checking in one step: parallel guesses cannot slip past the limit."""
+    guesses = 30
+    barrier = threading.Barrier(guesses)
+
+    def guess(_: int) -> str:
+        barrier.wait()
+        try:
+            world.bo.auth.login("auditor", "wrong password!", source="198.51.100.9")
+        except AuthError as exc:
+            return exc.code
+        return "ok"
+
+    with ThreadPoolExecutor(guesses) as pool:
+        codes = list(pool.map(guess, range(guesses)))
+    evaluated = [
+        r
+        for r in world.bo.store.iter_audit()
+        if r.entry.action == "login.failed" and r.entry.detail.get("reason") == "password"
+    ]
+    assert len(evaluated) <= 5, codes
+    assert codes.count("invalid_credentials") == len(evaluated)
+    with pytest.raises(AuthError) as err:
+        world.bo.auth.login("auditor", PASSWORD, source="198.51.100.9")
+    assert err.value.code == "too_many_attempts"
+
+
+def test_one_totp_code_sent_many_times_at_once_opens_one_session(world: World):
+    world.clock.advance(timedelta(seconds=31))
+    code = totp.code_at(world.totp_secrets["admin"], world.clock.now())
+    tries = 8
+    barrier = threading.Barrier(tries)
+
+    def login(i: int) -> str:
+        barrier.wait()
+        try:
+            world.bo.auth.login("admin", PASSWORD, code, source=f"198.51.100.{20 + i}")
+        except AuthError as exc:
+            return exc.code
+        return "ok"
+
+    with ThreadPoolExecutor(tries) as pool:
+        codes = list(pool.map(login, range(tries)))
+    assert codes.count("ok") == 1, codes
+    assert codes.count("invalid_mfa_code") == tries - 1
+
+
+def test_an_admin_can_lift_the_wait_and_it_is_audited(world: World):
     for _ in range(5):
         _login(world, "auditor", password="wrong password!")
-    assert _login(world, "auditor").status_code == 423
+    assert _login(world, "auditor").status_code == 429
     r = world.client.post(
         f"/v1/users/{world.user_ids['auditor']}/unlock", headers=world.headers("admin")
     )
     assert r.status_code == 200
     assert _login(world, "auditor").status_code == 200
     actions = [x.entry.action for x in world.bo.store.iter_audit()]
-    assert actions.count("login.failed") >= 6
-    assert "user.locked" in actions and "user.unlocked" in actions
+    assert actions.count("login.failed") >= 5
+    assert "login.throttled" in actions and "user.unlocked" in actions
 
 
-def test_wrong_totp_codes_count_towards_the_lockout(world: World):
+def test_wrong_totp_codes_count_towards_the_wait(world: World):
     for _ in range(5):
-        world.clock.advance(timedelta(seconds=31))
+        world.clock.advance(timedelta(seconds=1))
         _login(world, "admin", code="000000")
-    world.clock.advance(timedelta(seconds=31))
+    world.clock.advance(timedelta(seconds=1))
     code = totp.code_at(world.totp_secrets["admin"], world.clock.now())
-    assert _login(world, "admin", code=code).json()["error"]["code"] == "account_locked"
+    assert _login(world, "admin", code=code).json()["error"]["code"] == "too_many_attempts"
 
 
 def test_sessions_expire(world: World):
@@ -92,7 +182,7 @@ def test_logout_ends_the_session(world: World):
     assert world.client.get("/v1/auth/me", headers=headers).status_code == 401
 
 
-def test_a_password_change_is_audited_and_ends_other_sessions(world: World):
+def test_a_password_change_is_audited_ends_other_sessions_and_keeps_this_one(world: World):
     other = world.login("operations")
     r = world.client.post(
         "/v1/auth/password",
@@ -104,6 +194,8 @@ def test_a_password_change_is_audited_and_ends_other_sessions(world: World):
         world.client.get("/v1/auth/me", headers={"Authorization": f"Bearer {other}"}).status_code
         == 401
     )
+    # The session the change was made from goes on.
+    assert world.client.get("/v1/auth/me", headers=world.headers("operations")).status_code == 200
     assert _login(world, "operations").status_code == 401
     assert _login(world, "operations", password="a brand new password").status_code == 200
     record = world.bo.audit.page(action="user.password_changed").items[0]

@@ -67,3 +67,14 @@ def test_owner_references_parse_and_refuse_junk():
     for junk in ("op1", "operator:", "galaxy:x"):
         with pytest.raises(ValueError):
             OwnerRef.parse(junk)
+
+
+def test_a_feed_pushes_only_within_its_scope_whatever_other_roles_it_holds():
+    op1, op2 = OwnerRef(OwnerKind.OPERATOR, "op1"), OwnerRef(OwnerKind.OPERATOR, "op2")
+    for roles in ({Role.FEED}, {Role.FEED, Role.AUDITOR}, {Role.FEED, Role.OPERATIONS}):
+        key = Principal(PrincipalKind.API_KEY, "k", "k", frozenset(roles), frozenset({op1}))
+        assert key.may_push_for(op1) and not key.may_push_for(op2)
+    admin = Principal(PrincipalKind.USER, "u", "root", frozenset({Role.ADMIN}))
+    assert admin.may_push_for(op2)
+    auditor = Principal(PrincipalKind.API_KEY, "k", "k", frozenset({Role.AUDITOR}))
+    assert not auditor.may_push_for(op1)

@@ -108,3 +108,22 @@ def test_forged_or_malformed_tokens_authenticate_nobody(service: AuthService):
     key, token = service.create_api_key("system", "bot", frozenset({Role.AUDITOR}))
     for bad in ("", "ts_nope", "tk_nope", f"tk_{key.id}.wrong", token + "x", "Bearer x"):
         assert service.authenticate(bad) is None
+
+
+def test_guesses_from_many_addresses_make_the_user_wait_a_minute_at_most(
+    service: AuthService, clock: FixedClock
+):
+    service.create_user("system", "ops", PASSWORD, frozenset({Role.OPERATIONS}))
+    waits = []
+    for i in range(200):
+        try:
+            service.login("ops", "wrong password", source=f"10.0.{i // 250}.{i % 250}")
+        except AuthError as exc:
+            if exc.code == "too_many_attempts":
+                waits.append(exc.retry_after_s)
+    assert waits and max(w for w in waits if w is not None) <= 60
+    clock.advance(timedelta(seconds=60))
+    assert service.login("ops", PASSWORD, source="192.0.2.1").session.user_id
+    # No lock was left behind on the user, and nobody's sessions were touched by it.
+    user = service.store.get_user_by_name("ops")
+    assert user is not None and user.locked_until is None and user.failed_logins == 0

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from tally.audit.chain import AuditEntry, AuditHead, AuditRecord, Sealer
 from tally.auth.model import ApiKey, OwnerRef, Session, SessionStage, User
 from tally.auth.policy import Role
 from tally.auth.ports import AuthChanges, UsernameTaken
+from tally.auth.throttle import Attempt, ThrottleKey, ThrottleRule, ThrottleState, take
 from tally.ledger.model import Page
 from tally.security.provider_secrets import SecretInfo
 
@@ -74,6 +75,9 @@ class SqlBackofficeStore:
     placeholder = "?"
     duplicate_error: type[Exception] = Exception
     head_lock = ""  # "FOR UPDATE" where concurrent processes may append
+    # Where other processes may count login attempts at once, their rows are locked
+    # from the read to the write (SQLite's write transaction already excludes them).
+    row_lock = ""
 
     def __init__(self, sealer: Sealer) -> None:
         self.sealer = sealer
@@ -215,11 +219,18 @@ class SqlBackofficeStore:
                 )
             for user_id in changes.end_sessions_of:
                 cur.execute(sql("DELETE FROM auth_sessions WHERE user_id = ?"), (user_id,))
+            for user_id, kept in changes.end_other_sessions:
+                cur.execute(
+                    sql("DELETE FROM auth_sessions WHERE user_id = ? AND token_hash <> ?"),
+                    (user_id, kept),
+                )
             if changes.purge_expired_before is not None:
                 cur.execute(
                     sql("DELETE FROM auth_sessions WHERE expires_at <= ?"),
                     (self._time_in(changes.purge_expired_before),),
                 )
+            for username in changes.lift_waits_of:
+                cur.execute(sql("DELETE FROM auth_login_throttles WHERE username = ?"), (username,))
             for token in changes.ended_sessions:
                 cur.execute(sql("DELETE FROM auth_sessions WHERE token_hash = ?"), (token,))
             for s in changes.sessions:
@@ -238,6 +249,84 @@ class SqlBackofficeStore:
                     ),
                 )
             return [self._append(cur, entry) for entry in changes.audit]
+
+    # -- login throttling and TOTP steps (each one atomic step) ----------------------------
+    def take_login_attempt(
+        self, rules: Sequence[tuple[ThrottleKey, ThrottleRule]], now: datetime
+    ) -> Attempt:
+        sql = self._sql
+        # Locked in key order, so two transactions never wait on each other in a circle.
+        rules = sorted(rules, key=lambda r: r[0].key)
+        forget = max((rule.forget_after_s for _, rule in rules), default=0)
+        with self._transaction() as cur:
+            cur.execute(
+                sql(
+                    "DELETE FROM auth_login_throttles WHERE last_at < ? "
+                    "AND (wait_until IS NULL OR wait_until <= ?)"
+                ),
+                (self._time_in(now - timedelta(seconds=forget)), self._time_in(now)),
+            )
+            states: dict[str, ThrottleState | None] = {}
+            for key, _ in rules:
+                # A placeholder row first, so that a first attempt has a row to lock too.
+                cur.execute(
+                    sql(
+                        "INSERT INTO auth_login_throttles (key, username, attempts, last_at, "
+                        "wait_until) VALUES (?, ?, 0, ?, NULL) ON CONFLICT (key) DO NOTHING"
+                    ),
+                    (key.key, key.username, self._time_in(now)),
+                )
+                row = cur.execute(
+                    sql(
+                        "SELECT attempts, last_at, wait_until FROM auth_login_throttles "
+                        f"WHERE key = ? {self.row_lock}"
+                    ),
+                    (key.key,),
+                ).fetchone()
+                states[key.key] = ThrottleState(
+                    int(row[0]), self._time_out(row[1]), self._opt_time_out(row[2])
+                )
+            attempt, after = take(states, list(rules), now)
+            for name, state in after.items():
+                cur.execute(
+                    sql(
+                        "UPDATE auth_login_throttles SET attempts = ?, last_at = ?, "
+                        "wait_until = ? WHERE key = ?"
+                    ),
+                    (
+                        state.attempts,
+                        self._time_in(state.last_at),
+                        self._opt_time_in(state.wait_until),
+                        name,
+                    ),
+                )
+            return attempt
+
+    def settle_login_attempt(self, cleared: Sequence[str], returned: Sequence[str]) -> None:
+        sql = self._sql
+        with self._transaction() as cur:
+            for key in cleared:
+                cur.execute(sql("DELETE FROM auth_login_throttles WHERE key = ?"), (key,))
+            for key in returned:
+                cur.execute(
+                    sql(
+                        "UPDATE auth_login_throttles SET wait_until = NULL, "
+                        "attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END "
+                        "WHERE key = ?"
+                    ),
+                    (key,),
+                )
+
+    def consume_totp_step(self, user_id: str, step: int) -> bool:
+        # One conditional UPDATE: of several logins with the same code, one changes the row.
+        with self._transaction() as cur:
+            done = cur.execute(
+                self._sql(
+                    "UPDATE auth_users SET last_totp_step = ? WHERE id = ? AND last_totp_step < ?"
+                ),
+                (step, user_id, step),
+            )
+            return int(done.rowcount) == 1
 
     def append(self, entry: AuditEntry) -> AuditRecord:
         with self._transaction() as cur:

@@ -106,5 +106,16 @@ class Principal:
     def unscoped(self) -> bool:
         return is_unscoped(self.roles)
 
+    def may_push_for(self, owner: OwnerRef) -> bool:
+        """Whether this principal may push events (feeds, reports) for ``owner``.
+
+        A feed's reach is its scope, whatever other roles it holds: a staff role that
+        widens what it reads must not widen where it writes. Staff without the feed
+        role (an admin) push for any owner their permission allows.
+        """
+        if not self.may(Permission.EVENTS_PUSH):
+            return False
+        return owner in self.scope if Role.FEED in self.roles else True
+
 
 ANONYMOUS = Principal(PrincipalKind.ANONYMOUS, "-", "anonymous")

@@ -1,4 +1,4 @@
-"""The auth service: logins with lock-out and TOTP, sessions, users, roles and API keys.
+"""The auth service: logins with throttling and TOTP, sessions, users, roles and API keys.
 
 Every change it makes is committed together with its audit records.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import uuid
 from dataclasses import dataclass, replace
@@ -27,6 +28,7 @@ from tally.auth.model import (
 )
 from tally.auth.policy import Role, requires_mfa
 from tally.auth.ports import AuthChanges, AuthStore, UsernameTaken
+from tally.auth.throttle import Attempt, ThrottleKey, ThrottleRule
 from tally.kernel.clock import Clock
 from tally.kernel.limits import AuthLimits
 from tally.ledger.model import Page
@@ -44,10 +46,12 @@ SYSTEM = "system"
 class AuthError(Exception):
     """A refused auth request; ``code`` is stable and safe to show."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, retry_after_s: int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        # For a throttled login: seconds until an attempt may be made again.
+        self.retry_after_s = retry_after_s
 
 
 def token_hash(token: str) -> str:
@@ -238,12 +242,15 @@ class AuthService:
             cursor = page.next_cursor
 
     def unlock_user(self, actor: str, user_id: str, *, source: str = "") -> User:
+        """Lift every login wait of the user's name (and a lock left by older versions)."""
         before = self._require_user(user_id)
         after = replace(before, failed_logins=0, locked_until=None)
         entry = self._entry(
             actor, "user.unlocked", f"user:{user_id}", source, user_view(before), user_view(after)
         )
-        self.store.commit(AuthChanges(users=[after], audit=[entry]))
+        self.store.commit(
+            AuthChanges(users=[after], lift_waits_of=[before.username], audit=[entry])
+        )
         return after
 
     def reset_mfa(self, actor: str, user_id: str, *, source: str = "") -> User:
@@ -263,33 +270,86 @@ class AuthService:
         return self.store.list_users(cursor=cursor, limit=min(limit, self.limits.page_max_size))
 
     # -- logins -------------------------------------------------------------------------
+    def _throttle_rules(self, username: str, source: str) -> list[tuple[ThrottleKey, ThrottleRule]]:
+        """What one login attempt is counted against: the username from this address,
+        this address, and the username from anywhere (see tally.auth.throttle)."""
+        lim = self.limits
+        strict = (lim.login_first_wait_s, lim.login_max_wait_s, lim.login_forget_after_s)
+        return [
+            (
+                ThrottleKey.user_from(username, source),
+                ThrottleRule(lim.login_attempts_per_user_source, *strict),
+            ),
+            (ThrottleKey.source(source), ThrottleRule(lim.login_attempts_per_source, *strict)),
+            (
+                ThrottleKey.user(username),
+                ThrottleRule(
+                    lim.login_attempts_per_user,
+                    lim.login_user_first_wait_s,
+                    lim.login_user_max_wait_s,
+                    lim.login_forget_after_s,
+                ),
+            ),
+        ]
+
+    def _take_attempt(
+        self, username: str, source: str
+    ) -> tuple[Attempt, list[tuple[ThrottleKey, ThrottleRule]]]:
+        """Count one attempt before anything is checked; refused while a wait runs.
+
+        The answer to a refused attempt is the same whether the username exists or not.
+        """
+        now = self.clock.now()
+        rules = self._throttle_rules(username, source)
+        attempt = self.store.take_login_attempt(rules, now)
+        if not attempt.granted:
+            assert attempt.retry_at is not None
+            wait = max(1, math.ceil((attempt.retry_at - now).total_seconds()))
+            # Logged, not audited: refused unseen, they change nothing and could be many.
+            log.info("login_throttled", source=source, retry_after_s=wait)
+            raise AuthError(
+                "too_many_attempts", "too many attempts; try again later", retry_after_s=wait
+            )
+        return attempt, rules
+
+    def _succeeded(self, rules: list[tuple[ThrottleKey, ThrottleRule]]) -> None:
+        """The attempt was no guess: forget the username's counts (from this address and
+        from anywhere) and give the address back its attempt."""
+        pair, from_source, of_user = (k.key for k, _ in rules)
+        self.store.settle_login_attempt([pair, of_user], [from_source])
+
     def login(
         self, username: str, password: str, totp_code: str | None = None, *, source: str = ""
     ) -> LoginResult:
+        attempt, rules = self._take_attempt(username, source)
+        try:
+            result = self._login(username, password, totp_code, source, attempt)
+        except AuthError as exc:
+            if exc.code == "mfa_required":
+                # The password was right; the code comes in the next request.
+                self.store.settle_login_attempt([], [k.key for k, _ in rules])
+            raise
+        self._succeeded(rules)
+        return result
+
+    def _login(
+        self, username: str, password: str, totp_code: str | None, source: str, attempt: Attempt
+    ) -> LoginResult:
         now = self.clock.now()
         user = self.store.get_user_by_name(username)
-        if user is None:
+        if user is None or user.disabled:
+            # Verified all the same, so that timing does not tell either case apart.
             if self._dummy_hash is None:
                 self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
             self.hasher.verify(self._dummy_hash, password)
-            entry = self._entry(
-                f"anonymous:{username[:64]}", "login.failed", "user:?", source, reason="unknown"
-            )
-            self.store.commit(AuthChanges(audit=[entry]))
+            if user is None:
+                self._failed(f"anonymous:{username[:64]}", "user:?", source, "unknown", attempt)
+            else:
+                self._failed(f"user:{user.id}", f"user:{user.id}", source, "disabled", attempt)
             raise AuthError("invalid_credentials", "wrong username or password")
         target = f"user:{user.id}"
-        if user.locked_until is not None and user.locked_until > now:
-            entry = self._entry(f"user:{user.id}", "login.failed", target, source, reason="locked")
-            self.store.commit(AuthChanges(audit=[entry]))
-            raise AuthError("account_locked", "too many failed logins; try again later")
-        if user.disabled:
-            entry = self._entry(
-                f"user:{user.id}", "login.failed", target, source, reason="disabled"
-            )
-            self.store.commit(AuthChanges(audit=[entry]))
-            raise AuthError("invalid_credentials", "wrong username or password")
         if not self.hasher.verify(user.password_hash, password):
-            self._fail(user, source, "password")
+            self._failed(target, target, source, "password", attempt)
             raise AuthError("invalid_credentials", "wrong username or password")
 
         stage = SessionStage.FULL
@@ -298,8 +358,10 @@ class AuthService:
                 raise AuthError("mfa_required", "this account needs a TOTP code")
             secret = self.box.open(user.totp_secret, user.id.encode()).decode()
             step = totp.matching_step(secret, totp_code, now, user.last_totp_step)
-            if step is None:
-                self._fail(user, source, "totp")
+            # Consumed in one conditional write: of the same code sent many times at once,
+            # exactly one request gets the step.
+            if step is None or not self.store.consume_totp_step(user.id, step):
+                self._failed(target, target, source, "totp", attempt)
                 raise AuthError("invalid_mfa_code", "the TOTP code is wrong or was used already")
             user = replace(user, last_totp_step=step)
         elif requires_mfa(user.roles):
@@ -319,41 +381,23 @@ class AuthService:
             stage=stage,
             source=source,
         )
-        user = replace(user, failed_logins=0, locked_until=None)
         entry = self._entry(f"user:{user.id}", "login.succeeded", target, source, stage=stage.value)
-        self.store.commit(
-            AuthChanges(users=[user], sessions=[session], audit=[entry], purge_expired_before=now)
-        )
+        # The user's row is not written: a stale copy would undo concurrent changes.
+        self.store.commit(AuthChanges(sessions=[session], audit=[entry], purge_expired_before=now))
         return LoginResult(token, session, user)
 
-    def _fail(self, user: User, source: str, reason: str) -> None:
-        now = self.clock.now()
-        failed = user.failed_logins + 1
+    def _failed(self, actor: str, target: str, source: str, reason: str, attempt: Attempt) -> None:
+        """Audit a failed attempt, and the waits it began. Nobody's account or sessions
+        change: a failed login is somebody else's as often as not."""
         changes = AuthChanges()
-        changes.audit.append(
-            self._entry(f"user:{user.id}", "login.failed", f"user:{user.id}", source, reason=reason)
-        )
-        if failed >= self.limits.max_failed_logins:
-            locked = replace(
-                user,
-                failed_logins=0,
-                locked_until=now + timedelta(seconds=self.limits.lockout_s),
-            )
+        changes.audit.append(self._entry(actor, "login.failed", target, source, reason=reason))
+        if attempt.waits_begun:
             changes.audit.append(
                 self._entry(
-                    SYSTEM,
-                    "user.locked",
-                    f"user:{user.id}",
-                    source,
-                    user_view(user),
-                    user_view(locked),
-                    failed_logins=failed,
+                    SYSTEM, "login.throttled", target, source, keys=list(attempt.waits_begun)
                 )
             )
-            changes.users.append(locked)
-            log.warning("user_locked", user_id=user.id, failed_logins=failed)
-        else:
-            changes.users.append(replace(user, failed_logins=failed))
+            log.warning("login_wait_begun", keys=len(attempt.waits_begun), source=source)
         self.store.commit(changes)
 
     def logout(self, principal: Principal, *, source: str = "") -> None:
@@ -376,8 +420,8 @@ class AuthService:
         user = self.store.get_user(session.user_id)
         if user is None or user.disabled:
             return None
-        if user.locked_until is not None and user.locked_until > now:
-            return None
+        # Failed logins (anybody's) end no session: a session ends by logout, expiry, or
+        # an admin's change to the user.
         return Principal(
             PrincipalKind.USER,
             user.id,
@@ -392,9 +436,13 @@ class AuthService:
         self, principal: Principal, current: str, new: str, *, source: str = ""
     ) -> None:
         user = self._require_user(principal.id)
+        # A wrong current password is a guess like any other: throttled like a login.
+        attempt, rules = self._take_attempt(user.username, source)
         if not self.hasher.verify(user.password_hash, current):
-            self._fail(user, source, "password_change")
+            target = f"user:{user.id}"
+            self._failed(principal.actor, target, source, "password_change", attempt)
             raise AuthError("invalid_credentials", "the current password is wrong")
+        self._succeeded(rules)
         problem = password_problem(new)
         if problem:
             raise AuthError("password_rejected", problem)
@@ -404,7 +452,11 @@ class AuthService:
         after = replace(user, password_hash=self.hasher.hash(new), password_changed_at=now)
         entry = self._entry(principal.actor, "user.password_changed", f"user:{user.id}", source)
         # Every other session of the user ends; this one goes on.
-        changes = AuthChanges(users=[after], end_sessions_of=[user.id], audit=[entry])
+        changes = AuthChanges(users=[after], audit=[entry])
+        if principal.session_hash:
+            changes.end_other_sessions.append((user.id, principal.session_hash))
+        else:
+            changes.end_sessions_of.append(user.id)
         self.store.commit(changes)
 
     # -- MFA enrolment ------------------------------------------------------------------
@@ -426,7 +478,7 @@ class AuthService:
         now = self.clock.now()
         secret = self.box.open(user.totp_secret, user.id.encode()).decode()
         step = totp.matching_step(secret, code, now, user.last_totp_step)
-        if step is None:
+        if step is None or not self.store.consume_totp_step(user.id, step):
             raise AuthError("invalid_mfa_code", "the TOTP code is wrong")
         after = replace(user, mfa_enabled=True, last_totp_step=step)
         token = SESSION_PREFIX + secrets.token_urlsafe(32)

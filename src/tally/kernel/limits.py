@@ -47,9 +47,21 @@ class LedgerLimits:
 
 @dataclass(frozen=True, slots=True)
 class AuthLimits:
-    # Failed logins in a row before the account locks, and for how long.
-    max_failed_logins: int = 5
-    lockout_s: int = 15 * 60
+    # Login throttling (tally.auth.throttle; the policy is in the back-office API guide).
+    # Attempts counted on a username from one address, on one address whatever the
+    # username, and on a username from anywhere, before a wait begins; each attempt
+    # after that doubles the wait, up to its cap. Nothing locks an account.
+    login_attempts_per_user_source: int = 5
+    login_attempts_per_source: int = 50
+    login_attempts_per_user: int = 20
+    login_first_wait_s: int = 30
+    login_max_wait_s: int = 15 * 60
+    # A username's wait counted from every address stays short: someone guessing from
+    # many addresses must not be able to keep the real user out for long.
+    login_user_first_wait_s: int = 5
+    login_user_max_wait_s: int = 60
+    # A count starts again after this long without an attempt.
+    login_forget_after_s: int = 3_600
     # A staff session lasts this long from login; an MFA-enrolment session much less.
     session_ttl_s: int = 8 * 3_600
     enrolment_session_ttl_s: int = 10 * 60
@@ -59,3 +71,17 @@ class AuthLimits:
     name_max_length: int = 128
     # Pagination of users, keys and audit records.
     page_max_size: int = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ApiLimits:
+    # Bytes one request body may carry, by route. Checked at the edge before the body is
+    # read: a declared Content-Length over it is refused unread, and a body sent without
+    # one (chunked) is counted as it arrives and refused once it passes the limit.
+    body_max_bytes: int = 1024 * 1024  # the JSON bodies of the back-office routes
+    # Settlement configuration documents and FX rate imports (up to 10,000 rates).
+    config_body_max_bytes: int = 4 * 1024 * 1024
+    # One partner feed push; the same figure as tally.ingest.feeds.FEED_MAX_BYTES.
+    feed_body_max_bytes: int = 4 * 1024 * 1024
+    # One uploaded batch report.
+    import_body_max_bytes: int = 64 * 1024 * 1024

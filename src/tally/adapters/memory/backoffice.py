@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from tally.adapters.backoffice_sql import _cursor_value
@@ -12,6 +13,14 @@ from tally.audit.chain import AuditEntry, AuditHead, AuditRecord, Sealer
 from tally.audit.service import Auditing
 from tally.auth.model import ApiKey, Session, User
 from tally.auth.ports import AuthChanges, UsernameTaken
+from tally.auth.throttle import (
+    Attempt,
+    ThrottleKey,
+    ThrottleRule,
+    ThrottleState,
+    given_back,
+    take,
+)
 from tally.ledger.model import Page
 from tally.security.provider_secrets import SecretInfo
 
@@ -39,6 +48,8 @@ class MemoryBackofficeStore:
         self.records: list[AuditRecord] = []
         self.head: AuditHead | None = None
         self._secrets: dict[tuple[str, str], tuple[SecretInfo, bytes]] = {}
+        # key -> (username, state)
+        self._throttles: dict[str, tuple[str, ThrottleState]] = {}
 
     def commit(self, changes: AuthChanges) -> list[AuditRecord]:
         with self._lock:
@@ -63,15 +74,61 @@ class MemoryBackofficeStore:
             for user_id in changes.end_sessions_of:
                 for token in [t for t, s in self._sessions.items() if s.user_id == user_id]:
                     del self._sessions[token]
+            for user_id, kept in changes.end_other_sessions:
+                for token in [
+                    t for t, s in self._sessions.items() if s.user_id == user_id and t != kept
+                ]:
+                    del self._sessions[token]
             cutoff = changes.purge_expired_before
             if cutoff is not None:
                 for token in [t for t, s in self._sessions.items() if s.expires_at <= cutoff]:
                     del self._sessions[token]
+            for username in changes.lift_waits_of:
+                for name in [k for k, (u, _) in self._throttles.items() if u == username]:
+                    del self._throttles[name]
             for token in changes.ended_sessions:
                 self._sessions.pop(token, None)
             for session in changes.sessions:
                 self._sessions[session.token_hash] = session
             return [self.append(entry) for entry in changes.audit]
+
+    def take_login_attempt(
+        self, rules: Sequence[tuple[ThrottleKey, ThrottleRule]], now: datetime
+    ) -> Attempt:
+        forget = max((rule.forget_after_s for _, rule in rules), default=0)
+        with self._lock:
+            for key in [
+                k
+                for k, (_, s) in self._throttles.items()
+                if s.last_at < now - timedelta(seconds=forget) and not s.waiting(now)
+            ]:
+                del self._throttles[key]
+            states: dict[str, ThrottleState | None] = {
+                k.key: (self._throttles[k.key][1] if k.key in self._throttles else None)
+                for k, _ in rules
+            }
+            attempt, after = take(states, list(rules), now)
+            names = {k.key: k.username for k, _ in rules}
+            for key, state in after.items():
+                self._throttles[key] = (names[key], state)
+            return attempt
+
+    def settle_login_attempt(self, cleared: Sequence[str], returned: Sequence[str]) -> None:
+        with self._lock:
+            for key in cleared:
+                self._throttles.pop(key, None)
+            for key in returned:
+                if key in self._throttles:
+                    username, state = self._throttles[key]
+                    self._throttles[key] = (username, given_back(state))
+
+    def consume_totp_step(self, user_id: str, step: int) -> bool:
+        with self._lock:
+            found = self._users.get(user_id)
+            if found is None or found.last_totp_step >= step:
+                return False
+            self._users[user_id] = replace(found, last_totp_step=step)
+            return True
 
     def append(self, entry: AuditEntry) -> AuditRecord:
         with self._lock:

@@ -25,6 +25,7 @@ class PostgresBackofficeStore(SqlBackofficeStore):
     # (Two processes writing the very first record at once collide on the primary
     # key instead; one of them fails and nothing is lost.)
     head_lock = "FOR UPDATE"
+    row_lock = "FOR UPDATE"
 
     def __init__(self, dsn: str, sealer: Sealer, *, schema: str | None = None) -> None:
         super().__init__(sealer)

@@ -29,6 +29,7 @@ from tally.entrypoints.api.deps import (
     require_user,
     source,
 )
+from tally.entrypoints.api.edge import EdgeMiddleware
 from tally.entrypoints.api.errors import (
     ERROR_RESPONSES,
     ApiError,
@@ -53,8 +54,13 @@ Cursor = Annotated[
 ]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Id = Annotated[str, Path(min_length=1, max_length=128, pattern=s.PRINTABLE)]
-LOCKED: dict[int | str, dict[str, Any]] = {
-    423: {"model": ErrorBody, "description": "Locked after repeated failed logins"}
+THROTTLED: dict[int | str, dict[str, Any]] = {
+    429: {
+        "model": ErrorBody,
+        "description": "Too many attempts from this address or on this username; "
+        "try again after Retry-After seconds",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    }
 }
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorBody, "description": "Conflicts with the current state"}
@@ -133,7 +139,7 @@ def metrics(c: CtxDep, _: Annotated[Principal, Depends(require(P.METRICS_READ))]
 auth = APIRouter(prefix="/v1/auth", tags=["authentication"], responses=ERROR_RESPONSES)
 
 
-@auth.post("/login", response_model=s.TokenOut, responses=LOCKED)
+@auth.post("/login", response_model=s.TokenOut, responses=THROTTLED)
 def login(body: s.LoginIn, request: Request, c: CtxDep) -> s.TokenOut:
     """Password (and TOTP code for MFA accounts) for a session token."""
     try:
@@ -161,7 +167,7 @@ def me(p: Annotated[Principal, Depends(require_user)]) -> s.MeOut:
     return s.MeOut.of(p)
 
 
-@auth.post("/password", status_code=204, response_class=Response, responses=LOCKED)
+@auth.post("/password", status_code=204, response_class=Response, responses=THROTTLED)
 def change_password(
     body: s.PasswordIn,
     request: Request,
@@ -859,5 +865,7 @@ def create_api(app: App, backoffice: Backoffice) -> FastAPI:
     install_error_handlers(api)
     for router in (ops, auth, ledger, settlement, config, admin, ingest.router):
         api.include_router(router)
+    # Inside the metrics, so that refusals at the edge are counted too.
+    api.add_middleware(EdgeMiddleware, api=api)
     api.add_middleware(MetricsMiddleware, api=api)
     return api

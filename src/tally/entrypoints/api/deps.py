@@ -13,6 +13,7 @@ from tally.app.bootstrap import App, Backoffice
 from tally.auth.model import ANONYMOUS, OwnerRef, Principal, PrincipalKind, SessionStage
 from tally.auth.policy import Permission
 from tally.auth.service import AuthError
+from tally.entrypoints.api.edge import PRINCIPAL_STATE
 from tally.entrypoints.api.errors import ApiError
 
 
@@ -37,9 +38,14 @@ bearer = HTTPBearer(
 
 
 def principal(
+    request: Request,
     c: Annotated[Ctx, Depends(ctx)],
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
+    # Found already at the edge (before the body was read): not looked up twice.
+    found_early: Principal | None = getattr(request.state, PRINCIPAL_STATE, None)
+    if found_early is not None:
+        return found_early
     if creds is None:
         return ANONYMOUS
     found = c.bo.auth.authenticate(creds.credentials)
@@ -80,7 +86,7 @@ _STATUS = {
     "invalid_credentials": 401,
     "mfa_required": 401,
     "invalid_mfa_code": 401,
-    "account_locked": 423,
+    "too_many_attempts": 429,
     "not_found": 404,
     "username_taken": 409,
     "mfa_already_enrolled": 409,
@@ -91,7 +97,8 @@ _STATUS = {
 
 
 def auth_failure(exc: AuthError) -> ApiError:
-    return ApiError(_STATUS.get(exc.code, 422), exc.code, exc.message)
+    headers = {} if exc.retry_after_s is None else {"Retry-After": str(exc.retry_after_s)}
+    return ApiError(_STATUS.get(exc.code, 422), exc.code, exc.message, headers)
 
 
 def parse_scope(items: list[str]) -> frozenset[OwnerRef]:

@@ -23,6 +23,7 @@ from tally.entrypoints.api.errors import ERROR_RESPONSES, ApiError
 from tally.ingest.feeds import FeedRefused
 from tally.ingest.files import ReportRefused
 from tally.ingest.lines import ReportFormat
+from tally.kernel.limits import ApiLimits
 from tally.ledger.model import OwnerKind
 from tally.quarantine.inputs import Quarantined, Reason, Status
 from tally.quarantine.ledger import QuarantineError
@@ -30,7 +31,7 @@ from tally.quarantine.ledger import QuarantineError
 P = Permission
 CtxDep = Annotated[Ctx, Depends(ctx)]
 Name = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._-]+$")]
-IMPORT_MAX_BYTES = 64 * 1024 * 1024  # one uploaded report
+IMPORT_MAX_BYTES = ApiLimits().import_body_max_bytes  # one uploaded report
 
 router = APIRouter(prefix="/v1", tags=["ingestion"], responses=ERROR_RESPONSES)
 
@@ -99,7 +100,7 @@ class ImportOut(BaseModel):
 
 
 def _in_scope(p: Principal, kind: OwnerKind, owner: str) -> None:
-    if not p.unscoped and OwnerRef(kind, owner) not in p.scope:
+    if not p.may_push_for(OwnerRef(kind, owner)):
         raise ApiError(403, "forbidden", f"this key may not push for {kind.value} {owner!r}")
 
 

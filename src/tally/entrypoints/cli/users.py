@@ -68,7 +68,7 @@ def reset_mfa(username: str) -> None:
 
 @app.command()
 def unlock(username: str) -> None:
-    """Lift a lock-out after repeated failed logins. Audited."""
+    """Lift every login wait of a username (throttling after failed logins). Audited."""
     _by_name(username, "unlock")
 
 
