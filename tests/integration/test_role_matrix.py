@@ -130,6 +130,7 @@ CALLS = [
     Call(
         "GET", "/v1/settlement/figures", STAFF_AND_OPS_KEY, url="/v1/settlement/figures?by=operator"
     ),
+    Call("GET", "/v1/settlement/orphans", frozenset({"admin", "finance", "auditor"})),
     Call("GET", "/v1/settlement/commissions", LEDGER),
     Call("GET", "/v1/statements", STATEMENT_READERS),
     Call(
