@@ -85,7 +85,8 @@ class SettlementWorker:
                 return 0
             events = [event for _, event in batch]
             first, last = batch[0][0], batch[-1][0]
-            names = {e.key for e in events} | {e.ref for e in events if e.ref}
+            # A feed report's twin is loaded too: only the provider's own event counts.
+            names = {e.key for e in events} | {n for e in events for n in (e.ref, e.twin) if n}
             try:
                 out = self.book.settle(
                     f"{self.consumer}:{first}-{last}",
