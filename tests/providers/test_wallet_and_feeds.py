@@ -21,7 +21,9 @@ from tests.providers.test_wallet import P, bet, call, clearing, rollback, world
 from tests.support.providers import GatewayWorld
 from tests.support.settlement import BY, TestWorker
 
-CONTRACT = ContractTerms("acme-std", 1, P, datetime(2026, 1, 1, tzinfo=UTC), "EUR", {"*": flat("0.1")})
+CONTRACT = ContractTerms(
+    "acme-std", 1, P, datetime(2026, 1, 1, tzinfo=UTC), "EUR", {"*": flat("0.1")}
+)
 GGR = f"operator:op1:ggr:{P}:other:EUR"  # the wallet's games are of type "other"
 
 

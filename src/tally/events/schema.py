@@ -100,7 +100,9 @@ def event_schema() -> dict[str, Any]:
             "region": _text("the player's region", required=False),
             "agent": _text("the partner-tree store the player belongs to", required=False),
             "ref": _text(
-                "for a rollback: the idempotency key of the event it voids (required then)",
+                "for a rollback: the idempotency key of the event it voids (required then); "
+                "a feed's rollback names its original as provider:provider_tx_id:kind and "
+                "is read among that feed's own events",
                 required=False,
             ),
             "raw": _text("the payload as received", required=False),

@@ -61,7 +61,12 @@ def stored_to_settlement(body: str | bytes) -> SettlementEvent:
     d = orjson.loads(body)
     if d.get("schema_version") != SCHEMA_VERSION:
         return to_settlement(codec.from_dict(d))  # an older shape: read it the strict way
-    provider, kind, currency, operator = d["provider"], _KINDS[d["kind"]], d["currency"], d["operator"]
+    provider, kind, currency, operator = (
+        d["provider"],
+        _KINDS[d["kind"]],
+        d["currency"],
+        d["operator"],
+    )
     source = Source.FEED if d.get("source") == Source.FEED.value else Source.PROVIDER
     key, twin = _keys(provider, d["provider_tx_id"], kind, operator, source)
     return SettlementEvent(
