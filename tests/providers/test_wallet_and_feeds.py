@@ -51,10 +51,11 @@ def push(w: GatewayWorld, *items: dict[str, str | int]) -> list[ItemResult]:
 
 
 class Settled:
-    """The settlement worker over the wallet's own event log, run when asked."""
+    """The settlement worker over the wallet's own event log, run when asked, keeping its
+    state in SQLite (so an effect counted in one run is taken back from the store)."""
 
-    def __init__(self, w: GatewayWorld) -> None:
-        self.book = TestWorker([CONTRACT])
+    def __init__(self, w: GatewayWorld, path: Path) -> None:
+        self.book = TestWorker([CONTRACT], sqlite_path=path)
         self.worker = SettlementWorker(
             LogSource(w.log), self.book.store, self.book.config, self.book.clock, by=BY
         )
@@ -72,7 +73,11 @@ class Settled:
 def wallet_and_feed(tmp_path: Path) -> Iterator[tuple[GatewayWorld, Settled]]:
     with world(tmp_path) as w:
         w.open_player("p1", "EUR", 1_000)
-        yield w, Settled(w)
+        settled = Settled(w, tmp_path / "settlement.sqlite")
+        try:
+            yield w, settled
+        finally:
+            settled.book.shutdown()
 
 
 def test_a_feed_report_first_never_shadows_the_wallet_callback_that_follows(

@@ -63,10 +63,6 @@ def feed_key(operator: str, key: str) -> str:
     return f"{FEED_PREFIX}{operator}:{key}"
 
 
-def is_feed_key(key: str) -> bool:
-    return key.startswith(FEED_PREFIX)
-
-
 @value
 class Event:
     provider: str

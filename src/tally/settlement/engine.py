@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
-from tally.events.model import EventKind, is_feed_key
+from tally.events.model import EventKind, feed_key
 from tally.kernel.money import Rounding, round_minor
 from tally.ledger.model import Account, AccountFlags, OwnerKind, TransferRequest
 from tally.settlement.contracts import (
@@ -426,9 +426,12 @@ class SettlementBook:
                 return
             if original.rolled_back_by == event.key:
                 return  # the same rollback delivered again
-            superseded = original.rolled_back_by and not is_feed_key(original.rolled_back_by)
-            if superseded and is_feed_key(event.ref):
-                return  # a feed report the provider's own event superseded: nothing to undo
+            if event.from_feed and original.rolled_back_by == event.ref.removeprefix(
+                feed_key(event.operator, "")
+            ):
+                # A feed report that the provider's own event of it superseded (voided by
+                # the provider's key): it counts for nothing already, nothing to undo.
+                return
             if original.rolled_back_by:
                 out.problems.append(
                     (
