@@ -11,7 +11,7 @@ import pytest
 
 from tally.events import codec
 from tally.events.codec import EventDecodeError
-from tally.events.model import Channel, Event, EventKind
+from tally.events.model import Channel, Event, EventKind, Source
 from tally.events.ports import Appended, EventLog
 from tests.conftest import NATS_URL, stream_names
 
@@ -114,6 +114,24 @@ def test_a_redelivery_naming_another_operator_is_a_conflict_not_a_second_event(
     assert (result.outcome, result.differs_in) == (Appended.CONFLICT, "operator")
     assert log.head() == 1
     assert [e.operator for _, e in log.read(0, 10)] == ["op1"]
+
+
+def test_a_feeds_report_and_the_providers_own_event_of_one_transaction_never_collide(
+    log: EventLog,
+) -> None:
+    report = bet("1", amount=9_999, source=Source.FEED)
+    results = log.append([report, bet("1"), report, bet("1")])
+    assert [(r.key, r.outcome) for r in results] == [
+        ("feed:op1:acme:1:bet", Appended.ACCEPTED),
+        ("acme:1:bet", Appended.ACCEPTED),
+        ("feed:op1:acme:1:bet", Appended.DUPLICATE),
+        ("acme:1:bet", Appended.DUPLICATE),
+    ]
+    assert [(e.source, e.amount) for _, e in log.read(0, 10)] == [
+        (Source.FEED, 9_999),
+        (Source.PROVIDER, 1_000),
+    ]
+    assert log.conflicts() == []
 
 
 def test_duplicates_within_one_append_count_once(log: EventLog) -> None:

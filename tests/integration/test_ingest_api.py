@@ -213,7 +213,7 @@ def test_a_feed_item_with_a_nul_or_a_lone_surrogate_in_a_field_is_refused(world:
 
 def test_a_feed_key_reports_only_for_the_providers_in_its_scope(world: World) -> None:
     # The feed key's scope is operator op1 and provider acme: another provider's
-    # transaction ids are not its to log (they would shadow the provider's own events).
+    # transactions are not its to report.
     body = [event("t1"), event("t1", provider="evolution"), event("t2", provider="evolution")]
     r = world.client.post("/v1/feeds/op1/events", headers=world.headers("key_feed"), json=body)
     assert r.status_code == 200, r.text
@@ -225,7 +225,7 @@ def test_a_feed_key_reports_only_for_the_providers_in_its_scope(world: World) ->
     staff = world.headers("operations")
     kept = world.client.get("/v1/quarantine/inputs?source=feed", headers=staff).json()["items"]
     assert [(k["reason"], k["key"]) for k in kept] == [
-        ("forbidden", "evolution:t1:bet"),
-        ("forbidden", "evolution:t2:bet"),
+        ("forbidden", "feed:op1:evolution:t1:bet"),
+        ("forbidden", "feed:op1:evolution:t2:bet"),
     ]
     assert json.loads(kept[0]["payload"])["provider"] == "evolution"  # as received

@@ -56,7 +56,7 @@ def test_a_push_on_the_operators_subject_is_answered_item_by_item(tmp_path: Path
         answer = asyncio.run(request(f"{prefix}.op1", body))
         outcomes = [r["outcome"] for r in answer["results"]]  # type: ignore[index, union-attr]
         assert outcomes == ["accepted", "rejected", "duplicate"]
-        assert [e.key for _, e in log.read(0, 10)] == ["acme:t1:bet"]
+        assert [e.key for _, e in log.read(0, 10)] == ["feed:op1:acme:t1:bet"]
         assert [e.channel.value for _, e in log.read(0, 10)] == ["api"]
         assert [q.refused.channel for q in quarantine.entries().items] == ["op1 (nats)"]
         refused = asyncio.run(request(f"{prefix}.op1", b"[not json"))

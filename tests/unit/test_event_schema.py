@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from tally.events import codec
 from tally.events.codec import EventDecodeError
-from tally.events.model import FIRST_YEAR, LAST_YEAR, Channel, Event, EventKind
+from tally.events.model import FIRST_YEAR, LAST_YEAR, Channel, Event, EventKind, Source
 from tally.events.schema import event_schema, schema_text
+from tally.events.settle import stored_to_settlement, to_settlement
 
 PUBLISHED = Path(__file__).parents[2] / "docs" / "reference" / "event.schema.json"
 VALIDATOR = jsonschema_rs.validator_for(event_schema())
@@ -95,6 +96,8 @@ def _changed(change: dict[str, Any]) -> dict[str, Any]:
         {"occurred_at": "9999-12-31T23:00:00-05:00"},  # would overflow in any later zone
         {"occurred_at": "0001-01-01T00:00:00+09:00"},
         {"occurred_at": "1969-12-31T23:59:59Z"},
+        {"source": "partner"},
+        {"source": 1},
     ],
 )
 def test_the_schema_and_the_codec_both_refuse_what_is_malformed(change: dict[str, Any]) -> None:
@@ -117,18 +120,21 @@ def test_excess_precision_is_refused_by_the_codec_the_schema_cannot_know_scales(
     kind=st.sampled_from(list(EventKind)),
     amount=st.integers(min_value=0, max_value=10**15),
     currency=st.sampled_from(["EUR", "JPY", "BTC", "KWD"]),
+    source=st.sampled_from(list(Source)),
 )
 def test_the_fast_read_of_a_stored_event_equals_the_strict_one(
-    kind: EventKind, amount: int, currency: str
+    kind: EventKind, amount: int, currency: str, source: Source
 ) -> None:
     event = sample(
         kind=kind,
         amount=-amount if kind is EventKind.ADJUSTMENT else amount,
         currency=currency,
         ref="acme:tx-0:bet" if kind is EventKind.ROLLBACK else "",
+        source=source,
     )
     text = codec.dumps(event)
     assert codec.loads_stored(text) == codec.loads(text) == event
+    assert stored_to_settlement(text) == to_settlement(event)
 
 
 @pytest.mark.parametrize("year", [FIRST_YEAR - 1, FIRST_YEAR, LAST_YEAR, LAST_YEAR + 1])
@@ -174,3 +180,44 @@ def test_dumps_writes_exactly_the_dict_form_sorted(
         codec.to_dict(event), sort_keys=True, separators=(",", ":"), ensure_ascii=False
     )
     assert datetime.fromisoformat(json.loads(text)["occurred_at"]).utcoffset() == when.utcoffset()
+
+
+# An event as the log stored it before events had a source: byte for byte what
+# ``codec.dumps`` wrote then.
+OLD_STORED = (
+    '{"agent":"","amount":"10.50","channel":"mobile","currency":"EUR","game":"acme-slot",'
+    '"game_type":"slots","kind":"bet","occurred_at":"2026-03-02T21:30:00+09:00",'
+    '"operator":"op1","player":"p-1","provider":"acme","provider_tx_id":"tx-1","raw":"{}",'
+    '"recorded_at":"2026-03-02T12:30:00.123456+00:00","ref":"","region":"","round_id":"r-1",'
+    '"schema_version":1}'
+)
+
+
+def test_an_event_logged_before_sources_existed_reads_as_the_providers_own() -> None:
+    assert VALIDATOR.is_valid(json.loads(OLD_STORED))
+    for read in (codec.loads, codec.loads_stored):
+        event = read(OLD_STORED)
+        assert event == sample(raw="{}")
+        assert (event.source, event.key) == (Source.PROVIDER, "acme:tx-1:bet")
+    settled = stored_to_settlement(OLD_STORED)
+    assert (settled.key, settled.from_feed) == ("acme:tx-1:bet", False)
+    assert settled.twin == "feed:op1:acme:tx-1:bet"  # what a feed's report of it is keyed
+    # A provider's event is stored as it always was, so a retry still finds it the same.
+    assert codec.dumps(sample(raw="{}")) == OLD_STORED
+
+
+def test_a_feed_event_keeps_its_source_and_its_own_key_through_the_log() -> None:
+    event = sample(source=Source.FEED)
+    assert event.key == "feed:op1:acme:tx-1:bet"
+    assert event.key != sample().key
+    text = codec.dumps(event)
+    assert json.loads(text)["source"] == "feed"
+    assert VALIDATOR.is_valid(json.loads(text))
+    assert codec.loads_stored(text) == codec.loads(text) == event
+    settled = stored_to_settlement(text)
+    assert settled == to_settlement(event)
+    assert (settled.key, settled.twin, settled.from_feed) == (
+        "feed:op1:acme:tx-1:bet",
+        "acme:tx-1:bet",
+        True,
+    )

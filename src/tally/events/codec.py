@@ -16,6 +16,7 @@ from tally.events.model import (
     Channel,
     Event,
     EventKind,
+    Source,
     in_time_range,
 )
 from tally.kernel.money import MoneyError, format_amount, parse_amount
@@ -53,7 +54,7 @@ def _instant_json(when: datetime) -> datetime | str:
 def _fields(
     e: Event, kind: object, channel: object, occurred: object, recorded: object
 ) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "schema_version": e.schema_version,
         "provider": e.provider,
         "provider_tx_id": e.provider_tx_id,
@@ -73,6 +74,11 @@ def _fields(
         "ref": e.ref,
         "raw": e.raw,
     }
+    if e.source is not Source.PROVIDER:
+        # Written only when it is not the default, so a provider's events are stored as
+        # they always were (their bytes, and so their logs' deduplication, unchanged).
+        out["source"] = e.source.value
+    return out
 
 
 def _text(data: Mapping[str, Any], name: str, *, required: bool = True) -> str:
@@ -106,6 +112,10 @@ def from_dict(data: Mapping[str, Any]) -> Event:
         channel = Channel(_text(data, "channel", required=False) or "web")
     except ValueError as exc:
         raise EventDecodeError("kind/channel", str(exc)) from None
+    try:
+        source = Source(_text(data, "source", required=False) or Source.PROVIDER.value)
+    except ValueError as exc:
+        raise EventDecodeError("source", str(exc)) from None
     currency = _text(data, "currency")
     try:
         amount = parse_amount(
@@ -133,6 +143,7 @@ def from_dict(data: Mapping[str, Any]) -> Event:
         agent=_text(data, "agent", required=False),
         ref=_text(data, "ref", required=False),
         raw=_text(data, "raw", required=False),
+        source=source,
     )
 
 
@@ -171,4 +182,5 @@ def loads_stored(text: str | bytes) -> Event:
         agent=d["agent"],
         ref=d["ref"],
         raw=d["raw"],
+        source=Source.FEED if d.get("source") == Source.FEED.value else Source.PROVIDER,
     )

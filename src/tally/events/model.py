@@ -2,6 +2,8 @@
 
 Pure. The idempotency key is provider + provider transaction id + kind: the same key
 with the same content is a duplicate (counted once), with other content a conflict.
+An operator's partner feed reports in a namespace of its own (``feed:<operator>:...``),
+so a feed can never take the key of the provider's own event (its callback or report).
 """
 
 from __future__ import annotations
@@ -28,6 +30,14 @@ class EventKind(StrEnum):
     BONUS_WIN = "bonus_win"  # a bonus or free-spin win
     ROUND_END = "round_end"
     ADJUSTMENT = "adjustment"
+
+
+class Source(StrEnum):
+    """Who reported an event. Set by Tally at the door it came in by, never by the sender;
+    an event logged before sources existed is the provider's own."""
+
+    PROVIDER = "provider"  # the provider's callback or report
+    FEED = "feed"  # an operator's partner feed
 
 
 class Channel(StrEnum):
@@ -70,6 +80,15 @@ def candidates(ref: str) -> tuple[str, ...]:
     return tuple(stem + kind.value for kind in VOIDABLE)
 
 
+FEED_PREFIX = "feed:"
+
+
+def feed_key(operator: str, key: str) -> str:
+    """The key of ``operator``'s feed report of the transaction whose provider key is
+    ``key``: apart from the provider's own, so the two never collide."""
+    return f"{FEED_PREFIX}{operator}:{key}"
+
+
 @value
 class Event:
     provider: str
@@ -90,10 +109,13 @@ class Event:
     ref: str = ""  # rollback: the idempotency key of the event it voids
     raw: str = ""  # the payload as received
     schema_version: int = SCHEMA_VERSION
+    # Optional in the schema (absent: the provider's), so events logged before it still read.
+    source: Source = Source.PROVIDER
 
     @property
     def key(self) -> str:
-        return idempotency_key(self.provider, self.provider_tx_id, self.kind.value)
+        key = idempotency_key(self.provider, self.provider_tx_id, self.kind.value)
+        return feed_key(self.operator, key) if self.source is Source.FEED else key
 
 
 # What makes two deliveries "the same event": everything but when we recorded it and the

@@ -10,7 +10,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tally.events.model import FIRST_YEAR, LAST_YEAR, SCHEMA_VERSION, Channel, EventKind
+from tally.events.model import (
+    FIRST_YEAR,
+    LAST_YEAR,
+    SCHEMA_VERSION,
+    Channel,
+    EventKind,
+    Source,
+)
 from tally.kernel.currency import SCALES
 
 SCHEMA_ID = "https://tally.example/schemas/event.schema.json"
@@ -36,9 +43,11 @@ def event_schema() -> dict[str, Any]:
         "description": (
             "One provider action (bet, win, rollback, jackpot win, bonus win, round end, "
             "adjustment) as every adapter translates it. The idempotency key is "
-            "provider:provider_tx_id:kind; the same key with the same content is a "
-            "duplicate, with other content a conflict. Amounts are decimal strings in the "
-            "currency's unit with at most its number of decimals; never numbers."
+            "provider:provider_tx_id:kind (feed:operator:provider:provider_tx_id:kind for "
+            "an operator's partner feed, so a feed never takes a provider's own key); the "
+            "same key with the same content is a duplicate, with other content a conflict. "
+            "Amounts are decimal strings in the currency's unit with at most its number of "
+            "decimals; never numbers."
         ),
         "type": "object",
         "additionalProperties": False,
@@ -91,10 +100,21 @@ def event_schema() -> dict[str, Any]:
             "region": _text("the player's region", required=False),
             "agent": _text("the partner-tree store the player belongs to", required=False),
             "ref": _text(
-                "for a rollback: the idempotency key of the event it voids (required then)",
+                "for a rollback: the idempotency key of the event it voids (required then); "
+                "a feed's rollback names its original as provider:provider_tx_id:kind and "
+                "is read among that feed's own events",
                 required=False,
             ),
             "raw": _text("the payload as received", required=False),
+            "source": {
+                "enum": [s.value for s in Source],
+                "description": (
+                    "who reported it, set by Tally at the door it came in by (a sender "
+                    "cannot choose it): provider (its callbacks and reports; the meaning "
+                    "when absent, as in events logged before this field) or feed (an "
+                    "operator's partner feed)"
+                ),
+            },
         },
         "allOf": [
             {

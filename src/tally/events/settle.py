@@ -7,17 +7,38 @@ from datetime import datetime
 import orjson
 
 from tally.events import codec
-from tally.events.model import SCHEMA_VERSION, Event, EventKind, idempotency_key
+from tally.events.model import (
+    SCHEMA_VERSION,
+    Event,
+    EventKind,
+    Source,
+    feed_key,
+    idempotency_key,
+)
 from tally.events.ports import EventLog
 from tally.kernel.money import parse_amount
 from tally.settlement.engine import SettlementEvent
 
 _KINDS = {kind.value: kind for kind in EventKind}
+# Kinds whose report by a feed and by the provider are one transaction (see ``twin``).
+_UNTWINNED = frozenset({EventKind.ROLLBACK, EventKind.ROUND_END})
+
+
+def _keys(
+    provider: str, tx: str, kind: EventKind, operator: str, source: Source
+) -> tuple[str, str]:
+    """(the event's key, its twin's): a feed report and the provider's own event of one
+    transaction name each other, so settlement counts the provider's and only it."""
+    own = idempotency_key(provider, tx, kind.value)
+    if source is Source.FEED:
+        return feed_key(operator, own), ("" if kind in _UNTWINNED else own)
+    return own, ("" if kind in _UNTWINNED else feed_key(operator, own))
 
 
 def to_settlement(e: Event) -> SettlementEvent:
+    key, twin = _keys(e.provider, e.provider_tx_id, e.kind, e.operator, e.source)
     return SettlementEvent(
-        key=e.key,
+        key=key,
         kind=e.kind,
         provider=e.provider,
         operator=e.operator,
@@ -29,6 +50,8 @@ def to_settlement(e: Event) -> SettlementEvent:
         ref=e.ref,
         agent=e.agent,
         region=e.region,
+        twin=twin,
+        from_feed=e.source is Source.FEED,
     )
 
 
@@ -38,12 +61,19 @@ def stored_to_settlement(body: str | bytes) -> SettlementEvent:
     d = orjson.loads(body)
     if d.get("schema_version") != SCHEMA_VERSION:
         return to_settlement(codec.from_dict(d))  # an older shape: read it the strict way
-    provider, kind, currency = d["provider"], d["kind"], d["currency"]
-    return SettlementEvent(
-        idempotency_key(provider, d["provider_tx_id"], kind),
-        _KINDS[kind],
-        provider,
+    provider, kind, currency, operator = (
+        d["provider"],
+        _KINDS[d["kind"]],
+        d["currency"],
         d["operator"],
+    )
+    source = Source.FEED if d.get("source") == Source.FEED.value else Source.PROVIDER
+    key, twin = _keys(provider, d["provider_tx_id"], kind, operator, source)
+    return SettlementEvent(
+        key,
+        kind,
+        provider,
+        operator,
         d["player"],
         d["game_type"],
         parse_amount(d["amount"], currency, allow_negative=True),
@@ -52,6 +82,8 @@ def stored_to_settlement(body: str | bytes) -> SettlementEvent:
         d["ref"],
         d["agent"],
         d["region"],
+        twin,
+        source is Source.FEED,
     )
 
 

@@ -4,18 +4,24 @@ API) in bulk, as canonical events, over HTTP or a NATS subject.
 A push is a JSON array of events, or JSON Lines, for one operator. Each item is answered
 on its own (accepted, duplicate, conflict or rejected with its reason); refused items
 and conflicts are kept in the input quarantine. ``recorded_at`` is always ours.
+
+A feed's events are the operator's reports, not the provider's: their source is ``feed``
+(set here, never by the sender) and their keys live in the feed's own namespace
+(``feed:<operator>:<provider>:<tx>:<kind>``), so a report can never take the key of the
+provider's own event, whichever comes first. A rollback's ``ref`` is read in the same
+namespace: it voids the feed's own report.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from tally.events import codec
 from tally.events.codec import EventDecodeError
-from tally.events.model import Event
+from tally.events.model import Event, Source, feed_key
 from tally.events.ports import Appended, EventLog
 from tally.ingest.lines import is_clean_text
 from tally.kernel.clock import Clock
@@ -101,6 +107,14 @@ def split_items(body: bytes) -> list[tuple[str, Any]]:
     return items
 
 
+def _feed_ref(operator: str, ref: str) -> str:
+    """A feed rollback's original, among the feed's own reports. It may be named as the
+    provider names it (``provider:tx:kind``) or by the key the feed's answer gave."""
+    if not ref or ref.startswith(feed_key(operator, "")):
+        return ref
+    return feed_key(operator, ref)
+
+
 class FeedService:
     def __init__(self, log: EventLog, quarantine: InputQuarantine, clock: Clock) -> None:
         self.log = log
@@ -123,9 +137,18 @@ class FeedService:
             )
         data = {**value, "recorded_at": now.isoformat(), "raw": text}
         try:
-            event = codec.from_dict(data)
+            decoded = codec.from_dict(data)
         except EventDecodeError as exc:
             return ItemResult(-1, "rejected", reason=Reason.MALFORMED.value, detail=str(exc))
+        event = replace(decoded, source=Source.FEED, ref=_feed_ref(operator, decoded.ref))
+        if decoded.source is not Source.FEED and "source" in value:
+            return ItemResult(
+                -1,
+                "rejected",
+                key=event.key,
+                reason=Reason.FORBIDDEN.value,
+                detail=f"source: a feed's events are the feed's, not {decoded.source.value!r}",
+            )
         unclean = [name for name in TEXT_FIELDS if not is_clean_text(getattr(event, name))]
         if unclean:
             return ItemResult(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
-from tally.events.model import VOIDABLE, EventKind, any_kind_key, candidates
+from tally.events.model import VOIDABLE, EventKind, any_kind_key, candidates, feed_key
 from tally.kernel.money import Rounding, round_minor
 from tally.ledger.model import Account, AccountFlags, OwnerKind, TransferRequest
 from tally.settlement.contracts import (
@@ -53,6 +53,11 @@ class SettlementEvent:
     ref: str = ""  # rollback: the key of the event it voids
     agent: str = ""  # the partner-tree agent (store) the player belongs to
     region: str = ""
+    # The same transaction's key on the other side: for an operator's feed report, the
+    # provider's own key; for the provider's own event, the key the operator's feed report
+    # of it has. Only the provider's counts (see ``_settle_one``). Empty for rollbacks.
+    twin: str = ""
+    from_feed: bool = False  # an operator's partner feed reported it, not the provider
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -436,6 +441,12 @@ class SettlementBook:
             original = found[0]
             if original.rolled_back_by == event.key:
                 return  # the same rollback delivered again
+            if event.from_feed and original.rolled_back_by == event.ref.removeprefix(
+                feed_key(event.operator, "")
+            ):
+                # A feed report that the provider's own event of it superseded (voided by
+                # the provider's key): it counts for nothing already, nothing to undo.
+                return
             if original.rolled_back_by:
                 out.problems.append(
                     (
@@ -445,15 +456,24 @@ class SettlementBook:
                     )
                 )
                 return
-            bucket = original.bucket
-            bucket, _ = self._open(
-                bucket, self._terms(bucket.contract_id, bucket.version), original.period_start
-            )
-            self._add(bucket, original.delta, original.commission, -1, out)
-            voided = replace(original, rolled_back_by=event.key)
-            known[original.key] = out.effects[original.key] = voided
+            self._undo(original.key, original, event.key, known, out)
             return
         effect = self._effect(event)
+        twin = known.get(event.twin) if event.twin else None
+        if twin is not None and twin.bucket.operator == event.operator:
+            # A provider's own event is the truth for its transaction (in wallet mode it is
+            # what moved the money); an operator's feed report of it never counts beside it.
+            if event.from_feed:
+                # The provider's came first: the report is recorded and counts for nothing.
+                if waiting.pop(event.key, None) is not None:
+                    out.orphans_resolved.append(event.key)
+                known[event.key] = out.effects[event.key] = replace(
+                    effect, rolled_back_by=event.twin
+                )
+                return
+            if not twin.rolled_back_by:
+                # The report came first and was counted: it is taken back, as if voided.
+                self._undo(event.twin, twin, event.key, known, out)
         waited_as = event.key
         rollback = waiting.pop(waited_as, None)
         if rollback is None and event.kind in VOIDABLE:
@@ -467,6 +487,17 @@ class SettlementBook:
         else:
             self._add(effect.bucket, effect.delta, effect.commission, +1, out)
         known[event.key] = out.effects[event.key] = effect
+
+    def _undo(
+        self, key: str, original: Effect, by: str, known: dict[str, Effect], out: BatchOutcome
+    ) -> None:
+        """Take back exactly what ``original`` (the effect of ``key``) added; ``by`` voids it."""
+        bucket = original.bucket
+        bucket, _ = self._open(
+            bucket, self._terms(bucket.contract_id, bucket.version), original.period_start
+        )
+        self._add(bucket, original.delta, original.commission, -1, out)
+        known[key] = out.effects[key] = replace(original, rolled_back_by=by)
 
     def _add(
         self,

@@ -88,6 +88,8 @@ class SettlementWorker:
             first, last = batch[0][0], batch[-1][0]
             names = {e.key for e in events}
             names.update(key for e in events if e.ref for key in candidates(e.ref))
+            # A feed report's twin is loaded too: only the provider's own event counts.
+            names.update(e.twin for e in events if e.twin)
             waiting = {e.key for e in events}
             waiting.update(any_kind_key(e.key) for e in events if e.kind in VOIDABLE)
             try:
