@@ -281,3 +281,22 @@ def test_money_adds_and_subtracts_only_within_one_currency() -> None:
 @pytest.mark.parametrize("minor", [1.5, True, "100"])
 def test_money_refuses_anything_but_integer_minor_units(minor: object) -> None:
     assert reason_of(Money, minor, "EUR") == "amount_must_be_integer"
+
+
+def test_json_nesting_is_judged_the_same_whatever_the_recursion_limit() -> None:
+    import sys
+
+    from tally.kernel.limits import JSON_MAX_DEPTH, json_too_deep
+
+    deep = "[" * 5_000
+    flat = '{"a": "[[[[' + "{" * 100 + '", "b": [1, 2, {"c": 3}]}'
+    before = sys.getrecursionlimit()
+    try:
+        for limit in (1_000, 20_000):
+            sys.setrecursionlimit(limit)
+            assert json_too_deep(deep)
+            assert not json_too_deep(flat)  # brackets inside strings are not nesting
+    finally:
+        sys.setrecursionlimit(before)
+    assert not json_too_deep("[" * JSON_MAX_DEPTH + "]" * JSON_MAX_DEPTH)
+    assert json_too_deep("[" * (JSON_MAX_DEPTH + 1))

@@ -25,6 +25,7 @@ from tally.events.model import Event, Source, feed_key
 from tally.events.ports import Appended, EventLog
 from tally.ingest.lines import is_clean_text
 from tally.kernel.clock import Clock
+from tally.kernel.limits import json_too_deep
 from tally.quarantine.inputs import InputQuarantine, Quarantined, Reason, Refused
 from tally.quarantine.redrive import RedriveOutcome
 
@@ -85,6 +86,8 @@ def split_items(body: bytes) -> list[tuple[str, Any]]:
     stripped = text.lstrip()
     items: list[tuple[str, Any]] = []
     if stripped.startswith("["):
+        if json_too_deep(text):
+            raise FeedRefused(f"not JSON: {TOO_DEEP}")
         try:
             values = json.loads(text)
         except ValueError as exc:
@@ -95,6 +98,9 @@ def split_items(body: bytes) -> list[tuple[str, Any]]:
     else:
         for line in text.splitlines():
             if not line.strip():
+                continue
+            if json_too_deep(line):
+                items.append((line, f"not JSON: {TOO_DEEP}"))
                 continue
             try:
                 items.append((line, json.loads(line)))

@@ -23,6 +23,7 @@ from tally.events.model import Event
 from tally.events.ports import Appended, EventLog
 from tally.ingest.lines import LineRefusal, ReportFormat, to_event
 from tally.kernel.clock import Clock
+from tally.kernel.limits import json_too_deep
 from tally.quarantine.inputs import InputQuarantine, Quarantined, Reason, Refused
 from tally.quarantine.redrive import RedriveOutcome
 
@@ -191,6 +192,8 @@ def read_line(payload: str, context: dict[str, str]) -> dict[str, Any] | str:
     """A kept line's fields again (with its file's header), or why they cannot be read."""
     columns = context.get("x-tally-columns")
     if columns is None:
+        if json_too_deep(payload):
+            return "not JSON: nested too deeply"
         try:
             value = json.loads(payload)
         except ValueError as exc:

@@ -85,3 +85,39 @@ class ApiLimits:
     feed_body_max_bytes: int = 4 * 1024 * 1024
     # One uploaded batch report.
     import_body_max_bytes: int = 64 * 1024 * 1024
+
+
+# How deep a JSON document from outside may nest. Events and protocol bodies are flat
+# objects; the json module recurses once a level, and whether it gives up depends on the
+# interpreter's recursion limit at that moment (which test tools and libraries raise), so
+# the depth is checked before parsing, by a rule that does not depend on it.
+JSON_MAX_DEPTH = 64
+
+
+def json_too_deep(text: str, limit: int = JSON_MAX_DEPTH) -> bool:
+    """Whether ``text`` opens more than ``limit`` JSON arrays/objects inside each other.
+
+    Cheap for ordinary documents: with no more than ``limit`` brackets in all, no nesting
+    can pass it; only then are the levels followed, outside strings.
+    """
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import structlog
 
 from tally.kernel.clock import Clock
+from tally.kernel.limits import JSON_MAX_DEPTH, json_too_deep
 from tally.providers.base import (
     Credentials,
     Inbound,
@@ -179,6 +180,13 @@ class Gateway:
                 _check_address(inbound, credentials)
                 adapter.verify(inbound, credentials)
                 authentic = True
+            body = inbound.body
+            if body.count(b"[") + body.count(b"{") > JSON_MAX_DEPTH and json_too_deep(
+                body.decode("utf-8", "replace")
+            ):
+                # Judged before any parser runs: whether json gives up on deep nesting
+                # depends on the interpreter's recursion limit at that moment.
+                raise Refusal(Reason.MALFORMED, "body nested too deep")
             try:
                 call = adapter.parse(inbound)
             except RecursionError:
