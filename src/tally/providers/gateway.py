@@ -180,9 +180,9 @@ class Gateway:
                 _check_address(inbound, credentials)
                 adapter.verify(inbound, credentials)
                 authentic = True
-            body = inbound.body
-            if body.count(b"[") + body.count(b"{") > JSON_MAX_DEPTH and json_too_deep(
-                body.decode("utf-8", "replace")
+            raw = inbound.body
+            if raw.count(b"[") + raw.count(b"{") > JSON_MAX_DEPTH and json_too_deep(
+                raw.decode("utf-8", "replace")
             ):
                 # Judged before any parser runs: whether json gives up on deep nesting
                 # depends on the interpreter's recursion limit at that moment.
