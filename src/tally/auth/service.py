@@ -29,7 +29,7 @@ from tally.auth.policy import Role, requires_mfa
 from tally.auth.ports import AuthChanges, AuthStore, UsernameTaken
 from tally.kernel.clock import Clock
 from tally.kernel.limits import AuthLimits
-from tally.ledger.model import Page
+from tally.kernel.page import Page
 from tally.security import totp
 from tally.security.passwords import PasswordHasher, password_problem
 from tally.security.secretbox import SecretBox
