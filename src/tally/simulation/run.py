@@ -20,7 +20,6 @@ from tally.adapters.memory.backoffice import scratch_auditing
 from tally.adapters.memory.settlement import MemoryEventSource
 from tally.audit.service import Auditing
 from tally.events.ports import EventLog
-from tally.events.settle import LogSource
 from tally.ingest.feeds import FeedService
 from tally.ingest.files import FileImporter
 from tally.kernel.clock import FixedClock
@@ -30,6 +29,7 @@ from tally.settlement.config import SettlementConfig
 from tally.settlement.engine import OpenFigures, PeriodCloseError, SettlementEvent
 from tally.settlement.ports import SettlementStore
 from tally.settlement.service import SettlementWorker
+from tally.settlement.source import LogSource
 from tally.settlement.statements import Statement
 from tally.simulation.activity import generate
 from tally.simulation.direct import to_settlement_events
