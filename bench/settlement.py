@@ -32,12 +32,12 @@ from tally.adapters.memory.backoffice import scratch_auditing
 from tally.app.runtime import settle_heap
 from tally.events.model import Event
 from tally.events.ports import EventLog
-from tally.events.settle import LogSource
 from tally.kernel.clock import FixedClock
 from tally.settlement.config import SettlementConfig
 from tally.settlement.engine import PeriodCloseError
 from tally.settlement.ports import SettlementStore
 from tally.settlement.service import SettlementLimits, SettlementWorker
+from tally.settlement.source import LogSource
 from tally.simulation.activity import generate
 from tally.simulation.direct import to_events
 from tally.simulation.run import install_world

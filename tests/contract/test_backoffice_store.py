@@ -16,6 +16,7 @@ from tally.auth.model import ApiKey, OwnerRef, Session, SessionStage, User
 from tally.auth.policy import Role
 from tally.auth.ports import AuthChanges, UsernameTaken
 from tally.auth.throttle import ThrottleKey, ThrottleRule
+from tally.kernel.page import InvalidCursor
 from tally.ledger.model import OwnerKind
 
 PG_DSN = os.environ.get("TALLY_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -180,8 +181,12 @@ def test_audit_records_page_and_filter_by_actor_and_action(store):
 
 
 def test_a_malformed_cursor_is_refused(store):
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidCursor):
         store.list_users(cursor="abc")
+    with pytest.raises(InvalidCursor):
+        store.list_api_keys(cursor="-1")
+    with pytest.raises(InvalidCursor):
+        store.audit_records(cursor="1.5")
 
 
 def test_the_audit_table_is_append_only_and_tampering_behind_its_back_is_found(sql_store):

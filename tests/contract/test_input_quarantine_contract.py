@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tally.kernel.page import InvalidCursor
 from tally.quarantine.inputs import (
     InputQuarantine,
     Reason,
@@ -76,6 +77,14 @@ def test_an_entry_is_kept_exactly_as_refused(quarantine: InputQuarantine) -> Non
     assert dict(got.headers) == dict(want.headers)
     assert got.payload == want.payload.replace("\0", "\\x00")
     assert entry.status is Status.OPEN and entry.resolved_at is None
+
+
+def test_a_malformed_cursor_is_refused_rather_than_read_as_the_first_page(
+    quarantine: InputQuarantine,
+) -> None:
+    quarantine.put(refused(1))
+    with pytest.raises(InvalidCursor):
+        quarantine.entries(cursor="abc")
 
 
 def test_entries_page_oldest_first_and_filter_by_status_and_reason(

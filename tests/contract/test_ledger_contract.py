@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tally.kernel.clock import FixedClock
+from tally.kernel.page import InvalidCursor
 from tally.ledger.model import (
     Account,
     AccountFlags,
@@ -733,6 +734,14 @@ def test_a_page_that_ends_exactly_at_the_last_transfer_has_no_next_cursor(store:
     assert [t.id for t in page.items] == ["t1", "t2"]
     assert page.next_cursor is None
     assert store.account_transfers("nobody").items == []
+
+
+@pytest.mark.parametrize("bad", ["abc", "-1", "1" * 19])
+def test_a_malformed_cursor_is_refused_by_both_listings(store: Any, bad: str) -> None:
+    with pytest.raises(InvalidCursor):
+        store.account_transfers("w2", cursor=bad)
+    with pytest.raises(InvalidCursor):
+        store.rejections(cursor=bad)
 
 
 def test_balances_by_owner_lists_the_owners_accounts_by_id(store: Any) -> None:

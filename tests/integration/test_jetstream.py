@@ -21,8 +21,8 @@ from tally.adapters.nats.events import JetStreamEventLog, StreamNames
 from tally.adapters.nats.source import ACK_WAIT_S, JetStreamSource
 from tally.events.model import Event
 from tally.events.ports import Appended
-from tally.events.settle import to_settlement
 from tally.kernel.errors import StoreUnavailable
+from tally.settlement.source import to_settlement
 from tally.simulation.activity import generate
 from tally.simulation.direct import to_events
 from tally.simulation.world import build_world

@@ -20,10 +20,10 @@ from tally.adapters.sqlite.events import SqliteEventLog
 from tally.adapters.sqlite.ledger import SqliteLedgerStore
 from tally.adapters.sqlite.settlement import SqliteConfigDocuments, SqliteSettlementStore
 from tally.events.ports import Appended
-from tally.events.settle import LogSource
 from tally.kernel.clock import FixedClock
 from tally.settlement.config import SettlementConfig
 from tally.settlement.service import NoEvents, SettlementLimits, SettlementWorker
+from tally.settlement.source import LogSource
 from tally.simulation.activity import generate
 from tally.simulation.direct import to_events
 from tally.simulation.faults import Faults, deliver

@@ -13,10 +13,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tally.events.settle import LogSource
 from tally.ingest.feeds import FeedService, ItemResult
 from tally.settlement.contracts import ContractTerms, flat
 from tally.settlement.service import SettlementWorker
+from tally.settlement.source import LogSource
 from tests.providers.test_wallet import P, bet, call, clearing, rollback, world
 from tests.support.providers import GatewayWorld
 from tests.support.settlement import BY, TestWorker

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tally.events.settle import to_settlement
 from tally.ingest.lines import ReportFormat, to_event
 from tally.settlement.contracts import ContractTerms, flat
 from tally.settlement.engine import SettlementEvent
+from tally.settlement.source import to_settlement
 from tests.support.settlement import TestWorker
 
 MAR = datetime(2026, 3, 1, tzinfo=UTC)

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from tally.adapters.memory.ingest import MemoryImportProgress
-from tally.events.settle import LogSource
 from tally.ingest.feeds import FeedService
 from tally.ingest.files import FileImporter
 from tally.kernel.clock import FixedClock
 from tally.quarantine.inputs import Reason
 from tally.settlement.service import SettlementWorker
+from tally.settlement.source import LogSource
 from tally.simulation.activity import generate
 from tally.simulation.protocols import (
     Delivery,

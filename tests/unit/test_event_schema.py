@@ -18,7 +18,7 @@ from tally.events import codec
 from tally.events.codec import EventDecodeError
 from tally.events.model import FIRST_YEAR, LAST_YEAR, Channel, Event, EventKind, Source
 from tally.events.schema import event_schema, schema_text
-from tally.events.settle import stored_to_settlement, to_settlement
+from tally.settlement.source import stored_to_settlement, to_settlement
 
 PUBLISHED = Path(__file__).parents[2] / "docs" / "reference" / "event.schema.json"
 VALIDATOR = jsonschema_rs.validator_for(event_schema())

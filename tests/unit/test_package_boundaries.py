@@ -38,3 +38,12 @@ def test_the_tally_command_has_no_bench_command() -> None:
     result = CliRunner().invoke(app, ["bench", "--help"])
     assert result.exit_code != 0
     assert "No such command" in result.output
+
+
+def test_the_import_contracts_in_pyproject_are_kept() -> None:
+    """Imports point down (kernel < ledger < events < contexts < adapters < app <
+    entrypoints) and pure code imports no I/O library: the [tool.importlinter] contracts."""
+    from importlinter.cli import lint_imports
+
+    config = PACKAGE.parents[1] / "pyproject.toml"
+    assert lint_imports(config_filename=str(config), no_cache=True, no_logo=True) == 0

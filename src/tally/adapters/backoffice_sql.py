@@ -19,7 +19,7 @@ from tally.auth.model import ApiKey, OwnerRef, Session, SessionStage, User
 from tally.auth.policy import Role
 from tally.auth.ports import AuthChanges, UsernameTaken
 from tally.auth.throttle import Attempt, ThrottleKey, ThrottleRule, ThrottleState, take
-from tally.ledger.model import Page
+from tally.kernel.page import Page, decode_cursor, fetch_size, page_from_rows
 from tally.security.provider_secrets import SecretInfo
 
 # Audit records read per round trip while walking the whole chain.
@@ -59,14 +59,6 @@ def _json_out(value: Any) -> str | None:
 
 def _json_in(text: str | None) -> Any:
     return None if text is None else json.loads(text)
-
-
-def _cursor_value(cursor: str | None) -> int:
-    if not cursor:
-        return 0
-    if not cursor.isdigit() or len(cursor) > 18:
-        raise ValueError(f"invalid cursor {cursor!r}")
-    return int(cursor)
 
 
 class SqlBackofficeStore:
@@ -470,10 +462,8 @@ class SqlBackofficeStore:
         make: Callable[[Sequence[Any]], Any],
         extra: Sequence[Any] = (),
     ) -> Page[Any]:
-        limit = max(1, limit)
-        found = self._rows(sql, (*extra, _cursor_value(cursor), limit + 1))
-        items = [make(r[1:]) for r in found[:limit]]
-        return Page(items, str(found[limit - 1][0]) if len(found) > limit else None)
+        found = self._rows(sql, (*extra, decode_cursor(cursor), fetch_size(limit)))
+        return page_from_rows(found, limit, key=lambda r: int(r[0]), item=lambda r: make(r[1:]))
 
     def audit_records(
         self,
@@ -492,14 +482,12 @@ class SqlBackofficeStore:
             where.append("action = ?")
             params.append(action)
         where.append("seq > ?")
-        limit = max(1, limit)
         found = self._rows(
             f"SELECT {AUDIT_COLUMNS} FROM audit_records WHERE {' AND '.join(where)} "
             "ORDER BY seq LIMIT ?",
-            (*params, _cursor_value(cursor), limit + 1),
+            (*params, decode_cursor(cursor), fetch_size(limit)),
         )
-        items = [self._record(r) for r in found[:limit]]
-        return Page(items, str(items[-1].seq) if len(found) > limit else None)
+        return page_from_rows(found, limit, key=lambda r: int(r[0]), item=self._record)
 
     def iter_audit(self) -> Iterator[AuditRecord]:
         after = 0

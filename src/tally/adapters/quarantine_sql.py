@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
-from tally.ledger.model import Page
+from tally.kernel.page import Page, decode_cursor, fetch_size, page_from_rows
 from tally.quarantine.inputs import (
     Quarantined,
     Reason,
@@ -79,7 +79,7 @@ def page_filter(
 ) -> tuple[str, list[Any]]:
     """A WHERE clause (with ``?`` placeholders) and its values."""
     where = ["id > ?"]
-    values: list[Any] = [int(cursor) if cursor and cursor.isdigit() else 0]
+    values: list[Any] = [decode_cursor(cursor)]
     if status is not None:
         where.append("status = ?")
         values.append(status.value)
@@ -187,11 +187,11 @@ class SqlInputQuarantine:
         where, values = page_filter(status, reason, source, cursor)
         rows = self._run(
             self._sql(f"SELECT {COLUMNS} FROM input_quarantine WHERE {where} ORDER BY id LIMIT ?"),
-            (*values, limit + 1),
+            (*values, fetch_size(limit)),
         )
-        items = [from_row(r, self._time_out) for r in rows[:limit]]
-        more = len(rows) > limit
-        return Page(items, str(items[-1].id) if more and items else None)
+        return page_from_rows(
+            rows, limit, key=lambda r: int(r[0]), item=lambda r: from_row(r, self._time_out)
+        )
 
     def _transaction(self) -> AbstractContextManager[Any]:
         raise NotImplementedError

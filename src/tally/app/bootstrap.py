@@ -324,7 +324,7 @@ def build_event_source(settings: Settings) -> ClosableSource:
 
         return JetStreamSource(settings.nats_url, _stream_names(settings))
     from tally.adapters.sqlite.events import SqliteEventLog
-    from tally.events.settle import LogSource
+    from tally.settlement.source import LogSource
 
     return LogSource(SqliteEventLog(settings.sqlite_path))
 

@@ -7,7 +7,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeAlias
 
 from tally.audit.chain import AuditEntry, AuditHead, AuditRecord
-from tally.ledger.model import Page
+from tally.kernel.page import Page
 
 # An open write transaction of a store (a connection between BEGIN and COMMIT), opaque
 # to the domain. Every store of one deployment lives in one database (embedded: one

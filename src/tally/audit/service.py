@@ -9,7 +9,7 @@ from typing import Any
 
 from tally.audit.chain import Anchor, AuditEntry, AuditRecord, Problem, Sealer, verify
 from tally.audit.ports import AuditStore, Transaction
-from tally.ledger.model import Page
+from tally.kernel.page import Page
 
 
 @dataclass(frozen=True, slots=True)

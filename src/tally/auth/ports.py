@@ -10,7 +10,7 @@ from typing import Protocol
 from tally.audit.chain import AuditEntry, AuditRecord
 from tally.auth.model import ApiKey, Session, User
 from tally.auth.throttle import Attempt, ThrottleKey, ThrottleRule
-from tally.ledger.model import Page
+from tally.kernel.page import Page
 
 
 class UsernameTaken(ValueError):

@@ -31,7 +31,7 @@ from tally.auth.ports import AuthChanges, AuthStore, UsernameTaken
 from tally.auth.throttle import Attempt, ThrottleKey, ThrottleRule
 from tally.kernel.clock import Clock
 from tally.kernel.limits import AuthLimits
-from tally.ledger.model import Page
+from tally.kernel.page import Page
 from tally.security import totp
 from tally.security.passwords import PasswordHasher, password_problem
 from tally.security.secretbox import SecretBox

@@ -10,12 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import IntEnum, IntFlag, StrEnum
 from types import MappingProxyType
-from typing import Generic, TypeVar
 
 from tally.kernel.values import value
 
 EMPTY: Mapping[str, str] = MappingProxyType({})
-T = TypeVar("T")
 
 
 def _empty() -> Mapping[str, str]:
@@ -275,9 +273,3 @@ class Rejection:
     code: ResultCode
     request: TransferRequest
     rejected_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    items: list[T]
-    next_cursor: str | None

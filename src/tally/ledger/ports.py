@@ -6,12 +6,12 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from tally.kernel.page import Page
 from tally.ledger.model import (
     Account,
     AccountResult,
     Balance,
     OwnerKind,
-    Page,
     Rejection,
     Transfer,
     TransferRequest,

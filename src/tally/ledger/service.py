@@ -20,12 +20,12 @@ import structlog
 from tally.kernel.clock import Clock
 from tally.kernel.errors import Overloaded, PermanentError, TallyError
 from tally.kernel.limits import LedgerLimits
+from tally.kernel.page import Page
 from tally.ledger.model import (
     Account,
     AccountResult,
     Balance,
     OwnerKind,
-    Page,
     Rejection,
     Transfer,
     TransferRequest,

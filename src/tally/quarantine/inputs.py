@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from tally.audit.ports import Transaction
-from tally.ledger.model import Page
+from tally.kernel.page import Page
 from tally.quarantine.redaction import redact_refused
 
 # The most a payload kept in quarantine may hold; a larger one is cut and flagged as cut.

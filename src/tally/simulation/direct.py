@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from tally.events.model import Event, EventKind, idempotency_key
-from tally.events.settle import to_settlement
 from tally.settlement.engine import SettlementEvent
+from tally.settlement.source import to_settlement
 from tally.simulation.activity import Play
 
 # Settlement never reads recorded_at; a fixed value keeps simulated events reproducible.

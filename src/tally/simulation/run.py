@@ -3,24 +3,25 @@
 The driver feeds generated activity into an event log at a target rate; the settlement
 worker settles it in the background; callers poll :meth:`SimulationRun.snapshot` for
 live figures and finally close the periods that ended.
+
+The run is handed what lies above the contexts by its caller (the CLI, a test): the event
+source a direct run appends to, the audit trail, and for callbacks over HTTP a server of
+the gateway. The simulation imports no adapter and no entrypoint.
 """
 
 from __future__ import annotations
 
 import random
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from tally.adapters.memory.backoffice import scratch_auditing
-from tally.adapters.memory.settlement import MemoryEventSource
 from tally.audit.service import Auditing
 from tally.events.ports import EventLog
-from tally.events.settle import LogSource
 from tally.ingest.feeds import FeedService
 from tally.ingest.files import FileImporter
 from tally.kernel.clock import FixedClock
@@ -28,8 +29,9 @@ from tally.providers.gateway import Gateway
 from tally.providers.wallet import Wallet, WalletService
 from tally.settlement.config import SettlementConfig
 from tally.settlement.engine import OpenFigures, PeriodCloseError, SettlementEvent
-from tally.settlement.ports import SettlementStore
+from tally.settlement.ports import EventSource, SettlementStore
 from tally.settlement.service import SettlementWorker
+from tally.settlement.source import LogSource
 from tally.settlement.statements import Statement
 from tally.simulation.activity import generate
 from tally.simulation.direct import to_settlement_events
@@ -39,6 +41,19 @@ from tally.simulation.world import World
 
 # Named limits of the driver.
 FEED_CHUNK = 500  # events appended to the log at a time
+
+
+class EventFeed(EventSource, Protocol):
+    """The event source of a direct run: the driver appends, the settlement worker reads."""
+
+    def append(self, events: Iterable[SettlementEvent]) -> int: ...
+
+
+# Callbacks over HTTP: (path, body, headers) -> the status answered.
+Post = Callable[[str, bytes, dict[str, str]], int]
+# Serves the gateway for the length of a run on the simulation's clock and yields a poster
+# to it. An HTTP server is an entrypoint's business, so the caller passes one in.
+Serve = Callable[[Gateway, FixedClock], AbstractContextManager[Post]]
 
 
 def install_world(world: World, config: SettlementConfig, now: datetime, by: Auditing) -> None:
@@ -70,17 +85,25 @@ class SimulationRun:
     events_per_second: float = 5_000.0
     minutes: int = 36 * 60  # simulated time
     rounds_per_minute: float = 40.0
-    # Whose trail the set-up and the period closes go on (default: a throwaway one).
-    by: Auditing = field(default_factory=lambda: scratch_auditing("system:simulation"))
+    # Whose trail the set-up and the period closes go on.
+    by: Auditing = field(kw_only=True)
+    # Where a direct run appends its events (a gateway run reads the gateway's log instead).
+    source: EventFeed | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
-        self.clock = FixedClock(self.world.start)
-        self.source = MemoryEventSource()
-        self.worker = SettlementWorker(self.source, self.store, self.config, self.clock, by=self.by)
+        self.clock = self._start_clock()
+        self.worker = self._new_worker()
         self.fed = 0
         self._started = 0.0
         self._events: list[SettlementEvent] = []
         self._late: list[SettlementEvent] = []
+
+    def _start_clock(self) -> FixedClock:
+        return FixedClock(self.world.start)
+
+    def _new_worker(self) -> SettlementWorker:
+        assert self.source is not None, "a direct run needs the event source it appends to"
+        return SettlementWorker(self.source, self.store, self.config, self.clock, by=self.by)
 
     def prepare(self) -> int:
         """Generate the activity and its faulty delivery order; returns the event count."""
@@ -99,6 +122,7 @@ class SimulationRun:
 
     def feed(self, should_stop: Callable[[], bool] = lambda: False) -> None:
         """Append events to the log at the target rate, moving the simulated clock along."""
+        assert self.source is not None
         self._started = time.perf_counter()
         self.worker.start()
         for batch in (self._events, self._late):
@@ -150,51 +174,6 @@ class SimulationRun:
         return closed
 
 
-@contextmanager
-def served(
-    gateway: Gateway, clock: FixedClock
-) -> Iterator[Callable[[str, bytes, dict[str, str]], int]]:
-    """The gateway on a local port for the run; yields a poster of signed callbacks."""
-    import socket
-
-    import httpx
-    import uvicorn
-
-    from tally.entrypoints.gateway.app import create_gateway_api
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_gateway_api(gateway, clock),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            access_log=False,
-        )
-    )
-    thread = threading.Thread(target=server.run, name="simulation-gateway", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + SERVER_START_S
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the simulation's gateway did not start")
-        time.sleep(0.02)
-    limits = httpx.Limits(max_connections=SENDERS, max_keepalive_connections=SENDERS)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", limits=limits) as client:
-
-        def post(path: str, body: bytes, headers: dict[str, str]) -> int:
-            return client.post(path, content=body, headers=headers).status_code
-
-        try:
-            yield post
-        finally:
-            server.should_exit = True
-            thread.join()
-
-
-SERVER_START_S = 10.0  # how long the simulation waits for its gateway to listen
 WALLET_FUNDING = 10**10  # minor units per simulated wallet: bets are never short of funds
 DELIVERY_WINDOW = 64  # requests sent concurrently; anything in a window may overtake
 RESTART_EVERY = 200  # windows between settlement worker restarts, when restarts are on
@@ -218,22 +197,28 @@ class GatewayRun(SimulationRun):
     # test_settlement_crash.py's, on the worker process).
     worker_restarts: bool = False
     restarts: int = 0
-    # Callbacks over HTTP to the gateway served in this process (uvicorn on a free local
+    # Callbacks over HTTP to the gateway this serves (e.g. in this process on a free local
     # port), rather than handed to it directly.
-    http: bool = False
+    serve: Serve | None = None
 
     def __post_init__(self) -> None:
-        super().__post_init__()
         assert self.gateway is not None and self.log is not None and self.wallets is not None
         assert self.feeds is not None and self.importer is not None
-        # The gateway's clock is the simulation's: it moves with the plays' time.
-        assert isinstance(self.wallets.clock, FixedClock), "drive the gateway on a FixedClock"
-        self.clock = self.wallets.clock
-        self.worker = SettlementWorker(
-            LogSource(self.log), self.store, self.config, self.clock, by=self.by
-        )
+        super().__post_init__()
         self._deliveries: list[tuple[datetime, Delivery]] = []
         self.refused = 0
+
+    def _start_clock(self) -> FixedClock:
+        # The gateway's clock is the simulation's: it moves with the plays' time.
+        assert self.wallets is not None
+        assert isinstance(self.wallets.clock, FixedClock), "drive the gateway on a FixedClock"
+        return self.wallets.clock
+
+    def _new_worker(self) -> SettlementWorker:
+        assert self.log is not None
+        return SettlementWorker(
+            LogSource(self.log), self.store, self.config, self.clock, by=self.by
+        )
 
     def prepare(self) -> int:
         install_world(self.world, self.config, self.world.start, self.by)
@@ -261,7 +246,7 @@ class GatewayRun(SimulationRun):
     def feed(self, should_stop: Callable[[], bool] = lambda: False) -> None:
         """Send the deliveries at the target rate (requests, here), window by window."""
         assert self.gateway is not None and self.feeds is not None and self.importer is not None
-        with served(self.gateway, self.clock) if self.http else nullcontext() as post:
+        with self.serve(self.gateway, self.clock) if self.serve else nullcontext() as post:
             doors = Doors(self.gateway, self.feeds, self.importer, self.clock, post)
             self._send_all(doors, should_stop)
 
@@ -288,11 +273,8 @@ class GatewayRun(SimulationRun):
                     time.sleep(ahead)
 
     def _restart_worker(self) -> None:
-        assert self.log is not None
         self.worker.stop()
-        self.worker = SettlementWorker(
-            LogSource(self.log), self.store, self.config, self.clock, by=self.by
-        ).start()
+        self.worker = self._new_worker().start()
         self.restarts += 1
 
     def snapshot(self) -> Snapshot:

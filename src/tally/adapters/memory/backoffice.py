@@ -8,7 +8,6 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from tally.adapters.backoffice_sql import _cursor_value
 from tally.audit.chain import AuditEntry, AuditHead, AuditRecord, Sealer
 from tally.audit.service import Auditing
 from tally.auth.model import ApiKey, Session, User
@@ -21,18 +20,17 @@ from tally.auth.throttle import (
     given_back,
     take,
 )
-from tally.ledger.model import Page
+from tally.kernel.page import Page, decode_cursor, fetch_size, page_from_rows
 from tally.security.provider_secrets import SecretInfo
 
 T = TypeVar("T")
 
 
 def _page(items: list[T], cursor: str | None, limit: int) -> Page[T]:
-    start = _cursor_value(cursor)
-    limit = max(1, limit)
-    chunk = items[start : start + limit]
-    more = len(items) > start + limit
-    return Page(chunk, str(start + limit) if more else None)
+    # The key of an item is its position plus one, as a seq would be.
+    after = decode_cursor(cursor)
+    found = list(enumerate(items[after : after + fetch_size(limit)], after + 1))
+    return page_from_rows(found, limit, key=lambda r: r[0], item=lambda r: r[1])
 
 
 class MemoryBackofficeStore:
@@ -190,8 +188,7 @@ class MemoryBackofficeStore:
         actor: str | None = None,
         action: str | None = None,
     ) -> Page[AuditRecord]:
-        after = _cursor_value(cursor)
-        limit = max(1, limit)
+        after = decode_cursor(cursor)
         with self._lock:
             found = [
                 r
@@ -199,9 +196,8 @@ class MemoryBackofficeStore:
                 if r.seq > after
                 and (actor is None or r.entry.actor == actor)
                 and (action is None or r.entry.action == action)
-            ]
-        items = found[:limit]
-        return Page(items, str(items[-1].seq) if len(found) > limit else None)
+            ][: fetch_size(limit)]
+        return page_from_rows(found, limit, key=lambda r: r.seq, item=lambda r: r)
 
     def iter_audit(self) -> Iterator[AuditRecord]:
         with self._lock:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from tally.kernel.limits import LedgerLimits
+from tally.kernel.page import Page, decode_cursor, fetch_size, page_from_rows
 from tally.ledger import engine
 from tally.ledger.history import balance_at, sum_by_currency
 from tally.ledger.model import (
@@ -14,7 +15,6 @@ from tally.ledger.model import (
     AccountResult,
     Balance,
     OwnerKind,
-    Page,
     PendingStatus,
     Rejection,
     Transfer,
@@ -109,17 +109,17 @@ class MemoryLedgerStore:
         self, account_id: str, *, cursor: str | None = None, limit: int = 100
     ) -> Page[Transfer]:
         limit = max(1, min(limit, self.limits.page_max_size))
-        start = int(cursor) if cursor else 0
+        # The key of a transfer is its position in commit order plus one, as a seq would be.
+        after = decode_cursor(cursor)
+        found: list[tuple[int, Transfer]] = []
         with self._lock:
-            items: list[Transfer] = []
-            position = start
-            for position in range(start, len(self._order)):
+            for position in range(after, len(self._order)):
                 t = self._transfers[self._order[position]]
                 if account_id in (t.debit_account_id, t.credit_account_id):
-                    if len(items) == limit:
-                        return Page(items, str(position))
-                    items.append(t)
-            return Page(items, None)
+                    found.append((position + 1, t))
+                    if len(found) == fetch_size(limit):
+                        break
+        return page_from_rows(found, limit, key=lambda r: r[0], item=lambda r: r[1])
 
     def balances_by_owner(
         self, owner_kind: OwnerKind, owner_id: str, currency: str | None = None
@@ -146,11 +146,11 @@ class MemoryLedgerStore:
 
     def rejections(self, *, cursor: str | None = None, limit: int = 100) -> Page[Rejection]:
         limit = max(1, min(limit, self.limits.page_max_size))
-        start = int(cursor) if cursor else 0
+        # The key of a rejection is its position plus one, as a seq would be.
+        after = decode_cursor(cursor)
         with self._lock:
-            items = self._rejections[start : start + limit]
-            more = start + limit < len(self._rejections)
-            return Page(list(items), str(start + limit) if more else None)
+            found = list(enumerate(self._rejections[after : after + fetch_size(limit)], after + 1))
+        return page_from_rows(found, limit, key=lambda r: r[0], item=lambda r: r[1])
 
     def totals_by_currency(self) -> dict[str, Balance]:
         with self._lock:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
-from tally.ledger.model import Page
+from tally.kernel.page import Page, decode_cursor, fetch_size, page_from_rows
 from tally.quarantine.inputs import Quarantined, Reason, Refused, Status, storable, storable_refused
 
 
@@ -40,7 +40,8 @@ class MemoryInputQuarantine:
         cursor: str | None = None,
         limit: int = 100,
     ) -> Page[Quarantined]:
-        after = int(cursor) if cursor and cursor.isdigit() else 0
+        # Entry ids count from 1 in order, so the entries after id n start at index n.
+        after = decode_cursor(cursor)
         with self._lock:
             found = [
                 q
@@ -48,9 +49,8 @@ class MemoryInputQuarantine:
                 if (status is None or q.status is status)
                 and (reason is None or q.refused.reason is reason)
                 and (source is None or q.refused.source == source)
-            ]
-        items = found[:limit]
-        return Page(items, str(items[-1].id) if len(found) > limit else None)
+            ][: fetch_size(limit)]
+        return page_from_rows(found, limit, key=lambda q: q.id, item=lambda q: q)
 
     def resolve(
         self,

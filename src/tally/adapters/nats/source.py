@@ -30,9 +30,9 @@ from tally.adapters.nats.loop import (
     connect,
     stream_sequence,
 )
-from tally.events.settle import stored_to_settlement
 from tally.kernel.errors import StoreUnavailable
 from tally.settlement.engine import SettlementEvent
+from tally.settlement.source import stored_to_settlement
 
 log = structlog.get_logger("tally.nats")
 

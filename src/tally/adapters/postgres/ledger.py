@@ -32,6 +32,7 @@ from tally.adapters.postgres.link import Link
 from tally.adapters.postgres.params import ANY_TEXTS, ROWS_OF, rows_of, texts
 from tally.kernel.errors import PermanentError, RetryableError, StoreUnavailable
 from tally.kernel.limits import LedgerLimits
+from tally.kernel.page import Page, decode_cursor, fetch_size, page_from_rows
 from tally.ledger import engine
 from tally.ledger.codec import request_from_dict
 from tally.ledger.model import (
@@ -39,7 +40,6 @@ from tally.ledger.model import (
     AccountResult,
     Balance,
     OwnerKind,
-    Page,
     PendingStatus,
     Rejection,
     ResultCode,
@@ -71,6 +71,11 @@ def _same(value: datetime) -> datetime:
 
 def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
+
+
+def _rejection(row: Sequence[Any]) -> Rejection:
+    _, tid, code, req, at = row
+    return Rejection(tid, ResultCode(code), request_from_dict(json.loads(req)), _utc(at))
 
 
 def connect_kwargs(schema: str | None) -> dict[str, Any]:
@@ -759,8 +764,7 @@ class PostgresLedgerStore:
         self, account_id: str, *, cursor: str | None = None, limit: int = 100
     ) -> Page[Transfer]:
         limit = max(1, min(limit, self.limits.page_max_size))
-        after = int(cursor) if cursor else 0
-        params = {"a": account_id, "s": after, "n": limit + 1}
+        params = {"a": account_id, "s": decode_cursor(cursor), "n": fetch_size(limit)}
         found = self._read(
             f"(SELECT seq, {rows.TRANSFER_COLUMNS} FROM transfers"
             " WHERE debit_account_id = %(a)s AND seq > %(s)s ORDER BY seq LIMIT %(n)s)"
@@ -770,8 +774,12 @@ class PostgresLedgerStore:
             " ORDER BY seq LIMIT %(n)s",
             params,
         )
-        items = [rows.transfer_from_row(r[1:], _utc) for r in found[:limit]]
-        return Page(items, str(found[limit - 1][0]) if len(found) > limit else None)
+        return page_from_rows(
+            found,
+            limit,
+            key=lambda r: int(r[0]),
+            item=lambda r: rows.transfer_from_row(r[1:], _utc),
+        )
 
     def balances_by_owner(
         self, owner_kind: OwnerKind, owner_id: str, currency: str | None = None
@@ -795,17 +803,12 @@ class PostgresLedgerStore:
 
     def rejections(self, *, cursor: str | None = None, limit: int = 100) -> Page[Rejection]:
         limit = max(1, min(limit, self.limits.page_max_size))
-        after = int(cursor) if cursor else 0
         found = self._read(
             "SELECT seq, transfer_id, code, request, rejected_at FROM transfer_rejections "
             "WHERE seq > %s ORDER BY seq LIMIT %s",
-            (after, limit + 1),
+            (decode_cursor(cursor), fetch_size(limit)),
         )
-        items = [
-            Rejection(tid, ResultCode(code), request_from_dict(json.loads(req)), _utc(at))
-            for _, tid, code, req, at in found[:limit]
-        ]
-        return Page(items, str(found[limit - 1][0]) if len(found) > limit else None)
+        return page_from_rows(found, limit, key=lambda r: int(r[0]), item=_rejection)
 
     def totals_by_currency(self) -> dict[str, Balance]:
         return {

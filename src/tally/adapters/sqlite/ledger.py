@@ -29,6 +29,7 @@ from tally.adapters.migrate import MIGRATIONS_TABLE, load_migrations
 from tally.kernel.clock import from_micros, to_micros
 from tally.kernel.errors import RetryableError, StoreUnavailable
 from tally.kernel.limits import LedgerLimits
+from tally.kernel.page import Page, decode_cursor, fetch_size, page_from_rows
 from tally.ledger import engine
 from tally.ledger.codec import request_from_dict
 from tally.ledger.model import (
@@ -36,7 +37,6 @@ from tally.ledger.model import (
     AccountResult,
     Balance,
     OwnerKind,
-    Page,
     PendingStatus,
     Rejection,
     ResultCode,
@@ -224,6 +224,11 @@ _INSERT_REJECTIONS = (
     "SELECT " + _from_json("transfer_id, code, reason, request, rejected_at")
 )
 Writes = list[tuple[str, str]]  # statements, each with its JSON parameter
+
+
+def _rejection(row: Sequence[Any]) -> Rejection:
+    _, tid, code, req, at = row
+    return Rejection(tid, ResultCode(code), request_from_dict(json.loads(req)), from_micros(at))
 
 
 def json_array(values: Sequence[Any]) -> str:
@@ -834,11 +839,14 @@ class SqliteLedgerStore:
         self, account_id: str, *, cursor: str | None = None, limit: int = 100
     ) -> Page[Transfer]:
         limit = max(1, min(limit, self.limits.page_max_size))
-        after = int(cursor) if cursor else 0
-        found = self._all(_ACCOUNT_TRANSFERS, {"a": account_id, "s": after, "n": limit + 1})
-        items = [rows.transfer_from_row(r[1:], from_micros) for r in found[:limit]]
-        next_cursor = str(found[limit - 1][0]) if len(found) > limit else None
-        return Page(items, next_cursor)
+        params = {"a": account_id, "s": decode_cursor(cursor), "n": fetch_size(limit)}
+        found = self._all(_ACCOUNT_TRANSFERS, params)
+        return page_from_rows(
+            found,
+            limit,
+            key=lambda r: int(r[0]),
+            item=lambda r: rows.transfer_from_row(r[1:], from_micros),
+        )
 
     def balances_by_owner(
         self, owner_kind: OwnerKind, owner_id: str, currency: str | None = None
@@ -862,17 +870,12 @@ class SqliteLedgerStore:
 
     def rejections(self, *, cursor: str | None = None, limit: int = 100) -> Page[Rejection]:
         limit = max(1, min(limit, self.limits.page_max_size))
-        after = int(cursor) if cursor else 0
         found = self._all(
             "SELECT seq, transfer_id, code, request, rejected_at FROM transfer_rejections "
             "WHERE seq > ? ORDER BY seq LIMIT ?",
-            (after, limit + 1),
+            (decode_cursor(cursor), fetch_size(limit)),
         )
-        items = [
-            Rejection(tid, ResultCode(code), request_from_dict(json.loads(req)), from_micros(at))
-            for _, tid, code, req, at in found[:limit]
-        ]
-        return Page(items, str(found[limit - 1][0]) if len(found) > limit else None)
+        return page_from_rows(found, limit, key=lambda r: int(r[0]), item=_rejection)
 
     def totals_by_currency(self) -> dict[str, Balance]:
         # SQLite's SUM is 64-bit and raises on overflow, and two full accounts already pass

@@ -14,6 +14,7 @@ from rich.console import Group
 from rich.live import Live
 from rich.panel import Panel
 
+from tally.adapters.memory.settlement import MemoryEventSource
 from tally.app.bootstrap import (
     App,
     Backoffice,
@@ -124,7 +125,13 @@ def run_simulation(
         "rounds_per_minute": max(1.0, rate * seconds / (36 * 60) / per_round),
     }
     if via == "direct":
-        run = SimulationRun(world, tally.settlement_config, tally.settlement_store, **common)
+        run = SimulationRun(
+            world,
+            tally.settlement_config,
+            tally.settlement_store,
+            source=MemoryEventSource(),
+            **common,
+        )
     else:
         run = _gateway_run(tally, backoffice, world, faults, common, closing)
     with console.status("generating the world's activity"):
@@ -161,6 +168,9 @@ def _gateway_run(
         tally, backoffice, registry, game_type=lambda _provider, game: games.get(game, "other")
     )
     closing.insert(0, parts.close)
+    # uvicorn and httpx load only for a run through the gateway.
+    from tally.entrypoints.gateway.local import served
+
     return GatewayRun(
         world,
         tally.settlement_config,
@@ -172,7 +182,7 @@ def _gateway_run(
         importer=backoffice.ingest.importer,
         protocol_faults=ProtocolFaults.all_on() if faults else ProtocolFaults(),
         worker_restarts=faults,
-        http=True,
+        serve=served,
         **common,
     )
 

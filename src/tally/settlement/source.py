@@ -1,4 +1,7 @@
-"""Canonical events as settlement reads them, and the log as settlement's event source."""
+"""Canonical events as settlement reads them, and the event log as settlement's source.
+
+Settlement reads events; events know nothing of settlement (imports point down).
+"""
 
 from __future__ import annotations
 
