@@ -57,6 +57,9 @@ def _install(world: World) -> None:
         )
         for op in ("op1", "op2")
     ]
+    # The app closes only the store it holds at the end: close the real one it replaces
+    # (on PostgreSQL an open connection otherwise leaks and warns when collected).
+    world.app.settlement_store.close()
     world.app.settlement_store = FakeSettlement(figures, statements)  # type: ignore[assignment]
 
 

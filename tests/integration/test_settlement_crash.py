@@ -137,17 +137,18 @@ def test_kill_minus_9_at_random_moments_changes_nothing_in_the_end(tmp_path: Pat
         # Kill after a random 1.5-4.5% of the log has been settled (on any machine speed),
         # wherever in a batch, a commit or a checkpoint the worker happens to be.
         slice_ = max(1, int(accepted * rng.uniform(0.015, 0.045)))
-        process = subprocess.Popen(
+        # As a context manager the process's stderr pipe is closed after each life, killed or not.
+        with subprocess.Popen(
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        while process.poll() is None and _position(crashed) < before + slice_:
-            time.sleep(rng.uniform(0.001, 0.02))
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            kills += 1
-            continue
-        stderr = process.stderr.read().decode() if process.stderr else ""
+        ) as process:
+            while process.poll() is None and _position(crashed) < before + slice_:
+                time.sleep(rng.uniform(0.001, 0.02))
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+                kills += 1
+                continue
+            stderr = process.stderr.read().decode() if process.stderr else ""
         assert process.returncode == 0, stderr
         break
     assert kills >= KILLS, f"only {kills} kills before the log drained"

@@ -175,13 +175,29 @@ def verify(
     ``anchors``: heads published earlier (see :class:`Anchor`). ``kept``: what the store
     holds that is always audited ("3 users"), if anything: an empty trail beside it was
     wiped."""
-    problems: dict[int, Problem] = {}
+    found = _Findings()
+    _check_links(records, sealer, found)
+    _check_head(records, head, kept, sealer, found)
+    _check_anchors(records, anchors, found)
+    return sorted(found.problems.values(), key=lambda p: p.seq)
+
+
+class _Findings:
+    """The problems found so far, one per record; the first finding for a record stands
+    unless a later, surer one overrides it."""
+
+    def __init__(self) -> None:
+        self.problems: dict[int, Problem] = {}
+
+    def report(self, seq: int, finding: Finding, detail: str, *, override: bool = False) -> None:
+        if override or seq not in self.problems:
+            self.problems[seq] = Problem(seq, finding, detail)
+
+
+def _check_links(records: Sequence[AuditRecord], sealer: Sealer, found: _Findings) -> None:
+    """Each record's content against its hash, and its link against the record before it."""
+    report = found.report
     positions = {r.hash: i for i, r in enumerate(records)}
-
-    def report(seq: int, finding: Finding, detail: str, *, override: bool = False) -> None:
-        if override or seq not in problems:
-            problems[seq] = Problem(seq, finding, detail)
-
     for i, record in enumerate(records):
         expected_prev = records[i - 1].hash if i else GENESIS
         intact = hmac.compare_digest(
@@ -214,6 +230,16 @@ def verify(
         else:
             report(record.seq, Finding.REORDERED, "out of place in the chain")
 
+
+def _check_head(
+    records: Sequence[AuditRecord],
+    head: AuditHead | None,
+    kept: str,
+    sealer: Sealer,
+    found: _Findings,
+) -> None:
+    """The sealed head against the chain's last record (cut back, appended to, or wiped)."""
+    report = found.report
     last = records[-1] if records else None
     if head is not None:
         if not hmac.compare_digest(sealer.seal_head(head.seq, head.hash), head.seal):
@@ -230,19 +256,26 @@ def verify(
         report(records[0].seq, Finding.TRUNCATED, "the chain head is missing")
     elif kept:
         report(0, Finding.TRUNCATED, f"the trail is empty but the store holds {kept}: wiped")
+
+
+def _check_anchors(
+    records: Sequence[AuditRecord], anchors: Sequence[Anchor], found: _Findings
+) -> None:
+    """Heads published earlier: each must still be in the trail, unchanged."""
+    report = found.report
+    last = records[-1] if records else None
     by_seq = {r.seq: r for r in records}
     for anchor in anchors:
-        found = by_seq.get(anchor.seq)
-        if found is None and (last is None or last.seq < anchor.seq):
+        record = by_seq.get(anchor.seq)
+        if record is None and (last is None or last.seq < anchor.seq):
             ends = f"ends at record {last.seq}" if last else "is empty"
             detail = f"the trail {ends}, before the anchored head {anchor}: it was cut back"
             report(anchor.seq, Finding.TRUNCATED, detail, override=True)
-        elif found is None:
+        elif record is None:
             report(anchor.seq, Finding.DELETED, f"the anchored record {anchor} is missing")
-        elif not hmac.compare_digest(found.hash, anchor.hash):
+        elif not hmac.compare_digest(record.hash, anchor.hash):
             detail = f"not the anchored record {anchor}: the trail was rewritten"
             report(anchor.seq, Finding.EDITED, detail, override=True)
-    return sorted(problems.values(), key=lambda p: p.seq)
 
 
 def _forged(record: AuditRecord, sealer: Sealer) -> bool:

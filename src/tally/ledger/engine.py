@@ -225,7 +225,7 @@ def _metadata_ok(metadata: object, limits: LedgerLimits) -> bool:
     return True
 
 
-def validate_request(request: TransferRequest, limits: LedgerLimits) -> ResultCode:
+def validate_request(request: TransferRequest, limits: LedgerLimits) -> ResultCode:  # noqa: C901 - one flat run of checks in result-code order; splitting it would hide that order
     """Checks that need nothing but the request itself, in result-code order."""
     rid = request.id
     if not isinstance(rid, str) or not rid:
@@ -318,72 +318,89 @@ def _apply_one(batch: _Batch, request: TransferRequest) -> TransferResult:
     code = validate_request(request, batch.limits)
     if code is not R.OK:
         return TransferResult(request.id, code)
-    state = batch.state
-    existing = state.transfers.get(request.id)
+    existing = batch.state.transfers.get(request.id)
     if existing is not None:
         code = compare_existing(request, existing)
         return TransferResult(request.id, code, existing if code is R.EXISTS else None)
     kind = request.kind
-    now = batch.now
-    occurred = request.occurred_at or now
     if kind is _SINGLE or kind is _PENDING:
-        debit_id = request.debit_account_id
-        credit_id = request.credit_account_id
-        debit = state.accounts.get(debit_id)
-        if debit is None:
-            return TransferResult(request.id, R.DEBIT_ACCOUNT_NOT_FOUND)
-        credit = state.accounts.get(credit_id)
-        if credit is None:
-            return TransferResult(request.id, R.CREDIT_ACCOUNT_NOT_FOUND)
-        if debit.currency != credit.currency:
-            return TransferResult(request.id, R.ACCOUNTS_MUST_HAVE_THE_SAME_CURRENCY)
-        if request.currency != debit.currency:
-            return TransferResult(request.id, R.TRANSFER_CURRENCY_MUST_MATCH_ACCOUNTS)
-        amount = request.amount
-        assert amount is not None  # validate_request guarantees it for these kinds
-        if kind is _SINGLE:
-            code = batch.move(debit_id, credit_id, 0, amount)
-            status = None
-        else:
-            code = batch.move(debit_id, credit_id, amount, 0)
-            status = PendingStatus.PENDING
-        if code is not R.OK:
-            return TransferResult(request.id, code)
-        transfer = Transfer(
-            id=request.id,
-            kind=kind,
-            debit_account_id=debit_id,
-            credit_account_id=credit_id,
-            amount=amount,
-            currency=request.currency,
-            code=request.code,
-            occurred_at=occurred,
-            recorded_at=now,
-            timeout_s=request.timeout_s,
-            event_ref=request.event_ref,
-            metadata=request.metadata,
-            status=status,
-        )
-        batch.create(transfer)
-        return TransferResult(request.id, R.OK, transfer)
+        return _create(batch, request)
+    return _post_or_void(batch, request)
 
-    # POST or VOID of a pending transfer.
-    pending = state.transfers.get(request.pending_id)
+
+def _create(batch: _Batch, request: TransferRequest) -> TransferResult:
+    """A new SINGLE (moves the amount) or PENDING (reserves it) transfer."""
+    state = batch.state
+    debit_id = request.debit_account_id
+    credit_id = request.credit_account_id
+    debit = state.accounts.get(debit_id)
+    if debit is None:
+        return TransferResult(request.id, R.DEBIT_ACCOUNT_NOT_FOUND)
+    credit = state.accounts.get(credit_id)
+    if credit is None:
+        return TransferResult(request.id, R.CREDIT_ACCOUNT_NOT_FOUND)
+    if debit.currency != credit.currency:
+        return TransferResult(request.id, R.ACCOUNTS_MUST_HAVE_THE_SAME_CURRENCY)
+    if request.currency != debit.currency:
+        return TransferResult(request.id, R.TRANSFER_CURRENCY_MUST_MATCH_ACCOUNTS)
+    amount = request.amount
+    assert amount is not None  # validate_request guarantees it for these kinds
+    kind = request.kind
+    if kind is _SINGLE:
+        code = batch.move(debit_id, credit_id, 0, amount)
+        status = None
+    else:
+        code = batch.move(debit_id, credit_id, amount, 0)
+        status = PendingStatus.PENDING
+    if code is not R.OK:
+        return TransferResult(request.id, code)
+    now = batch.now
+    transfer = Transfer(
+        id=request.id,
+        kind=kind,
+        debit_account_id=debit_id,
+        credit_account_id=credit_id,
+        amount=amount,
+        currency=request.currency,
+        code=request.code,
+        occurred_at=request.occurred_at or now,
+        recorded_at=now,
+        timeout_s=request.timeout_s,
+        event_ref=request.event_ref,
+        metadata=request.metadata,
+        status=status,
+    )
+    batch.create(transfer)
+    return TransferResult(request.id, R.OK, transfer)
+
+
+def _compare_pending(request: TransferRequest, pending: Transfer) -> ResultCode:
+    """What a POST or VOID states (optional fields) must agree with its pending transfer."""
+    if pending.kind is not _PENDING:
+        return R.PENDING_TRANSFER_NOT_PENDING
+    if request.debit_account_id and request.debit_account_id != pending.debit_account_id:
+        return R.PENDING_TRANSFER_HAS_DIFFERENT_DEBIT_ACCOUNT_ID
+    if request.credit_account_id and request.credit_account_id != pending.credit_account_id:
+        return R.PENDING_TRANSFER_HAS_DIFFERENT_CREDIT_ACCOUNT_ID
+    if request.currency and request.currency != pending.currency:
+        return R.PENDING_TRANSFER_HAS_DIFFERENT_CURRENCY
+    if request.amount is not None:
+        if request.kind is _VOID and request.amount != pending.amount:
+            return R.PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT
+        if request.amount > pending.amount:
+            return R.EXCEEDS_PENDING_TRANSFER_AMOUNT
+    return R.OK
+
+
+def _post_or_void(batch: _Batch, request: TransferRequest) -> TransferResult:
+    """A POST (moves all or part of the reservation) or VOID (releases it) of a pending one."""
+    pending = batch.state.transfers.get(request.pending_id)
     if pending is None:
         return TransferResult(request.id, R.PENDING_TRANSFER_NOT_FOUND)
-    if pending.kind is not _PENDING:
-        return TransferResult(request.id, R.PENDING_TRANSFER_NOT_PENDING)
-    if request.debit_account_id and request.debit_account_id != pending.debit_account_id:
-        return TransferResult(request.id, R.PENDING_TRANSFER_HAS_DIFFERENT_DEBIT_ACCOUNT_ID)
-    if request.credit_account_id and request.credit_account_id != pending.credit_account_id:
-        return TransferResult(request.id, R.PENDING_TRANSFER_HAS_DIFFERENT_CREDIT_ACCOUNT_ID)
-    if request.currency and request.currency != pending.currency:
-        return TransferResult(request.id, R.PENDING_TRANSFER_HAS_DIFFERENT_CURRENCY)
-    if request.amount is not None:
-        if kind is _VOID and request.amount != pending.amount:
-            return TransferResult(request.id, R.PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT)
-        if request.amount > pending.amount:
-            return TransferResult(request.id, R.EXCEEDS_PENDING_TRANSFER_AMOUNT)
+    code = _compare_pending(request, pending)
+    if code is not R.OK:
+        return TransferResult(request.id, code)
+    now = batch.now
     status = pending.status
     if status is PendingStatus.PENDING:
         expires_at = pending.expires_at
@@ -396,6 +413,7 @@ def _apply_one(batch: _Batch, request: TransferRequest) -> TransferResult:
         return TransferResult(request.id, R.PENDING_TRANSFER_ALREADY_VOIDED)
     if status is PendingStatus.EXPIRED:
         return TransferResult(request.id, R.PENDING_TRANSFER_EXPIRED)
+    kind = request.kind
     amount = pending.amount if request.amount is None else request.amount
     posted = amount if kind is _POST else 0
     code = batch.move(pending.debit_account_id, pending.credit_account_id, -pending.amount, posted)
@@ -410,7 +428,7 @@ def _apply_one(batch: _Batch, request: TransferRequest) -> TransferResult:
         amount=amount,
         currency=pending.currency,
         code=request.code or pending.code,
-        occurred_at=occurred,
+        occurred_at=request.occurred_at or now,
         recorded_at=now,
         pending_id=pending.id,
         event_ref=request.event_ref,

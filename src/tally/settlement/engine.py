@@ -422,41 +422,7 @@ class SettlementBook:
         if event.kind is not EventKind.ROLLBACK and event.key in known:
             return  # delivered again: it counts once
         if event.kind is EventKind.ROLLBACK:
-            found = [known[key] for key in candidates(event.ref) if key in known]
-            if len(found) > 1:
-                names = ", ".join(e.key for e in found)
-                out.problems.append(
-                    (
-                        event.key,
-                        f"ref {event.ref} is ambiguous: it names {names}; "
-                        "name the original by its full key",
-                    )
-                )
-                return
-            if not found:
-                # Its original has not arrived: remember, and cancel it when it does.
-                waiting[event.ref] = event.key
-                out.orphans[event.ref] = event.key
-                return
-            original = found[0]
-            if original.rolled_back_by == event.key:
-                return  # the same rollback delivered again
-            if event.from_feed and original.rolled_back_by == event.ref.removeprefix(
-                feed_key(event.operator, "")
-            ):
-                # A feed report that the provider's own event of it superseded (voided by
-                # the provider's key): it counts for nothing already, nothing to undo.
-                return
-            if original.rolled_back_by:
-                out.problems.append(
-                    (
-                        event.key,
-                        f"{event.ref} was already rolled back by "
-                        f"{original.rolled_back_by}; nothing to undo",
-                    )
-                )
-                return
-            self._undo(original.key, original, event.key, known, out)
+            self._settle_rollback(event, known, waiting, out)
             return
         effect = self._effect(event)
         twin = known.get(event.twin) if event.twin else None
@@ -487,6 +453,49 @@ class SettlementBook:
         else:
             self._add(effect.bucket, effect.delta, effect.commission, +1, out)
         known[event.key] = out.effects[event.key] = effect
+
+    def _settle_rollback(
+        self,
+        event: SettlementEvent,
+        known: dict[str, Effect],
+        waiting: dict[str, str],
+        out: BatchOutcome,
+    ) -> None:
+        found = [known[key] for key in candidates(event.ref) if key in known]
+        if len(found) > 1:
+            names = ", ".join(e.key for e in found)
+            out.problems.append(
+                (
+                    event.key,
+                    f"ref {event.ref} is ambiguous: it names {names}; "
+                    "name the original by its full key",
+                )
+            )
+            return
+        if not found:
+            # Its original has not arrived: remember, and cancel it when it does.
+            waiting[event.ref] = event.key
+            out.orphans[event.ref] = event.key
+            return
+        original = found[0]
+        if original.rolled_back_by == event.key:
+            return  # the same rollback delivered again
+        if event.from_feed and original.rolled_back_by == event.ref.removeprefix(
+            feed_key(event.operator, "")
+        ):
+            # A feed report that the provider's own event of it superseded (voided by
+            # the provider's key): it counts for nothing already, nothing to undo.
+            return
+        if original.rolled_back_by:
+            out.problems.append(
+                (
+                    event.key,
+                    f"{event.ref} was already rolled back by "
+                    f"{original.rolled_back_by}; nothing to undo",
+                )
+            )
+            return
+        self._undo(original.key, original, event.key, known, out)
 
     def _undo(
         self, key: str, original: Effect, by: str, known: dict[str, Effect], out: BatchOutcome

@@ -69,26 +69,31 @@ class MemoryBackofficeStore:
                 else:
                     old = self._keys[key.id]
                     self._keys[key.id] = replace(key, secret_hash=old.secret_hash)
-            for user_id in changes.end_sessions_of:
-                for token in [t for t, s in self._sessions.items() if s.user_id == user_id]:
-                    del self._sessions[token]
-            for user_id, kept in changes.end_other_sessions:
-                for token in [
-                    t for t, s in self._sessions.items() if s.user_id == user_id and t != kept
-                ]:
-                    del self._sessions[token]
-            cutoff = changes.purge_expired_before
-            if cutoff is not None:
-                for token in [t for t, s in self._sessions.items() if s.expires_at <= cutoff]:
-                    del self._sessions[token]
-            for username in changes.lift_waits_of:
-                for name in [k for k, (u, _) in self._throttles.items() if u == username]:
-                    del self._throttles[name]
-            for token in changes.ended_sessions:
-                self._sessions.pop(token, None)
-            for session in changes.sessions:
-                self._sessions[session.token_hash] = session
+            self._commit_sessions(changes)
             return [self.append(entry) for entry in changes.audit]
+
+    def _commit_sessions(self, changes: AuthChanges) -> None:
+        """Removals first, then new sessions, as the SQL stores do: a new session in the same
+        change as a removal (a login purging expired ones, a refresh) is kept."""
+        for user_id in changes.end_sessions_of:
+            for token in [t for t, s in self._sessions.items() if s.user_id == user_id]:
+                del self._sessions[token]
+        for user_id, kept in changes.end_other_sessions:
+            for token in [
+                t for t, s in self._sessions.items() if s.user_id == user_id and t != kept
+            ]:
+                del self._sessions[token]
+        cutoff = changes.purge_expired_before
+        if cutoff is not None:
+            for token in [t for t, s in self._sessions.items() if s.expires_at <= cutoff]:
+                del self._sessions[token]
+        for username in changes.lift_waits_of:
+            for name in [k for k, (u, _) in self._throttles.items() if u == username]:
+                del self._throttles[name]
+        for token in changes.ended_sessions:
+            self._sessions.pop(token, None)
+        for session in changes.sessions:
+            self._sessions[session.token_hash] = session
 
     def take_login_attempt(
         self, rules: Sequence[tuple[ThrottleKey, ThrottleRule]], now: datetime
