@@ -1,0 +1,1 @@
+"""The back-office API's routes, one module per router; ``app.create_api`` includes each."""
