@@ -41,8 +41,9 @@ if TYPE_CHECKING:
     from tally.ingest.feeds import FeedService
     from tally.ingest.files import FileImporter, ImportProgress
     from tally.providers.gateway import Gateway
-    from tally.providers.wallet import WalletMarks, WalletService
     from tally.quarantine.redrive import QuarantineDesk
+    from tally.wallet.ports import WalletMarks
+    from tally.wallet.service import WalletService
 
 
 def build_ledger_store(settings: Settings) -> LedgerStore:
@@ -394,7 +395,7 @@ def build_wallet_gateway(
     """``secrets(provider, name)`` opens a provider secret (``ProviderSecrets.get``)."""
     from tally.providers.gateway import Gateway
     from tally.providers.sessions import SessionTokens
-    from tally.providers.wallet import WalletService
+    from tally.wallet.service import WalletService
 
     settings = app.settings
     owns_log = log is None
