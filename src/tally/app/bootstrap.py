@@ -81,10 +81,9 @@ class App:
         if self._started:
             self.ledger.stop()
             self._started = False
-        for part in (self.settlement_store, self.settlement_documents, self.ledger_store):
-            close = getattr(part, "close", None)
-            if close is not None:
-                close()
+        self.settlement_store.close()
+        self.settlement_documents.close()
+        self.ledger_store.close()
 
     def __enter__(self) -> App:
         return self.start()
@@ -165,10 +164,9 @@ class Ingest:
     importer: FileImporter
 
     def close(self) -> None:
-        for part in (self.log, self.inputs, self.importer.progress):
-            close = getattr(part, "close", None)
-            if close is not None:
-                close()
+        self.log.close()
+        self.inputs.close()
+        self.importer.progress.close()
 
 
 def build_ingest(
@@ -307,10 +305,9 @@ class WalletGateway:
 
     def close(self) -> None:
         self.appender.stop()
-        for part in (self.marks, self.log if self.owns_log else None):
-            close = getattr(part, "close", None)
-            if close is not None:
-                close()
+        self.marks.close()
+        if self.owns_log:
+            self.log.close()
 
 
 def build_wallet_gateway(

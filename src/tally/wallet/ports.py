@@ -17,6 +17,10 @@ class WalletMarks(Protocol):
 
     def marked(self, originals: Sequence[str]) -> dict[str, str]: ...
 
+    def close(self) -> None:
+        """Release what the marks hold (connections); marks that hold nothing do nothing."""
+        ...
+
 
 class Appender(Protocol):
     def append(self, events: Sequence[Event]) -> list[AppendResult]: ...
