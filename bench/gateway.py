@@ -71,7 +71,7 @@ def serve(directory: Path, config: Config) -> None:
     from tally.events.appender import AppendLimits
     from tally.kernel.limits import LedgerLimits
     from tally.providers.registry import Registry
-    from tally.providers.wallet import Wallet
+    from tally.wallet.model import Wallet
 
     limits = LedgerLimits(batch_max_transfers=1) if config.naive else LedgerLimits()
     batch = 1 if config.naive else BATCH_MAX_CALLS

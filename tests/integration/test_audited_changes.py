@@ -17,12 +17,13 @@ import pytest
 from tally.adapters.backoffice_sql import SqlBackofficeStore
 from tally.adapters.memory.quarantine import MemoryInputQuarantine
 from tally.audit.service import Auditing
-from tally.providers.wallet import Wallet, WalletService, deposits_account
 from tally.quarantine.inputs import Reason, Refused, Status
 from tally.quarantine.redrive import RedriveOutcome
 from tally.settlement import codec
 from tally.settlement.contracts import ContractTerms, flat
 from tally.settlement.service import NoEvents, SettlementWorker
+from tally.wallet.model import Wallet, deposits_account
+from tally.wallet.service import WalletService
 from tests.integration.apiworld import World
 
 T = datetime(2025, 1, 1, tzinfo=UTC)

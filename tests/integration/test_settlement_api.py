@@ -33,6 +33,9 @@ class FakeSettlement:
     def orphans(self) -> list[tuple[str, str]]:
         return [("acme:w404:*", "acme:rb1:rollback")]
 
+    def close(self) -> None:
+        """Nothing held: nothing to release."""
+
 
 def _install(world: World) -> None:
     figures = OpenFigures()

@@ -14,7 +14,7 @@ import pytest
 
 from tally.events.model import EventKind
 from tally.kernel.clock import FixedClock
-from tally.providers.base import CallKind, WalletAnswer, WalletCall, WalletOp
+from tally.wallet.model import CallKind, WalletAnswer, WalletCall, WalletOp
 from tests.property.test_wallet_batches import FUNDS, PLAYERS, T0, P, _seen, _state
 from tests.support.providers import GatewayWorld, gateway_world
 

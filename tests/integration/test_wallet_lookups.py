@@ -13,7 +13,7 @@ import pytest
 
 from tally.events.model import EventKind
 from tally.kernel.clock import FixedClock
-from tally.providers.base import CallKind, WalletCall, WalletError, WalletOp
+from tally.wallet.model import CallKind, WalletCall, WalletError, WalletOp
 from tests.support.providers import gateway_world
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)

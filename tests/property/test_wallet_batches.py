@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from tally.events.model import EventKind
 from tally.kernel.clock import FixedClock
 from tally.ledger.model import TransferRequest, TransferResult
-from tally.providers.base import CallKind, WalletAnswer, WalletCall, WalletError, WalletOp
+from tally.wallet.model import CallKind, WalletAnswer, WalletCall, WalletError, WalletOp
 from tests.support.providers import GatewayWorld, gateway_world
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)

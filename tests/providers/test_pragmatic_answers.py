@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from tally.providers.base import CallKind, WalletAnswer, WalletCall, WalletError
 from tally.providers.pragmatic import PragmaticAdapter
+from tally.wallet.model import CallKind, WalletAnswer, WalletCall, WalletError
 
 
 class _NoSecrets:

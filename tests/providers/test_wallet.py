@@ -9,8 +9,14 @@ from pathlib import Path
 
 from tally.events.model import EventKind
 from tally.kernel.clock import FixedClock
-from tally.providers.base import CallKind, OpStatus, WalletCall, WalletError, WalletOp
-from tally.providers.wallet import clearing_account
+from tally.wallet.model import (
+    CallKind,
+    OpStatus,
+    WalletCall,
+    WalletError,
+    WalletOp,
+    clearing_account,
+)
 from tests.support.providers import GatewayWorld, gateway_world
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)

@@ -30,7 +30,8 @@ from tally.providers.base import Inbound, Outbound
 from tally.providers.gateway import Gateway, GatewayLimits
 from tally.providers.registry import Registry
 from tally.providers.sessions import SessionTokens
-from tally.providers.wallet import Wallet, WalletService
+from tally.wallet.model import Wallet
+from tally.wallet.service import WalletService
 
 SETUP = scratch_auditing("system:test", "test")  # players opened by the tests
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from tally.app.keys import Keys, load_keys
@@ -41,41 +42,20 @@ if TYPE_CHECKING:
     from tally.ingest.feeds import FeedService
     from tally.ingest.files import FileImporter, ImportProgress
     from tally.providers.gateway import Gateway
-    from tally.providers.wallet import WalletMarks, WalletService
     from tally.quarantine.redrive import QuarantineDesk
+    from tally.wallet.ports import WalletMarks
+    from tally.wallet.service import WalletService
 
 
 def build_ledger_store(settings: Settings) -> LedgerStore:
-    if settings.mode == "scaled":
-        from tally.adapters.postgres.ledger import PostgresLedgerStore
-
-        return PostgresLedgerStore(settings.pg_dsn, settings.ledger_limits)
-    from tally.adapters.sqlite.ledger import SqliteLedgerStore
-
-    settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteLedgerStore(settings.sqlite_path, settings.ledger_limits)
+    return mode_parts(settings).ledger_store()
 
 
 def build_settlement(
     settings: Settings, ledger: LedgerStore
 ) -> tuple[ConfigDocuments, SettlementStore]:
     """Settlement configuration and state, in the same database as the ledger."""
-    if settings.mode == "scaled":
-        from tally.adapters.postgres.ledger import PostgresLedgerStore
-        from tally.adapters.postgres.settlement import (
-            PostgresConfigDocuments,
-            PostgresSettlementStore,
-        )
-
-        assert isinstance(ledger, PostgresLedgerStore)
-        return PostgresConfigDocuments(settings.pg_dsn), PostgresSettlementStore(
-            ledger, settings.pg_dsn
-        )
-    from tally.adapters.sqlite.ledger import SqliteLedgerStore
-    from tally.adapters.sqlite.settlement import SqliteConfigDocuments, SqliteSettlementStore
-
-    assert isinstance(ledger, SqliteLedgerStore)
-    return SqliteConfigDocuments(ledger.path), SqliteSettlementStore(ledger)
+    return mode_parts(settings).settlement(ledger)
 
 
 @dataclass
@@ -101,10 +81,9 @@ class App:
         if self._started:
             self.ledger.stop()
             self._started = False
-        for part in (self.settlement_store, self.settlement_documents, self.ledger_store):
-            close = getattr(part, "close", None)
-            if close is not None:
-                close()
+        self.settlement_store.close()
+        self.settlement_documents.close()
+        self.ledger_store.close()
 
     def __enter__(self) -> App:
         return self.start()
@@ -144,24 +123,11 @@ class BackofficeStore(AuthStore, AuditStore, SealedSecretStore, Protocol):
 
 
 def build_backoffice_store(settings: Settings, sealer: Sealer) -> BackofficeStore:
-    if settings.mode == "scaled":
-        from tally.adapters.postgres.backoffice import PostgresBackofficeStore
-
-        return PostgresBackofficeStore(settings.pg_dsn, sealer)
-    from tally.adapters.sqlite.backoffice import SqliteBackofficeStore
-
-    settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteBackofficeStore(settings.sqlite_path, sealer)
+    return mode_parts(settings).backoffice_store(sealer)
 
 
 def build_transfer_source(settings: Settings) -> TransferSource:
-    if settings.mode == "scaled":
-        from tally.adapters.postgres.ledger_read import PostgresTransferSource
-
-        return PostgresTransferSource(settings.pg_dsn)
-    from tally.adapters.sqlite.ledger_read import SqliteTransferSource
-
-    return SqliteTransferSource(settings.sqlite_path)
+    return mode_parts(settings).transfer_source()
 
 
 @dataclass
@@ -198,10 +164,9 @@ class Ingest:
     importer: FileImporter
 
     def close(self) -> None:
-        for part in (self.log, self.inputs, self.importer.progress):
-            close = getattr(part, "close", None)
-            if close is not None:
-                close()
+        self.log.close()
+        self.inputs.close()
+        self.importer.progress.close()
 
 
 def build_ingest(
@@ -297,14 +262,7 @@ def build_backoffice(
 
 def build_event_log(settings: Settings) -> EventLog:
     """Embedded: a table in the SQLite file. Scaled: a NATS JetStream stream."""
-    if settings.mode == "scaled":
-        from tally.adapters.nats.events import JetStreamEventLog
-
-        return JetStreamEventLog(settings.nats_url, _stream_names(settings))
-    from tally.adapters.sqlite.events import SqliteEventLog
-
-    settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteEventLog(settings.sqlite_path)
+    return mode_parts(settings).event_log()
 
 
 def _stream_names(settings: Settings) -> StreamNames:
@@ -319,46 +277,19 @@ class ClosableSource(EventSource, Protocol):
 
 def build_event_source(settings: Settings) -> ClosableSource:
     """What the settlement worker reads: the log, or JetStream's durable consumer."""
-    if settings.mode == "scaled":
-        from tally.adapters.nats.source import JetStreamSource
-
-        return JetStreamSource(settings.nats_url, _stream_names(settings))
-    from tally.adapters.sqlite.events import SqliteEventLog
-    from tally.settlement.source import LogSource
-
-    return LogSource(SqliteEventLog(settings.sqlite_path))
+    return mode_parts(settings).event_source()
 
 
 def build_input_quarantine(settings: Settings) -> InputQuarantine:
-    if settings.mode == "scaled":
-        from tally.adapters.postgres.quarantine import PostgresInputQuarantine
-
-        return PostgresInputQuarantine(settings.pg_dsn)
-    from tally.adapters.sqlite.quarantine import SqliteInputQuarantine
-
-    settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteInputQuarantine(settings.sqlite_path)
+    return mode_parts(settings).input_quarantine()
 
 
 def build_import_progress(settings: Settings) -> ImportProgress:
-    if settings.mode == "scaled":
-        from tally.adapters.postgres.quarantine import PostgresImportProgress
-
-        return PostgresImportProgress(settings.pg_dsn)
-    from tally.adapters.sqlite.quarantine import SqliteImportProgress
-
-    settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteImportProgress(settings.sqlite_path)
+    return mode_parts(settings).import_progress()
 
 
 def build_wallet_marks(settings: Settings) -> WalletMarks:
-    if settings.mode == "scaled":
-        from tally.adapters.postgres.wallet import PostgresWalletMarks
-
-        return PostgresWalletMarks(settings.pg_dsn)
-    from tally.adapters.sqlite.wallet import SqliteWalletMarks
-
-    return SqliteWalletMarks(settings.sqlite_path)
+    return mode_parts(settings).wallet_marks()
 
 
 @dataclass
@@ -374,10 +305,9 @@ class WalletGateway:
 
     def close(self) -> None:
         self.appender.stop()
-        for part in (self.marks, self.log if self.owns_log else None):
-            close = getattr(part, "close", None)
-            if close is not None:
-                close()
+        self.marks.close()
+        if self.owns_log:
+            self.log.close()
 
 
 def build_wallet_gateway(
@@ -394,7 +324,7 @@ def build_wallet_gateway(
     """``secrets(provider, name)`` opens a provider secret (``ProviderSecrets.get``)."""
     from tally.providers.gateway import Gateway
     from tally.providers.sessions import SessionTokens
-    from tally.providers.wallet import WalletService
+    from tally.wallet.service import WalletService
 
     settings = app.settings
     owns_log = log is None
@@ -430,4 +360,167 @@ def backoffice_wallet_gateway(
         registry=registry,
         log=backoffice.ingest.log,
         game_type=game_type,
+    )
+
+
+# -- the mode: picked once, one factory per mode -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ModeParts:
+    """How a mode makes each of its stores. Each is made when first asked for (a gateway
+    never opens the back office's store), and each adapter is imported then, so an
+    embedded process never imports the PostgreSQL or NATS drivers."""
+
+    ledger_store: Callable[[], LedgerStore]
+    # Settlement lives in the same database as the ledger it is handed.
+    settlement: Callable[[LedgerStore], tuple[ConfigDocuments, SettlementStore]]
+    backoffice_store: Callable[[Sealer], BackofficeStore]
+    transfer_source: Callable[[], TransferSource]
+    event_log: Callable[[], EventLog]
+    event_source: Callable[[], ClosableSource]
+    input_quarantine: Callable[[], InputQuarantine]
+    import_progress: Callable[[], ImportProgress]
+    wallet_marks: Callable[[], WalletMarks]
+
+
+def mode_parts(settings: Settings) -> ModeParts:
+    """The one place that reads ``settings.mode``."""
+    return _scaled_parts(settings) if settings.mode == "scaled" else _embedded_parts(settings)
+
+
+def _embedded_parts(settings: Settings) -> ModeParts:
+    """Everything in the one SQLite file."""
+    path = settings.sqlite_path
+
+    def in_place() -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def ledger_store() -> LedgerStore:
+        from tally.adapters.sqlite.ledger import SqliteLedgerStore
+
+        return SqliteLedgerStore(in_place(), settings.ledger_limits)
+
+    def settlement(ledger: LedgerStore) -> tuple[ConfigDocuments, SettlementStore]:
+        from tally.adapters.sqlite.ledger import SqliteLedgerStore
+        from tally.adapters.sqlite.settlement import SqliteConfigDocuments, SqliteSettlementStore
+
+        assert isinstance(ledger, SqliteLedgerStore)
+        return SqliteConfigDocuments(ledger.path), SqliteSettlementStore(ledger)
+
+    def backoffice_store(sealer: Sealer) -> BackofficeStore:
+        from tally.adapters.sqlite.backoffice import SqliteBackofficeStore
+
+        return SqliteBackofficeStore(in_place(), sealer)
+
+    def transfer_source() -> TransferSource:
+        from tally.adapters.sqlite.ledger_read import SqliteTransferSource
+
+        return SqliteTransferSource(path)
+
+    def event_log() -> EventLog:
+        from tally.adapters.sqlite.events import SqliteEventLog
+
+        return SqliteEventLog(in_place())
+
+    def event_source() -> ClosableSource:
+        from tally.adapters.sqlite.events import SqliteEventLog
+        from tally.settlement.source import LogSource
+
+        return LogSource(SqliteEventLog(path))
+
+    def input_quarantine() -> InputQuarantine:
+        from tally.adapters.sqlite.quarantine import SqliteInputQuarantine
+
+        return SqliteInputQuarantine(in_place())
+
+    def import_progress() -> ImportProgress:
+        from tally.adapters.sqlite.quarantine import SqliteImportProgress
+
+        return SqliteImportProgress(in_place())
+
+    def wallet_marks() -> WalletMarks:
+        from tally.adapters.sqlite.wallet import SqliteWalletMarks
+
+        return SqliteWalletMarks(path)
+
+    return ModeParts(
+        ledger_store=ledger_store,
+        settlement=settlement,
+        backoffice_store=backoffice_store,
+        transfer_source=transfer_source,
+        event_log=event_log,
+        event_source=event_source,
+        input_quarantine=input_quarantine,
+        import_progress=import_progress,
+        wallet_marks=wallet_marks,
+    )
+
+
+def _scaled_parts(settings: Settings) -> ModeParts:
+    """PostgreSQL for the ledger, settlement, back office and quarantine; NATS JetStream
+    for the event log."""
+    dsn = settings.pg_dsn
+
+    def ledger_store() -> LedgerStore:
+        from tally.adapters.postgres.ledger import PostgresLedgerStore
+
+        return PostgresLedgerStore(dsn, settings.ledger_limits)
+
+    def settlement(ledger: LedgerStore) -> tuple[ConfigDocuments, SettlementStore]:
+        from tally.adapters.postgres.ledger import PostgresLedgerStore
+        from tally.adapters.postgres.settlement import (
+            PostgresConfigDocuments,
+            PostgresSettlementStore,
+        )
+
+        assert isinstance(ledger, PostgresLedgerStore)
+        return PostgresConfigDocuments(dsn), PostgresSettlementStore(ledger, dsn)
+
+    def backoffice_store(sealer: Sealer) -> BackofficeStore:
+        from tally.adapters.postgres.backoffice import PostgresBackofficeStore
+
+        return PostgresBackofficeStore(dsn, sealer)
+
+    def transfer_source() -> TransferSource:
+        from tally.adapters.postgres.ledger_read import PostgresTransferSource
+
+        return PostgresTransferSource(dsn)
+
+    def event_log() -> EventLog:
+        from tally.adapters.nats.events import JetStreamEventLog
+
+        return JetStreamEventLog(settings.nats_url, _stream_names(settings))
+
+    def event_source() -> ClosableSource:
+        from tally.adapters.nats.source import JetStreamSource
+
+        return JetStreamSource(settings.nats_url, _stream_names(settings))
+
+    def input_quarantine() -> InputQuarantine:
+        from tally.adapters.postgres.quarantine import PostgresInputQuarantine
+
+        return PostgresInputQuarantine(dsn)
+
+    def import_progress() -> ImportProgress:
+        from tally.adapters.postgres.quarantine import PostgresImportProgress
+
+        return PostgresImportProgress(dsn)
+
+    def wallet_marks() -> WalletMarks:
+        from tally.adapters.postgres.wallet import PostgresWalletMarks
+
+        return PostgresWalletMarks(dsn)
+
+    return ModeParts(
+        ledger_store=ledger_store,
+        settlement=settlement,
+        backoffice_store=backoffice_store,
+        transfer_source=transfer_source,
+        event_log=event_log,
+        event_source=event_source,
+        input_quarantine=input_quarantine,
+        import_progress=import_progress,
+        wallet_marks=wallet_marks,
     )

@@ -43,3 +43,7 @@ class EventLog(Protocol):
     def head(self) -> int:
         """The last position written (0 for an empty log)."""
         ...
+
+    def close(self) -> None:
+        """Release what the log holds (connections); a log that holds nothing does nothing."""
+        ...

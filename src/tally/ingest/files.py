@@ -135,6 +135,10 @@ class ImportProgress(Protocol):
         finished: bool,
     ) -> None: ...
 
+    def close(self) -> None:
+        """Release what the store holds (connections); one that holds nothing does nothing."""
+        ...
+
 
 def _lines(data: bytes, name: str) -> Iterator[tuple[int, str | None, dict[str, Any] | str]]:
     """(line number, the line as text or None, its fields or why it cannot be read)."""

@@ -17,21 +17,13 @@ import structlog
 
 from tally.kernel.clock import Clock
 from tally.kernel.limits import JSON_MAX_DEPTH, json_too_deep
-from tally.providers.base import (
-    Credentials,
-    Inbound,
-    Outbound,
-    ProviderAdapter,
-    Refusal,
-    WalletAnswer,
-    WalletCall,
-    WalletError,
-)
+from tally.providers.base import Credentials, Inbound, Outbound, ProviderAdapter, Refusal
 from tally.providers.registry import Registry
 from tally.providers.sessions import InvalidSession, SessionTokens
-from tally.providers.wallet import TX_ID_MAX, WalletService
 from tally.quarantine.inputs import InputQuarantine, Quarantined, Reason, Refused, payload_text
 from tally.quarantine.redrive import RedriveOutcome
+from tally.wallet.model import TX_ID_MAX, WalletAnswer, WalletCall, WalletError
+from tally.wallet.service import WalletService
 
 log = structlog.get_logger("tally.gateway")
 

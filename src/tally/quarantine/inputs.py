@@ -112,6 +112,10 @@ class InputQuarantine(Protocol):
         """How many entries there are, by (status, reason)."""
         ...
 
+    def close(self) -> None:
+        """Release what the store holds (connections); one that holds nothing does nothing."""
+        ...
+
 
 def payload_text(body: bytes) -> str:
     """A payload as text for keeping: UTF-8 where it is, escapes where it is not."""

@@ -41,16 +41,22 @@ class ConfigDocuments(UnitOfWork, Protocol):
 
     def revision(self) -> int: ...
 
+    def close(self) -> None:
+        """Release what the store holds (connections); one that holds nothing does nothing."""
+        ...
+
 
 class EventSource(Protocol):
-    """The event log as settlement reads it: positions increase, reads are repeatable.
-
-    A source may also have ``committed(position)``: the worker calls it after each commit,
-    so a log that redelivers until acknowledged (JetStream) acknowledges only then.
-    """
+    """The event log as settlement reads it: positions increase, reads are repeatable."""
 
     def read(self, after: int, limit: int) -> list[tuple[int, SettlementEvent]]:
         """Up to ``limit`` events with a position greater than ``after``, in order."""
+        ...
+
+    def committed(self, position: int) -> None:
+        """Settlement committed everything up to ``position``: the worker calls it after
+        each commit, so a log that redelivers until acknowledged (JetStream) acknowledges
+        only then. A source that redelivers nothing does nothing."""
         ...
 
 
@@ -110,4 +116,8 @@ class SettlementStore(Protocol):
 
     def problems(self) -> list[tuple[str, str, datetime]]:
         """Events settlement could not place: (event key, reason, when)."""
+        ...
+
+    def close(self) -> None:
+        """Release what the store holds (connections); one that holds nothing does nothing."""
         ...

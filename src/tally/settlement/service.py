@@ -41,6 +41,9 @@ class NoEvents:
     def read(self, after: int, limit: int) -> list[tuple[int, SettlementEvent]]:
         return []
 
+    def committed(self, position: int) -> None:
+        """Nothing is redelivered: nothing to acknowledge."""
+
 
 class SettlementWorker:
     def __init__(
@@ -108,10 +111,8 @@ class SettlementWorker:
                 self._load()
                 raise
             self.position = last
-            acknowledge = getattr(self.source, "committed", None)
-            if acknowledge is not None:
-                # A log that redelivers until told (JetStream) hears only after the commit.
-                acknowledge(last)
+            # A log that redelivers until told (JetStream) hears only after the commit.
+            self.source.committed(last)
             if out.problems:
                 log.warning(
                     "settlement_events_refused", count=len(out.problems), first=out.problems[0]

@@ -103,6 +103,7 @@ class LogSource:
         ]
 
     def close(self) -> None:
-        close = getattr(self.log, "close", None)
-        if close is not None:
-            close()
+        self.log.close()
+
+    def committed(self, position: int) -> None:
+        """Nothing is redelivered: nothing to acknowledge."""

@@ -26,7 +26,6 @@ from tally.ingest.feeds import FeedService
 from tally.ingest.files import FileImporter
 from tally.kernel.clock import FixedClock
 from tally.providers.gateway import Gateway
-from tally.providers.wallet import Wallet, WalletService
 from tally.settlement.config import SettlementConfig
 from tally.settlement.engine import OpenFigures, PeriodCloseError, SettlementEvent
 from tally.settlement.ports import EventSource, SettlementStore
@@ -38,6 +37,8 @@ from tally.simulation.direct import to_settlement_events
 from tally.simulation.faults import Faults, deliver
 from tally.simulation.protocols import Delivery, Doors, ProtocolFaults, deliveries
 from tally.simulation.world import World
+from tally.wallet.model import Wallet
+from tally.wallet.service import WalletService
 
 # Named limits of the driver.
 FEED_CHUNK = 500  # events appended to the log at a time

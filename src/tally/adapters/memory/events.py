@@ -49,3 +49,6 @@ class MemoryEventLog:
     def head(self) -> int:
         with self._lock:
             return len(self._events)
+
+    def close(self) -> None:
+        """Nothing held: nothing to release."""

@@ -24,3 +24,6 @@ class MemoryImportProgress:
         finished: bool,
     ) -> None:
         self.files[file_id] = (lines, dict(counts), finished)
+
+    def close(self) -> None:
+        """Nothing held: nothing to release."""

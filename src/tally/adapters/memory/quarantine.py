@@ -78,3 +78,6 @@ class MemoryInputQuarantine:
     def counts(self) -> dict[tuple[str, str], int]:
         with self._lock:
             return dict(Counter((q.status.value, q.refused.reason.value) for q in self._entries))
+
+    def close(self) -> None:
+        """Nothing held: nothing to release."""

@@ -65,6 +65,9 @@ class MemoryConfigDocuments:
         with self._lock:
             return len(self._order)
 
+    def close(self) -> None:
+        """Nothing held: nothing to release."""
+
 
 class MemoryEventSource:
     """An append-only list of events with positions 1, 2, 3, ... (for tests and the fake)."""
@@ -82,6 +85,9 @@ class MemoryEventSource:
         with self._lock:
             chunk = self._events[after : after + limit]
         return [(after + i + 1, e) for i, e in enumerate(chunk)]
+
+    def committed(self, position: int) -> None:
+        """Nothing is redelivered: nothing to acknowledge."""
 
 
 class MemorySettlementStore:
@@ -173,3 +179,6 @@ class MemorySettlementStore:
     def problems(self) -> list[tuple[str, str, datetime]]:
         with self._lock:
             return list(self._problems)
+
+    def close(self) -> None:
+        """Nothing held: nothing to release."""

@@ -19,3 +19,6 @@ class MemoryWalletMarks:
     def marked(self, originals: Sequence[str]) -> dict[str, str]:
         with self._lock:
             return {o: self._marks[o] for o in originals if o in self._marks}
+
+    def close(self) -> None:
+        """Nothing held: nothing to release."""

@@ -17,8 +17,8 @@ from tally.entrypoints.cli.tables import Table
 from tally.kernel.clock import FixedClock
 from tally.kernel.money import format_amount
 from tally.ledger.model import TransferRequest
-from tally.providers.wallet import deposits_account, wallet_account
 from tally.simulation.world import World
+from tally.wallet.model import deposits_account, wallet_account
 
 
 def demo(

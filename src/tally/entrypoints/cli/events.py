@@ -43,7 +43,7 @@ def tail(count: Annotated[int, typer.Option(min=1, max=10_000)] = 20) -> None:
             head = log.head()
             found = log.read(max(0, head - count), count)
         finally:
-            getattr(log, "close", lambda: None)()
+            log.close()
     table = Table("position", "key", "operator", "player", "amount", "currency", "occurred")
     from tally.kernel.money import format_amount
 

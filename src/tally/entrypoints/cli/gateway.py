@@ -20,7 +20,7 @@ from tally.entrypoints.cli.common import CLI_ACTOR, console, err_console, open_a
 from tally.entrypoints.cli.tables import Table
 from tally.kernel.money import MoneyError, format_amount, parse_amount
 from tally.providers.registry import PROTOCOLS, Registry
-from tally.providers.wallet import Wallet
+from tally.wallet.model import Wallet
 
 gateway_app = typer.Typer(no_args_is_help=True, help="The provider gateway (wallet callbacks).")
 wallet_app = typer.Typer(no_args_is_help=True, help="Players' wallets (wallet mode).")

@@ -61,20 +61,10 @@ from typing import Any
 from tally.events.model import EventKind
 from tally.kernel.currency import is_known
 from tally.kernel.money import MoneyError, decimal_to_minor, format_amount
-from tally.providers.base import (
-    CallKind,
-    Credentials,
-    Inbound,
-    OpStatus,
-    Outbound,
-    Refusal,
-    WalletAnswer,
-    WalletCall,
-    WalletError,
-    WalletOp,
-)
+from tally.providers.base import Credentials, Inbound, Outbound, Refusal
 from tally.providers.rendering import render
 from tally.quarantine.inputs import Reason
+from tally.wallet.model import CallKind, OpStatus, WalletAnswer, WalletCall, WalletError, WalletOp
 
 TOKEN_PARAM = "authToken"  # noqa: S105 - the query parameter's name, not a secret
 TEXT_MAX = 128  # an id, sid or name longer than this is refused

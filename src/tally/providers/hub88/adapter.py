@@ -53,19 +53,9 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from tally.events.model import EventKind
 from tally.kernel.currency import is_known, scale_of
-from tally.providers.base import (
-    CallKind,
-    Credentials,
-    Inbound,
-    OpStatus,
-    Outbound,
-    Refusal,
-    WalletAnswer,
-    WalletCall,
-    WalletError,
-    WalletOp,
-)
+from tally.providers.base import Credentials, Inbound, Outbound, Refusal
 from tally.quarantine.inputs import Reason
+from tally.wallet.model import CallKind, OpStatus, WalletAnswer, WalletCall, WalletError, WalletOp
 
 SIGNATURE_HEADER = "x-hub88-signature"
 UNIT_DECIMALS = 5  # Hub88 amounts are in 1/100,000 of the currency unit

@@ -51,19 +51,10 @@ from urllib.parse import parse_qsl
 
 from tally.events.model import EventKind
 from tally.kernel.currency import is_known
-from tally.providers.base import (
-    CallKind,
-    Credentials,
-    Inbound,
-    Outbound,
-    Refusal,
-    WalletAnswer,
-    WalletCall,
-    WalletError,
-    WalletOp,
-)
+from tally.providers.base import Credentials, Inbound, Outbound, Refusal
 from tally.providers.rendering import number, render, text
 from tally.quarantine.inputs import Reason
+from tally.wallet.model import CallKind, WalletAnswer, WalletCall, WalletError, WalletOp
 
 CALLS = (
     "authenticate",

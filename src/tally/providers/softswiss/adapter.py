@@ -39,18 +39,9 @@ import orjson
 
 from tally.events.model import EventKind
 from tally.kernel.currency import is_known
-from tally.providers.base import (
-    CallKind,
-    Credentials,
-    Inbound,
-    Outbound,
-    Refusal,
-    WalletAnswer,
-    WalletCall,
-    WalletError,
-    WalletOp,
-)
+from tally.providers.base import Credentials, Inbound, Outbound, Refusal
 from tally.quarantine.inputs import Reason
+from tally.wallet.model import CallKind, WalletAnswer, WalletCall, WalletError, WalletOp
 
 SIGN_HEADER = "x-request-sign"
 _HEX_LENGTH = 64  # a SHA-256 digest in hex

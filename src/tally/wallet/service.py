@@ -29,14 +29,13 @@ from concurrent.futures import Future
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Protocol
 
 import structlog
 
 from tally.audit.ports import Transaction
 from tally.audit.service import Auditing
 from tally.events.model import Event, EventKind, idempotency_key
-from tally.events.ports import Appended, AppendResult
+from tally.events.ports import Appended
 from tally.kernel.clock import Clock
 from tally.kernel.errors import RetryableError
 from tally.kernel.money import MoneyError, parse_amount
@@ -53,65 +52,30 @@ from tally.ledger.model import (
     TransferResult,
 )
 from tally.ledger.service import LedgerService
-from tally.providers.base import (
+from tally.quarantine.inputs import InputQuarantine, Reason, Refused
+from tally.wallet.model import (
+    TX_ID_MAX,
     CallKind,
     OpOutcome,
     OpStatus,
+    Wallet,
     WalletAnswer,
     WalletCall,
     WalletError,
     WalletOp,
+    clearing_account,
+    deposits_account,
 )
-from tally.quarantine.inputs import InputQuarantine, Reason, Refused
+from tally.wallet.ports import Appender, WalletMarks
 
 log = structlog.get_logger("tally.wallet")
 
 LOCK_STRIPES = 256  # per-player serialisation without a lock per player
 OPEN_CHUNK = 1_000  # deposits per ledger submission when many wallets are opened
-TX_ID_MAX = 80  # a provider transaction id longer than this is refused (ledger ids <= 128)
 WALLET_CODE = "wallet"
 _CREDITING = frozenset(
     {EventKind.WIN, EventKind.JACKPOT_WIN, EventKind.BONUS_WIN, EventKind.ADJUSTMENT}
 )
-
-
-class WalletMarks(Protocol):
-    """Rollbacks that arrived before their original: ``provider:tx`` -> rollback key."""
-
-    def mark(self, original: str, rollback_key: str, at: datetime) -> None: ...
-
-    def marked(self, originals: Sequence[str]) -> dict[str, str]: ...
-
-
-class Appender(Protocol):
-    def append(self, events: Sequence[Event]) -> list[AppendResult]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Wallet:
-    """A player's wallet account and what the events of its play carry."""
-
-    player: str
-    operator: str
-    currency: str
-    region: str = ""
-    agent: str = ""
-
-    @property
-    def account_id(self) -> str:
-        return wallet_account(self.player, self.currency)
-
-
-def wallet_account(player: str, currency: str) -> str:
-    return f"player:{player}:wallet:{currency}"
-
-
-def clearing_account(operator: str, currency: str) -> str:
-    return f"operator:{operator}:player_clearing:{currency}"
-
-
-def deposits_account(operator: str, currency: str) -> str:
-    return f"operator:{operator}:player_deposits:{currency}"
 
 
 def wallet_account_of(w: Wallet) -> Account:
