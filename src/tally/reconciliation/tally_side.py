@@ -1,0 +1,70 @@
+"""Tally's side of a reconciliation, read from the event log (ADR 0019).
+
+The event log is the one place that holds, in both deployment modes, every transaction
+Tally accepted with all the facts a report names (player, round, occurred_at, amount,
+currency): the embedded log is a table of the SQLite file, the scaled one a JetStream
+stream, both behind :class:`EventLog`. Settlement's stored effects hold amounts but no
+player, round or time, so they could not match line by line.
+
+A transaction is rolled back when any rollback in the log names it (a rollback's ``ref``
+may name the provider's transaction of any kind), wherever the rollback falls in time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+
+from tally.events.codec import loads_stored
+from tally.events.model import EventKind, Source, candidates
+from tally.events.ports import EventLog
+from tally.reconciliation.matching import day_of, zone_of
+from tally.reconciliation.model import TallyLine
+
+LOG_PAGE = 10_000  # events read from the log per round trip
+
+
+class LogTallySide:
+    def __init__(self, log: EventLog, page: int = LOG_PAGE) -> None:
+        self.log = log
+        self.page = page
+
+    def lines(
+        self, provider: str, start: datetime, end: datetime, zone: str
+    ) -> Iterator[TallyLine]:
+        z = zone_of(zone)
+        # The provider's name as dumps writes it: most other providers' events are
+        # skipped without being decoded.
+        needle = f'"provider":"{provider}"'
+        kept: list[tuple[date, TallyLine]] = []
+        voided: set[str] = set()
+        after = 0
+        while batch := self.log.read_stored(after, self.page):
+            for position, body in batch:
+                after = position
+                text = body.decode() if isinstance(body, bytes) else body
+                if needle not in text:
+                    continue
+                e = loads_stored(text)
+                if e.provider != provider or e.source is not Source.PROVIDER:
+                    continue
+                if e.kind is EventKind.ROLLBACK and e.ref:
+                    voided.update(candidates(e.ref))
+                at = e.occurred_at.astimezone(UTC)
+                if not start <= at < end:
+                    continue
+                ref = e.ref
+                if ref.startswith(provider + ":") and ref.count(":") >= 2:
+                    ref = ref[len(provider) + 1 : ref.rfind(":")]  # the provider's tx id
+                line = TallyLine(
+                    provider, e.key, e.provider_tx_id, e.kind.value, e.operator, e.player,
+                    e.round_id, e.currency, e.amount, at, ref,
+                )  # fmt: skip
+                kept.append((day_of(at, z), line))
+        kept.sort(key=lambda item: item[0])
+        for _, line in kept:
+            yield TallyLine(
+                line.provider, line.key, line.tx_id, line.kind, line.operator, line.player,
+                line.round_id, line.currency, line.amount, line.occurred_at, line.ref,
+                line.key in voided,
+            ) if line.key in voided else line  # fmt: skip
