@@ -138,6 +138,7 @@ class _Matcher:
             report_amount=rsum,
             tally_amount=tsum,
             tally_day=min((d for d, _ in tals), default=None),
+            source=min((f"{r.source}:{r.line}" for _, r in reps), default=""),
         )
         self.breaks.append(brk)
         for d, r in reps:

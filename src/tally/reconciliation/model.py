@@ -154,6 +154,9 @@ class Break:
     report_amount: int  # net of the report line(s)
     tally_amount: int  # net of Tally's line(s)
     tally_day: date | None = None  # Tally's day, when it has lines (TIMING: differs)
+    # file:line of the first report line named, for a person to look at; left out of the
+    # break report and of equality (a report split into other files is the same report).
+    source: str = field(default="", compare=False)
 
     @property
     def difference(self) -> int:
