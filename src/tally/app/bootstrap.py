@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from tally.providers.gateway import Gateway
     from tally.providers.wallet import WalletMarks, WalletService
     from tally.quarantine.redrive import QuarantineDesk
+    from tally.reconciliation.ports import ReconciliationStore
+    from tally.reconciliation.service import ReconciliationService
 
 
 def build_ledger_store(settings: Settings) -> LedgerStore:
@@ -430,4 +432,34 @@ def backoffice_wallet_gateway(
         registry=registry,
         log=backoffice.ingest.log,
         game_type=game_type,
+    )
+
+
+def build_reconciliation_store(settings: Settings) -> ReconciliationStore:
+    if settings.mode == "scaled":
+        from tally.adapters.postgres.reconciliation import PostgresReconciliationStore
+
+        return PostgresReconciliationStore(settings.pg_dsn)
+    from tally.adapters.sqlite.reconciliation import SqliteReconciliationStore
+
+    settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteReconciliationStore(settings.sqlite_path)
+
+
+def build_reconciliation(settings: Settings, clock: Clock, ingest: Ingest) -> ReconciliationService:
+    """Reconciliation on the deployment's stores: Tally's side from the event log (ADR
+    0019), refused input into the input quarantine, rules from configuration."""
+    import json
+
+    from tally.reconciliation.model import rules_from_document
+    from tally.reconciliation.service import ReconciliationService
+    from tally.reconciliation.tally_side import LogTallySide
+
+    rules = None
+    if settings.reconciliation_rules_path is not None:
+        rules = rules_from_document(
+            json.loads(settings.reconciliation_rules_path.read_text(encoding="utf-8"))
+        )
+    return ReconciliationService(
+        build_reconciliation_store(settings), LogTallySide(ingest.log), ingest.inputs, clock, rules
     )

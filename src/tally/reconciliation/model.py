@@ -99,6 +99,31 @@ class MatchRules:
         }
 
 
+RULE_FIELDS = frozenset(
+    {"version", "amount_tolerance", "time_tolerance_s", "zone", "round_netting", "fx_rounding"}
+)
+
+
+def rules_from_document(doc: object) -> dict[str, MatchRules]:
+    """``{"softswiss": {"version": 2, "amount_tolerance": 1, ...}, ...}`` as rules per
+    provider; a ValueError names what is wrong (unknown fields, wrong types)."""
+    if not isinstance(doc, dict):
+        raise ValueError("match rules: a JSON object of providers")
+    rules: dict[str, MatchRules] = {}
+    for provider, spec in sorted(doc.items()):
+        if not isinstance(spec, dict):
+            raise ValueError(f"match rules of {provider}: an object")
+        unknown = sorted(set(spec) - RULE_FIELDS)
+        if unknown:
+            raise ValueError(f"match rules of {provider}: unknown {', '.join(unknown)}")
+        for name, given in spec.items():
+            wanted = str if name == "zone" else bool if name == "round_netting" else int
+            if type(given) is not wanted or (isinstance(given, int) and given < 0):
+                raise ValueError(f"match rules of {provider}: {name} must be {wanted.__name__}")
+        rules[provider] = MatchRules(provider, **spec)
+    return rules
+
+
 class BreakKind(IntEnum):
     """What kind of difference a break is, in the order a pair of lines is checked: the
     first that applies names it, so a pair gets one kind whatever else differs."""
