@@ -220,3 +220,30 @@ def test_the_break_report_is_canonical_json_and_csv_with_their_sha256() -> None:
         b"2026-03-02,2026-03-02,b1:bet,acme:b1:bet,10.01,10.00,0.01"
     )
     assert len(js.sha256) == 64 and js.sha256 != cs.sha256
+
+
+def test_the_worked_example_of_the_concept_page_gives_its_breaks_and_balances() -> None:
+    # docs/concepts/reconciliation.md, "Worked example".
+    rules = MatchRules("acme", zone="Asia/Tokyo")
+    t10 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+    late = datetime(2026, 3, 2, 14, 59, 59, tzinfo=UTC)
+    report = [
+        rep("a1", at=t10),
+        rep("a2", "win", 450, at=t10 + timedelta(seconds=1)),
+        rep("a3", amount=500, at=late),
+        rep("a4", amount=200, at=t10),
+    ]
+    tally = [
+        tal("a1", at=t10),
+        tal("a2", "win", 400, at=t10 + timedelta(seconds=1)),
+        tal("a3", amount=500, at=late + timedelta(seconds=2)),
+    ]
+    result = run(report, tally, rules)
+    assert [(b.kind, b.report_ref, b.difference) for b in result.breaks] == [
+        (BreakKind.MISSING_IN_TALLY, "a4:bet", 200),
+        (BreakKind.AMOUNT_MISMATCH, "a2:win", -50),
+        (BreakKind.TIMING, "a3:bet", 0),
+    ]
+    rows = [(r.day, r.report_total, r.tally_total, r.explained) for r in result.balances]
+    assert rows == [(D, 1250, 600, 650), (date(2026, 3, 3), 0, 500, -500)]
+    assert not any(r.unexplained for r in result.balances)

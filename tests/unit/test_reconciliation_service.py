@@ -5,7 +5,7 @@ named by file and line, quarantined, and earlier runs left as they were."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from tally.audit.chain import Sealer
 from tally.audit.service import Auditing
 from tally.ingest.lines import ReportFormat, to_event
 from tally.kernel.clock import FixedClock
-from tally.reconciliation.model import BreakKind, BreakStatus, Transition
+from tally.reconciliation.model import BreakKind, BreakStatus, Transition, rules_from_document
 from tally.reconciliation.service import ReconciliationService, ReportRefused
 from tally.reconciliation.tally_side import LogTallySide
 
@@ -165,3 +165,29 @@ def test_every_status_change_is_kept_in_the_breaks_history_and_audited(world: Wo
         "reconciliation.break_assigned",
         "reconciliation.break_written_off",
     ]
+
+
+def test_a_json_lines_report_is_read_with_the_providers_kind_words(world: World) -> None:
+    lines = [
+        '{"reference":"a1","type":"bet","casinoId":"op1","userId":"p1","roundId":"g1",'
+        '"currency":"EUR","amount":"10.00","timestamp":"2026-03-02T10:00:00Z"}',
+        '{"reference":"a2","type":"result","casinoId":"op1","userId":"p1","roundId":"g1",'
+        '"currency":"EUR","amount":"4.00","timestamp":"2026-03-02T10:00:01Z"}',
+        '{"reference":"a9","type":"spin","casinoId":"op1","userId":"p1","roundId":"g1",'
+        '"currency":"EUR","amount":"4.00","timestamp":"2026-03-02T10:00:01Z"}',
+    ]
+    service = world.service
+    service.rules["pragmatic"] = replace(service.rules["softswiss"], provider="pragmatic")
+    out = service.run("pp.jsonl", "\n".join(lines).encode(), "pragmatic", world.auditing)
+    assert out.refused_lines == ("pp.jsonl line 3: kind 'spin' is not a kind pragmatic uses",)
+    # Tally holds softswiss's events only: both of pragmatic's lines are missing there.
+    assert [b.kind for b in out.result.breaks] == [BreakKind.MISSING_IN_TALLY] * 2
+
+
+def test_match_rules_come_from_a_document_that_is_checked() -> None:
+    rules = rules_from_document({"hub88": {"version": 2, "zone": "Europe/Malta"}})
+    assert rules["hub88"].version == 2 and rules["hub88"].zone == "Europe/Malta"
+    with pytest.raises(ValueError, match="unknown tolerance"):
+        rules_from_document({"hub88": {"tolerance": 1}})
+    with pytest.raises(ValueError, match="amount_tolerance must be int"):
+        rules_from_document({"hub88": {"amount_tolerance": "1"}})
