@@ -35,10 +35,14 @@ def to_report_line(
     data: dict[str, Any],
     source: str,
     number: int,
+    *,
+    columns_checked: bool = False,
 ) -> ReportLine | LineRefusal:
-    unknown = unknown_columns(layout, list(data))
-    if unknown:
-        return LineRefusal(Reason.MALFORMED, f"unknown column {', '.join(unknown)}")
+    """``columns_checked``: the line's names were checked already (a CSV header's)."""
+    if not columns_checked:
+        unknown = unknown_columns(layout, list(data))
+        if unknown:
+            return LineRefusal(Reason.MALFORMED, f"unknown column {', '.join(unknown)}")
     f: dict[str, str] = {}
     for column, name in layout.columns.items():
         value = data.get(column)

@@ -159,7 +159,8 @@ class ReconciliationService:
         # The header is checked before anything is kept: a wrong layout refuses the file.
         lines = _read(data, name)
         first = next(lines, None)
-        if first is not None and _is_csv(name):
+        is_csv = _is_csv(name)
+        if first is not None and is_csv:
             number, text, _ = first
             names = [h.strip() for h in next(csv.reader([text]), [])]
             unknown = unknown_columns(layout, names)
@@ -183,7 +184,9 @@ class ReconciliationService:
             parsed = (
                 LineRefusal(Reason.MALFORMED, fields)
                 if isinstance(fields, str)
-                else to_report_line(layout, provider, tz, fields, name, number)
+                else to_report_line(
+                    layout, provider, tz, fields, name, number, columns_checked=is_csv
+                )
             )
             if isinstance(parsed, LineRefusal):
                 detail = f"{name} line {number}: {parsed.detail}"

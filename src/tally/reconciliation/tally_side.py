@@ -15,13 +15,39 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
-from tally.events.codec import loads_stored
-from tally.events.model import EventKind, Source, candidates
+import orjson
+
+from tally.events.codec import loads_stored, to_dict
+from tally.events.model import SCHEMA_VERSION, EventKind, Source, candidates, idempotency_key
 from tally.events.ports import EventLog
+from tally.kernel.money import format_amount, parse_amount
 from tally.reconciliation.matching import day_of, zone_of
 from tally.reconciliation.model import TallyLine
 
 LOG_PAGE = 10_000  # events read from the log per round trip
+
+
+def _line(provider: str, text: str, voided: set[str]) -> TallyLine | None:
+    """The event's facts as a TallyLine (None: not the provider's own event), read from
+    the stored JSON without building the Event: one object per transaction. A rollback
+    adds the keys it may void to ``voided``."""
+    d = orjson.loads(text)
+    if d.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
+        e = loads_stored(text)  # an older shape: the strict way
+        d = {**to_dict(e), "amount": format_amount(e.amount, e.currency)}
+    if d["provider"] != provider or d.get("source", Source.PROVIDER.value) != Source.PROVIDER:
+        return None
+    kind, ref, currency = d["kind"], d["ref"], d["currency"]
+    if kind == EventKind.ROLLBACK.value and ref:
+        voided.update(candidates(ref))
+    if ref.startswith(provider + ":") and ref.count(":") >= 2:
+        ref = ref[len(provider) + 1 : ref.rfind(":")]  # the provider's tx id
+    at = datetime.fromisoformat(d["occurred_at"]).astimezone(UTC)
+    return TallyLine(
+        provider, idempotency_key(provider, d["provider_tx_id"], kind), d["provider_tx_id"],
+        kind, d["operator"], d["player"], d["round_id"], currency,
+        parse_amount(d["amount"], currency, allow_negative=True), at, ref,
+    )  # fmt: skip
 
 
 class LogTallySide:
@@ -45,22 +71,9 @@ class LogTallySide:
                 text = body.decode() if isinstance(body, bytes) else body
                 if needle not in text:
                     continue
-                e = loads_stored(text)
-                if e.provider != provider or e.source is not Source.PROVIDER:
-                    continue
-                if e.kind is EventKind.ROLLBACK and e.ref:
-                    voided.update(candidates(e.ref))
-                at = e.occurred_at.astimezone(UTC)
-                if not start <= at < end:
-                    continue
-                ref = e.ref
-                if ref.startswith(provider + ":") and ref.count(":") >= 2:
-                    ref = ref[len(provider) + 1 : ref.rfind(":")]  # the provider's tx id
-                line = TallyLine(
-                    provider, e.key, e.provider_tx_id, e.kind.value, e.operator, e.player,
-                    e.round_id, e.currency, e.amount, at, ref,
-                )  # fmt: skip
-                kept.append((day_of(at, z), line))
+                line = _line(provider, text, voided)
+                if line is not None and start <= line.occurred_at < end:
+                    kept.append((day_of(line.occurred_at, z), line))
         kept.sort(key=lambda item: item[0])
         for _, line in kept:
             yield TallyLine(
