@@ -191,3 +191,15 @@ def test_match_rules_come_from_a_document_that_is_checked() -> None:
         rules_from_document({"hub88": {"tolerance": 1}})
     with pytest.raises(ValueError, match="amount_tolerance must be int"):
         rules_from_document({"hub88": {"amount_tolerance": "1"}})
+
+
+def test_a_json_escape_that_makes_a_nul_is_refused_though_short_lines_skip_checks(
+    world: World,
+) -> None:
+    line = (
+        '{"tx_id":"a\\u0000","kind":"bet","operator":"op1","player":"p1","currency":"EUR",'
+        '"amount":"1.00","occurred_at":"2026-03-02T10:00:00Z"}'
+    )
+    world.service.rules["acme"] = replace(world.service.rules["softswiss"], provider="acme")
+    out = world.service.run("g.jsonl", line.encode(), "acme", world.auditing)
+    assert out.refused_lines == ("g.jsonl line 1: tx_id is too long or not clean text",)

@@ -37,8 +37,16 @@ def to_report_line(
     number: int,
     *,
     columns_checked: bool = False,
+    raw: str = "",
 ) -> ReportLine | LineRefusal:
-    """``columns_checked``: the line's names were checked already (a CSV header's)."""
+    """``columns_checked``: the line's names were checked already (a CSV header's).
+    ``raw``: the line the fields were read from; if it is short plain ASCII with no NUL
+    and no backslash (so no JSON escape could make one), its fields are too, and are not
+    checked one by one (the same rule as ``tally import``)."""
+    plain = (
+        bool(raw) and len(raw) <= FIELD_MAX and raw.isascii() and "\0" not in raw
+        and "\\" not in raw
+    )  # fmt: skip
     if not columns_checked:
         unknown = unknown_columns(layout, list(data))
         if unknown:
@@ -52,7 +60,7 @@ def to_report_line(
             value = str(value)  # ids sent as JSON numbers
         if not isinstance(value, str):
             return LineRefusal(Reason.MALFORMED, f"{column} must be text")
-        if len(value) > FIELD_MAX or not is_clean_text(value):
+        if not plain and (len(value) > FIELD_MAX or not is_clean_text(value)):
             return LineRefusal(Reason.MALFORMED, f"{column} is too long or not clean text")
         f[name] = value.strip()
     missing = [n for n in REQUIRED if not f.get(n)]

@@ -185,7 +185,7 @@ class ReconciliationService:
                 LineRefusal(Reason.MALFORMED, fields)
                 if isinstance(fields, str)
                 else to_report_line(
-                    layout, provider, tz, fields, name, number, columns_checked=is_csv
+                    layout, provider, tz, fields, name, number, columns_checked=is_csv, raw=text
                 )
             )
             if isinstance(parsed, LineRefusal):
