@@ -18,12 +18,12 @@ from tally.adapters.memory.settlement import (
 )
 from tally.adapters.memory.wallet import MemoryWalletMarks
 from tally.events.ports import EventLog
-from tally.settlement.source import LogSource
 from tally.ingest.files import ImportProgress
 from tally.ledger.ports import LedgerStore
 from tally.quarantine.inputs import InputQuarantine
 from tally.settlement.ports import ConfigDocuments, EventSource, SettlementStore
 from tally.settlement.service import NoEvents
+from tally.settlement.source import LogSource
 from tally.wallet.ports import WalletMarks
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "tally"

@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from tally.ingest.files import FileImporter, ImportProgress
     from tally.providers.gateway import Gateway
     from tally.quarantine.redrive import QuarantineDesk
+    from tally.reconciliation.ports import ReconciliationStore
+    from tally.reconciliation.service import ReconciliationService
     from tally.wallet.ports import WalletMarks
     from tally.wallet.service import WalletService
 
@@ -382,6 +384,7 @@ class ModeParts:
     input_quarantine: Callable[[], InputQuarantine]
     import_progress: Callable[[], ImportProgress]
     wallet_marks: Callable[[], WalletMarks]
+    reconciliation_store: Callable[[], ReconciliationStore]
 
 
 def mode_parts(settings: Settings) -> ModeParts:
@@ -445,6 +448,11 @@ def _embedded_parts(settings: Settings) -> ModeParts:
 
         return SqliteWalletMarks(path)
 
+    def reconciliation_store() -> ReconciliationStore:
+        from tally.adapters.sqlite.reconciliation import SqliteReconciliationStore
+
+        return SqliteReconciliationStore(in_place())
+
     return ModeParts(
         ledger_store=ledger_store,
         settlement=settlement,
@@ -455,6 +463,7 @@ def _embedded_parts(settings: Settings) -> ModeParts:
         input_quarantine=input_quarantine,
         import_progress=import_progress,
         wallet_marks=wallet_marks,
+        reconciliation_store=reconciliation_store,
     )
 
 
@@ -513,6 +522,11 @@ def _scaled_parts(settings: Settings) -> ModeParts:
 
         return PostgresWalletMarks(dsn)
 
+    def reconciliation_store() -> ReconciliationStore:
+        from tally.adapters.postgres.reconciliation import PostgresReconciliationStore
+
+        return PostgresReconciliationStore(dsn)
+
     return ModeParts(
         ledger_store=ledger_store,
         settlement=settlement,
@@ -523,4 +537,28 @@ def _scaled_parts(settings: Settings) -> ModeParts:
         input_quarantine=input_quarantine,
         import_progress=import_progress,
         wallet_marks=wallet_marks,
+        reconciliation_store=reconciliation_store,
+    )
+
+
+def build_reconciliation_store(settings: Settings) -> ReconciliationStore:
+    return mode_parts(settings).reconciliation_store()
+
+
+def build_reconciliation(settings: Settings, clock: Clock, ingest: Ingest) -> ReconciliationService:
+    """Reconciliation on the deployment's stores: Tally's side from the event log (ADR
+    0019), refused input into the input quarantine, rules from configuration."""
+    import json
+
+    from tally.reconciliation.model import rules_from_document
+    from tally.reconciliation.service import ReconciliationService
+    from tally.reconciliation.tally_side import LogTallySide
+
+    rules = None
+    if settings.reconciliation_rules_path is not None:
+        rules = rules_from_document(
+            json.loads(settings.reconciliation_rules_path.read_text(encoding="utf-8"))
+        )
+    return ReconciliationService(
+        build_reconciliation_store(settings), LogTallySide(ingest.log), ingest.inputs, clock, rules
     )

@@ -52,6 +52,9 @@ class Settings:
     pseudonym_key: bytes | None = field(default=None, repr=False)
     secret_key: bytes | None = field(default=None, repr=False)
     export_signing_key_path: Path | None = None
+    # Reconciliation's match rules per provider (a JSON document; see
+    # docs/concepts/reconciliation.md); None: the built-in rules of the four providers.
+    reconciliation_rules_path: Path | None = None
     auth_limits: AuthLimits = field(default_factory=AuthLimits)
     # Reverse proxies whose X-Forwarded-For names the client (addresses or networks);
     # empty: the header is ignored and the connection's address is the client's.
@@ -105,6 +108,7 @@ class Settings:
             pseudonym_key=_key(env, "TALLY_PSEUDONYM_KEY"),
             secret_key=_key(env, "TALLY_SECRET_KEY"),
             export_signing_key_path=_path(env, "TALLY_EXPORT_SIGNING_KEY_PATH"),
+            reconciliation_rules_path=_path(env, "TALLY_RECONCILIATION_RULES"),
             trusted_proxies=_networks(env, "TALLY_TRUSTED_PROXIES"),
         )
 

@@ -121,3 +121,19 @@ def json_too_deep(text: str, limit: int = JSON_MAX_DEPTH) -> bool:
         elif char in "]}":
             depth -= 1
     return False
+
+
+@dataclass(frozen=True, slots=True)
+class ReconciliationLimits:
+    # One provider report file (checked before it is read whole).
+    report_max_bytes: int = 256 * 1024 * 1024
+    # Lines stored per insert while a report is read.
+    batch_lines: int = 10_000
+    # A line this close to the end of its day (provider's zone) that is still unmatched
+    # waits for the next day's lines before it is called missing: a round played across
+    # midnight is a timing break, not two missing lines.
+    cutoff_carry_s: int = 3_600
+    # Breaks a page of `breaks` lists at most.
+    page_max_size: int = 1_000
+    # Free text on a break (owner, note).
+    text_max_length: int = 2_000

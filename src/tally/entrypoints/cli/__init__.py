@@ -12,6 +12,7 @@ from tally.entrypoints.cli import (
     gateway,
     ingest,
     ledger,
+    reconcile,
     serve,
     settlement,
     simulate,
@@ -41,6 +42,7 @@ app.add_typer(events.events_app, name="events")
 app.add_typer(events.quarantine_app, name="quarantine")
 app.add_typer(ingest.import_app, name="import")
 app.add_typer(ingest.feeds_app, name="feeds")
+app.add_typer(reconcile.reconcile_app, name="reconcile")
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Reconciliation: providers' own reports matched against what Tally recorded."""

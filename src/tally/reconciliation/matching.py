@@ -1,0 +1,351 @@
+"""Matching a provider's report against Tally's lines. Pure and deterministic.
+
+Both sides arrive sorted by day in the provider's zone (the stores sort; see
+``ReconciliationStore.report_lines`` and ``TallySide.lines``) and are matched one day at
+a time, so memory holds one day (and the tail of the day before), not the whole report.
+Within a day everything is put in a canonical order first, so neither the order of the
+lines nor how they were split into files changes the outcome; the file and line a report
+line came from never decide anything.
+
+Per day (the window):
+1. duplicates in the report (the same tx id and kind twice): the extra lines are breaks;
+2. by the provider's tx id and kind, then the pair is checked in BreakKind order;
+3. the leftovers by (player, round, kind, amount, currency) within the time tolerance;
+4. with round netting on, the leftovers of a round on both sides compared by their net
+   (one provider line against Tally's bet, win and rollback, or the other way round);
+5. what is left is missing on the other side (a rollback: a rollback mismatch), unless it
+   is near the day's end, then it waits for the next day (a match there is TIMING).
+Balances per (provider, operator, currency, day) are summed as lines are settled.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, tzinfo
+from itertools import groupby
+from zoneinfo import ZoneInfo
+
+from tally.kernel.limits import ReconciliationLimits
+from tally.reconciliation.model import (
+    ROLLBACK,
+    BalanceRow,
+    Break,
+    BreakKind,
+    MatchRules,
+    ReportLine,
+    TallyLine,
+    net,
+)
+
+Row = tuple[str, str, date]  # operator, currency, day
+
+
+def zone_of(name: str) -> tzinfo:
+    return ZoneInfo(name)
+
+
+def day_of(when: datetime, zone: tzinfo) -> date:
+    """The day ``when`` falls on in the provider's zone: the report's cut-off."""
+    return when.astimezone(zone).date()
+
+
+@dataclass(slots=True)
+class _Balances:
+    report: defaultdict[Row, int] = field(default_factory=lambda: defaultdict(int))
+    tally: defaultdict[Row, int] = field(default_factory=lambda: defaultdict(int))
+    explained: defaultdict[Row, int] = field(default_factory=lambda: defaultdict(int))
+    tolerated: defaultdict[Row, int] = field(default_factory=lambda: defaultdict(int))
+    breaks: defaultdict[Row, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+
+@dataclass(frozen=True, slots=True)
+class MatchResult:
+    rules: MatchRules
+    breaks: tuple[Break, ...]
+    balances: tuple[BalanceRow, ...]
+    report_lines: int
+    tally_lines: int
+    matched: int  # report lines matched without a break
+
+
+R = tuple[date, ReportLine]
+T = tuple[date, TallyLine]
+
+
+def _r_order(item: R) -> tuple[str, str, int, datetime, str, str, str, str, str, date]:
+    d, r = item
+    return (
+        r.tx_id, r.kind, r.amount, r.occurred_at, r.operator, r.player, r.round_id,
+        r.currency, r.ref, d,
+    )  # fmt: skip
+
+
+def _t_order(item: T) -> str:
+    return item[1].key
+
+
+class _Matcher:
+    def __init__(self, rules: MatchRules, limits: ReconciliationLimits) -> None:
+        self.rules = rules
+        self.zone = zone_of(rules.zone)
+        self.carry = timedelta(seconds=max(limits.cutoff_carry_s, rules.time_tolerance_s))
+        self.tolerance = timedelta(seconds=rules.time_tolerance_s)
+        self.breaks: list[Break] = []
+        self.bal = _Balances()
+        self.report_lines = 0
+        self.tally_lines = 0
+        self.matched = 0
+        self.voided: frozenset[str] = frozenset()
+
+    # -- nets and balances -------------------------------------------------------------
+
+    def rnet(self, r: ReportLine) -> int:
+        return 0 if r.tx_id in self.voided else net(r.kind, r.amount)
+
+    @staticmethod
+    def tnet(t: TallyLine) -> int:
+        return 0 if t.rolled_back else net(t.kind, t.amount)
+
+    def _settle(self, reps: list[R], tals: list[T], kind: BreakKind | None) -> None:
+        """Lines settled (matched or broken): into the balances, and into the break."""
+        rsum = tsum = 0
+        for d, r in reps:
+            n = self.rnet(r)
+            rsum += n
+            self.bal.report[(r.operator, r.currency, d)] += n
+        for d, t in tals:
+            n = self.tnet(t)
+            tsum += n
+            self.bal.tally[(t.operator, t.currency, d)] += n
+        if kind is None:
+            self.matched += len(reps)
+            for d, r in reps:
+                self.bal.tolerated[(r.operator, r.currency, d)] += self.rnet(r)
+            for d, t in tals:
+                self.bal.tolerated[(t.operator, t.currency, d)] -= self.tnet(t)
+            return
+        first = reps[0] if reps else tals[0]
+        brk = Break(
+            kind=kind,
+            provider=self.rules.provider,
+            operator=first[1].operator,
+            currency=first[1].currency,
+            day=first[0],
+            report_ref=",".join(sorted(r.identity for _, r in reps)),
+            tally_key=",".join(sorted(t.key for _, t in tals)),
+            report_amount=rsum,
+            tally_amount=tsum,
+            tally_day=min((d for d, _ in tals), default=None),
+            source=min((f"{r.source}:{r.line}" for _, r in reps), default=""),
+        )
+        self.breaks.append(brk)
+        for d, r in reps:
+            row = (r.operator, r.currency, d)
+            self.bal.explained[row] += self.rnet(r)
+            self.bal.breaks[row].add(brk.id)
+        for d, t in tals:
+            row = (t.operator, t.currency, d)
+            self.bal.explained[row] -= self.tnet(t)
+            self.bal.breaks[row].add(brk.id)
+
+    # -- one window --------------------------------------------------------------------
+
+    def window(self, reps: list[R], tals: list[T], end: datetime | None) -> tuple[list[R], list[T]]:
+        """Match one day's lines (with the day before's carried tail); returns the tail
+        that waits for the next day (nothing when ``end`` is None: the last day)."""
+        reps.sort(key=_r_order)
+        tals.sort(key=_t_order)
+        self.voided = frozenset(r.ref for _, r in reps if r.kind == ROLLBACK and r.ref)
+        # 1. duplicates: the first in canonical order stands for the transaction.
+        firsts: list[R] = []
+        for _, group in groupby(reps, key=lambda item: (item[1].tx_id, item[1].kind)):
+            first, *extra = group
+            firsts.append(first)
+            for dup in extra:
+                self._settle([dup], [], BreakKind.DUPLICATE_IN_REPORT)
+        # 2. by transaction id.
+        by_id = {(t.tx_id, t.kind): (d, t) for d, t in tals}
+        left_r: list[R] = []
+        for rd, r in firsts:
+            found = by_id.pop((r.tx_id, r.kind), None)
+            if found is None:
+                left_r.append((rd, r))
+                continue
+            self._settle([(rd, r)], [found], self._pair_kind(rd, r, found))
+        left_t = sorted(by_id.values(), key=_t_order)
+        # 3. by (player, round, kind, amount, currency) within the time tolerance.
+        left_r, left_t = self._by_facts(left_r, left_t)
+        # 4. rounds by their net.
+        if self.rules.round_netting:
+            left_r, left_t = self._by_round(left_r, left_t)
+        # 5. missing, or wait for the next day.
+        carry_r: list[R] = []
+        carry_t: list[T] = []
+        tail = None if end is None else end - self.carry
+        for item in left_r:
+            if tail is not None and item[1].occurred_at >= tail:
+                carry_r.append(item)
+            else:
+                kind = BreakKind.ROLLBACK_MISMATCH if item[1].kind == ROLLBACK else None
+                self._settle([item], [], kind or BreakKind.MISSING_IN_TALLY)
+        for titem in left_t:
+            if tail is not None and titem[1].occurred_at >= tail:
+                carry_t.append(titem)
+            else:
+                kind = BreakKind.ROLLBACK_MISMATCH if titem[1].kind == ROLLBACK else None
+                self._settle([], [titem], kind or BreakKind.MISSING_IN_REPORT)
+        return carry_r, carry_t
+
+    def _pair_kind(self, rd: date, r: ReportLine, tally: T) -> BreakKind | None:
+        td, t = tally
+        if r.currency != t.currency:
+            return BreakKind.CURRENCY_MISMATCH
+        if (r.tx_id in self.voided) != t.rolled_back:
+            return BreakKind.ROLLBACK_MISMATCH
+        gap = abs(r.amount - t.amount)
+        if gap > self.rules.amount_tolerance:
+            if gap <= self.rules.fx_rounding:
+                return BreakKind.FX_ROUNDING
+            return BreakKind.AMOUNT_MISMATCH
+        if rd != td:
+            return BreakKind.TIMING
+        return None
+
+    def _by_facts(self, reps: list[R], tals: list[T]) -> tuple[list[R], list[T]]:
+        if not reps or not tals:
+            return reps, tals
+        pool: dict[tuple[str, str, str, int, str], list[T]] = defaultdict(list)
+        for item in tals:
+            t = item[1]
+            pool[(t.player, t.round_id, t.kind, t.amount, t.currency)].append(item)
+        used: set[str] = set()
+        left: list[R] = []
+        for rd, r in reps:
+            options = pool.get((r.player, r.round_id, r.kind, r.amount, r.currency), ())
+            best: T | None = None
+            best_key: tuple[timedelta, str] | None = None
+            for item in options:
+                t = item[1]
+                if t.key in used:
+                    continue
+                gap = abs(r.occurred_at - t.occurred_at)
+                if gap > self.tolerance:
+                    continue
+                if best_key is None or (gap, t.key) < best_key:
+                    best, best_key = item, (gap, t.key)
+            if best is None:
+                left.append((rd, r))
+                continue
+            used.add(best[1].key)
+            kind = BreakKind.TIMING if rd != best[0] else None
+            self._settle([(rd, r)], [best], kind)
+        return left, [item for item in tals if item[1].key not in used]
+
+    def _by_round(self, reps: list[R], tals: list[T]) -> tuple[list[R], list[T]]:
+        if not reps or not tals:
+            return reps, tals
+        rounds_r: dict[tuple[str, str, str, str], list[R]] = defaultdict(list)
+        rounds_t: dict[tuple[str, str, str, str], list[T]] = defaultdict(list)
+        for item in reps:
+            r = item[1]
+            if r.round_id:
+                rounds_r[(r.operator, r.player, r.round_id, r.currency)].append(item)
+        for titem in tals:
+            t = titem[1]
+            if t.round_id:
+                rounds_t[(t.operator, t.player, t.round_id, t.currency)].append(titem)
+        done_r: set[int] = set()
+        done_t: set[int] = set()
+        for key in sorted(rounds_r.keys() & rounds_t.keys()):
+            rs, ts = rounds_r[key], rounds_t[key]
+            gap = abs(sum(self.rnet(r) for _, r in rs) - sum(self.tnet(t) for _, t in ts))
+            if gap > self.rules.amount_tolerance:
+                kind: BreakKind | None = BreakKind.AMOUNT_MISMATCH
+            elif {d for d, _ in rs} != {d for d, _ in ts}:
+                kind = BreakKind.TIMING
+            else:
+                kind = None
+            self._settle(rs, ts, kind)
+            done_r.update(id(item) for item in rs)
+            done_t.update(id(item) for item in ts)
+        return (
+            [item for item in reps if id(item) not in done_r],
+            [item for item in tals if id(item) not in done_t],
+        )
+
+    def result(self) -> MatchResult:
+        b = self.bal
+        rows = sorted(
+            b.report.keys() | b.tally.keys() | b.explained.keys(), key=lambda k: (k[2], k[0], k[1])
+        )
+        balances = tuple(
+            BalanceRow(
+                provider=self.rules.provider,
+                operator=op,
+                currency=cur,
+                day=d,
+                report_total=b.report.get((op, cur, d), 0),
+                tally_total=b.tally.get((op, cur, d), 0),
+                explained=b.explained.get((op, cur, d), 0),
+                tolerated=b.tolerated.get((op, cur, d), 0),
+                breaks=tuple(sorted(b.breaks.get((op, cur, d), ()))),
+            )
+            for op, cur, d in rows
+        )
+        return MatchResult(
+            self.rules,
+            tuple(sorted(self.breaks, key=Break.sort_key)),
+            balances,
+            self.report_lines,
+            self.tally_lines,
+            self.matched,
+        )
+
+
+def _by_day(items: Iterable[ReportLine | TallyLine], zone: tzinfo) -> Iterator[tuple[date, list]]:  # type: ignore[type-arg]
+    last: date | None = None
+    for day, group in groupby(
+        ((day_of(x.occurred_at, zone), x) for x in items), key=lambda p: p[0]
+    ):
+        assert last is None or day > last, f"lines must come sorted by day: {day} after {last}"
+        last = day
+        yield day, list(group)
+
+
+def match(
+    report: Iterable[ReportLine],
+    tally: Iterable[TallyLine],
+    rules: MatchRules,
+    limits: ReconciliationLimits | None = None,
+) -> MatchResult:
+    """Match ``report`` against ``tally`` under ``rules``. Both sorted by day in the
+    rules' zone (any order within a day); the result depends on nothing else."""
+    m = _Matcher(rules, limits or ReconciliationLimits())
+    rdays = _by_day(report, m.zone)
+    tdays = _by_day(tally, m.zone)
+    rnext = next(rdays, None)
+    tnext = next(tdays, None)
+    carry_r: list[R] = []
+    carry_t: list[T] = []
+    while rnext is not None or tnext is not None:
+        day = min(x[0] for x in (rnext, tnext) if x is not None)
+        reps: list[R] = carry_r
+        tals: list[T] = carry_t
+        if rnext is not None and rnext[0] == day:
+            reps.extend(rnext[1])
+            m.report_lines += len(rnext[1])
+            rnext = next(rdays, None)
+        if tnext is not None and tnext[0] == day:
+            tals.extend(tnext[1])
+            m.tally_lines += len(tnext[1])
+            tnext = next(tdays, None)
+        following = day + timedelta(days=1)
+        nxt = [x[0] for x in (rnext, tnext) if x is not None]
+        # The tail waits only if the next day has lines to match it against.
+        end = None
+        if nxt and min(nxt) == following:
+            end = datetime(following.year, following.month, following.day, tzinfo=m.zone)
+        carry_r, carry_t = m.window(reps, tals, end)
+    return m.result()

@@ -1,0 +1,102 @@
+"""One line of a provider's report as a :class:`ReportLine`, or why not. Pure.
+
+The same rules as ``tally import`` (tally.ingest.lines): amounts are decimal strings
+parsed exactly with Decimal (excess precision refused, never rounded), a time without an
+offset is the provider's zone's, text is checked for length and for NUL / lone surrogates.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+from tally.events.model import in_time_range
+from tally.ingest.lines import FIELD_MAX, LineRefusal, is_clean_text
+from tally.kernel.currency import is_known
+from tally.kernel.money import MoneyError, parse_amount
+from tally.quarantine.inputs import Reason
+from tally.reconciliation.layouts import REQUIRED, ReportLayout
+from tally.reconciliation.model import ReportLine
+
+
+def unknown_columns(layout: ReportLayout, names: list[str]) -> list[str]:
+    return sorted(n for n in names if n not in layout.columns and n not in layout.ignored)
+
+
+def missing_columns(layout: ReportLayout, names: list[str]) -> list[str]:
+    have = {layout.columns[n] for n in names if n in layout.columns}
+    return [f for f in REQUIRED if f not in have]
+
+
+def to_report_line(
+    layout: ReportLayout,
+    provider: str,
+    zone: tzinfo,
+    data: dict[str, Any],
+    source: str,
+    number: int,
+    *,
+    columns_checked: bool = False,
+    raw: str = "",
+) -> ReportLine | LineRefusal:
+    """``columns_checked``: the line's names were checked already (a CSV header's).
+    ``raw``: the line the fields were read from; if it is short plain ASCII with no NUL
+    and no backslash (so no JSON escape could make one), its fields are too, and are not
+    checked one by one (the same rule as ``tally import``)."""
+    plain = (
+        bool(raw) and len(raw) <= FIELD_MAX and raw.isascii() and "\0" not in raw
+        and "\\" not in raw
+    )  # fmt: skip
+    if not columns_checked:
+        unknown = unknown_columns(layout, list(data))
+        if unknown:
+            return LineRefusal(Reason.MALFORMED, f"unknown column {', '.join(unknown)}")
+    f = _fields(layout, data, plain)
+    if isinstance(f, LineRefusal):
+        return f
+    missing = [n for n in REQUIRED if not f.get(n)]
+    if missing:
+        return LineRefusal(Reason.MALFORMED, f"missing {', '.join(missing)}")
+    kind = layout.kind(f["kind"])
+    if kind is None:
+        return LineRefusal(Reason.MALFORMED, f"kind {f['kind']!r} is not a kind {provider} uses")
+    currency = f["currency"].upper()
+    if not is_known(currency):
+        return LineRefusal(Reason.OUT_OF_RANGE, f"currency {currency!r} is unknown")
+    try:
+        amount = parse_amount(
+            f["amount"], currency, allow_negative=kind in ("adjustment", "round_net")
+        )
+    except MoneyError as exc:
+        return LineRefusal(Reason.OUT_OF_RANGE, f"amount {f['amount']!r}: {exc.detail}")
+    try:
+        occurred = datetime.fromisoformat(f["occurred_at"])
+    except ValueError:
+        return LineRefusal(Reason.MALFORMED, "occurred_at is not an ISO 8601 time")
+    if not in_time_range(occurred):
+        return LineRefusal(Reason.OUT_OF_RANGE, "occurred_at is out of range")
+    if occurred.tzinfo is None:
+        occurred = occurred.replace(tzinfo=zone)
+    return ReportLine(
+        provider, source, number, f["tx_id"], kind, f["operator"], f["player"],
+        f.get("round_id", ""), currency, amount, occurred.astimezone(UTC), f.get("ref", ""),
+    )  # fmt: skip
+
+
+def _fields(
+    layout: ReportLayout, data: dict[str, Any], plain: bool
+) -> dict[str, str] | LineRefusal:
+    """The line's fields under Tally's names, each checked as text."""
+    f: dict[str, str] = {}
+    for column, name in layout.columns.items():
+        value = data.get(column)
+        if value is None:
+            continue
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and name != "amount":
+            value = str(value)  # ids sent as JSON numbers
+        if not isinstance(value, str):
+            return LineRefusal(Reason.MALFORMED, f"{column} must be text")
+        if not plain and (len(value) > FIELD_MAX or not is_clean_text(value)):
+            return LineRefusal(Reason.MALFORMED, f"{column} is too long or not clean text")
+        f[name] = value.strip()
+    return f

@@ -1,0 +1,311 @@
+"""Reconciliation runs and break handling: the use cases.
+
+A run reads one provider report file, keeps its lines apart from the events they
+describe (in the reconciliation store, sorted there by day), matches them day by day
+against Tally's side, and keeps the breaks, the break report (JSON and CSV with their
+SHA-256) and the run's audit record in one transaction. Bad input is answered with an
+error naming the file and line and kept in the input quarantine; a file refused whole
+leaves no run behind, and earlier runs are never touched.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
+from itertools import chain
+from typing import Any
+
+from tally.audit.service import Auditing
+from tally.ingest.files import BOM, LINE_MAX_BYTES, read_line
+from tally.ingest.lines import LineRefusal
+from tally.kernel.clock import Clock
+from tally.kernel.limits import ReconciliationLimits
+from tally.quarantine.inputs import InputQuarantine, Reason, Refused, payload_text
+from tally.reconciliation.layouts import ReportLayout, layout_for
+from tally.reconciliation.matching import MatchResult, day_of, match, zone_of
+from tally.reconciliation.model import (
+    BreakKind,
+    BreakStatus,
+    KeptBreak,
+    MatchRules,
+    ReportLine,
+    StatusChange,
+    Transition,
+    check_transition,
+)
+from tally.reconciliation.ports import Finished, ReconciliationStore, Run, TallySide
+from tally.reconciliation.reading import missing_columns, to_report_line, unknown_columns
+from tally.reconciliation.report import to_csv, to_json
+
+SOURCE = "reconciliation"  # the quarantine's name for this door (not re-driven: re-run)
+
+# The four protocol providers' rules until configuration says otherwise.
+DEFAULT_RULES: Mapping[str, MatchRules] = {
+    p: MatchRules(p, version=1, amount_tolerance=0, time_tolerance_s=60, zone="UTC")
+    for p in ("softswiss", "pragmatic", "hub88", "evolution")
+}
+
+
+class ReportRefused(ValueError):
+    """The report as a whole was refused: nothing of it was matched or kept as a run."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    run: Run
+    result: MatchResult
+    refused_lines: tuple[str, ...] = field(default_factory=tuple)  # "file line N: why"
+
+
+def _is_csv(name: str) -> bool:
+    return not name.lower().endswith((".jsonl", ".ndjson", ".json"))
+
+
+def _read(data: bytes, name: str) -> Iterator[tuple[int, str, dict[str, Any] | str]]:
+    """(line number, text, fields or why not) for each line of content; the CSV header
+    comes first as its own fields (its names) so it can be checked."""
+    header: str | None = None
+    started = False
+    for number, chunk in enumerate(data.removeprefix(BOM).splitlines(), start=1):
+        if len(chunk) > LINE_MAX_BYTES:
+            yield number, "", f"line longer than {LINE_MAX_BYTES} bytes"
+            continue
+        try:
+            text = chunk.decode("utf-8")
+        except UnicodeDecodeError:
+            yield number, "", "line is not UTF-8"
+            continue
+        if not text.strip() or (not started and text.lstrip().startswith("#")):
+            continue
+        started = True
+        if _is_csv(name) and header is None:
+            header = text
+            yield number, text, {"": header}
+            continue
+        yield number, text, read_line(text, {} if header is None else {"x-tally-columns": header})
+
+
+class ReconciliationService:
+    def __init__(
+        self,
+        store: ReconciliationStore,
+        tally: TallySide,
+        quarantine: InputQuarantine,
+        clock: Clock,
+        rules: Mapping[str, MatchRules] | None = None,
+        layouts: Mapping[str, ReportLayout] | None = None,
+        limits: ReconciliationLimits | None = None,
+    ) -> None:
+        self.store = store
+        self.tally = tally
+        self.quarantine = quarantine
+        self.clock = clock
+        self.rules = dict(DEFAULT_RULES if rules is None else rules)
+        self.layouts = dict(layouts or {})
+        self.limits = limits or ReconciliationLimits()
+
+    # -- refusals ----------------------------------------------------------------------
+
+    def _keep(
+        self, name: str, file_sha: str, number: int, text: str, reason: Reason, detail: str
+    ) -> None:
+        self.quarantine.put(
+            Refused(
+                source=SOURCE,
+                channel=name,
+                reason=reason,
+                detail=detail,
+                payload=text,
+                received_at=self.clock.now(),
+                key=f"recon:{file_sha}:{number}",
+            )
+        )
+
+    def _refuse(
+        self, name: str, data: bytes, sha: str, number: int, reason: Reason, why: str
+    ) -> ReportRefused:
+        detail = f"{name} line {number}: {why}" if number else f"{name}: {why}"
+        self._keep(name, sha, number, payload_text(data[:4096]), reason, detail)
+        return ReportRefused(detail)
+
+    # -- a run -------------------------------------------------------------------------
+
+    def run(
+        self, name: str, data: bytes, provider: str, auditing: Auditing, zone: str | None = None
+    ) -> RunOutcome:
+        """Reconcile one report file of ``provider`` (``zone`` overrides its rules' zone)."""
+        if len(data) > self.limits.report_max_bytes:
+            raise ReportRefused(f"{name}: larger than {self.limits.report_max_bytes} bytes")
+        sha = hashlib.sha256(data).hexdigest()
+        rules = self.rules.get(provider)
+        if rules is None:
+            why = f"provider {provider!r} is unknown (known: {', '.join(sorted(self.rules))})"
+            raise self._refuse(name, data, sha, 0, Reason.UNKNOWN_PROVIDER, why)
+        if zone:
+            try:
+                zone_of(zone)
+            except (ValueError, KeyError):
+                raise ReportRefused(f"{name}: {zone!r} is not a time zone") from None
+            rules = replace(rules, zone=zone)
+        earlier = self.store.run_of_file(provider, sha)
+        if earlier is not None:
+            why = f"this file was reconciled before (run {earlier}); runs are not repeated"
+            raise self._refuse(name, data, sha, 0, Reason.CONFLICT, why)
+        layout = layout_for(provider, self.layouts)
+        tz = zone_of(rules.zone)
+        # The header is checked before anything is kept: a wrong layout refuses the file.
+        lines = _read(data, name)
+        first = next(lines, None)
+        is_csv = _is_csv(name)
+        if first is not None and is_csv:
+            number, text, _ = first
+            names = [h.strip() for h in next(csv.reader([text]), [])]
+            unknown = unknown_columns(layout, names)
+            missing = missing_columns(layout, names)
+            if unknown or missing:
+                why = (
+                    f"unknown column {', '.join(unknown)}" if unknown
+                    else f"missing column for {', '.join(missing)}"
+                )  # fmt: skip
+                raise self._refuse(name, data, sha, number, Reason.MALFORMED, why)
+            first = None
+        now = self.clock.now()
+        run_id = self.store.start_run(provider, name, sha, rules, now)
+        refused: list[str] = []
+        count = 0
+        batch: list[tuple[date, ReportLine]] = []
+        first_day: date | None = None
+        last_day: date | None = None
+        pending = [first] if first is not None else []
+        for number, text, fields in chain(pending, lines):
+            parsed = (
+                LineRefusal(Reason.MALFORMED, fields)
+                if isinstance(fields, str)
+                else to_report_line(
+                    layout, provider, tz, fields, name, number, columns_checked=is_csv, raw=text
+                )
+            )
+            if isinstance(parsed, LineRefusal):
+                detail = f"{name} line {number}: {parsed.detail}"
+                refused.append(detail)
+                self._keep(name, sha, number, text or "(not text)", parsed.reason, detail)
+                continue
+            count += 1
+            day = day_of(parsed.occurred_at, tz)
+            first_day = day if first_day is None or day < first_day else first_day
+            last_day = day if last_day is None or day > last_day else last_day
+            batch.append((day, parsed))
+            if len(batch) >= self.limits.batch_lines:
+                self.store.add_lines(run_id, batch)
+                batch = []
+        self.store.add_lines(run_id, batch)
+        if first_day is None or last_day is None:
+            start = end = now
+        else:
+            # Tally's side over the days the report covers, in the provider's zone.
+            start = datetime.combine(first_day, time(), tz).astimezone(UTC)
+            end = datetime.combine(last_day + timedelta(days=1), time(), tz).astimezone(UTC)
+        tally = self.tally.lines(provider, start, end, rules.zone) if start < end else iter(())
+        result = match(self.store.report_lines(run_id), tally, rules, self.limits)
+        js, cs = to_json(result), to_csv(result)
+        done = Finished(
+            lines=count,
+            refused=len(refused),
+            json_report=js.body,
+            json_sha256=js.sha256,
+            csv_report=cs.body,
+            csv_sha256=cs.sha256,
+            breaks=[(b, b.source) for b in result.breaks],
+            at=now,
+        )
+        after = {
+            "provider": provider,
+            "file": name,
+            "file_sha256": sha,
+            "rules": rules.to_dict(),
+            "lines": count,
+            "refused": len(refused),
+            "breaks": len(result.breaks),
+            "report_sha256": js.sha256,
+        }
+        self.store.finish_run(
+            run_id,
+            done,
+            lambda tx: auditing.record_in(
+                tx, "reconciliation.run", f"recon_run:{run_id}", now, after=after
+            ),
+        )
+        run = self.store.run(run_id)
+        assert run is not None
+        return RunOutcome(run, result, tuple(refused))
+
+    # -- breaks ------------------------------------------------------------------------
+
+    def breaks(
+        self,
+        *,
+        status: BreakStatus | None = None,
+        kind: BreakKind | None = None,
+        run_id: int | None = None,
+        after: int = 0,
+        limit: int = 100,
+    ) -> list[KeptBreak]:
+        limit = max(1, min(limit, self.limits.page_max_size))
+        return self.store.breaks(status=status, kind=kind, run_id=run_id, after=after, limit=limit)
+
+    def get(self, break_id: int) -> KeptBreak | None:
+        return self.store.get_break(break_id)
+
+    def report(self, run_id: int, fmt: str) -> tuple[bytes, str] | None:
+        body = self.store.report(run_id, fmt)
+        return None if body is None else (body, hashlib.sha256(body).hexdigest())
+
+    def assign(self, break_id: int, owner: str, auditing: Auditing, note: str = "") -> Transition:
+        """Give a break an owner; an open one is then being investigated."""
+        kept = self.store.get_break(break_id)
+        if kept is None:
+            return Transition.NOT_FOUND
+        status = BreakStatus.INVESTIGATING if kept.status is BreakStatus.OPEN else kept.status
+        return self._change(kept, status, owner, note, auditing, "reconciliation.break_assigned")
+
+    def set_status(
+        self, break_id: int, status: BreakStatus, note: str, auditing: Auditing
+    ) -> Transition:
+        kept = self.store.get_break(break_id)
+        if kept is None:
+            return Transition.NOT_FOUND
+        return self._change(
+            kept, status, kept.owner, note, auditing, f"reconciliation.break_{status.value}"
+        )
+
+    def _change(
+        self,
+        kept: KeptBreak,
+        status: BreakStatus,
+        owner: str,
+        note: str,
+        auditing: Auditing,
+        action: str,
+    ) -> Transition:
+        owner, note = owner.strip(), note.strip()
+        if len(owner) > self.limits.text_max_length or len(note) > self.limits.text_max_length:
+            return Transition.NOT_ALLOWED
+        verdict = check_transition(kept.status, status, note)
+        if verdict is not Transition.OK:
+            return verdict
+        now = self.clock.now()
+        change = StatusChange(status, now, auditing.actor, note, owner)
+        before = {"status": kept.status.value, "owner": kept.owner}
+        after = {"status": status.value, "owner": owner, "note": note}
+        moved = self.store.change_break(
+            kept.id,
+            kept.status,
+            change,
+            lambda tx: auditing.record_in(
+                tx, action, f"recon_break:{kept.id}", now, before=before, after=after
+            ),
+        )
+        return Transition.OK if moved else Transition.NOT_ALLOWED
