@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tally.events.model import EventKind
 from tally.settlement.contracts import ContractTerms, flat
-from tally.settlement.engine import SettlementEvent
+from tally.settlement.engine import SettlementEvent, WaitingRollback
 from tests.support.settlement import TestWorker
 
 MAR = datetime(2026, 3, 1, tzinfo=UTC)
@@ -168,3 +169,100 @@ def test_an_event_settlement_cannot_place_is_kept_with_its_reason(make) -> None:
     assert key == "x1"
     assert "no contract in force for provider nobody" in reason
     assert worker.worker.position == 1 + len(events(2))
+
+
+def _rollback(key: str, ref: str, at: datetime, provider: str = "acme") -> SettlementEvent:
+    return SettlementEvent(
+        key, EventKind.ROLLBACK, provider, "op1", "p1", "slots", 0, "EUR", at, ref=ref
+    )
+
+
+def test_a_waiting_rollback_keeps_its_instant_operator_currency_and_period(make) -> None:  # type: ignore[no-untyped-def]
+    worker = make()
+    in_march = MAR + timedelta(hours=5)
+    in_april = APR + timedelta(days=2)
+    worker.feed(
+        [
+            _rollback("rb-mar", "gone", in_march),
+            _rollback("rb-apr", "later", in_april),
+            # No contract is in force for this provider: its period cannot be said.
+            _rollback("rb-stray", "nowhere", in_march, provider="nobody"),
+        ],
+        APR + timedelta(days=3),
+    )
+    before = {o.waiting.key: o for o in worker.store.orphans()}
+    assert {k: o.outlived_close for k, o in before.items()} == {
+        "rb-mar": False,
+        "rb-apr": False,
+        "rb-stray": None,
+    }
+    worker.close("acme-std", "op1", "2026-03", APR + timedelta(days=3))
+    found = worker.store.orphans()
+    assert [(o.waiting.ref, o.waiting.key) for o in found] == [
+        ("gone", "rb-mar"),
+        ("later", "rb-apr"),
+        ("nowhere", "rb-stray"),
+    ]
+    march, april, stray = (o.waiting for o in found)
+    assert (march.occurred_at, march.operator, march.currency) == (in_march, "op1", "EUR")
+    assert (march.contract_id, march.period, march.period_start) == ("acme-std", "2026-03", MAR)
+    assert (april.contract_id, april.period, april.period_start) == ("acme-std", "2026-04", APR)
+    assert (stray.operator, stray.contract_id, stray.period) == ("op1", None, None)
+    # March closed with its rollback still waiting; April is open.
+    assert [o.outlived_close for o in found] == [True, False, None]
+    # The original arriving at last takes the rollback off the list.
+    original = SettlementEvent(
+        "later", EventKind.BET, "acme", "op1", "p1", "slots", 100, "EUR", in_april
+    )
+    worker.feed([original], APR + timedelta(days=3))
+    assert [o.waiting.key for o in worker.store.orphans()] == ["rb-mar", "rb-stray"]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_rollback_kept_before_the_upgrade_is_listed_with_its_period_unknown(  # type: ignore[no-untyped-def]
+    kind, request, tmp_path: Path, monkeypatch
+) -> None:
+    import tally.adapters.postgres.ledger as pg_ledger
+    import tally.adapters.sqlite.ledger as sqlite_ledger
+
+    module: Any = sqlite_ledger if kind == "sqlite" else pg_ledger
+    real = module.load_migrations
+
+    def before_003(package: str, component: str) -> Any:
+        found = real(package, component)
+        return found[:2] if component == "settlement" else found
+
+    where: dict[str, Any] = (
+        {"sqlite_path": tmp_path / "tally.sqlite"}
+        if kind == "sqlite"
+        else {"pg_schema": request.getfixturevalue("pg_schema")}
+    )
+    monkeypatch.setattr(module, "load_migrations", before_003)
+    old = TestWorker([CONTRACT], **where)
+    old.shutdown()
+    insert = "INSERT INTO settlement_orphans VALUES ('gone', 'rb-old')"
+    if kind == "sqlite":
+        import sqlite3
+
+        with sqlite3.connect(where["sqlite_path"]) as conn:
+            conn.execute(insert)
+    else:
+        import psycopg
+
+        from tests.conftest import PG_DSN
+
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(f"SET search_path TO {where['pg_schema']}")
+            conn.execute(insert)
+    monkeypatch.undo()
+    upgraded = TestWorker([CONTRACT], **where)
+    request.addfinalizer(upgraded.shutdown)
+    upgraded.feed([_rollback("rb-new", "later", MAR)], MAR)
+    found = upgraded.store.orphans()
+    assert [(o.waiting, o.outlived_close) for o in found] == [
+        (WaitingRollback("gone", "rb-old"), None),
+        (
+            WaitingRollback("later", "rb-new", MAR, "op1", "EUR", "acme-std", "2026-03", MAR),
+            False,
+        ),
+    ]

@@ -175,15 +175,66 @@ def test_a_rollback_whose_original_never_came_is_listed_after_its_period_closed(
         "tx_id,kind,operator,player,game_type,amount,occurred_at,ref\n"
         "b1,bet,op1,p1,slots,10.00,2026-02-02T10:00:00,\n"
         "rb1,rollback,op1,p1,slots,0,2026-02-02T10:05:00,w404\n"
+        "rb2,rollback,op1,p1,slots,0,2026-03-03T09:00:00,w405\n"
     )
     code, out = cli(
         "import", "file", str(report), "--provider", "acme", "--tz", "UTC", "--currency", "EUR"
     )
-    assert code == 0 and "2 accepted" in out, out
+    assert code == 0 and "3 accepted" in out, out
     code, out = cli("settlement", "run", "--until-drained")
     assert code == 0, out
     assert cli("settlement", "close", "acme-std", "op1", "2026-02")[0] == 0
     code, out = cli("settlement", "orphans")
     assert code == 0, out
-    assert re.search(r"acme:w404:\*\W+acme:rb1:rollback", out), out
-    assert "1 waiting" in out
+    # When it happened, for whom, the period it falls in and whether that period closed
+    # (a narrow terminal shows each row as labelled lines: the labels may come between).
+    assert re.search(
+        _orphan_row(
+            "acme:w404:*",
+            "acme:rb1:rollback",
+            "2026-02-02T10:05:00+00:00",
+            "op1",
+            "EUR",
+            "acme-std",
+            "2026-02",
+            "yes",
+        ),
+        out,
+    ), out
+    assert re.search(
+        _orphan_row(
+            "acme:w405:*",
+            "acme:rb2:rollback",
+            "2026-03-03T09:00:00+00:00",
+            "op1",
+            "EUR",
+            "acme-std",
+            "2026-03",
+            "no",
+        ),
+        out,
+    ), out
+    assert "2 waiting, 1 outlived its period's close" in out
+    code, out = cli("settlement", "orphans", "--past-close")
+    assert code == 0 and "acme:rb1:rollback" in out, out
+    assert "acme:rb2:rollback" not in out
+
+
+ORPHAN_COLUMNS = (
+    "ref (original named)",
+    "rollback",
+    "occurred at",
+    "operator",
+    "currency",
+    "contract",
+    "period",
+    "outlived close",
+)
+
+
+def _orphan_row(*values: str) -> str:
+    """A pattern for one row of ``settlement orphans``, laid out across or down."""
+    return r"\W+".join(
+        rf"(?:{re.escape(label)}\W+)?{re.escape(value)}"
+        for label, value in zip(ORPHAN_COLUMNS, values, strict=True)
+    )

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tally.settlement.contracts import Totals
-from tally.settlement.engine import Bucket, OpenFigures
-from tally.settlement.ports import StoredStatement
+from tally.settlement.engine import Bucket, OpenFigures, WaitingRollback
+from tally.settlement.ports import Orphan, StoredStatement
 from tests.integration.apiworld import World
 
 CLOSED = datetime(2026, 2, 1, tzinfo=UTC)
@@ -30,8 +30,39 @@ class FakeSettlement:
     def problems(self) -> list[tuple[str, str, datetime]]:
         return [("acme:evt-9", "no contract in force for acme at 2026-01-03", CLOSED)]
 
-    def orphans(self) -> list[tuple[str, str]]:
-        return [("acme:w404:*", "acme:rb1:rollback")]
+    def orphans(self) -> list[Orphan]:
+        january = datetime(2026, 1, 20, 9, 30, tzinfo=UTC)
+        return [
+            # Its period (January) closed while it waited.
+            Orphan(
+                WaitingRollback(
+                    "acme:w404:*",
+                    "acme:rb1:rollback",
+                    january,
+                    "op1",
+                    "EUR",
+                    "c1",
+                    "2026-01",
+                    datetime(2026, 1, 1, tzinfo=UTC),
+                ),
+                outlived_close=True,
+            ),
+            Orphan(
+                WaitingRollback(
+                    "acme:w405:*",
+                    "acme:rb2:rollback",
+                    CLOSED,
+                    "op1",
+                    "EUR",
+                    "c1",
+                    "2026-02",
+                    CLOSED,
+                ),
+                outlived_close=False,
+            ),
+            # Kept before the rollback's instant and period were recorded.
+            Orphan(WaitingRollback("acme:w1:*", "acme:rb0:rollback"), outlived_close=None),
+        ]
 
     def close(self) -> None:
         """Nothing held: nothing to release."""
@@ -164,11 +195,45 @@ def test_events_settlement_could_not_place_are_shown_in_the_quarantine(world: Wo
     ]
 
 
+OUTLIVED = {
+    "ref": "acme:w404:*",
+    "rollback_key": "acme:rb1:rollback",
+    "occurred_at": "2026-01-20T09:30:00Z",
+    "operator": "op1",
+    "currency": "EUR",
+    "contract_id": "c1",
+    "period": "2026-01",
+    "outlived_close": True,
+}
+WAITING = {
+    **OUTLIVED,
+    "ref": "acme:w405:*",
+    "rollback_key": "acme:rb2:rollback",
+    "occurred_at": "2026-02-01T00:00:00Z",
+    "period": "2026-02",
+    "outlived_close": False,
+}
+UNKNOWN = {
+    "ref": "acme:w1:*",
+    "rollback_key": "acme:rb0:rollback",
+    "occurred_at": None,
+    "operator": None,
+    "currency": None,
+    "contract_id": None,
+    "period": None,
+    "outlived_close": None,
+}
+
+
 def test_rollbacks_waiting_for_their_original_are_listed_for_finance_and_auditors(world: World):
     _install(world)
     for role in ("finance", "auditor"):
         r = world.client.get("/v1/settlement/orphans", headers=world.headers(role))
         assert r.status_code == 200, (role, r.text)
-        assert r.json() == [{"ref": "acme:w404:*", "rollback_key": "acme:rb1:rollback"}]
+        assert r.json() == [OUTLIVED, WAITING, UNKNOWN]
+    r = world.client.get(
+        "/v1/settlement/orphans", params={"past_close": "true"}, headers=world.headers("finance")
+    )
+    assert r.json() == [OUTLIVED]
     r = world.client.get("/v1/settlement/orphans", headers=world.headers("partner"))
     assert r.status_code == 403

@@ -71,4 +71,6 @@ def test_a_rollback_whose_original_never_came_stays_listed_after_the_close() -> 
     worker = TestWorker([CONTRACT])
     worker.feed([line("b1", "bet", "100.00"), line("rb1", "rollback", "0", ref="nope")], MAR)
     worker.close("acme-std", "op1", "2026-03", APR + timedelta(days=1))
-    assert worker.store.orphans() == [("acme:nope:*", "acme:rb1:rollback")]
+    [orphan] = worker.store.orphans()
+    assert (orphan.waiting.ref, orphan.waiting.key) == ("acme:nope:*", "acme:rb1:rollback")
+    assert (orphan.waiting.period, orphan.outlived_close) == ("2026-03", True)

@@ -6,6 +6,7 @@ SQLite and PostgreSQL differ only in how a timestamp is stored; each passes its 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -15,9 +16,12 @@ from tally.adapters.rows import TimeIn, TimeOut
 from tally.kernel.errors import PermanentError
 from tally.ledger.model import TransferResult
 from tally.settlement.contracts import Totals
-from tally.settlement.engine import Bucket, Effect
+from tally.settlement.engine import Bucket, Effect, WaitingRollback
 
 BUCKET_COLUMNS = "contract_id, version, provider, operator, period, game_type, currency, region"
+ORPHAN_COLUMNS = (
+    "original_key, rollback_key, occurred_at, operator, currency, contract_id, period, period_start"
+)
 EFFECT_COLUMNS = (
     f"key, {BUCKET_COLUMNS}, period_start, turnover, wins, bonuses, jackpot_contributions, "
     "commission, late_of, rolled_back_by"
@@ -77,3 +81,34 @@ def require_posted(results: Sequence[TransferResult]) -> None:
     refused = [r for r in results if not r.code.ok]
     if refused:
         raise PermanentError(f"the ledger refused settlement transfers: {refused[:3]}")
+
+
+def orphan_row(w: WaitingRollback, time_in: TimeIn) -> tuple[Any, ...]:
+    def at(when: datetime | None) -> Any:
+        return None if when is None else time_in(when)
+
+    return (
+        w.ref,
+        w.key,
+        at(w.occurred_at),
+        w.operator,
+        w.currency,
+        w.contract_id,
+        w.period,
+        at(w.period_start),
+    )
+
+
+def orphan_from_row(row: Sequence[Any], time_out: TimeOut) -> WaitingRollback:
+    """NULLs (rows kept before their period was recorded) stay ``None``: unknown."""
+    ref, key, occurred_at, operator, currency, contract_id, period, start = row
+    return WaitingRollback(
+        ref,
+        key,
+        None if occurred_at is None else time_out(occurred_at),
+        operator,
+        currency,
+        contract_id,
+        period,
+        None if start is None else time_out(start),
+    )

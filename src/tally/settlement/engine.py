@@ -119,6 +119,35 @@ class Effect:
 CommissionKey = tuple[str, str, str, str]  # operator, agent, period, currency
 
 
+@dataclass(frozen=True, slots=True)
+class WaitingRollback:
+    """A rollback that arrived before its original: what it names, and when it fell.
+
+    ``contract_id``, ``period`` and ``period_start`` are the contract period its own
+    instant falls in, by the rules of the contract version in force then (as its
+    original would have been bucketed); ``None`` when no contract was in force. Kept so
+    that one still waiting after its period closed can be told apart: it voided nothing
+    in that period. Rollbacks stored before these were recorded have only ref and key.
+    """
+
+    ref: str  # the original it names
+    key: str  # its own key
+    occurred_at: datetime | None = None
+    operator: str | None = None
+    currency: str | None = None
+    contract_id: str | None = None
+    period: str | None = None
+    period_start: datetime | None = None
+
+    def outlived_close(self, closed: Mapping[tuple[str, str], Period]) -> bool | None:
+        """Whether its period is closed, given the last closed period per (contract,
+        operator) (periods close in order); ``None`` when its period is not known."""
+        if self.contract_id is None or self.operator is None or self.period_start is None:
+            return None
+        last = closed.get((self.contract_id, self.operator))
+        return last is not None and self.period_start < last.end
+
+
 @dataclass(slots=True)
 class OpenFigures:
     """The book's running state: loaded when a worker starts, updated by every batch."""
@@ -145,8 +174,8 @@ class BatchOutcome:
     effects: dict[str, Effect] = field(default_factory=dict)
     # Which of them were stored before the batch (a voided original): rewritten, not new.
     rewritten: set[str] = field(default_factory=set)
-    # Rollbacks that arrived before their original: original key -> rollback key.
-    orphans: dict[str, str] = field(default_factory=dict)
+    # Rollbacks that arrived before their original, by the original key they name.
+    orphans: dict[str, WaitingRollback] = field(default_factory=dict)
     # Early rollbacks that found their original in this batch.
     orphans_resolved: list[str] = field(default_factory=list)
     accounts: dict[str, Account] = field(default_factory=dict)
@@ -475,7 +504,7 @@ class SettlementBook:
         if not found:
             # Its original has not arrived: remember, and cancel it when it does.
             waiting[event.ref] = event.key
-            out.orphans[event.ref] = event.key
+            out.orphans[event.ref] = self._waiting(event)
             return
         original = found[0]
         if original.rolled_back_by == event.key:
@@ -496,6 +525,26 @@ class SettlementBook:
             )
             return
         self._undo(original.key, original, event.key, known, out)
+
+    def _waiting(self, event: SettlementEvent) -> WaitingRollback:
+        """The early rollback with the contract period its instant falls in, if any."""
+        waiting = WaitingRollback(
+            event.ref, event.key, event.occurred_at, event.operator, event.currency
+        )
+        try:
+            terms = in_force(
+                self._by_provider.get(event.provider, ()),
+                event.provider,
+                event.operator,
+                event.occurred_at,
+            )
+        except ContractError:
+            # It still waits for its original; only its period cannot be said.
+            return waiting
+        period = self._period(terms, event.occurred_at)
+        return replace(
+            waiting, contract_id=terms.contract_id, period=period.label, period_start=period.start
+        )
 
     def _undo(
         self, key: str, original: Effect, by: str, known: dict[str, Effect], out: BatchOutcome

@@ -14,6 +14,7 @@ from tally.settlement.engine import (
     Effect,
     OpenFigures,
     SettlementEvent,
+    WaitingRollback,
 )
 
 
@@ -71,6 +72,15 @@ class StoredStatement:
     closed_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Orphan:
+    """A rollback still waiting for its original, and whether its period has closed
+    (``None``: its period is not known, see :class:`WaitingRollback`)."""
+
+    waiting: WaitingRollback
+    outlived_close: bool | None
+
+
 class SettlementStore(Protocol):
     """Settlement state plus the ledger, written together.
 
@@ -108,10 +118,10 @@ class SettlementStore(Protocol):
 
     def statements(self) -> list[StoredStatement]: ...
 
-    def orphans(self) -> list[tuple[str, str]]:
-        """Rollbacks still waiting for their original: (the ref they name, their key),
-        sorted. One still here after its period closed names an original that never
-        came (or came under another key)."""
+    def orphans(self) -> list[Orphan]:
+        """Rollbacks still waiting for their original, sorted by the ref they name then
+        their key. One still here after its period closed (``outlived_close``) voided
+        nothing in it: its original never came (or came under another key)."""
         ...
 
     def problems(self) -> list[tuple[str, str, datetime]]:

@@ -19,7 +19,7 @@ from tally.events.model import VOIDABLE, any_kind_key, candidates
 from tally.kernel.clock import Clock
 from tally.settlement.config import SettlementConfig
 from tally.settlement.engine import SettlementBook, SettlementEvent
-from tally.settlement.ports import EventSource, SettlementStore, StoredStatement
+from tally.settlement.ports import EventSource, Orphan, SettlementStore, StoredStatement
 from tally.settlement.statements import Statement
 
 log = structlog.get_logger("tally.settlement")
@@ -159,7 +159,7 @@ class SettlementWorker:
     def statements(self) -> list[StoredStatement]:
         return self.store.statements()
 
-    def orphans(self) -> list[tuple[str, str]]:
+    def orphans(self) -> list[Orphan]:
         return self.store.orphans()
 
     # -- running in the background --------------------------------------------------------

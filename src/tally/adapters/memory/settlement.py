@@ -12,8 +12,15 @@ from typing import Any
 from tally.adapters.memory.ledger import MemoryLedgerStore
 from tally.adapters.settlement_rows import require_posted
 from tally.ledger.model import Account, TransferRequest
-from tally.settlement.engine import BatchOutcome, Closing, Effect, OpenFigures, SettlementEvent
-from tally.settlement.ports import StoredStatement
+from tally.settlement.engine import (
+    BatchOutcome,
+    Closing,
+    Effect,
+    OpenFigures,
+    SettlementEvent,
+    WaitingRollback,
+)
+from tally.settlement.ports import Orphan, StoredStatement
 
 
 class MemoryConfigDocuments:
@@ -99,7 +106,7 @@ class MemorySettlementStore:
         self._figures = OpenFigures()
         self._positions: dict[str, int] = {}
         self._effects: dict[str, Effect] = {}
-        self._orphans: dict[str, str] = {}
+        self._orphans: dict[str, WaitingRollback] = {}
         self._statements: dict[tuple[str, str, str], StoredStatement] = {}
         self._problems: list[tuple[str, str, datetime]] = []
 
@@ -117,7 +124,7 @@ class MemorySettlementStore:
 
     def load_orphans(self, keys: Iterable[str]) -> dict[str, str]:
         with self._lock:
-            return {k: self._orphans[k] for k in keys if k in self._orphans}
+            return {k: self._orphans[k].key for k in keys if k in self._orphans}
 
     def _post(
         self, accounts: Iterable[Account], transfers: list[TransferRequest], now: datetime
@@ -172,9 +179,13 @@ class MemorySettlementStore:
         with self._lock:
             return [self._statements[k] for k in sorted(self._statements)]
 
-    def orphans(self) -> list[tuple[str, str]]:
+    def orphans(self) -> list[Orphan]:
         with self._lock:
-            return sorted(self._orphans.items())
+            closed = self._figures.closed
+            return [
+                Orphan(w, w.outlived_close(closed))
+                for w in sorted(self._orphans.values(), key=lambda w: (w.ref, w.key))
+            ]
 
     def problems(self) -> list[tuple[str, str, datetime]]:
         with self._lock:

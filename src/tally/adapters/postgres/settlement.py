@@ -18,16 +18,19 @@ from tally.adapters.postgres.params import ANY_TEXTS, texts
 from tally.adapters.settlement_rows import (
     BUCKET_COLUMNS,
     EFFECT_COLUMNS,
+    ORPHAN_COLUMNS,
     bucket_values,
     effect_from_row,
     effect_row,
+    orphan_from_row,
+    orphan_row,
     require_posted,
 )
 from tally.ledger.model import Account, TransferRequest
 from tally.settlement.contracts import Totals
 from tally.settlement.engine import BatchOutcome, Bucket, Closing, Effect, OpenFigures
 from tally.settlement.periods import Period
-from tally.settlement.ports import StoredStatement
+from tally.settlement.ports import Orphan, StoredStatement
 
 
 class PostgresConfigDocuments:
@@ -202,8 +205,8 @@ class PostgresSettlementStore:
                 self._save_effects(cur, out)
             if out.orphans:
                 cur.executemany(
-                    _upsert("settlement_orphans", "original_key, rollback_key", "original_key", 2),
-                    list(out.orphans.items()),
+                    _upsert("settlement_orphans", ORPHAN_COLUMNS, "original_key", 8),
+                    [orphan_row(w, _utc) for w in out.orphans.values()],
                 )
             if out.orphans_resolved:
                 cur.execute(
@@ -331,13 +334,21 @@ class PostgresSettlementStore:
             )
         ]
 
-    def orphans(self) -> list[tuple[str, str]]:
+    def orphans(self) -> list[Orphan]:
+        closed = {
+            (contract_id, operator): Period(start.astimezone(UTC), end.astimezone(UTC), label)
+            for contract_id, operator, label, start, end in self._rows(
+                "SELECT contract_id, operator, period, period_start, period_end "
+                "FROM settlement_closed"
+            )
+        }
         return [
-            (str(original), str(rollback))
-            for original, rollback in self._rows(
-                "SELECT original_key, rollback_key FROM settlement_orphans "
+            Orphan(w, w.outlived_close(closed))
+            for row in self._rows(
+                f"SELECT {ORPHAN_COLUMNS} FROM settlement_orphans "
                 "ORDER BY original_key, rollback_key"
             )
+            for w in (orphan_from_row(row, _utc),)
         ]
 
     def problems(self) -> list[tuple[str, str, datetime]]:

@@ -18,7 +18,7 @@ from tally.kernel.clock import to_micros
 from tally.ledger.codec import dumps
 from tally.ledger.model import Account, TransferRequest
 from tally.settlement.engine import BatchOutcome, Closing, Effect, OpenFigures
-from tally.settlement.ports import StoredStatement
+from tally.settlement.ports import Orphan, StoredStatement
 
 
 class SqliteConfigDocuments:
@@ -142,7 +142,7 @@ class SqliteSettlementStore:
         with self._lock:
             return state.statements(self._read)
 
-    def orphans(self) -> list[tuple[str, str]]:
+    def orphans(self) -> list[Orphan]:
         with self._lock:
             return state.orphans(self._read)
 

@@ -15,15 +15,18 @@ from decimal import Decimal
 from tally.adapters.settlement_rows import (
     BUCKET_COLUMNS,
     EFFECT_COLUMNS,
+    ORPHAN_COLUMNS,
     bucket_values,
     effect_from_row,
     effect_row,
+    orphan_from_row,
+    orphan_row,
 )
 from tally.kernel.clock import from_micros, to_micros
 from tally.settlement.contracts import Totals
 from tally.settlement.engine import BatchOutcome, Bucket, Effect, OpenFigures
 from tally.settlement.periods import Period
-from tally.settlement.ports import StoredStatement
+from tally.settlement.ports import Orphan, StoredStatement
 from tally.settlement.statements import Statement
 
 
@@ -46,12 +49,17 @@ def load_orphans(conn: sqlite3.Connection, keys: Iterable[str]) -> dict[str, str
     )
 
 
-def orphans(conn: sqlite3.Connection) -> list[tuple[str, str]]:
-    return [
-        (str(original), str(rollback))
-        for original, rollback in conn.execute(
-            "SELECT original_key, rollback_key FROM settlement_orphans ORDER BY 1, 2"
+def orphans(conn: sqlite3.Connection) -> list[Orphan]:
+    closed = {
+        (contract_id, operator): Period(from_micros(start), from_micros(end), label)
+        for contract_id, operator, label, start, end in conn.execute(
+            "SELECT contract_id, operator, period, period_start, period_end FROM settlement_closed"
         )
+    }
+    return [
+        Orphan(w, w.outlived_close(closed))
+        for row in conn.execute(f"SELECT {ORPHAN_COLUMNS} FROM settlement_orphans ORDER BY 1, 2")
+        for w in (orphan_from_row(row, from_micros),)
     ]
 
 
@@ -91,7 +99,9 @@ def save_batch(conn: sqlite3.Connection, out: BatchOutcome, figures: OpenFigures
         )
     if out.orphans:
         conn.executemany(
-            "INSERT OR REPLACE INTO settlement_orphans VALUES (?, ?)", list(out.orphans.items())
+            f"INSERT OR REPLACE INTO settlement_orphans ({ORPHAN_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [orphan_row(w, to_micros) for w in out.orphans.values()],
         )
     if out.orphans_resolved:
         conn.executemany(

@@ -198,6 +198,15 @@ class StatementOut(BaseModel):
 class OrphanOut(BaseModel):
     ref: str  # the original the rollback names (``provider:tx_id:*``: any kind)
     rollback_key: str
+    # The rollback's own instant, operator and currency, the contract period it falls in
+    # and whether that period is closed. ``null``: unknown (no contract was in force, or
+    # the rollback was stored before these were recorded).
+    occurred_at: datetime | None = None
+    operator: str | None = None
+    currency: str | None = None
+    contract_id: str | None = None
+    period: str | None = None
+    outlived_close: bool | None = None
 
 
 class SettlementProblemOut(BaseModel):

@@ -297,16 +297,50 @@ def settlement_figures(
 
 
 @settlement_app.command("orphans")
-def settlement_orphans() -> None:
-    """Rollbacks still waiting for their original (one still here after its period closed
-    voided nothing in it: its original never came, or came under another key)."""
+def settlement_orphans(
+    past_close: Annotated[
+        bool, typer.Option("--past-close", help="Only those whose period already closed.")
+    ] = False,
+) -> None:
+    """Rollbacks still waiting for their original, with the period each falls in (one
+    still here after its period closed voided nothing in it: its original never came, or
+    came under another key)."""
     with open_app() as tally:
         found = tally.settlement_store.orphans()
-    table = Table("ref (original named)", "rollback", title="Rollbacks waiting for their original")
-    for ref, rollback in found:
-        table.add_row(ref, rollback)
+    outlived = sum(1 for o in found if o.outlived_close)
+    table = Table(
+        "ref (original named)",
+        "rollback",
+        "occurred at",
+        "operator",
+        "currency",
+        "contract",
+        "period",
+        "outlived close",
+        title="Rollbacks waiting for their original",
+    )
+    for o in found:
+        if past_close and not o.outlived_close:
+            continue
+        w = o.waiting
+        table.add_row(
+            w.ref,
+            w.key,
+            _or_unknown(w.occurred_at.isoformat() if w.occurred_at else None),
+            _or_unknown(w.operator),
+            _or_unknown(w.currency),
+            _or_unknown(w.contract_id),
+            _or_unknown(w.period),
+            _or_unknown(None if o.outlived_close is None else "yes" if o.outlived_close else "no"),
+        )
     console.print(table)
-    console.print(f"{len(found)} waiting")
+    console.print(f"{len(found)} waiting, {outlived} outlived its period's close")
+
+
+def _or_unknown(value: str | None) -> str:
+    # Rollbacks stored before their instant and period were kept, or with no contract
+    # in force at their instant.
+    return "unknown" if value is None else value
 
 
 @settlement_app.command("statements")

@@ -101,13 +101,28 @@ def _visible_statements(c: Ctx, p: Principal) -> list[StoredStatement]:
 
 @router.get("/settlement/orphans", response_model=list[s.OrphanOut])
 def settlement_orphans(
-    c: CtxDep, _: Annotated[Principal, Depends(require(P.SETTLEMENT_ORPHANS_READ))]
+    c: CtxDep,
+    _: Annotated[Principal, Depends(require(P.SETTLEMENT_ORPHANS_READ))],
+    past_close: bool = False,
 ) -> list[s.OrphanOut]:
-    """Rollbacks still waiting for their original. One still here after its period
-    closed voided nothing in it: its original never came, or came under another key."""
+    """Rollbacks still waiting for their original, with the period each falls in. One
+    still here after its period closed (``outlived_close``) voided nothing in it: its
+    original never came, or came under another key. ``past_close=true`` lists only those
+    (not those whose period is unknown)."""
     return [
-        s.OrphanOut(ref=ref, rollback_key=rollback)
-        for ref, rollback in c.app.settlement_store.orphans()
+        s.OrphanOut(
+            ref=w.ref,
+            rollback_key=w.key,
+            occurred_at=w.occurred_at,
+            operator=w.operator,
+            currency=w.currency,
+            contract_id=w.contract_id,
+            period=w.period,
+            outlived_close=o.outlived_close,
+        )
+        for o in c.app.settlement_store.orphans()
+        if o.outlived_close or not past_close
+        for w in (o.waiting,)
     ]
 
 
