@@ -37,6 +37,7 @@ class Link:
     def conn(self) -> psycopg.Connection[Any]:
         if self._conn.broken and not self._shut:
             log.warning("postgres_reconnecting", backend=self._conn.info.backend_pid)
+            self._conn.close()  # a broken connection still holds its socket until closed
             self._conn = self._open()
         return self._conn
 
