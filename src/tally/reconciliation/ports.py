@@ -57,6 +57,10 @@ class Finished:
 
 
 class ReconciliationStore(Protocol):
+    def close(self) -> None:
+        """Release the store's connections (a store that holds none does nothing)."""
+        ...
+
     def run_of_file(self, provider: str, file_sha256: str) -> int | None:
         """The finished run that took this file already, if one did."""
         ...

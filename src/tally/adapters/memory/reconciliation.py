@@ -28,6 +28,9 @@ class MemoryReconciliationStore:
         self._breaks: dict[int, KeptBreak] = {}
         self._last_run = 0  # ids are never reused, also after a dropped run
 
+    def close(self) -> None:
+        """Nothing to release: the store is memory."""
+
     def run_of_file(self, provider: str, file_sha256: str) -> int | None:
         with self._lock:
             for run in self._runs.values():

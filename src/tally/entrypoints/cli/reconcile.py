@@ -35,9 +35,7 @@ def _service() -> Iterator[tuple[ReconciliationService, Auditing]]:
         try:
             yield service, Auditing(backoffice.store, CLI_ACTOR, "cli")
         finally:
-            close = getattr(service.store, "close", None)
-            if close is not None:
-                close()
+            service.store.close()
             backoffice.close()
 
 
