@@ -25,11 +25,11 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool
 
-from tally.adapters import rows
 from tally.adapters.ahead import BatchesAhead, DecidedBatch
-from tally.adapters.migrate import MIGRATIONS_TABLE, load_migrations
 from tally.adapters.postgres.link import Link
 from tally.adapters.postgres.params import ANY_TEXTS, ROWS_OF, rows_of, texts
+from tally.adapters.sql import rows
+from tally.adapters.sql.migrate import MIGRATIONS_TABLE, load_migrations
 from tally.kernel.errors import PermanentError, RetryableError, StoreUnavailable
 from tally.kernel.limits import LedgerLimits
 from tally.kernel.page import Page, decode_cursor, fetch_size, page_from_rows

@@ -12,7 +12,7 @@ import psycopg
 
 from tally.adapters.postgres.ledger import connect_kwargs, migrate
 from tally.adapters.postgres.link import Link
-from tally.adapters.quarantine_sql import SqlImportProgress, SqlInputQuarantine
+from tally.adapters.sql.quarantine import SqlImportProgress, SqlInputQuarantine
 
 
 class PostgresIngestStore(SqlInputQuarantine, SqlImportProgress):

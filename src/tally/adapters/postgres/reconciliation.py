@@ -12,7 +12,7 @@ import psycopg
 
 from tally.adapters.postgres.ledger import connect_kwargs, migrate
 from tally.adapters.postgres.link import Link
-from tally.adapters.reconciliation_sql import LINES_FETCHED, SqlReconciliationStore
+from tally.adapters.sql.reconciliation import LINES_FETCHED, SqlReconciliationStore
 
 
 class PostgresReconciliationStore(SqlReconciliationStore):

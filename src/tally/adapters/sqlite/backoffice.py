@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tally.adapters.backoffice_sql import Cursor, SqlBackofficeStore
+from tally.adapters.sql.backoffice import Cursor, SqlBackofficeStore
 from tally.adapters.sqlite.ledger import connect, immediate, migrate
 from tally.audit.chain import Sealer
 from tally.kernel.clock import from_micros, to_micros

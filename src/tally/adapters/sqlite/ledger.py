@@ -23,9 +23,9 @@ from typing import Any
 import orjson
 import structlog
 
-from tally.adapters import rows
 from tally.adapters.ahead import BatchesAhead, DecidedBatch
-from tally.adapters.migrate import MIGRATIONS_TABLE, load_migrations
+from tally.adapters.sql import rows
+from tally.adapters.sql.migrate import MIGRATIONS_TABLE, load_migrations
 from tally.kernel.clock import from_micros, to_micros
 from tally.kernel.errors import RetryableError, StoreUnavailable
 from tally.kernel.limits import LedgerLimits

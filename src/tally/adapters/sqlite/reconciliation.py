@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tally.adapters.reconciliation_sql import LINES_FETCHED, SqlReconciliationStore
+from tally.adapters.sql.reconciliation import LINES_FETCHED, SqlReconciliationStore
 from tally.adapters.sqlite.ledger import connect, immediate, migrate
 from tally.kernel.clock import from_micros, to_micros
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tally.adapters.settlement_rows import require_posted
+from tally.adapters.sql.settlement_rows import require_posted
 from tally.adapters.sqlite import settlement_state as state
 from tally.adapters.sqlite.ledger import SqliteLedgerStore, connect, immediate, migrate
 from tally.kernel.clock import to_micros
