@@ -29,6 +29,7 @@ from tally.adapters.ahead import BatchesAhead, DecidedBatch
 from tally.adapters.postgres.link import Link
 from tally.adapters.postgres.params import ANY_TEXTS, ROWS_OF, rows_of, texts
 from tally.adapters.sql import rows
+from tally.adapters.sql.ledger import AuditedWrites
 from tally.adapters.sql.migrate import MIGRATIONS_TABLE, load_migrations
 from tally.kernel.errors import PermanentError, RetryableError, StoreUnavailable
 from tally.kernel.limits import LedgerLimits
@@ -47,7 +48,7 @@ from tally.ledger.model import (
     TransferRequest,
     TransferResult,
 )
-from tally.ledger.ports import AuditedWrite, Decided
+from tally.ledger.ports import Decided
 
 _MIGRATION_LOCK = 7_411_001  # pg_advisory_xact_lock key: one migrator at a time
 READ_POOL_MAX = 4
@@ -351,7 +352,7 @@ class _Turns:
             self._changed.notify_all()
 
 
-class PostgresLedgerStore:
+class PostgresLedgerStore(AuditedWrites):
     commit_lanes = COMMIT_LANES
 
     def __init__(
@@ -466,19 +467,6 @@ class PostgresLedgerStore:
                     [(a.id, int(a.flags)) for a in new],
                 )
         return results
-
-    def write_audited(
-        self,
-        accounts: Sequence[Account],
-        transfers: Sequence[TransferRequest],
-        now: datetime,
-        within: AuditedWrite,
-    ) -> tuple[list[AccountResult], list[TransferResult]]:
-        with self._transaction() as conn:
-            created = self.create_accounts_in(conn, accounts, now)
-            moved = self.apply_in(conn, [transfers], now)[0] if transfers else []
-            within(conn, created, moved)
-        return created, moved
 
     def apply(
         self, submissions: Sequence[Sequence[TransferRequest]], now: datetime

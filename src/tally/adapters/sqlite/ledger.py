@@ -25,6 +25,7 @@ import structlog
 
 from tally.adapters.ahead import BatchesAhead, DecidedBatch
 from tally.adapters.sql import rows
+from tally.adapters.sql.ledger import AuditedWrites
 from tally.adapters.sql.migrate import MIGRATIONS_TABLE, load_migrations
 from tally.kernel.clock import from_micros, to_micros
 from tally.kernel.errors import RetryableError, StoreUnavailable
@@ -45,7 +46,7 @@ from tally.ledger.model import (
     TransferRequest,
     TransferResult,
 )
-from tally.ledger.ports import AuditedWrite, Decided
+from tally.ledger.ports import Decided
 
 log = structlog.get_logger("tally.ledger")
 
@@ -411,7 +412,7 @@ class _HistoryIndexer:
                 self._cond.notify_all()
 
 
-class SqliteLedgerStore:
+class SqliteLedgerStore(AuditedWrites):
     commit_lanes = 1  # one write connection: batches commit one at a time
 
     def __init__(
@@ -557,19 +558,6 @@ class SqliteLedgerStore:
                 [(num, int(a.flags)) for num, a in numbered],
             )
         return results
-
-    def write_audited(
-        self,
-        accounts: Sequence[Account],
-        transfers: Sequence[TransferRequest],
-        now: datetime,
-        within: AuditedWrite,
-    ) -> tuple[list[AccountResult], list[TransferResult]]:
-        with self._transaction() as conn:
-            created = self.create_accounts_in(conn, accounts, now)
-            moved = self.apply_in(conn, [transfers], now)[0] if transfers else []
-            within(conn, created, moved)
-        return created, moved
 
     def apply(
         self, submissions: Sequence[Sequence[TransferRequest]], now: datetime
