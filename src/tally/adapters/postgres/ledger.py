@@ -23,10 +23,9 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg_pool import ConnectionPool
 
 from tally.adapters.ahead import BatchesAhead, DecidedBatch
-from tally.adapters.postgres.link import Link
+from tally.adapters.postgres.connection import Link, connect_kwargs, pool
 from tally.adapters.postgres.params import ANY_TEXTS, ROWS_OF, rows_of, texts
 from tally.adapters.sql import rows
 from tally.adapters.sql.ledger import AuditedWrites
@@ -77,21 +76,6 @@ def _utc(value: datetime) -> datetime:
 def _rejection(row: Sequence[Any]) -> Rejection:
     _, tid, code, req, at = row
     return Rejection(tid, ResultCode(code), request_from_dict(json.loads(req)), _utc(at))
-
-
-def connect_kwargs(schema: str | None) -> dict[str, Any]:
-    # Lookups by key (``key = ANY(...)``) must use the primary key's index at any table
-    # size. Two planner settings see to it (measured: 10-100 ms per settlement batch
-    # without them, under 2 ms with them):
-    # - psycopg prepares a query it runs often, and PostgreSQL may then keep one generic
-    #   plan, made when the table was small: a sequential scan ever slower as it grows.
-    #   Plan each execution for its parameters instead.
-    # - The default random_page_cost (4) prices an index probe as a disk seek; the working
-    #   set here is in memory or on SSD, where 1.1 is the usual figure.
-    options = "-c timezone=UTC -c plan_cache_mode=force_custom_plan -c random_page_cost=1.1"
-    if schema:
-        options += f" -c search_path={schema}"
-    return {"options": options}
 
 
 def migrate(conn: psycopg.Connection[Any], component: str = "ledger") -> list[int]:
@@ -383,14 +367,7 @@ class PostgresLedgerStore(AuditedWrites):
         self._decider = Link(dsn, autocommit=True, **kwargs)
         self._turns = _Turns(COMMIT_LANES)
         migrate(self._lanes[0].conn)
-        self._pool = ConnectionPool(
-            dsn,
-            min_size=1,
-            max_size=READ_POOL_MAX,
-            kwargs={**kwargs, "autocommit": True},
-            open=True,
-            name="tally-ledger-read",
-        )
+        self._pool = pool(dsn, max_size=READ_POOL_MAX, name="tally-ledger-read", **kwargs)
 
     @contextmanager
     def unit_of_work(self) -> Iterator[psycopg.Connection[Any]]:

@@ -10,8 +10,8 @@ from typing import Any
 
 import psycopg
 
-from tally.adapters.postgres.ledger import connect_kwargs, migrate
-from tally.adapters.postgres.link import Link
+from tally.adapters.postgres.connection import Link, connect_kwargs
+from tally.adapters.postgres.ledger import migrate
 from tally.adapters.sql.quarantine import SqlImportProgress, SqlInputQuarantine
 
 

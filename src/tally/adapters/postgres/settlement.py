@@ -12,8 +12,8 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from tally.adapters.postgres.ledger import PostgresLedgerStore, connect_kwargs, migrate
-from tally.adapters.postgres.link import Link
+from tally.adapters.postgres.connection import Link, connect_kwargs
+from tally.adapters.postgres.ledger import PostgresLedgerStore, migrate
 from tally.adapters.postgres.params import ANY_TEXTS, texts
 from tally.adapters.sql.settlement_rows import (
     BUCKET_COLUMNS,
