@@ -278,9 +278,9 @@ def _account_numbers(store: LedgerStore) -> dict[str, int]:
 def _raw_write(
     store: LedgerStore, chunk: list[TransferRequest], now: datetime, nums: dict[str, int]
 ) -> None:
-    from tally.adapters import rows
     from tally.adapters.postgres.ledger import copy_transfers
     from tally.adapters.postgres.params import ROWS_OF, rows_of
+    from tally.adapters.sql import rows
     from tally.ledger.model import Transfer, TransferKind
 
     created = [

@@ -258,7 +258,7 @@ def test_a_kept_input_of_every_protocol_holds_none_of_its_secrets(
 def test_entries_kept_before_redaction_lose_their_secrets_at_the_next_startup(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    from tally.adapters.quarantine_sql import SqlInputQuarantine
+    from tally.adapters.sql.quarantine import SqlInputQuarantine
 
     def open_store() -> SqlInputQuarantine:
         if kind == "sqlite":

@@ -14,8 +14,8 @@ from typing import Any, cast
 
 import pytest
 
-from tally.adapters.backoffice_sql import SqlBackofficeStore
 from tally.adapters.memory.quarantine import MemoryInputQuarantine
+from tally.adapters.sql.backoffice import SqlBackofficeStore
 from tally.audit.service import Auditing
 from tally.quarantine.inputs import Reason, Refused, Status
 from tally.quarantine.redrive import RedriveOutcome

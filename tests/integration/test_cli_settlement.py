@@ -82,7 +82,7 @@ class AuditDown(RuntimeError):
 
 
 def _audit_down(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tally.adapters.backoffice_sql import SqlBackofficeStore
+    from tally.adapters.sql.backoffice import SqlBackofficeStore
 
     def fail(self: object, cur: object, entry: object) -> object:
         raise AuditDown("the audit append failed")

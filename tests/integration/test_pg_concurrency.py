@@ -17,7 +17,8 @@ import psycopg
 import pytest
 from psycopg import errors as pg_errors
 
-from tally.adapters.postgres.ledger import PostgresLedgerStore, connect_kwargs
+from tally.adapters.postgres.connection import connect_kwargs
+from tally.adapters.postgres.ledger import PostgresLedgerStore
 from tally.kernel.clock import FixedClock
 from tally.ledger.model import (
     Account,

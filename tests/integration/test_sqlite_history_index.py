@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from tally.adapters.sqlite.ledger import SqliteLedgerStore, connect, immediate
+from tally.adapters.sqlite.connection import connect, immediate
+from tally.adapters.sqlite.ledger import SqliteLedgerStore
 from tally.kernel.limits import LedgerLimits
 from tally.ledger.model import Account, AccountFlags, OwnerKind, ResultCode, TransferRequest
 from tests.conftest import START

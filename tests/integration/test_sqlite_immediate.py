@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tally.adapters.sqlite import ledger as ledger_module
-from tally.adapters.sqlite.ledger import FileConnection, connect, file_lock, immediate
+from tally.adapters.sqlite import connection as connection_module
+from tally.adapters.sqlite.connection import FileConnection, connect, file_lock, immediate
 from tally.kernel.errors import RetryableError
 
 
@@ -119,7 +119,7 @@ def test_writers_of_one_file_in_this_process_wait_on_its_lock_not_on_sqlites(
             waiter.execute("INSERT INTO parent VALUES (2)")
         assert waiter.execute("SELECT id FROM parent ORDER BY id").fetchall() == [(1,), (2,)]
         # Past the busy timeout, the lock's wait fails as SQLite's would.
-        monkeypatch.setattr(ledger_module, "BUSY_TIMEOUT_S", 0.05)
+        monkeypatch.setattr(connection_module, "BUSY_TIMEOUT_S", 0.05)
         held.clear()
         release.clear()
         holding = threading.Thread(target=_hold, args=(holder, held, release))

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from tally.adapters.sqlite.ledger import SqliteLedgerStore, connect
+from tally.adapters.sqlite.connection import connect
+from tally.adapters.sqlite.ledger import SqliteLedgerStore
 from tally.ledger.model import (
     Account,
     OwnerKind,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from tally.adapters.migrate import MIGRATIONS_TABLE, load_migrations
+from tally.adapters.sql.migrate import MIGRATIONS_TABLE, load_migrations
 
 
 def ledger_file_at(path: Path, version: int) -> sqlite3.Connection:

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from tally.adapters.memory.ledger import MemoryLedgerStore
-from tally.adapters.settlement_rows import require_posted
+from tally.adapters.sql.settlement_rows import require_posted
 from tally.ledger.model import Account, TransferRequest
 from tally.settlement.engine import (
     BatchOutcome,

@@ -11,9 +11,9 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
-from tally.adapters.backoffice_sql import Cursor, SqlBackofficeStore
-from tally.adapters.postgres.ledger import connect_kwargs, migrate
-from tally.adapters.postgres.link import Link
+from tally.adapters.postgres.connection import Link, connect_kwargs
+from tally.adapters.postgres.ledger import migrate
+from tally.adapters.sql.backoffice import Cursor, SqlBackofficeStore
 from tally.audit.chain import Sealer
 from tally.kernel.errors import StoreUnavailable
 

@@ -23,13 +23,13 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg_pool import ConnectionPool
 
-from tally.adapters import rows
 from tally.adapters.ahead import BatchesAhead, DecidedBatch
-from tally.adapters.migrate import MIGRATIONS_TABLE, load_migrations
-from tally.adapters.postgres.link import Link
+from tally.adapters.postgres.connection import Link, connect_kwargs, pool
 from tally.adapters.postgres.params import ANY_TEXTS, ROWS_OF, rows_of, texts
+from tally.adapters.sql import rows
+from tally.adapters.sql.ledger import AuditedWrites
+from tally.adapters.sql.migrate import MIGRATIONS_TABLE, load_migrations
 from tally.kernel.errors import PermanentError, RetryableError, StoreUnavailable
 from tally.kernel.limits import LedgerLimits
 from tally.kernel.page import Page, decode_cursor, fetch_size, page_from_rows
@@ -47,7 +47,7 @@ from tally.ledger.model import (
     TransferRequest,
     TransferResult,
 )
-from tally.ledger.ports import AuditedWrite, Decided
+from tally.ledger.ports import Decided
 
 _MIGRATION_LOCK = 7_411_001  # pg_advisory_xact_lock key: one migrator at a time
 READ_POOL_MAX = 4
@@ -76,21 +76,6 @@ def _utc(value: datetime) -> datetime:
 def _rejection(row: Sequence[Any]) -> Rejection:
     _, tid, code, req, at = row
     return Rejection(tid, ResultCode(code), request_from_dict(json.loads(req)), _utc(at))
-
-
-def connect_kwargs(schema: str | None) -> dict[str, Any]:
-    # Lookups by key (``key = ANY(...)``) must use the primary key's index at any table
-    # size. Two planner settings see to it (measured: 10-100 ms per settlement batch
-    # without them, under 2 ms with them):
-    # - psycopg prepares a query it runs often, and PostgreSQL may then keep one generic
-    #   plan, made when the table was small: a sequential scan ever slower as it grows.
-    #   Plan each execution for its parameters instead.
-    # - The default random_page_cost (4) prices an index probe as a disk seek; the working
-    #   set here is in memory or on SSD, where 1.1 is the usual figure.
-    options = "-c timezone=UTC -c plan_cache_mode=force_custom_plan -c random_page_cost=1.1"
-    if schema:
-        options += f" -c search_path={schema}"
-    return {"options": options}
 
 
 def migrate(conn: psycopg.Connection[Any], component: str = "ledger") -> list[int]:
@@ -351,7 +336,7 @@ class _Turns:
             self._changed.notify_all()
 
 
-class PostgresLedgerStore:
+class PostgresLedgerStore(AuditedWrites):
     commit_lanes = COMMIT_LANES
 
     def __init__(
@@ -382,14 +367,7 @@ class PostgresLedgerStore:
         self._decider = Link(dsn, autocommit=True, **kwargs)
         self._turns = _Turns(COMMIT_LANES)
         migrate(self._lanes[0].conn)
-        self._pool = ConnectionPool(
-            dsn,
-            min_size=1,
-            max_size=READ_POOL_MAX,
-            kwargs={**kwargs, "autocommit": True},
-            open=True,
-            name="tally-ledger-read",
-        )
+        self._pool = pool(dsn, max_size=READ_POOL_MAX, name="tally-ledger-read", **kwargs)
 
     @contextmanager
     def unit_of_work(self) -> Iterator[psycopg.Connection[Any]]:
@@ -466,19 +444,6 @@ class PostgresLedgerStore:
                     [(a.id, int(a.flags)) for a in new],
                 )
         return results
-
-    def write_audited(
-        self,
-        accounts: Sequence[Account],
-        transfers: Sequence[TransferRequest],
-        now: datetime,
-        within: AuditedWrite,
-    ) -> tuple[list[AccountResult], list[TransferResult]]:
-        with self._transaction() as conn:
-            created = self.create_accounts_in(conn, accounts, now)
-            moved = self.apply_in(conn, [transfers], now)[0] if transfers else []
-            within(conn, created, moved)
-        return created, moved
 
     def apply(
         self, submissions: Sequence[Sequence[TransferRequest]], now: datetime

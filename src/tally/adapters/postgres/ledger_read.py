@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from tally.adapters import rows
-from tally.adapters.postgres.ledger import connect_kwargs
-from tally.adapters.postgres.link import Link
+from tally.adapters.postgres.connection import Link, connect_kwargs
 from tally.adapters.postgres.params import ANY_TEXTS, texts
+from tally.adapters.sql import rows
 from tally.ledger.model import Account, OwnerKind, Transfer
 
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import psycopg
 
-from tally.adapters.postgres.ledger import connect_kwargs, migrate
-from tally.adapters.postgres.link import Link
-from tally.adapters.quarantine_sql import SqlImportProgress, SqlInputQuarantine
+from tally.adapters.postgres.connection import Link, connect_kwargs
+from tally.adapters.postgres.ledger import migrate
+from tally.adapters.sql.quarantine import SqlImportProgress, SqlInputQuarantine
 
 
 class PostgresIngestStore(SqlInputQuarantine, SqlImportProgress):

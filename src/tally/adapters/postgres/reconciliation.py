@@ -10,9 +10,9 @@ from typing import Any
 
 import psycopg
 
-from tally.adapters.postgres.ledger import connect_kwargs, migrate
-from tally.adapters.postgres.link import Link
-from tally.adapters.reconciliation_sql import LINES_FETCHED, SqlReconciliationStore
+from tally.adapters.postgres.connection import Link, connect, connect_kwargs
+from tally.adapters.postgres.ledger import migrate
+from tally.adapters.sql.reconciliation import LINES_FETCHED, SqlReconciliationStore
 
 
 class PostgresReconciliationStore(SqlReconciliationStore):
@@ -35,7 +35,7 @@ class PostgresReconciliationStore(SqlReconciliationStore):
     def _cursor_rows(self, sql: str, params: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
         # A server-side cursor on a connection of its own: rows come a batch at a time.
         with (
-            psycopg.connect(self._dsn, **self._kwargs) as conn,
+            connect(self._dsn, **self._kwargs) as conn,
             conn.cursor(name="recon_lines") as cursor,
         ):
             cursor.execute(sql, tuple(params))

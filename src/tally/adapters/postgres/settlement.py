@@ -12,10 +12,10 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from tally.adapters.postgres.ledger import PostgresLedgerStore, connect_kwargs, migrate
-from tally.adapters.postgres.link import Link
+from tally.adapters.postgres.connection import Link, connect_kwargs
+from tally.adapters.postgres.ledger import PostgresLedgerStore, migrate
 from tally.adapters.postgres.params import ANY_TEXTS, texts
-from tally.adapters.settlement_rows import (
+from tally.adapters.sql.settlement_rows import (
     BUCKET_COLUMNS,
     EFFECT_COLUMNS,
     ORPHAN_COLUMNS,

@@ -6,8 +6,8 @@ import threading
 from collections.abc import Sequence
 from datetime import datetime
 
-from tally.adapters.postgres.ledger import connect_kwargs, migrate
-from tally.adapters.postgres.link import Link
+from tally.adapters.postgres.connection import Link, connect_kwargs
+from tally.adapters.postgres.ledger import migrate
 from tally.adapters.postgres.params import ANY_TEXTS, texts
 
 

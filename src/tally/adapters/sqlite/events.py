@@ -7,7 +7,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from tally.adapters.sqlite.ledger import connect, immediate, json_array, migrate
+from tally.adapters.sqlite.connection import connect, immediate
+from tally.adapters.sqlite.ledger import json_array, migrate
 from tally.events import codec
 from tally.events.model import Event, first_difference
 from tally.events.ports import Appended, AppendResult

@@ -23,11 +23,13 @@ from typing import Any
 import orjson
 import structlog
 
-from tally.adapters import rows
 from tally.adapters.ahead import BatchesAhead, DecidedBatch
-from tally.adapters.migrate import MIGRATIONS_TABLE, load_migrations
+from tally.adapters.sql import rows
+from tally.adapters.sql.ledger import AuditedWrites
+from tally.adapters.sql.migrate import MIGRATIONS_TABLE, load_migrations
+from tally.adapters.sqlite.connection import connect, immediate
 from tally.kernel.clock import from_micros, to_micros
-from tally.kernel.errors import RetryableError, StoreUnavailable
+from tally.kernel.errors import StoreUnavailable
 from tally.kernel.limits import LedgerLimits
 from tally.kernel.page import Page, decode_cursor, fetch_size, page_from_rows
 from tally.ledger import engine
@@ -45,92 +47,9 @@ from tally.ledger.model import (
     TransferRequest,
     TransferResult,
 )
-from tally.ledger.ports import AuditedWrite, Decided
+from tally.ledger.ports import Decided
 
 log = structlog.get_logger("tally.ledger")
-
-
-BUSY_TIMEOUT_S = 30.0
-_file_locks: dict[str, threading.RLock] = {}
-_file_locks_guard = threading.Lock()
-
-
-class FileConnection(sqlite3.Connection):
-    """A connection that knows the lock its file's write transactions take in this process."""
-
-    file_lock: threading.RLock | None = None
-
-
-def file_lock(path: Path | str) -> threading.RLock | None:
-    """The one lock of this process for write transactions on the file at ``path``
-    (None for an in-memory database, which no other connection shares).
-
-    SQLite makes a writer that finds the file locked sleep and look again (1, 2, 5, 10,
-    ... ms), so two connections of one process that write the same file (the ledger, the
-    event log, the wallet marks) kept each other waiting several milliseconds past the
-    other's commit. Waiting on this lock instead, the next writer starts the moment the
-    last one ends; other processes still meet SQLite's own lock.
-    """
-    if str(path) == ":memory:" or str(path).startswith("file::memory:"):
-        return None
-    key = str(Path(path).resolve())
-    with _file_locks_guard:
-        lock = _file_locks.get(key)
-        if lock is None:
-            lock = _file_locks[key] = threading.RLock()
-        return lock
-
-
-def connect(path: Path | str, *, synchronous: str = "FULL") -> sqlite3.Connection:
-    conn = sqlite3.connect(
-        str(path),
-        isolation_level=None,
-        check_same_thread=False,
-        timeout=BUSY_TIMEOUT_S,
-        factory=FileConnection,
-    )
-    conn.file_lock = file_lock(path)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={synchronous}")
-    conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache per connection
-    conn.execute("PRAGMA temp_store=MEMORY")
-    # Checkpoint the WAL every ~64 MiB rather than every 4 MiB: fewer database fsyncs.
-    conn.execute("PRAGMA wal_autocheckpoint=16384")
-    conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
-    return conn
-
-
-@contextmanager
-def immediate(conn: sqlite3.Connection, *, busy: str | None = None) -> Iterator[sqlite3.Connection]:
-    """One write transaction on ``conn``: committed if the block ends, else rolled back
-    (also when the commit itself fails, unless SQLite has already rolled it back). It
-    holds the file's lock of this process (``file_lock``) from begin to end.
-
-    With ``busy`` (what to call the database), a file another writer holds past the busy
-    timeout is a :class:`RetryableError`; without, SQLite's own error."""
-    lock = getattr(conn, "file_lock", None)
-    if lock is not None and not lock.acquire(timeout=BUSY_TIMEOUT_S):
-        message = "database is locked (by another writer of this process)"
-        if busy is None:
-            raise sqlite3.OperationalError(message)
-        raise RetryableError(f"{busy} is busy: {message}")
-    try:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if busy is None:
-                raise
-            raise RetryableError(f"{busy} is busy: {exc}") from exc
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-    finally:
-        if lock is not None:
-            lock.release()
 
 
 def migrate(conn: sqlite3.Connection, component: str = "ledger") -> list[int]:
@@ -411,7 +330,7 @@ class _HistoryIndexer:
                 self._cond.notify_all()
 
 
-class SqliteLedgerStore:
+class SqliteLedgerStore(AuditedWrites):
     commit_lanes = 1  # one write connection: batches commit one at a time
 
     def __init__(
@@ -557,19 +476,6 @@ class SqliteLedgerStore:
                 [(num, int(a.flags)) for num, a in numbered],
             )
         return results
-
-    def write_audited(
-        self,
-        accounts: Sequence[Account],
-        transfers: Sequence[TransferRequest],
-        now: datetime,
-        within: AuditedWrite,
-    ) -> tuple[list[AccountResult], list[TransferResult]]:
-        with self._transaction() as conn:
-            created = self.create_accounts_in(conn, accounts, now)
-            moved = self.apply_in(conn, [transfers], now)[0] if transfers else []
-            within(conn, created, moved)
-        return created, moved
 
     def apply(
         self, submissions: Sequence[Sequence[TransferRequest]], now: datetime

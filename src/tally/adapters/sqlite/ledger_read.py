@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from tally.adapters import rows
-from tally.adapters.sqlite.ledger import connect
+from tally.adapters.sql import rows
+from tally.adapters.sqlite.connection import connect
 from tally.kernel.clock import from_micros, to_micros
 from tally.ledger.model import Account, OwnerKind, Transfer
 

@@ -10,8 +10,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tally.adapters.quarantine_sql import SqlImportProgress, SqlInputQuarantine
-from tally.adapters.sqlite.ledger import connect, immediate, migrate
+from tally.adapters.sql.quarantine import SqlImportProgress, SqlInputQuarantine
+from tally.adapters.sqlite.connection import connect, immediate
+from tally.adapters.sqlite.ledger import migrate
 from tally.kernel.clock import from_micros, to_micros
 
 

@@ -10,8 +10,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tally.adapters.reconciliation_sql import LINES_FETCHED, SqlReconciliationStore
-from tally.adapters.sqlite.ledger import connect, immediate, migrate
+from tally.adapters.sql.reconciliation import LINES_FETCHED, SqlReconciliationStore
+from tally.adapters.sqlite.connection import connect, immediate
+from tally.adapters.sqlite.ledger import migrate
 from tally.kernel.clock import from_micros, to_micros
 
 
@@ -30,7 +31,7 @@ class SqliteReconciliationStore(SqlReconciliationStore):
 
     def _cursor_rows(self, sql: str, params: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
         # A connection of its own: the read may be long, and the writer's stays free.
-        reader = sqlite3.connect(str(self.path), check_same_thread=False)
+        reader = connect(self.path)
         try:
             cursor = reader.execute(sql, tuple(params))
             while batch := cursor.fetchmany(LINES_FETCHED):

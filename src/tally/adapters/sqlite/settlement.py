@@ -11,9 +11,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tally.adapters.settlement_rows import require_posted
+from tally.adapters.sql.settlement_rows import require_posted
 from tally.adapters.sqlite import settlement_state as state
-from tally.adapters.sqlite.ledger import SqliteLedgerStore, connect, immediate, migrate
+from tally.adapters.sqlite.connection import connect, immediate
+from tally.adapters.sqlite.ledger import SqliteLedgerStore, migrate
 from tally.kernel.clock import to_micros
 from tally.ledger.codec import dumps
 from tally.ledger.model import Account, TransferRequest

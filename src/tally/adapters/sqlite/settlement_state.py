@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
-from tally.adapters.settlement_rows import (
+from tally.adapters.sql.settlement_rows import (
     BUCKET_COLUMNS,
     EFFECT_COLUMNS,
     ORPHAN_COLUMNS,

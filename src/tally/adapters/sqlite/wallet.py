@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from tally.adapters.sqlite.ledger import connect, json_array, migrate
+from tally.adapters.sqlite.connection import connect
+from tally.adapters.sqlite.ledger import json_array, migrate
 from tally.kernel.clock import to_micros
 
 

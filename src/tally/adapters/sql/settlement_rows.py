@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from tally.adapters.rows import TimeIn, TimeOut
+from tally.adapters.sql.rows import TimeIn, TimeOut
 from tally.kernel.errors import PermanentError
 from tally.ledger.model import TransferResult
 from tally.settlement.contracts import Totals
