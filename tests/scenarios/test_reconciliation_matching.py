@@ -247,3 +247,32 @@ def test_the_worked_example_of_the_concept_page_gives_its_breaks_and_balances() 
     rows = [(r.day, r.report_total, r.tally_total, r.explained) for r in result.balances]
     assert rows == [(D, 1250, 600, 650), (date(2026, 3, 3), 0, 500, -500)]
     assert not any(r.unexplained for r in result.balances)
+
+
+def test_a_bet_rolled_back_just_after_midnight_matches_its_rolled_back_bet() -> None:
+    # The bet at 23:59:58 on the 2nd, its rollback at 00:00:03 on the 3rd (UTC): the
+    # report's rollback is in the next day's window, Tally's bet is marked rolled back.
+    # The bet waits with the day's tail for the rollback instead of being a mismatch.
+    bet_at = datetime(2026, 3, 2, 23, 59, 58, tzinfo=UTC)
+    rb_at = bet_at + timedelta(seconds=5)
+    report = [rep("b0", at=bet_at - timedelta(hours=2)), rep("b1", at=bet_at)]
+    report.append(rep("x1", "rollback", 1000, at=rb_at, ref="b1"))
+    tally = [tal("b0", at=bet_at - timedelta(hours=2)), tal("b1", at=bet_at, rolled_back=True)]
+    tally.append(tal("x1", "rollback", 1000, at=rb_at, ref="b1"))
+    result = run(report, tally)
+    assert result.breaks == ()
+    assert result.matched == 3
+    rows = {(r.day, r.report_total, r.tally_total, r.unexplained) for r in result.balances}
+    assert rows == {(D, 1000, 1000, False), (date(2026, 3, 3), 0, 0, False)}
+
+
+def test_a_bet_the_report_never_rolls_back_is_still_a_rollback_mismatch_after_waiting() -> None:
+    bet_at = datetime(2026, 3, 2, 23, 59, 58, tzinfo=UTC)
+    rb_at = bet_at + timedelta(seconds=5)
+    report = [rep("b1", at=bet_at), rep("b2", at=rb_at)]
+    tally = [tal("b1", at=bet_at, rolled_back=True), tal("b2", at=rb_at)]
+    tally.append(tal("x1", "rollback", 1000, at=rb_at, ref="b1"))
+    assert kinds(run(report, tally)) == [
+        (BreakKind.ROLLBACK_MISMATCH, "b1:bet", "acme:b1:bet", 1000, 0),
+        (BreakKind.ROLLBACK_MISMATCH, "", "acme:x1:rollback", 0, 0),
+    ]

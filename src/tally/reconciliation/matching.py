@@ -165,25 +165,15 @@ class _Matcher:
             firsts.append(first)
             for dup in extra:
                 self._settle([dup], [], BreakKind.DUPLICATE_IN_REPORT)
+        tail = None if end is None else end - self.carry
         # 2. by transaction id.
-        by_id = {(t.tx_id, t.kind): (d, t) for d, t in tals}
-        left_r: list[R] = []
-        for rd, r in firsts:
-            found = by_id.pop((r.tx_id, r.kind), None)
-            if found is None:
-                left_r.append((rd, r))
-                continue
-            self._settle([(rd, r)], [found], self._pair_kind(rd, r, found))
-        left_t = sorted(by_id.values(), key=_t_order)
+        left_r, left_t, carry_r, carry_t = self._by_id(firsts, tals, tail)
         # 3. by (player, round, kind, amount, currency) within the time tolerance.
         left_r, left_t = self._by_facts(left_r, left_t)
         # 4. rounds by their net.
         if self.rules.round_netting:
             left_r, left_t = self._by_round(left_r, left_t)
         # 5. missing, or wait for the next day.
-        carry_r: list[R] = []
-        carry_t: list[T] = []
-        tail = None if end is None else end - self.carry
         for item in left_r:
             if tail is not None and item[1].occurred_at >= tail:
                 carry_r.append(item)
@@ -197,6 +187,32 @@ class _Matcher:
                 kind = BreakKind.ROLLBACK_MISMATCH if titem[1].kind == ROLLBACK else None
                 self._settle([], [titem], kind or BreakKind.MISSING_IN_REPORT)
         return carry_r, carry_t
+
+    def _by_id(
+        self, firsts: list[R], tals: list[T], tail: datetime | None
+    ) -> tuple[list[R], list[T], list[R], list[T]]:
+        """Pairs by tx id and kind: (report leftovers, Tally's, and the pairs that wait
+        for the next day). A pair Tally rolled back that the report has not (yet) voided
+        waits if it is in the day's tail: the report's rollback may come after midnight."""
+        by_id = {(t.tx_id, t.kind): (d, t) for d, t in tals}
+        left_r: list[R] = []
+        carry_r: list[R] = []
+        carry_t: list[T] = []
+        for rd, r in firsts:
+            found = by_id.pop((r.tx_id, r.kind), None)
+            if found is None:
+                left_r.append((rd, r))
+                continue
+            kind = self._pair_kind(rd, r, found)
+            if (
+                kind is BreakKind.ROLLBACK_MISMATCH and tail is not None
+                and found[1].rolled_back and r.occurred_at >= tail
+            ):  # fmt: skip
+                carry_r.append((rd, r))
+                carry_t.append(found)
+                continue
+            self._settle([(rd, r)], [found], kind)
+        return left_r, sorted(by_id.values(), key=_t_order), carry_r, carry_t
 
     def _pair_kind(self, rd: date, r: ReportLine, tally: T) -> BreakKind | None:
         td, t = tally
