@@ -84,6 +84,10 @@ class ReconciliationStore(Protocol):
 
     def run(self, run_id: int) -> Run | None: ...
 
+    def runs(self, *, provider: str | None = None, after: int = 0, limit: int = 100) -> list[Run]:
+        """Runs by id, after ``after``, ``limit`` at a time (the newest last)."""
+        ...
+
     def report(self, run_id: int, fmt: str) -> bytes | None:
         """A finished run's break report, ``fmt`` "json" or "csv", as kept."""
         ...
@@ -94,6 +98,7 @@ class ReconciliationStore(Protocol):
         status: BreakStatus | None = None,
         kind: BreakKind | None = None,
         run_id: int | None = None,
+        provider: str | None = None,
         after: int = 0,
         limit: int = 100,
     ) -> list[KeptBreak]:

@@ -23,6 +23,7 @@ from tally.ingest.files import BOM, LINE_MAX_BYTES, read_line
 from tally.ingest.lines import LineRefusal
 from tally.kernel.clock import Clock
 from tally.kernel.limits import ReconciliationLimits
+from tally.kernel.page import Page, decode_cursor, fetch_size, page_from_rows
 from tally.quarantine.inputs import InputQuarantine, Reason, Refused, payload_text
 from tally.reconciliation.layouts import ReportLayout, layout_for
 from tally.reconciliation.matching import MatchResult, day_of, match, zone_of
@@ -250,11 +251,44 @@ class ReconciliationService:
         status: BreakStatus | None = None,
         kind: BreakKind | None = None,
         run_id: int | None = None,
+        provider: str | None = None,
         after: int = 0,
         limit: int = 100,
     ) -> list[KeptBreak]:
         limit = max(1, min(limit, self.limits.page_max_size))
-        return self.store.breaks(status=status, kind=kind, run_id=run_id, after=after, limit=limit)
+        return self.store.breaks(
+            status=status, kind=kind, run_id=run_id, provider=provider, after=after, limit=limit
+        )
+
+    def break_page(
+        self,
+        *,
+        status: BreakStatus | None = None,
+        kind: BreakKind | None = None,
+        run_id: int | None = None,
+        provider: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> Page[KeptBreak]:
+        """One page of breaks by the kernel's keyset rule (an invalid cursor raises
+        InvalidCursor, never reads as the first page)."""
+        limit = max(1, min(limit, self.limits.page_max_size))
+        rows = self.store.breaks(
+            status=status, kind=kind, run_id=run_id, provider=provider,
+            after=decode_cursor(cursor), limit=fetch_size(limit),
+        )  # fmt: skip
+        return page_from_rows(rows, limit, key=lambda k: k.id, item=lambda k: k)
+
+    def run_page(
+        self, *, provider: str | None = None, cursor: str | None = None, limit: int = 100
+    ) -> Page[Run]:
+        limit = max(1, min(limit, self.limits.page_max_size))
+        after = decode_cursor(cursor)
+        rows = self.store.runs(provider=provider, after=after, limit=fetch_size(limit))
+        return page_from_rows(rows, limit, key=lambda r: r.id, item=lambda r: r)
+
+    def get_run(self, run_id: int) -> Run | None:
+        return self.store.run(run_id)
 
     def get(self, break_id: int) -> KeptBreak | None:
         return self.store.get_break(break_id)

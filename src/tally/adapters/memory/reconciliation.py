@@ -93,6 +93,15 @@ class MemoryReconciliationStore:
         with self._lock:
             return self._runs.get(run_id)
 
+    def runs(self, *, provider: str | None = None, after: int = 0, limit: int = 100) -> list[Run]:
+        with self._lock:
+            found = [
+                r
+                for i, r in sorted(self._runs.items())
+                if i > after and (provider is None or r.provider == provider)
+            ]
+        return found[:limit]
+
     def report(self, run_id: int, fmt: str) -> bytes | None:
         with self._lock:
             return self._reports.get((run_id, fmt))
@@ -103,6 +112,7 @@ class MemoryReconciliationStore:
         status: BreakStatus | None = None,
         kind: BreakKind | None = None,
         run_id: int | None = None,
+        provider: str | None = None,
         after: int = 0,
         limit: int = 100,
     ) -> list[KeptBreak]:
@@ -114,6 +124,7 @@ class MemoryReconciliationStore:
                 and (status is None or b.status is status)
                 and (kind is None or b.brk.kind is kind)
                 and (run_id is None or b.run_id == run_id)
+                and (provider is None or b.brk.provider == provider)
             ]
         return found[:limit]
 
