@@ -279,6 +279,22 @@ class SqlReconciliationStore:
             return None
         return self._kept(rows[0], self._history([break_id])[break_id])
 
+    def unresolved(
+        self, provider: str, operator: str, first_day: date, last_day: date
+    ) -> dict[str, tuple[int, int]]:
+        rows = self._run(
+            self._sql(
+                "SELECT currency, COUNT(*), SUM(ABS(report_amount - tally_amount)) "
+                "FROM recon_breaks WHERE provider = ? AND operator = ? AND status IN (?, ?) "
+                "AND day >= ? AND day <= ? GROUP BY currency"
+            ),
+            (
+                provider, operator, BreakStatus.OPEN.value, BreakStatus.INVESTIGATING.value,
+                first_day.isoformat(), last_day.isoformat(),
+            ),
+        )  # fmt: skip
+        return {cur: (int(n), int(total or 0)) for cur, n, total in rows}
+
     def change_break(
         self,
         break_id: int,

@@ -107,6 +107,14 @@ class ReconciliationStore(Protocol):
 
     def get_break(self, break_id: int) -> KeptBreak | None: ...
 
+    def unresolved(
+        self, provider: str, operator: str, first_day: date, last_day: date
+    ) -> dict[str, tuple[int, int]]:
+        """Per currency: how many breaks between ``provider`` and ``operator`` on the days
+        [first_day, last_day] are open or being investigated, and the sum of their
+        differences' sizes (minor units)."""
+        ...
+
     def change_break(
         self,
         break_id: int,

@@ -287,6 +287,17 @@ class ReconciliationService:
         rows = self.store.runs(provider=provider, after=after, limit=fetch_size(limit))
         return page_from_rows(rows, limit, key=lambda r: r.id, item=lambda r: r)
 
+    def unresolved(
+        self, provider: str, operator: str, start: datetime, end: datetime
+    ) -> dict[str, tuple[int, int]]:
+        """Settlement's OpenBreaks: the unresolved breaks on the report days (in the
+        provider's zone) that the window [start, end) touches."""
+        rules = self.rules.get(provider)
+        zone = zone_of(rules.zone if rules is not None else "UTC")
+        first = day_of(start, zone)
+        last = day_of(max(start, end - timedelta(microseconds=1)), zone)
+        return self.store.unresolved(provider, operator, first, last)
+
     def get_run(self, run_id: int) -> Run | None:
         return self.store.run(run_id)
 

@@ -132,6 +132,22 @@ class MemoryReconciliationStore:
         with self._lock:
             return self._breaks.get(break_id)
 
+    def unresolved(
+        self, provider: str, operator: str, first_day: date, last_day: date
+    ) -> dict[str, tuple[int, int]]:
+        found: dict[str, tuple[int, int]] = {}
+        with self._lock:
+            for k in self._breaks.values():
+                b = k.brk
+                if (
+                    (b.provider, b.operator) == (provider, operator)
+                    and k.status in (BreakStatus.OPEN, BreakStatus.INVESTIGATING)
+                    and first_day <= b.day <= last_day
+                ):
+                    n, total = found.get(b.currency, (0, 0))
+                    found[b.currency] = (n + 1, total + abs(b.difference))
+        return found
+
     def change_break(
         self,
         break_id: int,
