@@ -142,5 +142,9 @@ def test_a_break_is_assigned_and_closed_with_a_note_each_step_on_the_audit_trail
         if rec.entry.target == f"recon_break:{brk['id']}"
     ]
     assert actions == ["reconciliation.break_assigned", "reconciliation.break_written_off"]
+    r = world.client.post(f"{url}/reopen", headers=h, json={"note": "provider disputes it"})
+    assert r.status_code == 200 and r.json()["status"] == "open"
+    r = world.client.post(f"{url}/reopen", headers=h, json={"note": "again"})
+    assert (r.status_code, r.json()["error"]["code"]) == (409, "break_not_closed")
     missing = world.client.post(f"{BREAKS}/999/assignment", headers=h, json={"owner": "ana"})
     assert missing.status_code == 404

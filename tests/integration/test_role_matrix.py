@@ -236,6 +236,13 @@ CALLS = [
         url="/v1/reconciliation/breaks/1/status",
         body={"status": "resolved", "note": "seen"},
     ),
+    Call(
+        "POST",
+        "/v1/reconciliation/breaks/{break_id}/reopen",
+        RECON_WRITERS,
+        url="/v1/reconciliation/breaks/1/reopen",
+        body={"note": "looked again"},
+    ),
     Call("GET", "/v1/audit-records", ADMIN_AND_AUDITOR),
     Call("GET", "/v1/audit-records/verification", ADMIN_AND_AUDITOR),
 ]

@@ -324,3 +324,18 @@ def change_break_status(
         break_id, BreakStatus(body.status), body.note, _auditing(c, p, request)
     )
     return _answer(c, break_id, verdict)
+
+
+@router.post("/breaks/{break_id}/reopen", response_model=BreakOut, responses=CONFLICT)
+def reopen_break(
+    break_id: BreakId,
+    body: NoteIn,
+    request: Request,
+    c: CtxDep,
+    p: Annotated[Principal, Depends(require(P.RECONCILIATION_WRITE))],
+) -> BreakOut:
+    """Undo a close, a person's or an automatic rule's: the break is open again."""
+    verdict = c.bo.reconciliation.reopen(break_id, body.note, _auditing(c, p, request))
+    if verdict is Transition.NOT_ALLOWED:
+        raise ApiError(409, "break_not_closed", f"break {break_id} is not closed")
+    return _answer(c, break_id, verdict)
