@@ -277,7 +277,6 @@ def build_backoffice(
             app.clock,
             bo_ingest,
             store=reconciliation_store() if reconciliation_store else None,
-            ledger=app.ledger,
         )
 
     return Backoffice(
@@ -589,7 +588,6 @@ def build_reconciliation(
     ingest: Ingest,
     *,
     store: ReconciliationStore | None = None,
-    ledger: LedgerService | None = None,
 ) -> ReconciliationService:
     """Reconciliation on the deployment's stores: Tally's side from the event log (ADR
     0019), refused input into the input quarantine, rules from configuration."""
