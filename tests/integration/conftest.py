@@ -80,6 +80,7 @@ def world(request: pytest.FixtureRequest, tmp_path: Path, clock: FixedClock) -> 
             PostgresImportProgress,
             PostgresInputQuarantine,
         )
+        from tally.adapters.postgres.reconciliation import PostgresReconciliationStore
         from tests.conftest import NATS_URL, stream_names
 
         app = _postgres(request, clock, metrics)
@@ -109,6 +110,7 @@ def world(request: pytest.FixtureRequest, tmp_path: Path, clock: FixedClock) -> 
                 inputs=PostgresInputQuarantine(PG_DSN, schema=schema),
                 progress=PostgresImportProgress(PG_DSN, schema=schema),
             ),
+            reconciliation_store=lambda: PostgresReconciliationStore(PG_DSN, schema=schema),
         )
     app.start()
     api = create_api(app, bo)

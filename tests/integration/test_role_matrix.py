@@ -38,6 +38,9 @@ CONFIG_WRITERS = frozenset({"admin", "finance"})
 STATEMENT_READERS = frozenset({"admin", "finance", "auditor", "partner", "key_partner"})
 REDRIVERS = frozenset({"admin", "finance", "operations", "key_ops"})
 PUSHERS = frozenset({"admin", "key_feed"})
+# Never partners: a break names other operators' transactions and the provider's figures.
+RECON_READERS = frozenset({"admin", "finance", "operations", "auditor", "key_ops"})
+RECON_WRITERS = frozenset({"admin", "finance"})
 
 _counter = itertools.count()
 
@@ -197,6 +200,49 @@ CALLS = [
     ),
     Call("POST", "/v1/feeds/{operator}/events", PUSHERS, url="/v1/feeds/op1/events", body=[]),
     Call("POST", "/v1/imports", PUSHERS, url="/v1/imports?provider=acme&name=r.csv", body=[]),
+    Call(
+        "POST",
+        "/v1/reconciliation/runs",
+        RECON_WRITERS,
+        url="/v1/reconciliation/runs?provider=nobody&name=r.csv",
+        body=[],
+    ),
+    Call("GET", "/v1/reconciliation/runs", RECON_READERS),
+    Call("GET", "/v1/reconciliation/runs/{run_id}", RECON_READERS, url="/v1/reconciliation/runs/1"),
+    Call(
+        "GET",
+        "/v1/reconciliation/runs/{run_id}/report",
+        RECON_READERS,
+        url="/v1/reconciliation/runs/1/report",
+    ),
+    Call("GET", "/v1/reconciliation/breaks", RECON_READERS),
+    Call(
+        "GET",
+        "/v1/reconciliation/breaks/{break_id}",
+        RECON_READERS,
+        url="/v1/reconciliation/breaks/1",
+    ),
+    Call(
+        "POST",
+        "/v1/reconciliation/breaks/{break_id}/assignment",
+        RECON_WRITERS,
+        url="/v1/reconciliation/breaks/1/assignment",
+        body={"owner": "ana"},
+    ),
+    Call(
+        "POST",
+        "/v1/reconciliation/breaks/{break_id}/status",
+        RECON_WRITERS,
+        url="/v1/reconciliation/breaks/1/status",
+        body={"status": "resolved", "note": "seen"},
+    ),
+    Call(
+        "POST",
+        "/v1/reconciliation/breaks/{break_id}/reopen",
+        RECON_WRITERS,
+        url="/v1/reconciliation/breaks/1/reopen",
+        body={"note": "looked again"},
+    ),
     Call("GET", "/v1/audit-records", ADMIN_AND_AUDITOR),
     Call("GET", "/v1/audit-records/verification", ADMIN_AND_AUDITOR),
 ]

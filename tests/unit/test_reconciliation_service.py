@@ -203,3 +203,88 @@ def test_a_json_escape_that_makes_a_nul_is_refused_though_short_lines_skip_check
     world.service.rules["acme"] = replace(world.service.rules["softswiss"], provider="acme")
     out = world.service.run("g.jsonl", line.encode(), "acme", world.auditing)
     assert out.refused_lines == ("g.jsonl line 1: tx_id is too long or not clean text",)
+
+
+# Rule (a): the report of the 2nd has a3 at 23:59:50; Tally recorded it at 00:00:10 the 3rd.
+EDGE_REPORT = (
+    "action_id,action,casino_id,user_id,game_id,currency,amount,created_at,original_action_id\n"
+    "a1,bet,op1,p1,g1,EUR,10.00,2026-03-02T10:00:00,\n"
+    "a2,win,op1,p1,g1,EUR,4.00,2026-03-02T10:00:01,\n"
+    "a4,bet,op1,p1,g1,EUR,2.00,2026-03-02T12:00:00,\n"
+    "a3,bet,op1,p2,g2,EUR,5.00,2026-03-02T23:59:50,\n"
+)
+NEXT_REPORT = (
+    "action_id,action,casino_id,user_id,game_id,currency,amount,created_at,original_action_id\n"
+    "b1,bet,op1,p1,g1,EUR,1.00,2026-03-03T09:00:00,\n"
+)
+
+
+def _log(world: World, *lines: tuple[str, str, str, str]) -> None:
+    fmt = ReportFormat("softswiss", UTC, "EUR")
+    world.log.append(
+        [
+            to_event(
+                fmt,
+                {
+                    "tx_id": tx,
+                    "kind": kind,
+                    "operator": "op1",
+                    "player": "p2",
+                    "game_type": "slots",
+                    "amount": amount,
+                    "occurred_at": at,
+                    "round_id": "g2",
+                },
+                "",
+                T,
+            )
+            for tx, kind, amount, at in lines
+        ]
+    )
+
+
+def test_a_line_missing_at_a_reports_edge_closes_itself_when_the_next_days_run_finds_it(
+    world: World,
+) -> None:
+    _log(world, ("a3", "bet", "5.00", "2026-03-03T00:00:10"), ("b1", "bet", "1.00",
+         "2026-03-03T09:00:00"))  # fmt: skip
+    first = world.service.run("ss-0302.csv", EDGE_REPORT.encode(), "softswiss", world.auditing)
+    (edge,) = world.service.breaks(run_id=first.run.id)
+    assert (edge.brk.kind, edge.status) == (BreakKind.MISSING_IN_TALLY, BreakStatus.OPEN)
+    second = world.service.run("ss-0303.csv", NEXT_REPORT.encode(), "softswiss", world.auditing)
+    (other,) = world.service.breaks(run_id=second.run.id)
+    assert other.brk.kind is BreakKind.MISSING_IN_REPORT
+    edge, other = world.service.get(edge.id), world.service.get(other.id)  # type: ignore[assignment]
+    assert edge is not None and other is not None
+    assert edge.status is other.status is BreakStatus.RESOLVED
+    assert (
+        edge.history[-1].note
+        == f"timing: found by run {second.run.id} (break {other.id}, day 2026-03-03)"
+    )
+    assert edge.history[-1].by == "rule:reconciliation.timing"
+    records = [
+        r.entry for r in world.audit.iter_audit() if r.entry.target == f"recon_break:{edge.id}"
+    ]
+    assert [(e.actor, e.action) for e in records] == [
+        ("rule:reconciliation.timing", "reconciliation.break_resolved")
+    ]
+    # Reversible: reopening is audited, and the break is open again.
+    assert world.service.reopen(edge.id, "", world.auditing) is Transition.NOTE_REQUIRED
+    assert world.service.reopen(edge.id, "a3 was a different bet", world.auditing) is Transition.OK
+    again = world.service.get(edge.id)
+    assert again is not None and again.status is BreakStatus.OPEN
+    actions = [
+        r.entry.action
+        for r in world.audit.iter_audit()
+        if r.entry.target == f"recon_break:{edge.id}"
+    ]
+    assert actions[-1] == "reconciliation.break_reopened"
+
+
+def test_an_unrelated_break_of_a_later_run_closes_nothing(world: World) -> None:
+    _log(world, ("b1", "bet", "1.00", "2026-03-03T09:00:00"), ("c9", "bet", "5.00",
+         "2026-03-03T00:00:10"))  # fmt: skip
+    first = world.service.run("ss-0302.csv", EDGE_REPORT.encode(), "softswiss", world.auditing)
+    world.service.run("ss-0303.csv", NEXT_REPORT.encode(), "softswiss", world.auditing)
+    (edge,) = world.service.breaks(run_id=first.run.id)
+    assert edge.status is BreakStatus.OPEN

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -148,9 +149,30 @@ class Backoffice:
     quarantine: LedgerQuarantine
     provider_secrets: ProviderSecrets
     ingest: Ingest
+    # Reconciliation's service is made when first asked for: most processes never open
+    # its store.
+    reconciliation_maker: Callable[[], ReconciliationService] | None = field(
+        default=None, repr=False
+    )
+    _reconciliation: ReconciliationService | None = field(default=None, repr=False)
+    _made: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def reconciliation(self) -> ReconciliationService:
+        with self._made:
+            if self._reconciliation is None:
+                assert self.reconciliation_maker is not None, "built without reconciliation"
+                self._reconciliation = self.reconciliation_maker()
+            return self._reconciliation
 
     def close(self) -> None:
         self.exports.source.close()
+        with self._made:
+            if self._reconciliation is not None:
+                close = getattr(self._reconciliation.store, "close", None)
+                if close is not None:
+                    close()
+                self._reconciliation = None
         self.store.close()
         self.ingest.close()
 
@@ -224,7 +246,10 @@ def build_backoffice(
     keys: Keys | None = None,
     transfer_source: TransferSource | None = None,
     ingest: Ingest | None = None,
+    reconciliation_store: Callable[[], ReconciliationStore] | None = None,
 ) -> Backoffice:
+    """``reconciliation_store`` makes reconciliation's store (else the mode's own), when
+    reconciliation is first asked for."""
     settings = app.settings
     keys = keys or load_keys(settings)
     sealer = Sealer(keys.audit)
@@ -243,6 +268,17 @@ def build_backoffice(
     auth = AuthService(store, app.clock, hasher or PasswordHasher(), box, settings.auth_limits)
     metrics = metrics or Metrics()
     metrics.publish_audit_head(store.audit_head)
+    ingest = ingest or build_ingest(settings, app.clock, store)
+    bo_ingest = ingest
+
+    def reconciliation() -> ReconciliationService:
+        return build_reconciliation(
+            settings,
+            app.clock,
+            bo_ingest,
+            store=reconciliation_store() if reconciliation_store else None,
+        )
+
     return Backoffice(
         store=store,
         auth=auth,
@@ -255,7 +291,8 @@ def build_backoffice(
         exports=exports,
         quarantine=LedgerQuarantine(app.ledger, store, app.clock),
         provider_secrets=ProviderSecrets(store, box, app.clock),
-        ingest=ingest or build_ingest(settings, app.clock, store),
+        ingest=ingest,
+        reconciliation_maker=reconciliation,
     )
 
 
@@ -545,7 +582,13 @@ def build_reconciliation_store(settings: Settings) -> ReconciliationStore:
     return mode_parts(settings).reconciliation_store()
 
 
-def build_reconciliation(settings: Settings, clock: Clock, ingest: Ingest) -> ReconciliationService:
+def build_reconciliation(
+    settings: Settings,
+    clock: Clock,
+    ingest: Ingest,
+    *,
+    store: ReconciliationStore | None = None,
+) -> ReconciliationService:
     """Reconciliation on the deployment's stores: Tally's side from the event log (ADR
     0019), refused input into the input quarantine, rules from configuration."""
     import json
@@ -560,5 +603,9 @@ def build_reconciliation(settings: Settings, clock: Clock, ingest: Ingest) -> Re
             json.loads(settings.reconciliation_rules_path.read_text(encoding="utf-8"))
         )
     return ReconciliationService(
-        build_reconciliation_store(settings), LogTallySide(ingest.log), ingest.inputs, clock, rules
+        store or build_reconciliation_store(settings),
+        LogTallySide(ingest.log),
+        ingest.inputs,
+        clock,
+        rules,
     )

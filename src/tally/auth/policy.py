@@ -37,6 +37,13 @@ class Permission(StrEnum):
     PROVIDER_SECRETS_READ = "provider_secrets.read"  # names and dates, never values
     PROVIDER_SECRETS_WRITE = "provider_secrets.write"
     EVENTS_PUSH = "events.push"  # partner feeds and batch-report uploads
+    # Runs, break reports and breaks: finance works them, operations chase the providers
+    # about missing and duplicate lines, auditors see them. Never partners: a break names
+    # other operators' transactions and the provider's own figures.
+    RECONCILIATION_READ = "reconciliation.read"
+    # Upload a report and run it, assign and close breaks, reopen them, re-drive a line
+    # missing in Tally: each changes the books or what Tally holds, so finance only.
+    RECONCILIATION_WRITE = "reconciliation.write"
 
 
 P = Permission
@@ -55,6 +62,7 @@ _READ_EVERYTHING = frozenset(
         P.STATEMENTS_READ,
         P.SETTLEMENT_ORPHANS_READ,
         P.CONFIG_READ,
+        P.RECONCILIATION_READ,
     }
 )
 
@@ -74,6 +82,8 @@ GRANTS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
                 P.SETTLEMENT_ORPHANS_READ,
                 P.CONFIG_READ,
                 P.CONFIG_WRITE,
+                P.RECONCILIATION_READ,
+                P.RECONCILIATION_WRITE,
             }
         ),
         Role.OPERATIONS: frozenset(
@@ -85,6 +95,7 @@ GRANTS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
                 P.SETTLEMENT_FIGURES_READ,
                 P.COMMISSIONS_READ,
                 P.CONFIG_READ,
+                P.RECONCILIATION_READ,
             }
         ),
         Role.AUDITOR: _READ_EVERYTHING,

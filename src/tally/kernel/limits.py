@@ -85,6 +85,9 @@ class ApiLimits:
     feed_body_max_bytes: int = 4 * 1024 * 1024
     # One uploaded batch report.
     import_body_max_bytes: int = 64 * 1024 * 1024
+    # One provider report uploaded for reconciliation (a larger one is run from the
+    # command line, up to ReconciliationLimits.report_max_bytes).
+    reconciliation_body_max_bytes: int = 64 * 1024 * 1024
 
 
 # How deep a JSON document from outside may nest. Events and protocol bodies are flat

@@ -264,6 +264,15 @@ class Transition(IntEnum):
     NOTE_REQUIRED = 4  # closing a break says why
 
 
+def check_reopen(current: BreakStatus, note: str) -> Transition:
+    """Reopening undoes a close (a person's or a rule's): only a closed break, with a note."""
+    if NEXT_STATUS[current]:
+        return Transition.NOT_ALLOWED  # still open: nothing to undo
+    if not note.strip():
+        return Transition.NOTE_REQUIRED
+    return Transition.OK
+
+
 def check_transition(current: BreakStatus, new: BreakStatus, note: str) -> Transition:
     if current is new and current in (BreakStatus.OPEN, BreakStatus.INVESTIGATING):
         return Transition.OK  # an owner change keeps the status

@@ -88,6 +88,10 @@ class ReconciliationStore(Protocol):
 
     def run(self, run_id: int) -> Run | None: ...
 
+    def runs(self, *, provider: str | None = None, after: int = 0, limit: int = 100) -> list[Run]:
+        """Runs by id, after ``after``, ``limit`` at a time (the newest last)."""
+        ...
+
     def report(self, run_id: int, fmt: str) -> bytes | None:
         """A finished run's break report, ``fmt`` "json" or "csv", as kept."""
         ...
@@ -98,6 +102,7 @@ class ReconciliationStore(Protocol):
         status: BreakStatus | None = None,
         kind: BreakKind | None = None,
         run_id: int | None = None,
+        provider: str | None = None,
         after: int = 0,
         limit: int = 100,
     ) -> list[KeptBreak]:
@@ -105,6 +110,14 @@ class ReconciliationStore(Protocol):
         ...
 
     def get_break(self, break_id: int) -> KeptBreak | None: ...
+
+    def unresolved(
+        self, provider: str, operator: str, first_day: date, last_day: date
+    ) -> dict[str, tuple[int, int]]:
+        """Per currency: how many breaks between ``provider`` and ``operator`` on the days
+        [first_day, last_day] are open or being investigated, and the sum of their
+        differences' sizes (minor units)."""
+        ...
 
     def change_break(
         self,

@@ -23,6 +23,7 @@ from tally.ingest.files import BOM, LINE_MAX_BYTES, read_line
 from tally.ingest.lines import LineRefusal
 from tally.kernel.clock import Clock
 from tally.kernel.limits import ReconciliationLimits
+from tally.kernel.page import Page, decode_cursor, fetch_size, page_from_rows
 from tally.quarantine.inputs import InputQuarantine, Reason, Refused, payload_text
 from tally.reconciliation.layouts import ReportLayout, layout_for
 from tally.reconciliation.matching import MatchResult, day_of, match, zone_of
@@ -34,11 +35,19 @@ from tally.reconciliation.model import (
     ReportLine,
     StatusChange,
     Transition,
+    check_reopen,
     check_transition,
 )
 from tally.reconciliation.ports import Finished, ReconciliationStore, Run, TallySide
 from tally.reconciliation.reading import missing_columns, to_report_line, unknown_columns
 from tally.reconciliation.report import to_csv, to_json
+from tally.reconciliation.resolution import (
+    TIMING_ACTOR,
+    UNRESOLVED,
+    is_timing_pair,
+    opposite,
+    transaction_of,
+)
 
 SOURCE = "reconciliation"  # the quarantine's name for this door (not re-driven: re-run)
 
@@ -238,9 +247,65 @@ class ReconciliationService:
                 tx, "reconciliation.run", f"recon_run:{run_id}", now, after=after
             ),
         )
+        self._close_timing_pairs(run_id, provider, auditing)
         run = self.store.run(run_id)
         assert run is not None
         return RunOutcome(run, result, tuple(refused))
+
+    # -- automatic resolution ----------------------------------------------------------
+
+    def _all(self, **where: Any) -> Iterator[KeptBreak]:
+        after = 0
+        while page := self.store.breaks(after=after, limit=self.limits.page_max_size, **where):
+            yield from page
+            after = page[-1].id
+
+    def _close_timing_pairs(self, run_id: int, provider: str, auditing: Auditing) -> None:
+        """Rule (a): a line missing on one side at an earlier run's edge that this run
+        finds on the other side closes both breaks as a timing difference, each with a
+        note naming the other and its run, audited under the rule's name."""
+        found = [k for k in self._all(run_id=run_id) if opposite(k.brk.kind) is not None]
+        if not found:
+            return
+        earlier: dict[tuple[BreakKind, str], KeptBreak] = {}
+        for kind in {opposite(k.brk.kind) for k in found} - {None}:
+            assert kind is not None
+            for status in UNRESOLVED:
+                for k in self._all(kind=kind, status=status, provider=provider):
+                    ident = transaction_of(k.brk)
+                    if k.run_id != run_id and ident is not None:
+                        earlier.setdefault((kind, ident), k)
+        rule = Auditing(auditing.trail, TIMING_ACTOR, auditing.source)
+        for later in found:
+            ident = transaction_of(later.brk)
+            kind = opposite(later.brk.kind)
+            match_ = earlier.pop((kind, ident), None) if kind and ident else None
+            if match_ is None or not is_timing_pair(match_.brk, later.brk):
+                continue
+            day = later.brk.tally_day or later.brk.day
+            self._change(
+                match_, BreakStatus.RESOLVED, match_.owner,
+                f"timing: found by run {run_id} (break {later.id}, day {day})", rule,
+                "reconciliation.break_resolved",
+            )  # fmt: skip
+            self._change(
+                later, BreakStatus.RESOLVED, later.owner,
+                f"timing: the other half of break {match_.id} of run {match_.run_id}", rule,
+                "reconciliation.break_resolved",
+            )  # fmt: skip
+
+    def reopen(self, break_id: int, note: str, auditing: Auditing) -> Transition:
+        """Undo a close, a person's or a rule's: the break is open again (audited)."""
+        kept = self.store.get_break(break_id)
+        if kept is None:
+            return Transition.NOT_FOUND
+        verdict = check_reopen(kept.status, note)
+        if verdict is not Transition.OK:
+            return verdict
+        return self._change(
+            kept, BreakStatus.OPEN, kept.owner, note, auditing, "reconciliation.break_reopened",
+            reopen=True,
+        )  # fmt: skip
 
     # -- breaks ------------------------------------------------------------------------
 
@@ -250,11 +315,55 @@ class ReconciliationService:
         status: BreakStatus | None = None,
         kind: BreakKind | None = None,
         run_id: int | None = None,
+        provider: str | None = None,
         after: int = 0,
         limit: int = 100,
     ) -> list[KeptBreak]:
         limit = max(1, min(limit, self.limits.page_max_size))
-        return self.store.breaks(status=status, kind=kind, run_id=run_id, after=after, limit=limit)
+        return self.store.breaks(
+            status=status, kind=kind, run_id=run_id, provider=provider, after=after, limit=limit
+        )
+
+    def break_page(
+        self,
+        *,
+        status: BreakStatus | None = None,
+        kind: BreakKind | None = None,
+        run_id: int | None = None,
+        provider: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> Page[KeptBreak]:
+        """One page of breaks by the kernel's keyset rule (an invalid cursor raises
+        InvalidCursor, never reads as the first page)."""
+        limit = max(1, min(limit, self.limits.page_max_size))
+        rows = self.store.breaks(
+            status=status, kind=kind, run_id=run_id, provider=provider,
+            after=decode_cursor(cursor), limit=fetch_size(limit),
+        )  # fmt: skip
+        return page_from_rows(rows, limit, key=lambda k: k.id, item=lambda k: k)
+
+    def run_page(
+        self, *, provider: str | None = None, cursor: str | None = None, limit: int = 100
+    ) -> Page[Run]:
+        limit = max(1, min(limit, self.limits.page_max_size))
+        after = decode_cursor(cursor)
+        rows = self.store.runs(provider=provider, after=after, limit=fetch_size(limit))
+        return page_from_rows(rows, limit, key=lambda r: r.id, item=lambda r: r)
+
+    def unresolved(
+        self, provider: str, operator: str, start: datetime, end: datetime
+    ) -> dict[str, tuple[int, int]]:
+        """Settlement's OpenBreaks: the unresolved breaks on the report days (in the
+        provider's zone) that the window [start, end) touches."""
+        rules = self.rules.get(provider)
+        zone = zone_of(rules.zone if rules is not None else "UTC")
+        first = day_of(start, zone)
+        last = day_of(max(start, end - timedelta(microseconds=1)), zone)
+        return self.store.unresolved(provider, operator, first, last)
+
+    def get_run(self, run_id: int) -> Run | None:
+        return self.store.run(run_id)
 
     def get(self, break_id: int) -> KeptBreak | None:
         return self.store.get_break(break_id)
@@ -289,11 +398,13 @@ class ReconciliationService:
         note: str,
         auditing: Auditing,
         action: str,
+        *,
+        reopen: bool = False,
     ) -> Transition:
         owner, note = owner.strip(), note.strip()
         if len(owner) > self.limits.text_max_length or len(note) > self.limits.text_max_length:
             return Transition.NOT_ALLOWED
-        verdict = check_transition(kept.status, status, note)
+        verdict = Transition.OK if reopen else check_transition(kept.status, status, note)
         if verdict is not Transition.OK:
             return verdict
         now = self.clock.now()

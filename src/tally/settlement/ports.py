@@ -18,6 +18,19 @@ from tally.settlement.engine import (
 )
 
 
+class OpenBreaks(Protocol):
+    """Reconciliation's unresolved breaks, as a period close asks about them (settlement
+    does not know reconciliation: bootstrap wires this to its store)."""
+
+    def unresolved(
+        self, provider: str, operator: str, start: datetime, end: datetime
+    ) -> Mapping[str, tuple[int, int]]:
+        """Per currency: (how many, the sum of their differences' sizes in minor units) of
+        the breaks still open or being investigated between ``provider`` and ``operator``
+        on the report days that [start, end) touches."""
+        ...
+
+
 class ConfigDocuments(UnitOfWork, Protocol):
     """Versioned settlement configuration as JSON documents, append-only.
 

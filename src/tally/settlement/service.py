@@ -18,8 +18,14 @@ from tally.audit.service import Auditing
 from tally.events.model import VOIDABLE, any_kind_key, candidates
 from tally.kernel.clock import Clock
 from tally.settlement.config import SettlementConfig
-from tally.settlement.engine import SettlementBook, SettlementEvent
-from tally.settlement.ports import EventSource, Orphan, SettlementStore, StoredStatement
+from tally.settlement.engine import PeriodCloseError, SettlementBook, SettlementEvent
+from tally.settlement.ports import (
+    EventSource,
+    OpenBreaks,
+    Orphan,
+    SettlementStore,
+    StoredStatement,
+)
 from tally.settlement.statements import Statement
 
 log = structlog.get_logger("tally.settlement")
@@ -33,6 +39,11 @@ class SettlementLimits:
     # reads what is there, so its batches stay small and its latency low.
     batch_max_events: int = 20_000
     idle_wait_s: float = 0.05  # how long an idle worker sleeps before reading again
+    # A period does not close while the provider's reconciliation breaks with its operator
+    # (open or being investigated) differ by more than this in total, in minor units of
+    # each currency, unless finance overrides it with a note (audited with the close).
+    # 0: any unresolved difference holds the close (a timing break differs by 0).
+    close_unresolved_breaks_max: int = 0
 
 
 class NoEvents:
@@ -56,9 +67,11 @@ class SettlementWorker:
         *,
         consumer: str = "settlement",
         by: Auditing,
+        breaks: OpenBreaks | None = None,
     ) -> None:
         """``by``: who closes periods, on whose trail each close is recorded (in the
-        close's own transaction)."""
+        close's own transaction). ``breaks``: reconciliation's unresolved breaks, which
+        hold a close (None: no reconciliation is consulted)."""
         self.source = source
         self.store = store
         self.config = config
@@ -66,6 +79,7 @@ class SettlementWorker:
         self.limits = limits or SettlementLimits()
         self.consumer = consumer
         self.by = by
+        self.breaks = breaks
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -126,18 +140,51 @@ class SettlementWorker:
             total += count
         return total
 
-    def close_period(self, contract_id: str, operator: str, label: str) -> Statement:
+    def _held_by_breaks(self, statement: Statement) -> dict[str, dict[str, int]]:
+        """The currencies whose unresolved breaks pass the limit: {currency: {count, amount}}."""
+        if self.breaks is None:
+            return {}
+        period = statement.period
+        found = self.breaks.unresolved(
+            statement.terms.provider, statement.operator, period.start, period.end
+        )
+        limit = self.limits.close_unresolved_breaks_max
+        return {
+            cur: {"count": count, "amount": amount}
+            for cur, (count, amount) in sorted(found.items())
+            if amount > limit
+        }
+
+    def close_period(
+        self, contract_id: str, operator: str, label: str, *, override_breaks: str = ""
+    ) -> Statement:
+        """Close a period. Unresolved reconciliation breaks over the limit hold it
+        (PeriodCloseError) unless ``override_breaks`` says why it closes anyway: that
+        note and the breaks it overrode go on the close's audit record."""
         with self._lock:
             now = self.clock.now()
             try:
                 closing = self.book.close_period(contract_id, operator, label, now)
                 statement = closing.statement
+                held = self._held_by_breaks(statement)
+                note = override_breaks.strip()
+                if held and not note:
+                    what = ", ".join(
+                        f"{c}: {v['count']} for {v['amount']}" for c, v in held.items()
+                    )
+                    raise PeriodCloseError(
+                        f"unresolved reconciliation breaks over the limit "
+                        f"({self.limits.close_unresolved_breaks_max} minor units) hold period "
+                        f"{label} ({what}); resolve them or override with a note"
+                    )
                 target = f"period:{contract_id}:{operator}:{label}"
-                after = {
+                after: dict[str, object] = {
                     "sha256": statement.sha256,
                     "fee": statement.fee.fee,
                     "currency": statement.terms.settlement_currency,
                 }
+                if held:
+                    after["breaks_override"] = {"note": note, "unresolved": held}
                 self.store.commit_close(
                     closing,
                     self.book.figures,

@@ -96,6 +96,15 @@ class MemoryReconciliationStore:
         with self._lock:
             return self._runs.get(run_id)
 
+    def runs(self, *, provider: str | None = None, after: int = 0, limit: int = 100) -> list[Run]:
+        with self._lock:
+            found = [
+                r
+                for i, r in sorted(self._runs.items())
+                if i > after and (provider is None or r.provider == provider)
+            ]
+        return found[:limit]
+
     def report(self, run_id: int, fmt: str) -> bytes | None:
         with self._lock:
             return self._reports.get((run_id, fmt))
@@ -106,6 +115,7 @@ class MemoryReconciliationStore:
         status: BreakStatus | None = None,
         kind: BreakKind | None = None,
         run_id: int | None = None,
+        provider: str | None = None,
         after: int = 0,
         limit: int = 100,
     ) -> list[KeptBreak]:
@@ -117,12 +127,29 @@ class MemoryReconciliationStore:
                 and (status is None or b.status is status)
                 and (kind is None or b.brk.kind is kind)
                 and (run_id is None or b.run_id == run_id)
+                and (provider is None or b.brk.provider == provider)
             ]
         return found[:limit]
 
     def get_break(self, break_id: int) -> KeptBreak | None:
         with self._lock:
             return self._breaks.get(break_id)
+
+    def unresolved(
+        self, provider: str, operator: str, first_day: date, last_day: date
+    ) -> dict[str, tuple[int, int]]:
+        found: dict[str, tuple[int, int]] = {}
+        with self._lock:
+            for k in self._breaks.values():
+                b = k.brk
+                if (
+                    (b.provider, b.operator) == (provider, operator)
+                    and k.status in (BreakStatus.OPEN, BreakStatus.INVESTIGATING)
+                    and first_day <= b.day <= last_day
+                ):
+                    n, total = found.get(b.currency, (0, 0))
+                    found[b.currency] = (n + 1, total + abs(b.difference))
+        return found
 
     def change_break(
         self,

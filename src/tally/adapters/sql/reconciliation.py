@@ -173,9 +173,25 @@ class SqlReconciliationStore:
 
     def run(self, run_id: int) -> Run | None:
         rows = self._run(self._sql(f"SELECT {RUN_COLUMNS} FROM recon_runs WHERE id = ?"), (run_id,))
-        if not rows:
-            return None
-        i, p, name, sha, rules, started, status, lines, refused, breaks, js, cs = rows[0]
+        return self._run_of(rows[0]) if rows else None
+
+    def runs(self, *, provider: str | None = None, after: int = 0, limit: int = 100) -> list[Run]:
+        where: list[str] = ["id > ?"]
+        values: list[Any] = [after]
+        if provider is not None:
+            where.append("provider = ?")
+            values.append(provider)
+        rows = self._run(
+            self._sql(
+                f"SELECT {RUN_COLUMNS} FROM recon_runs WHERE {' AND '.join(where)} "
+                "ORDER BY id LIMIT ?"
+            ),
+            (*values, limit),
+        )
+        return [self._run_of(r) for r in rows]
+
+    def _run_of(self, row: Sequence[Any]) -> Run:
+        i, p, name, sha, rules, started, status, lines, refused, breaks, js, cs = row
         return Run(
             int(i), p, name, sha, rules_from(rules), self._time_out(started), status,
             int(lines), int(refused), int(breaks), js, cs,
@@ -227,6 +243,7 @@ class SqlReconciliationStore:
         status: BreakStatus | None = None,
         kind: BreakKind | None = None,
         run_id: int | None = None,
+        provider: str | None = None,
         after: int = 0,
         limit: int = 100,
     ) -> list[KeptBreak]:
@@ -241,6 +258,9 @@ class SqlReconciliationStore:
         if run_id is not None:
             where.append("run_id = ?")
             values.append(run_id)
+        if provider is not None:
+            where.append("provider = ?")
+            values.append(provider)
         rows = self._run(
             self._sql(
                 f"SELECT {BREAK_COLUMNS} FROM recon_breaks WHERE {' AND '.join(where)} "
@@ -258,6 +278,22 @@ class SqlReconciliationStore:
         if not rows:
             return None
         return self._kept(rows[0], self._history([break_id])[break_id])
+
+    def unresolved(
+        self, provider: str, operator: str, first_day: date, last_day: date
+    ) -> dict[str, tuple[int, int]]:
+        rows = self._run(
+            self._sql(
+                "SELECT currency, COUNT(*), SUM(ABS(report_amount - tally_amount)) "
+                "FROM recon_breaks WHERE provider = ? AND operator = ? AND status IN (?, ?) "
+                "AND day >= ? AND day <= ? GROUP BY currency"
+            ),
+            (
+                provider, operator, BreakStatus.OPEN.value, BreakStatus.INVESTIGATING.value,
+                first_day.isoformat(), last_day.isoformat(),
+            ),
+        )  # fmt: skip
+        return {cur: (int(n), int(total or 0)) for cur, n, total in rows}
 
     def change_break(
         self,

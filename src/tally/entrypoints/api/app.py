@@ -16,7 +16,16 @@ from tally.app.bootstrap import App, Backoffice
 from tally.entrypoints.api.deps import Ctx
 from tally.entrypoints.api.edge import EdgeMiddleware
 from tally.entrypoints.api.errors import install_error_handlers
-from tally.entrypoints.api.routers import admin, auth, config, ingest, ledger, ops, settlement
+from tally.entrypoints.api.routers import (
+    admin,
+    auth,
+    config,
+    ingest,
+    ledger,
+    ops,
+    reconciliation,
+    settlement,
+)
 
 
 class MetricsMiddleware:
@@ -62,7 +71,7 @@ def create_api(app: App, backoffice: Backoffice) -> FastAPI:
     )
     api.state.ctx = Ctx(app, backoffice)
     install_error_handlers(api)
-    for module in (ops, auth, ledger, settlement, config, admin, ingest):
+    for module in (ops, auth, ledger, settlement, config, admin, ingest, reconciliation):
         api.include_router(module.router)
     # Inside the metrics, so that refusals at the edge are counted too.
     api.add_middleware(EdgeMiddleware, api=api)

@@ -41,6 +41,7 @@ def route_limits(limits: ApiLimits) -> dict[str, int]:
     return {
         "/v1/feeds/{operator}/events": limits.feed_body_max_bytes,
         "/v1/imports": limits.import_body_max_bytes,
+        "/v1/reconciliation/runs": limits.reconciliation_body_max_bytes,
         "/v1/contracts": config,
         "/v1/partner-trees/agents": config,
         "/v1/partner-trees/placements": config,

@@ -186,6 +186,21 @@ def resolve(
     console.print(f"break {break_id} {status}")
 
 
+@reconcile_app.command("reopen")
+def reopen(
+    break_id: int,
+    note: Annotated[str, typer.Option(help="why it is open again")],
+) -> None:
+    """Undo a close, a person's or an automatic rule's (audited)."""
+    with _service() as (service, auditing):
+        verdict = service.reopen(break_id, note, auditing)
+        if verdict is Transition.NOT_ALLOWED:
+            err_console.print(f"[red]break {break_id} is not closed[/red]")
+            raise typer.Exit(1)
+        _refusal(verdict, break_id)
+    console.print(f"break {break_id} open again")
+
+
 @reconcile_app.command("report")
 def report(
     run_id: int,

@@ -383,22 +383,38 @@ def settlement_close(
     contract_id: str,
     operator: str,
     period: Annotated[str, typer.Argument(help="the period's label, e.g. 2026-03")],
+    override_breaks: Annotated[
+        bool,
+        typer.Option(help="close although reconciliation breaks over the limit are unresolved"),
+    ] = False,
+    note: Annotated[str, typer.Option(help="why the breaks are overridden (required)")] = "",
 ) -> None:
     """Close a period that has ended: freeze it, post the close adjustment, write the statement.
 
+    Unresolved reconciliation breaks of the contract's provider with the operator, over
+    the limit, hold the close unless overridden (--override-breaks --note, audited).
     Run it where no settlement worker is running on the same database (the worker closes
     periods itself when it runs in the same process).
     """
+    from tally.app.bootstrap import build_backoffice
     from tally.settlement.engine import PeriodCloseError
 
+    if override_breaks and not note.strip():
+        raise typer.BadParameter("--override-breaks says why: --note")
     with open_app() as tally, cli_auditing(tally) as by:
-        worker = SettlementWorker(
-            NoEvents(), tally.settlement_store, tally.settlement_config, tally.clock, by=by
-        )
+        backoffice = build_backoffice(tally)
         try:
-            statement = worker.close_period(contract_id, operator, period)
+            worker = SettlementWorker(
+                NoEvents(), tally.settlement_store, tally.settlement_config, tally.clock, by=by,
+                breaks=backoffice.reconciliation,
+            )  # fmt: skip
+            statement = worker.close_period(
+                contract_id, operator, period, override_breaks=note if override_breaks else ""
+            )
         except PeriodCloseError as exc:
             raise _fail(f"not closed: {exc}") from None
+        finally:
+            backoffice.close()
     cur = statement.terms.settlement_currency
     console.print(
         f"closed {contract_id}/{operator}/{period}: fee "
