@@ -169,9 +169,7 @@ class Backoffice:
         self.exports.source.close()
         with self._made:
             if self._reconciliation is not None:
-                close = getattr(self._reconciliation.store, "close", None)
-                if close is not None:
-                    close()
+                self._reconciliation.store.close()
                 self._reconciliation = None
         self.store.close()
         self.ingest.close()
