@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeE
 from bench import gateway as gateway_bench
 from bench import ingest as ingest_bench
 from bench import ledger as ledger_bench
+from bench import reconcile as reconcile_bench
 from bench import settlement as settlement_bench
 from bench.common import machine, save
 from tally.entrypoints.cli.common import console
@@ -346,6 +347,105 @@ def settlement(
     return results
 
 
+def _sizes(lines: int) -> list[int]:
+    """The sizes memory is read at: a tenth, about a third and the whole report."""
+    return sorted({max(1_000, lines // 10), max(1_000, lines * 3 // 10), lines})
+
+
+@app.command("reconcile")
+def reconcile(
+    lines: Annotated[int, typer.Option(help="report lines of the largest run")] = 1_000_000,
+    stores: Annotated[str, typer.Option(help="comma-separated: sqlite,postgres")] = (
+        "sqlite,postgres"
+    ),
+    naive_sample: Annotated[int, typer.Option(help="lines in the naive run")] = 5_000,
+    postgres_lines: Annotated[
+        int, typer.Option(help="report lines of the largest scaled run (0: --lines)")
+    ] = 0,
+    out: Annotated[Path, typer.Option(help="where JSON and PNG go")] = Path("bench/results"),
+) -> dict[str, Any]:
+    """Reconcile a provider's report against the event log on each store, at three sizes
+    (memory), beside a naive line-by-line query of Tally's side."""
+    summaries: list[dict[str, Any]] = []
+    for store in [s.strip() for s in stores.split(",") if s.strip()]:
+        if store not in reconcile_bench.TARGETS:
+            raise typer.BadParameter(f"unknown store {store!r}")
+        sizes: list[dict[str, Any]] = []
+        naive: dict[str, Any] = {}
+        largest_size = postgres_lines if store == "postgres" and postgres_lines else lines
+        with _progress() as progress:
+            for size in _sizes(largest_size):
+                config = reconcile_bench.Config(
+                    store=store, lines=size, naive_sample=min(naive_sample, size)
+                )
+                with reconcile_bench.world(config) as placed:
+                    runs: dict[str, Any] = {"lines": size}
+                    steps = [("build", size), ("run", size)]
+                    steps += [("naive", placed.naive_sample)] if size == largest_size else []
+                    for run, total in steps:
+                        task = progress.add_task(f"{store} {size:,}: {run}", total=total)
+
+                        def update(count: int, task: TaskID = task) -> None:
+                            progress.update(task, completed=count)
+
+                        runs[run] = reconcile_bench.run_child(run, placed, update)
+                naive = runs.pop("naive", naive)
+                sizes.append(runs)
+        largest = sizes[-1]["run"]
+        summaries.append(
+            {
+                "store": store,
+                "sizes": sizes,
+                "naive": naive,
+                "ratio_to_naive": largest["lines_per_s"] / naive["lines_per_s"],
+                "targets": {
+                    "lines_per_s": reconcile_bench.TARGETS[store],
+                    "met_lines_per_s": largest["lines_per_s"] >= reconcile_bench.TARGETS[store],
+                },
+            }
+        )
+    results = {
+        "benchmark": "reconcile",
+        "measured_at": datetime.now(UTC).isoformat(),
+        "machine": machine(),
+        "lines": lines,
+        "stores": summaries,
+    }
+    path = save(results, out, "reconcile")
+    png = path.with_suffix(".png")
+    reconcile_bench.chart(results, png)
+    (out / "reconcile-latest.png").write_bytes(png.read_bytes())
+    table = Table(
+        "store", "lines", "lines/s", "breaks", "RSS before/peak MB", "report MB", "x naive"
+    )
+    for s in summaries:
+        for size in s["sizes"]:
+            r = size["run"]
+            largest_run = size is s["sizes"][-1]
+            table.add_row(
+                s["store"],
+                f"{r['lines']:,}",
+                f"{r['lines_per_s']:,.0f}",
+                f"{r['breaks']:,}",
+                f"{r['rss_before_mb']:.0f} / {r['rss_peak_mb']:.0f}",
+                f"{r['report_mb']:.0f}",
+                f"{s['ratio_to_naive']:.1f}" if largest_run else "",
+            )
+        table.add_row(
+            f"{s['store']} naive", f"{s['naive']['lines']:,}",
+            f"{s['naive']['lines_per_s']:,.0f}", "", "", "", "1.0",
+        )  # fmt: skip
+    console.print(table)
+    for s in summaries:
+        console.print(
+            f"{s['store']}: target {s['targets']['lines_per_s']:,} lines/s "
+            f"{_met(s['targets']['met_lines_per_s'])}"
+        )
+    console.print(f"load average at the end: {machine()['load_average']}")
+    console.print(f"saved {path} and {png}")
+    return results
+
+
 @app.command("all")
 def all_(
     quick: Annotated[bool, typer.Option(help="small sizes: a smoke run, not figures")] = False,
@@ -377,6 +477,13 @@ def all_(
         naive_sample=20_000 // scale,
         rate=2_000.0,
         seconds=30.0 / (10 if quick else 1),
+        out=out,
+    )
+    recon = reconcile(
+        lines=1_000_000 // scale,
+        stores="sqlite,postgres",
+        naive_sample=5_000 // scale,
+        postgres_lines=0,
         out=out,
     )
     table = Table("issue", "what", "target", "measured", "", title="Targets")
@@ -445,5 +552,13 @@ def all_(
             "flat",
             f"{s['replay']['rss_growth_second_half_mb']:.1f} MB",
             _met(s["replay"]["rss_growth_second_half_mb"] < 20),
+        )
+    for s in recon["stores"]:
+        table.add_row(
+            "5 reconciliation",
+            f"report lines/s, {s['store']}",
+            f"{reconcile_bench.TARGETS[s['store']]:,}",
+            f"{s['sizes'][-1]['run']['lines_per_s']:,.0f}",
+            _met(s["targets"]["met_lines_per_s"]),
         )
     console.print(table)

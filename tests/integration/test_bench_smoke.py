@@ -114,3 +114,24 @@ def test_the_import_and_settlement_benchmarks_write_their_figures(tmp_path: Path
     assert sqlite["replay"]["statements"] > 0
     assert sqlite["latency"]["latency_ms"]["p99"] > 0
     assert (tmp_path / "settlement-latest.png").stat().st_size > 0
+
+
+def test_the_reconciliation_benchmark_reconciles_every_line_and_writes_its_figures(
+    tmp_path: Path,
+) -> None:
+    args = ["reconcile", "--lines", "3000", "--stores", "sqlite", "--naive-sample", "300"]
+    result = bench([*args, "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    [sqlite] = json.loads((tmp_path / "reconcile-latest.json").read_text())["stores"]
+    assert [s["lines"] for s in sqlite["sizes"]] == [1000, 3000]
+    largest = sqlite["sizes"][-1]
+    # Every 1,000th play is left out of the report: the rest is reconciled, none refused.
+    assert largest["build"]["report_lines"] == largest["run"]["lines"] == 2997
+    assert largest["run"]["refused"] == 0
+    assert largest["run"]["breaks"] > 0
+    assert largest["run"]["lines_per_s"] > 0 and largest["run"]["rss_peak_mb"] > 0
+    naive = sqlite["naive"]
+    assert naive["lines"] == 300 and naive["missing"] == 0
+    assert naive["matched"] + naive["differ"] == 300
+    assert sqlite["ratio_to_naive"] > 0
+    assert (tmp_path / "reconcile-latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

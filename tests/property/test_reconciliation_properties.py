@@ -100,3 +100,28 @@ def test_a_report_matched_against_the_same_lines_in_tally_has_no_break(
     assert result.breaks == ()
     assert result.matched == len(lines)
     assert all(r.difference == 0 and not r.unexplained for r in result.balances)
+
+
+DAY_ZONES = [
+    "Europe/Malta", "America/St_Johns", "Asia/Kathmandu", "Australia/Lord_Howe",
+    "America/Sao_Paulo", "Pacific/Apia", "UTC",
+]  # fmt: skip
+
+
+@settings(max_examples=400)
+@given(
+    st.sampled_from(DAY_ZONES),
+    st.datetimes(
+        min_value=datetime(1970, 1, 1), max_value=datetime(2100, 12, 31), timezones=st.just(UTC)
+    ),
+)
+def test_a_lines_day_is_the_day_its_time_falls_on_in_the_zone_across_every_offset_change(
+    zone: str, when: datetime
+) -> None:
+    # The day is read through a per-hour offset cache: asked twice (cold, then warm) and
+    # at the hour's edges, it is what a plain zone conversion says.
+    z = zone_of(zone)
+    for at in (when, when, when.replace(minute=0, second=0, microsecond=0)):
+        assert day_of(at, z) == at.astimezone(z).date()
+    top = when.replace(minute=59, second=59, microsecond=999_999)
+    assert day_of(top, z) == top.astimezone(z).date()

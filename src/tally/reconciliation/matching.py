@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from itertools import groupby
 from zoneinfo import ZoneInfo
 
@@ -46,9 +46,30 @@ def zone_of(name: str) -> tzinfo:
     return ZoneInfo(name)
 
 
+# (zone, UTC hour) -> the zone's UTC offset through that whole hour. Every line's day is
+# read a few times per run, and a zone conversion costs twice this lookup.
+_OFFSETS: dict[tuple[tzinfo, int, int, int, int], timedelta] = {}
+_OFFSETS_MAX = 100_000
+_HOUR = timedelta(hours=1)
+_TICK = timedelta(microseconds=1)
+
+
 def day_of(when: datetime, zone: tzinfo) -> date:
     """The day ``when`` falls on in the provider's zone: the report's cut-off."""
-    return when.astimezone(zone).date()
+    if when.tzinfo is not UTC:
+        return when.astimezone(zone).date()
+    key = (zone, when.year, when.month, when.day, when.hour)
+    offset = _OFFSETS.get(key)
+    if offset is None:
+        start = when.replace(minute=0, second=0, microsecond=0)
+        first = start.astimezone(zone).utcoffset()
+        last = (start + _HOUR - _TICK).astimezone(zone).utcoffset()
+        if first is None or first != last:  # the zone changes its offset within this hour
+            return when.astimezone(zone).date()
+        if len(_OFFSETS) >= _OFFSETS_MAX:
+            _OFFSETS.clear()
+        _OFFSETS[key] = offset = first
+    return (when + offset).date()
 
 
 @dataclass(slots=True)
