@@ -275,6 +275,7 @@ def build_backoffice(
             app.clock,
             bo_ingest,
             store=reconciliation_store() if reconciliation_store else None,
+            ledger=app.ledger,
         )
 
     return Backoffice(
@@ -586,9 +587,12 @@ def build_reconciliation(
     ingest: Ingest,
     *,
     store: ReconciliationStore | None = None,
+    ledger: LedgerService | None = None,
 ) -> ReconciliationService:
     """Reconciliation on the deployment's stores: Tally's side from the event log (ADR
-    0019), refused input into the input quarantine, rules from configuration."""
+    0019), refused input into the input quarantine, rules from configuration; FX rounding
+    adjustments post to ``ledger`` (in the same database as the store) and missing lines
+    are re-driven into the event log."""
     import json
 
     from tally.reconciliation.model import rules_from_document
@@ -606,4 +610,6 @@ def build_reconciliation(
         ingest.inputs,
         clock,
         rules,
+        ledger=ledger,
+        log=ingest.log,
     )

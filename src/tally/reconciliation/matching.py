@@ -160,6 +160,7 @@ class _Matcher:
             tally_amount=tsum,
             tally_day=min((d for d, _ in tals), default=None),
             source=min((f"{r.source}:{r.line}" for _, r in reps), default=""),
+            line=reps[0][1] if kind is BreakKind.MISSING_IN_TALLY and len(reps) == 1 else None,
         )
         self.breaks.append(brk)
         for d, r in reps:

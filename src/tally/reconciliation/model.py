@@ -182,6 +182,9 @@ class Break:
     # file:line of the first report line named, for a person to look at; left out of the
     # break report and of equality (a report split into other files is the same report).
     source: str = field(default="", compare=False)
+    # A MISSING_IN_TALLY break's one report line, kept with it so that it can be re-driven
+    # as an event after the run's lines are gone; left out of the report and of equality.
+    line: ReportLine | None = field(default=None, compare=False, repr=False)
 
     @property
     def difference(self) -> int:
@@ -249,6 +252,9 @@ class KeptBreak:
     owner: str = ""
     history: tuple[StatusChange, ...] = field(default_factory=tuple)
     source: str = ""  # file:line of the report line, where one named it
+    # The last ledger transfer a rule posted for it: ``recon:fx:<id>`` when an FX rounding
+    # adjustment resolved it, ``recon:fx:<id>:reversal`` once a reopening undid that.
+    adjustment: str = ""
 
     def age_days(self, now: datetime) -> int:
         return max(0, (now - self.found_at).days)

@@ -9,6 +9,8 @@ from datetime import date, datetime
 from typing import Protocol
 
 from tally.audit.ports import Transaction
+from tally.ledger.model import Account, AccountResult, TransferRequest, TransferResult
+from tally.ledger.ports import AuditedWrite
 from tally.reconciliation.model import (
     Break,
     BreakKind,
@@ -130,6 +132,32 @@ class ReconciliationStore(Protocol):
         append ``change`` to its history and run ``within(tx)`` in the same transaction.
         False (nothing changes) if its status is no longer ``expect``."""
         ...
+
+    def change_break_in(
+        self,
+        tx: Transaction,
+        break_id: int,
+        expect: BreakStatus,
+        change: StatusChange,
+        adjustment: str | None = None,
+    ) -> bool:
+        """``change_break`` inside ``tx``, a transaction opened on the same database by
+        another store (the ledger's, when a rule posts a transfer with the change), so that
+        it commits or rolls back with it; ``adjustment`` (when given) is kept as the
+        ledger transfer the change posted. False (nothing changes) if the break's status is
+        no longer ``expect``."""
+        ...
+
+
+class AdjustmentLedger(Protocol):
+    """The ledger as a rule that posts an adjustment needs it (LedgerService is one)."""
+
+    def write_audited(
+        self,
+        accounts: Sequence[Account],
+        transfers: Sequence[TransferRequest],
+        within: AuditedWrite,
+    ) -> tuple[list[AccountResult], list[TransferResult]]: ...
 
 
 class TallySide(Protocol):

@@ -18,12 +18,15 @@ from datetime import UTC, date, datetime, time, timedelta
 from itertools import chain
 from typing import Any
 
+from tally.audit.ports import Transaction
 from tally.audit.service import Auditing
+from tally.events.ports import Appended, EventLog
 from tally.ingest.files import BOM, LINE_MAX_BYTES, read_line
 from tally.ingest.lines import LineRefusal
 from tally.kernel.clock import Clock
 from tally.kernel.limits import ReconciliationLimits
 from tally.kernel.page import Page, decode_cursor, fetch_size, page_from_rows
+from tally.ledger.model import AccountResult, ResultCode, TransferResult
 from tally.quarantine.inputs import InputQuarantine, Reason, Refused, payload_text
 from tally.reconciliation.layouts import ReportLayout, layout_for
 from tally.reconciliation.matching import MatchResult, day_of, match, zone_of
@@ -38,14 +41,26 @@ from tally.reconciliation.model import (
     check_reopen,
     check_transition,
 )
-from tally.reconciliation.ports import Finished, ReconciliationStore, Run, TallySide
+from tally.reconciliation.ports import (
+    AdjustmentLedger,
+    Finished,
+    ReconciliationStore,
+    Run,
+    TallySide,
+)
 from tally.reconciliation.reading import missing_columns, to_report_line, unknown_columns
 from tally.reconciliation.report import to_csv, to_json
 from tally.reconciliation.resolution import (
+    FX_ACTOR,
     TIMING_ACTOR,
     UNRESOLVED,
+    Adjustment,
+    adjustment_id,
+    fx_adjustment,
+    fx_reversal,
     is_timing_pair,
     opposite,
+    redrive_event,
     transaction_of,
 )
 
@@ -60,6 +75,21 @@ DEFAULT_RULES: Mapping[str, MatchRules] = {
 
 class ReportRefused(ValueError):
     """The report as a whole was refused: nothing of it was matched or kept as a run."""
+
+
+class _AdjustmentRefused(Exception):
+    """Raised inside the ledger's transaction to roll back an adjustment and its break's
+    change together (the ledger refused it, or the break moved meanwhile)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Redriven:
+    """What re-driving a break's line did: ``verdict`` OK with the event's key, or why
+    not (``detail``)."""
+
+    verdict: Transition
+    key: str = ""
+    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +137,15 @@ class ReconciliationService:
         rules: Mapping[str, MatchRules] | None = None,
         layouts: Mapping[str, ReportLayout] | None = None,
         limits: ReconciliationLimits | None = None,
+        *,
+        ledger: AdjustmentLedger | None = None,
+        log: EventLog | None = None,
     ) -> None:
+        """``ledger``: where rule (b) posts FX rounding adjustments (None: the rule does
+        not run); ``log``: the event log a missing line is re-driven into."""
         self.store = store
+        self.ledger = ledger
+        self.log = log
         self.tally = tally
         self.quarantine = quarantine
         self.clock = clock
@@ -248,6 +285,7 @@ class ReconciliationService:
             ),
         )
         self._close_timing_pairs(run_id, provider, auditing)
+        self._adjust_fx_rounding(run_id, rules, auditing)
         run = self.store.run(run_id)
         assert run is not None
         return RunOutcome(run, result, tuple(refused))
@@ -294,14 +332,92 @@ class ReconciliationService:
                 "reconciliation.break_resolved",
             )  # fmt: skip
 
+    def _adjust_fx_rounding(self, run_id: int, rules: MatchRules, auditing: Auditing) -> None:
+        """Rule (b): an FX rounding break within the rules' tolerance is resolved by an
+        adjustment transfer (see resolution.fx_adjustment), the transfer, the break's
+        change and the audit record in the ledger's one transaction. A break the ledger
+        refuses stays open for a person."""
+        if self.ledger is None:
+            return
+        rule = Auditing(auditing.trail, FX_ACTOR, auditing.source)
+        for kept in list(self._all(run_id=run_id, kind=BreakKind.FX_ROUNDING)):
+            adjustment = fx_adjustment(kept.id, kept.brk, rules)
+            if adjustment is None or kept.status not in UNRESOLVED:
+                continue
+            note = (
+                f"fx rounding within tolerance ({rules.fx_rounding} minor units, rules "
+                f"v{rules.version}): adjusted by transfer {adjustment.request.id}"
+            )
+            self._post(
+                kept, adjustment, BreakStatus.RESOLVED, note, rule, "reconciliation.break_adjusted"
+            )
+
+    def _post(
+        self,
+        kept: KeptBreak,
+        adjustment: Adjustment,
+        status: BreakStatus,
+        note: str,
+        auditing: Auditing,
+        action: str,
+    ) -> Transition:
+        """Post ``adjustment`` and move the break to ``status`` with its audit record, all
+        in the ledger's one transaction: any of them failing leaves none of them."""
+        assert self.ledger is not None
+        now = self.clock.now()
+        request = adjustment.request
+        change = StatusChange(status, now, auditing.actor, note, kept.owner)
+        before = {"status": kept.status.value, "owner": kept.owner, "adjustment": kept.adjustment}
+        after = {
+            "status": status.value, "owner": kept.owner, "note": note, "adjustment": request.id,
+            "debit": request.debit_account_id, "credit": request.credit_account_id,
+            "amount": request.amount, "currency": request.currency,
+            "reason": request.metadata.get("reason", ""),
+        }  # fmt: skip
+
+        def within(
+            tx: Transaction, created: list[AccountResult], moved: list[TransferResult]
+        ) -> None:
+            for account in created:
+                if not account.code.ok:
+                    raise _AdjustmentRefused(f"account {account.id}: {account.code.slug}")
+            # EXISTS too: an adjustment that was posted before is not claimed again.
+            if moved[0].code is not ResultCode.OK:
+                raise _AdjustmentRefused(f"transfer {request.id}: {moved[0].code.slug}")
+            if not self.store.change_break_in(tx, kept.id, kept.status, change, request.id):
+                raise _AdjustmentRefused(f"break {kept.id} changed meanwhile")
+            auditing.record_in(
+                tx, action, f"recon_break:{kept.id}", now, before=before, after=after
+            )
+
+        try:
+            self.ledger.write_audited(list(adjustment.accounts), [request], within)
+        except _AdjustmentRefused:
+            return Transition.NOT_ALLOWED
+        return Transition.OK
+
     def reopen(self, break_id: int, note: str, auditing: Auditing) -> Transition:
-        """Undo a close, a person's or a rule's: the break is open again (audited)."""
+        """Undo a close, a person's or a rule's: the break is open again (audited). A
+        break an FX rounding adjustment resolved gets the adjustment's reversal posted in
+        the same transaction."""
         kept = self.store.get_break(break_id)
         if kept is None:
             return Transition.NOT_FOUND
         verdict = check_reopen(kept.status, note)
         if verdict is not Transition.OK:
             return verdict
+        if kept.adjustment == adjustment_id(kept.id):
+            reversal = fx_reversal(kept.id, kept.brk, kept.adjustment)
+            if (
+                reversal is None
+                or self.ledger is None
+                or len(note.strip()) > self.limits.text_max_length
+            ):
+                return Transition.NOT_ALLOWED
+            return self._post(
+                kept, reversal, BreakStatus.OPEN, note.strip(), auditing,
+                "reconciliation.break_reopened",
+            )  # fmt: skip
         return self._change(
             kept, BreakStatus.OPEN, kept.owner, note, auditing, "reconciliation.break_reopened",
             reopen=True,
@@ -390,6 +506,48 @@ class ReconciliationService:
             kept, status, kept.owner, note, auditing, f"reconciliation.break_{status.value}"
         )
 
+    def redrive(
+        self, break_id: int, game_type: str, auditing: Auditing, note: str = ""
+    ) -> Redriven:
+        """Rule (c), a person's action: a line missing in Tally appended to the event log
+        as the event it describes, through ``tally import``'s translation, its provenance
+        (report file and line) in the event's ``raw``; the break is then resolved with a
+        note naming the event's key (audited). The log deduplicates by key, so re-driving
+        again appends nothing again."""
+        kept = self.store.get_break(break_id)
+        if kept is None:
+            return Redriven(Transition.NOT_FOUND)
+        if kept.status not in UNRESOLVED:
+            return Redriven(Transition.CLOSED)
+        line = kept.brk.line
+        if kept.brk.kind is not BreakKind.MISSING_IN_TALLY or line is None:
+            return Redriven(
+                Transition.NOT_ALLOWED, detail=f"break {break_id} is not one line missing in Tally"
+            )
+        if self.log is None:
+            return Redriven(Transition.NOT_ALLOWED, detail="no event log to re-drive into")
+        game_type = game_type.strip()
+        if not game_type or len(game_type) > self.limits.text_max_length:
+            return Redriven(Transition.NOT_ALLOWED, detail="a game type names the line's game")
+        event = redrive_event(kept.id, kept.run_id, line, game_type, self.clock.now())
+        if isinstance(event, str):
+            return Redriven(Transition.NOT_ALLOWED, detail=event)
+        (appended,) = self.log.append([event])
+        if appended.outcome is Appended.CONFLICT:
+            why = f"{event.key} was logged before with another {appended.differs_in}"
+            return Redriven(Transition.NOT_ALLOWED, key=event.key, detail=why)
+        where = f"{line.source}:{line.line}"
+        text = f"re-driven as event {event.key} from {where}" + (
+            f": {note.strip()}" if note.strip() else ""
+        )
+        extra = {"event": event.key, "report": line.source, "line": line.line,
+                 "appended": appended.outcome.value, "position": appended.position}  # fmt: skip
+        verdict = self._change(
+            kept, BreakStatus.RESOLVED, kept.owner, text, auditing, "reconciliation.break_redriven",
+            extra=extra,
+        )  # fmt: skip
+        return Redriven(verdict, key=event.key, detail=appended.outcome.value)
+
     def _change(
         self,
         kept: KeptBreak,
@@ -400,6 +558,7 @@ class ReconciliationService:
         action: str,
         *,
         reopen: bool = False,
+        extra: Mapping[str, Any] | None = None,
     ) -> Transition:
         owner, note = owner.strip(), note.strip()
         if len(owner) > self.limits.text_max_length or len(note) > self.limits.text_max_length:
@@ -410,7 +569,7 @@ class ReconciliationService:
         now = self.clock.now()
         change = StatusChange(status, now, auditing.actor, note, owner)
         before = {"status": kept.status.value, "owner": kept.owner}
-        after = {"status": status.value, "owner": owner, "note": note}
+        after = {"status": status.value, "owner": owner, "note": note, **(extra or {})}
         moved = self.store.change_break(
             kept.id,
             kept.status,

@@ -158,12 +158,29 @@ class MemoryReconciliationStore:
         change: StatusChange,
         within: Callable[[Transaction], object],
     ) -> bool:
+        if not self.change_break_in(None, break_id, expect, change):
+            return False
+        within(None)
+        return True
+
+    def change_break_in(
+        self,
+        tx: Transaction,
+        break_id: int,
+        expect: BreakStatus,
+        change: StatusChange,
+        adjustment: str | None = None,
+    ) -> bool:
+        # Memory cannot roll back: the change stands once made (as the memory ledger's).
         with self._lock:
             kept = self._breaks.get(break_id)
             if kept is None or kept.status is not expect:
                 return False
             self._breaks[break_id] = replace(
-                kept, status=change.status, owner=change.owner, history=(*kept.history, change)
+                kept,
+                status=change.status,
+                owner=change.owner,
+                history=(*kept.history, change),
+                adjustment=kept.adjustment if adjustment is None else adjustment,
             )
-        within(None)
         return True

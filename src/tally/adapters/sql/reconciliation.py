@@ -33,13 +33,35 @@ RUN_COLUMNS = (
 )
 BREAK_COLUMNS = (
     "id, run_id, kind, provider, operator, currency, day, tally_day, report_ref, tally_key, "
-    "report_amount, tally_amount, source, found_at, status, owner"
+    "report_amount, tally_amount, source, found_at, status, owner, line_json, adjustment"
 )
 
 
 def rules_from(text: str) -> MatchRules:
     data = json.loads(text)
     return MatchRules(**data)
+
+
+def line_to_json(line: ReportLine | None) -> str:
+    if line is None:
+        return ""
+    return json.dumps(
+        {
+            "provider": line.provider, "source": line.source, "line": line.line,
+            "tx_id": line.tx_id, "kind": line.kind, "operator": line.operator,
+            "player": line.player, "round_id": line.round_id, "currency": line.currency,
+            "amount": line.amount, "occurred_at": line.occurred_at.isoformat(), "ref": line.ref,
+        },
+        sort_keys=True,
+    )  # fmt: skip
+
+
+def line_from_json(text: str) -> ReportLine | None:
+    if not text:
+        return None
+    d = json.loads(text)
+    d["occurred_at"] = datetime.fromisoformat(d["occurred_at"])
+    return ReportLine(**d)
 
 
 class SqlReconciliationStore:
@@ -143,14 +165,15 @@ class SqlReconciliationStore:
         insert = self._sql(
             "INSERT INTO recon_breaks (run_id, break_key, kind, provider, operator, currency, "
             "day, tally_day, report_ref, tally_key, report_amount, tally_amount, source, "
-            "found_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "found_at, status, line_json) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         rows = [
             (
                 run_id, b.id, int(b.kind), b.provider, b.operator, b.currency,
                 b.day.isoformat(), b.tally_day.isoformat() if b.tally_day else "",
                 b.report_ref, b.tally_key, b.report_amount, b.tally_amount, source, at,
-                BreakStatus.OPEN.value,
+                BreakStatus.OPEN.value, line_to_json(b.line),
             )
             for b, source in done.breaks
         ]  # fmt: skip
@@ -209,14 +232,15 @@ class SqlReconciliationStore:
 
     def _kept(self, row: Sequence[Any], history: list[StatusChange]) -> KeptBreak:
         (i, run_id, kind, p, op, cur, day, tday, rref, tkey, ramt, tamt, source, found) = row[:14]
-        status, owner = row[14:]
+        status, owner, line_json, adjustment = row[14:]
         brk = Break(
             BreakKind(int(kind)), p, op, cur, date.fromisoformat(day), rref, tkey, int(ramt),
-            int(tamt), date.fromisoformat(tday) if tday else None,
+            int(tamt), date.fromisoformat(tday) if tday else None, source,
+            line_from_json(line_json),
         )  # fmt: skip
         return KeptBreak(
             int(i), int(run_id), brk, self._time_out(found), BreakStatus(status), owner,
-            tuple(history), source,
+            tuple(history), source, adjustment,
         )  # fmt: skip
 
     def _history(self, ids: Sequence[int]) -> dict[int, list[StatusChange]]:
@@ -303,30 +327,48 @@ class SqlReconciliationStore:
         within: Callable[[Transaction], object],
     ) -> bool:
         with self._transaction() as tx:
-            moved = tx.execute(
-                self._sql(
-                    "UPDATE recon_breaks SET status = ?, owner = ? WHERE id = ? AND status = ? "
-                    "RETURNING id"
-                ),
-                (change.status.value, change.owner, break_id, expect.value),
-            ).fetchall()
-            if not moved:
+            if not self.change_break_in(tx, break_id, expect, change):
                 return False
-            (seq,) = tx.execute(
-                self._sql(
-                    "SELECT COALESCE(MAX(seq), 0) + 1 FROM recon_break_history WHERE break_id = ?"
-                ),
-                (break_id,),
-            ).fetchone()
-            tx.execute(
-                self._sql(
-                    "INSERT INTO recon_break_history (break_id, seq, status, owner, at, "
-                    "by_actor, note) VALUES (?, ?, ?, ?, ?, ?, ?)"
-                ),
-                (
-                    break_id, int(seq), change.status.value, change.owner,
-                    self._time_in(change.at), change.by, change.note,
-                ),
-            )  # fmt: skip
             within(tx)
+        return True
+
+    def change_break_in(
+        self,
+        tx: Transaction,
+        break_id: int,
+        expect: BreakStatus,
+        change: StatusChange,
+        adjustment: str | None = None,
+    ) -> bool:
+        """``change_break`` inside a transaction someone else opened on the same database
+        (the ledger's, when a rule posts a transfer): it commits or rolls back with it."""
+        kept_adjustment = "adjustment" if adjustment is None else "?"
+        moved = tx.execute(
+            self._sql(
+                f"UPDATE recon_breaks SET status = ?, owner = ?, adjustment = {kept_adjustment} "
+                "WHERE id = ? AND status = ? RETURNING id"
+            ),
+            (
+                change.status.value, change.owner,
+                *(() if adjustment is None else (adjustment,)), break_id, expect.value,
+            ),
+        ).fetchall()  # fmt: skip
+        if not moved:
+            return False
+        (seq,) = tx.execute(
+            self._sql(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM recon_break_history WHERE break_id = ?"
+            ),
+            (break_id,),
+        ).fetchone()
+        tx.execute(
+            self._sql(
+                "INSERT INTO recon_break_history (break_id, seq, status, owner, at, "
+                "by_actor, note) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            ),
+            (
+                break_id, int(seq), change.status.value, change.owner,
+                self._time_in(change.at), change.by, change.note,
+            ),
+        )  # fmt: skip
         return True

@@ -31,7 +31,9 @@ KINDS = {k.code: k for k in BreakKind}
 def _service() -> Iterator[tuple[ReconciliationService, Auditing]]:
     with open_app() as tally:
         backoffice = build_backoffice(tally)
-        service = build_reconciliation(tally.settings, tally.clock, backoffice.ingest)
+        service = build_reconciliation(
+            tally.settings, tally.clock, backoffice.ingest, ledger=tally.ledger
+        )
         try:
             yield service, Auditing(backoffice.store, CLI_ACTOR, "cli")
         finally:
