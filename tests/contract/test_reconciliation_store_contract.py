@@ -4,6 +4,7 @@ kept with their status and history, each change committed with its audit callbac
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,91 @@ def test_a_failing_audit_callback_leaves_the_break_unchanged(store: Reconciliati
         store.change_break(first.id, BreakStatus.OPEN, change, fail)
     got = store.get_break(first.id)
     assert got is not None and got.status is BreakStatus.OPEN and got.history == ()
+
+
+@contextmanager
+def foreign_tx(
+    store: ReconciliationStore, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Any]:
+    """A transaction another store (the ledger) opened on the store's own database."""
+    name = type(store).__name__
+    if name.startswith("Memory"):
+        yield None
+    elif name.startswith("Sqlite"):
+        from tally.adapters.sqlite.connection import connect, immediate
+
+        conn = connect(tmp_path / "tally.sqlite")
+        try:
+            with immediate(conn) as tx:
+                yield tx
+        finally:
+            conn.close()
+    else:
+        import psycopg
+
+        from tally.adapters.postgres.connection import connect_kwargs
+
+        schema = request.getfixturevalue("pg_schema")
+        with psycopg.connect(PG_DSN, **connect_kwargs(schema)) as conn, conn.transaction():
+            yield conn
+
+
+def test_a_missing_lines_report_line_is_kept_with_its_break(store: ReconciliationStore) -> None:
+    run_id = store.start_run("acme", "r.csv", "f" * 64, RULES, T)
+    _, kept_line = line(4, 0)
+    missing = Break(
+        BreakKind.MISSING_IN_TALLY, "acme", "op1", "EUR", date(2026, 3, 2), "t4:bet", "", 104,
+        0, line=kept_line,
+    )  # fmt: skip
+    done = Finished(
+        lines=1, refused=0, json_report=b"{}", json_sha256="j" * 64, csv_report=b"",
+        csv_sha256="c" * 64, breaks=[(missing, "r.csv:4"), (brk(1), "r.csv:1")], at=T,
+    )  # fmt: skip
+    store.finish_run(run_id, done, lambda tx: None)
+    first, second = store.breaks()
+    assert first.brk.line == kept_line and first.adjustment == ""
+    assert second.brk.line is None
+
+
+def test_a_change_in_another_stores_transaction_commits_with_it_and_keeps_the_transfer_id(
+    store: ReconciliationStore, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    finish(store, store.start_run("acme", "r.csv", "f" * 64, RULES, T))
+    first = store.breaks()[0]
+    close = StatusChange(BreakStatus.RESOLVED, T, "rule:x", "adjusted", "")
+    with foreign_tx(store, request, tmp_path) as tx:
+        assert store.change_break_in(tx, first.id, BreakStatus.OPEN, close, "recon:fx:1")
+        # Moved already: the second change from the same status is refused.
+        assert not store.change_break_in(tx, first.id, BreakStatus.OPEN, close, "recon:fx:9")
+    got = store.get_break(first.id)
+    assert got is not None
+    assert (got.status, got.adjustment, got.history) == (
+        BreakStatus.RESOLVED,
+        "recon:fx:1",
+        (close,),
+    )
+    reopen = StatusChange(BreakStatus.OPEN, T, "user:1", "wrong", "")
+    with foreign_tx(store, request, tmp_path) as tx:
+        # Without an adjustment the one kept stays.
+        assert store.change_break_in(tx, first.id, BreakStatus.RESOLVED, reopen)
+    got = store.get_break(first.id)
+    assert got is not None and (got.status, got.adjustment) == (BreakStatus.OPEN, "recon:fx:1")
+
+
+def test_a_change_in_another_stores_transaction_that_rolls_back_leaves_the_break(
+    store: ReconciliationStore, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    if type(store).__name__.startswith("Memory"):
+        pytest.skip("memory has no transactions")
+    finish(store, store.start_run("acme", "r.csv", "f" * 64, RULES, T))
+    first = store.breaks()[0]
+    close = StatusChange(BreakStatus.RESOLVED, T, "rule:x", "adjusted", "")
+    with pytest.raises(RuntimeError), foreign_tx(store, request, tmp_path) as tx:
+        assert store.change_break_in(tx, first.id, BreakStatus.OPEN, close, "recon:fx:1")
+        raise RuntimeError("the ledger refused the transfer")
+    got = store.get_break(first.id)
+    assert got is not None
+    assert (got.status, got.adjustment, got.history) == (BreakStatus.OPEN, "", ())
 
 
 @pytest.fixture(params=["memory", "sqlite"])
