@@ -81,3 +81,42 @@ def test_a_file_sent_twice_is_refused_naming_the_file(cli, tmp_path: Path) -> No
     assert code == 2 and "ss.csv: this file was reconciled before (run 1)" in out
     code, out, _ = cli("reconcile", "run", str(report), "--provider", "acme")
     assert code == 2 and "provider 'acme' is unknown" in out
+
+
+def test_fx_rounding_is_adjusted_by_the_rule_and_a_missing_line_re_driven_from_the_cli(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = tmp_path / "rules.json"
+    rules.write_text('{"softswiss": {"version": 2, "time_tolerance_s": 60, "fx_rounding": 50}}')
+    monkeypatch.setenv("TALLY_RECONCILIATION_RULES", str(rules))
+    events, report = tmp_path / "events.csv", tmp_path / "ss-0302.csv"
+    events.write_text(EVENTS)
+    report.write_text(REPORT + "a3,bet,op1,p2,g2,EUR,5.00,2026-03-02T11:00:00,\n")
+    assert cli("import", "file", str(events), "--provider", "softswiss")[0] == 0
+    code, out, _ = cli("reconcile", "run", str(report), "--provider", "softswiss")
+    assert code == 0 and "2 breaks" in out, out
+    code, out, _ = cli("reconcile", "show", "2")
+    assert '"kind": "fx_rounding"' in out and '"status": "resolved"' in out
+    assert '"adjustment": "recon:fx:2"' in out
+    code, out, _ = cli("reconcile", "redrive", "2", "--game-type", "slots")
+    assert code == 1 and "break 2 is closed" in out
+    code, out, _ = cli("reconcile", "redrive", "1", "--game-type", "slots")
+    assert code == 0 and "re-driven as event softswiss:a3:bet (accepted)" in out, out
+    assert cli("reconcile", "reopen", "1", "--note", "check")[0] == 0
+    code, out, _ = cli("reconcile", "redrive", "1", "--game-type", "slots")
+    assert code == 0 and "(duplicate)" in out, out
+    with sqlite3.connect(tmp_path / "tally.sqlite") as db:
+        (logged,) = db.execute(
+            "SELECT COUNT(*) FROM event_log WHERE key = 'softswiss:a3:bet'"
+        ).fetchone()
+        (moved,) = db.execute("SELECT amount FROM transfers WHERE id = 'recon:fx:2'").fetchone()
+        actions = [a for (a,) in db.execute("SELECT action FROM audit_records ORDER BY seq")]
+    assert (logged, moved) == (1, 50)
+    assert actions[-5:] == [
+        "reconciliation.run",
+        "reconciliation.break_adjusted",
+        "reconciliation.break_redriven",
+        "reconciliation.break_reopened",
+        "reconciliation.break_redriven",
+    ]
+    assert cli("audit", "verify")[0] == 0

@@ -5,6 +5,7 @@ over the embedded (SQLite) and the scaled (PostgreSQL) stores."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -148,3 +149,61 @@ def test_a_break_is_assigned_and_closed_with_a_note_each_step_on_the_audit_trail
     assert (r.status_code, r.json()["error"]["code"]) == (409, "break_not_closed")
     missing = world.client.post(f"{BREAKS}/999/assignment", headers=h, json={"owner": "ana"})
     assert missing.status_code == 404
+
+
+def test_an_fx_rounding_break_is_adjusted_by_the_rule_and_reopening_reverses_it(world: World):
+    _seed(world)
+    service = world.bo.reconciliation
+    service.rules["softswiss"] = replace(service.rules["softswiss"], fx_rounding=50)
+    r = _run(world)
+    assert r.status_code == 201, r.text
+    found = world.client.get(f"{BREAKS}?kind=fx_rounding", headers=world.headers("finance"))
+    (fx,) = found.json()["items"]
+    assert (fx["status"], fx["adjustment"]) == ("resolved", f"recon:fx:{fx['id']}")
+    assert fx["history"][-1]["by"] == "rule:reconciliation.fx_rounding"
+    moved = world.app.ledger.get_transfer(f"recon:fx:{fx['id']}")
+    assert moved is not None and moved.amount == 50
+    assert moved.debit_account_id == "provider:softswiss:recon_clearing:EUR"
+    back = world.client.post(
+        f"{BREAKS}/{fx['id']}/reopen", json={"note": "report re-issued"},
+        headers=world.headers("finance"),
+    )  # fmt: skip
+    assert back.status_code == 200, back.text
+    assert back.json()["adjustment"] == f"recon:fx:{fx['id']}:reversal"
+    assert world.app.ledger.get_transfer(f"recon:fx:{fx['id']}:reversal") is not None
+    actions = [
+        rec.entry.action
+        for rec in world.bo.audit.page(limit=500).items
+        if rec.entry.target == f"recon_break:{fx['id']}"
+    ]
+    assert actions == ["reconciliation.break_adjusted", "reconciliation.break_reopened"]
+
+
+def test_a_missing_line_is_re_driven_as_an_event_once_and_its_break_resolved(world: World):
+    _seed(world)
+    assert _run(world).status_code == 201
+    found = world.client.get(f"{BREAKS}?kind=missing_in_tally", headers=world.headers("finance"))
+    (missing,) = found.json()["items"]
+    url = f"{BREAKS}/{missing['id']}/redrive"
+    r = world.client.post(url, json={"game_type": "slots"}, headers=world.headers("finance"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["event_key"], body["appended"]) == ("softswiss:a9:bet", "accepted")
+    assert body["break"]["status"] == "resolved"
+    assert "softswiss:a9:bet from ss-0302.csv:4" in body["break"]["history"][-1]["note"]
+    again = world.client.post(url, json={"game_type": "slots"}, headers=world.headers("finance"))
+    assert again.status_code == 409 and again.json()["error"]["code"] == "break_closed"
+    world.client.post(
+        f"{BREAKS}/{missing['id']}/reopen", json={"note": "again"}, headers=world.headers("finance")
+    )
+    twice = world.client.post(url, json={"game_type": "slots"}, headers=world.headers("finance"))
+    assert twice.status_code == 200 and twice.json()["appended"] == "duplicate"
+    keys = [e.key for _, e in world.bo.ingest.log.read(0, 100)]
+    assert keys.count("softswiss:a9:bet") == 1
+    other = world.client.get(f"{BREAKS}?kind=amount_mismatch", headers=world.headers("finance"))
+    (mismatch,) = other.json()["items"]
+    refused = world.client.post(
+        f"{BREAKS}/{mismatch['id']}/redrive", json={"game_type": "slots"},
+        headers=world.headers("finance"),
+    )  # fmt: skip
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "break_not_redriven"

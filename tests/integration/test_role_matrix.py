@@ -243,6 +243,13 @@ CALLS = [
         url="/v1/reconciliation/breaks/1/reopen",
         body={"note": "looked again"},
     ),
+    Call(
+        "POST",
+        "/v1/reconciliation/breaks/{break_id}/redrive",
+        RECON_WRITERS,
+        url="/v1/reconciliation/breaks/1/redrive",
+        body={"game_type": "slots"},
+    ),
     Call("GET", "/v1/audit-records", ADMIN_AND_AUDITOR),
     Call("GET", "/v1/audit-records/verification", ADMIN_AND_AUDITOR),
 ]

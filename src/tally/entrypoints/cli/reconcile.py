@@ -148,6 +148,7 @@ def show(break_id: int) -> None:
         "age_days": k.age_days(now),
         "status": k.status.value,
         "owner": k.owner,
+        "adjustment": k.adjustment,
         "history": [
             {
                 "status": h.status.value,
@@ -201,6 +202,23 @@ def reopen(
             raise typer.Exit(1)
         _refusal(verdict, break_id)
     console.print(f"break {break_id} open again")
+
+
+@reconcile_app.command("redrive")
+def redrive(
+    break_id: int,
+    game_type: Annotated[str, typer.Option(help="the line's game type (reports omit it)")],
+    note: Annotated[str, typer.Option(help="why, kept with the break's note")] = "",
+) -> None:
+    """Re-drive a line missing in Tally as an event, through the same door as `tally
+    import`; the break is resolved naming the event's key (audited). Idempotent."""
+    with _service() as (service, auditing):
+        out = service.redrive(break_id, game_type, auditing, note)
+    if out.verdict is Transition.NOT_ALLOWED:
+        err_console.print(f"[red]break {break_id} not re-driven: {out.detail}[/red]")
+        raise typer.Exit(1)
+    _refusal(out.verdict, break_id)
+    console.print(f"break {break_id} re-driven as event {out.key} ({out.detail}), resolved")
 
 
 @reconcile_app.command("report")

@@ -104,6 +104,10 @@ class BreakOut(BaseModel):
     age_days: int
     status: BreakStatus
     owner: str
+    adjustment: str = Field(
+        description="the ledger transfer a rule posted for it (recon:fx:<id>, or its "
+        "reversal once reopened); empty if none"
+    )
     history: list[HistoryOut]
 
     @classmethod
@@ -117,6 +121,7 @@ class BreakOut(BaseModel):
             tally_amount=format_amount(b.tally_amount, cur),
             difference=format_amount(b.difference, cur), source=k.source,
             found_at=k.found_at, age_days=k.age_days(now), status=k.status, owner=k.owner,
+            adjustment=k.adjustment,
             history=[
                 HistoryOut(status=h.status, owner=h.owner, by=h.by, at=h.at, note=h.note)
                 for h in k.history
@@ -141,6 +146,19 @@ class StatusIn(BaseModel):
 
 class NoteIn(BaseModel):
     note: Note = Field(min_length=1, description="why (kept in the break's history and audit)")
+
+
+class RedriveIn(BaseModel):
+    game_type: Annotated[str, Field(min_length=1, max_length=200, pattern=s.PRINTABLE)] = Field(
+        description="the line's game type (a provider's report does not say)"
+    )
+    note: Note = ""
+
+
+class RedriveOut(BaseModel):
+    event_key: str = Field(description="the re-driven event's idempotency key")
+    appended: str = Field(description="accepted, or duplicate when it was logged before")
+    break_: BreakOut = Field(alias="break")
 
 
 def _auditing(c: Ctx, p: Principal, request: Request) -> Auditing:
@@ -339,3 +357,22 @@ def reopen_break(
     if verdict is Transition.NOT_ALLOWED:
         raise ApiError(409, "break_not_closed", f"break {break_id} is not closed")
     return _answer(c, break_id, verdict)
+
+
+@router.post("/breaks/{break_id}/redrive", response_model=RedriveOut, responses=CONFLICT)
+def redrive_break(
+    break_id: BreakId,
+    body: RedriveIn,
+    request: Request,
+    c: CtxDep,
+    p: Annotated[Principal, Depends(require(P.RECONCILIATION_WRITE))],
+) -> RedriveOut:
+    """Re-drive a line missing in Tally as an event, through the same door as any report
+    line; its provenance (report file and line) goes with it, and the break is resolved
+    with a note naming the event's key (audited). The event log deduplicates by key, so
+    doing it again appends nothing again."""
+    out = c.bo.reconciliation.redrive(break_id, body.game_type, _auditing(c, p, request), body.note)
+    if out.verdict is Transition.NOT_ALLOWED:
+        raise ApiError(409, "break_not_redriven", f"break {break_id} not re-driven: {out.detail}")
+    kept = _answer(c, break_id, out.verdict)
+    return RedriveOut.model_validate({"event_key": out.key, "appended": out.detail, "break": kept})
