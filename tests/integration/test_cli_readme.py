@@ -34,6 +34,9 @@ NOT_RUN = {
     "quarantine dismiss": "changes data: 12 stands for an id picked from `quarantine list`",
     "feeds listen": "needs NATS and runs until stopped",
     "users create": "asks for a password on the terminal and creates a user",
+    "reconcile run": "reads the user's own provider report (test_cli_reconcile runs one)",
+    "reconcile breaks": "the demo reconciles no report, so there are no breaks to list",
+    "reconcile resolve": "changes data: 7 stands for an id picked from `reconcile breaks`",
 }
 
 
