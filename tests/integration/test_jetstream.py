@@ -170,6 +170,7 @@ def test_settlement_on_jetstream_resumes_after_a_worker_stop_and_a_nats_restart(
             worker.step()
     finally:
         source.close()
+        runner.shutdown()
     assert worker.position == len(events)
     assert worker.book.figures.totals == reference.worker.book.figures.totals
     assert worker.book.figures.fee_accrued == reference.worker.book.figures.fee_accrued
@@ -350,6 +351,7 @@ def test_a_running_worker_rides_out_a_nats_restart_with_the_figures_of_one_run(
     finally:
         runner.worker.stop()
         source.close()
+        runner.shutdown()
     assert runner.worker.position == len(events)
     assert runner.worker.book.figures.totals == reference.worker.book.figures.totals
     assert runner.worker.book.figures.fee_accrued == reference.worker.book.figures.fee_accrued

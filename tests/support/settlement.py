@@ -94,10 +94,8 @@ class TestWorker:
         return self.worker.close_period(contract_id, operator, label)
 
     def shutdown(self) -> None:
-        for thing in (self.store, self.ledger):
-            close = getattr(thing, "close", None)
-            if close is not None:
-                close()
+        self.store.close()
+        self.ledger.close()
 
     def effect(self, key: str) -> Effect:
         return self.store.load_effects([key])[key]
