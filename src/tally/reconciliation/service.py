@@ -73,12 +73,30 @@ def _is_csv(name: str) -> bool:
     return not name.lower().endswith((".jsonl", ".ndjson", ".json"))
 
 
+def _chunks(data: bytes) -> Iterator[bytes]:
+    """``data.splitlines()`` one line at a time: a report is never split whole (a million
+    lines would be a million objects held at once)."""
+    at, size = 0, len(data)
+    while at < size:
+        end = data.find(b"\n", at)
+        if end < 0:
+            end = size
+        piece = data[at:end]
+        at = end + 1
+        if b"\r" in piece:
+            yield from piece.splitlines()  # a CR alone also ends a line, as in splitlines
+        else:
+            yield piece
+
+
 def _read(data: bytes, name: str) -> Iterator[tuple[int, str, dict[str, Any] | str]]:
     """(line number, text, fields or why not) for each line of content; the CSV header
     comes first as its own fields (its names) so it can be checked."""
     header: str | None = None
+    names: tuple[str, ...] = ()
     started = False
-    for number, chunk in enumerate(data.removeprefix(BOM).splitlines(), start=1):
+    is_csv = _is_csv(name)
+    for number, chunk in enumerate(_chunks(data.removeprefix(BOM)), start=1):
         if len(chunk) > LINE_MAX_BYTES:
             yield number, "", f"line longer than {LINE_MAX_BYTES} bytes"
             continue
@@ -90,9 +108,18 @@ def _read(data: bytes, name: str) -> Iterator[tuple[int, str, dict[str, Any] | s
         if not text.strip() or (not started and text.lstrip().startswith("#")):
             continue
         started = True
-        if _is_csv(name) and header is None:
+        if is_csv and header is None:
             header = text
+            names = tuple(h.strip() for h in next(csv.reader([header]), []))
             yield number, text, {"": header}
+            continue
+        if names and '"' not in text and "\0" not in text:
+            # No quote: the csv module would split at each comma, and nothing else.
+            row = text.split(",")
+            yield number, text, (
+                dict(zip(names, row, strict=True)) if len(row) == len(names)
+                else f"{len(row)} fields where the header has {len(names)}"
+            )  # fmt: skip
             continue
         yield number, text, read_line(text, {} if header is None else {"x-tally-columns": header})
 
