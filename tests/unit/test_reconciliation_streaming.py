@@ -20,8 +20,10 @@ from tally.adapters.sqlite.events import SqliteEventLog
 from tally.events.model import Channel, Event, EventKind
 from tally.ingest.files import BOM, read_line
 from tally.reconciliation import matching
+from tally.reconciliation.layouts import layout_for
 from tally.reconciliation.matching import match
 from tally.reconciliation.model import MatchRules, ReportLine, TallyLine
+from tally.reconciliation.reading import column_plan, row_to_report_line, to_report_line
 from tally.reconciliation.service import _read
 from tally.reconciliation.tally_side import LogTallySide
 
@@ -187,12 +189,38 @@ def _reference(data: bytes, name: str) -> list[tuple[int, str, Any]]:
 @given(st.lists(LINE, max_size=8), st.sampled_from(["\n", "\r\n", "\r"]))
 def test_a_csv_report_read_line_by_line_reads_as_if_split_whole(lines: list[str], end: str) -> None:
     data = ("a,b" + end + end.join(lines)).encode()
-    assert list(_read(data, "r.csv")) == _reference(data, "r.csv")
+    # A plain line's fields come as its row, in the header's order.
+    read = [
+        (n, text, dict(zip(("a", "b"), f, strict=True)) if isinstance(f, list) else f)
+        for n, text, f in _read(data, "r.csv")
+    ]
+    assert read == _reference(data, "r.csv")
 
 
 def test_a_plain_csv_line_splits_as_the_csv_module_does() -> None:
     data = b'a,b,c\n1,,3\n"x,y",2,3\n1,2\n'
     rows = [f for _, _, f in _read(data, "r.csv")]
-    assert rows[1] == dict(zip("abc", next(csv.reader(["1,,3"])), strict=True))
+    assert rows[1] == next(csv.reader(["1,,3"]))
     assert rows[2] == {"a": "x,y", "b": "2", "c": "3"}
     assert rows[3] == "2 fields where the header has 3"
+
+
+FIELD = st.one_of(
+    st.sampled_from(["bet", "win", "EUR", "1.00", "-2.5", "2026-03-02T10:00:00", "op1", ""]),
+    st.text(alphabet="ab1.-: \\é\0", max_size=6),
+    st.text(alphabet="x", min_size=250, max_size=260),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(FIELD, min_size=9, max_size=9))
+def test_a_csv_row_read_by_index_reads_as_the_same_row_as_a_dict(row: list[str]) -> None:
+    layout = layout_for("softswiss")
+    names = tuple(layout.columns)
+    raw = ",".join(row)
+    by_dict = to_report_line(
+        layout, "softswiss", UTC, dict(zip(names, row, strict=True)), "f", 2,
+        columns_checked=True, raw=raw,
+    )  # fmt: skip
+    plan = column_plan(layout, names)
+    assert row_to_report_line(layout, plan, "softswiss", UTC, row, "f", 2, raw) == by_dict

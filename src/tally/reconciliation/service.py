@@ -39,7 +39,13 @@ from tally.reconciliation.model import (
     check_transition,
 )
 from tally.reconciliation.ports import Finished, ReconciliationStore, Run, TallySide
-from tally.reconciliation.reading import missing_columns, to_report_line, unknown_columns
+from tally.reconciliation.reading import (
+    column_plan,
+    missing_columns,
+    row_to_report_line,
+    to_report_line,
+    unknown_columns,
+)
 from tally.reconciliation.report import to_csv, to_json
 from tally.reconciliation.resolution import (
     TIMING_ACTOR,
@@ -89,9 +95,10 @@ def _chunks(data: bytes) -> Iterator[bytes]:
             yield piece
 
 
-def _read(data: bytes, name: str) -> Iterator[tuple[int, str, dict[str, Any] | str]]:
+def _read(data: bytes, name: str) -> Iterator[tuple[int, str, dict[str, Any] | list[str] | str]]:
     """(line number, text, fields or why not) for each line of content; the CSV header
-    comes first as its own fields (its names) so it can be checked."""
+    comes first as its own fields (its names) so it can be checked. A plain CSV line's
+    fields come as its row (in the header's order), the others' as a dict."""
     header: str | None = None
     names: tuple[str, ...] = ()
     started = False
@@ -117,7 +124,7 @@ def _read(data: bytes, name: str) -> Iterator[tuple[int, str, dict[str, Any] | s
             # No quote: the csv module would split at each comma, and nothing else.
             row = text.split(",")
             yield number, text, (
-                dict(zip(names, row, strict=True)) if len(row) == len(names)
+                row if len(row) == len(names)
                 else f"{len(row)} fields where the header has {len(names)}"
             )  # fmt: skip
             continue
@@ -195,10 +202,12 @@ class ReconciliationService:
         # The header is checked before anything is kept: a wrong layout refuses the file.
         lines = _read(data, name)
         first = next(lines, None)
+        plan: tuple[tuple[int, str, str], ...] = ()
         is_csv = _is_csv(name)
         if first is not None and is_csv:
             number, text, _ = first
             names = [h.strip() for h in next(csv.reader([text]), [])]
+            plan = column_plan(layout, tuple(names))
             unknown = unknown_columns(layout, names)
             missing = missing_columns(layout, names)
             if unknown or missing:
@@ -220,6 +229,8 @@ class ReconciliationService:
             parsed = (
                 LineRefusal(Reason.MALFORMED, fields)
                 if isinstance(fields, str)
+                else row_to_report_line(layout, plan, provider, tz, fields, name, number, text)
+                if isinstance(fields, list)
                 else to_report_line(
                     layout, provider, tz, fields, name, number, columns_checked=is_csv, raw=text
                 )
