@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from tally.events.model import Event
 from tally.kernel.values import value
@@ -46,4 +47,22 @@ class EventLog(Protocol):
 
     def close(self) -> None:
         """Release what the log holds (connections); a log that holds nothing does nothing."""
+        ...
+
+
+@runtime_checkable
+class ProviderWindows(Protocol):
+    """What a log with an index of its events' providers and times can also do (the
+    embedded one): read one provider's events by time, never the whole log. A log
+    without it is scanned (JetStream: its subjects name no time)."""
+
+    def provider_window(
+        self, provider: str, start: datetime, end: datetime
+    ) -> Iterator[str | bytes]:
+        """``provider``'s events with occurred_at in [start, end), as stored, in time
+        order (read a page at a time)."""
+        ...
+
+    def provider_rollbacks(self, provider: str) -> Iterator[str | bytes]:
+        """Every rollback ``provider`` sent, whatever its time, as stored."""
         ...

@@ -21,7 +21,7 @@ Balances per (provider, operator, currency, day) are summed as lines are settled
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from itertools import groupby
@@ -342,14 +342,31 @@ class _Matcher:
         )
 
 
-def _by_day(items: Iterable[ReportLine | TallyLine], zone: tzinfo) -> Iterator[tuple[date, list]]:  # type: ignore[type-arg]
-    last: date | None = None
-    for day, group in groupby(
-        ((day_of(x.occurred_at, zone), x) for x in items), key=lambda p: p[0]
-    ):
-        assert last is None or day > last, f"lines must come sorted by day: {day} after {last}"
-        last = day
-        yield day, list(group)
+class _Days:
+    """A side's lines a day at a time, with only the next day's first line read ahead:
+    memory holds the day being matched, not the next one too."""
+
+    def __init__(self, items: Iterable[ReportLine | TallyLine], zone: tzinfo) -> None:
+        self._items = ((day_of(x.occurred_at, zone), x) for x in items)
+        self._head: tuple[date, ReportLine | TallyLine] | None = next(self._items, None)
+
+    @property
+    def day(self) -> date | None:
+        return None if self._head is None else self._head[0]
+
+    def take(self) -> list:  # type: ignore[type-arg]
+        """The lines of the next day (``day``), as (day, line) pairs."""
+        assert self._head is not None
+        day = self._head[0]
+        out = [self._head]
+        self._head = None
+        for item in self._items:
+            if item[0] != day:
+                assert item[0] > day, f"lines must come sorted by day: {item[0]} after {day}"
+                self._head = item
+                break
+            out.append(item)
+        return out
 
 
 def match(
@@ -361,26 +378,24 @@ def match(
     """Match ``report`` against ``tally`` under ``rules``. Both sorted by day in the
     rules' zone (any order within a day); the result depends on nothing else."""
     m = _Matcher(rules, limits or ReconciliationLimits())
-    rdays = _by_day(report, m.zone)
-    tdays = _by_day(tally, m.zone)
-    rnext = next(rdays, None)
-    tnext = next(tdays, None)
+    rdays = _Days(report, m.zone)
+    tdays = _Days(tally, m.zone)
     carry_r: list[R] = []
     carry_t: list[T] = []
-    while rnext is not None or tnext is not None:
-        day = min(x[0] for x in (rnext, tnext) if x is not None)
+    while rdays.day is not None or tdays.day is not None:
+        day = min(d for d in (rdays.day, tdays.day) if d is not None)
         reps: list[R] = carry_r
         tals: list[T] = carry_t
-        if rnext is not None and rnext[0] == day:
-            reps.extend(rnext[1])
-            m.report_lines += len(rnext[1])
-            rnext = next(rdays, None)
-        if tnext is not None and tnext[0] == day:
-            tals.extend(tnext[1])
-            m.tally_lines += len(tnext[1])
-            tnext = next(tdays, None)
+        if rdays.day == day:
+            carried = len(reps)
+            reps.extend(rdays.take())
+            m.report_lines += len(reps) - carried
+        if tdays.day == day:
+            carried = len(tals)
+            tals.extend(tdays.take())
+            m.tally_lines += len(tals) - carried
         following = day + timedelta(days=1)
-        nxt = [x[0] for x in (rnext, tnext) if x is not None]
+        nxt = [d for d in (rdays.day, tdays.day) if d is not None]
         # The tail waits only if the next day has lines to match it against.
         end = None
         if nxt and min(nxt) == following:

@@ -54,6 +54,41 @@ def to_report_line(
     f = _fields(layout, data, plain)
     if isinstance(f, LineRefusal):
         return f
+    return _report_line(layout, provider, zone, f, source, number)
+
+
+def column_plan(layout: ReportLayout, names: tuple[str, ...]) -> tuple[tuple[int, str, str], ...]:
+    """For a CSV header: (index in the row, column, Tally's name) of each column the
+    layout maps, in the layout's order (so a refusal names the same column as
+    :func:`to_report_line` would). The header's columns were checked already."""
+    at = {n: i for i, n in enumerate(names)}  # a name twice: the last, as dict(zip()) keeps
+    return tuple((at[c], c, name) for c, name in layout.columns.items() if c in at)
+
+
+def row_to_report_line(
+    layout: ReportLayout,
+    plan: tuple[tuple[int, str, str], ...],
+    provider: str,
+    zone: tzinfo,
+    row: list[str],
+    source: str,
+    number: int,
+    raw: str,
+) -> ReportLine | LineRefusal:
+    """:func:`to_report_line` for a CSV row already split (``raw`` its line, under the
+    header ``plan`` was made from): the fields taken by index, not through a dict."""
+    if not (len(raw) <= FIELD_MAX and raw.isascii() and "\0" not in raw and "\\" not in raw):
+        for i, column, _ in plan:
+            value = row[i]
+            if len(value) > FIELD_MAX or not is_clean_text(value):
+                return LineRefusal(Reason.MALFORMED, f"{column} is too long or not clean text")
+    f = {name: row[i].strip() for i, _, name in plan}
+    return _report_line(layout, provider, zone, f, source, number)
+
+
+def _report_line(
+    layout: ReportLayout, provider: str, zone: tzinfo, f: dict[str, str], source: str, number: int
+) -> ReportLine | LineRefusal:
     missing = [n for n in REQUIRED if not f.get(n)]
     if missing:
         return LineRefusal(Reason.MALFORMED, f"missing {', '.join(missing)}")

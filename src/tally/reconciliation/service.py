@@ -48,7 +48,13 @@ from tally.reconciliation.ports import (
     Run,
     TallySide,
 )
-from tally.reconciliation.reading import missing_columns, to_report_line, unknown_columns
+from tally.reconciliation.reading import (
+    column_plan,
+    missing_columns,
+    row_to_report_line,
+    to_report_line,
+    unknown_columns,
+)
 from tally.reconciliation.report import to_csv, to_json
 from tally.reconciliation.resolution import (
     FX_ACTOR,
@@ -103,12 +109,31 @@ def _is_csv(name: str) -> bool:
     return not name.lower().endswith((".jsonl", ".ndjson", ".json"))
 
 
-def _read(data: bytes, name: str) -> Iterator[tuple[int, str, dict[str, Any] | str]]:
+def _chunks(data: bytes) -> Iterator[bytes]:
+    """``data.splitlines()`` one line at a time: a report is never split whole (a million
+    lines would be a million objects held at once)."""
+    at, size = 0, len(data)
+    while at < size:
+        end = data.find(b"\n", at)
+        if end < 0:
+            end = size
+        piece = data[at:end]
+        at = end + 1
+        if b"\r" in piece:
+            yield from piece.splitlines()  # a CR alone also ends a line, as in splitlines
+        else:
+            yield piece
+
+
+def _read(data: bytes, name: str) -> Iterator[tuple[int, str, dict[str, Any] | list[str] | str]]:
     """(line number, text, fields or why not) for each line of content; the CSV header
-    comes first as its own fields (its names) so it can be checked."""
+    comes first as its own fields (its names) so it can be checked. A plain CSV line's
+    fields come as its row (in the header's order), the others' as a dict."""
     header: str | None = None
+    names: tuple[str, ...] = ()
     started = False
-    for number, chunk in enumerate(data.removeprefix(BOM).splitlines(), start=1):
+    is_csv = _is_csv(name)
+    for number, chunk in enumerate(_chunks(data.removeprefix(BOM)), start=1):
         if len(chunk) > LINE_MAX_BYTES:
             yield number, "", f"line longer than {LINE_MAX_BYTES} bytes"
             continue
@@ -120,9 +145,18 @@ def _read(data: bytes, name: str) -> Iterator[tuple[int, str, dict[str, Any] | s
         if not text.strip() or (not started and text.lstrip().startswith("#")):
             continue
         started = True
-        if _is_csv(name) and header is None:
+        if is_csv and header is None:
             header = text
+            names = tuple(h.strip() for h in next(csv.reader([header]), []))
             yield number, text, {"": header}
+            continue
+        if names and '"' not in text and "\0" not in text:
+            # No quote: the csv module would split at each comma, and nothing else.
+            row = text.split(",")
+            yield number, text, (
+                row if len(row) == len(names)
+                else f"{len(row)} fields where the header has {len(names)}"
+            )  # fmt: skip
             continue
         yield number, text, read_line(text, {} if header is None else {"x-tally-columns": header})
 
@@ -205,10 +239,12 @@ class ReconciliationService:
         # The header is checked before anything is kept: a wrong layout refuses the file.
         lines = _read(data, name)
         first = next(lines, None)
+        plan: tuple[tuple[int, str, str], ...] = ()
         is_csv = _is_csv(name)
         if first is not None and is_csv:
             number, text, _ = first
             names = [h.strip() for h in next(csv.reader([text]), [])]
+            plan = column_plan(layout, tuple(names))
             unknown = unknown_columns(layout, names)
             missing = missing_columns(layout, names)
             if unknown or missing:
@@ -230,6 +266,8 @@ class ReconciliationService:
             parsed = (
                 LineRefusal(Reason.MALFORMED, fields)
                 if isinstance(fields, str)
+                else row_to_report_line(layout, plan, provider, tz, fields, name, number, text)
+                if isinstance(fields, list)
                 else to_report_line(
                     layout, provider, tz, fields, name, number, columns_checked=is_csv, raw=text
                 )
