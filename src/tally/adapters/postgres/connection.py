@@ -7,6 +7,10 @@ drops it (:class:`Link`), or lent from a pool of readers (:func:`pool`).
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -83,3 +87,39 @@ class Link:
     def close(self) -> None:
         self._shut = True
         self._conn.close()
+
+
+class LinkedStore:
+    """The plumbing of a store over one autocommit :class:`Link` used under a lock: a
+    statement at a time (``_run``), a transaction (``_transaction``), PostgreSQL's own
+    timestamps, and ``close``. The SQL stores above it supply the statements."""
+
+    def __init__(self, dsn: str, *, schema: str | None = None) -> None:
+        self._dsn = dsn
+        self._kwargs = connect_kwargs(schema)
+        self._link = Link(dsn, autocommit=True, **self._kwargs)
+        self._lock = threading.Lock()
+
+    def _run(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            cursor = self._link.conn.execute(sql, tuple(params))
+            rows: list[tuple[Any, ...]] = cursor.fetchall() if cursor.description else []
+        return rows
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._lock:
+            conn = self._link.conn
+            with conn.transaction():
+                yield conn
+
+    def _time_in(self, when: datetime) -> Any:
+        return when
+
+    def _time_out(self, value: Any) -> datetime:
+        assert isinstance(value, datetime)
+        return value
+
+    def close(self) -> None:
+        with self._lock:
+            self._link.close()
