@@ -25,7 +25,7 @@ from tally.events.model import Event, Source, feed_key
 from tally.events.ports import Appended, EventLog
 from tally.ingest.lines import is_clean_text
 from tally.kernel.clock import Clock
-from tally.kernel.limits import json_too_deep
+from tally.kernel.limits import ApiLimits, json_too_deep
 from tally.quarantine.inputs import InputQuarantine, Quarantined, Reason, Refused
 from tally.quarantine.redrive import RedriveOutcome
 
@@ -43,7 +43,7 @@ TEXT_FIELDS = (
     "ref",
 )
 FEED_MAX_ITEMS = 5_000  # events in one push
-FEED_MAX_BYTES = 4 * 1024 * 1024  # bytes in one push
+FEED_MAX_BYTES = ApiLimits().feed_body_max_bytes  # bytes in one push: one figure, the edge's
 
 
 # The json module recurses once per level of nesting; a body of a few thousand "[" would

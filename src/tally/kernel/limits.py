@@ -81,7 +81,7 @@ class ApiLimits:
     body_max_bytes: int = 1024 * 1024  # the JSON bodies of the back-office routes
     # Settlement configuration documents and FX rate imports (up to 10,000 rates).
     config_body_max_bytes: int = 4 * 1024 * 1024
-    # One partner feed push; the same figure as tally.ingest.feeds.FEED_MAX_BYTES.
+    # One partner feed push (tally.ingest.feeds.FEED_MAX_BYTES reads it from here).
     feed_body_max_bytes: int = 4 * 1024 * 1024
     # One uploaded batch report.
     import_body_max_bytes: int = 64 * 1024 * 1024
