@@ -1,0 +1,1 @@
+"""Data lifecycle: partitions, seals, archives, backups and retention."""

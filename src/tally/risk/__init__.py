@@ -1,0 +1,1 @@
+"""Risk watch: detectors, forecasts, alerts and the playbooks that answer them."""
