@@ -140,3 +140,28 @@ class ReconciliationLimits:
     page_max_size: int = 1_000
     # Free text on a break (owner, note).
     text_max_length: int = 2_000
+
+
+@dataclass(frozen=True, slots=True)
+class RailLimits:
+    """The payout rails' limits (ADR 0022): the bank file and the payment provider."""
+
+    # Payments one pain.001 file carries (one file per run; a bigger run is refused, not
+    # split, so that one run stays one file the bank acknowledges as a whole).
+    bank_file_max_payments: int = 100_000
+    # One pain.002 status report, checked before it is read whole.
+    status_report_max_bytes: int = 64 * 1024 * 1024
+    # One PSP webhook body, checked before it is read whole; a payout event is a small
+    # flat object, so anything near this is not one.
+    webhook_body_max_bytes: int = 64 * 1024
+    # A webhook's signed timestamp may be this far from our clock, either way; older is
+    # refused as stale (a replay), newer as forged.
+    webhook_tolerance_s: int = 300
+    # The PSP client: connecting, and waiting for one answer. A request that outlives
+    # the read timeout may still have taken effect: its answer is UNKNOWN, never REJECTED.
+    psp_connect_timeout_s: float = 2.0
+    psp_read_timeout_s: float = 5.0
+    # Requests the PSP client has in flight at once during one submit.
+    psp_concurrency: int = 8
+    # Idempotency keys and references the PSP is sent (longer is refused before sending).
+    psp_key_max_length: int = 255
