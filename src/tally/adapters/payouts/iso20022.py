@@ -243,9 +243,10 @@ def answers_of(
             group = line
     answers: list[RailAnswer] = []
     for ref, payment in payments.items():
-        for line in (by_payment.get(ref), by_block.get(payment.block_id), group):
-            if line is None:
+        for level in (by_payment.get(ref), by_block.get(payment.block_id), group):
+            if level is None:
                 continue
+            line = level
             outcome = outcome_of(line.code, paid_codes)
             if outcome is None:
                 continue  # PART: look one level further (there is none above the group)
