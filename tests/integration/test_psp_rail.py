@@ -263,3 +263,45 @@ def test_every_fault_at_once_never_pays_twice_and_every_payout_ends_known(
     wait_for(lambda: psp.state.webhooks["sent"] + psp.state.webhooks["lost"] >= 1)
     for answer in receiver.snapshot():
         assert answer.outcome is final[answer.payout_id].outcome
+
+
+def test_a_batch_answers_each_payout_as_a_single_request_would(psp_with) -> None:
+    psp, rail = psp_with()
+    first = payout(1)
+    taken = rail.submit_one(first)
+    assert taken.outcome is S
+    batch = [
+        payout(0),
+        replace(first, amount_minor=5),  # the key is taken by another payout
+        payout(2, destination="blocked-2"),
+        first,  # a replay
+    ]
+    answers = rail.submit_batch(batch)
+    assert [a.outcome for a in answers[:3]] == [S, U, R]
+    # The replay is the first payout (paid by now, or still pending).
+    assert answers[3].outcome in (S, C) and answers[3].rail_reference == taken.rail_reference
+    assert "idempotency_key_reused" in answers[1].reason
+    assert "destination_blocked" in answers[2].reason
+    wait_for(lambda: len(psp.state.ledger_lines()) == 2)
+    time.sleep(0.1)
+    assert sorted(line.amount for line in psp.state.ledger_lines()) == [1_000, 1_001]
+
+
+def test_overlapping_batches_sent_at_once_pay_each_payout_once(psp_with) -> None:
+    psp, rail = psp_with(PspFaults(settle_delay_s=0.02))
+    everyone = [payout(n) for n in range(200)]
+    barrier = threading.Barrier(8)
+
+    def send(offset: int) -> None:
+        barrier.wait()
+        rail.submit_batch(everyone[offset : offset + 100])
+
+    threads = [threading.Thread(target=send, args=(n * 13,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    sent = {i.idempotency_key for n in range(8) for i in everyone[n * 13 : n * 13 + 100]}
+    wait_for(lambda: len(psp.state.ledger_lines()) == len(sent))
+    time.sleep(0.1)
+    assert len(psp.state.ledger_lines()) == len(sent) and psp.state.paid_twice() == []

@@ -3,7 +3,6 @@ webhook as the API's receiver will (tally.adapters.payouts.webhooks.read_webhook
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import threading
 import time
@@ -30,7 +29,7 @@ class ServedApp:
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
-            target=lambda: asyncio.run(self._server.serve(sockets=[self._socket])), daemon=True
+            target=lambda: self._server.run(sockets=[self._socket]), daemon=True
         )
 
     def start(self) -> None:

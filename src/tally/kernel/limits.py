@@ -161,7 +161,9 @@ class RailLimits:
     # the read timeout may still have taken effect: its answer is UNKNOWN, never REJECTED.
     psp_connect_timeout_s: float = 2.0
     psp_read_timeout_s: float = 5.0
-    # Requests the PSP client has in flight at once during one submit.
-    psp_concurrency: int = 8
+    # Requests the PSP client has in flight at once during one submit, and payouts it puts
+    # in one batch request (the fake PSP takes up to 1,000).
+    psp_concurrency: int = 4
+    psp_batch_max: int = 500
     # Idempotency keys and references the PSP is sent (longer is refused before sending).
     psp_key_max_length: int = 255

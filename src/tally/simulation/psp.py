@@ -43,7 +43,8 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -57,6 +58,8 @@ from starlette.routing import Route
 from tally.kernel.currency import is_known
 
 BODY_MAX_BYTES = 64 * 1024  # one payout request
+BATCH_MAX = 1_000  # payouts in one batch request
+BATCH_BODY_MAX_BYTES = 4 * 1024 * 1024
 TEXT_MAX = 255  # keys, destinations, references
 AMOUNT_MAX = 10**15  # minor units
 WEBHOOK_ATTEMPTS = 5  # deliveries of one webhook before the PSP gives up on it
@@ -67,6 +70,7 @@ SIGNATURE_HEADER = "Psp-Signature"
 TIMESTAMP_HEADER = "Psp-Timestamp"
 BLOCKED_PREFIX = "blocked"  # a destination the PSP always refuses (for scenarios)
 FAILURE_CODES = ("account_closed", "no_account", "account_frozen")
+REFUSALS = ("destination_blocked", "destination_rejected")  # refused at once: 422
 # The fake's own signing secret when none is given: a test fixture's, never a real one.
 DEFAULT_WEBHOOK_SECRET = "whsec-fake-psp"  # noqa: S105
 
@@ -184,6 +188,10 @@ def _parse(raw: bytes) -> dict[str, Any]:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise _Refused(400, "invalid_request", "the body is not JSON") from None
+    return _check(body)
+
+
+def _check(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise _Refused(400, "invalid_request", "the body must be a JSON object")
     amount = body.get("amount")
@@ -221,10 +229,13 @@ class FakePspApp:
         self.api_key = api_key
         self.state = PspState()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._due: list[tuple[str, str]] = []  # taken, to settle: (payout id, failure code)
         self._client: httpx.AsyncClient | None = None
         self.asgi = Starlette(
+            lifespan=self._lifespan,
             routes=[
                 Route("/payouts", self.create, methods=["POST"]),
+                Route("/payouts/batch", self.create_batch, methods=["POST"]),
                 Route("/payouts", self.find, methods=["GET"]),
                 Route("/payouts/{payout_id}", self.get, methods=["GET"]),
                 Route("/_sim/ledger", self.ledger, methods=["GET"]),
@@ -240,69 +251,118 @@ class FakePspApp:
         given = request.headers.get("authorization", "")
         return hmac.compare_digest(given.encode(), f"Bearer {self.api_key}".encode())
 
-    async def create(self, request: Request) -> Response:
-        try:
-            if not self._authorised(request):
-                raise _Refused(401, "unauthorised", "bad API key")
-            key = request.headers.get("idempotency-key", "")
-            if not key or len(key) > TEXT_MAX:
-                raise _Refused(400, "invalid_request", "an Idempotency-Key header is required")
-            declared = request.headers.get("content-length")
-            if declared is not None and (not declared.isdigit() or int(declared) > BODY_MAX_BYTES):
-                raise _Refused(413, "too_large", f"a body is at most {BODY_MAX_BYTES} bytes")
-            raw = await request.body()
-            if len(raw) > BODY_MAX_BYTES:
-                raise _Refused(413, "too_large", f"a body is at most {BODY_MAX_BYTES} bytes")
-            body = _parse(raw)
-        except _Refused as refused:
-            return refused.response()
+    async def _read(self, request: Request, limit: int) -> bytes:
+        if not self._authorised(request):
+            raise _Refused(401, "unauthorised", "bad API key")
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            raise _Refused(413, "too_large", f"a body is at most {limit} bytes")
+        raw = await request.body()
+        if len(raw) > limit:
+            raise _Refused(413, "too_large", f"a body is at most {limit} bytes")
+        return raw
+
+    def _draw(self, *parts: object) -> Callable[[], float]:
+        with self.state.lock:
+            name = "|".join(str(p) for p in parts)
+            attempt = self.state.attempts[name]
+            self.state.attempts[name] += 1
+        return self._rng("request", name, attempt).random
+
+    def _decide(self, key: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], bool]:
+        """One payout request, taken or found (under the state lock, no await: concurrent
+        requests with one key find one payout): (HTTP status, JSON answer, replayed)."""
         fingerprint = hashlib.sha256(
             json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
         ).hexdigest()
-        with self.state.lock:
-            attempt = self.state.attempts[key]
-            self.state.attempts[key] += 1
-        draw = self._rng("request", key, attempt).random
-        if draw() < self.faults.error_5xx:
-            return JSONResponse({"error": {"code": "unavailable"}}, 503)  # nothing taken
-        # Taking the request and deciding on the key happen with no await in between:
-        # concurrent requests with one key find one payout.
-        with self.state.lock:
-            known = self.state.by_key.get(key)
-            if known is not None:
-                payout = self.state.payouts[known]
-                if payout.fingerprint != fingerprint:
-                    return _Refused(
-                        422,
-                        "idempotency_key_reused",
-                        f"idempotency key {key!r} was used for another payout",
-                    ).response()
-                status, replayed = 200, True
-            else:
-                payout = self._take(key, fingerprint, body)
-                status, replayed = 201, False
-            answer = payout.public()
-        if answer["status"] == "failed" and answer["failure_code"] in (
-            "destination_blocked",
-            "destination_rejected",
-        ):
-            return JSONResponse(
-                {
-                    "error": {
-                        "code": answer["failure_code"],
-                        "message": "payout refused",
-                        "payout": answer,
-                    }
-                },
-                422,
-                headers={"Idempotent-Replayed": "true"} if replayed else None,
-            )
+        known = self.state.by_key.get(key)
+        if known is not None:
+            payout = self.state.payouts[known]
+            if payout.fingerprint != fingerprint:
+                message = f"idempotency key {key!r} was used for another payout"
+                return 422, {"error": {"code": "idempotency_key_reused", "message": message}}, True
+            status, replayed = 200, True
+        else:
+            payout = self._take(key, fingerprint, body)
+            status, replayed = 201, False
+        answer = payout.public()
+        if answer["status"] == "failed" and answer["failure_code"] in REFUSALS:
+            error = {"code": answer["failure_code"], "message": "payout refused", "payout": answer}
+            return 422, {"error": error}, replayed
+        return status, answer, replayed
+
+    async def _after_taking(self, draw: Callable[[], float]) -> Response | None:
         if draw() < self.faults.unknown_result:
             return JSONResponse({"error": {"code": "internal_error"}}, 500)  # taken, though
         if draw() < self.faults.timeout:
             await asyncio.sleep(self.faults.hang_s)  # taken; the answer comes too late
+        return None
+
+    async def create(self, request: Request) -> Response:
+        try:
+            key = request.headers.get("idempotency-key", "")
+            raw = await self._read(request, BODY_MAX_BYTES)
+            if not key or len(key) > TEXT_MAX:
+                raise _Refused(400, "invalid_request", "an Idempotency-Key header is required")
+            body = _parse(raw)
+        except _Refused as refused:
+            return refused.response()
+        draw = self._draw("one", key)
+        if draw() < self.faults.error_5xx:
+            return JSONResponse({"error": {"code": "unavailable"}}, 503)  # nothing taken
+        with self.state.lock:
+            status, answer, replayed = self._decide(key, body)
+            self._settle_due()
         headers = {"Idempotent-Replayed": "true"} if replayed else None
+        if status < 300:
+            late = await self._after_taking(draw)
+            if late is not None:
+                return late
         return JSONResponse(answer, status, headers=headers)
+
+    async def create_batch(self, request: Request) -> Response:
+        """Up to BATCH_MAX payouts in one request, each under its own idempotency key
+        (``"idempotency_key"`` in the item), each answered as ``POST /payouts`` would be,
+        in order. The faults act on the request as a whole."""
+        try:
+            raw = await self._read(request, BATCH_BODY_MAX_BYTES)
+            try:
+                items = json.loads(raw).get("payouts")
+            except (ValueError, UnicodeDecodeError, RecursionError, AttributeError):
+                raise _Refused(400, "invalid_request", "the body is not a JSON object") from None
+            if not isinstance(items, list) or not 0 < len(items) <= BATCH_MAX:
+                raise _Refused(400, "invalid_request", f"payouts: a list of 1-{BATCH_MAX}")
+            parsed: list[tuple[str, dict[str, Any]] | _Refused] = []
+            for item in items:
+                try:
+                    if not isinstance(item, dict):
+                        raise _Refused(400, "invalid_request", "a payout is a JSON object")
+                    key = item.pop("idempotency_key", "")
+                    if not isinstance(key, str) or not key or len(key) > TEXT_MAX:
+                        raise _Refused(400, "invalid_request", "idempotency_key is required")
+                    parsed.append((key, _check(item)))
+                except _Refused as refused:
+                    parsed.append(refused)
+        except _Refused as refused:
+            return refused.response()
+        keys = [entry[0] for entry in parsed if isinstance(entry, tuple)]
+        draw = self._draw("batch", hashlib.sha256("\x00".join(keys).encode()).hexdigest())
+        if draw() < self.faults.error_5xx:
+            return JSONResponse({"error": {"code": "unavailable"}}, 503)  # nothing taken
+        results: list[dict[str, Any]] = []
+        with self.state.lock:
+            for entry in parsed:
+                if isinstance(entry, _Refused):
+                    error = {"code": entry.code, "message": entry.message}
+                    results.append({"status": entry.status, "body": {"error": error}})
+                else:
+                    status, answer, _ = self._decide(*entry)
+                    results.append({"status": status, "body": answer})
+            self._settle_due()
+        late = await self._after_taking(draw)
+        if late is not None:
+            return late
+        return JSONResponse({"results": results})
 
     def _take(self, key: str, fingerprint: str, body: dict[str, Any]) -> PspPayout:
         """Record a new payout (under the state lock) and start its settlement."""
@@ -326,21 +386,34 @@ class FakePspApp:
             payout.status, payout.failure_code = "failed", "destination_rejected"
         else:
             failure = fate.choice(FAILURE_CODES) if fate.random() < self.faults.fail else ""
-            self._spawn(self._settle(payout.id, failure))
+            self._due.append((payout.id, failure))
         return payout
+
+    def _settle_due(self) -> None:
+        """Start settling what the request just took (called under the state lock)."""
+        if self._due:
+            due, self._due = self._due, []
+            self._spawn(self._settle(due))
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _settle(self, payout_id: str, failure: str) -> None:
+    async def _settle(self, due: list[tuple[str, str]]) -> None:
         if self.faults.settle_delay_s:
             await asyncio.sleep(self.faults.settle_delay_s)
+        events = [
+            event for payout_id, failure in due if (event := self._settle_one(payout_id, failure))
+        ]
+        if self.webhook_url:
+            await asyncio.gather(*(self._deliver(event) for event in events))
+
+    def _settle_one(self, payout_id: str, failure: str) -> dict[str, Any] | None:
         with self.state.lock:
             payout = self.state.payouts[payout_id]
             if payout.status != "pending":
-                return
+                return None
             if failure:
                 payout.status, payout.failure_code = "failed", failure
             else:
@@ -360,7 +433,7 @@ class FakePspApp:
                 "created": int(time.time()),
                 "data": payout.public(),
             }
-        await self._deliver(event)
+        return event
 
     async def _deliver(self, event: dict[str, Any]) -> None:
         if not self.webhook_url:
@@ -427,11 +500,16 @@ class FakePspApp:
         lines = [asdict(line) for line in self.state.ledger_lines()]
         return JSONResponse({"lines": lines, "paid_twice": self.state.paid_twice()})
 
-    async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        if self._client is not None:
-            await self._client.aclose()
+    @asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            if self._client is not None:
+                await self._client.aclose()
+                self._client = None
 
 
 class FakePsp:
@@ -487,15 +565,14 @@ class FakePsp:
             self.app.asgi,
             log_level="warning",
             access_log=False,
-            lifespan="off",
             timeout_graceful_shutdown=1,
         )
         self._server = uvicorn.Server(config)
         server, sockets = self._server, [self._socket]
+        # uvicorn's own run (its event loop and HTTP parser, as the gateway's): under a
+        # bare asyncio.run each answer came some 40 ms late here.
         self._thread = threading.Thread(
-            target=lambda: asyncio.run(self._serve(server, sockets)),
-            name="fake-psp",
-            daemon=True,
+            target=lambda: server.run(sockets=sockets), name="fake-psp", daemon=True
         )
         self._thread.start()
         deadline = time.monotonic() + SERVER_START_S
@@ -504,12 +581,6 @@ class FakePsp:
                 raise RuntimeError("the fake PSP did not start")
             time.sleep(0.01)
         return self
-
-    async def _serve(self, server: uvicorn.Server, sockets: list[socket.socket]) -> None:
-        try:
-            await server.serve(sockets=sockets)
-        finally:
-            await self.app.close()
 
     def stop(self) -> None:
         if self._server is not None:

@@ -37,16 +37,19 @@ _CONFLICT_CODES = frozenset({"idempotency_key_reused"})
 _ANSWER_MAX_BYTES = 64 * 1024
 
 
-def _error_code(answer: httpx.Response) -> tuple[str, str]:
-    try:
-        body = answer.json()
-    except (ValueError, UnicodeDecodeError):
-        return "", ""
+def _error_of(body: Any) -> tuple[str, str]:
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
         return "", ""
     code, message = error.get("code", ""), error.get("message", "")
     return (code if isinstance(code, str) else ""), (message if isinstance(message, str) else "")
+
+
+def _json(answer: httpx.Response) -> Any:
+    try:
+        return answer.json()
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def _answer_of_payout(payout_id: str, payout: Any) -> RailAnswer:
@@ -67,21 +70,29 @@ def _answer_of_payout(payout_id: str, payout: Any) -> RailAnswer:
     return RailAnswer(payout_id, outcome, reference, reason)
 
 
-def answer_of(payout_id: str, answer: httpx.Response) -> RailAnswer:
-    """What one ``POST /payouts`` answer means (the table in the module's doc)."""
-    status = answer.status_code
-    if len(answer.content) > _ANSWER_MAX_BYTES:
-        return RailAnswer(payout_id, RailOutcome.UNKNOWN, reason=f"oversized answer ({status})")
+def meaning(payout_id: str, status: int, body: Any) -> RailAnswer:
+    """What one payout's HTTP status and JSON body mean (the table in the module's doc)."""
     if 200 <= status < 300:
-        try:
-            return _answer_of_payout(payout_id, answer.json())
-        except (ValueError, UnicodeDecodeError):
-            return RailAnswer(payout_id, RailOutcome.UNKNOWN, reason=f"unreadable {status} answer")
-    code, message = _error_code(answer)
+        return _answer_of_payout(payout_id, body)
+    code, message = _error_of(body)
     words = f"{status} {code}: {message}".strip(": ")
     if status in _REJECTING and code not in _CONFLICT_CODES:
         return RailAnswer(payout_id, RailOutcome.REJECTED, reason=words)
     return RailAnswer(payout_id, RailOutcome.UNKNOWN, reason=words)
+
+
+def answer_of(payout_id: str, answer: httpx.Response) -> RailAnswer:
+    """What one ``POST /payouts`` answer means."""
+    if len(answer.content) > _ANSWER_MAX_BYTES:
+        return RailAnswer(
+            payout_id, RailOutcome.UNKNOWN, reason=f"oversized answer ({answer.status_code})"
+        )
+    body = _json(answer)
+    if body is None and 200 <= answer.status_code < 300:
+        return RailAnswer(
+            payout_id, RailOutcome.UNKNOWN, reason=f"unreadable {answer.status_code} answer"
+        )
+    return meaning(payout_id, answer.status_code, body)
 
 
 class PspRail:
@@ -138,19 +149,11 @@ class PspRail:
         ).encode()
 
     def submit_one(self, instruction: PayoutInstruction) -> RailAnswer:
+        """One ``POST /payouts`` under the payout's idempotency key."""
+        refused = self._refusal(instruction)
+        if refused is not None:
+            return refused
         key = instruction.idempotency_key
-        if not key or len(key) > self._limits.psp_key_max_length:
-            return RailAnswer(
-                instruction.payout_id,
-                RailOutcome.REJECTED,
-                reason=f"idempotency key must be 1-{self._limits.psp_key_max_length} characters",
-            )
-        if not self.supports(instruction.currency):
-            return RailAnswer(
-                instruction.payout_id,
-                RailOutcome.REJECTED,
-                reason=f"{self._name} does not pay in {instruction.currency}",
-            )
         try:
             answer = self._client.post(
                 "/payouts",
@@ -169,13 +172,89 @@ class PspRail:
             )
         return answer_of(instruction.payout_id, answer)
 
+    def _refusal(self, instruction: PayoutInstruction) -> RailAnswer | None:
+        key = instruction.idempotency_key
+        if not key or len(key) > self._limits.psp_key_max_length:
+            return RailAnswer(
+                instruction.payout_id,
+                RailOutcome.REJECTED,
+                reason=f"idempotency key must be 1-{self._limits.psp_key_max_length} characters",
+            )
+        if not self.supports(instruction.currency):
+            return RailAnswer(
+                instruction.payout_id,
+                RailOutcome.REJECTED,
+                reason=f"{self._name} does not pay in {instruction.currency}",
+            )
+        return None
+
+    def submit_batch(self, instructions: Sequence[PayoutInstruction]) -> list[RailAnswer]:
+        """One ``POST /payouts/batch``: each payout under its own idempotency key, each
+        answered as a single request would be. No answer at all is UNKNOWN for every one."""
+        items = []
+        for instruction in instructions:
+            item = json.loads(self._body(instruction))
+            item["idempotency_key"] = instruction.idempotency_key
+            items.append(item)
+        body = json.dumps({"payouts": items}, separators=(",", ":")).encode()
+        try:
+            answer = self._client.post(
+                "/payouts/batch", content=body, headers={"content-type": "application/json"}
+            )
+        except httpx.TimeoutException as exc:
+            return [
+                RailAnswer(
+                    i.payout_id, RailOutcome.UNKNOWN, reason=f"timeout: {type(exc).__name__}"
+                )
+                for i in instructions
+            ]
+        except httpx.HTTPError as exc:
+            return [
+                RailAnswer(
+                    i.payout_id, RailOutcome.UNKNOWN, reason=f"no answer: {type(exc).__name__}"
+                )
+                for i in instructions
+            ]
+        if answer.status_code != 200:
+            return [answer_of(i.payout_id, answer) for i in instructions]
+        found = _json(answer)
+        results = found.get("results") if isinstance(found, dict) else None
+        if not isinstance(results, list) or len(results) != len(instructions):
+            return [
+                RailAnswer(i.payout_id, RailOutcome.UNKNOWN, reason="unreadable batch answer")
+                for i in instructions
+            ]
+        return [
+            meaning(i.payout_id, int(r.get("status", 0)), r.get("body"))
+            if isinstance(r, dict)
+            else RailAnswer(i.payout_id, RailOutcome.UNKNOWN, reason="unreadable batch answer")
+            for i, r in zip(instructions, results, strict=True)
+        ]
+
     def submit(self, instructions: Sequence[PayoutInstruction]) -> Sequence[RailAnswer]:
-        """One answer per instruction, in order; up to ``psp_concurrency`` at once."""
-        if len(instructions) <= 1:
-            return [self.submit_one(i) for i in instructions]
-        workers = min(self._limits.psp_concurrency, len(instructions))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="psp-submit") as pool:
-            return list(pool.map(self.submit_one, instructions))
+        """One answer per instruction, in order. Several go in batch requests of up to
+        ``psp_batch_max``, up to ``psp_concurrency`` requests in flight at once."""
+        answers: list[RailAnswer | None] = [self._refusal(i) for i in instructions]
+        todo = [n for n, answer in enumerate(answers) if answer is None]
+        size = self._limits.psp_batch_max
+        chunks = [todo[at : at + size] for at in range(0, len(todo), size)]
+
+        def send(chunk: list[int]) -> list[RailAnswer]:
+            if len(chunk) == 1:
+                return [self.submit_one(instructions[chunk[0]])]
+            return self.submit_batch([instructions[n] for n in chunk])
+
+        if len(chunks) <= 1:
+            results = [send(chunk) for chunk in chunks]
+        else:
+            workers = min(self._limits.psp_concurrency, len(chunks))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="psp-submit") as pool:
+                results = list(pool.map(send, chunks))
+        for chunk, got in zip(chunks, results, strict=True):
+            for n, answer in zip(chunk, got, strict=True):
+                answers[n] = answer
+        assert all(answer is not None for answer in answers)
+        return [answer for answer in answers if answer is not None]
 
     def status(self, instruction: PayoutInstruction) -> RailAnswer:
         payout_id = instruction.payout_id
@@ -188,7 +267,7 @@ class PspRail:
                 payout_id, RailOutcome.UNKNOWN, reason=f"no answer: {type(exc).__name__}"
             )
         if answer.status_code != 200 or len(answer.content) > _ANSWER_MAX_BYTES:
-            code, message = _error_code(answer)
+            code, message = _error_of(_json(answer))
             return RailAnswer(
                 payout_id,
                 RailOutcome.UNKNOWN,
