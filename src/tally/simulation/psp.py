@@ -9,6 +9,9 @@ API (JSON; amounts are integers of minor units, as the card and payout PSPs send
   ``Idempotent-Replayed: true``), never a second payment; the same key with another body
   is 422 ``idempotency_key_reused``. A malformed request is 400, a refused one 422 with a
   reason code (``destination_blocked``, ``destination_rejected``), bad credentials 401.
+- ``POST /payouts/batch`` with ``{"payouts": [<payout> + "idempotency_key", ...]}`` (up to
+  1,000): each payout answered in order as ``POST /payouts`` would answer it
+  (``{"results": [{"status", "body"}]}``); the faults act on the request as a whole.
 - ``GET /payouts/{id}`` and ``GET /payouts?idempotency_key=K``: the payout's state
   (pending, paid, failed).
 - Webhooks: when a payout is paid or has failed, ``POST <webhook_url>`` with

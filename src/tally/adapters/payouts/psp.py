@@ -1,7 +1,8 @@
 """The PSP rail: payouts through a payment service provider's HTTP API (ADR 0022).
 
-Each payout is one ``POST /payouts`` under its idempotency key (so a retry is the same
-payout, never a second payment). What an answer means:
+Each payout is sent under its idempotency key (so a retry is the same payout, never a
+second payment): alone as ``POST /payouts``, or with up to ``psp_batch_max`` others in one
+``POST /payouts/batch``, each answered as alone. What an answer means:
 
 - 2xx: taken. SUBMITTED (``pending``), or the final state if the PSP already has one
   (``paid`` CONFIRMED, ``failed`` REJECTED: a replay of a finished payout).
