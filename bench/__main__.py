@@ -1,4 +1,4 @@
-"""``python -m bench ledger|gateway|import|settlement|all`` from the repository's root."""
+"""``python -m bench ledger|gateway|import|settlement|reconcile|rails|all``, from the root."""
 
 from bench.cli import app
 

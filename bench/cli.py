@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeE
 from bench import gateway as gateway_bench
 from bench import ingest as ingest_bench
 from bench import ledger as ledger_bench
+from bench import rails as rails_bench
 from bench import reconcile as reconcile_bench
 from bench import settlement as settlement_bench
 from bench.common import machine, save
@@ -446,6 +447,64 @@ def reconcile(
     return results
 
 
+@app.command("rails")
+def rails(
+    payouts: Annotated[int, typer.Option(help="payouts the PSP rail submits")] = 100_000,
+    naive_sample: Annotated[int, typer.Option(help="payouts sent one request each")] = 2_000,
+    webhooks: Annotated[int, typer.Option(help="signed webhooks verified")] = 100_000,
+    payments: Annotated[int, typer.Option(help="payments in one pain.001 file")] = 10_000,
+    out: Annotated[Path, typer.Option(help="where JSON goes")] = Path("bench/results"),
+) -> dict[str, Any]:
+    """The payout rails: PSP submits against the fake PSP (beside one request per payout),
+    webhook verification, and a pain.001 file (beside sepaxml alone)."""
+    psp = rails_bench.psp(payouts, naive_sample)
+    hooks = rails_bench.webhooks(webhooks)
+    bank = rails_bench.bank_file(payments)
+    target = rails_bench.TARGET_PAYOUTS_PER_S
+    results: dict[str, Any] = {
+        "benchmark": "rails",
+        "measured_at": datetime.now(UTC).isoformat(),
+        "machine": machine(),
+        "psp": psp,
+        "webhooks": hooks,
+        "bank_file": bank,
+        "targets": {
+            "payouts_per_s": target,
+            "met_payouts_per_s": psp["payouts_per_s"] >= target,
+        },
+    }
+    path = save(results, out, "rails")
+    table = Table("what", "count", "per second", "x naive")
+    table.add_row(
+        "PSP submits (batches)", f"{psp['payouts']:,}", f"{psp['payouts_per_s']:,.0f}",
+        f"{psp['payouts_per_s'] / psp['naive']['payouts_per_s']:.1f}",
+    )  # fmt: skip
+    table.add_row("PSP paid (its ledger)", f"{psp['payouts']:,}", f"{psp['paid_per_s']:,.0f}", "")
+    table.add_row(
+        "naive: one request each", f"{psp['naive']['payouts']:,}",
+        f"{psp['naive']['payouts_per_s']:,.0f}", "1.0",
+    )  # fmt: skip
+    table.add_row(
+        "webhooks verified", f"{hooks['webhooks']:,}", f"{hooks['webhooks_per_s']:,.0f}", ""
+    )
+    table.add_row(
+        "pain.001 payments (XSD-checked)", f"{bank['payments']:,}",
+        f"{bank['payments_per_s']:,.0f}",
+        f"{bank['payments_per_s'] / bank['sepaxml_alone']['payments_per_s']:.2f}",
+    )  # fmt: skip
+    table.add_row(
+        "sepaxml alone", f"{bank['payments']:,}",
+        f"{bank['sepaxml_alone']['payments_per_s']:,.0f}", "1.0",
+    )  # fmt: skip
+    console.print(table)
+    console.print(
+        f"PSP submits: target {target:,} payouts/s {_met(results['targets']['met_payouts_per_s'])}"
+    )
+    console.print(f"load average at the end: {machine()['load_average']}")
+    console.print(f"saved {path}")
+    return results
+
+
 @app.command("all")
 def all_(
     quick: Annotated[bool, typer.Option(help="small sizes: a smoke run, not figures")] = False,
@@ -484,6 +543,13 @@ def all_(
         stores="sqlite,postgres",
         naive_sample=5_000 // scale,
         postgres_lines=0,
+        out=out,
+    )
+    rail = rails(
+        payouts=100_000 // scale,
+        naive_sample=2_000 // scale,
+        webhooks=100_000 // scale,
+        payments=10_000 // scale,
         out=out,
     )
     table = Table("issue", "what", "target", "measured", "", title="Targets")
@@ -561,4 +627,11 @@ def all_(
             f"{s['sizes'][-1]['run']['lines_per_s']:,.0f}",
             _met(s["targets"]["met_lines_per_s"]),
         )
+    table.add_row(
+        "28 payouts",
+        "PSP rail submits/s (fake PSP)",
+        f"{rails_bench.TARGET_PAYOUTS_PER_S:,}",
+        f"{rail['psp']['payouts_per_s']:,.0f}",
+        _met(rail["targets"]["met_payouts_per_s"]),
+    )
     console.print(table)
