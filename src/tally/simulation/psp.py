@@ -52,6 +52,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import httpx
+import orjson
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -128,9 +129,18 @@ class PspPayout:
     created: int = 0
 
     def public(self) -> dict[str, Any]:
-        body = asdict(self)
-        del body["fingerprint"]
-        return body
+        return {
+            "id": self.id,
+            "idempotency_key": self.idempotency_key,
+            "amount": self.amount,
+            "currency": self.currency,
+            "destination": self.destination,
+            "reference": self.reference,
+            "metadata": dict(self.metadata),
+            "status": self.status,
+            "failure_code": self.failure_code,
+            "created": self.created,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,9 +285,7 @@ class FakePspApp:
     def _decide(self, key: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], bool]:
         """One payout request, taken or found (under the state lock, no await: concurrent
         requests with one key find one payout): (HTTP status, JSON answer, replayed)."""
-        fingerprint = hashlib.sha256(
-            json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-        ).hexdigest()
+        fingerprint = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
         known = self.state.by_key.get(key)
         if known is not None:
             payout = self.state.payouts[known]
@@ -330,8 +338,8 @@ class FakePspApp:
         try:
             raw = await self._read(request, BATCH_BODY_MAX_BYTES)
             try:
-                items = json.loads(raw).get("payouts")
-            except (ValueError, UnicodeDecodeError, RecursionError, AttributeError):
+                items = orjson.loads(raw).get("payouts")
+            except (orjson.JSONDecodeError, AttributeError):
                 raise _Refused(400, "invalid_request", "the body is not a JSON object") from None
             if not isinstance(items, list) or not 0 < len(items) <= BATCH_MAX:
                 raise _Refused(400, "invalid_request", f"payouts: a list of 1-{BATCH_MAX}")
@@ -365,7 +373,7 @@ class FakePspApp:
         late = await self._after_taking(draw)
         if late is not None:
             return late
-        return JSONResponse({"results": results})
+        return Response(orjson.dumps({"results": results}), media_type="application/json")
 
     def _take(self, key: str, fingerprint: str, body: dict[str, Any]) -> PspPayout:
         """Record a new payout (under the state lock) and start its settlement."""

@@ -18,12 +18,12 @@ second payment): alone as ``POST /payouts``, or with up to ``psp_batch_max`` oth
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import orjson
 
 from tally.kernel.limits import RailLimits
 from tally.payouts.rails import PayoutInstruction, RailAnswer, RailOutcome
@@ -48,8 +48,8 @@ def _error_of(body: Any) -> tuple[str, str]:
 
 def _json(answer: httpx.Response) -> Any:
     try:
-        return answer.json()
-    except (ValueError, UnicodeDecodeError):
+        return orjson.loads(answer.content)
+    except orjson.JSONDecodeError:
         return None
 
 
@@ -136,18 +136,18 @@ class PspRail:
     def close(self) -> None:
         self._client.close()
 
+    @staticmethod
+    def _item(instruction: PayoutInstruction) -> dict[str, Any]:
+        return {
+            "amount": instruction.amount_minor,
+            "currency": instruction.currency,
+            "destination": instruction.account,
+            "reference": instruction.reference,
+            "metadata": {"payout_id": instruction.payout_id, "run_id": instruction.run_id},
+        }
+
     def _body(self, instruction: PayoutInstruction) -> bytes:
-        return json.dumps(
-            {
-                "amount": instruction.amount_minor,
-                "currency": instruction.currency,
-                "destination": instruction.account,
-                "reference": instruction.reference,
-                "metadata": {"payout_id": instruction.payout_id, "run_id": instruction.run_id},
-            },
-            sort_keys=True,
-            separators=(",", ":"),
-        ).encode()
+        return orjson.dumps(self._item(instruction), option=orjson.OPT_SORT_KEYS)
 
     def submit_one(self, instruction: PayoutInstruction) -> RailAnswer:
         """One ``POST /payouts`` under the payout's idempotency key."""
@@ -194,10 +194,10 @@ class PspRail:
         answered as a single request would be. No answer at all is UNKNOWN for every one."""
         items = []
         for instruction in instructions:
-            item = json.loads(self._body(instruction))
+            item = self._item(instruction)
             item["idempotency_key"] = instruction.idempotency_key
             items.append(item)
-        body = json.dumps({"payouts": items}, separators=(",", ":")).encode()
+        body = orjson.dumps({"payouts": items})
         try:
             answer = self._client.post(
                 "/payouts/batch", content=body, headers={"content-type": "application/json"}
@@ -274,9 +274,9 @@ class PspRail:
                 RailOutcome.UNKNOWN,
                 reason=f"{answer.status_code} {code}: {message}".strip(": "),
             )
-        try:
-            found = answer.json().get("data", [])
-        except (ValueError, UnicodeDecodeError, AttributeError):
+        body = _json(answer)
+        found = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(found, list):
             return RailAnswer(payout_id, RailOutcome.UNKNOWN, reason="unreadable status answer")
         if not found:
             return RailAnswer(
