@@ -135,3 +135,28 @@ def test_the_reconciliation_benchmark_reconciles_every_line_and_writes_its_figur
     assert naive["matched"] + naive["differ"] == 300
     assert sqlite["ratio_to_naive"] > 0
     assert (tmp_path / "reconcile-latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_rails_benchmark_writes_its_figures(tmp_path: Path) -> None:
+    result = bench(
+        [
+            "rails",
+            "--payouts",
+            "600",
+            "--naive-sample",
+            "20",
+            "--webhooks",
+            "200",
+            "--payments",
+            "50",
+            "--out",
+            str(tmp_path),
+        ],
+        env={"COLUMNS": "120"},
+    )
+    assert result.exit_code == 0, result.output
+    figures = json.loads((tmp_path / "rails-latest.json").read_text())
+    assert figures["psp"]["payouts"] == 600 and figures["psp"]["paid_twice"] == 0
+    assert figures["psp"]["payouts_per_s"] > figures["psp"]["naive"]["payouts_per_s"] > 0
+    assert figures["webhooks"]["webhooks_per_s"] > 0
+    assert figures["bank_file"]["payments"] == 50
