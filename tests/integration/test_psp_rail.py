@@ -305,3 +305,39 @@ def test_overlapping_batches_sent_at_once_pay_each_payout_once(psp_with) -> None
     wait_for(lambda: len(psp.state.ledger_lines()) == len(sent))
     time.sleep(0.1)
     assert len(psp.state.ledger_lines()) == len(sent) and psp.state.paid_twice() == []
+
+
+def test_the_fake_psp_runs_as_a_command(tmp_path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "TALLY_PSP_API_KEY": ""}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tally.simulation.psp", "--port", str(port), "--seed", "5"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert f"listening on http://127.0.0.1:{port}" in line, line
+        rail = PspRail(f"http://127.0.0.1:{port}", limits=LIMITS)
+        try:
+            assert rail.submit([payout(1)])[0].outcome is S
+            wait_for(lambda: rail.status(payout(1)).outcome is C)
+        finally:
+            rail.close()
+        ledger = httpx.get(f"http://127.0.0.1:{port}/_sim/ledger").json()
+        assert [line["idempotency_key"] for line in ledger["lines"]] == ["idem-1"]
+        assert ledger["paid_twice"] == []
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
