@@ -106,13 +106,10 @@ def answer_of(body: bytes) -> RailAnswer:
     payout_id = _field(metadata, "payout_id") if isinstance(metadata, dict) else ""
     if not payout_id:
         raise WebhookRefused("malformed", "the event names no payout (metadata.payout_id)")
-    reason = _field(data, "failure_code") if outcome is RailOutcome.REJECTED else ""
-    return RailAnswer(
-        payout_id,
-        outcome,
-        _field(data, "id"),
-        reason or ("failed" if reason == "" and outcome is RailOutcome.REJECTED else ""),
-    )
+    reason = ""
+    if outcome is RailOutcome.REJECTED:
+        reason = _field(data, "failure_code") or "failed"  # a refusal always says why
+    return RailAnswer(payout_id, outcome, _field(data, "id"), reason)
 
 
 def read_webhook(
