@@ -25,7 +25,7 @@ from tally.adapters.payouts.iso20022 import NS_001, amount_minor, amount_text, e
 from tally.adapters.payouts.iso20022 import StatusReportError as Refused
 from tally.kernel.clock import FixedClock
 from tally.payouts.rails import PayoutInstruction, RailAnswer, RailOutcome
-from tests.support.pain002 import Block, Tx, status_report
+from tally.simulation.bank import Block, Tx, answer_file, status_report
 
 NOW = datetime(2026, 12, 7, 23, 0, tzinfo=UTC)
 DEBTOR = Debtor("Tally Operations GmbH", "DE89370400440532013000", "COBADEFFXXX")
@@ -394,3 +394,30 @@ def test_amount_text_refuses_precision_the_currency_does_not_have() -> None:
     assert amount_text(1, "KWD") == "0.001"
     with pytest.raises(ValueError, match="more decimals than JPY"):
         amount_minor("1.5", "JPY")
+
+
+def test_the_fake_banks_answer_posts_and_voids_exactly_the_lines_it_names(tmp_path: Path) -> None:
+    rail = rail_in(tmp_path)
+    batch = [pay(f"p-{n}", 100 + n) for n in range(40)] + [
+        pay("gbp", 7, "GBP", "GB33BUKB20201555555555", "BUKBGB22")
+    ]
+    (first, *_) = rail.submit(batch)
+    released = (tmp_path / "outbox" / f"{first.rail_reference}.xml").read_bytes()
+    report = answer_file(released, seed=3, reject_share=0.3)
+    rejected_lines = {
+        tx.findtext("{urn:iso:std:iso:20022:tech:xsd:pain.002.001.03}OrgnlEndToEndId")
+        for tx in ET.fromstring(report).iter(
+            "{urn:iso:std:iso:20022:tech:xsd:pain.002.001.03}TxInfAndSts"
+        )
+        if tx.findtext("{urn:iso:std:iso:20022:tech:xsd:pain.002.001.03}TxSts") == "RJCT"
+    }
+    assert 0 < len(rejected_lines) < len(batch)
+    answers = {a.payout_id: a for a in rail.read_status_report(report, run_id="run-1")}
+    assert set(answers) == {i.payout_id for i in batch}
+    assert {p for p, a in answers.items() if a.outcome is R} == rejected_lines
+    assert {p for p, a in answers.items() if a.outcome is C} == (
+        {i.payout_id for i in batch} - rejected_lines
+    )
+    assert all(
+        a.reason in ("AC01", "AC04", "AM04", "MS03") for a in answers.values() if a.outcome is R
+    )
