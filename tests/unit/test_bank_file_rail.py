@@ -421,3 +421,50 @@ def test_the_fake_banks_answer_posts_and_voids_exactly_the_lines_it_names(tmp_pa
     assert all(
         a.reason in ("AC01", "AC04", "AM04", "MS03") for a in answers.values() if a.outcome is R
     )
+
+
+# -- pain.002 levels: the most specific status decides ----------------------------------
+
+MEANING = {"ACSC": C, "ACSP": C, "ACWC": C, "ACCP": S, "ACTC": S, "RCVD": S, "PDNG": S, "RJCT": R}
+GROUP_CODES = st.sampled_from(["", "PART", "RJCT", "ACSC", "ACTC", "RCVD"])
+BLOCK_CODES = st.sampled_from(["", "PART", "RJCT", "ACSP", "ACCP", "PDNG"])
+TX_CODES = st.sampled_from(["", "RJCT", "ACSC", "ACCP", "ACTC", "ACWC", "ACSP"])
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    group=GROUP_CODES,
+    blocks=st.tuples(BLOCK_CODES, BLOCK_CODES),
+    txs=st.lists(TX_CODES, min_size=4, max_size=4),
+)
+def test_each_payment_gets_its_most_specific_status(
+    tmp_path_factory: pytest.TempPathFactory, group: str, blocks: tuple[str, str], txs: list[str]
+) -> None:
+    rail = rail_in(tmp_path_factory.mktemp("rail"))
+    batch = [pay("e1", 100), pay("e2", 200)] + [
+        pay(f"g{n}", 300 + n, "GBP", "GB33BUKB20201555555555", "BUKBGB22") for n in (1, 2)
+    ]
+    (first, *_) = rail.submit(batch)
+    content = (rail.outbox / f"{first.rail_reference}.xml").read_bytes()
+    block_ids = [b.text or "" for b in ET.fromstring(content).iter(q("PmtInfId"))]
+    members = {block_ids[0]: ["e1", "e2"], block_ids[1]: ["g1", "g2"]}
+    codes = dict(zip(["e1", "e2", "g1", "g2"], txs, strict=True))
+    report = status_report(
+        first.rail_reference,
+        group_code=group,
+        blocks=[
+            Block(block_id, code, txs=[Tx(p, codes[p]) for p in members[block_id] if codes[p]])
+            for block_id, code in zip(block_ids, blocks, strict=True)
+        ],
+    )
+    got = {a.payout_id: a.outcome for a in rail.read_status_report(report)}
+    expected: dict[str, RailOutcome] = {}
+    for payouts, block_code in zip(members.values(), blocks, strict=True):
+        for p in payouts:
+            for code in (codes[p], block_code, group):
+                if code and code != "PART":
+                    expected[p] = MEANING[code]
+                    break
+    assert got == expected
