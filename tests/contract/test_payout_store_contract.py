@@ -21,7 +21,7 @@ from tally.payouts.model import (
     reserve,
 )
 from tally.payouts.rails import RailAnswer, RailOutcome
-from tests.support.payouts import FaultyRail, Faults, World, payable
+from tests.support.payouts import Faults, FaultyRail, World, payable
 
 POLICY = PayoutPolicy(
     minimum_minor={"EUR": 1_000},

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from tally.adapters.memory.backoffice import MemoryBackofficeStore
-from tally.audit.chain import Sealer
 from tally.audit.service import Auditing
 from tally.ledger.model import Account, OwnerKind, PendingStatus, TransferRequest
 from tally.payouts.model import Counterparty, CounterpartyKind, PayoutState, RunScope

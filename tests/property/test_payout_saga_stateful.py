@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from tally.payouts.model import PayoutPolicy, PayoutRefused, PayoutState, RunScope
-from tests.support.payouts import FaultyRail, Faults, World, payable
+from tests.support.payouts import Faults, FaultyRail, World, payable
 
 POLICY = PayoutPolicy(
     minimum_minor={"EUR": 500, "GBP": 500},

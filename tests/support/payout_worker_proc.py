@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import sys
 
+from tally.adapters.rails.internal import InternalRail
 from tally.adapters.sqlite.backoffice import SqliteBackofficeStore
 from tally.adapters.sqlite.ledger import SqliteLedgerStore
 from tally.adapters.sqlite.payouts import SqlitePayoutStore
-from tally.adapters.rails.internal import InternalRail
 from tally.audit.chain import Sealer
 from tally.audit.service import Auditing
 from tally.kernel.clock import SystemClock

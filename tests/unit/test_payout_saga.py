@@ -7,7 +7,7 @@ import pytest
 from tally.ledger.model import Account, OwnerKind, PendingStatus
 from tally.payouts.model import PayoutPolicy, PayoutRefused, PayoutState, Refusal, RunScope
 from tally.payouts.rails import RailAnswer, RailOutcome
-from tests.support.payouts import FaultyRail, Faults, World, payable
+from tests.support.payouts import Faults, FaultyRail, World, payable
 
 POLICY = PayoutPolicy(
     reservation_timeout_s=3_600, answer_wait_s=600, status_retry_s=60, expired_check_s=600
@@ -105,7 +105,7 @@ def test_a_lost_reply_is_resolved_by_status_not_by_paying_again() -> None:
     assert w.rail.bank.payments == {p.idempotency_key: 1}
 
 
-def test_a_reservation_past_its_timeout_expires_with_an_alert_and_a_late_confirmation_posts_outright() -> (
+def test_a_lapsed_reservation_expires_with_an_alert_and_a_late_confirmation_posts_outright() -> (
     None
 ):
     w = world_with(Faults(asynchronous=1000, webhook_lost=1000, status_unknown=1000))
