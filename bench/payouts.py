@@ -89,7 +89,9 @@ class AsyncRail:
         )
 
 
-def _world(path: Path, n: int, rail_name: str, step: int) -> tuple[PayoutService, Any]:
+def _world(
+    path: Path, n: int, rail_name: str, step: int
+) -> tuple[PayoutService, SqliteLedgerStore]:
     clock = SystemClock()
     ledger = SqliteLedgerStore(path)
     store = SqlitePayoutStore(ledger)
@@ -167,12 +169,12 @@ def _world(path: Path, n: int, rail_name: str, step: int) -> tuple[PayoutService
             )
             store.put_counterparty_in(tx, cp, now)
     service.payables = _Payables(items)
-    return service, rail
+    return service, ledger
 
 
 def run_once(n: int, rail_name: str, step: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        service, rail = _world(Path(tmp) / "payouts.sqlite", n, rail_name, step)
+        service, ledger = _world(Path(tmp) / "payouts.sqlite", n, rail_name, step)
         started = time.perf_counter()
         run = service.build_run(RunScope("all"), scratch_auditing("user:maker", "bench"))
         built_s = time.perf_counter() - started
@@ -201,7 +203,7 @@ def run_once(n: int, rail_name: str, step: int) -> dict[str, Any]:
             result["absorb_s"] = round(absorbed_s, 3)
             result["absorbed_per_s"] = round(len(answers) / absorbed_s, 1)
         service.store.close()
-        service.store.ledger.close()
+        ledger.close()
         return result
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from enum import IntEnum, StrEnum
+from typing import Any
 
+from tally.kernel.values import value
 from tally.ledger.model import Account, OwnerKind, TransferKind, TransferRequest, TransferResult
 from tally.payouts.rails import PayoutInstruction, RailAnswer, RailOutcome
 
@@ -145,7 +147,7 @@ class RunScope:
         return f"{who}/{self.currency or '*'}"
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Payout:
     id: str
     run_id: str
@@ -173,6 +175,13 @@ class Payout:
         ).hexdigest()
         return f"tally-{digest[:32]}"
 
+    def moved(self, **changes: Any) -> Payout:
+        """A copy with ``changes`` (``dataclasses.replace``, without its introspection:
+        the saga copies a payout at every step)."""
+        values = {name: getattr(self, name) for name in _PAYOUT_FIELDS}
+        values.update(changes)
+        return Payout(**values)
+
     def instruction(self) -> PayoutInstruction:
         return PayoutInstruction(
             payout_id=self.id,
@@ -186,6 +195,9 @@ class Payout:
             currency=self.currency,
             reference=f"Tally payout {self.id}",
         )
+
+
+_PAYOUT_FIELDS = tuple(f.name for f in fields(Payout))
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,6 +373,8 @@ def _sides(payout: Payout, leg: Leg) -> tuple[str, str, int]:
 
 def _chain(requests: list[TransferRequest]) -> tuple[TransferRequest, ...]:
     """Link all but the last: the legs of one payout succeed or fail together."""
+    if len(requests) == 1:  # the common case, and a hot path (no copy)
+        return (requests[0],)
     return tuple(replace(r, linked=i < len(requests) - 1) for i, r in enumerate(requests))
 
 
@@ -462,9 +476,8 @@ class Transition:
 def reserve(payout: Payout, policy: PayoutPolicy, now: datetime) -> Transition:
     assert payout.state is PayoutState.REQUESTED
     until = now + timedelta(seconds=policy.reservation_timeout_s)
-    after = replace(payout, state=PayoutState.RESERVED, reserved_until=until, updated_at=now)
-    failed = replace(
-        payout,
+    after = payout.moved(state=PayoutState.RESERVED, reserved_until=until, updated_at=now)
+    failed = payout.moved(
         state=PayoutState.FAILED,
         updated_at=now,
         reason="the ledger refused the reservation",
@@ -484,8 +497,7 @@ def expired_by(payout: Payout, now: datetime) -> bool:
 
 def _confirmed(payout: Payout, answer: RailAnswer, now: datetime) -> Transition:
     ref = answer.rail_reference or payout.rail_reference
-    after = replace(
-        payout,
+    after = payout.moved(
         state=PayoutState.CONFIRMED,
         updated_at=now,
         rail_reference=ref,
@@ -505,8 +517,7 @@ def _confirmed(payout: Payout, answer: RailAnswer, now: datetime) -> Transition:
 
 
 def _failed(payout: Payout, answer: RailAnswer, now: datetime) -> Transition:
-    after = replace(
-        payout,
+    after = payout.moved(
         state=PayoutState.FAILED,
         updated_at=now,
         rail_reference=answer.rail_reference or payout.rail_reference,
@@ -527,8 +538,7 @@ def _waiting(payout: Payout, answer: RailAnswer, policy: PayoutPolicy, now: date
         later = now + timedelta(seconds=policy.expired_check_s)
         return Transition(
             payout.state,
-            replace(
-                payout,
+            payout.moved(
                 next_check_at=later,
                 updated_at=now,
                 rail_reference=ref,
@@ -536,8 +546,7 @@ def _waiting(payout: Payout, answer: RailAnswer, policy: PayoutPolicy, now: date
             ),
         )
     if expired_by(payout, now):
-        after = replace(
-            payout,
+        after = payout.moved(
             state=PayoutState.EXPIRED,
             updated_at=now,
             rail_reference=ref,
@@ -550,8 +559,7 @@ def _waiting(payout: Payout, answer: RailAnswer, policy: PayoutPolicy, now: date
     )
     assert payout.reserved_until is not None
     later = min(now + timedelta(seconds=wait), payout.reserved_until)
-    after = replace(
-        payout,
+    after = payout.moved(
         state=PayoutState.SUBMITTED,
         updated_at=now,
         rail_reference=ref,
@@ -623,7 +631,7 @@ def written(
             out.append((t, t.after))
         elif t.fallback is not None:
             reason = ", ".join(sorted({r.code.slug for r in codes if not r.code.ok}))
-            out.append((t, replace(t.fallback, reason=f"{t.fallback.reason} ({reason})")))
+            out.append((t, t.fallback.moved(reason=f"{t.fallback.reason} ({reason})")))
     return out
 
 

@@ -62,6 +62,9 @@ def _when(value: int | None) -> datetime | None:
     return None if value is None else from_micros(int(value))
 
 
+_STATES = {s.value: s for s in PayoutState}
+
+
 def payout_row(p: Payout) -> tuple[Any, ...]:
     return (
         p.id, p.run_id, p.counterparty, p.currency, p.amount, p.rail, p.account,
@@ -75,7 +78,7 @@ def payout_from(row: Sequence[Any]) -> Payout:
     legs = tuple(Leg(a, int(v)) for a, v in json.loads(row[9]))
     return Payout(
         row[0], row[1], row[2], row[3], int(row[4]), row[5], row[6], row[7], row[8], legs,
-        PayoutState(row[10]), from_micros(int(row[11])), _when(row[12]), _when(row[13]),
+        _STATES[row[10]], from_micros(int(row[11])), _when(row[12]), _when(row[13]),
         row[14], row[15], int(row[16]),
     )  # fmt: skip
 
@@ -117,6 +120,7 @@ def cp_from(row: Sequence[Any]) -> Counterparty:
 
 class SqlPayoutStore:
     ledger: LedgerInTx
+    _clearing: frozenset[str]
     placeholder = "?"
     lock_rows = ""  # " FOR UPDATE" where the database locks rows
 
@@ -327,8 +331,11 @@ class SqlPayoutStore:
             live = [t for t in transitions if states.get(t.payout_id) == t.expect.value]
             moving = [t for t in live if t.transfers]
             results: list[list[TransferResult]] = []
+            ensured: frozenset[str] = getattr(self, "_clearing", frozenset())
             if moving:
-                self.ledger.create_accounts_in(tx, clearing_accounts(moving), now)
+                needed = [a for a in clearing_accounts(moving) if a.id not in ensured]
+                if needed:
+                    self.ledger.create_accounts_in(tx, needed, now)
                 results = self.ledger.apply_in(tx, [list(t.transfers) for t in moving], now)
             out = written(live, results)
             payouts = [p for _, p in out]
@@ -348,4 +355,7 @@ class SqlPayoutStore:
                 [(p.id,) for p in payouts if p.state is PayoutState.FAILED],
             )
             within(tx, payouts)
+        if moving:
+            # Known to exist only once committed (a rolled-back creation must be redone).
+            self._clearing = frozenset(ensured) | {a.id for a in clearing_accounts(moving)}
         return out
