@@ -265,9 +265,11 @@ def build_backoffice(
     reconciliation_store: Callable[[], ReconciliationStore] | None = None,
     alerts: AlertSink | None = None,
     rails: Callable[[App], dict[str, Rail]] | None = None,
+    payout_store: Callable[[], PayoutStore] | None = None,
 ) -> Backoffice:
     """``reconciliation_store`` makes reconciliation's store (else the mode's own), when
-    reconciliation is first asked for."""
+    reconciliation is first asked for; ``payout_store`` likewise for payouts, whose
+    ``rails`` (by name, beside the internal one) and ``alerts`` sink are made then too."""
     settings = app.settings
     keys = keys or load_keys(settings)
     sealer = Sealer(keys.audit)
@@ -299,7 +301,14 @@ def build_backoffice(
         )
 
     def payouts() -> PayoutService:
-        return build_payouts(app, auth, store, alerts=alerts, rails=rails(app) if rails else None)
+        return build_payouts(
+            app,
+            auth,
+            store,
+            alerts=alerts,
+            rails=rails(app) if rails else None,
+            store=payout_store() if payout_store else None,
+        )
 
     return Backoffice(
         store=store,

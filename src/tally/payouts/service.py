@@ -239,29 +239,21 @@ class PayoutService:
         """The checker's approval: another user than the maker, with a fresh TOTP code."""
         now = self.clock.now()
         _text(totp_code, "a TOTP code", self.limits.text_max_length)
+        run = self.store.run(run_id)
+        self._check_approvable(run, run_id, by)
+        # The code is checked (and its step consumed, in auth's own store) before the
+        # run's transaction opens: on the embedded file that transaction holds the lock.
+        if not self.second_factor.verify(by.actor, totp_code):
+            raise self._refuse(
+                PayoutRefused(
+                    Refusal.SECOND_FACTOR_REFUSED, "the TOTP code is wrong or was used already"
+                ),
+                f"run:{run_id}",
+            )
         with self.store.unit_of_work() as tx:
             run = self.store.run_in(tx, run_id)
-            if run is None:
-                raise PayoutRefused(Refusal.RUN_NOT_FOUND, f"run {run_id} does not exist")
-            if run.status is not RunStatus.AWAITING_APPROVAL:
-                raise PayoutRefused(
-                    Refusal.RUN_NOT_AWAITING_APPROVAL, f"run {run_id} is {run.status.value}"
-                )
-            if by.actor == run.maker:
-                raise self._refuse(
-                    PayoutRefused(
-                        Refusal.MAKER_CANNOT_APPROVE,
-                        f"{by.actor} made run {run_id} and cannot approve it",
-                    ),
-                    f"run:{run_id}",
-                )
-            if not self.second_factor.verify(by.actor, totp_code):
-                raise self._refuse(
-                    PayoutRefused(
-                        Refusal.SECOND_FACTOR_REFUSED, "the TOTP code is wrong or was used already"
-                    ),
-                    f"run:{run_id}",
-                )
+            self._check_approvable(run, run_id, by)  # another checker may have been first
+            assert run is not None
             approved = replace(run, status=RunStatus.APPROVED, approver=by.actor, approved_at=now)
             self.store.approve_in(tx, approved)
             by.record_in(
@@ -273,6 +265,22 @@ class PayoutService:
                 after={"status": approved.status.value, "maker": run.maker},
             )
         return approved
+
+    def _check_approvable(self, run: Run | None, run_id: str, by: Auditing) -> None:
+        if run is None:
+            raise PayoutRefused(Refusal.RUN_NOT_FOUND, f"run {run_id} does not exist")
+        if run.status is not RunStatus.AWAITING_APPROVAL:
+            raise PayoutRefused(
+                Refusal.RUN_NOT_AWAITING_APPROVAL, f"run {run_id} is {run.status.value}"
+            )
+        if by.actor == run.maker:
+            raise self._refuse(
+                PayoutRefused(
+                    Refusal.MAKER_CANNOT_APPROVE,
+                    f"{by.actor} made run {run_id} and cannot approve it",
+                ),
+                f"run:{run_id}",
+            )
 
     def run(self, run_id: str) -> Run | None:
         return self.store.run(run_id)
