@@ -298,17 +298,32 @@ class SqlPayoutStore:
         return [payout_from(r) for r in rows]
 
     def due(self, now: datetime, limit: int) -> list[Payout]:
+        # One query per state, each in id order on the (state, next_check_at, id) index
+        # (no sort of the whole table), merged here.
         at = to_micros(now)
-        sql = self._sql(
-            f"SELECT {PAYOUT_COLUMNS} FROM payouts WHERE id IN ("
-            " SELECT p.id FROM payouts p JOIN payout_runs r ON r.id = p.run_id"
-            " WHERE p.state = 'requested' AND r.status = 'approved'"
-            " UNION ALL SELECT id FROM payouts WHERE state = 'reserved'"
-            " UNION ALL SELECT id FROM payouts WHERE state IN ('submitted', 'expired')"
-            " AND (next_check_at IS NULL OR next_check_at <= ?)"
-            ") ORDER BY id LIMIT ?"
+        queries = (
+            (
+                f"SELECT {PAYOUT_COLUMNS} FROM payouts WHERE state = 'requested'"
+                " AND run_id IN (SELECT id FROM payout_runs WHERE status = 'approved')"
+                " ORDER BY state, next_check_at, id LIMIT ?",
+                (limit,),
+            ),
+            (
+                f"SELECT {PAYOUT_COLUMNS} FROM payouts WHERE state = 'reserved'"
+                " ORDER BY state, next_check_at, id LIMIT ?",
+                (limit,),
+            ),
+            (
+                f"SELECT {PAYOUT_COLUMNS} FROM payouts WHERE state IN ('submitted', 'expired')"
+                " AND next_check_at <= ? ORDER BY id LIMIT ?",
+                (at, limit),
+            ),
         )
-        return [payout_from(r) for r in self._read(sql, (at, limit))]
+        rows: list[tuple[Any, ...]] = []
+        for sql, params in queries:
+            rows += self._read(self._sql(sql), params)
+        rows.sort(key=lambda r: r[0])
+        return [payout_from(r) for r in rows[:limit]]
 
     def commit(
         self,
