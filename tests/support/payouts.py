@@ -149,6 +149,7 @@ class FaultyRail:
         self.bank = Bank()
         self.outbox: list[RailAnswer] = []
         self.calls = 0
+        self.submitted_runs: list[set[str]] = []  # the runs each submit call carried
 
     @property
     def name(self) -> str:
@@ -172,6 +173,7 @@ class FaultyRail:
 
     def submit(self, instructions: Sequence[PayoutInstruction]) -> Sequence[RailAnswer]:
         self.calls += 1
+        self.submitted_runs.append({i.run_id for i in instructions})
         if self._roll(self.faults.down):
             raise RailDown("503 service unavailable")
         out = []

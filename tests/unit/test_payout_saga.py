@@ -200,3 +200,19 @@ def test_the_internal_rail_refuses_an_account_that_does_not_exist() -> None:
     p = only(w)
     assert (p.state, p.reason) == (PayoutState.FAILED, "credit_account_not_found")
     assert w.net("partner:a1:commission_payable:EUR") == 12_345
+
+
+def test_each_submit_carries_one_run_so_a_bank_file_is_one_run() -> None:
+    w = World(
+        payables=[
+            payable("f1", "provider:evo", "EUR", 5_000),
+            payable("c1", "partner:a1", "EUR", 7_000),
+        ],
+        policy=POLICY,
+    )
+    w.register("provider:evo")
+    w.register("partner:a1")
+    first = w.service.build_run(RunScope("provider", "evo"), w.maker)
+    second = w.service.build_run(RunScope("partner", "a1"), w.maker)
+    w.worker.drain()
+    assert sorted(map(sorted, w.rail.submitted_runs)) == sorted([[first.id], [second.id]])

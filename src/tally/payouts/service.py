@@ -501,13 +501,14 @@ class PayoutWorker:
             ready += [
                 p for p in due if p.state is PayoutState.RESERVED and not needs_status(p, now)
             ]
-            by_rail: dict[str, list[Payout]] = {}
+            # One submit per rail and run: a bank file rail writes one file per call.
+            by_rail: dict[tuple[str, str], list[Payout]] = {}
             for payout in ready:
-                by_rail.setdefault(payout.rail, []).append(payout)
+                by_rail.setdefault((payout.rail, payout.run_id), []).append(payout)
             second: list[Transition] = []
             now = service.clock.now()
-            for name in sorted(by_rail):
-                batch = by_rail[name]
+            for name, run_id in sorted(by_rail):
+                batch = by_rail[(name, run_id)]
                 for payout, answer in zip(
                     batch, self._submit(service.rails[name], batch), strict=True
                 ):
