@@ -216,3 +216,19 @@ def test_each_submit_carries_one_run_so_a_bank_file_is_one_run() -> None:
     second = w.service.build_run(RunScope("partner", "a1"), w.maker)
     w.worker.drain()
     assert sorted(map(sorted, w.rail.submitted_runs)) == sorted([[first.id], [second.id]])
+
+
+def test_a_status_report_for_another_run_is_refused_and_nothing_moves() -> None:
+    w = world_with(Faults(asynchronous=1000))
+    w.worker.drain()
+    p = only(w)
+    with pytest.raises(PayoutRefused) as err:
+        w.service.absorb("psp", [RailAnswer(p.id, RailOutcome.CONFIRMED)], run_id="run-other")
+    assert err.value.code is Refusal.ANSWER_FOR_ANOTHER_RUN
+    assert "payouts.refused.answer_for_another_run" in w.alerts.kinds()
+    assert only(w).state is PayoutState.SUBMITTED
+    assert (
+        w.service.absorb("psp", [RailAnswer(p.id, RailOutcome.CONFIRMED)], run_id=p.run_id).applied
+        == 1
+    )
+    assert only(w).state is PayoutState.CONFIRMED

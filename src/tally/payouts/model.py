@@ -62,6 +62,7 @@ class Refusal(IntEnum):
     TOO_MANY = 12
     PAYABLES_ALREADY_CLAIMED = 13
     BAD_INPUT = 14
+    ANSWER_FOR_ANOTHER_RUN = 15
 
     @property
     def slug(self) -> str:

@@ -361,13 +361,17 @@ class PayoutService:
             )
         )
 
-    def absorb(self, rail_name: str, answers: Sequence[RailAnswer]) -> Absorbed:
+    def absorb(
+        self, rail_name: str, answers: Sequence[RailAnswer], *, run_id: str | None = None
+    ) -> Absorbed:
         """Answers a rail sent by itself (a signed webhook, a ``pain.002``'s lines).
 
         Refused as a whole, with an alert, if the rail is unknown, an answer names a
         payout that does not exist or that another rail pays: nothing moves. Duplicates
         change nothing; a definite answer against a final state is never acted on but
-        signalled (critical).
+        signalled (critical). ``run_id``: the run a status report says it answers for (a
+        ``pain.002`` names its ``pain.001``): an answer for a payout of another run is
+        refused the same way.
         """
         if rail_name not in self.rails:
             raise self._refuse(
@@ -405,6 +409,17 @@ class PayoutService:
                     ),
                     f"{rail_name}:{foreign[0]}",
                 )
+            if run_id is not None:
+                stray = [i for i in ids if known[i].run_id != run_id]
+                if stray:
+                    raise self._refuse(
+                        PayoutRefused(
+                            Refusal.ANSWER_FOR_ANOTHER_RUN,
+                            f"payout {stray[0]} is in run {known[stray[0]].run_id}, "
+                            f"not in run {run_id} that the report answers for",
+                        ),
+                        f"{rail_name}:{run_id}",
+                    )
             current = dict(known)
             transitions: dict[str, Transition] = {}
             contradictions: list[str] = []

@@ -56,6 +56,7 @@ _STATUS = {
     Refusal.TOO_MANY: 413,
     Refusal.PAYABLES_ALREADY_CLAIMED: 409,
     Refusal.BAD_INPUT: 422,
+    Refusal.ANSWER_FOR_ANOTHER_RUN: 422,
 }
 
 
