@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import IntEnum, StrEnum
-from typing import Any
 
 from tally.kernel.values import value
 from tally.ledger.model import Account, OwnerKind, TransferKind, TransferRequest, TransferResult
@@ -148,6 +147,9 @@ class RunScope:
         return f"{who}/{self.currency or '*'}"
 
 
+_KEEP = object()  # Payout.moved: leave the field as it is
+
+
 @value
 class Payout:
     id: str
@@ -176,12 +178,31 @@ class Payout:
         ).hexdigest()
         return f"tally-{digest[:32]}"
 
-    def moved(self, **changes: Any) -> Payout:
-        """A copy with ``changes`` (``dataclasses.replace``, without its introspection:
-        the saga copies a payout at every step)."""
-        values = {name: getattr(self, name) for name in _PAYOUT_FIELDS}
-        values.update(changes)
-        return Payout(**values)
+    def moved(
+        self,
+        *,
+        state: PayoutState | None = None,
+        updated_at: datetime | None = None,
+        reserved_until: object = _KEEP,  # a datetime, None, or _KEEP
+        next_check_at: object = _KEEP,  # a datetime, None, or _KEEP
+        rail_reference: str | None = None,
+        reason: str | None = None,
+        checks: int | None = None,
+    ) -> Payout:
+        """A copy with what changes (what the saga changes; the rest never does), built
+        directly: the saga copies a payout at every step (``dataclasses.replace``
+        introspects the class each time)."""
+        return Payout(
+            self.id, self.run_id, self.counterparty, self.currency, self.amount, self.rail,
+            self.account, self.beneficiary_name, self.bic, self.legs,
+            self.state if state is None else state,
+            self.updated_at if updated_at is None else updated_at,
+            self.reserved_until if reserved_until is _KEEP else reserved_until,  # type: ignore[arg-type]
+            self.next_check_at if next_check_at is _KEEP else next_check_at,  # type: ignore[arg-type]
+            self.rail_reference if rail_reference is None else rail_reference,
+            self.reason if reason is None else reason,
+            self.checks if checks is None else checks,
+        )  # fmt: skip
 
     def instruction(self) -> PayoutInstruction:
         return PayoutInstruction(
@@ -196,9 +217,6 @@ class Payout:
             currency=self.currency,
             reference=f"Tally payout {self.id}",
         )
-
-
-_PAYOUT_FIELDS = tuple(f.name for f in fields(Payout))
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,6 +374,16 @@ def plan_run(
 # -- the ledger side of the saga --------------------------------------------------------
 def clearing_account(currency: str) -> Account:
     """Where paid money leaves the books: a bank or PSP statement is reconciled to it."""
+    found = _CLEARING.get(currency)
+    if found is None:
+        found = _CLEARING[currency] = _clearing(currency)
+    return found
+
+
+_CLEARING: dict[str, Account] = {}
+
+
+def _clearing(currency: str) -> Account:
     return Account(
         f"platform:payouts:clearing:{currency}",
         OwnerKind.PLATFORM,
