@@ -318,12 +318,14 @@ class PayoutService:
 
     # -- the saga's writes ----------------------------------------------------------------
     def commit(
-        self, transitions: Sequence[Transition], action: str
+        self, transitions: Sequence[Transition], action: str, now: datetime | None = None
     ) -> list[tuple[Transition, Payout]]:
-        """Write transitions with their transfers and one audit record; then signal."""
+        """Write transitions with their transfers and one audit record; then signal.
+        ``now``: the instant the transitions were decided at, which the ledger also
+        writes them at (a reservation's timeout is counted from it on both sides)."""
         if not transitions:
             return []
-        now = self.clock.now()
+        now = now or self.clock.now()
 
         def record(tx: Transaction, payouts: list[Payout]) -> None:
             if not payouts:
@@ -456,7 +458,7 @@ class PayoutService:
                 transitions[answer.payout_id] = (
                     t if earlier is None else replace(t, expect=earlier.expect)
                 )
-            done = self.commit(list(transitions.values()), "payouts.answers.absorbed")
+            done = self.commit(list(transitions.values()), "payouts.answers.absorbed", now)
         return Absorbed(len(done), unchanged + len(transitions) - len(done), tuple(contradictions))
 
 
@@ -511,7 +513,7 @@ class PayoutWorker:
                         first.append(t)
                 elif payout.state is PayoutState.REQUESTED:
                     first.append(reserve(payout, policy, now))
-            written = service.commit(first, "payouts.worker.step")
+            written = service.commit(first, "payouts.worker.step", now)
             ready = [p for _, p in written if p.state is PayoutState.RESERVED]
             ready += [
                 p for p in due if p.state is PayoutState.RESERVED and not needs_status(p, now)
@@ -530,7 +532,7 @@ class PayoutWorker:
                     t = on_answer(payout, answer, policy, now)
                     if t is not None:
                         second.append(t)
-            service.commit(second, "payouts.worker.submitted")
+            service.commit(second, "payouts.worker.submitted", now)
             return len(due)
 
     def drain(self) -> int:
