@@ -76,6 +76,7 @@ def world(request: pytest.FixtureRequest, tmp_path: Path, clock: FixedClock) -> 
         from tally.adapters.nats.events import JetStreamEventLog
         from tally.adapters.postgres.backoffice import PostgresBackofficeStore
         from tally.adapters.postgres.ledger_read import PostgresTransferSource
+        from tally.adapters.postgres.payouts import PostgresPayoutStore
         from tally.adapters.postgres.quarantine import (
             PostgresImportProgress,
             PostgresInputQuarantine,
@@ -111,6 +112,11 @@ def world(request: pytest.FixtureRequest, tmp_path: Path, clock: FixedClock) -> 
                 progress=PostgresImportProgress(PG_DSN, schema=schema),
             ),
             reconciliation_store=lambda: PostgresReconciliationStore(PG_DSN, schema=schema),
+            payout_store=lambda: PostgresPayoutStore(
+                app.ledger_store,
+                PG_DSN,
+                schema=schema,  # type: ignore[arg-type]
+            ),
         )
     app.start()
     api = create_api(app, bo)

@@ -37,6 +37,8 @@ NOT_RUN = {
     "reconcile run": "reads the user's own provider report (test_cli_reconcile runs one)",
     "reconcile breaks": "the demo reconciles no report, so there are no breaks to list",
     "reconcile resolve": "changes data: 7 stands for an id picked from `reconcile breaks`",
+    "payouts": "the demo registers no counterparty's payment details, so it has no run to "
+    "build, approve or show (tests/integration/test_cli_payouts.py runs these commands)",
 }
 
 

@@ -41,6 +41,11 @@ PUSHERS = frozenset({"admin", "key_feed"})
 # Never partners: a break names other operators' transactions and the provider's figures.
 RECON_READERS = frozenset({"admin", "finance", "operations", "auditor", "key_ops"})
 RECON_WRITERS = frozenset({"admin", "finance"})
+# Finance makes and approves runs; auditors read; partners read their own subtree only
+# (runs' own lists and counterparties' payment details are staff's).
+PAYOUT_WRITERS = frozenset({"admin", "finance"})
+PAYOUT_STAFF_READERS = frozenset({"admin", "finance", "auditor"})
+PAYOUT_READERS = frozenset({"admin", "finance", "auditor", "partner", "key_partner"})
 
 _counter = itertools.count()
 
@@ -250,6 +255,30 @@ CALLS = [
         url="/v1/reconciliation/breaks/1/redrive",
         body={"game_type": "slots"},
     ),
+    Call(
+        "PUT",
+        "/v1/payouts/counterparties",
+        PAYOUT_WRITERS,
+        body={"kind": "partner", "party": "pa", "name": "PA", "rail": "internal", "account": "a"},
+    ),
+    Call("GET", "/v1/payouts/counterparties", PAYOUT_STAFF_READERS),
+    Call("POST", "/v1/payouts/runs", PAYOUT_WRITERS, body={"scope": "all"}),
+    Call("GET", "/v1/payouts/runs", PAYOUT_STAFF_READERS),
+    Call("GET", "/v1/payouts/runs/{run_id}", PAYOUT_READERS, url="/v1/payouts/runs/run-x"),
+    Call(
+        "POST",
+        "/v1/payouts/runs/{run_id}/approve",
+        PAYOUT_WRITERS,
+        url="/v1/payouts/runs/run-x/approve",
+        body={"totp": "123456"},
+    ),
+    Call(
+        "GET",
+        "/v1/payouts/runs/{run_id}/payouts",
+        PAYOUT_READERS,
+        url="/v1/payouts/runs/run-x/payouts",
+    ),
+    Call("GET", "/v1/payouts/positions", PAYOUT_READERS),
     Call("GET", "/v1/audit-records", ADMIN_AND_AUDITOR),
     Call("GET", "/v1/audit-records/verification", ADMIN_AND_AUDITOR),
 ]

@@ -127,3 +127,22 @@ def test_guesses_from_many_addresses_make_the_user_wait_a_minute_at_most(
     # No lock was left behind on the user, and nobody's sessions were touched by it.
     user = service.store.get_user_by_name("ops")
     assert user is not None and user.locked_until is None and user.failed_logins == 0
+
+
+def test_a_step_up_code_passes_once_and_only_for_a_user_with_mfa(
+    service: AuthService, clock: FixedClock
+):
+    from tally.auth.model import Principal, PrincipalKind
+    from tally.security import totp
+
+    user = service.create_user("system", "ben", PASSWORD, frozenset({Role.FINANCE}))
+    me = Principal(PrincipalKind.USER, user.id, "ben", frozenset({Role.FINANCE}))
+    assert not service.verify_second_factor(user.id, "123456")  # no MFA yet: never
+    secret = service.begin_enrolment(me).secret
+    service.confirm_enrolment(me, totp.code_at(secret, clock.now()))
+    clock.advance(timedelta(seconds=31))
+    code = totp.code_at(secret, clock.now())
+    assert not service.verify_second_factor(user.id, "000000" if code != "000000" else "111111")
+    assert service.verify_second_factor(user.id, code)
+    assert not service.verify_second_factor(user.id, code)  # replayed: refused
+    assert not service.verify_second_factor("nobody", code)

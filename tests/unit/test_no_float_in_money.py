@@ -26,6 +26,7 @@ MONEY_PACKAGES = (
     "providers",
     "ingest",
     "exports",
+    "payouts",
     "adapters/payouts",
 )
 

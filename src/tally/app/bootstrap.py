@@ -15,7 +15,7 @@ from tally.app.scope import PartnerTreeScope
 from tally.app.settings import Settings
 from tally.audit.chain import Sealer
 from tally.audit.ports import AuditStore
-from tally.audit.service import AuditService
+from tally.audit.service import Auditing, AuditService
 from tally.auth.ports import AuthStore
 from tally.auth.scope import ScopeResolver
 from tally.auth.service import AuthService
@@ -42,6 +42,10 @@ if TYPE_CHECKING:
     from tally.adapters.nats.events import StreamNames
     from tally.ingest.feeds import FeedService
     from tally.ingest.files import FileImporter, ImportProgress
+    from tally.kernel.alerts import AlertSink
+    from tally.payouts.ports import PayoutStore
+    from tally.payouts.rails import Rail
+    from tally.payouts.service import PayoutService
     from tally.providers.gateway import Gateway
     from tally.quarantine.redrive import QuarantineDesk
     from tally.reconciliation.ports import ReconciliationStore
@@ -155,7 +159,18 @@ class Backoffice:
         default=None, repr=False
     )
     _reconciliation: ReconciliationService | None = field(default=None, repr=False)
+    # Payouts likewise: made when first asked for.
+    payouts_maker: Callable[[], PayoutService] | None = field(default=None, repr=False)
+    _payouts: PayoutService | None = field(default=None, repr=False)
     _made: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def payouts(self) -> PayoutService:
+        with self._made:
+            if self._payouts is None:
+                assert self.payouts_maker is not None, "built without payouts"
+                self._payouts = self.payouts_maker()
+            return self._payouts
 
     @property
     def reconciliation(self) -> ReconciliationService:
@@ -171,6 +186,9 @@ class Backoffice:
             if self._reconciliation is not None:
                 self._reconciliation.store.close()
                 self._reconciliation = None
+            if self._payouts is not None:
+                self._payouts.store.close()
+                self._payouts = None
         self.store.close()
         self.ingest.close()
 
@@ -245,9 +263,13 @@ def build_backoffice(
     transfer_source: TransferSource | None = None,
     ingest: Ingest | None = None,
     reconciliation_store: Callable[[], ReconciliationStore] | None = None,
+    alerts: AlertSink | None = None,
+    rails: Callable[[App], dict[str, Rail]] | None = None,
+    payout_store: Callable[[], PayoutStore] | None = None,
 ) -> Backoffice:
     """``reconciliation_store`` makes reconciliation's store (else the mode's own), when
-    reconciliation is first asked for."""
+    reconciliation is first asked for; ``payout_store`` likewise for payouts, whose
+    ``rails`` (by name, beside the internal one) and ``alerts`` sink are made then too."""
     settings = app.settings
     keys = keys or load_keys(settings)
     sealer = Sealer(keys.audit)
@@ -278,6 +300,16 @@ def build_backoffice(
             ledger=app.ledger,
         )
 
+    def payouts() -> PayoutService:
+        return build_payouts(
+            app,
+            auth,
+            store,
+            alerts=alerts,
+            rails=rails(app) if rails else None,
+            store=payout_store() if payout_store else None,
+        )
+
     return Backoffice(
         store=store,
         auth=auth,
@@ -292,6 +324,7 @@ def build_backoffice(
         provider_secrets=ProviderSecrets(store, box, app.clock),
         ingest=ingest,
         reconciliation_maker=reconciliation,
+        payouts_maker=payouts,
     )
 
 
@@ -421,6 +454,9 @@ class ModeParts:
     import_progress: Callable[[], ImportProgress]
     wallet_marks: Callable[[], WalletMarks]
     reconciliation_store: Callable[[], ReconciliationStore]
+    # Payouts live in the ledger's database: a payout's state and its transfers commit
+    # together (ADR 0021).
+    payout_store: Callable[[LedgerStore], PayoutStore]
 
 
 def mode_parts(settings: Settings) -> ModeParts:
@@ -489,6 +525,13 @@ def _embedded_parts(settings: Settings) -> ModeParts:
 
         return SqliteReconciliationStore(in_place())
 
+    def payout_store(ledger: LedgerStore) -> PayoutStore:
+        from tally.adapters.sqlite.ledger import SqliteLedgerStore
+        from tally.adapters.sqlite.payouts import SqlitePayoutStore
+
+        assert isinstance(ledger, SqliteLedgerStore)
+        return SqlitePayoutStore(ledger)
+
     return ModeParts(
         ledger_store=ledger_store,
         settlement=settlement,
@@ -500,6 +543,7 @@ def _embedded_parts(settings: Settings) -> ModeParts:
         import_progress=import_progress,
         wallet_marks=wallet_marks,
         reconciliation_store=reconciliation_store,
+        payout_store=payout_store,
     )
 
 
@@ -563,6 +607,13 @@ def _scaled_parts(settings: Settings) -> ModeParts:
 
         return PostgresReconciliationStore(dsn)
 
+    def payout_store(ledger: LedgerStore) -> PayoutStore:
+        from tally.adapters.postgres.ledger import PostgresLedgerStore
+        from tally.adapters.postgres.payouts import PostgresPayoutStore
+
+        assert isinstance(ledger, PostgresLedgerStore)
+        return PostgresPayoutStore(ledger, dsn)
+
     return ModeParts(
         ledger_store=ledger_store,
         settlement=settlement,
@@ -574,6 +625,7 @@ def _scaled_parts(settings: Settings) -> ModeParts:
         import_progress=import_progress,
         wallet_marks=wallet_marks,
         reconciliation_store=reconciliation_store,
+        payout_store=payout_store,
     )
 
 
@@ -612,4 +664,36 @@ def build_reconciliation(
         rules,
         ledger=ledger,
         log=ingest.log,
+    )
+
+
+def build_payouts(
+    app: App,
+    auth: AuthService,
+    audit: AuditStore,
+    *,
+    alerts: AlertSink | None = None,
+    rails: dict[str, Rail] | None = None,
+    store: PayoutStore | None = None,
+) -> PayoutService:
+    """Payouts on the deployment's ledger database: payables from settlement's closed
+    periods, the checker's TOTP through auth, the internal rail always, and ``rails``
+    (the bank file and PSP rails, keyed by name) beside it. ``alerts``: the risk
+    context's sink once wired; until then signals are logged."""
+    from tally.adapters.rails.internal import InternalRail
+    from tally.app.payouts import LoggedAlerts, SettlementPayables, TotpSecondFactor
+    from tally.payouts.service import PayoutService
+
+    internal = InternalRail(app.ledger_store, app.clock)
+    every: dict[str, Rail] = {internal.name: internal, **(rails or {})}
+    return PayoutService(
+        store or mode_parts(app.settings).payout_store(app.ledger_store),
+        SettlementPayables(app.settlement_store, app.settlement_config, app.clock),
+        every,
+        app.clock,
+        alerts or LoggedAlerts(),
+        second_factor=TotpSecondFactor(auth),
+        policy=app.settings.payout_policy,
+        limits=app.settings.payout_limits,
+        system=Auditing(audit, "system:payouts", "worker"),
     )

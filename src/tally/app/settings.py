@@ -14,7 +14,8 @@ from typing import Literal
 
 from tally.events.appender import AppendLimits
 from tally.kernel.errors import ConfigurationError
-from tally.kernel.limits import AuthLimits, LedgerLimits
+from tally.kernel.limits import AuthLimits, LedgerLimits, PayoutLimits
+from tally.payouts.model import PayoutPolicy
 
 Mode = Literal["embedded", "scaled"]
 GATEWAY_HISTORY_LAG = 1_024  # see Settings.for_gateway
@@ -56,6 +57,9 @@ class Settings:
     # docs/concepts/reconciliation.md); None: the built-in rules of the four providers.
     reconciliation_rules_path: Path | None = None
     auth_limits: AuthLimits = field(default_factory=AuthLimits)
+    # Payouts: minimums, the maker-checker amount, the saga's timeouts (ADR 0021).
+    payout_policy: PayoutPolicy = field(default_factory=PayoutPolicy)
+    payout_limits: PayoutLimits = field(default_factory=PayoutLimits)
     # Reverse proxies whose X-Forwarded-For names the client (addresses or networks);
     # empty: the header is ignored and the connection's address is the client's.
     trusted_proxies: tuple[str, ...] = ()
@@ -110,7 +114,30 @@ class Settings:
             export_signing_key_path=_path(env, "TALLY_EXPORT_SIGNING_KEY_PATH"),
             reconciliation_rules_path=_path(env, "TALLY_RECONCILIATION_RULES"),
             trusted_proxies=_networks(env, "TALLY_TRUSTED_PROXIES"),
+            payout_policy=_payout_policy(env),
         )
+
+
+def _payout_policy(env: Mapping[str, str]) -> PayoutPolicy:
+    """``TALLY_PAYOUT_APPROVAL_ABOVE``: minor units a run may pay in any currency without
+    a checker; ``TALLY_PAYOUT_MINIMUM``: the smallest net paid (minor units)."""
+
+    def minor(name: str, default: int) -> int:
+        text = env.get(name)
+        if not text:
+            return default
+        if not text.isdigit():
+            raise ConfigurationError(f"{name} must be a whole number of minor units")
+        return int(text)
+
+    base = PayoutPolicy()
+    return replace(
+        base,
+        approval_above_default_minor=minor(
+            "TALLY_PAYOUT_APPROVAL_ABOVE", base.approval_above_default_minor
+        ),
+        minimum_default_minor=minor("TALLY_PAYOUT_MINIMUM", base.minimum_default_minor),
+    )
 
 
 def _key(env: Mapping[str, str], name: str) -> bytes | None:

@@ -44,6 +44,14 @@ class Permission(StrEnum):
     # Upload a report and run it, assign and close breaks, reopen them, re-drive a line
     # missing in Tally: each changes the books or what Tally holds, so finance only.
     RECONCILIATION_WRITE = "reconciliation.write"
+    # Payout runs, payouts and each counterparty's owed / paid / carried forward: finance
+    # and auditors see all; a partner sees only its own subtree's counterparties.
+    PAYOUTS_READ = "payouts.read"
+    # Register counterparties' payment details and build runs (the maker).
+    PAYOUTS_WRITE = "payouts.write"
+    # Approve a run over the policy's amount with a fresh TOTP code (the checker, never
+    # the run's maker: the use case refuses that).
+    PAYOUTS_APPROVE = "payouts.approve"
 
 
 P = Permission
@@ -63,6 +71,7 @@ _READ_EVERYTHING = frozenset(
         P.SETTLEMENT_ORPHANS_READ,
         P.CONFIG_READ,
         P.RECONCILIATION_READ,
+        P.PAYOUTS_READ,
     }
 )
 
@@ -84,6 +93,9 @@ GRANTS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
                 P.CONFIG_WRITE,
                 P.RECONCILIATION_READ,
                 P.RECONCILIATION_WRITE,
+                P.PAYOUTS_READ,
+                P.PAYOUTS_WRITE,
+                P.PAYOUTS_APPROVE,
             }
         ),
         Role.OPERATIONS: frozenset(
@@ -100,7 +112,9 @@ GRANTS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
         ),
         Role.AUDITOR: _READ_EVERYTHING,
         # Partner reads are further narrowed to its own owners by the scope resolver.
-        Role.PARTNER: frozenset({P.LEDGER_READ, P.COMMISSIONS_READ, P.STATEMENTS_READ}),
+        Role.PARTNER: frozenset(
+            {P.LEDGER_READ, P.COMMISSIONS_READ, P.STATEMENTS_READ, P.PAYOUTS_READ}
+        ),
         # Narrowed to the operators (feeds) and providers (reports) in its scope.
         Role.FEED: frozenset({P.EVENTS_PUSH}),
     }

@@ -470,6 +470,17 @@ class AuthService:
         self.store.commit(AuthChanges(users=[after], audit=[entry]))
         return Enrolment(secret, totp.provisioning_uri(secret, user.username))
 
+    def verify_second_factor(self, user_id: str, code: str) -> bool:
+        """A step-up check (a payout run's approval): whether ``code`` is a fresh TOTP
+        code of an active user with MFA on. Its time step is consumed, so the same code
+        (or an older one) never passes twice."""
+        user = self.store.get_user(user_id)
+        if user is None or user.disabled or not user.mfa_enabled or user.totp_secret is None:
+            return False
+        secret = self.box.open(user.totp_secret, user.id.encode()).decode()
+        step = totp.matching_step(secret, code, self.clock.now(), user.last_totp_step)
+        return step is not None and self.store.consume_totp_step(user.id, step)
+
     def confirm_enrolment(self, principal: Principal, code: str, *, source: str = "") -> str:
         """Turn MFA on with a first valid code; returns a fresh full session token."""
         user = self._require_user(principal.id)

@@ -167,3 +167,17 @@ class RailLimits:
     psp_batch_max: int = 500
     # Idempotency keys and references the PSP is sent (longer is refused before sending).
     psp_key_max_length: int = 255
+class PayoutLimits:
+    # Payouts one worker step moves (reserves, submits, asks about) in one transaction
+    # each way; a rail's submit gets at most this many instructions at once.
+    step_max_payouts: int = 5_000
+    # Rail answers one absorb call takes (a webhook batch, one pain.002's lines).
+    absorb_max_answers: int = 10_000
+    # Payables one run may net (a run over it is refused: narrow its scope).
+    run_max_payables: int = 1_000_000
+    # Runs a listing returns at most.
+    page_max_runs: int = 1_000
+    # Free text: counterparty names, accounts, references, TOTP codes.
+    text_max_length: int = 200
+    # How long an idle worker sleeps before looking again.
+    idle_wait_s: float = 0.05

@@ -1,0 +1,1 @@
+"""Payout rails: how a payout leaves Tally (the port is tally.payouts.rails)."""
