@@ -44,7 +44,7 @@ alerts = st.builds(
         last_seen_at=T,
         provider=provider,
         region=region,
-    ),  # fmt: skip
+    ),
     st.integers(1, 10_000),
     st.sampled_from(KINDS),
     st.integers(0, 8),
@@ -131,7 +131,7 @@ def test_an_inhibition_mutes_only_what_an_active_outage_of_as_severe_explains(
 def test_muting_never_deletes_an_alert_and_every_unmuted_critical_is_delivered(
     signals: list[tuple[str, int, Severity, str]], silenced_provider: str
 ) -> None:
-    from tally.risk.delivery import Sink, Sinks, SinkKind
+    from tally.risk.delivery import Sink, SinkKind, Sinks
 
     trail = MemoryBackofficeStore(Sealer(b"k" * 32))
     hook = Sink("ops", SinkKind.WEBHOOK, "http://h.example/", "s", Severity.INFO)

@@ -19,7 +19,7 @@ from tally.kernel.alerts import AlertSignal, Severity
 from tally.kernel.clock import FixedClock
 from tally.risk.alerts import AlertRefused, AlertService
 from tally.risk.alerts_model import AlertStatus, Matcher, RulesRefused, rules_from_document
-from tally.risk.delivery import Sink, Sinks, SinkKind
+from tally.risk.delivery import Sink, SinkKind, Sinks
 from tally.risk.ports import AlertFilter
 
 T = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
