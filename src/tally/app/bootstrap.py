@@ -24,6 +24,7 @@ from tally.events.ports import EventLog
 from tally.exports.bundle import StatementFile
 from tally.exports.ports import TransferSource
 from tally.exports.service import ExportService
+from tally.kernel.alerts import AlertSink
 from tally.kernel.clock import Clock, SystemClock
 from tally.ledger.ports import LedgerStore
 from tally.ledger.service import LedgerService
@@ -46,6 +47,10 @@ if TYPE_CHECKING:
     from tally.quarantine.redrive import QuarantineDesk
     from tally.reconciliation.ports import ReconciliationStore
     from tally.reconciliation.service import ReconciliationService
+    from tally.risk.alerts import AlertService
+    from tally.risk.delivery import Deliverer
+    from tally.risk.playbooks import Playbooks, RiskSwitches
+    from tally.risk.ports import AlertStore, Transport
     from tally.wallet.ports import WalletMarks
     from tally.wallet.service import WalletService
 
@@ -155,7 +160,23 @@ class Backoffice:
         default=None, repr=False
     )
     _reconciliation: ReconciliationService | None = field(default=None, repr=False)
+    # Risk (alerts, playbooks, their switches) likewise, on first use.
+    risk_maker: Callable[[], Risk] | None = field(default=None, repr=False)
+    _risk: Risk | None = field(default=None, repr=False)
     _made: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def risk(self) -> Risk:
+        with self._made:
+            if self._risk is None:
+                assert self.risk_maker is not None, "built without risk"
+                self._risk = self.risk_maker()
+            return self._risk
+
+    @property
+    def alerts(self) -> AlertSink:
+        """The deployment's alert sink: what any context signals conditions through."""
+        return self.risk.alerts
 
     @property
     def reconciliation(self) -> ReconciliationService:
@@ -171,6 +192,9 @@ class Backoffice:
             if self._reconciliation is not None:
                 self._reconciliation.store.close()
                 self._reconciliation = None
+            if self._risk is not None:
+                self._risk.close()
+                self._risk = None
         self.store.close()
         self.ingest.close()
 
@@ -278,6 +302,9 @@ def build_backoffice(
             ledger=app.ledger,
         )
 
+    def risk() -> Risk:
+        return build_risk(settings, app.clock, store)
+
     return Backoffice(
         store=store,
         auth=auth,
@@ -292,6 +319,7 @@ def build_backoffice(
         provider_secrets=ProviderSecrets(store, box, app.clock),
         ingest=ingest,
         reconciliation_maker=reconciliation,
+        risk_maker=risk,
     )
 
 
@@ -358,8 +386,10 @@ def build_wallet_gateway(
     log: EventLog | None = None,
     append_limits: AppendLimits | None = None,
     game_type: Callable[[str, str], str] | None = None,
+    suspended: Callable[[str, str], bool] | None = None,
 ) -> WalletGateway:
-    """``secrets(provider, name)`` opens a provider secret (``ProviderSecrets.get``)."""
+    """``secrets(provider, name)`` opens a provider secret (``ProviderSecrets.get``);
+    ``suspended(provider, game)`` is risk's answer to whether new play there is refused."""
     from tally.providers.gateway import Gateway
     from tally.providers.sessions import SessionTokens
     from tally.wallet.service import WalletService
@@ -377,6 +407,7 @@ def build_wallet_gateway(
         quarantine,
         app.clock,
         SessionTokens(session_key),
+        suspended=suspended,
     )
     return WalletGateway(gateway, wallet, appender, log, marks, owns_log)
 
@@ -398,6 +429,8 @@ def backoffice_wallet_gateway(
         registry=registry,
         log=backoffice.ingest.log,
         game_type=game_type,
+        # A game or provider a risk playbook suspended gets the protocol's "game disabled".
+        suspended=backoffice.risk.switches.suspended,
     )
 
 
@@ -421,6 +454,9 @@ class ModeParts:
     import_progress: Callable[[], ImportProgress]
     wallet_marks: Callable[[], WalletMarks]
     reconciliation_store: Callable[[], ReconciliationStore]
+    # Risk's alerts, silences, rules, outbox, playbook actions and switches (the store
+    # behind the deployment's AlertSink: see build_risk).
+    alert_store: Callable[[], AlertStore]
 
 
 def mode_parts(settings: Settings) -> ModeParts:
@@ -489,6 +525,11 @@ def _embedded_parts(settings: Settings) -> ModeParts:
 
         return SqliteReconciliationStore(in_place())
 
+    def alert_store() -> AlertStore:
+        from tally.adapters.sqlite.risk import SqliteAlertStore
+
+        return SqliteAlertStore(in_place())
+
     return ModeParts(
         ledger_store=ledger_store,
         settlement=settlement,
@@ -500,6 +541,7 @@ def _embedded_parts(settings: Settings) -> ModeParts:
         import_progress=import_progress,
         wallet_marks=wallet_marks,
         reconciliation_store=reconciliation_store,
+        alert_store=alert_store,
     )
 
 
@@ -563,6 +605,11 @@ def _scaled_parts(settings: Settings) -> ModeParts:
 
         return PostgresReconciliationStore(dsn)
 
+    def alert_store() -> AlertStore:
+        from tally.adapters.postgres.risk import PostgresAlertStore
+
+        return PostgresAlertStore(dsn)
+
     return ModeParts(
         ledger_store=ledger_store,
         settlement=settlement,
@@ -574,6 +621,7 @@ def _scaled_parts(settings: Settings) -> ModeParts:
         import_progress=import_progress,
         wallet_marks=wallet_marks,
         reconciliation_store=reconciliation_store,
+        alert_store=alert_store,
     )
 
 
@@ -612,4 +660,69 @@ def build_reconciliation(
         rules,
         ledger=ledger,
         log=ingest.log,
+    )
+
+
+# -- risk: the alert sink, playbooks and deliveries ----------------------------------------
+
+
+@dataclass
+class Risk:
+    """The deployment's alerts (``alerts`` is the AlertSink every context signals
+    through), the playbooks that answer them, the switches they set, and the deliverer
+    that empties the outbox."""
+
+    store: AlertStore
+    alerts: AlertService
+    playbooks: Playbooks
+    switches: RiskSwitches
+    deliverer: Deliverer
+    transport: Transport
+
+    def close(self) -> None:
+        close = getattr(self.transport, "close", None)
+        if close is not None:
+            close()
+        self.store.close()
+
+
+def build_alert_store(settings: Settings) -> AlertStore:
+    return mode_parts(settings).alert_store()
+
+
+def build_risk(
+    settings: Settings,
+    clock: Clock,
+    trail: AuditStore,
+    *,
+    store: AlertStore | None = None,
+    transport: Transport | None = None,
+) -> Risk:
+    """Alerts on the mode's store (in the database of ``trail``, so each change commits
+    with its audit record), playbooks firing on actionable alerts, deliveries to the
+    sinks of ``settings.alert_sinks_path``."""
+    import json
+
+    from tally.risk.alerts import AlertService
+    from tally.risk.delivery import Deliverer, Sinks, sinks_from_settings
+    from tally.risk.playbooks import Playbooks, RiskSwitches
+
+    raw = []
+    if settings.alert_sinks_path is not None:
+        raw = json.loads(settings.alert_sinks_path.read_text(encoding="utf-8"))
+    sinks = Sinks(sinks_from_settings(raw), generator_url=settings.public_url)
+    if transport is None:
+        from tally.adapters.webhooks import HttpTransport
+
+        transport = HttpTransport()
+    store = store or build_alert_store(settings)
+    playbooks = Playbooks(store, trail, clock)
+    alerts = AlertService(store, trail, clock, sinks=sinks, on_actionable=playbooks.fire)
+    return Risk(
+        store=store,
+        alerts=alerts,
+        playbooks=playbooks,
+        switches=RiskSwitches(store),
+        deliverer=Deliverer(store, sinks, transport, clock),
+        transport=transport,
     )
