@@ -81,6 +81,7 @@ def world(request: pytest.FixtureRequest, tmp_path: Path, clock: FixedClock) -> 
             PostgresInputQuarantine,
         )
         from tally.adapters.postgres.reconciliation import PostgresReconciliationStore
+        from tally.adapters.postgres.risk import PostgresAlertStore
         from tests.conftest import NATS_URL, stream_names
 
         app = _postgres(request, clock, metrics)
@@ -111,6 +112,7 @@ def world(request: pytest.FixtureRequest, tmp_path: Path, clock: FixedClock) -> 
                 progress=PostgresImportProgress(PG_DSN, schema=schema),
             ),
             reconciliation_store=lambda: PostgresReconciliationStore(PG_DSN, schema=schema),
+            risk_store=lambda: PostgresAlertStore(PG_DSN, schema=schema),
         )
     app.start()
     api = create_api(app, bo)

@@ -269,9 +269,10 @@ def build_backoffice(
     transfer_source: TransferSource | None = None,
     ingest: Ingest | None = None,
     reconciliation_store: Callable[[], ReconciliationStore] | None = None,
+    risk_store: Callable[[], AlertStore] | None = None,
 ) -> Backoffice:
     """``reconciliation_store`` makes reconciliation's store (else the mode's own), when
-    reconciliation is first asked for."""
+    reconciliation is first asked for; ``risk_store`` likewise the alerts store."""
     settings = app.settings
     keys = keys or load_keys(settings)
     sealer = Sealer(keys.audit)
@@ -303,7 +304,7 @@ def build_backoffice(
         )
 
     def risk() -> Risk:
-        return build_risk(settings, app.clock, store)
+        return build_risk(settings, app.clock, store, store=risk_store() if risk_store else None)
 
     return Backoffice(
         store=store,
