@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from tally.entrypoints.cli import (
+    alerts,
     audit,
     demo,
     events,
@@ -43,6 +44,7 @@ app.add_typer(events.quarantine_app, name="quarantine")
 app.add_typer(ingest.import_app, name="import")
 app.add_typer(ingest.feeds_app, name="feeds")
 app.add_typer(reconcile.reconcile_app, name="reconcile")
+app.add_typer(alerts.alerts_app, name="alerts")
 
 
 def main() -> None:
