@@ -52,20 +52,13 @@ def test_a_held_provider_does_not_close_until_the_hold_is_undone(  # type: ignor
 ) -> None:
     contract, rules = tmp_path / "contract.json", tmp_path / "rules.json"
     contract.write_text(json.dumps(CONTRACT))
-    rules.write_text(
-        json.dumps(
-            {
-                "playbooks": [
-                    {
-                        "name": "hold-acme",
-                        "action": "hold_settlement",
-                        "match": {"kind": "risk.settlement_shift"},
-                        "mode": "live",
-                    }
-                ]
-            }
-        )  # fmt: skip
-    )
+    hold = {
+        "name": "hold-acme",
+        "action": "hold_settlement",
+        "match": {"kind": "risk.settlement_shift"},
+        "mode": "live",
+    }
+    rules.write_text(json.dumps({"playbooks": [hold]}))
     assert cli("contracts", "add", str(contract))[0] == 0
     code, out = cli("alerts", "rules", str(rules))
     assert code == 0 and "version 1 saved" in out, out
@@ -86,7 +79,8 @@ def test_bad_rules_and_a_silence_of_everything_are_refused(  # type: ignore[no-u
     cli, tmp_path: Path
 ) -> None:
     rules = tmp_path / "rules.json"
-    rules.write_text(json.dumps({"inhibitions": [{"source": {"kind": "a"}, "target": {"kind": "b"}, "equal": ["planet"]}]}))  # fmt: skip
+    inhibition = {"source": {"kind": "a"}, "target": {"kind": "b"}, "equal": ["planet"]}
+    rules.write_text(json.dumps({"inhibitions": [inhibition]}))
     code, out = cli("alerts", "rules", str(rules))
     assert code == 2 and "unknown or unusable dimension 'planet'" in out, out
     code, out = cli("alerts", "silence", "kind=*", "--reason", "quiet please")

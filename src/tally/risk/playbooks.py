@@ -201,7 +201,7 @@ class RiskSwitches:
     """The switches as the other contexts read them, each answer kept ``ttl_s`` (the
     gateway asks on every bet; a switch applies within that time)."""
 
-    def __init__(self, store: AlertStore, ttl_s: float = 1.0) -> None:
+    def __init__(self, store: AlertStore, ttl_s: float = 1) -> None:
         self.store = store
         self.ttl_s = ttl_s
         self._cache: dict[tuple[SwitchKind, str], _Cached] = {}
