@@ -37,6 +37,13 @@ NOT_RUN = {
     "reconcile run": "reads the user's own provider report (test_cli_reconcile runs one)",
     "reconcile breaks": "the demo reconciles no report, so there are no breaks to list",
     "reconcile resolve": "changes data: 7 stands for an id picked from `reconcile breaks`",
+    "alerts list": "the demo raises no alert (test_cli_alerts lists some)",
+    "alerts ack": "changes data: 3 stands for an id picked from `alerts list`",
+    "alerts silence": "changes data: creates a silence (test_cli_alerts makes one)",
+    "alerts rules": "reads the user's own rules file (test_cli_alerts saves one)",
+    "alerts actions": "the demo's alerts fire no playbook (test_cli_alerts lists some)",
+    "alerts undo": "changes data: 7 stands for an id picked from `alerts actions`",
+    "alerts watch": "runs until stopped and delivers to the user's own sinks",
 }
 
 
