@@ -251,3 +251,45 @@ def test_dry_runs_and_approvals_leave_the_switch_until_approved(store: AlertStor
     assert store.actions(since=T + timedelta(seconds=1)) == []
     got = store.action(waiting.id)
     assert got is not None and got.status is ActionStatus.DONE
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def two_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[AlertStore]]:
+    """Two stores on one database, as two processes would hold them."""
+    stores: list[Any]
+    if request.param == "sqlite":
+        from tally.adapters.sqlite.risk import SqliteAlertStore
+
+        stores = [SqliteAlertStore(tmp_path / "tally.sqlite") for _ in range(2)]
+    else:
+        from tally.adapters.postgres.risk import PostgresAlertStore
+
+        schema = request.getfixturevalue("pg_schema")
+        stores = [PostgresAlertStore(PG_DSN, schema=schema) for _ in range(2)]
+    yield stores
+    for s in stores:
+        s.close()
+
+
+def test_two_stores_on_one_database_signalling_one_key_make_one_alert(
+    two_stores: list[AlertStore],
+) -> None:
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def worker(n: int) -> None:
+        try:
+            start.wait()
+            for i in range(10):
+                signal(two_stores[n % 2], sig(at=T + timedelta(milliseconds=n * 10 + i)))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    found = two_stores[0].alerts(AlertFilter())
+    assert len(found) == 1 and found[0].signals == 80
