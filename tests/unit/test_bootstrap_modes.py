@@ -52,12 +52,12 @@ def test_the_alert_sink_from_bootstrap_is_the_risk_service_on_the_modes_store(
     tmp_path: Path,
 ) -> None:
     from tally.adapters.sqlite.risk import SqliteAlertStore
+    from tally.app.keys import Keys
     from tally.kernel.alerts import AlertSignal, AlertSink, Severity
     from tally.kernel.clock import FixedClock
     from tally.providers.registry import Registry
     from tally.risk.alerts import AlertService
     from tally.risk.ports import AlertFilter
-    from tally.app.keys import Keys
     from tally.security.signing import new_private_key_pem
 
     clock = FixedClock(datetime(2026, 3, 2, tzinfo=UTC))
