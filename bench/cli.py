@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeElapsedColumn
 
+from bench import alerts as alerts_bench
 from bench import gateway as gateway_bench
 from bench import ingest as ingest_bench
 from bench import ledger as ledger_bench
@@ -446,6 +447,49 @@ def reconcile(
     return results
 
 
+@app.command("alerts")
+def alerts(
+    signals: Annotated[int, typer.Option(help="signals through the sink")] = 20_000,
+    keys: Annotated[int, typer.Option(help="distinct conditions (kind, key) they name")] = 1_000,
+    stores: Annotated[str, typer.Option(help="comma-separated: sqlite,postgres")] = (
+        "sqlite,postgres"
+    ),
+    naive_sample: Annotated[int, typer.Option(help="signals in the naive run")] = 2_000,
+    pg_dsn: Annotated[str, typer.Option(help="PostgreSQL for the postgres run")] = (
+        alerts_bench.DEFAULT_PG_DSN
+    ),
+    out: Annotated[Path, typer.Option(help="where the JSON goes")] = Path("bench/results"),
+) -> dict[str, Any]:
+    """Signals through the deployment's alert sink on each store (deduplicated, audited on
+    change), beside a naive sink that keeps every signal as its own audited alert."""
+    summaries = []
+    for store in [s.strip() for s in stores.split(",") if s.strip()]:
+        with console.status(f"alerts: {store}"):
+            summaries.append(
+                alerts_bench.run(store, signals, keys, min(naive_sample, signals), pg_dsn)
+            )
+    results = {
+        "benchmark": "alerts",
+        "measured_at": datetime.now(UTC).isoformat(),
+        "machine": machine(),
+        "stores": summaries,
+    }
+    save(results, out, "alerts")
+    table = Table("store", "signals/s", "naive /s", "x naive", "alerts", "audited", "switch asks/s")
+    for s in summaries:
+        table.add_row(
+            s["store"],
+            f"{s['sink']['signals_per_s']:,.0f}",
+            f"{s['naive']['signals_per_s']:,.0f}",
+            f"{s['ratio_to_naive']:.1f}",
+            f"{s['sink']['alerts']:,}",
+            f"{s['sink']['audited']:,}",
+            f"{s['switches']['asks_per_s']:,.0f}",
+        )
+    console.print(table)
+    return results
+
+
 @app.command("all")
 def all_(
     quick: Annotated[bool, typer.Option(help="small sizes: a smoke run, not figures")] = False,
@@ -484,6 +528,14 @@ def all_(
         stores="sqlite,postgres",
         naive_sample=5_000 // scale,
         postgres_lines=0,
+        out=out,
+    )
+    alerts(
+        signals=20_000 // scale,
+        keys=1_000 // scale,
+        stores="sqlite,postgres",
+        naive_sample=2_000 // scale,
+        pg_dsn=alerts_bench.DEFAULT_PG_DSN,
         out=out,
     )
     table = Table("issue", "what", "target", "measured", "", title="Targets")

@@ -296,3 +296,43 @@ def test_a_clear_needs_its_number_of_clean_evaluations_even_with_no_hold() -> No
     service.clear("risk.rtp_drift", "acme/g1", T + timedelta(seconds=2))
     a = service.store.latest("risk.rtp_drift", "acme/g1")
     assert a is not None and a.status is AlertStatus.RESOLVED
+
+
+def test_coalesced_repeats_are_counted_in_memory_and_stored_on_flush_or_clear() -> None:
+    trail = MemoryBackofficeStore(SEALER)
+    service = AlertService(MemoryAlertStore(), trail, FixedClock(T), coalesce_s=60)
+    writes: list[int] = []
+    original = service.store.change
+
+    def counting(*args: Any, **kw: Any) -> Any:
+        writes.append(1)
+        return original(*args, **kw)
+
+    service.store.change = counting  # type: ignore[method-assign]
+    for n in range(50):
+        service.signal(sig(at=T + timedelta(seconds=n), money_at_risk=n + 1))
+    assert len(writes) == 1  # the open; 49 repeats wait in memory
+    a = service.store.latest("risk.rtp_drift", "acme/g1")
+    assert a is not None and a.signals == 1
+    assert service.flush() == 1
+    a = service.store.latest("risk.rtp_drift", "acme/g1")
+    assert a is not None and a.signals == 50 and a.money_at_risk == 50  # the latest figures
+    # An escalation is never held back, nor a repeat after a clear.
+    service.signal(sig(severity=Severity.WARNING))
+    service.signal(sig())
+    service.clear("risk.rtp_drift", "acme/g1", T + timedelta(seconds=100))
+    service.signal(sig(at=T + timedelta(seconds=101)))
+    a = service.store.latest("risk.rtp_drift", "acme/g1")
+    assert a is not None and a.clearing_since is None and a.reopened == 1 and a.signals == 53
+    assert service.flush() == 0
+
+
+def test_a_repeat_pending_before_a_clear_is_counted_before_the_clear() -> None:
+    service = AlertService(
+        MemoryAlertStore(), MemoryBackofficeStore(SEALER), FixedClock(T), coalesce_s=60
+    )
+    service.signal(sig())
+    service.signal(sig(at=T + timedelta(seconds=1)))
+    service.clear("risk.rtp_drift", "acme/g1", T + timedelta(seconds=2))
+    a = service.store.latest("risk.rtp_drift", "acme/g1")
+    assert a is not None and a.signals == 2 and a.clearing_since == T + timedelta(seconds=2)

@@ -687,6 +687,9 @@ class Risk:
         self.store.close()
 
 
+ALERT_COALESCE_S = 1.0
+
+
 def build_alert_store(settings: Settings) -> AlertStore:
     return mode_parts(settings).alert_store()
 
@@ -718,7 +721,15 @@ def build_risk(
         transport = HttpTransport()
     store = store or build_alert_store(settings)
     playbooks = Playbooks(store, trail, clock)
-    alerts = AlertService(store, trail, clock, sinks=sinks, on_actionable=playbooks.fire)
+    alerts = AlertService(
+        store,
+        trail,
+        clock,
+        sinks=sinks,
+        on_actionable=playbooks.fire,
+        # A detector's repeats are counted in memory for up to a second (ADR 0025).
+        coalesce_s=ALERT_COALESCE_S,
+    )
     return Risk(
         store=store,
         alerts=alerts,

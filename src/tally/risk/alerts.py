@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -60,6 +61,17 @@ class AlertRefused(Exception):
         self.message = message
 
 
+@dataclass
+class _Hot:
+    """An alert this process wrote lately: repeats of it wait here (see ``coalesce_s``)."""
+
+    alert_id: int
+    severity: str
+    written: float  # time.monotonic() of the last write
+    pending: int = 0  # signals taken since, not yet counted in the store
+    latest: AlertSignal | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class RulesVersion:
     version: int
@@ -76,9 +88,17 @@ class AlertService:
         *,
         sinks: Sinks | None = None,
         on_actionable: Callable[[Alert, AlertRules], object] | None = None,
+        coalesce_s: float = 0,
     ) -> None:
         """``on_actionable(alert, rules)`` is told of each alert that opened, reopened or
-        escalated and is not muted (the playbooks listen here)."""
+        escalated and is not muted (the playbooks listen here).
+
+        ``coalesce_s``: a repeat of an open alert this process wrote less than this long
+        ago, at the same severity, is counted in memory instead of written (a detector
+        signals every evaluation; each write is a committed transaction). The next write,
+        a clear of the key, or :meth:`flush` stores the count and the latest figures. The
+        cost: the stored figures may lag by up to ``coalesce_s``, and a clear made by
+        another process is seen by this one's repeats within ``coalesce_s``."""
         self.store = store
         self.trail = trail
         self.clock = clock
@@ -86,6 +106,9 @@ class AlertService:
         self.on_actionable = on_actionable
         self._rules: tuple[int, AlertRules] | None = None
         self._rules_lock = threading.Lock()
+        self.coalesce_s = coalesce_s
+        self._hot: dict[tuple[str, str], _Hot] = {}
+        self._hot_lock = threading.Lock()
 
     # -- rules -----------------------------------------------------------------------
 
@@ -122,16 +145,70 @@ class AlertService:
     # -- the sink --------------------------------------------------------------------
 
     def signal(self, alert: AlertSignal) -> None:
+        if self._coalesced(alert):
+            return
+        self._write(alert, 0)
+
+    def _coalesced(self, alert: AlertSignal) -> bool:
+        if self.coalesce_s <= 0:
+            return False
+        with self._hot_lock:
+            hot = self._hot.get((alert.kind, alert.key))
+            if hot is None or hot.severity != alert.severity.value:
+                return False
+            if time.monotonic() - hot.written >= self.coalesce_s:
+                return False
+            hot.pending += 1
+            hot.latest = alert
+            return True
+
+    def _write(self, alert: AlertSignal, pending: int) -> None:
         rules = self.rules()
+        with self._hot_lock:
+            hot = self._hot.pop((alert.kind, alert.key), None)
+        extra = pending + (hot.pending if hot else 0)
+
+        def decide(current: Alert | None) -> Change:
+            change = on_signal(current, alert, rules, 0)
+            if extra and change.after is not None and change.before is not None:
+                after = replace(change.after, signals=change.after.signals + extra)
+                return replace(change, after=after)
+            return change
+
         change = self.store.change(
             alert.kind,
             alert.key,
-            lambda current: on_signal(current, alert, rules, 0),
+            decide,
             self._recorder(Auditing(self.trail, SYSTEM_ACTOR, "sink"), alert.at, rules),
         )
+        after = change.after
+        if self.coalesce_s > 0 and after is not None and after.status.active:
+            if after.clearing_since is None:
+                with self._hot_lock:
+                    self._hot[(alert.kind, alert.key)] = _Hot(
+                        after.id, after.severity.value, time.monotonic()
+                    )
         self._after(change, rules)
 
+    def flush(self) -> int:
+        """Store the repeats counted in memory (the worker does, each round); how many
+        alerts were written."""
+        with self._hot_lock:
+            waiting = [(k, h) for k, h in self._hot.items() if h.pending and h.latest]
+            for k, _ in waiting:
+                del self._hot[k]
+        for _, h in waiting:
+            assert h.latest is not None
+            self._write(h.latest, h.pending - 1)
+        return len(waiting)
+
     def clear(self, kind: str, key: str, at: datetime) -> None:
+        with self._hot_lock:
+            hot = self._hot.pop((kind, key), None)
+        if hot is not None and hot.pending and hot.latest is not None:
+            self._write(hot.latest, hot.pending - 1)  # the repeats happened before the clear
+            with self._hot_lock:
+                self._hot.pop((kind, key), None)
         rules = self.rules()
         change = self.store.change(
             kind,

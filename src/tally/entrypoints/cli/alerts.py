@@ -203,6 +203,7 @@ def watch(
         last_push = 0.0
         try:
             while True:
+                risk.alerts.flush()
                 resolved = risk.alerts.sweep()
                 now = time.monotonic()
                 if now - last_push >= refresh_s:
