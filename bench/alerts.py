@@ -6,8 +6,11 @@ embedded, the SQLite alert store and audit trail in one file; scaled, PostgreSQL
 of its own, dropped afterwards). Each signal is one transaction under its key's lock;
 opening an alert also writes its audit record and outbox rows.
 
-- sink: ``AlertService.signal`` as bootstrap wires it (silences and inhibitions read per
-  change, deduplication, the audit record on open);
+- sink: ``AlertService.signal`` as bootstrap wires it (repeats of an open alert counted
+  in memory for up to ``ALERT_COALESCE_S``, silences and inhibitions read per change,
+  the audit record on open), then ``flush``;
+- sink, uncoalesced: the same with every repeat written (a process that sets
+  ``coalesce_s`` 0), on the naive run's sample;
 - naive: what a sink without deduplication does: every signal its own audited row (the
   alert inserted and an audit record appended, one transaction), on a sample;
 - switches: the gateway's per-bet question (``RiskSwitches.suspended``) with its cache.
@@ -25,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from tally.app.bootstrap import ALERT_COALESCE_S
 from tally.audit.chain import AuditEntry, Sealer
 from tally.audit.ports import AuditStore
 from tally.kernel.alerts import AlertSignal, Severity
@@ -113,10 +117,13 @@ def run(store: str, signals: int, keys: int, naive_sample: int, pg_dsn: str) -> 
     with stores(store, pg_dsn) as (alerts, trail, _):
         clock = FixedClock(START)
         hook = Sink("bench", SinkKind.WEBHOOK, "http://127.0.0.1:9/none", "s")
-        service = AlertService(alerts, trail, clock, sinks=Sinks([hook]))
+        service = AlertService(
+            alerts, trail, clock, sinks=Sinks([hook]), coalesce_s=ALERT_COALESCE_S
+        )
         started = time.perf_counter()
         for s in load:
             service.signal(s)
+        service.flush()
         elapsed = time.perf_counter() - started
         kept = alerts.alerts(AlertFilter(), limit=keys + 1)
         result["sink"] = {
@@ -141,5 +148,13 @@ def run(store: str, signals: int, keys: int, naive_sample: int, pg_dsn: str) -> 
             alerts.change(sig.kind, f"{sig.key}#{n}", _fresh(sig), _audited(trail, sig.at))
         elapsed = time.perf_counter() - started
         result["naive"] = {"signals": len(sample), "signals_per_s": len(sample) / elapsed}
+    with stores(store, pg_dsn) as (alerts, trail, _):
+        plain = AlertService(alerts, trail, FixedClock(START))
+        sample = load[:naive_sample]
+        started = time.perf_counter()
+        for sig in sample:
+            plain.signal(sig)
+        elapsed = time.perf_counter() - started
+        result["uncoalesced"] = {"signals": len(sample), "signals_per_s": len(sample) / elapsed}
     result["ratio_to_naive"] = result["sink"]["signals_per_s"] / result["naive"]["signals_per_s"]
     return result

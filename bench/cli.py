@@ -475,11 +475,15 @@ def alerts(
         "stores": summaries,
     }
     save(results, out, "alerts")
-    table = Table("store", "signals/s", "naive /s", "x naive", "alerts", "audited", "switch asks/s")
+    table = Table(
+        "store", "signals/s", "uncoalesced /s", "naive /s", "x naive", "alerts", "audited",
+        "switch asks/s",
+    )  # fmt: skip
     for s in summaries:
         table.add_row(
             s["store"],
             f"{s['sink']['signals_per_s']:,.0f}",
+            f"{s['uncoalesced']['signals_per_s']:,.0f}",
             f"{s['naive']['signals_per_s']:,.0f}",
             f"{s['ratio_to_naive']:.1f}",
             f"{s['sink']['alerts']:,}",

@@ -182,12 +182,13 @@ class AlertService:
             self._recorder(Auditing(self.trail, SYSTEM_ACTOR, "sink"), alert.at, rules),
         )
         after = change.after
-        if self.coalesce_s > 0 and after is not None and after.status.active:
-            if after.clearing_since is None:
-                with self._hot_lock:
-                    self._hot[(alert.kind, alert.key)] = _Hot(
-                        after.id, after.severity.value, time.monotonic()
-                    )
+        live = after is not None and after.status.active and after.clearing_since is None
+        if self.coalesce_s > 0 and live:
+            assert after is not None
+            with self._hot_lock:
+                self._hot[(alert.kind, alert.key)] = _Hot(
+                    after.id, after.severity.value, time.monotonic()
+                )
         self._after(change, rules)
 
     def flush(self) -> int:
