@@ -336,3 +336,19 @@ def test_a_repeat_pending_before_a_clear_is_counted_before_the_clear() -> None:
     service.clear("risk.rtp_drift", "acme/g1", T + timedelta(seconds=2))
     a = service.store.latest("risk.rtp_drift", "acme/g1")
     assert a is not None and a.signals == 2 and a.clearing_since == T + timedelta(seconds=2)
+
+
+def test_rules_of_the_wrong_shape_are_refused_not_crashed_on() -> None:
+    shapes: list[Any] = [
+        {"playbooks": "abc"}, {"playbooks": ["x"]}, {"inhibitions": {}}, {"hysteresis": []},
+        {"inhibitions": [{"source": {"kind": "a"}, "target": {"kind": "b"}, "equal": [1]}]},
+        {"playbooks": [{"name": "p", "action": "hold_settlement", "match": "kind=k"}]},
+        {"playbooks": [{"name": "p", "action": "hold_settlement", "match": {"kind": "k"},
+                        "approval": "yes"}]},
+        {"playbooks": [{"name": "p", "action": "hold_settlement", "match": {"kind": "k"},
+                        "rate_max": True}]},
+        ["not", "an", "object"],
+    ]  # fmt: skip
+    for doc in shapes:
+        with pytest.raises(RulesRefused):
+            rules_from_document(doc, 1)

@@ -33,6 +33,7 @@ from tally.kernel.alerts import AlertSignal, Severity
 DIMENSIONS = ("kind", "key", "severity", "region", "provider", "operator", "game")
 TEXT_MAX = 256  # a matcher value, a reason, an author
 MATCHERS_MAX = 16
+RULES_MAX = 200  # inhibitions, and playbooks, in one rules document
 
 
 class AlertStatus(StrEnum):
@@ -327,14 +328,14 @@ DEFAULT_RULES = AlertRules(inhibitions=DEFAULT_INHIBITIONS)
 
 
 def _matchers(raw: object, where: str) -> tuple[Matcher, ...]:
+    if not isinstance(raw, Mapping | list):
+        raise RulesRefused(f"{where}: matchers are an object {{dimension: value}} or a list")
+    if len(raw) > MATCHERS_MAX:
+        raise RulesRefused(f"{where}: at most {MATCHERS_MAX} matchers")
     if isinstance(raw, Mapping):
         items = [Matcher(str(k), str(v)) for k, v in raw.items()]
-    elif isinstance(raw, list):
-        items = [Matcher.parse(str(x)) for x in raw]
     else:
-        raise RulesRefused(f"{where}: matchers are an object {{dimension: value}} or a list")
-    if len(items) > MATCHERS_MAX:
-        raise RulesRefused(f"{where}: at most {MATCHERS_MAX} matchers")
+        items = [Matcher.parse(str(x)) for x in raw]
     return tuple(items)
 
 
@@ -356,8 +357,10 @@ def _known_keys(d: Mapping[str, Any], allowed: Iterable[str], where: str) -> Non
         raise RulesRefused(f"{where}: unknown field(s) {', '.join(unknown)}")
 
 
-def _playbook(d: Mapping[str, Any], n: int) -> PlaybookRule:
+def _playbook(d: object, n: int) -> PlaybookRule:
     where = f"playbooks[{n}]"
+    if not isinstance(d, Mapping):
+        raise RulesRefused(f"{where} is an object")
     _known_keys(
         d,
         ("name", "action", "match", "mode", "approval", "rate_max", "rate_window_s", "severity"),
@@ -372,6 +375,9 @@ def _playbook(d: Mapping[str, Any], n: int) -> PlaybookRule:
         severity = Severity(d.get("severity", Severity.CRITICAL))
     except ValueError as exc:
         raise RulesRefused(f"{where} ({name}): {exc}") from None
+    approval = d.get("approval", False)
+    if not isinstance(approval, bool):
+        raise RulesRefused(f"{where} ({name}).approval is true or false")
     match = _matchers(d.get("match", {}), where)
     kinds = [m for m in match if m.dimension == "kind"]
     if too_wide(match) or not kinds or any(m.value.endswith("*") for m in kinds):
@@ -384,7 +390,7 @@ def _playbook(d: Mapping[str, Any], n: int) -> PlaybookRule:
         action=action,
         match=match,
         mode=mode,
-        approval=bool(d.get("approval", False)),
+        approval=approval,
         rate_max=_count(d.get("rate_max", 1), f"{where}.rate_max"),
         rate_window=_seconds(d.get("rate_window_s", 3600), f"{where}.rate_window_s", minimum=1),
         min_severity=severity,
@@ -407,23 +413,29 @@ def rules_from_document(doc: Mapping[str, Any], version: int) -> AlertRules:
     )
     inhibitions = []
     raw_inhibitions = doc.get("inhibitions", None)
+    raw_playbooks = doc.get("playbooks", [])
+    for name, raw in (("inhibitions", raw_inhibitions), ("playbooks", raw_playbooks)):
+        if raw is not None and not isinstance(raw, list):
+            raise RulesRefused(f"{name} is a list")
+        if raw is not None and len(raw) > RULES_MAX:
+            raise RulesRefused(f"{name}: at most {RULES_MAX}")
     for n, i in enumerate(raw_inhibitions if raw_inhibitions is not None else []):
         where = f"inhibitions[{n}]"
         if not isinstance(i, Mapping):
             raise RulesRefused(f"{where} is an object")
         _known_keys(i, ("source", "target", "equal"), where)
         equal = i.get("equal", [])
-        if not isinstance(equal, list) or not equal:
+        if not isinstance(equal, list) or not equal or len(equal) > len(DIMENSIONS):
             raise RulesRefused(f"{where}.equal names the dimensions source and target share")
         for d in equal:
-            if d not in DIMENSIONS or d in ("kind", "key"):
+            if not isinstance(d, str) or d not in DIMENSIONS or d in ("kind", "key"):
                 raise RulesRefused(f"{where}.equal: unknown or unusable dimension {d!r}")
         source = _matchers(i.get("source", {}), f"{where}.source")
         target = _matchers(i.get("target", {}), f"{where}.target")
         if too_wide(source) or too_wide(target):
             raise RulesRefused(f"{where}: source and target must each name what they match")
         inhibitions.append(Inhibition(source, target, tuple(equal)))
-    playbooks = [_playbook(p, n) for n, p in enumerate(doc.get("playbooks", []))]
+    playbooks = [_playbook(p, n) for n, p in enumerate(raw_playbooks)]
     names = [p.name for p in playbooks]
     if len(set(names)) != len(names):
         raise RulesRefused("two playbooks share a name")

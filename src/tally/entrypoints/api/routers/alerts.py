@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from tally.audit.service import Auditing
 from tally.auth.model import OwnerRef, Principal
@@ -104,8 +104,8 @@ class SilenceIn(BaseModel):
         Field(min_length=1, max_length=16, description='"dimension=value"; value* is a prefix'),
     ]
     reason: Text
-    ends_at: datetime
-    starts_at: datetime | None = None
+    ends_at: AwareDatetime
+    starts_at: AwareDatetime | None = None
 
 
 class RulesOut(BaseModel):
