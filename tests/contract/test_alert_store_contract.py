@@ -293,3 +293,62 @@ def test_two_stores_on_one_database_signalling_one_key_make_one_alert(
     assert not errors
     found = two_stores[0].alerts(AlertFilter())
     assert len(found) == 1 and found[0].signals == 80
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """The alerts service on each store, its audit trail in the same database."""
+    from tally.audit.chain import Sealer
+    from tally.kernel.clock import FixedClock
+    from tally.risk.alerts import AlertService
+    from tally.risk.delivery import Sink, Sinks, SinkKind
+
+    sealer = Sealer(b"k" * 32)
+    closers: list[Any] = []
+    if request.param == "memory":
+        from tally.adapters.memory.backoffice import MemoryBackofficeStore
+        from tally.adapters.memory.risk import MemoryAlertStore
+
+        alerts: Any = MemoryAlertStore()
+        trail: Any = MemoryBackofficeStore(sealer)
+    elif request.param == "sqlite":
+        from tally.adapters.sqlite.backoffice import SqliteBackofficeStore
+        from tally.adapters.sqlite.risk import SqliteAlertStore
+
+        alerts = SqliteAlertStore(tmp_path / "t.sqlite")
+        trail = SqliteBackofficeStore(tmp_path / "t.sqlite", sealer)
+        closers = [alerts, trail]
+    else:
+        from tally.adapters.postgres.backoffice import PostgresBackofficeStore
+        from tally.adapters.postgres.risk import PostgresAlertStore
+
+        schema = request.getfixturevalue("pg_schema")
+        alerts = PostgresAlertStore(PG_DSN, schema=schema)
+        trail = PostgresBackofficeStore(PG_DSN, sealer, schema=schema)
+        closers = [alerts, trail]
+    hook = Sinks([Sink("ops", SinkKind.WEBHOOK, "http://h.example/", "s")])
+    yield AlertService(alerts, trail, FixedClock(T), sinks=hook)
+    for c in closers:
+        c.close()
+
+
+def test_the_service_keeps_alert_audit_and_outbox_together_on_every_store(service: Any) -> None:
+    from tally.audit.service import Auditing
+
+    by = Auditing(service.trail, "user:u1")
+    service.silence([Matcher("game", "g2")], "recertification", T + timedelta(hours=1), by)
+    service.signal(sig())
+    service.signal(sig("acme/g2", game="g2"))
+    service.signal(sig("acme/eu", kind="risk.provider_outage", game=""))
+    service.signal(sig("acme/g3", game="g3"))  # inhibited by the outage
+    service.signal(sig())
+    service.clear("risk.rtp_drift", "acme/g1", T)
+    kept = {a.key: a for a in service.store.alerts(AlertFilter())}
+    assert set(kept) == {"acme/g1", "acme/g2", "acme/eu", "acme/g3"}
+    assert kept["acme/g1"].signals == 2 and kept["acme/g1"].clearing_since == T
+    delivered = {d.alert_id for d in service.store.deliveries()}
+    assert delivered == {kept["acme/g1"].id, kept["acme/eu"].id}
+    actions = [r.entry.action for r in service.trail.iter_audit()]
+    assert actions == ["silence.created"] + ["alert.opened"] * 4 + ["alert.clearing"]
+    acked = service.acknowledge(kept["acme/g2"].id, by)
+    assert acked.acknowledged_by == "user:u1"

@@ -3,6 +3,7 @@ advisory lock on it, so processes signalling one key at once still make one aler
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from tally.adapters.postgres.connection import LinkedStore
@@ -17,6 +18,9 @@ class PostgresAlertStore(LinkedStore, SqlAlertStore):
 
     def __init__(self, dsn: str, *, schema: str | None = None) -> None:
         LinkedStore.__init__(self, dsn, schema=schema)
+        # Reentrant: a change's callback reads (silences, the alerts that may inhibit it)
+        # on the same connection, inside the change's transaction.
+        self._lock = threading.RLock()  # type: ignore[assignment]
         with self._lock:
             migrate(self._link.conn, "risk")
 
