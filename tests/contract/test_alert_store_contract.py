@@ -301,7 +301,7 @@ def service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     from tally.audit.chain import Sealer
     from tally.kernel.clock import FixedClock
     from tally.risk.alerts import AlertService
-    from tally.risk.delivery import Sink, Sinks, SinkKind
+    from tally.risk.delivery import Sink, SinkKind, Sinks
 
     sealer = Sealer(b"k" * 32)
     closers: list[Any] = []
