@@ -237,6 +237,20 @@ class AlertStore(Protocol):
     def switches(self, *, on_only: bool = True) -> list[Switch]: ...
 
 
+class CommissionFreezes(Protocol):
+    """What payouts asks before paying a partner's commission (``RiskSwitches`` is one;
+    payouts declares the same Protocol on its side, as contexts do not import each other,
+    and bootstrap hands it ``Backoffice.risk.switches``)."""
+
+    def frozen(self, partner: str) -> bool: ...
+
+
+class WithdrawalApprovals(Protocol):
+    """What payouts asks before a player's withdrawal: a second approval needed?"""
+
+    def second_approval_required(self, player: str) -> bool: ...
+
+
 class Transport(Protocol):
     """How a delivery reaches its receiver (HTTP in production, a list in tests)."""
 
