@@ -35,7 +35,6 @@ def signal(w: World, key: str, **kw: object) -> None:
     w.bo.alerts.signal(AlertSignal(**base))  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("world", ["sqlite"], indirect=True)
 def test_the_risk_role_reads_acknowledges_and_the_trail_keeps_it(risk: World) -> None:
     w = risk
     signal(w, "acme/g1")
@@ -56,7 +55,6 @@ def test_the_risk_role_reads_acknowledges_and_the_trail_keeps_it(risk: World) ->
     assert trail[-1].source == "203.0.113.9"
 
 
-@pytest.mark.parametrize("world", ["sqlite"], indirect=True)
 def test_silences_and_rules_are_refused_when_saved_with_a_clear_reason(risk: World) -> None:
     w = risk
     h = w.headers("risk")
@@ -93,7 +91,6 @@ def test_silences_and_rules_are_refused_when_saved_with_a_clear_reason(risk: Wor
     assert r.status_code == 200 and r.json()["version"] == 1
 
 
-@pytest.mark.parametrize("world", ["sqlite"], indirect=True)
 def test_a_playbooks_action_is_undone_in_one_click(risk: World) -> None:
     w = risk
     h = w.headers("risk")
@@ -123,7 +120,6 @@ def action_switch():  # type: ignore[no-untyped-def]
     return SwitchKind.GAME_SUSPENDED
 
 
-@pytest.mark.parametrize("world", ["sqlite"], indirect=True)
 def test_a_partner_sees_only_alerts_about_its_own_operators_and_subtree(risk: World) -> None:
     w = risk
     signal(w, "acme/g1", operator="op1")  # pa's operator
