@@ -352,3 +352,23 @@ def test_rules_of_the_wrong_shape_are_refused_not_crashed_on() -> None:
     for doc in shapes:
         with pytest.raises(RulesRefused):
             rules_from_document(doc, 1)
+
+
+def test_an_inhibition_on_other_dimensions_finds_its_source() -> None:
+    """A rule comparing only the operator must see sources of any provider and region."""
+    service, _, _ = make(
+        {
+            "inhibitions": [
+                {"source": {"kind": "ops.operator_down"}, "target": {"kind": "risk.volume*"},
+                 "equal": ["operator"]}
+            ]
+        }
+    )  # fmt: skip
+    service.signal(sig("op1", kind="ops.operator_down", provider="", region="", operator="op1"))
+    service.signal(sig("acme/op1", kind="risk.volume_drop", operator="op1"))
+    service.signal(sig("acme/op2", kind="risk.volume_drop", operator="op2"))
+    kept = {a.key: a for a in service.store.alerts(AlertFilter())}
+    muted = service.muted_many(list(kept.values()), T)
+    assert dict(zip(kept, muted, strict=True)) == {
+        "op1": "", "acme/op1": f"inhibited:{kept['op1'].id}", "acme/op2": ""
+    }  # fmt: skip

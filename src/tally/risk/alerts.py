@@ -275,11 +275,35 @@ class AlertService:
 
     def muted(self, alert: Alert, at: datetime, rules: AlertRules | None = None) -> str:
         """Why ``alert`` is muted now ("silence:3", "inhibited:17"), or ""."""
+        return self.muted_many([alert], at, rules)[0]
+
+    def muted_many(
+        self, alerts: Sequence[Alert], at: datetime, rules: AlertRules | None = None
+    ) -> list[str]:
+        """``muted`` for each of ``alerts``, reading silences and inhibitors once."""
         rules = rules or self.rules()
-        active = self.store.alerts(
-            AlertFilter(active=True, provider=alert.provider, region=alert.region), limit=10_000
-        )
-        return muted_by(alert, active, self.store.silences(active_at=at), rules, at)
+        silences = self.store.silences(active_at=at)
+        sources: dict[tuple[str, ...], list[Alert]] = {}
+        shared = _shared_dimensions(rules)
+        out = []
+        for a in alerts:
+            if not rules.inhibitions:
+                out.append(muted_by(a, [], silences, rules, at))
+                continue
+            # Only alerts that agree on every dimension all inhibitions compare can mute.
+            scope = tuple(a.label(d) for d in shared)
+            if scope not in sources:
+                labels = dict(zip(shared, scope, strict=True))
+                where = AlertFilter(
+                    active=True,
+                    region=labels.get("region", ""),
+                    provider=labels.get("provider", ""),
+                    operator=labels.get("operator", ""),
+                    game=labels.get("game", ""),
+                )
+                sources[scope] = self.store.alerts(where, limit=INHIBITORS_MAX)
+            out.append(muted_by(a, sources[scope], silences, rules, at))
+        return out
 
     def get(self, alert_id: int) -> Alert | None:
         return self.store.alert(alert_id)
@@ -335,6 +359,18 @@ class AlertService:
         if ended is None:
             raise AlertRefused("not_found", f"no silence {silence_id} in force")
         return ended
+
+
+INHIBITORS_MAX = 10_000  # active alerts read to judge inhibition of one scope
+
+
+def _shared_dimensions(rules: AlertRules) -> tuple[str, ...]:
+    """The dimensions every inhibition compares (the store can filter by them)."""
+    filterable = ("region", "provider", "operator", "game", "severity")
+    common = set(filterable)
+    for rule in rules.inhibitions:
+        common &= set(rule.equal)
+    return tuple(d for d in filterable if d in common and d != "severity")
 
 
 def _silence(s: Silence) -> dict[str, Any]:

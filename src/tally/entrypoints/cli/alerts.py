@@ -55,10 +55,10 @@ def list_alerts(
         found = service.list(AlertFilter(active=active, provider=provider, kind=kind), limit=limit)
         now = service.clock.now()
         table = Table("id", "status", "severity", "kind", "key", "priority", "cause", "muted")
-        for a in found:
+        for a, muted in zip(found, service.muted_many(found, now), strict=True):
             table.add_row(
                 str(a.id), a.status.value, a.severity.value, a.kind, a.key, str(a.priority),
-                a.cause, service.muted(a, now),
+                a.cause, muted,
             )  # fmt: skip
     console.print(table)
 

@@ -161,7 +161,8 @@ def list_alerts(
     found = service.list(where, after=int(cursor or 0), limit=limit)
     visible = _visible(c, p)
     now = c.app.clock.now()
-    items = [AlertOut.of(a, service.muted(a, now)) for a in found if _may_see(visible, a)]
+    shown = [a for a in found if _may_see(visible, a)]
+    items = [AlertOut.of(a, m) for a, m in zip(shown, service.muted_many(shown, now), strict=True)]
     more = str(found[-1].id) if len(found) == limit else None
     return AlertPageOut(items=items, next_cursor=more)
 
