@@ -10,11 +10,12 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeElapsedColumn
 
+from bench import alerts as alerts_bench
 from bench import gateway as gateway_bench
 from bench import ingest as ingest_bench
 from bench import ledger as ledger_bench
-from bench import rails as rails_bench
 from bench import payouts as payouts_bench
+from bench import rails as rails_bench
 from bench import reconcile as reconcile_bench
 from bench import settlement as settlement_bench
 from bench.common import machine, save
@@ -503,6 +504,9 @@ def rails(
     )
     console.print(f"load average at the end: {machine()['load_average']}")
     console.print(f"saved {path}")
+    return results
+
+
 @app.command("payouts")
 def payouts(
     payouts: Annotated[int, typer.Option(help="payouts in the run")] = 100_000,
@@ -530,6 +534,53 @@ def payouts(
     table.add_row(
         "naive (1/tx)", f"{naive['payouts']:,}", f"{naive['payouts_per_s']:,.0f}", "-", "1.0", ""
     )
+    console.print(table)
+    return results
+
+
+@app.command("alerts")
+def alerts(
+    signals: Annotated[int, typer.Option(help="signals through the sink")] = 20_000,
+    keys: Annotated[int, typer.Option(help="distinct conditions (kind, key) they name")] = 1_000,
+    stores: Annotated[str, typer.Option(help="comma-separated: sqlite,postgres")] = (
+        "sqlite,postgres"
+    ),
+    naive_sample: Annotated[int, typer.Option(help="signals in the naive run")] = 2_000,
+    pg_dsn: Annotated[str, typer.Option(help="PostgreSQL for the postgres run")] = (
+        alerts_bench.DEFAULT_PG_DSN
+    ),
+    out: Annotated[Path, typer.Option(help="where the JSON goes")] = Path("bench/results"),
+) -> dict[str, Any]:
+    """Signals through the deployment's alert sink on each store (deduplicated, audited on
+    change), beside a naive sink that keeps every signal as its own audited alert."""
+    summaries = []
+    for store in [s.strip() for s in stores.split(",") if s.strip()]:
+        with console.status(f"alerts: {store}"):
+            summaries.append(
+                alerts_bench.run(store, signals, keys, min(naive_sample, signals), pg_dsn)
+            )
+    results = {
+        "benchmark": "alerts",
+        "measured_at": datetime.now(UTC).isoformat(),
+        "machine": machine(),
+        "stores": summaries,
+    }
+    save(results, out, "alerts")
+    table = Table(
+        "store", "signals/s", "uncoalesced /s", "naive /s", "x naive", "alerts", "audited",
+        "switch asks/s",
+    )  # fmt: skip
+    for s in summaries:
+        table.add_row(
+            s["store"],
+            f"{s['sink']['signals_per_s']:,.0f}",
+            f"{s['uncoalesced']['signals_per_s']:,.0f}",
+            f"{s['naive']['signals_per_s']:,.0f}",
+            f"{s['ratio_to_naive']:.1f}",
+            f"{s['sink']['alerts']:,}",
+            f"{s['sink']['audited']:,}",
+            f"{s['switches']['asks_per_s']:,.0f}",
+        )
     console.print(table)
     return results
 
@@ -582,6 +633,14 @@ def all_(
         out=out,
     )
     pay = payouts(payouts=100_000 // scale, naive_sample=2_000 // scale, out=out)
+    alerts(
+        signals=20_000 // scale,
+        keys=1_000 // scale,
+        stores="sqlite,postgres",
+        naive_sample=2_000 // scale,
+        pg_dsn=alerts_bench.DEFAULT_PG_DSN,
+        out=out,
+    )
     table = Table("issue", "what", "target", "measured", "", title="Targets")
     for r in pay["runs"]:
         table.add_row(

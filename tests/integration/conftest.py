@@ -82,6 +82,7 @@ def world(request: pytest.FixtureRequest, tmp_path: Path, clock: FixedClock) -> 
             PostgresInputQuarantine,
         )
         from tally.adapters.postgres.reconciliation import PostgresReconciliationStore
+        from tally.adapters.postgres.risk import PostgresAlertStore
         from tests.conftest import NATS_URL, stream_names
 
         app = _postgres(request, clock, metrics)
@@ -117,6 +118,7 @@ def world(request: pytest.FixtureRequest, tmp_path: Path, clock: FixedClock) -> 
                 PG_DSN,
                 schema=schema,  # type: ignore[arg-type]
             ),
+            risk_store=lambda: PostgresAlertStore(PG_DSN, schema=schema),
         )
     app.start()
     api = create_api(app, bo)

@@ -39,6 +39,13 @@ NOT_RUN = {
     "reconcile resolve": "changes data: 7 stands for an id picked from `reconcile breaks`",
     "payouts": "the demo registers no counterparty's payment details, so it has no run to "
     "build, approve or show (tests/integration/test_cli_payouts.py runs these commands)",
+    "alerts list": "the demo raises no alert (test_cli_alerts lists some)",
+    "alerts ack": "changes data: 3 stands for an id picked from `alerts list`",
+    "alerts silence": "changes data: creates a silence (test_cli_alerts makes one)",
+    "alerts rules": "reads the user's own rules file (test_cli_alerts saves one)",
+    "alerts actions": "the demo's alerts fire no playbook (test_cli_alerts lists some)",
+    "alerts undo": "changes data: 7 stands for an id picked from `alerts actions`",
+    "alerts watch": "runs until stopped and delivers to the user's own sinks",
 }
 
 

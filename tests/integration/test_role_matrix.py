@@ -46,6 +46,17 @@ RECON_WRITERS = frozenset({"admin", "finance"})
 PAYOUT_WRITERS = frozenset({"admin", "finance"})
 PAYOUT_STAFF_READERS = frozenset({"admin", "finance", "auditor"})
 PAYOUT_READERS = frozenset({"admin", "finance", "auditor", "partner", "key_partner"})
+# Partners read the alerts about their own operators and subtree; silences, rules and
+# playbook actions are staff only. Acting (acknowledge, silence, rules, playbooks) is the
+# risk role's (not a caller here: tests/integration/test_alerts_api.py) and the admin's.
+ALERT_READERS = frozenset({"admin", "operations", "auditor", "partner", "key_ops", "key_partner"})
+ALERT_STAFF_READERS = frozenset({"admin", "operations", "auditor", "key_ops"})
+
+
+def _silence(world: World) -> dict[str, Any]:
+    ends = world.clock.now().replace(year=world.clock.now().year + 1)
+    return {"matchers": ["provider=nobody"], "reason": "matrix", "ends_at": ends.isoformat()}
+
 
 _counter = itertools.count()
 
@@ -279,6 +290,38 @@ CALLS = [
         url="/v1/payouts/runs/run-x/payouts",
     ),
     Call("GET", "/v1/payouts/positions", PAYOUT_READERS),
+    Call("GET", "/v1/alerts", ALERT_READERS),
+    Call("GET", "/v1/alerts/{alert_id}", ALERT_READERS, url="/v1/alerts/1"),
+    Call(
+        "POST",
+        "/v1/alerts/{alert_id}/acknowledgement",
+        ADMIN,
+        url="/v1/alerts/1/acknowledgement",
+    ),
+    Call("GET", "/v1/alerts/silences", ALERT_STAFF_READERS),
+    Call("POST", "/v1/alerts/silences", ADMIN, body=_silence),
+    Call(
+        "POST",
+        "/v1/alerts/silences/{silence_id}/expiry",
+        ADMIN,
+        url="/v1/alerts/silences/999/expiry",
+    ),
+    Call("GET", "/v1/alerts/rules", ALERT_STAFF_READERS),
+    Call("PUT", "/v1/alerts/rules", ADMIN, body={}),
+    Call("GET", "/v1/alerts/actions", ALERT_STAFF_READERS),
+    Call(
+        "POST",
+        "/v1/alerts/actions/{action_id}/approval",
+        ADMIN,
+        url="/v1/alerts/actions/9/approval",
+    ),
+    Call(
+        "POST",
+        "/v1/alerts/actions/{action_id}/rejection",
+        ADMIN,
+        url="/v1/alerts/actions/9/rejection",
+    ),
+    Call("POST", "/v1/alerts/actions/{action_id}/undo", ADMIN, url="/v1/alerts/actions/9/undo"),
     Call("GET", "/v1/audit-records", ADMIN_AND_AUDITOR),
     Call("GET", "/v1/audit-records/verification", ADMIN_AND_AUDITOR),
 ]

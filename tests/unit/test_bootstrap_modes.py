@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tally.adapters.sqlite.events import SqliteEventLog
@@ -45,3 +46,40 @@ def test_both_modes_give_the_same_parts() -> None:
     scaled = bootstrap.mode_parts(Settings(mode="scaled"))
     assert type(embedded) is type(scaled) is bootstrap.ModeParts
     assert embedded != scaled
+
+
+def test_the_alert_sink_from_bootstrap_is_the_risk_service_on_the_modes_store(
+    tmp_path: Path,
+) -> None:
+    from tally.adapters.sqlite.risk import SqliteAlertStore
+    from tally.app.keys import Keys
+    from tally.kernel.alerts import AlertSignal, AlertSink, Severity
+    from tally.kernel.clock import FixedClock
+    from tally.providers.registry import Registry
+    from tally.risk.alerts import AlertService
+    from tally.risk.ports import AlertFilter
+    from tally.security.signing import new_private_key_pem
+
+    clock = FixedClock(datetime(2026, 3, 2, tzinfo=UTC))
+    settings = Settings(
+        data_dir=tmp_path, sqlite_path=tmp_path / "t.sqlite", keys_dir=tmp_path / "k"
+    )
+    with bootstrap.build_app(settings, clock) as app:
+        keys = Keys(b"A" * 32, b"P" * 32, b"S" * 32, new_private_key_pem())
+        bo = bootstrap.build_backoffice(app, keys=keys)
+        try:
+            sink: AlertSink = bo.alerts
+            assert isinstance(sink, AlertService) and isinstance(bo.risk.store, SqliteAlertStore)
+            sink.signal(AlertSignal("t.k", "x", Severity.WARNING, "c", clock.now()))
+            (found,) = bo.risk.store.alerts(AlertFilter())
+            assert [r.entry.action for r in bo.store.iter_audit()][-1] == "alert.opened"
+            assert found.kind == "t.k"
+            gateway = bootstrap.backoffice_wallet_gateway(
+                app, bo, Registry.each_protocol_as_itself()
+            )
+            try:
+                assert gateway.gateway.suspended == bo.risk.switches.suspended
+            finally:
+                gateway.close()
+        finally:
+            bo.close()

@@ -28,6 +28,7 @@ MONEY_PACKAGES = (
     "exports",
     "payouts",
     "adapters/payouts",
+    "risk",
 )
 
 # Packages left out, and why: none of them computes an amount.

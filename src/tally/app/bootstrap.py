@@ -24,6 +24,7 @@ from tally.events.ports import EventLog
 from tally.exports.bundle import StatementFile
 from tally.exports.ports import TransferSource
 from tally.exports.service import ExportService
+from tally.kernel.alerts import AlertSink
 from tally.kernel.clock import Clock, SystemClock
 from tally.ledger.ports import LedgerStore
 from tally.ledger.service import LedgerService
@@ -50,6 +51,10 @@ if TYPE_CHECKING:
     from tally.quarantine.redrive import QuarantineDesk
     from tally.reconciliation.ports import ReconciliationStore
     from tally.reconciliation.service import ReconciliationService
+    from tally.risk.alerts import AlertService
+    from tally.risk.delivery import Deliverer
+    from tally.risk.playbooks import Playbooks, RiskSwitches
+    from tally.risk.ports import AlertStore, Transport
     from tally.wallet.ports import WalletMarks
     from tally.wallet.service import WalletService
 
@@ -172,6 +177,23 @@ class Backoffice:
                 self._payouts = self.payouts_maker()
             return self._payouts
 
+    # Risk (alerts, playbooks, their switches) likewise, on first use.
+    risk_maker: Callable[[], Risk] | None = field(default=None, repr=False)
+    _risk: Risk | None = field(default=None, repr=False)
+
+    @property
+    def risk(self) -> Risk:
+        with self._made:
+            if self._risk is None:
+                assert self.risk_maker is not None, "built without risk"
+                self._risk = self.risk_maker()
+            return self._risk
+
+    @property
+    def alerts(self) -> AlertSink:
+        """The deployment's alert sink: what any context signals conditions through."""
+        return self.risk.alerts
+
     @property
     def reconciliation(self) -> ReconciliationService:
         with self._made:
@@ -189,6 +211,9 @@ class Backoffice:
             if self._payouts is not None:
                 self._payouts.store.close()
                 self._payouts = None
+            if self._risk is not None:
+                self._risk.close()
+                self._risk = None
         self.store.close()
         self.ingest.close()
 
@@ -266,10 +291,12 @@ def build_backoffice(
     alerts: AlertSink | None = None,
     rails: Callable[[App], dict[str, Rail]] | None = None,
     payout_store: Callable[[], PayoutStore] | None = None,
+    risk_store: Callable[[], AlertStore] | None = None,
 ) -> Backoffice:
     """``reconciliation_store`` makes reconciliation's store (else the mode's own), when
     reconciliation is first asked for; ``payout_store`` likewise for payouts, whose
-    ``rails`` (by name, beside the internal one) and ``alerts`` sink are made then too."""
+    ``rails`` (by name, beside the internal one) are made then too, and ``risk_store``
+    the alerts store. ``alerts`` replaces the risk context's sink (tests)."""
     settings = app.settings
     keys = keys or load_keys(settings)
     sealer = Sealer(keys.audit)
@@ -305,12 +332,15 @@ def build_backoffice(
             app,
             auth,
             store,
-            alerts=alerts,
+            alerts=alerts if alerts is not None else backoffice.alerts,
             rails=rails(app) if rails else None,
             store=payout_store() if payout_store else None,
         )
 
-    return Backoffice(
+    def risk() -> Risk:
+        return build_risk(settings, app.clock, store, store=risk_store() if risk_store else None)
+
+    backoffice = Backoffice(
         store=store,
         auth=auth,
         audit=AuditService(store, sealer, kept=lambda: _audited_state(store, exports.source)),
@@ -325,7 +355,9 @@ def build_backoffice(
         ingest=ingest,
         reconciliation_maker=reconciliation,
         payouts_maker=payouts,
+        risk_maker=risk,
     )
+    return backoffice
 
 
 # -- provider gateway: wallet callbacks ----------------------------------------------------
@@ -391,8 +423,10 @@ def build_wallet_gateway(
     log: EventLog | None = None,
     append_limits: AppendLimits | None = None,
     game_type: Callable[[str, str], str] | None = None,
+    suspended: Callable[[str, str], bool] | None = None,
 ) -> WalletGateway:
-    """``secrets(provider, name)`` opens a provider secret (``ProviderSecrets.get``)."""
+    """``secrets(provider, name)`` opens a provider secret (``ProviderSecrets.get``);
+    ``suspended(provider, game)`` is risk's answer to whether new play there is refused."""
     from tally.providers.gateway import Gateway
     from tally.providers.sessions import SessionTokens
     from tally.wallet.service import WalletService
@@ -410,6 +444,7 @@ def build_wallet_gateway(
         quarantine,
         app.clock,
         SessionTokens(session_key),
+        suspended=suspended,
     )
     return WalletGateway(gateway, wallet, appender, log, marks, owns_log)
 
@@ -431,6 +466,8 @@ def backoffice_wallet_gateway(
         registry=registry,
         log=backoffice.ingest.log,
         game_type=game_type,
+        # A game or provider a risk playbook suspended gets the protocol's "game disabled".
+        suspended=backoffice.risk.switches.suspended,
     )
 
 
@@ -457,6 +494,9 @@ class ModeParts:
     # Payouts live in the ledger's database: a payout's state and its transfers commit
     # together (ADR 0021).
     payout_store: Callable[[LedgerStore], PayoutStore]
+    # Risk's alerts, silences, rules, outbox, playbook actions and switches (the store
+    # behind the deployment's AlertSink: see build_risk).
+    alert_store: Callable[[], AlertStore]
 
 
 def mode_parts(settings: Settings) -> ModeParts:
@@ -464,7 +504,7 @@ def mode_parts(settings: Settings) -> ModeParts:
     return _scaled_parts(settings) if settings.mode == "scaled" else _embedded_parts(settings)
 
 
-def _embedded_parts(settings: Settings) -> ModeParts:
+def _embedded_parts(settings: Settings) -> ModeParts:  # noqa: C901 (one factory per store)
     """Everything in the one SQLite file."""
     path = settings.sqlite_path
 
@@ -532,6 +572,11 @@ def _embedded_parts(settings: Settings) -> ModeParts:
         assert isinstance(ledger, SqliteLedgerStore)
         return SqlitePayoutStore(ledger)
 
+    def alert_store() -> AlertStore:
+        from tally.adapters.sqlite.risk import SqliteAlertStore
+
+        return SqliteAlertStore(in_place())
+
     return ModeParts(
         ledger_store=ledger_store,
         settlement=settlement,
@@ -544,6 +589,7 @@ def _embedded_parts(settings: Settings) -> ModeParts:
         wallet_marks=wallet_marks,
         reconciliation_store=reconciliation_store,
         payout_store=payout_store,
+        alert_store=alert_store,
     )
 
 
@@ -614,6 +660,11 @@ def _scaled_parts(settings: Settings) -> ModeParts:
         assert isinstance(ledger, PostgresLedgerStore)
         return PostgresPayoutStore(ledger, dsn)
 
+    def alert_store() -> AlertStore:
+        from tally.adapters.postgres.risk import PostgresAlertStore
+
+        return PostgresAlertStore(dsn)
+
     return ModeParts(
         ledger_store=ledger_store,
         settlement=settlement,
@@ -626,6 +677,7 @@ def _scaled_parts(settings: Settings) -> ModeParts:
         wallet_marks=wallet_marks,
         reconciliation_store=reconciliation_store,
         payout_store=payout_store,
+        alert_store=alert_store,
     )
 
 
@@ -672,16 +724,16 @@ def build_payouts(
     auth: AuthService,
     audit: AuditStore,
     *,
-    alerts: AlertSink | None = None,
+    alerts: AlertSink,
     rails: dict[str, Rail] | None = None,
     store: PayoutStore | None = None,
 ) -> PayoutService:
     """Payouts on the deployment's ledger database: payables from settlement's closed
     periods, the checker's TOTP through auth, the internal rail always, and ``rails``
-    (the bank file and PSP rails, keyed by name) beside it. ``alerts``: the risk
-    context's sink once wired; until then signals are logged."""
+    (the bank file and PSP rails, keyed by name) beside it; conditions go to ``alerts``
+    (the deployment's sink, ``Backoffice.alerts``)."""
     from tally.adapters.rails.internal import InternalRail
-    from tally.app.payouts import LoggedAlerts, SettlementPayables, TotpSecondFactor
+    from tally.app.payouts import SettlementPayables, TotpSecondFactor
     from tally.payouts.service import PayoutService
 
     internal = InternalRail(app.ledger_store, app.clock)
@@ -691,9 +743,85 @@ def build_payouts(
         SettlementPayables(app.settlement_store, app.settlement_config, app.clock),
         every,
         app.clock,
-        alerts or LoggedAlerts(),
+        alerts,
         second_factor=TotpSecondFactor(auth),
         policy=app.settings.payout_policy,
         limits=app.settings.payout_limits,
         system=Auditing(audit, "system:payouts", "worker"),
+    )
+
+
+# -- risk: the alert sink, playbooks and deliveries ----------------------------------------
+
+
+@dataclass
+class Risk:
+    """The deployment's alerts (``alerts`` is the AlertSink every context signals
+    through), the playbooks that answer them, the switches they set, and the deliverer
+    that empties the outbox."""
+
+    store: AlertStore
+    alerts: AlertService
+    playbooks: Playbooks
+    switches: RiskSwitches
+    deliverer: Deliverer
+    transport: Transport
+
+    def close(self) -> None:
+        close = getattr(self.transport, "close", None)
+        if close is not None:
+            close()
+        self.store.close()
+
+
+ALERT_COALESCE_S = 1.0
+
+
+def build_alert_store(settings: Settings) -> AlertStore:
+    return mode_parts(settings).alert_store()
+
+
+def build_risk(
+    settings: Settings,
+    clock: Clock,
+    trail: AuditStore,
+    *,
+    store: AlertStore | None = None,
+    transport: Transport | None = None,
+) -> Risk:
+    """Alerts on the mode's store (in the database of ``trail``, so each change commits
+    with its audit record), playbooks firing on actionable alerts, deliveries to the
+    sinks of ``settings.alert_sinks_path``."""
+    import json
+
+    from tally.risk.alerts import AlertService
+    from tally.risk.delivery import Deliverer, Sinks, sinks_from_settings
+    from tally.risk.playbooks import Playbooks, RiskSwitches
+
+    raw = []
+    if settings.alert_sinks_path is not None:
+        raw = json.loads(settings.alert_sinks_path.read_text(encoding="utf-8"))
+    sinks = Sinks(sinks_from_settings(raw), generator_url=settings.public_url)
+    if transport is None:
+        from tally.adapters.webhooks import HttpTransport
+
+        transport = HttpTransport()
+    store = store or build_alert_store(settings)
+    playbooks = Playbooks(store, trail, clock)
+    alerts = AlertService(
+        store,
+        trail,
+        clock,
+        sinks=sinks,
+        on_actionable=playbooks.fire,
+        # A detector's repeats are counted in memory for up to a second (ADR 0025).
+        coalesce_s=ALERT_COALESCE_S,
+    )
+    return Risk(
+        store=store,
+        alerts=alerts,
+        playbooks=playbooks,
+        switches=RiskSwitches(store),
+        deliverer=Deliverer(store, sinks, transport, clock),
+        transport=transport,
     )

@@ -5,12 +5,10 @@ periods left (settlement's statements and commission figures), the checker's TOT
 from __future__ import annotations
 
 import json
-from datetime import datetime
 
 import structlog
 
 from tally.auth.service import AuthService
-from tally.kernel.alerts import AlertSignal
 from tally.kernel.clock import Clock
 from tally.kernel.money import parse_amount
 from tally.payouts.model import Payable
@@ -91,21 +89,3 @@ class TotpSecondFactor:
         if not actor.startswith("user:"):
             return False  # an API key has no second factor: it cannot approve
         return self.auth.verify_second_factor(actor.removeprefix("user:"), code)
-
-
-class LoggedAlerts:
-    """Signals as structured log lines, until the risk context's sink is wired."""
-
-    def signal(self, alert: AlertSignal) -> None:
-        log.warning(
-            "alert_signalled",
-            kind=alert.kind,
-            key=alert.key,
-            severity=alert.severity.value,
-            cause=alert.cause,
-            money_at_risk=alert.money_at_risk,
-            currency=alert.currency,
-        )
-
-    def clear(self, kind: str, key: str, at: datetime) -> None:
-        log.info("alert_cleared", kind=kind, key=key, at=at.isoformat())

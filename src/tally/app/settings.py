@@ -56,6 +56,12 @@ class Settings:
     # Reconciliation's match rules per provider (a JSON document; see
     # docs/concepts/reconciliation.md); None: the built-in rules of the four providers.
     reconciliation_rules_path: Path | None = None
+    # Where alerts are delivered: a JSON list of {"name", "kind": "webhook"|"alertmanager",
+    # "url", "secret"?, "severity"?} (secrets: keep the file private). None: the API only.
+    alert_sinks_path: Path | None = None
+    # The back office's own address, for the links in deliveries (Alertmanager's
+    # generatorURL points at /v1/alerts/<id> under it).
+    public_url: str = "http://localhost:8000"
     auth_limits: AuthLimits = field(default_factory=AuthLimits)
     # Payouts: minimums, the maker-checker amount, the saga's timeouts (ADR 0021).
     payout_policy: PayoutPolicy = field(default_factory=PayoutPolicy)
@@ -113,6 +119,8 @@ class Settings:
             secret_key=_key(env, "TALLY_SECRET_KEY"),
             export_signing_key_path=_path(env, "TALLY_EXPORT_SIGNING_KEY_PATH"),
             reconciliation_rules_path=_path(env, "TALLY_RECONCILIATION_RULES"),
+            alert_sinks_path=_path(env, "TALLY_ALERT_SINKS"),
+            public_url=env.get("TALLY_PUBLIC_URL", "http://localhost:8000"),
             trusted_proxies=_networks(env, "TALLY_TRUSTED_PROXIES"),
             payout_policy=_payout_policy(env),
         )

@@ -14,6 +14,7 @@ class Role(StrEnum):
     AUDITOR = "auditor"  # read-only, everything
     PARTNER = "partner"  # read-only, only its own owners (its subtree of the partner tree)
     FEED = "feed"  # a machine client pushing events: only for the operators/providers in scope
+    RISK = "risk"  # watches alerts, silences them, approves and undoes playbook actions
 
 
 class Permission(StrEnum):
@@ -52,6 +53,15 @@ class Permission(StrEnum):
     # Approve a run over the policy's amount with a fresh TOTP code (the checker, never
     # the run's maker: the use case refuses that).
     PAYOUTS_APPROVE = "payouts.approve"
+    # Alerts with their evidence, silences, rules and playbook actions. Partners read only
+    # the alerts about their own operators and subtree (narrowed by the scope resolver).
+    ALERTS_READ = "alerts.read"
+    # Acknowledge an alert, create or expire a silence: each audited.
+    ALERTS_ACT = "alerts.act"
+    # Save a new version of the alert rules (hysteresis, inhibitions, playbook bindings).
+    ALERT_RULES_WRITE = "alerts.rules.write"
+    # Approve, reject or undo a playbook's action (a suspended game, a held settlement).
+    PLAYBOOKS_ACT = "playbooks.act"
 
 
 P = Permission
@@ -72,6 +82,7 @@ _READ_EVERYTHING = frozenset(
         P.CONFIG_READ,
         P.RECONCILIATION_READ,
         P.PAYOUTS_READ,
+        P.ALERTS_READ,
     }
 )
 
@@ -108,23 +119,46 @@ GRANTS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
                 P.COMMISSIONS_READ,
                 P.CONFIG_READ,
                 P.RECONCILIATION_READ,
+                P.ALERTS_READ,
             }
         ),
         Role.AUDITOR: _READ_EVERYTHING,
         # Partner reads are further narrowed to its own owners by the scope resolver.
         Role.PARTNER: frozenset(
-            {P.LEDGER_READ, P.COMMISSIONS_READ, P.STATEMENTS_READ, P.PAYOUTS_READ}
+            {
+                P.LEDGER_READ,
+                P.COMMISSIONS_READ,
+                P.STATEMENTS_READ,
+                P.PAYOUTS_READ,
+                P.ALERTS_READ,
+            }
         ),
         # Narrowed to the operators (feeds) and providers (reports) in its scope.
         Role.FEED: frozenset({P.EVENTS_PUSH}),
+        Role.RISK: frozenset(
+            {
+                P.ALERTS_READ,
+                P.ALERTS_ACT,
+                P.ALERT_RULES_WRITE,
+                P.PLAYBOOKS_ACT,
+                P.METRICS_READ,
+                P.SETTLEMENT_FIGURES_READ,
+                P.CONFIG_READ,
+                P.RECONCILIATION_READ,
+                P.AUDIT_READ,
+            }
+        ),
     }
 )
 
 # Roles whose users must pass a TOTP second factor to get a full session.
-MFA_REQUIRED: frozenset[Role] = frozenset({Role.ADMIN, Role.FINANCE})
+# Risk too: its playbooks suspend games and hold settlements.
+MFA_REQUIRED: frozenset[Role] = frozenset({Role.ADMIN, Role.FINANCE, Role.RISK})
 
 # Roles that see every owner; any other role sees only the owners its scope grants.
-UNSCOPED: frozenset[Role] = frozenset({Role.ADMIN, Role.FINANCE, Role.OPERATIONS, Role.AUDITOR})
+UNSCOPED: frozenset[Role] = frozenset(
+    {Role.ADMIN, Role.FINANCE, Role.OPERATIONS, Role.AUDITOR, Role.RISK}
+)
 
 
 def permissions(roles: frozenset[Role]) -> frozenset[Permission]:

@@ -167,6 +167,9 @@ class RailLimits:
     psp_batch_max: int = 500
     # Idempotency keys and references the PSP is sent (longer is refused before sending).
     psp_key_max_length: int = 255
+
+
+@dataclass(frozen=True, slots=True)
 class PayoutLimits:
     # Payouts one worker step moves (reserves, submits, asks about) in one transaction
     # each way; a rail's submit gets at most this many instructions at once.

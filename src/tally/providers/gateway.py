@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 import structlog
 
+from tally.events.model import EventKind
 from tally.kernel.clock import Clock
 from tally.kernel.limits import JSON_MAX_DEPTH, json_too_deep
 from tally.providers.base import Credentials, Inbound, Outbound, ProviderAdapter, Refusal
@@ -22,7 +23,7 @@ from tally.providers.registry import Registry
 from tally.providers.sessions import InvalidSession, SessionTokens
 from tally.quarantine.inputs import InputQuarantine, Quarantined, Reason, Refused, payload_text
 from tally.quarantine.redrive import RedriveOutcome
-from tally.wallet.model import TX_ID_MAX, WalletAnswer, WalletCall, WalletError
+from tally.wallet.model import TX_ID_MAX, CallKind, WalletAnswer, WalletCall, WalletError
 from tally.wallet.service import WalletService
 
 log = structlog.get_logger("tally.gateway")
@@ -70,8 +71,14 @@ class Gateway:
         clock: Clock,
         sessions: SessionTokens,
         limits: GatewayLimits | None = None,
+        *,
+        suspended: Callable[[str, str], bool] | None = None,
     ) -> None:
-        """``secrets(provider, name)`` opens one provider secret (see ProviderSecrets.get)."""
+        """``secrets(provider, name)`` opens one provider secret (see ProviderSecrets.get).
+        ``suspended(provider, game)``: whether risk has suspended the provider or the game
+        (its ``RiskSwitches.suspended``); new play there is refused in the protocol's own
+        "game disabled" terms."""
+        self.suspended = suspended
         self.sessions = sessions
         self.registry = registry
         self.wallet = wallet
@@ -142,10 +149,22 @@ class Gateway:
                 calls.append((i, decoded))
             else:
                 done[i] = decoded
+        stopped = {i for i, c in calls if self._stops(requests[i][0], c.call)}
         answers = self.wallet.handle_many(
-            [(requests[i][0], c.call, payload_text(requests[i][1].body)) for i, c in calls]
+            [
+                (
+                    requests[i][0],
+                    # A suspended game's new play only asks the balance, to answer with it.
+                    replace(c.call, kind=CallKind.BALANCE, ops=()) if i in stopped else c.call,
+                    payload_text(requests[i][1].body),
+                )
+                for i, c in calls
+            ]
         )
         for (i, c), answer in zip(calls, answers, strict=True):
+            if i in stopped:
+                answer = _disabled(c.call, answer)
+                log.info("provider_game_suspended", provider=requests[i][0], game=c.call.game)
             out = c.adapter.answer(answer, c.credentials)
             if answer.error is WalletError.UNKNOWN_PLAYER:
                 done[i] = out, (Reason.UNKNOWN_PLAYER, f"no wallet for {c.call.player!r}", True)
@@ -154,6 +173,15 @@ class Gateway:
             else:
                 done[i] = out, None
         return [done[i] for i in range(len(requests))]
+
+    def _stops(self, provider: str, call: WalletCall) -> bool:
+        """Whether ``call`` starts new play on a suspended game or provider. Wins and
+        rollbacks settle play already accepted, and balance asks change nothing: they pass."""
+        if self.suspended is None:
+            return False
+        starts = call.kind is CallKind.AUTHENTICATE and bool(call.game)
+        starts = starts or any(op.kind is EventKind.BET for op in call.ops)
+        return starts and self.suspended(provider, call.game)
 
     def _decode(
         self, provider: str, inbound: Inbound, *, authentic: bool = False
@@ -256,6 +284,20 @@ class _Decoded:
     adapter: ProviderAdapter
     credentials: Credentials
     call: WalletCall
+
+
+def _disabled(call: WalletCall, balance: WalletAnswer) -> WalletAnswer:
+    """The answer to new play on a suspended game: the player's balance as it stands and
+    the protocol's "game disabled" (unless the balance ask failed on its own account)."""
+    if balance.error is not None:
+        return replace(balance, call=call)
+    return replace(
+        balance,
+        call=call,
+        outcomes=(),
+        error=WalletError.GAME_DISABLED,
+        detail=f"game {call.game or '(any)'} is suspended by risk",
+    )
 
 
 def _check_ids(call: WalletCall) -> None:

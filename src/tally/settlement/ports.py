@@ -18,6 +18,15 @@ from tally.settlement.engine import (
 )
 
 
+class SettlementHolds(Protocol):
+    """Risk's holds on a provider's settlement, as a period close asks about them
+    (settlement does not know risk: bootstrap wires this to ``RiskSwitches``)."""
+
+    def held(self, provider: str) -> str:
+        """Why ``provider``'s settlement is held for review, or "" if it is not."""
+        ...
+
+
 class OpenBreaks(Protocol):
     """Reconciliation's unresolved breaks, as a period close asks about them (settlement
     does not know reconciliation: bootstrap wires this to its store)."""

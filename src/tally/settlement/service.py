@@ -23,6 +23,7 @@ from tally.settlement.ports import (
     EventSource,
     OpenBreaks,
     Orphan,
+    SettlementHolds,
     SettlementStore,
     StoredStatement,
 )
@@ -68,10 +69,13 @@ class SettlementWorker:
         consumer: str = "settlement",
         by: Auditing,
         breaks: OpenBreaks | None = None,
+        holds: SettlementHolds | None = None,
     ) -> None:
         """``by``: who closes periods, on whose trail each close is recorded (in the
         close's own transaction). ``breaks``: reconciliation's unresolved breaks, which
-        hold a close (None: no reconciliation is consulted)."""
+        hold a close (None: no reconciliation is consulted). ``holds``: risk's holds on a
+        provider's settlement (a playbook's "hold for review"); a held provider's periods
+        do not close, whatever the note, until the hold is undone."""
         self.source = source
         self.store = store
         self.config = config
@@ -80,6 +84,7 @@ class SettlementWorker:
         self.consumer = consumer
         self.by = by
         self.breaks = breaks
+        self.holds = holds
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -166,6 +171,12 @@ class SettlementWorker:
             try:
                 closing = self.book.close_period(contract_id, operator, label, now)
                 statement = closing.statement
+                hold = self.holds.held(statement.terms.provider) if self.holds else ""
+                if hold:
+                    raise PeriodCloseError(
+                        f"provider {statement.terms.provider}'s settlement is {hold}: period "
+                        f"{label} does not close until the hold is undone"
+                    )
                 held = self._held_by_breaks(statement)
                 note = override_breaks.strip()
                 if held and not note:

@@ -118,6 +118,9 @@ class WalletError(StrEnum):
     REFUSED = "refused"
     UNAVAILABLE = "unavailable"  # the wallet could not commit now: the provider retries
     BAD_AMOUNT = "bad_amount"  # a decimal amount the player's currency cannot hold exactly
+    # The game (or its provider) is suspended by a risk playbook: new play is refused in
+    # the protocol's own "game disabled" terms; wins and rollbacks of accepted play pass.
+    GAME_DISABLED = "game_disabled"
 
 
 @value

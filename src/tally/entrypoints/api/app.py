@@ -18,6 +18,7 @@ from tally.entrypoints.api.edge import EdgeMiddleware
 from tally.entrypoints.api.errors import install_error_handlers
 from tally.entrypoints.api.routers import (
     admin,
+    alerts,
     auth,
     config,
     ingest,
@@ -73,7 +74,7 @@ def create_api(app: App, backoffice: Backoffice) -> FastAPI:
     api.state.ctx = Ctx(app, backoffice)
     install_error_handlers(api)
     for module in (
-        ops, auth, ledger, settlement, config, admin, ingest, reconciliation, payouts,
+        ops, auth, ledger, settlement, config, admin, ingest, reconciliation, payouts, alerts,
     ):  # fmt: skip
         api.include_router(module.router)
     # Inside the metrics, so that refusals at the edge are counted too.

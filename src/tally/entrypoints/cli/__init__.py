@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from tally.entrypoints.cli import (
+    alerts,
     audit,
     demo,
     events,
@@ -45,6 +46,7 @@ app.add_typer(ingest.import_app, name="import")
 app.add_typer(ingest.feeds_app, name="feeds")
 app.add_typer(reconcile.reconcile_app, name="reconcile")
 app.add_typer(payouts.payouts_app, name="payouts")
+app.add_typer(alerts.alerts_app, name="alerts")
 
 
 def main() -> None:

@@ -406,7 +406,7 @@ def settlement_close(
         try:
             worker = SettlementWorker(
                 NoEvents(), tally.settlement_store, tally.settlement_config, tally.clock, by=by,
-                breaks=backoffice.reconciliation,
+                breaks=backoffice.reconciliation, holds=backoffice.risk.switches,
             )  # fmt: skip
             statement = worker.close_period(
                 contract_id, operator, period, override_breaks=note if override_breaks else ""

@@ -41,7 +41,9 @@ BET_ALREADY_EXIST (a debit whose id was seen before, with the same or other cont
 Evolution does not retry debits, so a repeat is a duplicate), BET_ALREADY_SETTLED (a
 credit or debit for a bet already cancelled, a cancel after the credit, another credit
 with other content),
-INSUFFICIENT_FUNDS, FINAL_ERROR_ACTION_FAILED (the ledger refused for good), UNKNOWN_ERROR.
+INSUFFICIENT_FUNDS, FINAL_ERROR_ACTION_FAILED (the ledger refused for good; also a debit
+of a game or provider suspended by a risk playbook: One Wallet has no "game disabled"
+status), UNKNOWN_ERROR.
 Not produced: ACCOUNT_LOCKED and FATAL_ERROR_CLOSE_USER_SESSION (Tally's wallet has no
 account lock or forced logout).
 
@@ -84,6 +86,9 @@ _ERRORS: dict[WalletError | Reason, str] = {
     WalletError.CANCELLED: "BET_ALREADY_SETTLED",
     WalletError.REFUSED: "FINAL_ERROR_ACTION_FAILED",
     WalletError.UNAVAILABLE: "TEMPORARY_ERROR",
+    # One Wallet has no "game disabled" status: a refusal for good, which Evolution does
+    # not retry (it cancels the debit), is the nearest.
+    WalletError.GAME_DISABLED: "FINAL_ERROR_ACTION_FAILED",
     Reason.BAD_SIGNATURE: "INVALID_TOKEN_ID",
     Reason.FORBIDDEN: "INVALID_TOKEN_ID",
     Reason.MALFORMED: "INVALID_PARAMETER",

@@ -29,8 +29,9 @@ What this adapter follows (Hub88's operator wallet API):
   seen: remembered, so that bet, arriving later, is void and answered RS_OK with the
   balance untouched; and a win whose bet was never applied); RS_ERROR_TRANSACTION_ROLLED_BACK
   (a win whose bet was rolled back); RS_ERROR_UNKNOWN (unknown player, a refusal for good,
-  or the wallet could not commit now: Hub88 retries). Not produced: RS_ERROR_INVALID_PARTNER,
-  RS_ERROR_INVALID_GAME, RS_ERROR_USER_DISABLED (Tally has no such rules yet).
+  or the wallet could not commit now: Hub88 retries). Not produced: RS_ERROR_INVALID_GAME (a
+  game or provider suspended by a risk playbook). Not produced: RS_ERROR_INVALID_PARTNER,
+  RS_ERROR_USER_DISABLED (Tally has no such rules yet).
 - Retries: Hub88 retries win and rollback until answered; a bet with no answer is rolled
   back. A repeated request is answered from the wallet's idempotency.
 - Sessions: ``/user/info``, ``/user/balance`` and ``/transaction/bet`` carry the player's
@@ -73,6 +74,7 @@ _ERRORS: dict[WalletError | Reason, str] = {
     WalletError.UNAVAILABLE: "RS_ERROR_UNKNOWN",
     WalletError.REFUSED: "RS_ERROR_UNKNOWN",
     WalletError.BAD_AMOUNT: "RS_ERROR_WRONG_TYPES",
+    WalletError.GAME_DISABLED: "RS_ERROR_INVALID_GAME",
     WalletError.UNKNOWN_REFERENCE: "RS_ERROR_TRANSACTION_DOES_NOT_EXIST",
     WalletError.ALREADY_ROLLED_BACK: "RS_ERROR_TRANSACTION_ROLLED_BACK",
     Reason.BAD_SIGNATURE: "RS_ERROR_INVALID_SIGNATURE",

@@ -33,8 +33,9 @@ player or currency); 3 bet not allowed (a stale bet); 4 player authentication fa
 (token invalid or expired); 5 invalid hash code (also an address not allowed); 7 bad
 parameters (malformed, excess precision, a reference reused with other content); 100
 internal server error (the wallet could not commit now: Pragmatic retries); 120 internal
-server error, not to be retried (the ledger refused for good). Not produced: 6 player
-frozen, 8 game not found, 50 bet limit reached (Tally has no such rules yet).
+server error, not to be retried (the ledger refused for good). 8 game not found or
+disabled (a game or provider suspended by a risk playbook). Not produced: 6 player
+frozen, 50 bet limit reached (Tally has no such rules yet).
 
 Retries: a repeated request with the same ``reference`` is answered from the wallet's
 idempotency with the first result. Pragmatic retries result, bonusWin, jackpotWin,
@@ -88,6 +89,7 @@ _ERRORS: dict[WalletError | Reason, tuple[int, str]] = {
     WalletError.UNAVAILABLE: (100, "Internal server error"),
     WalletError.BAD_AMOUNT: (7, "Bad parameters: amount finer than the currency allows"),
     WalletError.REFUSED: (120, "Internal server error"),
+    WalletError.GAME_DISABLED: (8, "Game is not found or disabled"),
     Reason.BAD_SIGNATURE: (5, "Invalid hash code"),
     Reason.FORBIDDEN: (5, "Invalid hash code"),
     Reason.STALE: (3, "Bet is not allowed"),

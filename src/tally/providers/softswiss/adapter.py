@@ -18,7 +18,9 @@ What this adapter follows (the aggregator's public "casino side" protocol):
 - Success: HTTP 200 ``{"balance": <int>, "game_id", "transactions": [{"action_id",
   "tx_id", "processed_at"}]}``. Errors: HTTP 412 ``{"code": 100, "message": "Player has
   not enough funds to process an action", "balance"}``; 412 code 101 "Player is
-  invalid"; 403 code 403 "Forbidden. (Request sign doesn't match)"; a malformed request
+  invalid"; 412 code 107 "Game is forbidden to the player" (a game or provider
+  suspended by a risk playbook); 403 code 403 "Forbidden. (Request sign doesn't
+  match)"; a malformed request
   HTTP 400 code 400 "Bad request"; anything else HTTP 500 code 500 "Unknown error"
   (the aggregator retries those).
 
@@ -59,6 +61,7 @@ _ERRORS: dict[WalletError | str, tuple[int, int, str]] = {
     WalletError.UNKNOWN_PLAYER: (412, 101, "Player is invalid"),
     WalletError.WRONG_CURRENCY: (412, 101, "Player is invalid"),
     WalletError.CONFLICT: (412, 500, "Unknown error: action id reused with other content"),
+    WalletError.GAME_DISABLED: (412, 107, "Game is forbidden to the player"),
     Reason.BAD_SIGNATURE: (403, 403, "Forbidden. (Request sign doesn't match)"),
     Reason.FORBIDDEN: (403, 403, "Forbidden"),
     Reason.MALFORMED: (400, 400, "Bad request"),
