@@ -44,6 +44,8 @@ class Permission(StrEnum):
     # Upload a report and run it, assign and close breaks, reopen them, re-drive a line
     # missing in Tally: each changes the books or what Tally holds, so finance only.
     RECONCILIATION_WRITE = "reconciliation.write"
+    # Close a settlement period from the console: freezes it and writes its statement.
+    SETTLEMENT_CLOSE = "settlement.close"
 
 
 P = Permission
@@ -84,6 +86,7 @@ GRANTS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
                 P.CONFIG_WRITE,
                 P.RECONCILIATION_READ,
                 P.RECONCILIATION_WRITE,
+                P.SETTLEMENT_CLOSE,
             }
         ),
         Role.OPERATIONS: frozenset(
