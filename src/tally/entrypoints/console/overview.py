@@ -141,7 +141,7 @@ def business(c: Ctx, p: Principal) -> tuple[list[Table], list[Chart]]:
             tables.append(
                 Table(
                     f"totals-{dim.value}",
-                    f"This period by {dim.value.replace('_', ' ')}",
+                    f"Open periods by {dim.value.replace('_', ' ')}",
                     (
                         dim.value.replace("_", " "),
                         "currency",
