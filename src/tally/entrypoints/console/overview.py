@@ -71,8 +71,9 @@ class Table:
 class Bar:
     label: str
     key: str
-    width: int  # 0..CHART_WIDTH, the share of the largest bar
+    width: int  # 0..CHART_WIDTH, the share of the largest bar of its currency
     text: str
+    negative: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +138,7 @@ def business(c: Ctx, p: Principal) -> tuple[list[Table], list[Chart]]:
                     for name, a in zip(TOTAL_FIELDS, amounts, strict=True)
                 ]
                 rows.append(cells)
-                ggr.append((f"{value} {cur}", cur, t.ggr))
+                ggr.append((f"{value or '(none)'} {cur}", cur, t.ggr))
             tables.append(
                 Table(
                     f"totals-{dim.value}",
@@ -205,17 +206,21 @@ def business(c: Ctx, p: Principal) -> tuple[list[Table], list[Chart]]:
 
 
 def _chart(key: str, title: str, values: list[tuple[str, str, int]]) -> Chart:
-    top = max((abs(v) for _, _, v in values), default=0)
+    """Bars scaled within each currency (a yen is not a euro); negative ones marked."""
+    top: dict[str, int] = {}
+    for _, cur, v in values:
+        top[cur] = max(top.get(cur, 0), abs(v))
     bars = [
         Bar(
             label,
             f"b.{key}.{label}",
-            (abs(v) * CHART_WIDTH) // top if top else 0,
+            (abs(v) * CHART_WIDTH) // top[cur] if top[cur] else 0,
             money(v, cur),
+            negative=v < 0,
         )
         for label, cur, v in values
     ]
-    return Chart(key, title, "minor units, settlement currency", bars)
+    return Chart(key, title, "each currency on its own scale", bars)
 
 
 def _rss_bytes() -> int:
