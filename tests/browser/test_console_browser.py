@@ -100,7 +100,7 @@ def test_overview_figures_equal_the_api_and_the_ledger(
     for dim in ("provider", "operator", "region", "game_type"):
         for row in console_world.api(token, "/v1/settlement/figures", by=dim):
             value, cur = row["key"][dim], row["currency"]
-            for name in ("turnover", "wins", "ggr", "ngr"):
+            for name in ("turnover", "wins", "ggr", "bonuses", "jackpot_contributions", "ngr"):
                 cell = page.locator(f'[data-live="t.{dim}.{value}.{cur}.{name}"]')
                 expect(cell).to_have_text(row[name])
     # The commission accrued for pa-sub equals the ledger's commission account... in time;

@@ -6,6 +6,7 @@ import typer
 
 from tally.entrypoints.cli import (
     audit,
+    dashboards,
     demo,
     events,
     export,
@@ -43,6 +44,7 @@ app.add_typer(events.quarantine_app, name="quarantine")
 app.add_typer(ingest.import_app, name="import")
 app.add_typer(ingest.feeds_app, name="feeds")
 app.add_typer(reconcile.reconcile_app, name="reconcile")
+app.add_typer(dashboards.dashboards_app, name="dashboards")
 
 
 def main() -> None:

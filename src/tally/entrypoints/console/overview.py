@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tally.app.bootstrap import process_state
+from tally.app.dashboards import FIGURES, console_charts
+from tally.app.metrics import ProcessState
 from tally.auth.model import OwnerRef, Principal
 from tally.auth.policy import Permission
 from tally.auth.scope import may_see_owner
@@ -24,9 +27,9 @@ from tally.entrypoints.api.deps import Ctx
 from tally.kernel.currency import is_known
 from tally.kernel.money import format_amount
 from tally.ledger.model import OwnerKind
-from tally.quarantine.inputs import Status
 from tally.settlement.figures import (
     Dimension,
+    TotalsRow,
     commissions_accrued,
     fees_accrued,
     live_totals,
@@ -42,7 +45,6 @@ BUSINESS_DIMENSIONS = (
     Dimension.OPERATOR,
     Dimension.GAME_TYPE,
 )
-TOTAL_FIELDS = ("turnover", "wins", "ggr", "bonuses", "ngr")
 CHART_WIDTH = 100  # bars are drawn in a 0..100 viewBox
 
 
@@ -118,27 +120,47 @@ def _label(text: str) -> Cell:
     return Cell("", text or "-", numeric=False)
 
 
+def _figure(row: TotalsRow, name: str) -> int:
+    """One figure of a live-totals row, named as the API's /v1/settlement/figures names it."""
+    t = row.totals
+    values = {
+        "turnover": t.turnover,
+        "wins": t.wins,
+        "ggr": t.ggr,
+        "bonuses": t.bonuses,
+        "jackpot_contributions": t.jackpot_contributions,
+        "ngr": row.ngr,
+    }
+    return values[name]
+
+
 def business(c: Ctx, p: Principal) -> tuple[list[Table], list[Chart]]:
     figures = c.app.settlement_store.load_figures()
     tables: list[Table] = []
     charts: list[Chart] = []
     if p.may(Permission.SETTLEMENT_FIGURES_READ):
+        by_dim = {d: live_totals(figures, [d]) for d in BUSINESS_DIMENSIONS}
+        for panel in console_charts():
+            assert panel.figure is not None
+            name, dim = panel.figure
+            found = by_dim.get(dim) or live_totals(figures, [dim])
+            values = [
+                (f"{k[dim.value] or '(none)'} {k['currency']}", k["currency"], _figure(r, name))
+                for r in found
+                for k in (dict(r.key),)
+            ]
+            charts.append(_chart(panel.id, panel.title, values))
         for dim in BUSINESS_DIMENSIONS:
             rows: list[list[Cell]] = []
-            ggr: list[tuple[str, str, int]] = []
-            for row in live_totals(figures, [dim]):
+            for row in by_dim[dim]:
                 key = dict(row.key)
                 value, cur = key[dim.value], key["currency"]
-                t = row.totals
-                amounts = (t.turnover, t.wins, t.ggr, t.bonuses + t.jackpot_contributions, row.ngr)
                 base = f"t.{dim.value}.{value}.{cur}"
                 cells = [_label(value), _label(cur)]
                 cells += [
-                    Cell(f"{base}.{name}", money(a, cur))
-                    for name, a in zip(TOTAL_FIELDS, amounts, strict=True)
+                    Cell(f"{base}.{name}", money(_figure(row, name), cur)) for name in FIGURES
                 ]
                 rows.append(cells)
-                ggr.append((f"{value or '(none)'} {cur}", cur, t.ggr))
             tables.append(
                 Table(
                     f"totals-{dim.value}",
@@ -149,13 +171,13 @@ def business(c: Ctx, p: Principal) -> tuple[list[Table], list[Chart]]:
                         "turnover",
                         "wins",
                         "GGR",
-                        "bonuses + jackpot",
+                        "bonuses",
+                        "jackpot",
                         "NGR",
                     ),
                     rows,
                 )
             )
-            charts.append(_chart(f"ggr-{dim.value}", f"GGR by {dim.value.replace('_', ' ')}", ggr))
         fee_rows = [
             [
                 _label(k["contract"]),
@@ -238,34 +260,24 @@ def _mib(n: int) -> str:
     return f"{n / (1024 * 1024):.1f} MiB"  # a size for people, not money
 
 
-def _healthy(check: Callable[[], object]) -> bool:
-    try:
-        check()
-    except Exception:  # noqa: BLE001 - any failure means "not reachable"
-        return False
-    return True
-
-
 def application(
-    c: Ctx, p: Principal, gateway: GatewayMetrics | None
+    c: Ctx, p: Principal, state: ProcessState | None, gateway: GatewayMetrics | None
 ) -> tuple[list[Stat], Table | None]:
     stats: list[Stat] = []
-    if p.may(Permission.QUARANTINE_READ):
-        counts = c.bo.ingest.inputs.counts()
-        open_inputs = sum(n for (status, _), n in counts.items() if status == Status.OPEN.value)
+    if state is not None and p.may(Permission.QUARANTINE_READ):
         problems = len(c.app.settlement_store.problems())
+        held = state.quarantine_open
         stats.append(
-            Stat("input quarantine (open)", Cell("a.quarantine", str(open_inputs)),
-                 "warn" if open_inputs else "ok")
-        )  # fmt: skip
+            Stat(
+                "input quarantine (open)", Cell("a.quarantine", str(held)), "warn" if held else "ok"
+            )
+        )
         stats.append(
             Stat("events settlement refused", Cell("a.problems", str(problems)),
                  "warn" if problems else "ok")
         )  # fmt: skip
-    if p.may(Permission.METRICS_READ):
-        head = c.bo.ingest.log.head()
-        position = c.app.settlement_store.position("settlement")
-        lag = max(0, head - position)
+    if state is not None and p.may(Permission.METRICS_READ):
+        lag = state.settlement_lag
         stats.append(
             Stat("settlement lag (events)", Cell("a.lag", str(lag)), "warn" if lag else "ok")
         )
@@ -279,17 +291,13 @@ def application(
     return stats, providers
 
 
-def infrastructure(c: Ctx, p: Principal) -> list[Stat]:
-    if not p.may(Permission.METRICS_READ):
+def infrastructure(c: Ctx, p: Principal, state: ProcessState | None) -> list[Stat]:
+    if state is None or not p.may(Permission.METRICS_READ):
         return []
-    ledger_ok = _healthy(lambda: c.app.ledger.account("__readiness_probe__"))
-    office_ok = _healthy(c.bo.store.ping)
     stats = [
-        Stat("ledger store", Cell("i.ledger", "up" if ledger_ok else "DOWN"),
-             "ok" if ledger_ok else "bad"),
-        Stat("back-office store", Cell("i.backoffice", "up" if office_ok else "DOWN"),
-             "ok" if office_ok else "bad"),
-    ]  # fmt: skip
+        Stat(f"{name} store", Cell(f"i.{name}", "up" if up else "DOWN"), "ok" if up else "bad")
+        for name, up in state.stores_up.items()
+    ]
     settings = c.app.settings
     if settings.mode == "embedded":
         size = sum(
@@ -300,7 +308,7 @@ def infrastructure(c: Ctx, p: Principal) -> list[Stat]:
         stats.append(Stat("SQLite file (with WAL)", Cell("i.size", _mib(size))))
     else:
         stats.append(Stat("store", Cell("i.size", "PostgreSQL (size: its own monitoring)")))
-    depth = c.app.ledger.queue_depth()
+    depth = state.writer_queue
     stats.append(
         Stat("ledger writer queue", Cell("i.queue", str(depth)), "warn" if depth > 100 else "ok")
     )
@@ -310,8 +318,11 @@ def infrastructure(c: Ctx, p: Principal) -> list[Stat]:
 
 def build(c: Ctx, p: Principal, gateway: GatewayMetrics | None = None) -> Overview:
     tables, charts = business(c, p)
-    stats, providers = application(c, p, gateway)
-    return Overview(tables, charts, stats, providers, infrastructure(c, p))
+    wants_state = p.may(Permission.METRICS_READ) or p.may(Permission.QUARANTINE_READ)
+    # One reading of the process's state, the same the metrics publish at a scrape.
+    state = process_state(c.app, c.bo.store, c.bo.ingest) if wants_state else None
+    stats, providers = application(c, p, state, gateway)
+    return Overview(tables, charts, stats, providers, infrastructure(c, p, state))
 
 
 class LiveCache:
