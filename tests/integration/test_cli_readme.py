@@ -37,6 +37,7 @@ NOT_RUN = {
     "reconcile run": "reads the user's own provider report (test_cli_reconcile runs one)",
     "reconcile breaks": "the demo reconciles no report, so there are no breaks to list",
     "reconcile resolve": "changes data: 7 stands for an id picked from `reconcile breaks`",
+    "dashboards export": "writes files into the repository (tests/unit/test_dashboards.py)",
 }
 
 
