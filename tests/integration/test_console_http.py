@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
+from tally.auth.policy import Role
 from tally.security import totp
 from tests.integration.apiworld import PASSWORD, World
 
@@ -175,3 +176,23 @@ def test_logout_ends_the_session_everywhere(world: World) -> None:
         world.client.get("/v1/auth/me", headers={"Authorization": f"Bearer {cookie}"}).status_code
         == 401
     )
+
+
+def test_a_role_that_needs_mfa_enrols_before_anything_else(world: World) -> None:
+    world.bo.auth.create_user("system", "newfin", PASSWORD, frozenset({Role.FINANCE}))
+    client = console_login(world, "newfin")
+    # Half logged in: every page sends to the enrolment, which makes no secret on a GET.
+    sent = client.get("/console/ledger", follow_redirects=False)
+    assert (sent.status_code, sent.headers["location"]) == (303, "/console/enrol")
+    start = client.get("/console/enrol")
+    assert start.status_code == 200 and "data-secret" not in start.text
+    begun = client.post("/console/enrol/begin", data={"csrf": _csrf(start.text)})
+    secret = re.search(r"<code data-secret>([A-Z2-7]+)</code>", begun.text)
+    assert secret, begun.text
+    form = {"csrf": _csrf(begun.text), "secret": secret.group(1)}  # as the page sends it
+    wrong = client.post("/console/enrol", data={**form, "code": "000000"})
+    assert wrong.status_code == 422 and 'id="err-code"' in wrong.text
+    code = totp.code_at(secret.group(1), world.clock.now())
+    done = client.post("/console/enrol", data={**form, "code": code}, follow_redirects=False)
+    assert (done.status_code, done.headers["location"]) == (303, "/console/")
+    assert client.get("/console/ledger").status_code == 200

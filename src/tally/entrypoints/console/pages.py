@@ -28,6 +28,7 @@ from tally.entrypoints.console.security import (
     LOGIN_COOKIE,
     PREFIX,
     SESSION_COOKIE,
+    CsrfRefused,
     check_csrf,
     cookie_secure,
     new_login_token,
@@ -115,8 +116,6 @@ def login_form(request: Request) -> HTMLResponse:
 async def login(request: Request, c: CtxDep) -> Response:
     form = await read_form(request)
     if not same(form.get("csrf", ""), request.cookies.get(LOGIN_COOKIE, "")):
-        from tally.entrypoints.console.security import CsrfRefused
-
         raise CsrfRefused
     username = form.get("username", "")[:200]
     code = form.get("totp_code", "").strip() or None
@@ -147,11 +146,20 @@ async def logout(request: Request, c: CtxDep) -> Response:
 
 
 @router.get("/enrol")
-def enrol_form(
-    request: Request, c: CtxDep, who: Annotated[Viewer, Depends(enrolling_viewer)]
+def enrol_start(
+    request: Request, who: Annotated[Viewer, Depends(enrolling_viewer)]
 ) -> HTMLResponse:
+    """A page to start enrolment from: a secret is made only by a POST (it changes state)."""
+    return render(request, "enrol.html", who, secret="", uri="", errors={})
+
+
+@router.post("/enrol/begin")
+async def enrol_begin(request: Request, c: CtxDep) -> HTMLResponse:
+    who, _ = await _posted(request, c, enrolling=True)
     try:
-        found = c.bo.auth.begin_enrolment(who.principal, source=source(request))
+        found = await run_in_threadpool(
+            lambda: c.bo.auth.begin_enrolment(who.principal, source=source(request))
+        )
     except AuthError as exc:
         raise PageError(409, exc.code, exc.message) from None
     return render(request, "enrol.html", who, secret=found.secret, uri=found.uri, errors={})
