@@ -135,3 +135,17 @@ def test_the_reconciliation_benchmark_reconciles_every_line_and_writes_its_figur
     assert naive["matched"] + naive["differ"] == 300
     assert sqlite["ratio_to_naive"] > 0
     assert (tmp_path / "reconcile-latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_console_benchmark_times_every_page(tmp_path: Path) -> None:
+    args = ["console", "--transfers", "2000", "--requests", "3", "--settlement-events", "200"]
+    result = bench([*args, "--out", str(tmp_path)], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    found = json.loads((tmp_path / "console-latest.json").read_text())
+    assert found["transfers"] == 2000
+    assert {"overview", "ledger account", "ledger page 2", "settlement", "audit"} <= set(
+        found["pages"]
+    )
+    for page in found["pages"].values():
+        assert 0 < page["p50_ms"] <= page["p95_ms"] <= page["max_ms"]
+    assert found["worst_p95_ms"] == max(p["p95_ms"] for p in found["pages"].values())

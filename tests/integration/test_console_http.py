@@ -196,3 +196,75 @@ def test_a_role_that_needs_mfa_enrols_before_anything_else(world: World) -> None
     done = client.post("/console/enrol", data={**form, "code": code}, follow_redirects=False)
     assert (done.status_code, done.headers["location"]) == (303, "/console/")
     assert client.get("/console/ledger").status_code == 200
+
+
+def test_quarantine_dismiss_needs_a_note_and_redrive_fixes_a_refused_transfer(
+    world: World,
+) -> None:
+    from tally.quarantine.inputs import Reason, Refused
+
+    entry = world.bo.ingest.inputs.put(
+        Refused("feed", "op1", Reason.MALFORMED, "currency: is required", "{}",
+                world.clock.now())
+    )  # fmt: skip
+    auditor = console_login(world, "auditor")
+    page = auditor.get(f"/console/quarantine/inputs/{entry}")
+    assert page.status_code == 200 and "currency: is required" in page.text
+    assert "Dismiss" not in page.text  # no acting without quarantine.redrive
+    refused = auditor.post(
+        f"/console/quarantine/inputs/{entry}/dismiss", data={"csrf": _csrf(page.text), "note": "x"}
+    )
+    assert refused.status_code == 403
+    ops = console_login(world, "operations")
+    token = _csrf(ops.get(f"/console/quarantine/inputs/{entry}").text)
+    no_note = ops.post(f"/console/quarantine/inputs/{entry}/dismiss", data={"csrf": token})
+    api = world.client.post(
+        f"/v1/quarantine/inputs/{entry}/dismiss",
+        headers=world.headers("operations"),
+        json={"note": " "},
+    )
+    # The API's status and own words for the same refusal, next to the field.
+    assert no_note.status_code == api.status_code == 409
+    assert api.json()["error"]["message"] in no_note.text
+    assert 'id="err-note"' in no_note.text
+    dismissed = ops.post(
+        f"/console/quarantine/inputs/{entry}/dismiss",
+        data={"csrf": token, "note": "a test feed"},
+    )
+    assert dismissed.status_code == 200 and "data-status>dismissed<" in dismissed.text
+    records = world.client.get(
+        "/v1/audit-records", params={"action": "input_quarantine.dismissed"},
+        headers=world.headers("admin"),
+    ).json()["items"]  # fmt: skip
+    assert [r["target"] for r in records] == [f"input_quarantine:{entry}"]
+    # A refused ledger transfer, re-driven with its credit account fixed.
+    assert world.app.ledger.get_transfer("t-bad") is None
+    fixed = ops.post(
+        "/console/quarantine/ledger/t-bad/redrive",
+        data={"csrf": token, "credit_account_id": "partner:pa:commission:EUR"},
+    )
+    assert fixed.status_code == 200, fixed.text
+    assert "t-bad: ok" in fixed.text
+    moved = world.app.ledger.get_transfer("t-bad")
+    assert moved is not None and moved.credit_account_id == "partner:pa:commission:EUR"
+
+
+def test_an_api_key_is_shown_once_and_revoked(world: World) -> None:
+    admin = console_login(world, "admin")
+    token = _csrf(admin.get("/console/admin").text)
+    made = admin.post(
+        "/console/admin/keys", data={"csrf": token, "name": "grafana", "key_roles.operations": "on"}
+    )
+    assert made.status_code == 200
+    secret = re.search(r"<code class=\"wrap\" data-token>(tk_[^<]+)</code>", made.text)
+    assert secret
+    headers = {"Authorization": f"Bearer {secret.group(1)}"}
+    assert world.client.get("/metrics", headers=headers).status_code == 200
+    assert secret.group(1) not in admin.get("/console/admin").text  # shown once
+    key_id = next(
+        k["id"] for k in world.client.get("/v1/api-keys", headers=world.headers("admin")).json()[
+            "items"] if k["name"] == "grafana"
+    )  # fmt: skip
+    revoked = admin.post(f"/console/admin/keys/{key_id}/revoke", data={"csrf": token})
+    assert revoked.status_code == 200
+    assert world.client.get("/metrics", headers=headers).status_code == 401

@@ -544,7 +544,7 @@ async def quarantine_act(request: Request, c: CtxDep, entry_id: int, action: str
         errors[{"note_required": "note"}.get(exc.code, "_form")] = f"{exc.message} ({exc.code})"
     entry = c.bo.ingest.inputs.get(entry_id)
     return render(
-        request, "entry.html", who, 422 if errors else 200, entry=entry,
+        request, "entry.html", who, 409 if errors else 200, entry=entry,
         may_redrive=True, errors=errors, done=done,
     )  # fmt: skip
 
