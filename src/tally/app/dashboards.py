@@ -90,7 +90,8 @@ PANELS: tuple[Panel, ...] = (
         "api-p95", "Back-office API and console latency p95", Layer.APPLICATION, "s",
         "platform",
         "histogram_quantile(0.95, sum by (le, route) "
-        '(rate(tally_http_request_seconds_bucket{route!~"/providers/.*"}[5m])))',
+        # Not the console's live feed: a stream that lasts its whole life, not a request.
+        '(rate(tally_http_request_seconds_bucket{route!~"/providers/.*|/console/live"}[5m])))',
     ),
     Panel(
         "quarantine-open", "Input quarantine: open entries", Layer.APPLICATION, "short",

@@ -58,6 +58,9 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 PAGE_SIZE = 50
 LIVE_TICK_S = 0.5  # how often the live feed looks for changed figures
 LIVE_REAUTH_S = 10.0  # how often a live feed checks that its session still stands
+# A feed ends after this long and the browser reconnects (EventSource does, after the
+# retry interval): a server stopping waits for no stream longer than this.
+LIVE_MAX_S = 25.0
 
 
 class ConsoleState:
@@ -214,8 +217,9 @@ async def live(request: Request, c: CtxDep, who: ViewerDep) -> StreamingResponse
     async def events() -> AsyncIterator[bytes]:
         sent: dict[str, str] = {}
         checked = loop.time()
-        yield b"retry: 2000\n\n"
-        while not await request.is_disconnected():
+        yield b"retry: 500\n\n"
+        ends = loop.time() + LIVE_MAX_S
+        while loop.time() < ends and not await request.is_disconnected():
             if loop.time() - checked > LIVE_REAUTH_S:
                 checked = loop.time()
                 if await run_in_threadpool(c.bo.auth.authenticate, who.token) is None:
