@@ -268,3 +268,28 @@ def test_an_api_key_is_shown_once_and_revoked(world: World) -> None:
     revoked = admin.post(f"/console/admin/keys/{key_id}/revoke", data={"csrf": token})
     assert revoked.status_code == 200
     assert world.client.get("/metrics", headers=headers).status_code == 401
+
+
+def test_the_audit_page_verifies_the_chain_on_demand_and_tells_a_broken_one(
+    world: World,
+) -> None:
+    auditor = console_login(world, "auditor")
+    assert "data-verify" not in auditor.get("/console/audit").text  # not walked by default
+    api = world.client.get("/v1/audit-records/verification", headers=world.headers("auditor"))
+    checked = api.json()["checked"]
+    intact = auditor.get("/console/audit", params={"verify": "1"}).text
+    # The console's own login added records since the API's walk: at least as many.
+    found = re.search(r'data-verify="intact">Chain intact: (\d+) records', intact)
+    assert found and int(found.group(1)) >= checked
+    # Edit one record behind the chain's back: the page says so.
+    if world.app.settings.mode != "embedded":
+        return
+    import sqlite3
+
+    db = sqlite3.connect(world.app.settings.sqlite_path)
+    db.execute("DROP TRIGGER audit_records_no_update")  # the trail refuses edits
+    db.execute("UPDATE audit_records SET actor = 'user:mallory' WHERE seq = 2")
+    db.commit()
+    db.close()
+    broken = auditor.get("/console/audit", params={"verify": "1"}).text
+    assert 'data-verify="broken"' in broken

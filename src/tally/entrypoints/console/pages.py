@@ -604,13 +604,16 @@ def audit(
     c: CtxDep,
     who: ViewerDep,
     cursor: Annotated[str, Query(max_length=18)] = "",
+    verify: bool = False,
 ) -> HTMLResponse:
+    """A page of the trail; with ``verify`` the whole chain is walked and checked (as
+    /v1/audit-records/verification does), which takes as long as the trail is long."""
     who.require(P.AUDIT_READ)
     try:
         page = c.bo.audit.page(cursor=cursor or None, limit=PAGE_SIZE)
     except (InvalidCursor, ValueError) as exc:
         raise PageError(422, "invalid_cursor", str(exc)) from None
-    checked, problems = c.bo.audit.verify()
+    checked, problems = c.bo.audit.verify() if verify else (None, [])
     return render(
         request, "audit.html", who,
         records=[s.AuditRecordOut.of(r) for r in page.items], next_cursor=page.next_cursor,
