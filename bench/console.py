@@ -7,6 +7,7 @@ the server's (routing, auth, the stores' reads, rendering), without a network be
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ class Config:
     transfers: int = 1_000_000
     requests: int = 40  # per page, after warm-up
     settlement_events: int = 20_000
+    consoles: int = 50  # live feeds open at once
+    seconds: float = 10.0  # how long they stay open
 
 
 def _load(tally: Any, transfers: int) -> tuple[str, str]:
@@ -102,6 +105,89 @@ def _settle(tally: Any, events: int, clock: Any) -> None:
     ]
     source.append(batch)
     worker.drain()
+
+
+# Opens N live feeds (each an EventSource would) with one cookie, reads them for S seconds
+# and prints how many messages each got: run in a child process, so that the clients'
+# work is not the server's.
+LISTENER = """
+import json, sys, threading, time, httpx
+url, cookie, n, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+counts = [0] * n
+def listen(i):
+    end = time.monotonic() + seconds
+    with httpx.Client(cookies={"tally_console": cookie}, timeout=seconds + 10) as c:
+        while time.monotonic() < end:
+            with c.stream("GET", url) as r:
+                for line in r.iter_lines():
+                    if line.startswith("data: "):
+                        counts[i] += 1
+                    if time.monotonic() >= end:
+                        break
+threads = [threading.Thread(target=listen, args=(i,)) for i in range(n)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(json.dumps(counts))
+"""
+
+
+def _latencies(url: str, requests: int) -> list[float]:
+    import httpx
+
+    times = []
+    with httpx.Client() as client:
+        for _ in range(requests):
+            t0 = time.perf_counter()
+            assert client.get(url).status_code == 200
+            times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def live_load(api: Any, cookie: str, consoles: int, seconds: float) -> dict[str, Any]:
+    """The API's latency (GET /health and a ledger read, over HTTP) with no console open,
+    then with ``consoles`` live feeds open on the same process."""
+    import socket
+    import subprocess
+    import sys
+    import threading
+
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    base = f"http://127.0.0.1:{port}"
+    probe = f"{base}/health"
+    try:
+        alone = _latencies(probe, 300)
+        child = subprocess.Popen(
+            [sys.executable, "-c", LISTENER, f"{base}/console/live", cookie, str(consoles),
+             str(seconds)],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(1.0)  # the feeds open
+        beside = []
+        ends = time.monotonic() + seconds - 2.0
+        while time.monotonic() < ends:
+            beside += _latencies(probe, 50)
+        out, _ = child.communicate(timeout=seconds + 30)
+        counts = json.loads(out)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    return {
+        "consoles": consoles,
+        "seconds": seconds,
+        "messages_min_per_console": min(counts),
+        "consoles_fed": sum(1 for c in counts if c > 0),
+        "alone_ms": {"p50": percentile(alone, 0.5), "p99": percentile(alone, 0.99)},
+        "beside_ms": {"p50": percentile(beside, 0.5), "p99": percentile(beside, 0.99)},
+    }
 
 
 def run(config: Config) -> dict[str, Any]:
@@ -188,6 +274,8 @@ def run(config: Config) -> dict[str, Any]:
             t0 = time.perf_counter()
             ov.build(ctx, principal).live()
             snaps.append((time.perf_counter() - t0) * 1000)
+        # Figures that change while the consoles watch: each console's feed sends them.
+        live = live_load(api, client.cookies["tally_console"], config.consoles, config.seconds)
         client.close()
         worst = max(f["p95_ms"] for f in figures.values())
         results = {
@@ -200,6 +288,7 @@ def run(config: Config) -> dict[str, Any]:
                 "p50": percentile(snaps, 0.5),
                 "p95": percentile(snaps, 0.95),
             },
+            "live_consoles": live,
             "worst_p95_ms": worst,
             "rss_mb": rss_mb(),
             "targets": {"p95_ms": TARGET_P95_MS, "met_p95_ms": worst < TARGET_P95_MS},

@@ -139,6 +139,7 @@ def test_the_reconciliation_benchmark_reconciles_every_line_and_writes_its_figur
 
 def test_the_console_benchmark_times_every_page(tmp_path: Path) -> None:
     args = ["console", "--transfers", "2000", "--requests", "3", "--settlement-events", "200"]
+    args += ["--consoles", "5", "--seconds", "3"]
     result = bench([*args, "--out", str(tmp_path)], env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
     found = json.loads((tmp_path / "console-latest.json").read_text())
@@ -149,3 +150,6 @@ def test_the_console_benchmark_times_every_page(tmp_path: Path) -> None:
     for page in found["pages"].values():
         assert 0 < page["p50_ms"] <= page["p95_ms"] <= page["max_ms"]
     assert found["worst_p95_ms"] == max(p["p95_ms"] for p in found["pages"].values())
+    live = found["live_consoles"]
+    assert live["consoles_fed"] == live["consoles"] == 5  # every feed sent its figures
+    assert live["beside_ms"]["p99"] > 0 and live["alone_ms"]["p99"] > 0
