@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from tally.adapters.memory.backoffice import scratch_auditing
 from tally.adapters.memory.settlement import MemoryEventSource
@@ -60,23 +61,35 @@ def require_chromium() -> None:
     )
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _chromium() -> None:
-    """Checked before Playwright launches anything."""
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Chromium for one test module, and Playwright stopped after it.
+
+    pytest-playwright's own ``browser`` rests on a session-wide Playwright whose event loop
+    stays current in the main thread until the session ends: every later test that calls
+    ``asyncio.run`` (the gateway's, the feeds') would fail. So the plugin's fixtures are
+    replaced here (same names) by ones that end with the module."""
     require_chromium()
+    with sync_playwright() as pw:
+        launched = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            launched.close()
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": ["--no-sandbox"]}
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    made = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        yield made
+    finally:
+        made.close()
 
 
-@pytest.fixture(scope="session")
-def base_url() -> str | None:
-    """pytest-playwright's own base_url fixture trips a pytest deprecation (an instance
-    method as a session fixture), which this suite's warnings-as-errors refuses; the tests
-    give full addresses, so none is needed."""
-    return None
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.new_page()
 
 
 def contract(contract_id: str = "acme-std", provider: str = "acme") -> ContractTerms:

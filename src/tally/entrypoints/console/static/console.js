@@ -14,8 +14,20 @@
     var status = document.querySelector("[data-live-status]");
     if (!status || !window.EventSource) return;
     var source = new EventSource("/console/live");
-    source.onopen = function () { status.classList.add("on"); status.textContent = "live"; };
-    source.onerror = function () { status.classList.remove("on"); status.textContent = "reconnecting"; };
+    var lost = null;
+    source.onopen = function () {
+      if (lost) { window.clearTimeout(lost); lost = null; }
+      status.classList.add("on");
+      status.textContent = "live";
+    };
+    // A feed ends every 25 s and the browser reconnects at once: say so only if it lasts.
+    source.onerror = function () {
+      if (lost) return;
+      lost = window.setTimeout(function () {
+        status.classList.remove("on");
+        status.textContent = "reconnecting";
+      }, 2000);
+    };
     source.addEventListener("ended", function () {
       source.close();
       status.classList.remove("on");
