@@ -225,7 +225,9 @@ async def live(request: Request, c: CtxDep, who: ViewerDep) -> StreamingResponse
                 if await run_in_threadpool(c.bo.auth.authenticate, who.token) is None:
                     yield b"event: ended\ndata: {}\n\n"
                     return
-            values = state.cache.peek(key) or await run_in_threadpool(snapshot)
+            values = state.cache.peek(key)
+            if values is None:  # stale: built (once for every feed of this view) off the loop
+                values = await run_in_threadpool(snapshot)
             changed = {k: v for k, v in values.items() if sent.get(k) != v}
             if changed:
                 sent.update(changed)
