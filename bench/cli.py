@@ -11,6 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeElapsedColumn
 
 from bench import alerts as alerts_bench
+from bench import console as console_bench
 from bench import gateway as gateway_bench
 from bench import ingest as ingest_bench
 from bench import ledger as ledger_bench
@@ -507,6 +508,45 @@ def rails(
     return results
 
 
+@app.command("console")
+def console_pages(
+    transfers: Annotated[int, typer.Option(help="transfers in the store")] = 1_000_000,
+    requests: Annotated[int, typer.Option(help="timed requests per page")] = 40,
+    settlement_events: Annotated[int, typer.Option(help="settled events (figures)")] = 20_000,
+    consoles: Annotated[int, typer.Option(help="live feeds open at once")] = 50,
+    seconds: Annotated[float, typer.Option(help="how long they stay open")] = 10.0,
+    out: Annotated[Path, typer.Option(help="where the JSON goes")] = Path("bench/results"),
+) -> dict[str, Any]:
+    """The console's pages, server-side, over an embedded store of N transfers: p50/p95;
+    then the API's latency with N live consoles open on the same process."""
+    with console.status(f"loading {transfers:,} transfers and timing the console's pages"):
+        results = console_bench.run(
+            console_bench.Config(transfers, requests, settlement_events, consoles, seconds)
+        )
+    results["measured_at"] = datetime.now(UTC).isoformat()
+    results["machine"] = machine()
+    path = save(results, out, "console")
+    table = Table("page", "p50 ms", "p95 ms", "max ms", title=f"{transfers:,} transfers")
+    for name, f in results["pages"].items():
+        table.add_row(name, f"{f['p50_ms']:.1f}", f"{f['p95_ms']:.1f}", f"{f['max_ms']:.1f}")
+    console.print(table)
+    snap = results["live_snapshot_ms"]
+    console.print(
+        f"live snapshot p50/p95 {snap['p50']:.1f}/{snap['p95']:.1f} ms; worst page p95 "
+        f"{results['worst_p95_ms']:.1f} ms (< {console_bench.TARGET_P95_MS:.0f}: "
+        f"{_met(results['targets']['met_p95_ms'])}); loaded in {results['load_s']:.0f} s"
+    )
+    live = results["live_consoles"]
+    console.print(
+        f"{live['consoles_fed']} of {live['consoles']} live consoles fed for "
+        f"{live['seconds']:.0f} s; GET /health p50/p99 alone "
+        f"{live['alone_ms']['p50']:.1f}/{live['alone_ms']['p99']:.1f} ms, beside them "
+        f"{live['beside_ms']['p50']:.1f}/{live['beside_ms']['p99']:.1f} ms"
+    )
+    console.print(f"saved {path}")
+    return results
+
+
 @app.command("payouts")
 def payouts(
     payouts: Annotated[int, typer.Option(help="payouts in the run")] = 100_000,
@@ -641,6 +681,14 @@ def all_(
         pg_dsn=alerts_bench.DEFAULT_PG_DSN,
         out=out,
     )
+    pages = console_pages(
+        transfers=1_000_000 // scale,
+        requests=40,
+        settlement_events=20_000 // scale,
+        consoles=50,
+        seconds=10.0 / (5 if quick else 1),
+        out=out,
+    )
     table = Table("issue", "what", "target", "measured", "", title="Targets")
     for r in pay["runs"]:
         table.add_row(
@@ -730,5 +778,10 @@ def all_(
         f"{rails_bench.TARGET_PAYOUTS_PER_S:,}",
         f"{rail['psp']['payouts_per_s']:,.0f}",
         _met(rail["targets"]["met_payouts_per_s"]),
+        "26 console",
+        f"page p95 ms, {pages['transfers']:,} transfers",
+        f"< {console_bench.TARGET_P95_MS:.0f}",
+        f"{pages['worst_p95_ms']:.1f}",
+        _met(pages["targets"]["met_p95_ms"]),
     )
     console.print(table)

@@ -160,3 +160,21 @@ def test_the_rails_benchmark_writes_its_figures(tmp_path: Path) -> None:
     assert figures["psp"]["payouts_per_s"] > figures["psp"]["naive"]["payouts_per_s"] > 0
     assert figures["webhooks"]["webhooks_per_s"] > 0
     assert figures["bank_file"]["payments"] == 50
+
+
+def test_the_console_benchmark_times_every_page(tmp_path: Path) -> None:
+    args = ["console", "--transfers", "2000", "--requests", "3", "--settlement-events", "200"]
+    args += ["--consoles", "5", "--seconds", "3"]
+    result = bench([*args, "--out", str(tmp_path)], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    found = json.loads((tmp_path / "console-latest.json").read_text())
+    assert found["transfers"] == 2000
+    assert {"overview", "ledger account", "ledger page 2", "settlement", "audit"} <= set(
+        found["pages"]
+    )
+    for page in found["pages"].values():
+        assert 0 < page["p50_ms"] <= page["p95_ms"] <= page["max_ms"]
+    assert found["worst_p95_ms"] == max(p["p95_ms"] for p in found["pages"].values())
+    live = found["live_consoles"]
+    assert live["consoles_fed"] == live["consoles"] == 5  # every feed sent its figures
+    assert live["beside_ms"]["p99"] > 0 and live["alone_ms"]["p99"] > 0

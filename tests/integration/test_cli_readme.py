@@ -46,6 +46,7 @@ NOT_RUN = {
     "alerts actions": "the demo's alerts fire no playbook (test_cli_alerts lists some)",
     "alerts undo": "changes data: 7 stands for an id picked from `alerts actions`",
     "alerts watch": "runs until stopped and delivers to the user's own sinks",
+    "dashboards export": "writes files into the repository (tests/unit/test_dashboards.py)",
 }
 
 

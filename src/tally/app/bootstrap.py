@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from tally.app.keys import Keys, load_keys
-from tally.app.metrics import Metrics
+from tally.app.metrics import Metrics, ProcessState
 from tally.app.scope import PartnerTreeScope
 from tally.app.settings import Settings
 from tally.audit.chain import Sealer
@@ -274,6 +274,33 @@ def _audited_state(store: BackofficeStore, source: TransferSource) -> str:
     return " and ".join(held)
 
 
+def _answers(check: Callable[[], object]) -> bool:
+    try:
+        check()
+    except Exception:  # noqa: BLE001 - any failure means "does not answer"
+        return False
+    return True
+
+
+def process_state(app: App, store: BackofficeStore, ingest: Ingest) -> ProcessState:
+    """What the process holds now: the metrics publish it at each scrape and the console
+    shows it (one reading, two faces)."""
+    counts = ingest.inputs.counts()
+    open_inputs = sum(n for (status, _), n in counts.items() if status == "open")
+    lag = max(0, ingest.log.head() - app.settlement_store.position(SETTLEMENT_CONSUMER))
+    return ProcessState(
+        quarantine_open=open_inputs,
+        settlement_lag=lag,
+        writer_queue=app.ledger.queue_depth(),
+        stores_up={
+            "ledger": _answers(lambda: app.ledger.account("__readiness_probe__")),
+            "backoffice": _answers(store.ping),
+        },
+    )
+
+
+# The settlement worker's consumer name (its position in the event log).
+SETTLEMENT_CONSUMER = "settlement"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FAR_FUTURE = datetime(9000, 1, 1, tzinfo=UTC)
 
@@ -317,6 +344,7 @@ def build_backoffice(
     metrics.publish_audit_head(store.audit_head)
     ingest = ingest or build_ingest(settings, app.clock, store)
     bo_ingest = ingest
+    metrics.publish_state(lambda: process_state(app, store, bo_ingest))
 
     def reconciliation() -> ReconciliationService:
         return build_reconciliation(

@@ -62,6 +62,8 @@ class Permission(StrEnum):
     ALERT_RULES_WRITE = "alerts.rules.write"
     # Approve, reject or undo a playbook's action (a suspended game, a held settlement).
     PLAYBOOKS_ACT = "playbooks.act"
+    # Close a settlement period from the console: freezes it and writes its statement.
+    SETTLEMENT_CLOSE = "settlement.close"
 
 
 P = Permission
@@ -107,6 +109,7 @@ GRANTS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
                 P.PAYOUTS_READ,
                 P.PAYOUTS_WRITE,
                 P.PAYOUTS_APPROVE,
+                P.SETTLEMENT_CLOSE,
             }
         ),
         Role.OPERATIONS: frozenset(

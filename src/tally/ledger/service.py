@@ -167,6 +167,10 @@ class LedgerService:
     ) -> list[tuple[Account, Balance]]:
         return self.store.balances_by_owners(owner_kind, owner_ids)
 
+    def queue_depth(self) -> int:
+        """Submissions waiting for the writer (the console's infrastructure layer shows it)."""
+        return self._queue.qsize()
+
     def rejections(self, *, cursor: str | None = None, limit: int = 100) -> Page[Rejection]:
         return self.store.rejections(cursor=cursor, limit=limit)
 

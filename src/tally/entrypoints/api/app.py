@@ -28,6 +28,7 @@ from tally.entrypoints.api.routers import (
     reconciliation,
     settlement,
 )
+from tally.entrypoints.console import install_console
 
 
 class MetricsMiddleware:
@@ -77,6 +78,8 @@ def create_api(app: App, backoffice: Backoffice) -> FastAPI:
         ops, auth, ledger, settlement, config, admin, ingest, reconciliation, payouts, alerts,
     ):  # fmt: skip
         api.include_router(module.router)
+    # The console's pages under /console (not in the OpenAPI description).
+    install_console(api)
     # Inside the metrics, so that refusals at the edge are counted too.
     api.add_middleware(EdgeMiddleware, api=api)
     api.add_middleware(MetricsMiddleware, api=api)

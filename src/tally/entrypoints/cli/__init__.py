@@ -7,6 +7,7 @@ import typer
 from tally.entrypoints.cli import (
     alerts,
     audit,
+    dashboards,
     demo,
     events,
     export,
@@ -47,6 +48,7 @@ app.add_typer(ingest.feeds_app, name="feeds")
 app.add_typer(reconcile.reconcile_app, name="reconcile")
 app.add_typer(payouts.payouts_app, name="payouts")
 app.add_typer(alerts.alerts_app, name="alerts")
+app.add_typer(dashboards.dashboards_app, name="dashboards")
 
 
 def main() -> None:

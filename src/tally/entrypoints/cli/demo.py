@@ -26,7 +26,9 @@ def demo(
     rate: Annotated[float, typer.Option(help="signed provider callbacks per second")] = 600.0,
     seed: Annotated[int, typer.Option(help="the world and its activity follow from it")] = 7,
     data_dir: Annotated[Path, typer.Option(help="where the SQLite file goes")] = Path("data"),
-    serve: Annotated[bool, typer.Option(help="leave the API running at the end")] = True,
+    serve: Annotated[
+        bool, typer.Option(help="leave the console and the API running at the end")
+    ] = True,
     port: Annotated[int, typer.Option(help="the API's port")] = 8000,
 ) -> None:
     """Run Tally embedded on a simulated world for about a minute, then close and report."""
@@ -136,7 +138,8 @@ def _show_a_refusal(tally: App, world: World) -> tuple[str, str]:
 
 
 def _serve(settings: Settings, port: int) -> None:
-    """Leave the back-office API running on the demo's file, with a read-only user."""
+    """Leave the back-office console and API running on the demo's file, with a read-only
+    user."""
     import os
     import secrets
 
@@ -156,8 +159,9 @@ def _serve(settings: Settings, port: int) -> None:
         tally.close()
     os.environ["TALLY_DATA_DIR"] = str(settings.data_dir)
     os.environ["TALLY_SQLITE_PATH"] = str(settings.sqlite_path)
-    console.rule("The back-office API")
+    console.rule("The back-office console and API")
     console.print(
+        f"Console: http://127.0.0.1:{port}/console/ (log in as below)\n"
         f"API: http://127.0.0.1:{port}/docs (OpenAPI); health: http://127.0.0.1:{port}/health\n"
         f"Log in (read-only, everything): user demo-auditor, password {password}\n"
         f"  curl -s -X POST http://127.0.0.1:{port}/v1/auth/login -H 'content-type: "
