@@ -74,14 +74,15 @@ class RollbackStorm:
         self.minute = -1
         # region|provider -> [bets now, rollbacks now, recent [bets, rb] pairs, storm, calm]
         self.series: dict[str, list[Any]] = {}
+        self._by: dict[tuple[str, str], list[Any]] = {}  # the same lists, by a tuple
 
     def observe(self, e: WatchEvent, out: list[Said]) -> None:
-        if e.kind not in (BET, ROLLBACK):
+        if e.kind != BET and e.kind != ROLLBACK:
             return
-        rp = f"{e.region}|{e.provider}"
-        s = self.series.get(rp)
+        s = self._by.get((e.region, e.provider))
         if s is None:
-            s = self.series[rp] = [0, 0, [], 0, 0]
+            s = self.series[f"{e.region}|{e.provider}"] = [0, 0, [], 0, 0]
+            self._by[(e.region, e.provider)] = s
         if e.kind == BET:
             s[0] += 1
         else:
@@ -151,6 +152,7 @@ class RollbackStorm:
         self.share = float(state.get("share", self.limits.rollback_share_start))
         self.minute = int(state.get("minute", -1))
         self.series = {k: list(v) for k, v in state.get("series", {}).items()}
+        self._by = {tuple(k.split("|", 1)): v for k, v in self.series.items()}  # type: ignore[misc]
 
 
 class BonusAbuse:
@@ -258,14 +260,15 @@ class SubtreeShift:
         self.hour = -1
         # agent|currency -> [stakes, stakes², returns, margin, hours, cusum hi, lo, shifted]
         self.agents: dict[str, list[Any]] = {}
+        self._by: dict[tuple[str, str], list[Any]] = {}  # the same lists, by a tuple
 
     def observe(self, e: WatchEvent, out: list[Said]) -> None:
         if not e.agent or (e.kind != BET and e.kind not in RETURNS):
             return
-        k = f"{e.agent}|{e.currency}"
-        a = self.agents.get(k)
+        a = self._by.get((e.agent, e.currency))
         if a is None:
-            a = self.agents[k] = [0, 0, 0, 0.0, 0, 0.0, 0.0, 0]
+            a = self.agents[f"{e.agent}|{e.currency}"] = [0, 0, 0, 0.0, 0, 0.0, 0.0, 0]
+            self._by[(e.agent, e.currency)] = a
         if e.kind == BET:
             a[0] += e.amount
             a[1] += e.amount * e.amount
@@ -325,3 +328,4 @@ class SubtreeShift:
     def load(self, state: Mapping[str, Any]) -> None:
         self.hour = int(state.get("hour", -1))
         self.agents = {k: list(v) for k, v in state.get("agents", {}).items()}
+        self._by = {tuple(k.split("|", 1)): v for k, v in self.agents.items()}  # type: ignore[misc]

@@ -38,7 +38,7 @@ class WeekOverWeek:
         self.limits = limits or SettlementLimits()
         self.hour = -1
         # provider|operator|region|currency -> [bets, turnover, Σs², ggr, Σ vol²s²] for this hour
-        self.now: dict[str, list[float]] = {}
+        self.now: dict[tuple[str, str, str, str], list[float]] = {}
         # "hour|provider|operator|currency" -> the closed hour's figures (one week kept)
         self.past: dict[str, list[float]] = {}
         self.shifted: set[str] = set()
@@ -46,7 +46,7 @@ class WeekOverWeek:
     def observe(self, e: WatchEvent, out: list[Said]) -> None:
         if e.kind != BET and e.kind not in RETURNS:
             return
-        k = f"{e.provider}|{e.operator}|{e.region}|{e.currency}"
+        k = (e.provider, e.operator, e.region, e.currency)
         f = self.now.get(k)
         if f is None:
             f = self.now[k] = [0, 0, 0, 0, 0.0]
@@ -73,12 +73,13 @@ class WeekOverWeek:
     def _close(self, hour: int, out: list[Said]) -> None:
         lim = self.limits
         end = (hour + 1) * HOUR
-        for k, f in self.now.items():
+        for dims, f in self.now.items():
+            k = "|".join(dims)
             self.past[f"{hour}|{k}"] = f
             before = self.past.pop(f"{hour - WEEK_HOURS}|{k}", None)
             if before is None or min(f[0], before[0]) < lim.min_bets:
                 continue
-            provider, operator, region, currency = k.split("|")
+            provider, operator, region, currency = dims
             moved = []
             for name, value, then, var_now, var_then in (
                 ("turnover", f[1], before[1], f[2], before[2]),
@@ -124,13 +125,18 @@ class WeekOverWeek:
     def state(self) -> dict[str, Any]:
         return {
             "hour": self.hour,
-            "now": self.now,
+            "now": {"|".join(k): v for k, v in self.now.items()},
             "past": self.past,
             "shifted": sorted(self.shifted),
         }
 
     def load(self, state: Mapping[str, Any]) -> None:
         self.hour = int(state.get("hour", -1))
-        self.now = {k: list(v) for k, v in state.get("now", {}).items()}
+        self.now = {_dims(k): list(v) for k, v in state.get("now", {}).items()}
         self.past = {k: list(v) for k, v in state.get("past", {}).items()}
         self.shifted = set(state.get("shifted", []))
+
+
+def _dims(key: str) -> tuple[str, str, str, str]:
+    provider, operator, region, currency = key.split("|")
+    return provider, operator, region, currency

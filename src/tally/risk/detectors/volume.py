@@ -75,6 +75,15 @@ class VolumeLimits:
     late_burst: int = 20  # late events in one minute that make a late batch
 
 
+def _capped(s: list[Any], k: int) -> float:
+    """A series' bets over its last ``k`` minutes, at most ``BURST_CAP`` times its level:
+    one provider's burst (a late batch flushed) must not make its neighbours look idle."""
+    return min(float(sum(s[2][-k:])), BURST_CAP * float(s[3]) * k)
+
+
+BURST_CAP = 3.0
+
+
 def series_name(metric: str, region: str, provider: str, currency: str = "") -> str:
     return (
         "|".join((metric, region, provider, currency))
@@ -92,39 +101,38 @@ class VolumeWatch:
         self.minute = -1
         self.hour = -1
         # region|provider -> [this minute's bets, late events, recent minutes (newest last),
-        # baseline, minutes seen, drop state, surge state, calm streak, late state]
+        # level, minutes seen, drop state, surge state, calm streak, late state,
+        # this hour's {currency: [turnover, ggr]}, this hour's players]
         self.series: dict[str, list[Any]] = {}
-        # hourly accumulation: turnover|ggr series -> int; players series -> set of players
-        self.money: dict[str, int] = {}
-        self.players: dict[str, set[str]] = {}
+        self._by: dict[tuple[str, str], list[Any]] = {}  # the same lists, by a tuple
         self.history: dict[str, dict[str, float]] = {}  # series -> {hour: value}
         self.outside: set[str] = set()  # hourly series outside their corridor
 
     # -- events ---------------------------------------------------------------------
 
     def observe(self, e: WatchEvent, out: list[Said]) -> None:
-        rp = f"{e.region}|{e.provider}"
-        s = self.series.get(rp)
+        s = self._by.get((e.region, e.provider))
         if s is None:
-            s = self.series[rp] = [0, 0, [], 0.0, 0, 0, 0, 0, 0]
+            s = self.series[f"{e.region}|{e.provider}"] = [0, 0, [], 0.0, 0, 0, 0, 0, 0, {}, set()]
+            self._by[(e.region, e.provider)] = s
         late = e.at - e.occurred > self.limits.late_after_s
         if late:
             s[1] += 1
-        if e.kind == BET:
+        kind = e.kind
+        if kind == BET:
             if not late:  # a late batch's bets are old news, not this minute's rate
                 s[0] += 1
-            t = f"turnover|{e.region}|{e.provider}|{e.currency}"
-            self.money[t] = self.money.get(t, 0) + e.amount
-            g = f"ggr|{e.region}|{e.provider}|{e.currency}"
-            self.money[g] = self.money.get(g, 0) + e.amount
-            p = f"players|{e.region}|{e.provider}"
-            members = self.players.get(p)
-            if members is None:
-                members = self.players[p] = set()
-            members.add(e.player)
-        elif e.kind in RETURNS:
-            g = f"ggr|{e.region}|{e.provider}|{e.currency}"
-            self.money[g] = self.money.get(g, 0) - e.amount
+            m = s[9].get(e.currency)
+            if m is None:
+                m = s[9][e.currency] = [0, 0]
+            m[0] += e.amount
+            m[1] += e.amount
+            s[10].add(e.player)
+        elif kind in RETURNS:
+            m = s[9].get(e.currency)
+            if m is None:
+                m = s[9][e.currency] = [0, 0]
+            m[1] -= e.amount
 
     # -- time -----------------------------------------------------------------------
 
@@ -162,7 +170,7 @@ class VolumeWatch:
             sums = found.setdefault(rp.split("|", 1)[0], [0.0] * (1 + len(WINDOWS)))
             sums[0] += s[3]
             for i, k in enumerate(WINDOWS):
-                sums[1 + i] += sum(s[2][-k:])
+                sums[1 + i] += _capped(s, k)
         return found
 
     def _close_minute(
@@ -202,7 +210,7 @@ class VolumeWatch:
             # move every provider of a region alike, so the share holds through a lull,
             # and only one provider's outage breaks it.
             if sums and others_level > 0:
-                expected = (sums[1 + i] - obs) * s[3] / others_level
+                expected = (sums[1 + i] - _capped(s, k)) * s[3] / others_level
             else:
                 expected = mean
             if obs <= lim.drop_ratio * expected and poisson_cdf(obs, expected) < lim.p_drop:
@@ -258,12 +266,13 @@ class VolumeWatch:
             out.append(Clear(LATE, rp, instant(end)))
 
     def _close_hour(self, hour: int, end: int, out: list[Said]) -> None:
-        values: dict[str, float] = {k: float(v) for k, v in self.money.items()}
-        values.update({k: float(len(v)) for k, v in self.players.items()})
-        for rp, _s in self.series.items():
-            values.setdefault(f"players|{rp}", 0.0)
-        self.money.clear()
-        self.players.clear()
+        values: dict[str, float] = {}
+        for rp, s in self.series.items():
+            for currency, (turnover, ggr) in s[9].items():
+                values[f"turnover|{rp}|{currency}"] = float(turnover)
+                values[f"ggr|{rp}|{currency}"] = float(ggr)
+            values[f"players|{rp}"] = float(len(s[10]))
+            s[9], s[10] = {}, set()
         keep_from = hour - self.limits.history_hours
         for name, value in values.items():
             h = self.history.setdefault(name, {})
@@ -307,9 +316,7 @@ class VolumeWatch:
         return {
             "minute": self.minute,
             "hour": self.hour,
-            "series": self.series,
-            "money": self.money,
-            "players": {k: sorted(v) for k, v in self.players.items()},
+            "series": {k: [*v[:10], sorted(v[10])] for k, v in self.series.items()},
             "history": self.history,
             "outside": sorted(self.outside),
         }
@@ -317,8 +324,10 @@ class VolumeWatch:
     def load(self, state: Mapping[str, Any]) -> None:
         self.minute = int(state.get("minute", -1))
         self.hour = int(state.get("hour", -1))
-        self.series = {k: list(v) for k, v in state.get("series", {}).items()}
-        self.money = dict(state.get("money", {}))
-        self.players = {k: set(v) for k, v in state.get("players", {}).items()}
+        self.series = {
+            k: [*v[:9], {c: list(m) for c, m in v[9].items()}, set(v[10])]
+            for k, v in state.get("series", {}).items()
+        }
+        self._by = {tuple(k.split("|", 1)): v for k, v in self.series.items()}  # type: ignore[misc]
         self.history = {k: dict(v) for k, v in state.get("history", {}).items()}
         self.outside = set(state.get("outside", []))
