@@ -63,6 +63,7 @@ class BehaviourLimits:
     subtree_threshold: float = 10.0
     subtree_alpha: float = 0.05  # per hour
     subtree_warmup_hours: int = 24
+    subtree_learn_z: float = 3.0
 
 
 class RollbackStorm:
@@ -320,7 +321,8 @@ class SubtreeShift:
             if a[7]:
                 a[7] = 0
                 out.append(Clear(SUBTREE_SHIFT, k, instant(end)))
-            a[3] += lim.subtree_alpha * (margin - a[3])
+            if abs(z) < lim.subtree_learn_z:  # an hour far off is not learnt as normal
+                a[3] += lim.subtree_alpha * (margin - a[3])
 
     def state(self) -> dict[str, Any]:
         return {"hour": self.hour, "agents": self.agents}

@@ -91,6 +91,27 @@ def poisson_sf(k: int, lam: float) -> float:
     return min(total, 1.0)
 
 
+def binomial_cdf(k: int, n: int, p: float) -> float:
+    """P(X <= k) for X ~ Binomial(n, p), summed in log space from the lower tail."""
+    if k < 0:
+        return 0.0
+    if k >= n or p <= 0.0:
+        return 1.0
+    if p >= 1.0:
+        return 0.0
+    log_p, log_q = math.log(p), math.log1p(-p)
+    total = 0.0
+    for i in range(k + 1):
+        total += math.exp(
+            math.lgamma(n + 1)
+            - math.lgamma(i + 1)
+            - math.lgamma(n - i + 1)
+            + i * log_p
+            + (n - i) * log_q
+        )
+    return min(total, 1.0)
+
+
 @dataclass(slots=True)
 class Ewma:
     """An exponentially weighted mean: ``alpha`` is the weight of each new value."""

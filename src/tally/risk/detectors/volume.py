@@ -4,12 +4,12 @@ Two horizons:
 
 - Every minute, each (region, provider)'s count of bets (its callback rate) is compared
   with what it was expected to be over the last 1, 2, 3 and 5 minutes. A drop (one
-  provider's outage in one region) is judged against the region's other providers: their
-  bets times this provider's learnt share (EWMA levels), so the daily and weekly rhythm,
-  which moves them all alike, cannot raise one. A surge is judged against the series' own
+  provider's outage in one region) is judged against the region's other providers: of all
+  the bets the region took, this provider's count is binomial with its learnt share (EWMA
+  levels), so the daily and weekly rhythm, which moves them all alike, cannot raise one. A surge is judged against the series' own
   level: the forecast's rate for that hour where the watch has one (the
   :class:`Corridor`), else a slow EWMA of its recent minutes. Either needs a count that
-  Poisson chance gives less than ``p_drop`` (``p_surge``) *and* a ratio past
+  chance gives less than ``p_drop`` (``p_surge``) *and* a ratio past
   ``drop_ratio`` (``surge_ratio``), so neither a quiet night (too few bets to tell) nor an
   error in the expectation alone can raise one. It clears after ``calm_minutes`` back in
   line.
@@ -39,7 +39,7 @@ from tally.risk.detectors.model import (
     instant,
     signal,
 )
-from tally.risk.detectors.stats import poisson_cdf, poisson_sf
+from tally.risk.detectors.stats import binomial_cdf, poisson_cdf, poisson_sf
 
 DROP = "risk.volume.drop"
 SURGE = "risk.volume.surge"
@@ -205,15 +205,19 @@ class VolumeWatch:
             if len(recent) < k:
                 break
             obs, mean = sum(recent[-k:]), lam * k
-            # A drop is judged against the rest of the region: its other providers' bets
-            # times this provider's learnt share of them. Daily and weekly seasonality
-            # move every provider of a region alike, so the share holds through a lull,
-            # and only one provider's outage breaks it.
+            # A drop is judged against the rest of the region: given all the bets its
+            # providers took, this provider's count is binomial with its learnt share
+            # (from the EWMA levels). Daily and weekly seasonality move every provider of
+            # a region alike, so the share holds through a lull; one provider's outage
+            # breaks it.
             if sums and others_level > 0:
-                expected = (sums[1 + i] - _capped(s, k)) * s[3] / others_level
+                others = int(sums[1 + i] - _capped(s, k))
+                share = float(s[3]) / (others_level + float(s[3]))
+                expected = (obs + others) * share
+                chance = binomial_cdf(obs, obs + others, share)
             else:
-                expected = mean
-            if obs <= lim.drop_ratio * expected and poisson_cdf(obs, expected) < lim.p_drop:
+                expected, chance = mean, poisson_cdf(obs, mean)
+            if obs <= lim.drop_ratio * expected and chance < lim.p_drop:
                 s[5] = 1
                 out.append(self._said(DROP, rp, end, obs, expected, k, region, provider))
                 return
