@@ -31,7 +31,7 @@ def test_the_quantiles_of_the_usual_levels_are_the_textbook_ones() -> None:
 
 def test_the_rtp_band_of_a_hundred_equal_bets_is_worked_by_hand() -> None:
     # 100 bets of 100: Σs = 10,000, Σs² = 1,000,000, sqrt = 1,000.
-    # half-width = 3.290527 × 2.0 × 1,000 / 10,000 = 0.6581054
+    # half-width = 3.290527 * 2.0 * 1,000 / 10,000 = 0.6581054
     band = rtp_band(Decimal("0.96"), Decimal("2.0"), 10_000, 1_000_000)
     assert band.centre == pytest.approx(0.96)
     assert band.low == pytest.approx(0.96 - 0.6581054, abs=1e-6)
@@ -59,7 +59,7 @@ def test_a_band_needs_a_stake() -> None:
 
 
 def test_the_difference_band_adds_variances() -> None:
-    # sqrt(9 + 16) = 5, at 95%: 1.959964 × 5
+    # sqrt(9 + 16) = 5, at 95%: 1.959964 * 5
     assert difference_band(9.0, 16.0, 0.95) == pytest.approx(9.79982, abs=1e-5)
 
 
@@ -93,7 +93,7 @@ def test_more_bets_of_the_same_stake_never_widen_the_band(n: int, extra: int) ->
 
 def test_ewma_moves_by_alpha_of_the_gap() -> None:
     e = Ewma(0.25, 8.0)
-    assert e.update(16.0) == 10.0  # 8 + 0.25 × 8
+    assert e.update(16.0) == 10.0  # 8 + 0.25 * 8
     assert e.update(10.0) == 10.0 and e.seen == 2
 
 

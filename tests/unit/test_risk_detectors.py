@@ -113,7 +113,7 @@ def test_a_game_paying_its_certified_rtp_never_alerts() -> None:
 
 
 def test_drift_alerts_only_after_two_windows_outside_the_band_and_clears_inside() -> None:
-    # 50 bets of 100, vol 0.5: half-width = 3.2905 × 0.5 / sqrt(50) = 0.2327.
+    # 50 bets of 100, vol 0.5: half-width = 3.2905 * 0.5 / sqrt(50) = 0.2327.
     # A game paying 1.3 is outside [0.727, 1.193].
     watch = RtpWatch([GameRtp("g1", Decimal("0.96"), Decimal("0.5"))], RtpLimits(window_bets=50))
     out: list[Said] = []
@@ -124,7 +124,7 @@ def test_drift_alerts_only_after_two_windows_outside_the_band_and_clears_inside(
     assert alert.key == "g1" and alert.severity is Severity.CRITICAL
     assert alert.evidence["observed_rtp"] == "1.3"
     assert float(alert.evidence["band_high"]) == pytest.approx(0.96 + 0.23268, abs=1e-4)
-    # money at risk: this window's returns 6,500 against 0.96 × 5,000 = 4,800
+    # money at risk: this window's returns 6,500 against 0.96 * 5,000 = 4,800
     assert alert.money_at_risk == 1_700 and alert.currency == "EUR"
     _rounds(watch, out, 50, 96)
     assert [c.key for c in clears(out, RTP_DRIFT)] == ["g1"]
@@ -265,7 +265,7 @@ def test_an_hour_outside_the_widened_forecast_corridor_is_said_and_then_cleared(
     watch = VolumeWatch(_Corridor())
     out: list[Said] = []
     watch.tick(T0, out)
-    watch.observe(ev("bet", T0 + 10, 1_140), out)  # inside 1,000 ± 100 × 1.5
+    watch.observe(ev("bet", T0 + 10, 1_140), out)  # inside 1,000 ± 100 * 1.5
     watch.tick(T0 + HOUR, out)
     assert out == []
     watch.observe(ev("bet", T0 + HOUR + 10, 1_200), out)
@@ -352,7 +352,7 @@ def test_a_subtree_whose_margin_collapses_is_a_shift() -> None:
             watch.observe(ev("win", at + i, pays, round_id=f"s{h}-{i}"), out)
     (alert,) = signals(out, SUBTREE_SHIFT)
     assert alert.key == "a1|EUR"
-    # sd of an hour's margin: 3.0 × sqrt(100 × 100²) / 10,000 = 0.3; z = (-2 - 0.04) / 0.3
+    # sd of an hour's margin: 3.0 * sqrt(100 * 100²) / 10,000 = 0.3; z = (-2 - 0.04) / 0.3
     # = -6.8; the CUSUM's low side: 6.3 after the first bad hour, 12.6 (> 10) after the
     # second, which closes at hour 22.
     assert alert.at.timestamp() == T0 + 22 * HOUR
@@ -376,7 +376,7 @@ def test_an_hour_like_the_same_hour_last_week_is_quiet_and_a_doubled_one_is_not(
     _hour(watch, out, T0 + WEEK, 104, 100)  # turnover 10,400 vs 10,000
     _hour(watch, out, T0 + WEEK + HOUR, 0, 0)
     assert out == []
-    # Band for turnover: z(0.99999) × sqrt(Σs² now + then) = 4.4172 × sqrt(1e6 + 1e6) = 6,247
+    # Band for turnover: z(0.99999) * sqrt(Σs² now + then) = 4.4172 * sqrt(1e6 + 1e6) = 6,247
     _hour(watch, out, T0 + 2 * WEEK, 200, 100)
     _hour(watch, out, T0 + 2 * WEEK + HOUR, 0, 0)
     (alert,) = signals(out, PERIOD_SHIFT)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import heapq
 import random
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -183,43 +183,71 @@ def _win(rng: random.Random, stake: int, rtp: Decimal, hit_rate: float) -> int:
     return int(stake * min(rng.expovariate(hit_rate / float(rtp)), MAX_WIN_MULTIPLIER))
 
 
-def stream(
-    world: World,
-    *,
-    minutes: int,
-    rounds_per_minute: float,
-    incidents: Sequence[Incident] = (),
-    seed: int | None = None,
-) -> Iterator[Record]:
-    """Records for ``minutes`` of simulated time from the world's start, in the order
-    they are recorded."""
-    rng = random.Random(world.seed if seed is None else seed)
-    games = {p.id: p.games for p in world.providers}
-    providers = [p.id for p in world.providers]
-    zones = {r.code: ZoneInfo(r.timezone) for r in world.regions}
-    players = {p.id: p for p in world.players}
-    by_region: dict[str, list[int]] = {}
-    for index, player in enumerate(world.players):
-        by_region.setdefault(player.region, []).append(index)
-    pending: list[tuple[datetime, int, Record]] = []
-    counter = 0
-    seq = 0
+class _Draw:
+    """The generator's state: the seeded draws and the records not yet due."""
 
-    def push(r: Record) -> None:
-        nonlocal seq
-        seq += 1
-        heapq.heappush(pending, (r.recorded_at, seq, r))
+    def __init__(self, world: World, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.world = world
+        self.games = {p.id: p.games for p in world.providers}
+        self.providers = [p.id for p in world.providers]
+        self.zones = {r.code: ZoneInfo(r.timezone) for r in world.regions}
+        self.players = {p.id: p for p in world.players}
+        self.by_region: dict[str, list[int]] = {}
+        for index, player in enumerate(world.players):
+            self.by_region.setdefault(player.region, []).append(index)
+        self.pending: list[tuple[datetime, int, Record]] = []
+        self.counter = 0
+        self.seq = 0
 
-    def rounds(player_id: str, provider: str, game: Game, at: datetime, live: _Live) -> None:
-        nonlocal counter
-        counter += 1
-        player = players[player_id]
+    def push(self, r: Record) -> None:
+        self.seq += 1
+        heapq.heappush(self.pending, (r.recorded_at, self.seq, r))
+
+    def due(self, before: datetime) -> Iterator[Record]:
+        while self.pending and self.pending[0][0] < before:
+            yield heapq.heappop(self.pending)[2]
+
+    def minute(self, now: datetime, rounds_per_minute: float, live: _Live) -> None:
+        rng = self.rng
+        for region in self.world.regions:
+            members = self.by_region.get(region.code)
+            if not members:
+                continue
+            local = now.astimezone(self.zones[region.code])
+            expected = (
+                rounds_per_minute * region.weight * HOURLY[local.hour] * WEEKLY[local.weekday()]
+            )
+            if region.code in live.surges:
+                expected *= SURGE_FACTOR
+            count = int(expected) + (1 if rng.random() < expected - int(expected) else 0)
+            for _ in range(count):
+                player = self.world.players[rng.choice(members)]
+                provider = rng.choice(self.providers)
+                if (player.region, provider) in live.outages:
+                    continue  # the provider is down here: its callbacks never come
+                game = rng.choice(self.games[provider])
+                at = now + timedelta(seconds=rng.randrange(60), microseconds=rng.randrange(10**6))
+                self.round(player.id, provider, game, at, live)
+        for ring in live.rings:
+            for pid in ring.players:
+                n = int(RING_ROUNDS_PER_MINUTE)
+                n += 1 if rng.random() < RING_ROUNDS_PER_MINUTE - n else 0
+                for _ in range(n):
+                    provider = rng.choice(self.providers)
+                    at = now + timedelta(seconds=rng.randrange(60))
+                    self.round(pid, provider, rng.choice(self.games[provider]), at, live)
+
+    def round(self, player_id: str, provider: str, game: Game, at: datetime, live: _Live) -> None:
+        rng = self.rng
+        self.counter += 1
+        player = self.players[player_id]
         delay = timedelta(seconds=rng.randrange(RECORD_DELAY_S + 1))
         held = live.late.get((player.region, provider))
         if held is not None:
             delay = held - at + timedelta(seconds=rng.randrange(60))
         stake = max(1, int(player.mean_stake * rng.lognormvariate(0, 0.5)))
-        round_id = f"{provider}-r{counter}"
+        round_id = f"{provider}-r{self.counter}"
         bet = Record(
             f"{round_id}-bet",
             round_id,
@@ -236,73 +264,57 @@ def stream(
             at,
             at + delay,
         )
-        push(bet)
-
-        def follow(suffix: str, kind: str, amount: int, after: int, ref: str = "") -> None:
-            when = at + timedelta(seconds=after)
-            push(
-                Record(
-                    f"{round_id}-{suffix}",
-                    round_id,
-                    kind,
-                    provider,
-                    bet.operator,
-                    bet.player,
-                    game.id,
-                    game.game_type,
-                    amount,
-                    bet.currency,
-                    bet.region,
-                    bet.agent,
-                    when,
-                    when + delay,
-                    ref,
-                )
-            )
-
+        self.push(bet)
         rtp = game.rtp * DRIFT_FACTOR if game.id in live.drifts else game.rtp
         win = _win(rng, stake, rtp, game.hit_rate)
         if win:
-            follow("win", "win", win, 2)
+            self.follow(bet, delay, "win", "win", win, 2)
         ring = any(player.id in x.players for x in live.rings)
         if rng.random() < (RING_BONUS_SHARE if ring else BONUS_SHARE):
-            follow("fs", "bonus_win", stake * rng.randint(1, 20), 4)
+            self.follow(bet, delay, "fs", "bonus_win", stake * rng.randint(1, 20), 4)
         storm = (player.region, provider) in live.storms
         if rng.random() < (STORM_SHARE if storm else ROLLBACK_SHARE):
-            follow("rb", "rollback", stake, 5, ref=bet.tx_id)
+            self.follow(bet, delay, "rb", "rollback", stake, 5, ref=bet.tx_id)
 
+    def follow(
+        self,
+        bet: Record,
+        delay: timedelta,
+        suffix: str,
+        kind: str,
+        amount: int,
+        after: int,
+        ref: str = "",
+    ) -> None:
+        """A later action of the bet's round, recorded as late as the bet was."""
+        when = bet.occurred_at + timedelta(seconds=after)
+        self.push(
+            replace(
+                bet,
+                tx_id=f"{bet.round_id}-{suffix}",
+                kind=kind,
+                amount=amount,
+                occurred_at=when,
+                recorded_at=when + delay,
+                ref=ref,
+            )
+        )
+
+
+def stream(
+    world: World,
+    *,
+    minutes: int,
+    rounds_per_minute: float,
+    incidents: Sequence[Incident] = (),
+    seed: int | None = None,
+) -> Iterator[Record]:
+    """Records for ``minutes`` of simulated time from the world's start, in the order
+    they are recorded."""
+    draw = _Draw(world, world.seed if seed is None else seed)
     for minute in range(minutes):
         now = world.start + timedelta(minutes=minute)
-        live = _live(incidents, now)
-        for region in world.regions:
-            members = by_region.get(region.code)
-            if not members:
-                continue
-            local = now.astimezone(zones[region.code])
-            expected = (
-                rounds_per_minute * region.weight * HOURLY[local.hour] * WEEKLY[local.weekday()]
-            )
-            if region.code in live.surges:
-                expected *= SURGE_FACTOR
-            count = int(expected) + (1 if rng.random() < expected - int(expected) else 0)
-            for _ in range(count):
-                player = world.players[rng.choice(members)]
-                provider = rng.choice(providers)
-                if (player.region, provider) in live.outages:
-                    continue  # the provider is down here: its callbacks never come
-                game = rng.choice(games[provider])
-                at = now + timedelta(seconds=rng.randrange(60), microseconds=rng.randrange(10**6))
-                rounds(player.id, provider, game, at, live)
-        for ring in live.rings:
-            for pid in ring.players:
-                n = int(RING_ROUNDS_PER_MINUTE)
-                n += 1 if rng.random() < RING_ROUNDS_PER_MINUTE - n else 0
-                for _ in range(n):
-                    provider = rng.choice(providers)
-                    at = now + timedelta(seconds=rng.randrange(60))
-                    rounds(pid, provider, rng.choice(games[provider]), at, live)
-        horizon = now + timedelta(minutes=1)
-        while pending and pending[0][0] < horizon:
-            yield heapq.heappop(pending)[2]
-    while pending:
-        yield heapq.heappop(pending)[2]
+        draw.minute(now, rounds_per_minute, _live(incidents, now))
+        yield from draw.due(now + timedelta(minutes=1))
+    while draw.pending:
+        yield heapq.heappop(draw.pending)[2]

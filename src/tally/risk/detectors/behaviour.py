@@ -118,30 +118,33 @@ class RollbackStorm:
             bets = sum(b for b, _ in recent[-k:])
             rbs = sum(r for _, r in recent[-k:])
             mean = self.share * max(bets, 1)
-            if rbs >= lim.storm_min and rbs >= lim.storm_ratio * mean:
-                if poisson_sf(rbs, mean) < lim.p_storm:
-                    s[3] = 1
-                    region, provider = rp.split("|", 1)
-                    out.append(
-                        signal(
-                            ROLLBACK_STORM,
-                            rp,
-                            end,
-                            f"{provider} rolled back {rbs} of {bets} bets in {region} in the "
-                            f"last {k} minute(s), where {mean:.1f} rollbacks were expected",
-                            severity=Severity.CRITICAL,
-                            evidence={
-                                "rollbacks": rbs,
-                                "bets": bets,
-                                "expected": mean,
-                                "share_learnt": self.share,
-                            },
-                            region=region,
-                            provider=provider,
-                            confidence_permille=999,
-                        )
+            if (
+                rbs >= lim.storm_min
+                and rbs >= lim.storm_ratio * mean
+                and poisson_sf(rbs, mean) < lim.p_storm
+            ):
+                s[3] = 1
+                region, provider = rp.split("|", 1)
+                out.append(
+                    signal(
+                        ROLLBACK_STORM,
+                        rp,
+                        end,
+                        f"{provider} rolled back {rbs} of {bets} bets in {region} in the "
+                        f"last {k} minute(s), where {mean:.1f} rollbacks were expected",
+                        severity=Severity.CRITICAL,
+                        evidence={
+                            "rollbacks": rbs,
+                            "bets": bets,
+                            "expected": mean,
+                            "share_learnt": self.share,
+                        },
+                        region=region,
+                        provider=provider,
+                        confidence_permille=999,
                     )
-                    return
+                )
+                return
         # Learn the share only from calm minutes: a storm must not teach itself as normal.
         self.share = self.share * (1.0 - lim.rollback_alpha) ** bets_now
         self.share += lim.rollback_alpha * rb_now

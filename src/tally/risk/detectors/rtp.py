@@ -1,10 +1,10 @@
 """RTP watch: each game's observed return to player against its certified RTP. Pure.
 
 Each round's return as a multiple of its own stake fills tumbling windows of
-``window_bets`` bets per game (sums of money stay exact ints, per currency, beside it). A closed window is judged
-against the variance-aware band of :func:`~tally.risk.detectors.stats.rtp_band` at
-``level`` (99.9%): it narrows as the window's bets accumulate. One window outside its
-band is a chance in a thousand; ``confirm`` windows in a row on the same side is the
+``window_bets`` bets per game (sums of money stay exact ints, per currency, beside it).
+A closed window is judged against the variance-aware band of
+:func:`~tally.risk.detectors.stats.rtp_band` at ``level`` (99.9%): it narrows as the
+window's bets accumulate. One window outside its band is a chance in a thousand; ``confirm`` windows in a row on the same side is the
 alert (a one-in-a-million on a clean game), and the first window back inside clears it.
 A win above the game's ``max_win_multiplier`` times its bet is an outlier, said at once.
 """
@@ -200,5 +200,5 @@ class RtpWatch:
 def volatility_of(rtp: Decimal, hit_rate: Decimal) -> Decimal:
     """The per-unit-stake standard deviation of a game that pays, with probability
     ``hit_rate``, an exponentially distributed multiple with mean rtp / hit_rate
-    (the simulator's games): E[X²] = 2·rtp²/hit_rate, so sd = rtp·sqrt(2/h − 1)."""
+    (the simulator's games): E[X²] = 2·rtp²/hit_rate, so sd = rtp·sqrt(2/h - 1)."""
     return (rtp * Decimal(math.sqrt(float(2 / hit_rate - 1)))).quantize(Decimal("0.0001"))

@@ -96,9 +96,9 @@ class WeekOverWeek:
                         PERIOD_SHIFT,
                         k,
                         end,
-                        f"{name} of {provider} with {operator} in {region} was {value} {currency} in the "
-                        f"hour, {value - then:+d} against the same hour last week, beyond "
-                        f"its {lim.level:.3%} band of ±{half:.0f}",
+                        f"{name} of {provider} with {operator} in {region} was {value} "
+                        f"{currency} in the hour, {value - then:+d} against the same hour "
+                        f"last week, beyond its {lim.level:.3%} band of ±{half:.0f}",
                         evidence={
                             **{f"{n}": v for n, v, _, _ in moved},
                             **{f"{n}_last_week": t for n, _, t, _ in moved},

@@ -6,10 +6,10 @@ Two horizons:
   with what it was expected to be over the last 1, 2, 3 and 5 minutes. A drop (one
   provider's outage in one region) is judged against the region's other providers: of all
   the bets the region took, this provider's count is binomial with its learnt share (EWMA
-  levels), so the daily and weekly rhythm, which moves them all alike, cannot raise one. A surge is judged against the series' own
-  level: the forecast's rate for that hour where the watch has one (the
-  :class:`Corridor`), else a slow EWMA of its recent minutes. Either needs a count that
-  chance gives less than ``p_drop`` (``p_surge``) *and* a ratio past
+  levels), so the daily and weekly rhythm, which moves them all alike, cannot raise one.
+  A surge is judged against the series' own level: the forecast's rate for that hour
+  where the watch has one (the :class:`Corridor`), else a slow EWMA of its recent minutes.
+  Either needs a count that chance gives less than ``p_drop`` (``p_surge``) *and* a ratio past
   ``drop_ratio`` (``surge_ratio``), so neither a quiet night (too few bets to tell) nor an
   error in the expectation alone can raise one. It clears after ``calm_minutes`` back in
   line.
