@@ -5,8 +5,9 @@ Each round's return as a multiple of its own stake fills tumbling windows of
 A closed window is judged against the variance-aware band of
 :func:`~tally.risk.detectors.stats.rtp_band` at ``level`` (99.9%): it narrows as the
 window's bets accumulate. One window outside its band is a chance in a thousand;
-``confirm`` windows in a row on the same side is the alert (a one-in-a-million on a clean game), and the first window back inside clears it.
-A win above the game's ``max_win_multiplier`` times its bet is an outlier, said at once.
+``confirm`` windows in a row on the same side is the alert (a one-in-a-million on a
+clean game), and the first window back inside clears it. A win above the game's
+``max_win_multiplier`` times its bet is an outlier, said at once.
 """
 
 from __future__ import annotations
