@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
+from tally.events.model import Event, EventKind
 from tally.risk.detectors.model import Detector, Said, WatchEvent
 from tally.risk.detectors.rtp import GameRtp, volatility_of
 from tally.risk.watch import Pipeline, default_detectors
@@ -93,3 +94,24 @@ def run(
     pipeline.advance(end, said)
     scored = [s for s in said if int(s.at.timestamp()) >= start]
     return Run(incidents, scored, count, score(incidents, scored))
+
+
+def to_event(r: Record) -> Event:
+    """The canonical event the log keeps for a record."""
+    return Event(
+        provider=r.provider,
+        provider_tx_id=r.tx_id,
+        kind=EventKind(r.kind),
+        round_id=r.round_id,
+        operator=r.operator,
+        player=r.player,
+        game=r.game,
+        game_type=r.game_type,
+        amount=r.amount,
+        currency=r.currency,
+        occurred_at=r.occurred_at,
+        recorded_at=r.recorded_at,
+        region=r.region,
+        agent=r.agent,
+        ref=f"{r.provider}:{r.ref}:bet" if r.ref else "",
+    )
