@@ -254,6 +254,7 @@ def test_hourly_figures_are_kept_as_the_forecasts_series() -> None:
     assert watch.history["turnover|eu|p1|EUR"][hour] == 500.0
     assert watch.history["ggr|eu|p1|EUR"][hour] == 50.0
     assert watch.history["players|eu|p1"][hour] == 2.0
+    assert watch.history["bets|eu|p1"][hour] == 2.0
 
 
 class _Corridor:

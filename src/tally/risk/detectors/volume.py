@@ -102,7 +102,7 @@ class VolumeWatch:
         self.hour = -1
         # region|provider -> [this minute's bets, late events, recent minutes (newest last),
         # level, minutes seen, drop state, surge state, calm streak, late state,
-        # this hour's {currency: [turnover, ggr]}, this hour's players]
+        # this hour's {currency: [turnover, ggr]}, this hour's players, this hour's bets]
         self.series: dict[str, list[Any]] = {}
         self._by: dict[tuple[str, str], list[Any]] = {}  # the same lists, by a tuple
         self.history: dict[str, dict[str, float]] = {}  # series -> {hour: value}
@@ -113,7 +113,10 @@ class VolumeWatch:
     def observe(self, e: WatchEvent, out: list[Said]) -> None:
         s = self._by.get((e.region, e.provider))
         if s is None:
-            s = self.series[f"{e.region}|{e.provider}"] = [0, 0, [], 0.0, 0, 0, 0, 0, 0, {}, set()]
+            s = self.series[f"{e.region}|{e.provider}"] = [
+                *(0, 0, [], 0.0, 0, 0, 0, 0, 0),
+                *({}, set(), 0),
+            ]
             self._by[(e.region, e.provider)] = s
         late = e.at - e.occurred > self.limits.late_after_s
         if late:
@@ -128,6 +131,7 @@ class VolumeWatch:
             m[0] += e.amount
             m[1] += e.amount
             s[10].add(e.player)
+            s[11] += 1
         elif kind in RETURNS:
             m = s[9].get(e.currency)
             if m is None:
@@ -276,7 +280,8 @@ class VolumeWatch:
                 values[f"turnover|{rp}|{currency}"] = float(turnover)
                 values[f"ggr|{rp}|{currency}"] = float(ggr)
             values[f"players|{rp}"] = float(len(s[10]))
-            s[9], s[10] = {}, set()
+            values[f"bets|{rp}"] = float(s[11])
+            s[9], s[10], s[11] = {}, set(), 0
         keep_from = hour - self.limits.history_hours
         for name, value in values.items():
             h = self.history.setdefault(name, {})
@@ -320,7 +325,7 @@ class VolumeWatch:
         return {
             "minute": self.minute,
             "hour": self.hour,
-            "series": {k: [*v[:10], sorted(v[10])] for k, v in self.series.items()},
+            "series": {k: [*v[:10], sorted(v[10]), v[11]] for k, v in self.series.items()},
             "history": self.history,
             "outside": sorted(self.outside),
         }
@@ -329,7 +334,7 @@ class VolumeWatch:
         self.minute = int(state.get("minute", -1))
         self.hour = int(state.get("hour", -1))
         self.series = {
-            k: [*v[:9], {c: list(m) for c, m in v[9].items()}, set(v[10])]
+            k: [*v[:9], {c: list(m) for c, m in v[9].items()}, set(v[10]), v[11]]
             for k, v in state.get("series", {}).items()
         }
         self._by = {tuple(k.split("|", 1)): v for k, v in self.series.items()}  # type: ignore[misc]
