@@ -59,6 +59,9 @@ class MemoryWatchStore:
             box = self._outbox.get(consumer, [])
             self._outbox[consumer] = [(i, r) for i, r in box if i > upto]
 
+    def close(self) -> None:
+        """Nothing held: nothing to release."""
+
 
 class MemoryGameConfigs:
     def __init__(self) -> None:
