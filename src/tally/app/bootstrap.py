@@ -24,6 +24,7 @@ from tally.events.ports import EventLog
 from tally.exports.bundle import StatementFile
 from tally.exports.ports import TransferSource
 from tally.exports.service import ExportService
+from tally.kernel.alerts import AlertSink
 from tally.kernel.clock import Clock, SystemClock
 from tally.ledger.ports import LedgerStore
 from tally.ledger.service import LedgerService
@@ -46,6 +47,9 @@ if TYPE_CHECKING:
     from tally.quarantine.redrive import QuarantineDesk
     from tally.reconciliation.ports import ReconciliationStore
     from tally.reconciliation.service import ReconciliationService
+    from tally.risk.forecast import Forecasts
+    from tally.risk.watch import RiskWatch
+    from tally.risk.watch_ports import RiskStore
     from tally.wallet.ports import WalletMarks
     from tally.wallet.service import WalletService
 
@@ -421,6 +425,7 @@ class ModeParts:
     import_progress: Callable[[], ImportProgress]
     wallet_marks: Callable[[], WalletMarks]
     reconciliation_store: Callable[[], ReconciliationStore]
+    risk_store: Callable[[], RiskStore]
 
 
 def mode_parts(settings: Settings) -> ModeParts:
@@ -489,6 +494,11 @@ def _embedded_parts(settings: Settings) -> ModeParts:
 
         return SqliteReconciliationStore(in_place())
 
+    def risk_store() -> RiskStore:
+        from tally.adapters.sqlite.risk_watch import SqliteRiskStore
+
+        return SqliteRiskStore(in_place())
+
     return ModeParts(
         ledger_store=ledger_store,
         settlement=settlement,
@@ -500,6 +510,7 @@ def _embedded_parts(settings: Settings) -> ModeParts:
         import_progress=import_progress,
         wallet_marks=wallet_marks,
         reconciliation_store=reconciliation_store,
+        risk_store=risk_store,
     )
 
 
@@ -563,6 +574,14 @@ def _scaled_parts(settings: Settings) -> ModeParts:
 
         return PostgresReconciliationStore(dsn)
 
+    def risk_store() -> RiskStore:
+        # The watch is one worker; its state is small. Until a PostgreSQL adapter exists
+        # it keeps its state in the embedded file beside the scaled deployment.
+        from tally.adapters.sqlite.risk_watch import SqliteRiskStore
+
+        settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        return SqliteRiskStore(settings.sqlite_path)
+
     return ModeParts(
         ledger_store=ledger_store,
         settlement=settlement,
@@ -574,6 +593,7 @@ def _scaled_parts(settings: Settings) -> ModeParts:
         import_progress=import_progress,
         wallet_marks=wallet_marks,
         reconciliation_store=reconciliation_store,
+        risk_store=risk_store,
     )
 
 
@@ -613,3 +633,41 @@ def build_reconciliation(
         ledger=ledger,
         log=ingest.log,
     )
+
+
+# -- the risk watch --------------------------------------------------------------------
+
+
+def build_risk_store(settings: Settings) -> RiskStore:
+    return mode_parts(settings).risk_store()
+
+
+@dataclass(slots=True)
+class RiskParts:
+    watch: RiskWatch
+    forecasts: Forecasts
+    store: RiskStore
+
+    def close(self) -> None:
+        self.watch.log.close()
+        self.store.close()
+
+
+def build_risk_watch(settings: Settings, clock: Clock, sink: AlertSink | None = None) -> RiskParts:
+    """The watch over the deployment's event log, its detectors configured from the
+    store's certified games and the latest forecasts as the volume corridor. ``sink``:
+    the alerts service's; until it is wired, signals go to the structured log."""
+    from tally.adapters.alert_log import LogAlertSink
+    from tally.risk.forecast import Forecasts
+    from tally.risk.watch import RiskWatch, default_detectors
+
+    store = build_risk_store(settings)
+    forecasts = Forecasts(store, store, clock)
+    watch = RiskWatch(
+        build_event_log(settings),
+        store,
+        sink or LogAlertSink(),
+        default_detectors(store.all(), forecasts),
+        clock,
+    )
+    return RiskParts(watch, forecasts, store)

@@ -90,3 +90,9 @@ class ForecastStore(Protocol):
     ) -> tuple[datetime | None, list[ForecastPoint]]:
         """When the latest refit ran and its points, filtered."""
         ...
+
+
+class RiskStore(WatchStore, GameConfigs, ForecastStore, Protocol):
+    """One store for all three (the embedded file keeps them together)."""
+
+    def close(self) -> None: ...

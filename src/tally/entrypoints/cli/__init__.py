@@ -13,6 +13,7 @@ from tally.entrypoints.cli import (
     ingest,
     ledger,
     reconcile,
+    risk,
     serve,
     settlement,
     simulate,
@@ -43,6 +44,7 @@ app.add_typer(events.quarantine_app, name="quarantine")
 app.add_typer(ingest.import_app, name="import")
 app.add_typer(ingest.feeds_app, name="feeds")
 app.add_typer(reconcile.reconcile_app, name="reconcile")
+app.add_typer(risk.risk_app, name="risk")
 
 
 def main() -> None:
