@@ -4,6 +4,7 @@ clean stretch says nothing at all."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 from tally.kernel.alerts import AlertSignal
@@ -39,7 +40,7 @@ def test_incidents_are_planned_in_busy_hours_one_at_a_time() -> None:
     world = build_world(23, START)
     incidents = plan(world, minutes=3 * 24 * 60, per_kind=2, seed=23, after=120)
     assert len(incidents) == 12
-    for a, b in zip(incidents, incidents[1:], strict=False):
+    for a, b in itertools.pairwise(incidents):
         assert a.start < b.start
     assert all(x.start >= START + timedelta(minutes=120) for x in incidents)
 

@@ -93,7 +93,7 @@ def _watch(
 
 def test_a_stored_event_decodes_to_what_the_watch_reads(logged: Any) -> None:
     log, _ = logged
-    ((position, event),) = log.read(0, 1)
+    ((_, event),) = log.read(0, 1)
     e = decode(codec.dumps(event))
     assert (e.kind, e.provider, e.amount, e.currency) == (
         "bet",
