@@ -14,6 +14,7 @@ class Role(StrEnum):
     AUDITOR = "auditor"  # read-only, everything
     PARTNER = "partner"  # read-only, only its own owners (its subtree of the partner tree)
     FEED = "feed"  # a machine client pushing events: only for the operators/providers in scope
+    RISK = "risk"  # the risk team: what the risk watch sees and forecasts
 
 
 class Permission(StrEnum):
@@ -44,6 +45,8 @@ class Permission(StrEnum):
     # Upload a report and run it, assign and close breaks, reopen them, re-drive a line
     # missing in Tally: each changes the books or what Tally holds, so finance only.
     RECONCILIATION_WRITE = "reconciliation.write"
+    # The risk watch's forecasts (per region and provider, every operator's traffic).
+    RISK_FORECASTS_READ = "risk.forecasts.read"
 
 
 P = Permission
@@ -63,6 +66,7 @@ _READ_EVERYTHING = frozenset(
         P.SETTLEMENT_ORPHANS_READ,
         P.CONFIG_READ,
         P.RECONCILIATION_READ,
+        P.RISK_FORECASTS_READ,
     }
 )
 
@@ -84,6 +88,7 @@ GRANTS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
                 P.CONFIG_WRITE,
                 P.RECONCILIATION_READ,
                 P.RECONCILIATION_WRITE,
+                P.RISK_FORECASTS_READ,
             }
         ),
         Role.OPERATIONS: frozenset(
@@ -96,8 +101,10 @@ GRANTS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
                 P.COMMISSIONS_READ,
                 P.CONFIG_READ,
                 P.RECONCILIATION_READ,
+                P.RISK_FORECASTS_READ,
             }
         ),
+        Role.RISK: frozenset({P.SETTLEMENT_FIGURES_READ, P.METRICS_READ, P.RISK_FORECASTS_READ}),
         Role.AUDITOR: _READ_EVERYTHING,
         # Partner reads are further narrowed to its own owners by the scope resolver.
         Role.PARTNER: frozenset({P.LEDGER_READ, P.COMMISSIONS_READ, P.STATEMENTS_READ}),
@@ -110,7 +117,9 @@ GRANTS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
 MFA_REQUIRED: frozenset[Role] = frozenset({Role.ADMIN, Role.FINANCE})
 
 # Roles that see every owner; any other role sees only the owners its scope grants.
-UNSCOPED: frozenset[Role] = frozenset({Role.ADMIN, Role.FINANCE, Role.OPERATIONS, Role.AUDITOR})
+UNSCOPED: frozenset[Role] = frozenset(
+    {Role.ADMIN, Role.FINANCE, Role.OPERATIONS, Role.AUDITOR, Role.RISK}
+)
 
 
 def permissions(roles: frozenset[Role]) -> frozenset[Permission]:

@@ -24,6 +24,7 @@ from tally.entrypoints.api.routers import (
     ledger,
     ops,
     reconciliation,
+    risk_forecasts,
     settlement,
 )
 
@@ -71,7 +72,17 @@ def create_api(app: App, backoffice: Backoffice) -> FastAPI:
     )
     api.state.ctx = Ctx(app, backoffice)
     install_error_handlers(api)
-    for module in (ops, auth, ledger, settlement, config, admin, ingest, reconciliation):
+    for module in (
+        ops,
+        auth,
+        ledger,
+        settlement,
+        config,
+        admin,
+        ingest,
+        reconciliation,
+        risk_forecasts,
+    ):
         api.include_router(module.router)
     # Inside the metrics, so that refusals at the edge are counted too.
     api.add_middleware(EdgeMiddleware, api=api)
