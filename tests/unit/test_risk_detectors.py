@@ -395,3 +395,30 @@ def test_the_settlement_watch_forgets_what_is_more_than_a_week_old() -> None:
     for h in range(3 * 24 * 7):
         _hour(watch, out, T0 + h * HOUR, 1, 100)
     assert len(watch.past) <= 24 * 7 + 1
+
+
+# -- the learnt detector ---------------------------------------------------------------
+
+
+def test_half_space_trees_flag_a_window_unlike_the_population_once_warmed_up() -> None:
+    from tally.risk.detectors.learned import LearnedBehaviour, LearnedLimits
+
+    watch = LearnedBehaviour(LearnedLimits(warmup_windows=300, forest_window=100, threshold=0.9))
+    out: list[Said] = []
+    for w in range(600):
+        player = f"pop{w % 40}"
+        for i in range(10):
+            rid = f"n{w}-{i}"
+            watch.observe(ev("bet", T0, 100, round_id=rid, player=player), out)
+            if i % 3 == 0:
+                watch.observe(ev("win", T0, 250, round_id=rid, player=player), out)
+            if w % 5 == 0 and i == 0:
+                watch.observe(ev("bonus_win", T0, 100, round_id=rid, player=player), out)
+    assert signals(out, BONUS_ABUSE) == []
+    for i in range(10):
+        rid = f"abuse-{i}"
+        watch.observe(ev("bet", T0, 100, round_id=rid, player="bot"), out)
+        watch.observe(ev("bonus_win", T0, 900, round_id=rid, player="bot"), out)
+    (alert,) = signals(out, BONUS_ABUSE)
+    # The window closes on its tenth bet, before that round's bonus: 9 of 10.
+    assert alert.key == "player:bot" and float(alert.evidence["bonus"]) == 0.9
