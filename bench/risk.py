@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,8 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import rss_mb
-from tally.adapters.memory.events import MemoryEventLog
-from tally.adapters.memory.risk_watch import MemoryWatchStore
 from tally.kernel.alerts import AlertSignal
 from tally.kernel.clock import FixedClock
 from tally.risk.detectors.behaviour import BonusAbuse
@@ -211,28 +210,42 @@ class _NullSink:
 
 
 def run_worker(config: Config, report: Callable[[int], None]) -> dict[str, Any]:
+    """The watch worker as a deployment runs it embedded: over the SQLite event log
+    (stored bodies decoded), its state, position and outbox committed to SQLite."""
+    from tally.adapters.sqlite.events import SqliteEventLog
+    from tally.adapters.sqlite.risk_watch import SqliteRiskStore
+
     world = build_world(config.seed + 300, START, players=config.players)
-    log = MemoryEventLog()
-    records = stream(
-        world, minutes=24 * 60, rounds_per_minute=config.rounds_per_minute, seed=config.seed + 300
-    )
-    batch = []
-    for r in records:
-        batch.append(to_event(r))
-        if len(batch) >= config.worker_events:
-            break
-    log.append(batch)
-    watch = RiskWatch(
-        log,
-        MemoryWatchStore(),
-        _NullSink(),
-        default_detectors(certified_games(world)),
-        FixedClock(START),
-        WatchLimits(),
-    )
-    started = time.perf_counter()
-    read = watch.drain()
-    elapsed = time.perf_counter() - started
+    with tempfile.TemporaryDirectory(prefix="tally-risk-bench-") as tmp:
+        path = Path(tmp) / "tally.sqlite"
+        log = SqliteEventLog(path)
+        records = stream(
+            world,
+            minutes=24 * 60,
+            rounds_per_minute=config.rounds_per_minute,
+            seed=config.seed + 300,
+        )
+        batch = []
+        for r in records:
+            batch.append(to_event(r))
+            if len(batch) >= config.worker_events:
+                break
+        for i in range(0, len(batch), 10_000):
+            log.append(batch[i : i + 10_000])
+        store = SqliteRiskStore(path)
+        watch = RiskWatch(
+            log,
+            store,
+            _NullSink(),
+            default_detectors(certified_games(world)),
+            FixedClock(START),
+            WatchLimits(),
+        )
+        started = time.perf_counter()
+        read = watch.drain()
+        elapsed = time.perf_counter() - started
+        store.close()
+        log.close()
     report(read)
     settlement = _settlement_recorded()
     rate = read / elapsed

@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from tally.risk.detectors.model import Said
 from tally.risk.detectors.rtp import GameRtp
 from tally.risk.watch_codec import said_from_dict, said_to_dict
@@ -39,8 +41,9 @@ class MemoryWatchStore:
         said: Sequence[Said],
         at: datetime,
     ) -> None:
-        # Copied as a database would: what the detectors change next is not committed.
-        snapshot = copy.deepcopy(dict(state))
+        # Copied as a database would (through JSON, as the SQLite store keeps it): what the
+        # detectors change next is not committed.
+        snapshot = orjson.loads(orjson.dumps(state))
         rows = [said_to_dict(s) for s in said]
         with self._lock:
             self._positions[consumer] = position
