@@ -455,6 +455,12 @@ def risk(
     clean_days: Annotated[float, typer.Option(help="simulated days without incidents")] = 7.0,
     clean_rate: Annotated[float, typer.Option(help="rounds per minute, clean run")] = 100.0,
     seed: Annotated[int, typer.Option(help="the world's and incidents' seed")] = 1,
+    behaviour_days: Annotated[
+        float, typer.Option(help="simulated days of the baseline vs learner run")
+    ] = 2.0,
+    forecast_rate: Annotated[
+        float, typer.Option(help="rounds per minute of the four forecast weeks")
+    ] = 15.0,
     out: Annotated[Path, typer.Option(help="where JSON goes")] = Path("bench/results"),
 ) -> dict[str, Any]:
     """Labelled incidents (NAB-style scores), a clean week, detector and worker speed,
@@ -466,6 +472,8 @@ def risk(
         per_kind=per_kind,
         clean_days=clean_days,
         clean_rounds_per_minute=clean_rate,
+        behaviour_days=behaviour_days,
+        forecast_rounds_per_minute=forecast_rate,
     )
     runs: dict[str, Any] = {}
     with _progress() as progress:
@@ -493,6 +501,8 @@ def risk(
             "rounds_per_minute": rate,
             "clean_days": clean_days,
             "clean_rounds_per_minute": clean_rate,
+            "behaviour_days": behaviour_days,
+            "forecast_rounds_per_minute": forecast_rate,
         },
         **runs,
     }
@@ -567,6 +577,8 @@ def all_(
         clean_days=7.0 / (7 if quick else 1),
         clean_rate=100.0,
         seed=1,
+        behaviour_days=2.0 / (8 if quick else 1),
+        forecast_rate=15.0 / (5 if quick else 1),
         out=out,
     )
     table = Table("issue", "what", "target", "measured", "", title="Targets")
