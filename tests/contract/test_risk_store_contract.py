@@ -42,10 +42,18 @@ class _MemoryAll:
         raise AttributeError(name)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     if request.param == "memory":
         yield _MemoryAll()
+        return
+    if request.param == "postgres":
+        from tally.adapters.postgres.risk_watch import PostgresRiskStore
+        from tests.conftest import PG_DSN
+
+        pg = PostgresRiskStore(PG_DSN, schema=request.getfixturevalue("pg_schema"))
+        yield pg
+        pg.close()
         return
     s = SqliteRiskStore(tmp_path / "tally.db")
     yield s

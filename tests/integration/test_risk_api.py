@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from tally.app.bootstrap import build_risk_store
 from tally.auth.policy import Role
 from tally.risk.watch_ports import ForecastPoint
@@ -17,19 +15,17 @@ FIT = datetime(2026, 3, 2, 6, tzinfo=UTC)
 
 
 def _seed(world: World) -> None:
-    store = build_risk_store(world.app.settings)
+    state = world.client.app.state  # type: ignore[attr-defined]
+    store = getattr(state, "risk_store", None) or build_risk_store(world.app.settings)
     points = [
         ForecastPoint(series, FIT + timedelta(hours=h), 100.0 + h, 90.0, 110.0, 80.0, 120.0)
         for series in ("turnover|eu|p1|EUR", "players|eu|p1", "players|uk|p2")
         for h in range(168)
     ]
     store.replace(FIT, points)
-    store.close()
 
 
 def test_forecasts_are_served_by_horizon_and_filter_to_the_risk_role(world: World) -> None:
-    if world.app.settings.mode == "scaled":
-        pytest.skip("the risk store keeps its state in the embedded file in both modes")
     _seed(world)
     _, key = world.bo.auth.create_api_key("system", "risk desk", frozenset({Role.RISK}))
     risk = {"Authorization": f"Bearer {key}"}

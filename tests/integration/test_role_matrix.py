@@ -41,6 +41,8 @@ PUSHERS = frozenset({"admin", "key_feed"})
 # Never partners: a break names other operators' transactions and the provider's figures.
 RECON_READERS = frozenset({"admin", "finance", "operations", "auditor", "key_ops"})
 RECON_WRITERS = frozenset({"admin", "finance"})
+# The risk role reads them too; none of the callers here has it (test_risk_api.py does).
+RISK_READERS = frozenset({"admin", "finance", "operations", "auditor", "key_ops"})
 
 _counter = itertools.count()
 
@@ -208,6 +210,7 @@ CALLS = [
         body=[],
     ),
     Call("GET", "/v1/reconciliation/runs", RECON_READERS),
+    Call("GET", "/v1/risk/forecasts", RISK_READERS),
     Call("GET", "/v1/reconciliation/runs/{run_id}", RECON_READERS, url="/v1/reconciliation/runs/1"),
     Call(
         "GET",

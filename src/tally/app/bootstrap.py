@@ -575,12 +575,9 @@ def _scaled_parts(settings: Settings) -> ModeParts:
         return PostgresReconciliationStore(dsn)
 
     def risk_store() -> RiskStore:
-        # The watch is one worker; its state is small. Until a PostgreSQL adapter exists
-        # it keeps its state in the embedded file beside the scaled deployment.
-        from tally.adapters.sqlite.risk_watch import SqliteRiskStore
+        from tally.adapters.postgres.risk_watch import PostgresRiskStore
 
-        settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-        return SqliteRiskStore(settings.sqlite_path)
+        return PostgresRiskStore(dsn)
 
     return ModeParts(
         ledger_store=ledger_store,
