@@ -173,3 +173,19 @@ def test_signals_and_clears_survive_the_outbox_codec() -> None:
     )
     said: list[Said] = [alert, Clear("risk.rtp.drift", "g1", START)]
     assert [said_from_dict(said_to_dict(s)) for s in said] == said
+
+
+def test_a_quiet_log_lets_the_clock_move_on_without_moving_the_position(logged: Any) -> None:
+    log, world = logged
+    store, sink = MemoryWatchStore(), RecordingSink()
+    clock = FixedClock(START)
+    watch = RiskWatch(log, store, sink, default_detectors(certified_games(world)), clock)
+    watch.drain()
+    before = list(sink.seen)
+    minute = watch.pipeline.minute
+    clock.set(START + timedelta(hours=3))  # an hour after the last event
+    watch.idle()
+    assert watch.pipeline.minute == int((START + timedelta(hours=3)).timestamp()) // 60 > minute
+    assert store.position("risk-watch") == log.head()
+    # Every provider falls silent at once: a lull, not one provider's outage.
+    assert [s for s in sink.seen[len(before) :] if s[1] == "risk.volume.drop"] == []
