@@ -18,6 +18,7 @@ from bench import ledger as ledger_bench
 from bench import payouts as payouts_bench
 from bench import rails as rails_bench
 from bench import reconcile as reconcile_bench
+from bench import risk as risk_bench
 from bench import settlement as settlement_bench
 from bench.common import machine, save
 from tally.entrypoints.cli.common import console
@@ -625,6 +626,89 @@ def alerts(
     return results
 
 
+@app.command("risk")
+def risk(
+    days: Annotated[float, typer.Option(help="simulated days with incidents")] = 2.0,
+    per_kind: Annotated[int, typer.Option(help="incidents of each kind")] = 2,
+    rate: Annotated[float, typer.Option(help="rounds per minute (all regions)")] = 200.0,
+    clean_days: Annotated[float, typer.Option(help="simulated days without incidents")] = 7.0,
+    clean_rate: Annotated[float, typer.Option(help="rounds per minute, clean run")] = 100.0,
+    seed: Annotated[int, typer.Option(help="the world's and incidents' seed")] = 1,
+    behaviour_days: Annotated[
+        float, typer.Option(help="simulated days of the baseline vs learner run")
+    ] = 2.0,
+    forecast_rate: Annotated[
+        float, typer.Option(help="rounds per minute of the four forecast weeks")
+    ] = 15.0,
+    out: Annotated[Path, typer.Option(help="where JSON goes")] = Path("bench/results"),
+) -> dict[str, Any]:
+    """Labelled incidents (NAB-style scores), a clean week, detector and worker speed,
+    forecast accuracy and refit time."""
+    config = risk_bench.Config(
+        seed=seed,
+        days=days,
+        rounds_per_minute=rate,
+        per_kind=per_kind,
+        clean_days=clean_days,
+        clean_rounds_per_minute=clean_rate,
+        behaviour_days=behaviour_days,
+        forecast_rounds_per_minute=forecast_rate,
+    )
+    runs: dict[str, Any] = {}
+    with _progress() as progress:
+        for name, fn in (
+            ("incidents", risk_bench.run_incidents),
+            ("clean", risk_bench.run_clean),
+            ("behaviour", risk_bench.run_behaviour),
+            ("worker", risk_bench.run_worker),
+            ("forecast", risk_bench.run_forecast),
+        ):
+            task = progress.add_task(f"risk: {name}", total=None)
+
+            def advance(count: int, task: TaskID = task) -> None:
+                progress.advance(task, count)
+
+            runs[name] = fn(config, advance)
+    results = {
+        "benchmark": "risk",
+        "measured_at": datetime.now(UTC).isoformat(),
+        "machine": machine(),
+        "config": {
+            "seed": seed,
+            "days": days,
+            "per_kind": per_kind,
+            "rounds_per_minute": rate,
+            "clean_days": clean_days,
+            "clean_rounds_per_minute": clean_rate,
+            "behaviour_days": behaviour_days,
+            "forecast_rounds_per_minute": forecast_rate,
+        },
+        **runs,
+    }
+    results["targets"] = risk_bench.targets(results)
+    save(results, out, "risk")
+    s = runs["incidents"]["score"]
+    table = Table("incident kind", "incidents", "recall", "median delay s")
+    for kind, k in s["kinds"].items():
+        table.add_row(kind, str(k["incidents"]), f"{k['recall']:.2f}", str(k["median_delay_s"]))
+    console.print(table)
+    f = runs["forecast"]
+    console.print(
+        f"precision {s['precision']:.3f}  recall {s['recall']:.3f}  median delay "
+        f"{s['median_delay_s']:.0f} s  clean-week alerts {runs['clean']['alerts']}  "
+        f"detectors {runs['incidents']['detector_events_per_s']:,.0f} events/s  "
+        f"worker {runs['worker']['events_per_s']:,.0f} events/s "
+        f"(x{runs['worker']['ratio_to_settlement'] or 0:.2f} settlement's replay)  "
+        f"forecast MASE {f['profile']['mase']:.3f} vs naive "
+        f"{f['profile']['mase_seasonal_naive']:.3f} "
+        f"({f['profile']['improvement']:.0%} better), 95% cover {f['profile']['coverage_95']:.1%}, "
+        f"MSTL {f['mstl']['improvement']:.0%} better, refit 100 series {f['refit_100_s']:.1f} s"
+    )
+    for name, ok in results["targets"].items():
+        console.print(f"{name}: {_met(ok)}")
+    return results
+
+
 @app.command("all")
 def all_(
     quick: Annotated[bool, typer.Option(help="small sizes: a smoke run, not figures")] = False,
@@ -687,6 +771,17 @@ def all_(
         settlement_events=20_000 // scale,
         consoles=50,
         seconds=10.0 / (5 if quick else 1),
+        out=out,
+    )
+    rsk = risk(
+        days=2.0 / (4 if quick else 1),
+        per_kind=1 if quick else 2,
+        rate=200.0,
+        clean_days=7.0 / (7 if quick else 1),
+        clean_rate=100.0,
+        seed=1,
+        behaviour_days=2.0 / (8 if quick else 1),
+        forecast_rate=15.0 / (5 if quick else 1),
         out=out,
     )
     table = Table("issue", "what", "target", "measured", "", title="Targets")
@@ -778,10 +873,49 @@ def all_(
         f"{rails_bench.TARGET_PAYOUTS_PER_S:,}",
         f"{rail['psp']['payouts_per_s']:,.0f}",
         _met(rail["targets"]["met_payouts_per_s"]),
+    )
+    table.add_row(
         "26 console",
         f"page p95 ms, {pages['transfers']:,} transfers",
         f"< {console_bench.TARGET_P95_MS:.0f}",
         f"{pages['worst_p95_ms']:.1f}",
         _met(pages["targets"]["met_p95_ms"]),
     )
+    score = rsk["incidents"]["score"]
+    for what, target, measured, key in (
+        ("incident recall", "≥ 0.9", f"{score['recall']:.2f}", "met_recall"),
+        ("incident precision", "≥ 0.8", f"{score['precision']:.2f}", "met_precision"),
+        (
+            "median detection delay",
+            "< 120 s",
+            f"{score['median_delay_s']:.0f} s",
+            "met_median_delay",
+        ),
+        ("alerts on a clean week", "0", str(rsk["clean"]["alerts"]), "met_clean_week"),
+        (
+            "detector events/s",
+            f"{risk_bench.DETECTOR_EVENTS_PER_S_MIN:,}",
+            f"{rsk['incidents']['detector_events_per_s']:,.0f}",
+            "met_detector_rate",
+        ),
+        (
+            "forecast MASE vs seasonal naive",
+            "≥ 20% better",
+            f"{rsk['forecast']['profile']['improvement']:.0%}",
+            "met_forecast_mase",
+        ),
+        (
+            "95% interval coverage",
+            "92-98%",
+            f"{rsk['forecast']['profile']['coverage_95']:.1%}",
+            "met_coverage_95",
+        ),
+        (
+            "refit of 100 series",
+            "< 30 s",
+            f"{rsk['forecast']['refit_100_s']:.1f} s",
+            "met_refit_100",
+        ),
+    ):
+        table.add_row("25 risk", what, target, measured, _met(rsk["targets"][key]))
     console.print(table)

@@ -122,6 +122,13 @@ def world(request: pytest.FixtureRequest, tmp_path: Path, clock: FixedClock) -> 
         )
     app.start()
     api = create_api(app, bo)
+    if request.param == "postgres":
+        from tally.adapters.postgres.risk_watch import PostgresRiskStore
+
+        # The risk router opens its store once per API process: here, in the test's schema.
+        api.state.risk_store = PostgresRiskStore(
+            PG_DSN, schema=request.getfixturevalue("pg_schema")
+        )
     with TestClient(api, client=("203.0.113.9", 5000)) as client:
         w = World(app, bo, client, clock)
         for role in STAFF:
@@ -151,5 +158,8 @@ def world(request: pytest.FixtureRequest, tmp_path: Path, clock: FixedClock) -> 
         w.tokens["key_feed"] = feed_token
         seed_ledger(app)
         yield w
+    risk_store = getattr(api.state, "risk_store", None)
+    if risk_store is not None:
+        risk_store.close()
     app.close()
     bo.close()

@@ -58,6 +58,9 @@ def _silence(world: World) -> dict[str, Any]:
     return {"matchers": ["provider=nobody"], "reason": "matrix", "ends_at": ends.isoformat()}
 
 
+# The risk role reads them too; none of the callers here has it (test_risk_api.py does).
+RISK_READERS = frozenset({"admin", "finance", "operations", "auditor", "key_ops"})
+
 _counter = itertools.count()
 
 
@@ -224,6 +227,7 @@ CALLS = [
         body=[],
     ),
     Call("GET", "/v1/reconciliation/runs", RECON_READERS),
+    Call("GET", "/v1/risk/forecasts", RISK_READERS),
     Call("GET", "/v1/reconciliation/runs/{run_id}", RECON_READERS, url="/v1/reconciliation/runs/1"),
     Call(
         "GET",

@@ -53,8 +53,11 @@ if TYPE_CHECKING:
     from tally.reconciliation.service import ReconciliationService
     from tally.risk.alerts import AlertService
     from tally.risk.delivery import Deliverer
+    from tally.risk.forecast import Forecasts
     from tally.risk.playbooks import Playbooks, RiskSwitches
     from tally.risk.ports import AlertStore, Transport
+    from tally.risk.watch import RiskWatch
+    from tally.risk.watch_ports import RiskStore
     from tally.wallet.ports import WalletMarks
     from tally.wallet.service import WalletService
 
@@ -525,6 +528,7 @@ class ModeParts:
     # Risk's alerts, silences, rules, outbox, playbook actions and switches (the store
     # behind the deployment's AlertSink: see build_risk).
     alert_store: Callable[[], AlertStore]
+    risk_store: Callable[[], RiskStore]
 
 
 def mode_parts(settings: Settings) -> ModeParts:
@@ -605,6 +609,11 @@ def _embedded_parts(settings: Settings) -> ModeParts:  # noqa: C901 (one factory
 
         return SqliteAlertStore(in_place())
 
+    def risk_store() -> RiskStore:
+        from tally.adapters.sqlite.risk_watch import SqliteRiskStore
+
+        return SqliteRiskStore(in_place())
+
     return ModeParts(
         ledger_store=ledger_store,
         settlement=settlement,
@@ -618,10 +627,11 @@ def _embedded_parts(settings: Settings) -> ModeParts:  # noqa: C901 (one factory
         reconciliation_store=reconciliation_store,
         payout_store=payout_store,
         alert_store=alert_store,
+        risk_store=risk_store,
     )
 
 
-def _scaled_parts(settings: Settings) -> ModeParts:
+def _scaled_parts(settings: Settings) -> ModeParts:  # noqa: C901 (one factory per store)
     """PostgreSQL for the ledger, settlement, back office and quarantine; NATS JetStream
     for the event log."""
     dsn = settings.pg_dsn
@@ -693,6 +703,11 @@ def _scaled_parts(settings: Settings) -> ModeParts:
 
         return PostgresAlertStore(dsn)
 
+    def risk_store() -> RiskStore:
+        from tally.adapters.postgres.risk_watch import PostgresRiskStore
+
+        return PostgresRiskStore(dsn)
+
     return ModeParts(
         ledger_store=ledger_store,
         settlement=settlement,
@@ -706,6 +721,7 @@ def _scaled_parts(settings: Settings) -> ModeParts:
         reconciliation_store=reconciliation_store,
         payout_store=payout_store,
         alert_store=alert_store,
+        risk_store=risk_store,
     )
 
 
@@ -853,3 +869,54 @@ def build_risk(
         deliverer=Deliverer(store, sinks, transport, clock),
         transport=transport,
     )
+
+
+# -- the risk watch --------------------------------------------------------------------
+
+
+def build_risk_store(settings: Settings) -> RiskStore:
+    return mode_parts(settings).risk_store()
+
+
+@dataclass(slots=True)
+class RiskParts:
+    watch: RiskWatch
+    forecasts: Forecasts
+    store: RiskStore
+    # The alerts (and their audit trail) the watch signals to, when it made them itself.
+    alerts: Risk | None = None
+    trail: BackofficeStore | None = None
+
+    def close(self) -> None:
+        self.watch.log.close()
+        self.store.close()
+        if self.alerts is not None:
+            self.alerts.close()
+        if self.trail is not None:
+            self.trail.close()
+
+
+def build_risk_watch(settings: Settings, clock: Clock, sink: AlertSink | None = None) -> RiskParts:
+    """The watch over the deployment's event log, its detectors configured from the
+    store's certified games and the latest forecasts as the volume corridor. ``sink``:
+    where signals go; without one, the deployment's alerts service on the mode's store
+    (beside its audit trail, as ``build_backoffice`` makes them)."""
+    from tally.risk.forecast import Forecasts
+    from tally.risk.watch import RiskWatch, default_detectors
+
+    risk: Risk | None = None
+    trail: BackofficeStore | None = None
+    if sink is None:
+        trail = build_backoffice_store(settings, Sealer(load_keys(settings).audit))
+        risk = build_risk(settings, clock, trail)
+        sink = risk.alerts
+    store = build_risk_store(settings)
+    forecasts = Forecasts(store, store, clock)
+    watch = RiskWatch(
+        build_event_log(settings),
+        store,
+        sink,
+        default_detectors(store.all(), forecasts),
+        clock,
+    )
+    return RiskParts(watch, forecasts, store, risk, trail)

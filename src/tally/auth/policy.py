@@ -14,7 +14,9 @@ class Role(StrEnum):
     AUDITOR = "auditor"  # read-only, everything
     PARTNER = "partner"  # read-only, only its own owners (its subtree of the partner tree)
     FEED = "feed"  # a machine client pushing events: only for the operators/providers in scope
-    RISK = "risk"  # watches alerts, silences them, approves and undoes playbook actions
+    # The risk team: what the risk watch sees and forecasts; it watches alerts, silences
+    # them, approves and undoes playbook actions.
+    RISK = "risk"
 
 
 class Permission(StrEnum):
@@ -64,6 +66,8 @@ class Permission(StrEnum):
     PLAYBOOKS_ACT = "playbooks.act"
     # Close a settlement period from the console: freezes it and writes its statement.
     SETTLEMENT_CLOSE = "settlement.close"
+    # The risk watch's forecasts (per region and provider, every operator's traffic).
+    RISK_FORECASTS_READ = "risk.forecasts.read"
 
 
 P = Permission
@@ -85,6 +89,7 @@ _READ_EVERYTHING = frozenset(
         P.RECONCILIATION_READ,
         P.PAYOUTS_READ,
         P.ALERTS_READ,
+        P.RISK_FORECASTS_READ,
     }
 )
 
@@ -110,6 +115,7 @@ GRANTS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
                 P.PAYOUTS_WRITE,
                 P.PAYOUTS_APPROVE,
                 P.SETTLEMENT_CLOSE,
+                P.RISK_FORECASTS_READ,
             }
         ),
         Role.OPERATIONS: frozenset(
@@ -123,6 +129,7 @@ GRANTS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
                 P.CONFIG_READ,
                 P.RECONCILIATION_READ,
                 P.ALERTS_READ,
+                P.RISK_FORECASTS_READ,
             }
         ),
         Role.AUDITOR: _READ_EVERYTHING,
@@ -149,6 +156,7 @@ GRANTS: Mapping[Role, frozenset[Permission]] = MappingProxyType(
                 P.CONFIG_READ,
                 P.RECONCILIATION_READ,
                 P.AUDIT_READ,
+                P.RISK_FORECASTS_READ,
             }
         ),
     }

@@ -26,6 +26,7 @@ from tally.entrypoints.api.routers import (
     ops,
     payouts,
     reconciliation,
+    risk_forecasts,
     settlement,
 )
 from tally.entrypoints.console import install_console
@@ -76,6 +77,7 @@ def create_api(app: App, backoffice: Backoffice) -> FastAPI:
     install_error_handlers(api)
     for module in (
         ops, auth, ledger, settlement, config, admin, ingest, reconciliation, payouts, alerts,
+        risk_forecasts,
     ):  # fmt: skip
         api.include_router(module.router)
     # The console's pages under /console (not in the OpenAPI description).

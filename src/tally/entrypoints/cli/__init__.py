@@ -16,6 +16,7 @@ from tally.entrypoints.cli import (
     ledger,
     payouts,
     reconcile,
+    risk,
     serve,
     settlement,
     simulate,
@@ -49,6 +50,7 @@ app.add_typer(reconcile.reconcile_app, name="reconcile")
 app.add_typer(payouts.payouts_app, name="payouts")
 app.add_typer(alerts.alerts_app, name="alerts")
 app.add_typer(dashboards.dashboards_app, name="dashboards")
+app.add_typer(risk.risk_app, name="risk")
 
 
 def main() -> None:
