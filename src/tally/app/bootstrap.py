@@ -170,7 +170,8 @@ class Backoffice:
     # Payouts likewise: made when first asked for.
     payouts_maker: Callable[[], PayoutService] | None = field(default=None, repr=False)
     _payouts: PayoutService | None = field(default=None, repr=False)
-    _made: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Re-entrant: one context's maker may ask for another's (payouts signal to risk's alerts).
+    _made: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @property
     def payouts(self) -> PayoutService:
