@@ -27,6 +27,8 @@ from tally.exports.service import ExportService
 from tally.kernel.clock import Clock, SystemClock
 from tally.ledger.ports import LedgerStore
 from tally.ledger.service import LedgerService
+from tally.lifecycle.ports import PartitionSource
+from tally.lifecycle.service import ArchiveService, BackupService
 from tally.providers.registry import Registry
 from tally.quarantine.inputs import InputQuarantine
 from tally.quarantine.ledger import LedgerQuarantine
@@ -612,4 +614,51 @@ def build_reconciliation(
         rules,
         ledger=ledger,
         log=ingest.log,
+    )
+
+
+# -- the data lifecycle (ADR 0023) ------------------------------------------------------------
+
+
+@dataclass
+class Lifecycle:
+    """Seals, archives and backups, with the export signing key."""
+
+    settings: Settings
+    archives: ArchiveService
+    public_pem: bytes
+    clock: Clock
+
+    def partition_source(self) -> PartitionSource:
+        """The live store's partitions, in the mode's store."""
+        if self.settings.mode == "embedded":
+            from tally.adapters.sqlite.lifecycle import SqlitePartitionSource
+
+            return SqlitePartitionSource(self.settings.sqlite_path)
+        raise NotImplementedError("archiving from PostgreSQL needs the partitioned schema")
+
+    def backups(self, method: str = "api") -> BackupService:
+        from tally.adapters.sqlite.lifecycle import SqliteEmbeddedFile
+
+        if method not in ("api", "vacuum"):
+            raise ValueError(f"a backup method is 'api' or 'vacuum', not {method!r}")
+        if self.settings.mode != "embedded":
+            raise ValueError("tally backup copies the embedded store's SQLite file")
+        store = SqliteEmbeddedFile(
+            self.settings.sqlite_path, "vacuum" if method == "vacuum" else "api"
+        )
+        return BackupService(self.archives, store, self.clock)
+
+
+def build_lifecycle(
+    settings: Settings, *, keys: Keys | None = None, clock: Clock | None = None
+) -> Lifecycle:
+    keys = keys or load_keys(settings)
+    signer = Signer(keys.signing_pem)
+    clock = clock or SystemClock()
+    return Lifecycle(
+        settings,
+        ArchiveService(signer.sign, signer.public_pem(), clock),
+        signer.public_pem(),
+        clock,
     )

@@ -12,6 +12,7 @@ from tally.entrypoints.cli import (
     gateway,
     ingest,
     ledger,
+    lifecycle,
     reconcile,
     serve,
     settlement,
@@ -43,6 +44,8 @@ app.add_typer(events.quarantine_app, name="quarantine")
 app.add_typer(ingest.import_app, name="import")
 app.add_typer(ingest.feeds_app, name="feeds")
 app.add_typer(reconcile.reconcile_app, name="reconcile")
+app.add_typer(lifecycle.archive_app, name="archive")
+app.add_typer(lifecycle.backup_app, name="backup")
 
 
 def main() -> None:
