@@ -172,14 +172,19 @@ def ledger_problems(path: Path) -> list[str]:
 
 
 def events_without_transfers(path: Path) -> tuple[int, str | None]:
-    """Events in the log that no transfer names (count, first key). The wallet writes the
-    ledger before the log, so under callbacks alone this is 0 in any consistent copy;
-    events imported from files or feeds are settled later and are counted here too."""
+    """Events in the log that move money (a non-zero amount) and that no transfer names
+    (count, first key). The wallet writes the ledger before the log, so under callbacks
+    alone this is 0 in any consistent copy; events imported from files or feeds are
+    settled later and are counted here too."""
     with closing(_read_only(path)) as conn:
         n, first = conn.execute(
             "SELECT COUNT(*), MIN(e.key) FROM event_log e"
+            # Amounts are decimal strings ("0.10"): non-zero when a digit other than 0 is
+            # left once the zeros, the point and the sign are taken out (no float).
+            " WHERE REPLACE(REPLACE(REPLACE(json_extract(e.body, '$.amount'),"
+            " '0', ''), '.', ''), '-', '') <> '' AND"
             # IN (subquery): SQLite builds one ephemeral index of the refs, not a scan per event.
-            " WHERE e.key NOT IN (SELECT event_ref FROM transfers WHERE event_ref IS NOT NULL)"
+            " e.key NOT IN (SELECT event_ref FROM transfers WHERE event_ref IS NOT NULL)"
         ).fetchone()
     return int(n), first
 
