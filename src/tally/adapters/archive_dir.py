@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from tally.exports.bundle import MANIFEST, PUBLIC_KEY, SIGNATURE
-from tally.lifecycle.archive import INDEX, ROWS, FileMeta
+from tally.lifecycle.archive import INDEX, ROWS, FileMeta, Partition
 
 # gzip level 1: on transfers' JSON lines it is within 3% of level 6's size at twice the
 # speed (bench/lifecycle.py), and archiving is bounded by the rows a second it writes.
@@ -162,3 +162,24 @@ class ArchiveDirReading:
 
     def index(self) -> bytes:
         return b"".join(self._inflate(INDEX))
+
+
+class ArchiveDirShelf:
+    """Retention's archives: ``<root>/<table>/<period>/`` (and the region, where there is one)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _dir(self, partition: Partition) -> Path:
+        return self.root.joinpath(*partition.name.split("/"))
+
+    def location(self, partition: Partition) -> str:
+        return str(self._dir(partition))
+
+    def sink(self, partition: Partition) -> ArchiveDirSink:
+        self._dir(partition).parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        return ArchiveDirSink(self._dir(partition))
+
+    def reading(self, partition: Partition) -> ArchiveDirReading | None:
+        d = self._dir(partition)
+        return ArchiveDirReading(d) if d.is_dir() else None

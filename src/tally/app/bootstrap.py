@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+import structlog
+
 from tally.app.keys import Keys, load_keys
 from tally.app.metrics import Metrics
 from tally.app.scope import PartnerTreeScope
@@ -24,11 +26,12 @@ from tally.events.ports import EventLog
 from tally.exports.bundle import StatementFile
 from tally.exports.ports import TransferSource
 from tally.exports.service import ExportService
+from tally.kernel.alerts import AlertSignal, AlertSink
 from tally.kernel.clock import Clock, SystemClock
 from tally.ledger.ports import LedgerStore
 from tally.ledger.service import LedgerService
 from tally.lifecycle.ports import PartitionSource
-from tally.lifecycle.service import ArchiveService, BackupService
+from tally.lifecycle.service import ArchiveService, BackupService, RetentionService
 from tally.providers.registry import Registry
 from tally.quarantine.inputs import InputQuarantine
 from tally.quarantine.ledger import LedgerQuarantine
@@ -628,6 +631,7 @@ class Lifecycle:
     archives: ArchiveService
     public_pem: bytes
     clock: Clock
+    alerts: AlertSink
 
     def partition_source(self) -> PartitionSource:
         """The live store's partitions, in the mode's store."""
@@ -636,6 +640,21 @@ class Lifecycle:
 
             return SqlitePartitionSource(self.settings.sqlite_path)
         raise NotImplementedError("archiving from PostgreSQL needs the partitioned schema")
+
+    def retention(self, archives_root: Path) -> RetentionService:
+        from tally.adapters.archive_dir import ArchiveDirShelf
+        from tally.adapters.sqlite.lifecycle import SqliteRetention
+
+        if self.settings.mode != "embedded":
+            raise ValueError("retention of PostgreSQL partitions is not built yet (ADR 0023)")
+        return RetentionService(
+            self.archives,
+            self.partition_source(),
+            SqliteRetention(self.settings.sqlite_path),
+            ArchiveDirShelf(archives_root),
+            self.alerts,
+            self.clock,
+        )
 
     def backups(self, method: str = "api") -> BackupService:
         from tally.adapters.sqlite.lifecycle import SqliteEmbeddedFile
@@ -650,8 +669,31 @@ class Lifecycle:
         return BackupService(self.archives, store, self.clock)
 
 
+class LoggedAlerts:
+    """An AlertSink that only logs, until the risk context's sink is wired here."""
+
+    def signal(self, alert: AlertSignal) -> None:
+        _alert_log.warning(
+            "alert_signalled",
+            kind=alert.kind,
+            key=alert.key,
+            severity=alert.severity.value,
+            cause=alert.cause,
+        )
+
+    def clear(self, kind: str, key: str, at: datetime) -> None:
+        _alert_log.info("alert_cleared", kind=kind, key=key)
+
+
+_alert_log = structlog.get_logger("tally.alerts")
+
+
 def build_lifecycle(
-    settings: Settings, *, keys: Keys | None = None, clock: Clock | None = None
+    settings: Settings,
+    *,
+    keys: Keys | None = None,
+    clock: Clock | None = None,
+    alerts: AlertSink | None = None,
 ) -> Lifecycle:
     keys = keys or load_keys(settings)
     signer = Signer(keys.signing_pem)
@@ -661,4 +703,5 @@ def build_lifecycle(
         ArchiveService(signer.sign, signer.public_pem(), clock),
         signer.public_pem(),
         clock,
+        alerts or LoggedAlerts(),
     )

@@ -8,13 +8,14 @@ import shutil
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
 
 from tally.exports.bundle import MANIFEST, PUBLIC_KEY, SIGNATURE
+from tally.kernel.alerts import AlertSignal, AlertSink, Severity
 from tally.kernel.clock import EPOCH, Clock
 from tally.lifecycle.archive import (
     ARCHIVE_FORMAT,
@@ -427,3 +428,118 @@ def backup_manifest(
         "created_by": created_by,
     }
     return (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
+
+
+# -- retention ------------------------------------------------------------------------------
+
+
+class RetentionStore(Protocol):
+    """The live store's side of retention."""
+
+    def periods_before(self, spec: TableSpec, before: datetime, grain: str) -> list[Partition]:
+        """Closed periods of a table (ending at or before ``before``) that hold rows."""
+        ...
+
+    def refusal(self, spec: TableSpec, partition: Partition) -> str | None:
+        """Why a partition must stay for now (pending transfers, unsettled events)."""
+        ...
+
+    def drop(
+        self, spec: TableSpec, partition: Partition, seal: Seal, location: str, manifest: str
+    ) -> int:
+        """Delete the partition's rows if they are still exactly the sealed ones."""
+        ...
+
+
+class ArchiveShelf(Protocol):
+    """Where retention puts archives: one location per partition."""
+
+    def location(self, partition: Partition) -> str: ...
+
+    def sink(self, partition: Partition) -> ArchiveSink: ...
+
+    def reading(self, partition: Partition) -> ArchiveReading | None:
+        """The archive already there, if any."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Retained:
+    partition: str
+    outcome: str  # "dropped", "kept", "failed"
+    rows: int
+    detail: str = ""
+
+
+ALERT_ARCHIVE_FAILED = "lifecycle.archive_failed"
+
+
+class RetentionService:
+    """Moves closed periods older than the horizon out of the live store: archive,
+    verify the archive as written (read back from where it lies), and only then drop the
+    rows, in one transaction that first checks they are still the sealed ones."""
+
+    def __init__(
+        self,
+        archives: ArchiveService,
+        source: PartitionSource,
+        store: RetentionStore,
+        shelf: ArchiveShelf,
+        alerts: AlertSink,
+        clock: Clock,
+    ) -> None:
+        self._archives = archives
+        self._source = source
+        self._store = store
+        self._shelf = shelf
+        self._alerts = alerts
+        self._clock = clock
+
+    def run(
+        self, horizon: timedelta, *, grain: str = "month", actor: str = "system"
+    ) -> list[Retained]:
+        if horizon < timedelta(days=1):
+            raise ValueError("the retention horizon is at least one day")
+        before = self._clock.now() - horizon
+        out: list[Retained] = []
+        for spec in (TRANSFERS, EVENT_LOG):
+            for partition in self._store.periods_before(spec, before, grain):
+                out.append(self._one(spec, partition, actor))
+        return out
+
+    def _one(self, spec: TableSpec, partition: Partition, actor: str) -> Retained:
+        why = self._store.refusal(spec, partition)
+        if why is not None:
+            return Retained(partition.name, "kept", 0, why)
+        reading = self._shelf.reading(partition)
+        if reading is None:
+            self._archives.archive(
+                self._source, spec, partition, self._shelf.sink(partition), actor=actor
+            )
+            reading = self._shelf.reading(partition)
+        assert reading is not None
+        check = self._archives.verify(reading)
+        if not check.ok or check.seal is None:
+            self._alerts.signal(
+                AlertSignal(
+                    kind=ALERT_ARCHIVE_FAILED,
+                    key=partition.name,
+                    severity=Severity.CRITICAL,
+                    cause=f"the archive of {partition.name} does not verify; its rows stay "
+                    "in the live store until it does",
+                    at=self._clock.now(),
+                    evidence={"problems": "; ".join(check.problems[:5])},
+                    refs=(f"partition:{partition.name}",),
+                )
+            )
+            return Retained(partition.name, "failed", 0, "; ".join(check.problems[:5]))
+        manifest = reading.read(MANIFEST) or b""
+        n = self._store.drop(
+            spec,
+            partition,
+            check.seal,
+            self._shelf.location(partition),
+            hashlib.sha256(manifest).hexdigest(),
+        )
+        self._alerts.clear(ALERT_ARCHIVE_FAILED, partition.name, self._clock.now())
+        return Retained(partition.name, "dropped", n)

@@ -8,15 +8,21 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from tally.adapters.sqlite.connection import connect, immediate
-from tally.kernel.clock import to_micros
+from tally.adapters.sqlite.ledger import migrate
+from tally.kernel.clock import from_micros, to_micros
 from tally.lifecycle.archive import Partition
-from tally.lifecycle.seal import TableSpec
+from tally.lifecycle.seal import Period, Seal, SealBuilder, TableSpec
 
 BackupMethod = Literal["api", "vacuum"]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _select(spec: TableSpec) -> str:
@@ -145,15 +151,23 @@ def ledger_problems(path: Path) -> list[str]:
                     f"{cur} does not net to zero: debits posted {dpo} pending {dp}, "
                     f"credits posted {cpo} pending {cp}"
                 )
-        # Posted: single and post transfers; pending: pending ones not yet resolved.
+        # Posted: single and post transfers, and what retention carried forward for the
+        # transfers it archived and dropped (lifecycle_carried).
+        carried = (
+            "SELECT account_id, debits_posted, credits_posted FROM lifecycle_carried"
+            if "lifecycle_carried" in tables
+            else "SELECT '' AS account_id, 0 AS debits_posted, 0 AS credits_posted WHERE 0"
+        )
         for account, stored_dp, stored_cp, moved_dp, moved_cp in conn.execute(
-            """
-            WITH legs AS (
+            f"""
+            WITH carried AS ({carried}), legs AS (
                 SELECT debit_account_id AS account, amount AS dp, 0 AS cp FROM transfers
                  WHERE kind IN ('single', 'post')
                 UNION ALL
                 SELECT credit_account_id, 0, amount FROM transfers
                  WHERE kind IN ('single', 'post')
+                UNION ALL
+                SELECT account_id, debits_posted, credits_posted FROM carried
             ), moved AS (SELECT account, SUM(dp) AS dp, SUM(cp) AS cp FROM legs GROUP BY account)
             SELECT d.id, b.debits_posted, b.credits_posted,
                    COALESCE(m.dp, 0), COALESCE(m.cp, 0)
@@ -189,39 +203,126 @@ def events_without_transfers(path: Path) -> tuple[int, str | None]:
     return int(n), first
 
 
-def delete_partition(path: Path, spec: TableSpec, partition: Partition, expected: int) -> int:
-    """Drop a partition's rows from the live file, in one transaction, only if exactly
-    ``expected`` rows match (the archive's count); returns the rows deleted."""
-    conn = connect(path)
-    try:
-        with immediate(conn):
-            where = f"{spec.time} >= ? AND {spec.time} < ?"
-            span = (to_micros(partition.start), to_micros(partition.end))
+class SqliteRetention:
+    """Retention's side of the live file: which periods may go, and their deletion."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        conn = connect(path)
+        try:
+            migrate(conn, "lifecycle")
+        finally:
+            conn.close()
+
+    def periods_before(self, spec: TableSpec, before: datetime, grain: str) -> list[Partition]:
+        """The periods of ``spec`` with rows that end at or before ``before``."""
+        with closing(_read_only(self.path)) as conn:
+            (lo,) = conn.execute(f"SELECT MIN({spec.time}) FROM {spec.name}").fetchone()
+            if lo is None:
+                return []
+            out: list[Partition] = []
+            p = Period.containing(from_micros(int(lo)), grain)
+            while p.end <= before:
+                span = (to_micros(p.start), to_micros(p.end))
+                found = conn.execute(
+                    f"SELECT 1 FROM {spec.name} WHERE {spec.time} >= ? AND {spec.time} < ? LIMIT 1",
+                    span,
+                ).fetchone()
+                if found:
+                    out.append(Partition(spec.name, p.name, p.start, p.end))
+                p = p.next()
+        return out
+
+    def refusal(self, spec: TableSpec, partition: Partition) -> str | None:
+        """Why the partition may not leave the live file now, if it may not."""
+        span = (to_micros(partition.start), to_micros(partition.end))
+        where = f"{spec.time} >= ? AND {spec.time} < ?"
+        with closing(_read_only(self.path)) as conn:
             if spec.name == "transfers":
-                # The per-account history index points at these rows.
-                conn.execute(
-                    "DELETE FROM account_postings WHERE seq IN"
-                    f" (SELECT seq FROM transfers WHERE {where})",
-                    span,
-                )
+                (n,) = conn.execute(
+                    f"SELECT COUNT(*) FROM transfers WHERE {where} AND status = 'pending'", span
+                ).fetchone()
+                if n:
+                    return f"{n} transfers of {partition.name} are still pending"
             if spec.name == "event_log":
-                conn.execute(
-                    "DELETE FROM event_times WHERE position IN"
-                    f" (SELECT position FROM event_log WHERE {where})",
-                    span,
-                )
-                conn.execute("INSERT INTO lifecycle_retention_gate (opened) VALUES (1)")
-            n = conn.execute(f"DELETE FROM {spec.name} WHERE {where}", span).rowcount
-            if spec.name == "event_log":
+                (last,) = conn.execute(
+                    f"SELECT MAX(position) FROM event_log WHERE {where}", span
+                ).fetchone()
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+                consumed = None
+                if "settlement_positions" in tables:
+                    (consumed,) = conn.execute(
+                        "SELECT MIN(position) FROM settlement_positions"
+                    ).fetchone()
+                if last is not None and (consumed is None or consumed < last):
+                    return (
+                        f"settlement has not consumed {partition.name} yet "
+                        f"(its last event is at position {last}, settlement at {consumed})"
+                    )
+        return None
+
+    def drop(
+        self, spec: TableSpec, partition: Partition, seal: Seal, location: str, manifest: str
+    ) -> int:
+        """Delete the partition's rows in one transaction, only if they are still exactly
+        the sealed ones (count and chain head); returns the rows deleted."""
+        conn = connect(self.path)
+        try:
+            with immediate(conn):
+                where = f"{spec.time} >= ? AND {spec.time} < ?"
+                span = (to_micros(partition.start), to_micros(partition.end))
+                now = SealBuilder(spec, partition.name, keep_index=False)
+                cur = conn.execute(f"{_select(spec)} WHERE {where} ORDER BY {spec.key}", span)
+                while batch := cur.fetchmany(20_000):
+                    now.add_rows(batch)
+                if now.seal().head != seal.head or now.rows != seal.rows:
+                    raise RuntimeError(
+                        f"{partition.name} changed since it was archived; nothing deleted"
+                    )
+                if spec.name == "transfers":
+                    conn.execute(
+                        """
+                        INSERT INTO lifecycle_carried (account_id, debits_posted, credits_posted)
+                        SELECT account, SUM(dp), SUM(cp) FROM (
+                            SELECT debit_account_id AS account, amount AS dp, 0 AS cp
+                              FROM transfers WHERE kind IN ('single', 'post') AND """
+                        + where
+                        + """
+                            UNION ALL
+                            SELECT credit_account_id, 0, amount
+                              FROM transfers WHERE kind IN ('single', 'post') AND """
+                        + where
+                        + """
+                        ) GROUP BY account
+                        ON CONFLICT (account_id) DO UPDATE SET
+                            debits_posted = debits_posted + excluded.debits_posted,
+                            credits_posted = credits_posted + excluded.credits_posted
+                        """,
+                        span + span,
+                    )
+                    # The per-account history index points at these rows.
+                    conn.execute(
+                        "DELETE FROM account_postings WHERE seq IN"
+                        f" (SELECT seq FROM transfers WHERE {where})",
+                        span,
+                    )
+                if spec.name == "event_log":
+                    conn.execute(
+                        "DELETE FROM event_times WHERE position IN"
+                        f" (SELECT position FROM event_log WHERE {where})",
+                        span,
+                    )
+                    conn.execute("INSERT INTO lifecycle_retention_gate (opened) VALUES (1)")
+                n = conn.execute(f"DELETE FROM {spec.name} WHERE {where}", span).rowcount
                 conn.execute("DELETE FROM lifecycle_retention_gate")
-            if n != expected:
-                raise RuntimeError(
-                    f"{partition.name}: {n} rows matched, the archive holds {expected}; "
-                    "nothing deleted"
+                assert n == seal.rows, (n, seal.rows)
+                conn.execute(
+                    "INSERT INTO lifecycle_archives VALUES (?, ?, ?, ?, ?, ?)",
+                    (partition.name, n, seal.head, manifest, location, to_micros(utc_now())),
                 )
-    finally:
-        conn.close()
-    return n
+        finally:
+            conn.close()
+        return n
 
 
 class SqliteEmbeddedFile:

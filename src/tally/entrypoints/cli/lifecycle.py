@@ -153,3 +153,30 @@ def backup_restore(
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     _report(result, f"restored to {to} and")
+
+
+retention_app = typer.Typer(help="Retention of the embedded store.", no_args_is_help=True)
+
+
+@retention_app.command("run")
+def retention_run(
+    archives: Annotated[Path, typer.Option(help="where the per-period archives go")],
+    horizon_days: Annotated[int, typer.Option(help="keep this many days live", min=1)] = 400,
+    grain: Annotated[str, typer.Option(help="month or day")] = "month",
+) -> None:
+    """Archive closed periods older than the horizon, verify, then drop them live."""
+    from datetime import timedelta
+
+    life = build_lifecycle(Settings.from_env())
+    try:
+        done = life.retention(archives).run(
+            timedelta(days=horizon_days), grain=grain, actor=CLI_ACTOR
+        )
+    except ValueError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    for r in done:
+        colour = {"dropped": "green", "kept": "yellow", "failed": "red"}[r.outcome]
+        console.print(f"[{colour}]{r.partition}: {r.outcome}[/{colour}] {r.rows or ''} {r.detail}")
+    if any(r.outcome == "failed" for r in done):
+        raise typer.Exit(1)
