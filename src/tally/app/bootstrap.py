@@ -426,6 +426,17 @@ class ModeParts:
     import_progress: Callable[[], ImportProgress]
     wallet_marks: Callable[[], WalletMarks]
     reconciliation_store: Callable[[], ReconciliationStore]
+    # The data lifecycle's view of the store (ADR 0023).
+    lifecycle: Callable[[], LifecycleParts]
+
+
+@dataclass(frozen=True)
+class LifecycleParts:
+    """What the lifecycle reads partitions from, and the embedded file (None when scaled:
+    backups and retention of the embedded store need it)."""
+
+    source: PartitionSource | None
+    sqlite_file: Path | None
 
 
 def mode_parts(settings: Settings) -> ModeParts:
@@ -494,6 +505,11 @@ def _embedded_parts(settings: Settings) -> ModeParts:
 
         return SqliteReconciliationStore(in_place())
 
+    def lifecycle() -> LifecycleParts:
+        from tally.adapters.sqlite.lifecycle import SqlitePartitionSource
+
+        return LifecycleParts(SqlitePartitionSource(path), path)
+
     return ModeParts(
         ledger_store=ledger_store,
         settlement=settlement,
@@ -505,6 +521,7 @@ def _embedded_parts(settings: Settings) -> ModeParts:
         import_progress=import_progress,
         wallet_marks=wallet_marks,
         reconciliation_store=reconciliation_store,
+        lifecycle=lifecycle,
     )
 
 
@@ -568,6 +585,10 @@ def _scaled_parts(settings: Settings) -> ModeParts:
 
         return PostgresReconciliationStore(dsn)
 
+    def lifecycle() -> LifecycleParts:
+        # Archiving PostgreSQL partitions waits for the partitioned schema (ADR 0023).
+        return LifecycleParts(None, None)
+
     return ModeParts(
         ledger_store=ledger_store,
         settlement=settlement,
@@ -579,6 +600,7 @@ def _scaled_parts(settings: Settings) -> ModeParts:
         import_progress=import_progress,
         wallet_marks=wallet_marks,
         reconciliation_store=reconciliation_store,
+        lifecycle=lifecycle,
     )
 
 
@@ -633,24 +655,30 @@ class Lifecycle:
     clock: Clock
     alerts: AlertSink
 
-    def partition_source(self) -> PartitionSource:
-        """The live store's partitions, in the mode's store."""
-        if self.settings.mode == "embedded":
-            from tally.adapters.sqlite.lifecycle import SqlitePartitionSource
+    def _parts(self) -> LifecycleParts:
+        return mode_parts(self.settings).lifecycle()
 
-            return SqlitePartitionSource(self.settings.sqlite_path)
-        raise NotImplementedError("archiving from PostgreSQL needs the partitioned schema")
+    def partition_source(self) -> PartitionSource:
+        """The live store's partitions."""
+        source = self._parts().source
+        if source is None:
+            raise ValueError("archiving PostgreSQL partitions is not built yet (ADR 0023)")
+        return source
+
+    def _sqlite_file(self, what: str) -> Path:
+        path = self._parts().sqlite_file
+        if path is None:
+            raise ValueError(f"{what} works on the embedded store's SQLite file")
+        return path
 
     def retention(self, archives_root: Path) -> RetentionService:
         from tally.adapters.archive_dir import ArchiveDirShelf
         from tally.adapters.sqlite.lifecycle import SqliteRetention
 
-        if self.settings.mode != "embedded":
-            raise ValueError("retention of PostgreSQL partitions is not built yet (ADR 0023)")
         return RetentionService(
             self.archives,
             self.partition_source(),
-            SqliteRetention(self.settings.sqlite_path),
+            SqliteRetention(self._sqlite_file("retention")),
             ArchiveDirShelf(archives_root),
             self.alerts,
             self.clock,
@@ -661,10 +689,8 @@ class Lifecycle:
 
         if method not in ("api", "vacuum"):
             raise ValueError(f"a backup method is 'api' or 'vacuum', not {method!r}")
-        if self.settings.mode != "embedded":
-            raise ValueError("tally backup copies the embedded store's SQLite file")
         store = SqliteEmbeddedFile(
-            self.settings.sqlite_path, "vacuum" if method == "vacuum" else "api"
+            self._sqlite_file("tally backup"), "vacuum" if method == "vacuum" else "api"
         )
         return BackupService(self.archives, store, self.clock)
 
