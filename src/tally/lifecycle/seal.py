@@ -103,7 +103,24 @@ EVENT_LOG = TableSpec(
     instants=frozenset({"recorded_at"}),
 )
 
-TABLES: Mapping[str, TableSpec] = {t.name: t for t in (TRANSFERS, EVENT_LOG)}
+# The ledger's refusals, partitioned by region and time on PostgreSQL (ADR 0023).
+TRANSFER_REJECTIONS = TableSpec(
+    name="transfer_rejections",
+    columns=(
+        ("seq", "int"),
+        ("transfer_id", "text"),
+        ("code", "int"),
+        ("reason", "text"),
+        ("request", "text"),
+        ("rejected_at", "int"),
+        ("region", "text"),
+    ),
+    key="seq",
+    time="rejected_at",
+    instants=frozenset({"rejected_at"}),
+)
+
+TABLES: Mapping[str, TableSpec] = {t.name: t for t in (TRANSFERS, EVENT_LOG, TRANSFER_REJECTIONS)}
 
 
 def table_spec(name: str) -> TableSpec:

@@ -6,7 +6,7 @@ import hashlib
 import json
 import shutil
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,6 +35,7 @@ from tally.lifecycle.ports import ArchiveReading, ArchiveSink, PartitionSource, 
 from tally.lifecycle.seal import (
     EVENT_LOG,
     TRANSFERS,
+    Period,
     RowIndex,
     Seal,
     SealBuilder,
@@ -436,6 +437,14 @@ def backup_manifest(
 class RetentionStore(Protocol):
     """The live store's side of retention."""
 
+    def tables(self) -> tuple[TableSpec, ...]:
+        """The tables retention moves out of this store."""
+        ...
+
+    def prepare(self, spec: TableSpec, partition: Partition) -> None:
+        """Make the partition still before it is archived (PostgreSQL: detach it)."""
+        ...
+
     def periods_before(self, spec: TableSpec, before: datetime, grain: str) -> list[Partition]:
         """Closed periods of a table (ending at or before ``before``) that hold rows."""
         ...
@@ -502,7 +511,7 @@ class RetentionService:
             raise ValueError("the retention horizon is at least one day")
         before = self._clock.now() - horizon
         out: list[Retained] = []
-        for spec in (TRANSFERS, EVENT_LOG):
+        for spec in self._store.tables():
             for partition in self._store.periods_before(spec, before, grain):
                 out.append(self._one(spec, partition, actor))
         return out
@@ -511,6 +520,7 @@ class RetentionService:
         why = self._store.refusal(spec, partition)
         if why is not None:
             return Retained(partition.name, "kept", 0, why)
+        self._store.prepare(spec, partition)
         reading = self._shelf.reading(partition)
         if reading is None:
             self._archives.archive(
@@ -543,3 +553,91 @@ class RetentionService:
         )
         self._alerts.clear(ALERT_ARCHIVE_FAILED, partition.name, self._clock.now())
         return Retained(partition.name, "dropped", n)
+
+
+# -- partitions made ahead (PostgreSQL) ------------------------------------------------------
+
+
+class PartitionMaintainer(Protocol):
+    def ensure(self, parent: str, regions: Sequence[str], periods: Sequence[Period]) -> list[str]:
+        """Create the partitions still missing; the names of those made."""
+        ...
+
+    def missing(self, parent: str, regions: Sequence[str], periods: Sequence[Period]) -> list[str]:
+        """The partitions of ``periods`` that do not exist."""
+        ...
+
+
+ALERT_PARTITION_MISSING = "lifecycle.partition_missing"
+
+
+@dataclass(frozen=True, slots=True)
+class Maintained:
+    made: list[str]
+    missing: list[str]
+
+
+class MaintenanceService:
+    """`tally maintain` (and the worker, on a schedule): makes each partitioned table's
+    partitions for the current period and ``ahead`` more, in every region, and alerts
+    for any that is still missing, since a row for it would be refused."""
+
+    def __init__(
+        self,
+        partitions: PartitionMaintainer,
+        alerts: AlertSink,
+        clock: Clock,
+        *,
+        tables: Sequence[str],
+        regions: Sequence[str],
+        grain: str = "month",
+        ahead: int = 2,
+    ) -> None:
+        if ahead < 1:
+            raise ValueError("partitions are made at least one period ahead")
+        self._p = partitions
+        self._alerts = alerts
+        self._clock = clock
+        self._tables = tuple(tables)
+        self._regions = tuple(regions)
+        self._grain = grain
+        self._ahead = ahead
+
+    def periods(self) -> list[Period]:
+        p = Period.containing(self._clock.now(), self._grain)
+        out = [p]
+        for _ in range(self._ahead):
+            p = p.next()
+            out.append(p)
+        return out
+
+    def run(self, *, create: bool = True) -> Maintained:
+        periods = self.periods()
+        made: list[str] = []
+        missing: list[str] = []
+        for table in self._tables:
+            if create:
+                made += self._p.ensure(table, self._regions, periods)
+            missing += self._p.missing(table, self._regions, periods)
+        now = self._clock.now()
+        for name in missing:
+            self._alerts.signal(
+                AlertSignal(
+                    kind=ALERT_PARTITION_MISSING,
+                    key=name,
+                    severity=Severity.CRITICAL,
+                    cause=f"partition {name} does not exist: rows for it will be refused "
+                    "until `tally maintain` makes it",
+                    at=now,
+                    refs=(f"partition:{name}",),
+                )
+            )
+        for table in self._tables:
+            for name in set(self._expected(table, periods)) - set(missing):
+                self._alerts.clear(ALERT_PARTITION_MISSING, name, now)
+        return Maintained(made, missing)
+
+    def _expected(self, table: str, periods: Sequence[Period]) -> list[str]:
+        return [
+            f"{table}_r_{r}_p_{p.name.replace('-', '')}" for r in self._regions for p in periods
+        ]

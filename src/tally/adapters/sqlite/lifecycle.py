@@ -16,7 +16,7 @@ from tally.adapters.sqlite.connection import connect, immediate
 from tally.adapters.sqlite.ledger import migrate
 from tally.kernel.clock import from_micros, to_micros
 from tally.lifecycle.archive import Partition
-from tally.lifecycle.seal import Period, Seal, SealBuilder, TableSpec
+from tally.lifecycle.seal import EVENT_LOG, TRANSFERS, Period, Seal, SealBuilder, TableSpec
 
 BackupMethod = Literal["api", "vacuum"]
 
@@ -213,6 +213,12 @@ class SqliteRetention:
             migrate(conn, "lifecycle")
         finally:
             conn.close()
+
+    def tables(self) -> tuple[TableSpec, ...]:
+        return (TRANSFERS, EVENT_LOG)
+
+    def prepare(self, spec: TableSpec, partition: Partition) -> None:
+        """Nothing to do: the rows stay put until ``drop`` checks and deletes them."""
 
     def periods_before(self, spec: TableSpec, before: datetime, grain: str) -> list[Partition]:
         """The periods of ``spec`` with rows that end at or before ``before``."""
