@@ -245,3 +245,26 @@ def test_a_closed_partition_is_detached_archived_verified_dropped_and_restores(
         ids = [r[0] for r in conn.execute("SELECT transfer_id FROM transfer_rejections")]
     assert sorted(ids) == sorted([f"old{i}" for i in range(3)] + [f"jan{i}" for i in range(50)])
     assert alerts.raised == []
+
+
+def test_tally_maintain_installs_makes_ahead_and_reports(
+    scratch_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from tally.entrypoints.cli import app
+
+    # A database of its own: the command works on the DSN's default schema.
+    monkeypatch.setenv("TALLY_MODE", "scaled")
+    monkeypatch.setenv("TALLY_PG_DSN", scratch_db)
+    monkeypatch.setenv("TALLY_DATA_DIR", str(tmp_path / "data"))
+    runner = CliRunner()
+    done = runner.invoke(app, ["maintain", "--install", "--region", "eu", "--ahead", "1"])
+    assert done.exit_code == 0, done.output
+    assert "made transfer_rejections_r_eu" in done.output
+    parts = PostgresPartitions(scratch_db)
+    assert {r for r, _, _ in parts.leaves("transfer_rejections")} == {"eu"}
+    assert len(parts.leaves("transfer_rejections")) == 2  # this month and the next
+    again = runner.invoke(app, ["maintain", "--region", "eu", "--region", "us", "--check"])
+    assert again.exit_code == 1
+    assert "missing transfer_rejections_r_us_p_" in again.output

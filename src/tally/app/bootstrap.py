@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +31,14 @@ from tally.kernel.clock import Clock, SystemClock
 from tally.ledger.ports import LedgerStore
 from tally.ledger.service import LedgerService
 from tally.lifecycle.ports import PartitionSource
-from tally.lifecycle.service import ArchiveService, BackupService, RetentionService
+from tally.lifecycle.service import (
+    ArchiveService,
+    BackupService,
+    MaintenanceService,
+    PartitionMaintainer,
+    RetentionService,
+    RetentionStore,
+)
 from tally.providers.registry import Registry
 from tally.quarantine.inputs import InputQuarantine
 from tally.quarantine.ledger import LedgerQuarantine
@@ -437,6 +444,9 @@ class LifecycleParts:
 
     source: PartitionSource | None
     sqlite_file: Path | None
+    retention: Callable[[], RetentionStore]
+    # Partitions made ahead: PostgreSQL's only (SQLite has no partitions).
+    maintainer: PartitionMaintainer | None = None
 
 
 def mode_parts(settings: Settings) -> ModeParts:
@@ -506,9 +516,9 @@ def _embedded_parts(settings: Settings) -> ModeParts:
         return SqliteReconciliationStore(in_place())
 
     def lifecycle() -> LifecycleParts:
-        from tally.adapters.sqlite.lifecycle import SqlitePartitionSource
+        from tally.adapters.sqlite.lifecycle import SqlitePartitionSource, SqliteRetention
 
-        return LifecycleParts(SqlitePartitionSource(path), path)
+        return LifecycleParts(SqlitePartitionSource(path), path, lambda: SqliteRetention(path))
 
     return ModeParts(
         ledger_store=ledger_store,
@@ -586,8 +596,19 @@ def _scaled_parts(settings: Settings) -> ModeParts:
         return PostgresReconciliationStore(dsn)
 
     def lifecycle() -> LifecycleParts:
-        # Archiving PostgreSQL partitions waits for the partitioned schema (ADR 0023).
-        return LifecycleParts(None, None)
+        from tally.adapters.postgres.lifecycle import (
+            PostgresPartitions,
+            PostgresPartitionSource,
+            PostgresRetention,
+        )
+
+        partitions = PostgresPartitions(dsn)
+        return LifecycleParts(
+            PostgresPartitionSource(dsn),
+            None,
+            lambda: PostgresRetention(partitions),
+            partitions,
+        )
 
     return ModeParts(
         ledger_store=ledger_store,
@@ -661,8 +682,7 @@ class Lifecycle:
     def partition_source(self) -> PartitionSource:
         """The live store's partitions."""
         source = self._parts().source
-        if source is None:
-            raise ValueError("archiving PostgreSQL partitions is not built yet (ADR 0023)")
+        assert source is not None
         return source
 
     def _sqlite_file(self, what: str) -> Path:
@@ -673,15 +693,36 @@ class Lifecycle:
 
     def retention(self, archives_root: Path) -> RetentionService:
         from tally.adapters.archive_dir import ArchiveDirShelf
-        from tally.adapters.sqlite.lifecycle import SqliteRetention
 
+        parts = self._parts()
         return RetentionService(
             self.archives,
             self.partition_source(),
-            SqliteRetention(self._sqlite_file("retention")),
+            parts.retention(),
             ArchiveDirShelf(archives_root),
             self.alerts,
             self.clock,
+        )
+
+    def maintenance(
+        self, regions: Sequence[str], *, grain: str = "month", ahead: int = 2, install: bool
+    ) -> MaintenanceService:
+        """The partitions-ahead job (PostgreSQL); ``install`` first partitions the tables."""
+        from tally.adapters.postgres.lifecycle import PARTITIONED, PostgresPartitions
+
+        maintainer = self._parts().maintainer
+        if not isinstance(maintainer, PostgresPartitions):
+            raise ValueError("tally maintain makes PostgreSQL partitions (scaled mode)")
+        if install:
+            maintainer.install()
+        return MaintenanceService(
+            maintainer,
+            self.alerts,
+            self.clock,
+            tables=list(PARTITIONED),
+            regions=regions,
+            grain=grain,
+            ahead=ahead,
         )
 
     def backups(self, method: str = "api") -> BackupService:

@@ -47,6 +47,7 @@ app.add_typer(reconcile.reconcile_app, name="reconcile")
 app.add_typer(lifecycle.archive_app, name="archive")
 app.add_typer(lifecycle.backup_app, name="backup")
 app.add_typer(lifecycle.retention_app, name="retention")
+app.command("maintain")(lifecycle.maintain)
 
 
 def main() -> None:

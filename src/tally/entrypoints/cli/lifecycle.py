@@ -64,6 +64,9 @@ def archive_create(
     table: Annotated[str, typer.Option(help="transfers or event_log")],
     period: Annotated[str, typer.Option(help="a UTC month (2026-11) or day (2026-11-03)")],
     out: Annotated[Path, typer.Option(help="the archive directory to create")],
+    region: Annotated[
+        str, typer.Option(help="PostgreSQL: the region partition (its time partition is read)")
+    ] = "",
 ) -> None:
     """Seal a period of a table and write it as a signed archive (the live rows stay)."""
     try:
@@ -75,7 +78,7 @@ def archive_create(
     done = life.archives.archive(
         life.partition_source(),
         spec,
-        Partition(spec.name, p.name, p.start, p.end),
+        Partition(spec.name, p.name, p.start, p.end, region),
         ArchiveDirSink(out),
         actor=CLI_ACTOR,
     )
@@ -180,3 +183,32 @@ def retention_run(
         console.print(f"[{colour}]{r.partition}: {r.outcome}[/{colour}] {r.rows or ''} {r.detail}")
     if any(r.outcome == "failed" for r in done):
         raise typer.Exit(1)
+
+
+def maintain(
+    region: Annotated[
+        list[str] | None, typer.Option(help="a region to partition (repeat); default global")
+    ] = None,
+    ahead: Annotated[int, typer.Option(help="periods to make ahead of the current", min=1)] = 2,
+    grain: Annotated[str, typer.Option(help="month or day")] = "month",
+    install: Annotated[
+        bool, typer.Option(help="first partition the tables (the lifecycle migration)")
+    ] = False,
+    check: Annotated[bool, typer.Option(help="only check and alert; make nothing")] = False,
+) -> None:
+    """Make PostgreSQL partitions for the current period and those ahead, in every region;
+    alert for any still missing (a row for it would be refused). Run it daily."""
+    life = build_lifecycle(Settings.from_env())
+    try:
+        job = life.maintenance(region or ["global"], grain=grain, ahead=ahead, install=install)
+    except ValueError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    done = job.run(create=not check)
+    for name in done.made:
+        console.print(f"made {name}")
+    for name in done.missing:
+        err_console.print(f"[red]missing {name}: rows for it are refused[/red]")
+    if done.missing:
+        raise typer.Exit(1)
+    console.print(f"partitions in place through {job.periods()[-1].name}")
