@@ -1,4 +1,5 @@
-"""``python -m bench ledger|gateway|import|settlement|all`` from the repository's root."""
+"""``python -m bench ledger|gateway|import|settlement|reconcile|lifecycle|all`` (from the
+repository's root)."""
 
 from bench.cli import app
 
