@@ -37,6 +37,10 @@ NOT_RUN = {
     "reconcile run": "reads the user's own provider report (test_cli_reconcile runs one)",
     "reconcile breaks": "the demo reconciles no report, so there are no breaks to list",
     "reconcile resolve": "changes data: 7 stands for an id picked from `reconcile breaks`",
+    "backup": "writes a backup directory (tests/integration/test_lifecycle_backup_sqlite.py)",
+    "archive": "writes and reads archive directories (test_lifecycle_archive_sqlite.py)",
+    "retention": "deletes the demo's old periods from the live file (test_lifecycle_retention_*)",
+    "maintain": "needs PostgreSQL in scaled mode (tests/integration/test_pg_lifecycle.py)",
 }
 
 

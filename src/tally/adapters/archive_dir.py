@@ -12,8 +12,9 @@ from pathlib import Path
 from tally.exports.bundle import MANIFEST, PUBLIC_KEY, SIGNATURE
 from tally.lifecycle.archive import INDEX, ROWS, FileMeta, Partition
 
-# gzip level 1: on transfers' JSON lines it is within 3% of level 6's size at twice the
-# speed (bench/lifecycle.py), and archiving is bounded by the rows a second it writes.
+# gzip level 1: on transfers' JSON lines it is within 4% of level 6's size (21.4 against
+# 20.7 bytes a row) in 60% of the time (1.0 against 1.7 us a row), and archiving is
+# bounded by the rows a second it writes (ADR 0023).
 GZIP_LEVEL = 1
 GZIP_WBITS = 31  # zlib's way of saying "gzip container"
 READ_CHUNK = 1 << 20
