@@ -46,9 +46,9 @@ def _met(ok: bool) -> str:
 def ledger(
     transfers: Annotated[int, typer.Option(help="transfers per ledger run")] = 1_000_000,
     accounts: Annotated[int, typer.Option(help="accounts they move between")] = 100_000,
-    stores: Annotated[str, typer.Option(help="comma-separated: sqlite,postgres")] = (
-        "sqlite,postgres"
-    ),
+    stores: Annotated[
+        str, typer.Option(help="comma-separated: sqlite,postgres,postgres-partitioned")
+    ] = ("sqlite,postgres"),
     submitters: Annotated[
         int, typer.Option(help="concurrent submitter threads")
     ] = ledger_bench.DEFAULT_SUBMITTERS,

@@ -151,7 +151,8 @@ def ledger_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[obj
             months = [Period.parse("2025-12")]
             while len(months) < 14:
                 months.append(months[-1].next())
-            parts.ensure("transfer_rejections", ["global"], months)
+            for table in ("transfers", "transfer_rejections"):
+                parts.ensure(table, ["global"], months)
             store = PipelinedPostgres(PG_DSN, schema=schema)
         elif kind == "postgres-one-step":
             store = PostgresLedgerStore(PG_DSN, schema=schema)

@@ -25,7 +25,9 @@ from tally.adapters.postgres.lifecycle import (
 )
 from tally.kernel.alerts import AlertSignal
 from tally.kernel.clock import FixedClock
+from tally.kernel.errors import PermanentError, RetryableError
 from tally.ledger.model import Account, OwnerKind, ResultCode, TransferRequest
+from tally.lifecycle.seal import Period
 from tally.lifecycle.service import (
     ALERT_PARTITION_MISSING,
     ArchiveService,
@@ -39,6 +41,7 @@ pytestmark = pytest.mark.postgres
 
 JAN = datetime(2026, 1, 15, 12, tzinfo=UTC)
 MAR = datetime(2026, 3, 15, 12, tzinfo=UTC)
+JUNE = datetime(2026, 6, 15, 12, tzinfo=UTC)
 
 
 @dataclass
@@ -89,7 +92,7 @@ def partitioned(pg_schema: str) -> Iterator[tuple[str, PostgresPartitions]]:
                 " rejected_at) VALUES (%s, 3, 'before', '{}', %s)",
                 (f"old{i}", JAN + timedelta(hours=i)),
             )
-    assert parts.install() == [1]
+    assert parts.install() == [1, 2]
     yield pg_schema, parts
 
 
@@ -268,3 +271,85 @@ def test_tally_maintain_installs_makes_ahead_and_reports(
     again = runner.invoke(app, ["maintain", "--region", "eu", "--region", "us", "--check"])
     assert again.exit_code == 1
     assert "missing transfer_rejections_r_us_p_" in again.output
+
+
+ACCOUNTS = [
+    Account("a", OwnerKind.OPERATOR, "o", "EUR", "t"),
+    Account("b", OwnerKind.OPERATOR, "p", "EUR", "t"),
+]
+
+
+def test_transfers_are_partitioned_and_an_id_stays_unique_across_partitions(
+    partitioned: tuple[str, PostgresPartitions],
+) -> None:
+    schema, parts = partitioned
+    parts.ensure("transfers", ["global"], [Period.parse("2026-01"), Period.parse("2026-03")])
+    store = PostgresLedgerStore(PG_DSN, schema=schema)
+    try:
+        store.create_accounts(ACCOUNTS, JAN)
+        [[first]] = store.apply([[TransferRequest("t1", "a", "b", 5, "EUR", "t")]], JAN)
+        assert first.code is ResultCode.OK
+        # The same id two months later: the ledger finds it in January's partition.
+        [[again]] = store.apply([[TransferRequest("t1", "a", "b", 5, "EUR", "t")]], MAR)
+        assert again.code is ResultCode.EXISTS
+        [[other]] = store.apply([[TransferRequest("t2", "a", "b", 7, "EUR", "t")]], MAR)
+        assert other.code is ResultCode.OK
+        # A transfer for a month with no partition is refused, and nothing moves.
+        with pytest.raises(PermanentError, match="no partition of relation"):
+            store.apply([[TransferRequest("t3", "a", "b", 9, "EUR", "t")]], JUNE)
+        assert store.balance("b", JUNE).credits_posted == 12
+    finally:
+        store.close()
+    assert _count(schema, "transfers_r_global_p_202601") == 1
+    assert _count(schema, "transfers_r_global_p_202603") == 1
+    # Below the ledger, the database itself refuses the same id in another partition.
+    with _conn(schema) as conn, pytest.raises(psycopg.errors.UniqueViolation):
+        conn.execute(
+            "INSERT INTO transfers (id, kind, debit_account_id, credit_account_id, amount,"
+            " currency, code, occurred_at, recorded_at) VALUES"
+            " ('t1', 'single', 'a', 'b', 1, 'EUR', 't', %s, %s)",
+            (MAR, MAR),
+        )
+
+
+def test_a_transfers_partition_is_archived_dropped_and_its_ids_stay_taken(
+    partitioned: tuple[str, PostgresPartitions], tmp_path: Path
+) -> None:
+    schema, parts = partitioned
+    parts.ensure("transfers", ["global"], [Period.parse("2026-01"), Period.parse("2026-03")])
+    store = PostgresLedgerStore(PG_DSN, schema=schema)
+    try:
+        store.create_accounts(ACCOUNTS, JAN)
+        jan = [TransferRequest(f"j{i}", "a", "b", 10 + i, "EUR", "t") for i in range(20)]
+        assert all(r.code is ResultCode.OK for r in store.apply([jan], JAN)[0])
+        store.apply([[TransferRequest("m1", "b", "a", 3, "EUR", "t")]], MAR)
+    finally:
+        store.close()
+    signer = Signer(new_private_key_pem())
+    clock = FixedClock(datetime(2026, 4, 20, tzinfo=UTC))
+    archives = ArchiveService(signer.sign, signer.public_pem(), clock)
+    retention = RetentionService(
+        archives,
+        PostgresPartitionSource(PG_DSN, schema=schema),
+        PostgresRetention(parts),
+        ArchiveDirShelf(tmp_path / "archives"),
+        Alerts(),
+        clock,
+    )
+    done = {r.partition: r for r in retention.run(timedelta(days=45))}
+    assert (done["transfers/global/2026-01"].outcome, done["transfers/global/2026-01"].rows) == (
+        "dropped",
+        20,
+    )
+    where = tmp_path / "archives" / "transfers" / "global" / "2026-01"
+    check = archives.verify(ArchiveDirReading(where), signer.public_pem())
+    assert check.ok and check.found is not None
+    assert {c: s.debits for c, s in check.found.sums.items()} == {"EUR": sum(range(10, 30))}
+    assert _count(schema, "transfers") == 1
+    assert _count(schema, "transfer_keys") == 21  # the archived ids are still taken
+    store = PostgresLedgerStore(PG_DSN, schema=schema)
+    try:
+        with pytest.raises(RetryableError):
+            store.apply([[TransferRequest("j0", "a", "b", 10, "EUR", "t")]], MAR)
+    finally:
+        store.close()

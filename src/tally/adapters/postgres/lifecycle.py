@@ -15,11 +15,21 @@ from psycopg import sql
 from tally.adapters.postgres.connection import connect, connect_kwargs
 from tally.adapters.postgres.ledger import migrate
 from tally.lifecycle.archive import Partition
-from tally.lifecycle.seal import TRANSFER_REJECTIONS, Period, Seal, SealBuilder, TableSpec
+from tally.lifecycle.seal import (
+    TRANSFER_REJECTIONS,
+    TRANSFERS,
+    Period,
+    Seal,
+    SealBuilder,
+    TableSpec,
+)
 
 REGION = re.compile(r"^[a-z0-9_]{1,20}$")
 # The partitioned tables and the column their time partitions range over.
-PARTITIONED: dict[str, TableSpec] = {TRANSFER_REJECTIONS.name: TRANSFER_REJECTIONS}
+PARTITIONED: dict[str, TableSpec] = {
+    TRANSFERS.name: TRANSFERS,
+    TRANSFER_REJECTIONS.name: TRANSFER_REJECTIONS,
+}
 # Rows fetched per round trip from a server-side cursor.
 FETCH = 20_000
 
@@ -225,7 +235,17 @@ class PostgresRetention:
         return out
 
     def refusal(self, spec: TableSpec, partition: Partition) -> str | None:
-        return None
+        if spec.name != TRANSFERS.name:
+            return None
+        leaf = leaf_table(spec.name, partition.region, Period.parse(partition.period))
+        with self._p._connect() as conn:
+            row = conn.execute(
+                sql.SQL("SELECT COUNT(*) FROM {t} WHERE status = 'pending'").format(
+                    t=sql.Identifier(leaf)
+                )
+            ).fetchone()
+        n = int(row[0]) if row else 0
+        return f"{n} transfers of {partition.name} are still pending" if n else None
 
     def prepare(self, spec: TableSpec, partition: Partition) -> None:
         self._p.detach(spec.name, partition.region, Period.parse(partition.period))
