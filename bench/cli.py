@@ -453,7 +453,7 @@ def lifecycle(
     naive_sample: Annotated[int, typer.Option(help="rows in the naive run")] = 100_000,
     backup_rows: Annotated[int, typer.Option(help="transfers in the file backed up")] = (1_000_000),
     rate: Annotated[float, typer.Option(help="gateway callbacks/s during the backups")] = 2_000.0,
-    seconds: Annotated[float, typer.Option(help="how long the load lasts")] = 30.0,
+    seconds: Annotated[float, typer.Option(help="how long the load lasts")] = 60.0,
     out: Annotated[Path, typer.Option(help="where JSON goes")] = Path("bench/results"),
 ) -> dict[str, Any]:
     """Archive and verify a partition (rows/s); back up a large file under gateway load."""
@@ -564,7 +564,7 @@ def all_(
         naive_sample=100_000 // scale,
         backup_rows=1_000_000 // scale,
         rate=2_000.0,
-        seconds=30.0 / (10 if quick else 1),
+        seconds=60.0 / (10 if quick else 1),
         out=out,
     )
     table = Table("issue", "what", "target", "measured", "", title="Targets")
