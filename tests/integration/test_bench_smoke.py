@@ -135,3 +135,21 @@ def test_the_reconciliation_benchmark_reconciles_every_line_and_writes_its_figur
     assert naive["matched"] + naive["differ"] == 300
     assert sqlite["ratio_to_naive"] > 0
     assert (tmp_path / "reconcile-latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_lifecycle_benchmark_archives_verifies_and_backs_up_under_load(
+    tmp_path: Path,
+) -> None:
+    result = bench(
+        ["lifecycle", "--rows", "3000", "--naive-sample", "500", "--backup-rows", "3000"]
+        + ["--rate", "100", "--seconds", "24", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output[-2000:]
+    figures = json.loads((tmp_path / "lifecycle-latest.json").read_text())
+    assert figures["archive"]["rows"] == 3000
+    assert figures["archive"]["archive_rows_per_s"] > 0
+    backup = figures["backup"]
+    # Both backups ran while the load went on, and each verified afterwards.
+    for method in ("api", "vacuum"):
+        assert backup[method]["verified"] is True
+        assert backup[method]["callbacks"] > 0
