@@ -140,10 +140,9 @@ def test_the_reconciliation_benchmark_reconciles_every_line_and_writes_its_figur
 def test_the_lifecycle_benchmark_archives_verifies_and_backs_up_under_load(
     tmp_path: Path,
 ) -> None:
-    result = bench(
-        ["lifecycle", "--rows", "3000", "--naive-sample", "500", "--backup-rows", "3000"]
-        + ["--rate", "100", "--seconds", "24", "--out", str(tmp_path)]
-    )
+    sizes = ["--rows", "3000", "--naive-sample", "500", "--backup-rows", "3000"]
+    load = ["--rate", "100", "--seconds", "24"]
+    result = bench(["lifecycle", *sizes, *load, "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output[-2000:]
     figures = json.loads((tmp_path / "lifecycle-latest.json").read_text())
     assert figures["archive"]["rows"] == 3000
