@@ -353,3 +353,46 @@ def test_a_transfers_partition_is_archived_dropped_and_its_ids_stay_taken(
             store.apply([[TransferRequest("j0", "a", "b", 10, "EUR", "t")]], MAR)
     finally:
         store.close()
+
+
+def test_the_cli_restores_an_archive_into_a_scratch_database(
+    partitioned: tuple[str, PostgresPartitions],
+    scratch_db: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from tally.entrypoints.cli import app
+
+    schema, _ = partitioned
+    signer = Signer(new_private_key_pem())
+    archives = ArchiveService(signer.sign, signer.public_pem(), FixedClock(MAR))
+    jan = Period.parse("2026-01")
+    out = tmp_path / "rejections-jan"
+    from tally.adapters.archive_dir import ArchiveDirSink
+    from tally.lifecycle.archive import Partition
+    from tally.lifecycle.seal import TRANSFER_REJECTIONS
+
+    done = archives.archive(
+        PostgresPartitionSource(PG_DSN, schema=schema),
+        TRANSFER_REJECTIONS,
+        Partition("transfer_rejections", jan.name, jan.start, jan.end, "global"),
+        ArchiveDirSink(out),
+    )
+    assert done.seal.rows == 3
+    monkeypatch.setenv("TALLY_DATA_DIR", str(tmp_path / "data"))
+    key = tmp_path / "pub.pem"
+    key.write_bytes(signer.public_pem())
+    runner = CliRunner()
+    ran = runner.invoke(
+        app,
+        ["archive", "restore", str(out), "--postgres", scratch_db, "--public-key", str(key)],
+    )
+    assert ran.exit_code == 0, ran.output
+    assert "3 rows" in ran.output
+    with psycopg.connect(scratch_db) as conn:
+        row = conn.execute("SELECT COUNT(*) FROM transfer_rejections").fetchone()
+    assert row == (3,)
+    both = runner.invoke(app, ["archive", "restore", str(out)])
+    assert both.exit_code == 2

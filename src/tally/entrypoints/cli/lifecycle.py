@@ -17,6 +17,7 @@ from tally.app.bootstrap import build_lifecycle
 from tally.app.settings import Settings
 from tally.entrypoints.cli.common import CLI_ACTOR, console, err_console
 from tally.lifecycle.archive import Partition
+from tally.lifecycle.ports import RestoreTarget
 from tally.lifecycle.seal import Period, table_spec
 from tally.lifecycle.service import Verification
 
@@ -103,14 +104,28 @@ def archive_verify(archive: Path, public_key: PublicKey = None) -> None:
 @archive_app.command("restore")
 def archive_restore(
     archive: Path,
-    sqlite: Annotated[Path, typer.Option(help="the new SQLite file to load it into")],
+    sqlite: Annotated[Path | None, typer.Option(help="a new SQLite file to load it into")] = None,
+    postgres: Annotated[
+        str | None,
+        typer.Option(help="the DSN of an empty scratch PostgreSQL database to load it into"),
+    ] = None,
     public_key: PublicKey = None,
 ) -> None:
-    """Load an archive into a new scratch SQLite file and check it against its seal."""
+    """Load an archive into a scratch SQLite file or PostgreSQL database and check what it
+    then holds against the seal."""
+    if (sqlite is None) == (postgres is None):
+        raise typer.BadParameter("give one of --sqlite and --postgres")
     reading = _reading(archive)
     life = build_lifecycle(Settings.from_env())
+    target: RestoreTarget
     try:
-        target = SqliteRestoreTarget(sqlite)
+        if sqlite is not None:
+            target = SqliteRestoreTarget(sqlite)
+        else:
+            from tally.adapters.postgres.lifecycle import PostgresRestoreTarget
+
+            assert postgres is not None
+            target = PostgresRestoreTarget(postgres)
     except FileExistsError as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
@@ -118,7 +133,7 @@ def archive_restore(
         result = life.archives.restore(reading, target, _pem(public_key))
     finally:
         target.close()
-    _report(result, f"restored into {sqlite} and")
+    _report(result, f"restored into {sqlite or 'the scratch database'} and")
 
 
 @backup_app.command("create")
