@@ -1,4 +1,5 @@
-"""``python -m bench ledger|gateway|import|settlement|reconcile|rails|all``, from the root."""
+"""``python -m bench <name>|all`` from the repository's root; ``python -m bench --help``
+lists the benchmarks."""
 
 from bench.cli import app
 

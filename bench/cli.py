@@ -15,6 +15,7 @@ from bench import console as console_bench
 from bench import gateway as gateway_bench
 from bench import ingest as ingest_bench
 from bench import ledger as ledger_bench
+from bench import lifecycle as lifecycle_bench
 from bench import payouts as payouts_bench
 from bench import rails as rails_bench
 from bench import reconcile as reconcile_bench
@@ -50,9 +51,9 @@ def _met(ok: bool) -> str:
 def ledger(
     transfers: Annotated[int, typer.Option(help="transfers per ledger run")] = 1_000_000,
     accounts: Annotated[int, typer.Option(help="accounts they move between")] = 100_000,
-    stores: Annotated[str, typer.Option(help="comma-separated: sqlite,postgres")] = (
-        "sqlite,postgres"
-    ),
+    stores: Annotated[
+        str, typer.Option(help="comma-separated: sqlite,postgres,postgres-partitioned")
+    ] = ("sqlite,postgres"),
     submitters: Annotated[
         int, typer.Option(help="concurrent submitter threads")
     ] = ledger_bench.DEFAULT_SUBMITTERS,
@@ -709,6 +710,86 @@ def risk(
     return results
 
 
+@app.command("lifecycle")
+def lifecycle(
+    rows: Annotated[int, typer.Option(help="transfers in the partition archived")] = 1_000_000,
+    naive_sample: Annotated[int, typer.Option(help="rows in the naive run")] = 100_000,
+    backup_rows: Annotated[int, typer.Option(help="transfers in the file backed up")] = (1_000_000),
+    rate: Annotated[float, typer.Option(help="gateway callbacks/s during the backups")] = 2_000.0,
+    seconds: Annotated[float, typer.Option(help="how long the load lasts")] = 60.0,
+    out: Annotated[Path, typer.Option(help="where JSON goes")] = Path("bench/results"),
+) -> dict[str, Any]:
+    """Archive and verify a partition (rows/s); back up a large file under gateway load."""
+    config = lifecycle_bench.Config(
+        rows=rows,
+        naive_sample=naive_sample,
+        backup_rows=backup_rows,
+        rate=rate,
+        seconds=seconds,
+    )
+    with console.status("lifecycle: archive, verify, then backups under load"):
+        measured = lifecycle_bench.run(config)
+    a, b = measured["archive"], measured["backup"]
+    results = {
+        "benchmark": "lifecycle",
+        "measured_at": datetime.now(UTC).isoformat(),
+        "machine": machine(),
+        **measured,
+        "targets": {
+            "met_archive_rows_per_s": a["archive_rows_per_s"] >= lifecycle_bench.TARGET_ROWS_PER_S,
+            "met_verify_rows_per_s": a["verify_rows_per_s"] >= lifecycle_bench.TARGET_ROWS_PER_S,
+            "met_backup_p99_ms": all(
+                b[m]["p99"] is not None and b[m]["p99"] < lifecycle_bench.TARGET_P99_MS
+                for m in ("api", "vacuum")
+                if m in b
+            ),
+        },
+    }
+    path = save(results, out, "lifecycle")
+    table = Table("what", "measured", "naive", "x naive", "target")
+    table.add_row(
+        f"archive {a['rows']:,} transfers",
+        f"{a['archive_rows_per_s']:,.0f} rows/s",
+        f"{a['naive']['archive_rows_per_s']:,.0f}",
+        f"{a['ratio_archive_to_naive']:.1f}",
+        _met(results["targets"]["met_archive_rows_per_s"]),
+    )
+    table.add_row(
+        "verify the archive",
+        f"{a['verify_rows_per_s']:,.0f} rows/s",
+        f"{a['naive']['verify_rows_per_s']:,.0f}",
+        f"{a['ratio_verify_to_naive']:.1f}",
+        _met(results["targets"]["met_verify_rows_per_s"]),
+    )
+    for when in ("quiet", "after"):
+        p99 = b[when]["p99"]
+        table.add_row(
+            f"gateway p99, no backup ({'before' if when == 'quiet' else 'after'} them)",
+            "not measured" if p99 is None else f"{p99:.1f} ms",
+            "",
+            "",
+            "",
+        )
+    for m in ("api", "vacuum"):
+        if m in b:
+            p99 = b[m]["p99"]
+            table.add_row(
+                f"gateway p99 during backup ({m}, {b[m]['seconds']:.1f} s, "
+                f"{b[m]['callbacks']:,} callbacks)",
+                "not measured" if p99 is None else f"{p99:.1f} ms",
+                "",
+                "",
+                _met(p99 is not None and p99 < lifecycle_bench.TARGET_P99_MS and b[m]["verified"]),
+            )
+    console.print(table)
+    console.print(
+        f"archive: {a['sqlite_mb']:.0f} MB of SQLite -> {a['archive_mb']:.0f} MB archive; "
+        f"backed-up file {b['file_mb']:.0f} MB at {b['rate']:,.0f} callbacks/s"
+    )
+    console.print(f"saved {path}")
+    return results
+
+
 @app.command("all")
 def all_(
     quick: Annotated[bool, typer.Option(help="small sizes: a smoke run, not figures")] = False,
@@ -782,6 +863,14 @@ def all_(
         seed=1,
         behaviour_days=2.0 / (8 if quick else 1),
         forecast_rate=15.0 / (5 if quick else 1),
+        out=out,
+    )
+    life = lifecycle(
+        rows=1_000_000 // scale,
+        naive_sample=100_000 // scale,
+        backup_rows=1_000_000 // scale,
+        rate=2_000.0,
+        seconds=60.0 / (10 if quick else 1),
         out=out,
     )
     table = Table("issue", "what", "target", "measured", "", title="Targets")
@@ -918,4 +1007,24 @@ def all_(
         ),
     ):
         table.add_row("25 risk", what, target, measured, _met(rsk["targets"][key]))
+    for what, key in (("archive", "archive_rows_per_s"), ("verify", "verify_rows_per_s")):
+        table.add_row(
+            "29 lifecycle",
+            f"{what} rows/s",
+            f"{lifecycle_bench.TARGET_ROWS_PER_S:,}",
+            f"{life['archive'][key]:,.0f}",
+            _met(life["targets"][f"met_{key}"]),
+        )
+    table.add_row(
+        "29 lifecycle",
+        "gateway p99 ms during a backup",
+        f"< {lifecycle_bench.TARGET_P99_MS:.0f}",
+        " / ".join(
+            "-"
+            if life["backup"].get(m, {}).get("p99") is None
+            else f"{life['backup'][m]['p99']:.1f}"
+            for m in ("api", "vacuum")
+        ),
+        _met(life["targets"]["met_backup_p99_ms"]),
+    )
     console.print(table)

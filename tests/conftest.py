@@ -110,14 +110,23 @@ class PipelinedPostgres(PostgresLedgerStore):
 
 
 @pytest.fixture(
-    params=["memory", "sqlite", "sqlite-indexed-often", "postgres", "postgres-one-step"]
+    params=[
+        "memory",
+        "sqlite",
+        "sqlite-indexed-often",
+        "postgres",
+        "postgres-one-step",
+        "postgres-partitioned",
+    ]
 )
 def ledger_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
     """The same ledger contract, run against every adapter. The embedded store runs twice:
     as its writer drives it, deciding then committing (history reads mostly scan the tail
     its history index has not taken in yet), and in one step, taking a transfer in every
     other one into that index (reads mostly go through it). PostgreSQL runs both ways
-    too: decided then committed with compare-and-set, and in one step under row locks."""
+    too: decided then committed with compare-and-set, and in one step under row locks,
+    and once more on the schema the data lifecycle partitions (ADR 0023), with monthly
+    partitions made for the months the tests' clocks visit (December 2025 to January 2027)."""
     kind = request.param
     if kind == "memory":
         from tally.adapters.memory.ledger import MemoryLedgerStore
@@ -133,7 +142,19 @@ def ledger_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[obj
             store = Pipelined(path)
     else:
         schema = request.getfixturevalue("pg_schema")
-        if kind == "postgres-one-step":
+        if kind == "postgres-partitioned":
+            from tally.adapters.postgres.lifecycle import PostgresPartitions
+            from tally.lifecycle.seal import Period
+
+            parts = PostgresPartitions(PG_DSN, schema=schema)
+            parts.install()
+            months = [Period.parse("2025-12")]
+            while len(months) < 14:
+                months.append(months[-1].next())
+            for table in ("transfers", "transfer_rejections"):
+                parts.ensure(table, ["global"], months)
+            store = PipelinedPostgres(PG_DSN, schema=schema)
+        elif kind == "postgres-one-step":
             store = PostgresLedgerStore(PG_DSN, schema=schema)
         else:
             store = PipelinedPostgres(PG_DSN, schema=schema)

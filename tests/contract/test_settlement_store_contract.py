@@ -54,25 +54,42 @@ def events(n: int) -> list[SettlementEvent]:
     return out
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+@pytest.fixture(params=["memory", "sqlite", "postgres", "postgres-partitioned"])
 def make(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
-    """Makes workers on fresh stores of one kind (each its own file or schema)."""
+    """Makes workers on fresh stores of one kind (each its own file or schema); the
+    partitioned kind is PostgreSQL after `tally maintain --install` (ADR 0023)."""
     made: list[TestWorker] = []
 
     def factory(**kw: object) -> TestWorker:
         where: dict[str, object] = {}
         if request.param == "sqlite":
             where["sqlite_path"] = tmp_path / f"tally-{len(made)}.sqlite"
-        elif request.param == "postgres":
-            where["pg_schema"] = (
-                request.getfixturevalue("pg_schema") if not made else (_extra_schema(request))
-            )
+        elif request.param.startswith("postgres"):
+            schema = request.getfixturevalue("pg_schema") if not made else _extra_schema(request)
+            if request.param == "postgres-partitioned":
+                _partition(schema)
+            where["pg_schema"] = schema
         made.append(TestWorker([CONTRACT], **where, **kw))  # type: ignore[arg-type]
         return made[-1]
 
     yield factory
     for worker in made:
         worker.shutdown()
+
+
+def _partition(schema: str) -> None:
+    """The lifecycle's partitioned tables, with monthly partitions for the tests' months."""
+    from tally.adapters.postgres.lifecycle import PARTITIONED, PostgresPartitions
+    from tally.lifecycle.seal import Period
+    from tests.conftest import PG_DSN
+
+    parts = PostgresPartitions(PG_DSN, schema=schema)
+    parts.install()
+    months = [Period.parse("2025-12")]
+    while len(months) < 14:
+        months.append(months[-1].next())
+    for table in PARTITIONED:
+        parts.ensure(table, ["global"], months)
 
 
 def _extra_schema(request: pytest.FixtureRequest) -> str:

@@ -178,3 +178,20 @@ def test_the_console_benchmark_times_every_page(tmp_path: Path) -> None:
     live = found["live_consoles"]
     assert live["consoles_fed"] == live["consoles"] == 5  # every feed sent its figures
     assert live["beside_ms"]["p99"] > 0 and live["alone_ms"]["p99"] > 0
+
+
+def test_the_lifecycle_benchmark_archives_verifies_and_backs_up_under_load(
+    tmp_path: Path,
+) -> None:
+    sizes = ["--rows", "3000", "--naive-sample", "500", "--backup-rows", "3000"]
+    load = ["--rate", "100", "--seconds", "24"]
+    result = bench(["lifecycle", *sizes, *load, "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output[-2000:]
+    figures = json.loads((tmp_path / "lifecycle-latest.json").read_text())
+    assert figures["archive"]["rows"] == 3000
+    assert figures["archive"]["archive_rows_per_s"] > 0
+    backup = figures["backup"]
+    # Both backups ran while the load went on, and each verified afterwards.
+    for method in ("api", "vacuum"):
+        assert backup[method]["verified"] is True
+        assert backup[method]["callbacks"] > 0

@@ -47,6 +47,10 @@ NOT_RUN = {
     "alerts undo": "changes data: 7 stands for an id picked from `alerts actions`",
     "alerts watch": "runs until stopped and delivers to the user's own sinks",
     "dashboards export": "writes files into the repository (tests/unit/test_dashboards.py)",
+    "backup": "writes a backup directory (tests/integration/test_lifecycle_backup_sqlite.py)",
+    "archive": "writes and reads archive directories (test_lifecycle_archive_sqlite.py)",
+    "retention": "deletes the demo's old periods from the live file (test_lifecycle_retention_*)",
+    "maintain": "needs PostgreSQL in scaled mode (tests/integration/test_pg_lifecycle.py)",
 }
 
 

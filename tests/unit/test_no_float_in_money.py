@@ -29,6 +29,7 @@ MONEY_PACKAGES = (
     "payouts",
     "adapters/payouts",
     "risk",
+    "lifecycle",
 )
 
 # Packages left out, and why: none of them computes an amount.

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,10 +25,19 @@ from tally.events.ports import EventLog
 from tally.exports.bundle import StatementFile
 from tally.exports.ports import TransferSource
 from tally.exports.service import ExportService
-from tally.kernel.alerts import AlertSink
+from tally.kernel.alerts import AlertSignal, AlertSink
 from tally.kernel.clock import Clock, SystemClock
 from tally.ledger.ports import LedgerStore
 from tally.ledger.service import LedgerService
+from tally.lifecycle.ports import PartitionSource
+from tally.lifecycle.service import (
+    ArchiveService,
+    BackupService,
+    MaintenanceService,
+    PartitionMaintainer,
+    RetentionService,
+    RetentionStore,
+)
 from tally.providers.registry import Registry
 from tally.quarantine.inputs import InputQuarantine
 from tally.quarantine.ledger import LedgerQuarantine
@@ -530,6 +540,20 @@ class ModeParts:
     # behind the deployment's AlertSink: see build_risk).
     alert_store: Callable[[], AlertStore]
     risk_store: Callable[[], RiskStore]
+    # The data lifecycle's view of the store (ADR 0023).
+    lifecycle: Callable[[], LifecycleParts]
+
+
+@dataclass(frozen=True)
+class LifecycleParts:
+    """What the lifecycle reads partitions from, and the embedded file (None when scaled:
+    backups and retention of the embedded store need it)."""
+
+    source: PartitionSource | None
+    sqlite_file: Path | None
+    retention: Callable[[], RetentionStore]
+    # Partitions made ahead: PostgreSQL's only (SQLite has no partitions).
+    maintainer: PartitionMaintainer | None = None
 
 
 def mode_parts(settings: Settings) -> ModeParts:
@@ -615,6 +639,11 @@ def _embedded_parts(settings: Settings) -> ModeParts:  # noqa: C901 (one factory
 
         return SqliteRiskStore(in_place())
 
+    def lifecycle() -> LifecycleParts:
+        from tally.adapters.sqlite.lifecycle import SqlitePartitionSource, SqliteRetention
+
+        return LifecycleParts(SqlitePartitionSource(path), path, lambda: SqliteRetention(path))
+
     return ModeParts(
         ledger_store=ledger_store,
         settlement=settlement,
@@ -629,6 +658,7 @@ def _embedded_parts(settings: Settings) -> ModeParts:  # noqa: C901 (one factory
         payout_store=payout_store,
         alert_store=alert_store,
         risk_store=risk_store,
+        lifecycle=lifecycle,
     )
 
 
@@ -709,6 +739,21 @@ def _scaled_parts(settings: Settings) -> ModeParts:  # noqa: C901 (one factory p
 
         return PostgresRiskStore(dsn)
 
+    def lifecycle() -> LifecycleParts:
+        from tally.adapters.postgres.lifecycle import (
+            PostgresPartitions,
+            PostgresPartitionSource,
+            PostgresRetention,
+        )
+
+        partitions = PostgresPartitions(dsn)
+        return LifecycleParts(
+            PostgresPartitionSource(dsn),
+            None,
+            lambda: PostgresRetention(partitions),
+            partitions,
+        )
+
     return ModeParts(
         ledger_store=ledger_store,
         settlement=settlement,
@@ -723,6 +768,7 @@ def _scaled_parts(settings: Settings) -> ModeParts:  # noqa: C901 (one factory p
         payout_store=payout_store,
         alert_store=alert_store,
         risk_store=risk_store,
+        lifecycle=lifecycle,
     )
 
 
@@ -921,3 +967,122 @@ def build_risk_watch(settings: Settings, clock: Clock, sink: AlertSink | None = 
         clock,
     )
     return RiskParts(watch, forecasts, store, risk, trail)
+
+
+# -- the data lifecycle (ADR 0023) ------------------------------------------------------------
+
+
+@dataclass
+class Lifecycle:
+    """Seals, archives and backups, with the export signing key."""
+
+    settings: Settings
+    archives: ArchiveService
+    public_pem: bytes
+    clock: Clock
+    alerts: AlertSink
+
+    def _parts(self) -> LifecycleParts:
+        return mode_parts(self.settings).lifecycle()
+
+    def partition_source(self) -> PartitionSource:
+        """The live store's partitions."""
+        source = self._parts().source
+        assert source is not None
+        return source
+
+    def _sqlite_file(self, what: str) -> Path:
+        path = self._parts().sqlite_file
+        if path is None:
+            raise ValueError(f"{what} works on the embedded store's SQLite file")
+        return path
+
+    def retention(self, archives_root: Path) -> RetentionService:
+        from tally.adapters.archive_dir import ArchiveDirShelf
+
+        parts = self._parts()
+        return RetentionService(
+            self.archives,
+            self.partition_source(),
+            parts.retention(),
+            ArchiveDirShelf(archives_root),
+            self.alerts,
+            self.clock,
+        )
+
+    def maintenance(
+        self, regions: Sequence[str], *, grain: str = "month", ahead: int = 2, install: bool
+    ) -> MaintenanceService:
+        """The partitions-ahead job (PostgreSQL); ``install`` first partitions the tables."""
+        from tally.adapters.postgres.lifecycle import PARTITIONED, PostgresPartitions
+
+        maintainer = self._parts().maintainer
+        if not isinstance(maintainer, PostgresPartitions):
+            raise ValueError("tally maintain makes PostgreSQL partitions (scaled mode)")
+        if install:
+            maintainer.install()
+        return MaintenanceService(
+            maintainer,
+            self.alerts,
+            self.clock,
+            tables=list(PARTITIONED),
+            regions=regions,
+            grain=grain,
+            ahead=ahead,
+        )
+
+    def backups(self, method: str = "api") -> BackupService:
+        from tally.adapters.sqlite.lifecycle import SqliteEmbeddedFile
+
+        if method not in ("api", "vacuum"):
+            raise ValueError(f"a backup method is 'api' or 'vacuum', not {method!r}")
+        store = SqliteEmbeddedFile(
+            self._sqlite_file("tally backup"), "vacuum" if method == "vacuum" else "api"
+        )
+        return BackupService(self.archives, store, self.clock)
+
+
+class AlertsOnDemand:
+    """The deployment's alerts service, opened for each signal: the sink of commands that
+    signal rarely and run without a back office (retention, partition maintenance)."""
+
+    def __init__(self, settings: Settings, clock: Clock) -> None:
+        self.settings = settings
+        self.clock = clock
+
+    @contextmanager
+    def _alerts(self) -> Iterator[AlertSink]:
+        trail = build_backoffice_store(self.settings, Sealer(load_keys(self.settings).audit))
+        risk = build_risk(self.settings, self.clock, trail)
+        try:
+            yield risk.alerts
+        finally:
+            risk.close()
+            trail.close()
+
+    def signal(self, alert: AlertSignal) -> None:
+        with self._alerts() as alerts:
+            alerts.signal(alert)
+
+    def clear(self, kind: str, key: str, at: datetime) -> None:
+        with self._alerts() as alerts:
+            alerts.clear(kind, key, at)
+
+
+def build_lifecycle(
+    settings: Settings,
+    *,
+    keys: Keys | None = None,
+    clock: Clock | None = None,
+    alerts: AlertSink | None = None,
+) -> Lifecycle:
+    keys = keys or load_keys(settings)
+    signer = Signer(keys.signing_pem)
+    clock = clock or SystemClock()
+    return Lifecycle(
+        settings,
+        ArchiveService(signer.sign, signer.public_pem(), clock),
+        signer.public_pem(),
+        clock,
+        alerts or AlertsOnDemand(settings, clock),
+    )

@@ -14,6 +14,7 @@ from tally.entrypoints.cli import (
     gateway,
     ingest,
     ledger,
+    lifecycle,
     payouts,
     reconcile,
     risk,
@@ -51,6 +52,10 @@ app.add_typer(payouts.payouts_app, name="payouts")
 app.add_typer(alerts.alerts_app, name="alerts")
 app.add_typer(dashboards.dashboards_app, name="dashboards")
 app.add_typer(risk.risk_app, name="risk")
+app.add_typer(lifecycle.archive_app, name="archive")
+app.add_typer(lifecycle.backup_app, name="backup")
+app.add_typer(lifecycle.retention_app, name="retention")
+app.command("maintain")(lifecycle.maintain)
 
 
 def main() -> None:
