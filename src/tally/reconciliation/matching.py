@@ -21,7 +21,7 @@ Balances per (provider, operator, currency, day) are summed as lines are settled
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from itertools import groupby
@@ -343,11 +343,11 @@ class _Matcher:
 
 
 class _Days:
-    """A side's lines a day at a time, with only the next day's first line read ahead:
-    memory holds the day being matched, not the next one too."""
+    """A side's (day, line) pairs a day at a time, with only the next day's first line
+    read ahead: memory holds the day being matched, not the next one too."""
 
-    def __init__(self, items: Iterable[ReportLine | TallyLine], zone: tzinfo) -> None:
-        self._items = ((day_of(x.occurred_at, zone), x) for x in items)
+    def __init__(self, items: Iterable[tuple[date, ReportLine | TallyLine]]) -> None:
+        self._items = iter(items)
         self._head: tuple[date, ReportLine | TallyLine] | None = next(self._items, None)
 
     @property
@@ -369,6 +369,85 @@ class _Days:
         return out
 
 
+class NotInDayOrder(Exception):
+    """A report line came after lines of a later day, by more than the slack allows."""
+
+
+class InDayOrder:
+    """A report's (day, line) pairs as they are read, passed on by day while the report
+    keeps to day order, so that it is matched without being stored and sorted first.
+
+    A day's lines are passed on as they come; a later day's lines wait until the day
+    before closes (a line read ``slack`` or more past its end, or the report's end), so a
+    line may come a little after later ones (a round's win after the next round's bet).
+    A line of a day already passed over raises :class:`NotInDayOrder`. Memory holds the
+    lines of the slack, not the report.
+    """
+
+    def __init__(self, items: Iterator[R], zone: tzinfo, slack: timedelta) -> None:
+        self._items = items
+        self._zone = zone
+        self._slack = slack
+        self._ahead: dict[date, list[R]] = {}  # read, not passed on yet, by day
+        self._latest: datetime | None = None  # the latest time read
+        self._closes: datetime = datetime.max.replace(tzinfo=UTC)
+        self.day: date | None = None  # the day being passed on
+        self.first: date | None = None  # the report's first day
+        self.last: date | None = None  # the latest day read
+        self.done = False  # the report is read to its end
+
+    def _open(self, day: date) -> None:
+        self.day = day
+        following = day + timedelta(days=1)
+        end = datetime(following.year, following.month, following.day, tzinfo=self._zone)
+        self._closes = end.astimezone(UTC) + self._slack
+
+    def _read(self) -> bool:
+        item = next(self._items, None)
+        if item is None:
+            self.done = True
+            return False
+        day, line = item
+        if self.day is None:
+            self.first = day
+            self._open(day)
+        elif day < self.day:
+            raise NotInDayOrder(f"{line.source} line {line.line}: {day} after {self.day}")
+        if self.last is None or day > self.last:
+            self.last = day
+        if self._latest is None or line.occurred_at > self._latest:
+            self._latest = line.occurred_at
+        self._ahead.setdefault(day, []).append(item)
+        return True
+
+    def lines(self) -> Iterator[R]:
+        """The pairs, sorted by day (in the order read within a day)."""
+        while True:
+            batch = None if self.day is None else self._ahead.pop(self.day, None)
+            if batch:
+                yield from batch
+            elif self.day is not None and (
+                self.done or (self._latest is not None and self._latest >= self._closes)
+            ):
+                if not self._ahead:
+                    return
+                self._open(min(self._ahead))
+            elif not self._read() and self.day is None:
+                return  # nothing to pass on
+
+    def start(self) -> date | None:
+        """The report's first day (None: no lines), read as far as needed."""
+        if self.day is None and not self.done:
+            self._read()
+        return self.first
+
+    def reaches(self, day: date) -> bool:
+        """Whether the report has lines on ``day`` or after, read as far as needed."""
+        while (self.last is None or self.last < day) and not self.done:
+            self._read()
+        return self.last is not None and self.last >= day
+
+
 def match(
     report: Iterable[ReportLine],
     tally: Iterable[TallyLine],
@@ -377,9 +456,25 @@ def match(
 ) -> MatchResult:
     """Match ``report`` against ``tally`` under ``rules``. Both sorted by day in the
     rules' zone (any order within a day); the result depends on nothing else."""
+    zone = zone_of(rules.zone)
+    return match_days(
+        ((day_of(r.occurred_at, zone), r) for r in report),
+        ((day_of(t.occurred_at, zone), t) for t in tally),
+        rules,
+        limits,
+    )
+
+
+def match_days(
+    report: Iterable[R],
+    tally: Iterable[T],
+    rules: MatchRules,
+    limits: ReconciliationLimits | None = None,
+) -> MatchResult:
+    """:func:`match` of lines that come with their day in the rules' zone already."""
     m = _Matcher(rules, limits or ReconciliationLimits())
-    rdays = _Days(report, m.zone)
-    tdays = _Days(tally, m.zone)
+    rdays = _Days(report)
+    tdays = _Days(tally)
     carry_r: list[R] = []
     carry_t: list[T] = []
     while rdays.day is not None or tdays.day is not None:

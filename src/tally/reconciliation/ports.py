@@ -162,8 +162,9 @@ class AdjustmentLedger(Protocol):
 
 class TallySide(Protocol):
     def lines(
-        self, provider: str, start: datetime, end: datetime, zone: str
+        self, provider: str, start: datetime, end: datetime | None, zone: str
     ) -> Iterator[TallyLine]:
         """What Tally recorded for ``provider`` with occurred_at in [start, end), sorted
-        by day in ``zone``, each marked rolled back or not."""
+        by day in ``zone``, each marked rolled back or not. ``end`` None: no end (the
+        caller stops reading where its report ends)."""
         ...

@@ -14,8 +14,8 @@ import csv
 import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time, timedelta
-from itertools import chain
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from itertools import islice
 from typing import Any
 
 from tally.audit.ports import Transaction
@@ -29,7 +29,15 @@ from tally.kernel.page import Page, decode_cursor, fetch_size, page_from_rows
 from tally.ledger.model import AccountResult, ResultCode, TransferResult
 from tally.quarantine.inputs import InputQuarantine, Reason, Refused, payload_text
 from tally.reconciliation.layouts import ReportLayout, layout_for
-from tally.reconciliation.matching import MatchResult, day_of, match, zone_of
+from tally.reconciliation.matching import (
+    InDayOrder,
+    MatchResult,
+    NotInDayOrder,
+    day_of,
+    match,
+    match_days,
+    zone_of,
+)
 from tally.reconciliation.model import (
     BreakKind,
     BreakStatus,
@@ -37,6 +45,7 @@ from tally.reconciliation.model import (
     MatchRules,
     ReportLine,
     StatusChange,
+    TallyLine,
     Transition,
     check_reopen,
     check_transition,
@@ -161,6 +170,48 @@ def _read(data: bytes, name: str) -> Iterator[tuple[int, str, dict[str, Any] | l
         yield number, text, read_line(text, {} if header is None else {"x-tally-columns": header})
 
 
+class _Parse:
+    """A report's lines parsed, each with its day in the provider's zone; refused lines
+    are named and kept in the quarantine (once: ``kept`` holds the line numbers kept by
+    an earlier reading of the same file)."""
+
+    def __init__(
+        self,
+        service: ReconciliationService,
+        name: str,
+        sha: str,
+        tz: tzinfo,
+        read: Iterator[tuple[int, str, ReportLine | LineRefusal]],
+        kept: set[int],
+    ) -> None:
+        self.service, self.name, self.sha, self.tz, self.read = service, name, sha, tz, read
+        self.kept = kept
+        self.count = 0
+        self.refused: list[str] = []  # "file line N: why"
+        self.first: date | None = None
+        self.last: date | None = None
+
+    def lines(self) -> Iterator[tuple[date, ReportLine]]:
+        tz, first, last = self.tz, self.first, self.last
+        for number, text, parsed in self.read:
+            if isinstance(parsed, LineRefusal):
+                detail = f"{self.name} line {number}: {parsed.detail}"
+                self.refused.append(detail)
+                if number not in self.kept:
+                    self.kept.add(number)
+                    self.service.keep(
+                        self.name, self.sha, number, text or "(not text)", parsed.reason, detail
+                    )
+                continue
+            self.count += 1
+            day = day_of(parsed.occurred_at, tz)
+            if first is None or day < first:
+                self.first = first = day
+            if last is None or day > last:
+                self.last = last = day
+            yield day, parsed
+
+
 class ReconciliationService:
     def __init__(
         self,
@@ -189,7 +240,7 @@ class ReconciliationService:
 
     # -- refusals ----------------------------------------------------------------------
 
-    def _keep(
+    def keep(
         self, name: str, file_sha: str, number: int, text: str, reason: Reason, detail: str
     ) -> None:
         self.quarantine.put(
@@ -208,7 +259,7 @@ class ReconciliationService:
         self, name: str, data: bytes, sha: str, number: int, reason: Reason, why: str
     ) -> ReportRefused:
         detail = f"{name} line {number}: {why}" if number else f"{name}: {why}"
-        self._keep(name, sha, number, payload_text(data[:4096]), reason, detail)
+        self.keep(name, sha, number, payload_text(data[:4096]), reason, detail)
         return ReportRefused(detail)
 
     # -- a run -------------------------------------------------------------------------
@@ -241,6 +292,7 @@ class ReconciliationService:
         first = next(lines, None)
         plan: tuple[tuple[int, str, str], ...] = ()
         is_csv = _is_csv(name)
+        skip = 0
         if first is not None and is_csv:
             number, text, _ = first
             names = [h.strip() for h in next(csv.reader([text]), [])]
@@ -253,47 +305,51 @@ class ReconciliationService:
                     else f"missing column for {', '.join(missing)}"
                 )  # fmt: skip
                 raise self._refuse(name, data, sha, number, Reason.MALFORMED, why)
-            first = None
+            skip = 1  # the header, checked
         now = self.clock.now()
         run_id = self.store.start_run(provider, name, sha, rules, now)
-        refused: list[str] = []
-        count = 0
-        batch: list[tuple[date, ReportLine]] = []
-        first_day: date | None = None
-        last_day: date | None = None
-        pending = [first] if first is not None else []
-        for number, text, fields in chain(pending, lines):
-            parsed = (
-                LineRefusal(Reason.MALFORMED, fields)
-                if isinstance(fields, str)
-                else row_to_report_line(layout, plan, provider, tz, fields, name, number, text)
-                if isinstance(fields, list)
-                else to_report_line(
-                    layout, provider, tz, fields, name, number, columns_checked=is_csv, raw=text
-                )
-            )
-            if isinstance(parsed, LineRefusal):
-                detail = f"{name} line {number}: {parsed.detail}"
-                refused.append(detail)
-                self._keep(name, sha, number, text or "(not text)", parsed.reason, detail)
-                continue
-            count += 1
-            day = day_of(parsed.occurred_at, tz)
-            first_day = day if first_day is None or day < first_day else first_day
-            last_day = day if last_day is None or day > last_day else last_day
-            batch.append((day, parsed))
-            if len(batch) >= self.limits.batch_lines:
-                self.store.add_lines(run_id, batch)
-                batch = []
-        self.store.add_lines(run_id, batch)
-        if first_day is None or last_day is None:
-            start = end = now
-        else:
-            # Tally's side over the days the report covers, in the provider's zone.
-            start = datetime.combine(first_day, time(), tz).astimezone(UTC)
-            end = datetime.combine(last_day + timedelta(days=1), time(), tz).astimezone(UTC)
-        tally = self.tally.lines(provider, start, end, rules.zone) if start < end else iter(())
-        result = match(self.store.report_lines(run_id), tally, rules, self.limits)
+
+        def parse(kept: set[int]) -> _Parse:
+            read = (
+                (number, text, (
+                    LineRefusal(Reason.MALFORMED, fields) if isinstance(fields, str)
+                    else row_to_report_line(layout, plan, provider, tz, fields, name, number, text)
+                    if isinstance(fields, list)
+                    else to_report_line(
+                        layout, provider, tz, fields, name, number, columns_checked=is_csv,
+                        raw=text,
+                    )
+                ))
+                for number, text, fields in islice(_read(data, name), skip, None)
+            )  # fmt: skip
+            return _Parse(self, name, sha, tz, read, kept)
+
+        # A report in day order (the usual) is matched as it is read; one that is not
+        # is stored and read back sorted by day.
+        parsed = parse(set())
+        report = InDayOrder(parsed.lines(), tz, timedelta(seconds=self.limits.day_order_slack_s))
+        try:
+            tally = self._tally_days(report, provider, rules.zone, tz)
+            result = match_days(report.lines(), tally, rules, self.limits)
+        except NotInDayOrder:
+            parsed = parse(parsed.kept)
+            batch: list[tuple[date, ReportLine]] = []
+            for item in parsed.lines():
+                batch.append(item)
+                if len(batch) >= self.limits.batch_lines:
+                    self.store.add_lines(run_id, batch)
+                    batch = []
+            self.store.add_lines(run_id, batch)
+            if parsed.first is None or parsed.last is None:
+                start = end = now
+            else:
+                # Tally's side over the days the report covers, in the provider's zone.
+                start = datetime.combine(parsed.first, time(), tz).astimezone(UTC)
+                end = datetime.combine(parsed.last + timedelta(days=1), time(), tz)
+                end = end.astimezone(UTC)
+            side = self.tally.lines(provider, start, end, rules.zone) if start < end else iter(())
+            result = match(self.store.report_lines(run_id), side, rules, self.limits)
+        count, refused = parsed.count, parsed.refused
         js, cs = to_json(result), to_csv(result)
         done = Finished(
             lines=count,
@@ -327,6 +383,21 @@ class ReconciliationService:
         run = self.store.run(run_id)
         assert run is not None
         return RunOutcome(run, result, tuple(refused))
+
+    def _tally_days(
+        self, report: InDayOrder, provider: str, zone: str, tz: tzinfo
+    ) -> Iterator[tuple[date, TallyLine]]:
+        """Tally's side over the days ``report`` covers (from its first day to its last,
+        read from the report as far as each of Tally's lines needs)."""
+        first = report.start()
+        if first is None:
+            return
+        start = datetime.combine(first, time(), tz).astimezone(UTC)
+        for line in self.tally.lines(provider, start, None, zone):
+            day = day_of(line.occurred_at, tz)
+            if not report.reaches(day):
+                return
+            yield day, line
 
     # -- automatic resolution ----------------------------------------------------------
 

@@ -25,6 +25,7 @@ from tally.reconciliation.matching import day_of, zone_of
 from tally.reconciliation.model import TallyLine
 
 LOG_PAGE = 10_000  # events read from the log per round trip
+NO_END = datetime(9999, 1, 1, tzinfo=UTC)  # a window without an end ends here
 
 
 def _line(provider: str, text: str, voided: set[str]) -> TallyLine | None:
@@ -56,8 +57,9 @@ class LogTallySide:
         self.page = page
 
     def lines(
-        self, provider: str, start: datetime, end: datetime, zone: str
+        self, provider: str, start: datetime, end: datetime | None, zone: str
     ) -> Iterator[TallyLine]:
+        end = end or NO_END
         if isinstance(self.log, ProviderWindows):
             return self._windowed(self.log, provider, start, end)
         return self._scanned(provider, start, end, zone)
