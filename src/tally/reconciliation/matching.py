@@ -103,6 +103,10 @@ def _r_order(item: R) -> tuple[str, str, int, datetime, str, str, str, str, str,
     )  # fmt: skip
 
 
+def _id_order(item: R) -> tuple[str, str]:
+    return item[1].tx_id, item[1].kind
+
+
 def _t_order(item: T) -> str:
     return item[1].key
 
@@ -172,18 +176,35 @@ class _Matcher:
             self.bal.explained[row] -= self.tnet(t)
             self.bal.breaks[row].add(brk.id)
 
+    def _matched(self, rd: date, r: ReportLine, tally: T) -> None:
+        """``_settle([(rd, r)], [tally], None)`` for the usual pair, one line a side."""
+        td, t = tally
+        rn = 0 if r.tx_id in self.voided else net(r.kind, r.amount)
+        tn = 0 if t.rolled_back else net(t.kind, t.amount)
+        bal = self.bal
+        row = (r.operator, r.currency, rd)
+        bal.report[row] += rn
+        bal.tolerated[row] += rn
+        row = (t.operator, t.currency, td)
+        bal.tally[row] += tn
+        bal.tolerated[row] -= tn
+        self.matched += 1
+
     # -- one window --------------------------------------------------------------------
 
     def window(self, reps: list[R], tals: list[T], end: datetime | None) -> tuple[list[R], list[T]]:
         """Match one day's lines (with the day before's carried tail); returns the tail
         that waits for the next day (nothing when ``end`` is None: the last day)."""
-        reps.sort(key=_r_order)
-        tals.sort(key=_t_order)
+        # Canonical order: by (tx id, kind), then (only where a transaction is there more
+        # than once) by everything else (as one sort by _r_order, at a fraction of it).
+        reps.sort(key=_id_order)
         self.voided = frozenset(r.ref for _, r in reps if r.kind == ROLLBACK and r.ref)
         # 1. duplicates: the first in canonical order stands for the transaction.
         firsts: list[R] = []
-        for _, group in groupby(reps, key=lambda item: (item[1].tx_id, item[1].kind)):
+        for _, group in groupby(reps, key=_id_order):
             first, *extra = group
+            if extra:
+                first, *extra = sorted([first, *extra], key=_r_order)
             firsts.append(first)
             for dup in extra:
                 self._settle([dup], [], BreakKind.DUPLICATE_IN_REPORT)
@@ -226,6 +247,9 @@ class _Matcher:
                 left_r.append((rd, r))
                 continue
             kind = self._pair_kind(rd, r, found)
+            if kind is None:
+                self._matched(rd, r, found)
+                continue
             if (
                 kind is BreakKind.ROLLBACK_MISMATCH and tail is not None
                 and found[1].rolled_back and r.occurred_at >= tail
