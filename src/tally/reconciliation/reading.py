@@ -88,9 +88,9 @@ def row_to_report_line(
             if len(value) > FIELD_MAX or not is_clean_text(value):
                 return LineRefusal(Reason.MALFORMED, f"{column} is too long or not clean text")
     at = _indexes(plan)
-    tx_id, kind, operator, player, currency, amount, occurred_at, round_id, ref = (
+    tx_id, kind, operator, player, currency, amount, occurred_at, round_id, ref = [
         "" if i < 0 else row[i].strip() for i in at
-    )
+    ]
     return _report_line(
         layout, provider, zone, source, number, tx_id, kind, operator, player, currency,
         amount, occurred_at, round_id, ref,
