@@ -150,6 +150,7 @@ def run_build(config: Config, report: Callable[[int], None]) -> dict[str, Any]:
 def _service(config: Config) -> Iterator[tuple[Any, Auditing, ReconciliationStore]]:
     """The service as the deployment mode wires it (bootstrap.build_reconciliation), on
     the build's log and a fresh reconciliation store."""
+    from tally.adapters.logging_alerts import LoggingAlertSink
     from tally.adapters.memory.quarantine import MemoryInputQuarantine
     from tally.audit.chain import Sealer
     from tally.audit.service import Auditing
@@ -174,8 +175,9 @@ def _service(config: Config) -> Iterator[tuple[Any, Auditing, ReconciliationStor
         store = PostgresReconciliationStore(config.pg_dsn, schema=schema)
         backoffice = PostgresBackofficeStore(config.pg_dsn, sealer, schema=schema)
     service = ReconciliationService(
-        store, LogTallySide(log), MemoryInputQuarantine(), FixedClock(START), {PROVIDER: RULES}
-    )
+        store, LogTallySide(log), MemoryInputQuarantine(), FixedClock(START), {PROVIDER: RULES},
+        alerts=LoggingAlertSink(),
+    )  # fmt: skip
     try:
         yield service, Auditing(backoffice, "system:bench", "bench"), store
     finally:

@@ -23,6 +23,7 @@ from tally.kernel.clock import FixedClock
 from tally.reconciliation.model import BreakKind, BreakStatus, Transition, rules_from_document
 from tally.reconciliation.service import ReconciliationService, ReportRefused
 from tally.reconciliation.tally_side import LogTallySide
+from tests.support.alerts import RecordingAlertSink
 
 T = datetime(2026, 3, 5, 9, 0, tzinfo=UTC)
 SOFTSWISS = (
@@ -49,7 +50,9 @@ def world(tmp_path: Path) -> Iterator[World]:
     audit = SqliteBackofficeStore(path, Sealer(b"k" * 32))
     quarantine = SqliteInputQuarantine(path)
     store = SqliteReconciliationStore(path)
-    service = ReconciliationService(store, LogTallySide(log), quarantine, FixedClock(T))
+    service = ReconciliationService(
+        store, LogTallySide(log), quarantine, FixedClock(T), alerts=RecordingAlertSink()
+    )
     fmt = ReportFormat("softswiss", UTC, "EUR")
     events: list[Any] = []
     for tx, kind, amount, at in (

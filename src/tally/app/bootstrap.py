@@ -604,12 +604,17 @@ def build_reconciliation(
         rules = rules_from_document(
             json.loads(settings.reconciliation_rules_path.read_text(encoding="utf-8"))
         )
+    from tally.adapters.logging_alerts import LoggingAlertSink
+
     return ReconciliationService(
         store or build_reconciliation_store(settings),
         LogTallySide(ingest.log),
         ingest.inputs,
         clock,
         rules,
+        # Until the risk context's alert store is wired in mode_parts, signals go to the
+        # log (tally.alerts): the integrator replaces this sink with the mode's.
+        alerts=LoggingAlertSink(),
         ledger=ledger,
         log=ingest.log,
     )

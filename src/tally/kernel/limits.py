@@ -140,6 +140,9 @@ class ReconciliationLimits:
     # may come this long after lines of the next day (a round's win after the next day's
     # first bet). A line later still sends the run the sorted way (through the store).
     day_order_slack_s: int = 3_600
+    # An unresolved break older than this is signalled as an alert (cleared when the
+    # break is resolved or written off).
+    break_alert_age_s: int = 3 * 86_400
     # Breaks a page of `breaks` lists at most.
     page_max_size: int = 1_000
     # Free text on a break (owner, note).

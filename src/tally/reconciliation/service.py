@@ -23,11 +23,21 @@ from tally.audit.service import Auditing
 from tally.events.ports import Appended, EventLog
 from tally.ingest.files import BOM, LINE_MAX_BYTES, read_line
 from tally.ingest.lines import LineRefusal
+from tally.kernel.alerts import AlertSink
 from tally.kernel.clock import Clock
 from tally.kernel.limits import ReconciliationLimits
 from tally.kernel.page import Page, decode_cursor, fetch_size, page_from_rows
 from tally.ledger.model import AccountResult, ResultCode, TransferResult
 from tally.quarantine.inputs import InputQuarantine, Reason, Refused, payload_text
+from tally.reconciliation.alerts import (
+    BALANCE_UNEXPLAINED,
+    BREAK_AGED,
+    balance_key,
+    balance_unexplained,
+    break_aged,
+    break_key,
+    report_refused,
+)
 from tally.reconciliation.layouts import ReportLayout, layout_for
 from tally.reconciliation.matching import (
     InDayOrder,
@@ -223,12 +233,16 @@ class ReconciliationService:
         layouts: Mapping[str, ReportLayout] | None = None,
         limits: ReconciliationLimits | None = None,
         *,
+        alerts: AlertSink,
         ledger: AdjustmentLedger | None = None,
         log: EventLog | None = None,
     ) -> None:
-        """``ledger``: where rule (b) posts FX rounding adjustments (None: the rule does
-        not run); ``log``: the event log a missing line is re-driven into."""
+        """``alerts``: where the conditions a person must act on are signalled (see
+        :mod:`tally.reconciliation.alerts`); ``ledger``: where rule (b) posts FX rounding
+        adjustments (None: the rule does not run); ``log``: the event log a missing line
+        is re-driven into."""
         self.store = store
+        self.alerts = alerts
         self.ledger = ledger
         self.log = log
         self.tally = tally
@@ -256,10 +270,20 @@ class ReconciliationService:
         )
 
     def _refuse(
-        self, name: str, data: bytes, sha: str, number: int, reason: Reason, why: str
+        self,
+        provider: str,
+        name: str,
+        data: bytes,
+        sha: str,
+        number: int,
+        reason: Reason,
+        why: str,
     ) -> ReportRefused:
         detail = f"{name} line {number}: {why}" if number else f"{name}: {why}"
         self.keep(name, sha, number, payload_text(data[:4096]), reason, detail)
+        self.alerts.signal(
+            report_refused(provider, name, sha, reason.value, detail, self.clock.now())
+        )
         return ReportRefused(detail)
 
     # -- a run -------------------------------------------------------------------------
@@ -274,7 +298,7 @@ class ReconciliationService:
         rules = self.rules.get(provider)
         if rules is None:
             why = f"provider {provider!r} is unknown (known: {', '.join(sorted(self.rules))})"
-            raise self._refuse(name, data, sha, 0, Reason.UNKNOWN_PROVIDER, why)
+            raise self._refuse(provider, name, data, sha, 0, Reason.UNKNOWN_PROVIDER, why)
         if zone:
             try:
                 zone_of(zone)
@@ -284,7 +308,7 @@ class ReconciliationService:
         earlier = self.store.run_of_file(provider, sha)
         if earlier is not None:
             why = f"this file was reconciled before (run {earlier}); runs are not repeated"
-            raise self._refuse(name, data, sha, 0, Reason.CONFLICT, why)
+            raise self._refuse(provider, name, data, sha, 0, Reason.CONFLICT, why)
         layout = layout_for(provider, self.layouts)
         tz = zone_of(rules.zone)
         # The header is checked before anything is kept: a wrong layout refuses the file.
@@ -304,7 +328,7 @@ class ReconciliationService:
                     f"unknown column {', '.join(unknown)}" if unknown
                     else f"missing column for {', '.join(missing)}"
                 )  # fmt: skip
-                raise self._refuse(name, data, sha, number, Reason.MALFORMED, why)
+                raise self._refuse(provider, name, data, sha, number, Reason.MALFORMED, why)
             skip = 1  # the header, checked
         now = self.clock.now()
         run_id = self.store.start_run(provider, name, sha, rules, now)
@@ -380,6 +404,8 @@ class ReconciliationService:
         )
         self._close_timing_pairs(run_id, provider, auditing)
         self._adjust_fx_rounding(run_id, rules, auditing)
+        self._signal_balances(run_id, result, now)
+        self.signal_aged(provider)
         run = self.store.run(run_id)
         assert run is not None
         return RunOutcome(run, result, tuple(refused))
@@ -398,6 +424,36 @@ class ReconciliationService:
             if not report.reaches(day):
                 return
             yield day, line
+
+    # -- alerts ------------------------------------------------------------------------
+
+    def _signal_balances(self, run_id: int, result: MatchResult, at: datetime) -> None:
+        """A balance difference no break explains is signalled; a row that adds up now
+        (a corrected report re-run) clears the signal a run before raised for it."""
+        for row in result.balances:
+            if row.unexplained:
+                self.alerts.signal(balance_unexplained(row, run_id, at))
+            else:
+                self.alerts.clear(BALANCE_UNEXPLAINED, balance_key(row), at)
+
+    def signal_aged(self, provider: str | None = None) -> int:
+        """Signal every unresolved break (of ``provider``, or all) open longer than
+        ``limits.break_alert_age_s``; returns how many. Each run ends with it for its
+        provider; a scheduler may call it between runs. A break's signal is cleared when
+        the break is resolved or written off."""
+        now = self.clock.now()
+        age = timedelta(seconds=self.limits.break_alert_age_s)
+        count = 0
+        for status in (BreakStatus.OPEN, BreakStatus.INVESTIGATING):
+            for kept in self._all(status=status, provider=provider):
+                if now - kept.found_at >= age:
+                    self.alerts.signal(break_aged(kept, now))
+                    count += 1
+        return count
+
+    def _cleared(self, break_id: int, status: BreakStatus) -> None:
+        if status not in UNRESOLVED:
+            self.alerts.clear(BREAK_AGED, break_key(break_id), self.clock.now())
 
     # -- automatic resolution ----------------------------------------------------------
 
@@ -503,6 +559,7 @@ class ReconciliationService:
             self.ledger.write_audited(list(adjustment.accounts), [request], within)
         except _AdjustmentRefused:
             return Transition.NOT_ALLOWED
+        self._cleared(kept.id, status)
         return Transition.OK
 
     def reopen(self, break_id: int, note: str, auditing: Auditing) -> Transition:
@@ -687,4 +744,7 @@ class ReconciliationService:
                 tx, action, f"recon_break:{kept.id}", now, before=before, after=after
             ),
         )
-        return Transition.OK if moved else Transition.NOT_ALLOWED
+        if not moved:
+            return Transition.NOT_ALLOWED
+        self._cleared(kept.id, status)
+        return Transition.OK
