@@ -401,10 +401,11 @@ class InDayOrder:
     """A report's (day, line) pairs as they are read, passed on by day while the report
     keeps to day order, so that it is matched without being stored and sorted first.
 
-    A day's lines are passed on as they come; a later day's lines wait until the day
-    before closes (a line read ``slack`` or more past its end, or the report's end), so a
-    line may come a little after later ones (a round's win after the next round's bet).
-    A line of a day already passed over raises :class:`NotInDayOrder`. Memory holds the
+    A line may come up to ``slack`` after a later line (a round's win after the next
+    round's bet); so a day is passed on once a line ``slack`` past its start has been read
+    (or the report's end), and then each of its lines as it comes, until the next day
+    opens the same way. A line of a day before the one being passed on raises
+    :class:`NotInDayOrder` (the report is then sorted another way). Memory holds the
     lines of the slack, not the report.
     """
 
@@ -414,34 +415,41 @@ class InDayOrder:
         self._slack = slack
         self._ahead: dict[date, list[R]] = {}  # read, not passed on yet, by day
         self._latest: datetime | None = None  # the latest time read
-        self._closes: datetime = datetime.max.replace(tzinfo=UTC)
+        self._opens: dict[date, datetime] = {}  # a day's start plus the slack (UTC)
         self.day: date | None = None  # the day being passed on
         self.first: date | None = None  # the report's first day
         self.last: date | None = None  # the latest day read
         self.done = False  # the report is read to its end
 
-    def _open(self, day: date) -> None:
-        self.day = day
-        following = day + timedelta(days=1)
-        end = datetime(following.year, following.month, following.day, tzinfo=self._zone)
-        self._closes = end.astimezone(UTC) + self._slack
-
-    def _read(self) -> bool:
+    def _read(self) -> None:
         item = next(self._items, None)
         if item is None:
             self.done = True
-            return False
+            return
         day, line = item
-        if self.day is None:
-            self.first = day
-            self._open(day)
-        elif day < self.day:
+        if self.day is not None and day < self.day:
             raise NotInDayOrder(f"{line.source} line {line.line}: {day} after {self.day}")
         if self.last is None or day > self.last:
             self.last = day
         if self._latest is None or line.occurred_at > self._latest:
             self._latest = line.occurred_at
         self._ahead.setdefault(day, []).append(item)
+
+    def _open_next(self) -> bool:
+        """Open the next day read if no line of an earlier one may come any more."""
+        if not self._ahead:
+            return False
+        day = min(self._ahead)
+        if not self.done:
+            opens = self._opens.get(day)
+            if opens is None:
+                start = datetime(day.year, day.month, day.day, tzinfo=self._zone)
+                opens = self._opens[day] = start.astimezone(UTC) + self._slack
+            if self._latest is None or self._latest < opens:
+                return False
+        self.day = day
+        if self.first is None:
+            self.first = day
         return True
 
     def lines(self) -> Iterator[R]:
@@ -450,18 +458,14 @@ class InDayOrder:
             batch = None if self.day is None else self._ahead.pop(self.day, None)
             if batch:
                 yield from batch
-            elif self.day is not None and (
-                self.done or (self._latest is not None and self._latest >= self._closes)
-            ):
-                if not self._ahead:
+            elif not self._open_next():
+                if self.done:
                     return
-                self._open(min(self._ahead))
-            elif not self._read() and self.day is None:
-                return  # nothing to pass on
+                self._read()
 
     def start(self) -> date | None:
         """The report's first day (None: no lines), read as far as needed."""
-        if self.day is None and not self.done:
+        while self.first is None and not self._open_next() and not self.done:
             self._read()
         return self.first
 
