@@ -114,7 +114,12 @@ def test_tallys_side_on_the_sqlite_log_reads_its_index_not_the_whole_log(
         raise AssertionError("the whole log was read")
 
     monkeypatch.setattr(log, "read_stored", no_scan)
+    # Only a log read in time order may be read without an end (a run in day order).
+    assert LogTallySide(log).in_time_order and not LogTallySide(memory).in_time_order
     windowed = list(LogTallySide(log).lines("acme", start, end, "Europe/Malta"))
+    assert list(LogTallySide(log).lines("acme", start, None, "Europe/Malta"))[: len(windowed)] == (
+        windowed
+    )
     # The same lines (by day; within a day in any order), the voided bet marked.
     assert sorted(windowed, key=lambda t: t.key) == sorted(scanned, key=lambda t: t.key)
     assert [t.occurred_at for t in windowed] == sorted(t.occurred_at for t in windowed)

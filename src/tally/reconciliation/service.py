@@ -348,31 +348,21 @@ class ReconciliationService:
             )  # fmt: skip
             return _Parse(self, name, sha, tz, read, kept)
 
-        # A report in day order (the usual) is matched as it is read; one that is not
-        # is stored and read back sorted by day.
+        # A report in day order (the usual) is matched as it is read, when Tally's side
+        # can be read as far as the report reaches; otherwise the report is stored and
+        # read back sorted by day, and Tally's side read over its days.
         parsed = parse(set())
-        report = InDayOrder(parsed.lines(), tz, timedelta(seconds=self.limits.day_order_slack_s))
-        try:
-            tally = self._tally_days(report, provider, rules.zone, tz)
-            result = match_days(report.lines(), tally, rules, self.limits)
-        except NotInDayOrder:
-            parsed = parse(parsed.kept)
-            batch: list[tuple[date, ReportLine]] = []
-            for item in parsed.lines():
-                batch.append(item)
-                if len(batch) >= self.limits.batch_lines:
-                    self.store.add_lines(run_id, batch)
-                    batch = []
-            self.store.add_lines(run_id, batch)
-            if parsed.first is None or parsed.last is None:
-                start = end = now
-            else:
-                # Tally's side over the days the report covers, in the provider's zone.
-                start = datetime.combine(parsed.first, time(), tz).astimezone(UTC)
-                end = datetime.combine(parsed.last + timedelta(days=1), time(), tz)
-                end = end.astimezone(UTC)
-            side = self.tally.lines(provider, start, end, rules.zone) if start < end else iter(())
-            result = match(self.store.report_lines(run_id), side, rules, self.limits)
+        result: MatchResult | None = None
+        if self.tally.in_time_order:
+            slack = timedelta(seconds=self.limits.day_order_slack_s)
+            report = InDayOrder(parsed.lines(), tz, slack)
+            try:
+                tally = self._tally_days(report, provider, rules.zone, tz)
+                result = match_days(report.lines(), tally, rules, self.limits)
+            except NotInDayOrder:
+                parsed = parse(parsed.kept)  # read again, the sorted way
+        if result is None:
+            result = self._match_sorted(run_id, parsed, provider, rules, now)
         count, refused = parsed.count, parsed.refused
         js, cs = to_json(result), to_csv(result)
         done = Finished(
@@ -409,6 +399,28 @@ class ReconciliationService:
         run = self.store.run(run_id)
         assert run is not None
         return RunOutcome(run, result, tuple(refused))
+
+    def _match_sorted(
+        self, run_id: int, parsed: _Parse, provider: str, rules: MatchRules, now: datetime
+    ) -> MatchResult:
+        """The report's lines kept in the store with their day and read back sorted by
+        day, matched against Tally's side over the days they cover."""
+        batch: list[tuple[date, ReportLine]] = []
+        for item in parsed.lines():
+            batch.append(item)
+            if len(batch) >= self.limits.batch_lines:
+                self.store.add_lines(run_id, batch)
+                batch = []
+        self.store.add_lines(run_id, batch)
+        if parsed.first is None or parsed.last is None:
+            start = end = now
+        else:
+            # Tally's side over the days the report covers, in the provider's zone.
+            tz = parsed.tz
+            start = datetime.combine(parsed.first, time(), tz).astimezone(UTC)
+            end = datetime.combine(parsed.last + timedelta(days=1), time(), tz).astimezone(UTC)
+        side = self.tally.lines(provider, start, end, rules.zone) if start < end else iter(())
+        return match(self.store.report_lines(run_id), side, rules, self.limits)
 
     def _tally_days(
         self, report: InDayOrder, provider: str, zone: str, tz: tzinfo

@@ -59,6 +59,9 @@ class LogTallySide:
     def __init__(self, log: EventLog, page: int = LOG_PAGE) -> None:
         self.log = log
         self.page = page
+        # A log with an index of providers and times is read a page at a time in time
+        # order; any other is scanned whole and its window sorted in memory.
+        self.in_time_order = isinstance(log, ProviderWindows)
 
     def lines(
         self, provider: str, start: datetime, end: datetime | None, zone: str
