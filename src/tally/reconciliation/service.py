@@ -1,11 +1,12 @@
 """Reconciliation runs and break handling: the use cases.
 
-A run reads one provider report file, keeps its lines apart from the events they
-describe (in the reconciliation store, sorted there by day), matches them day by day
-against Tally's side, and keeps the breaks, the break report (JSON and CSV with their
-SHA-256) and the run's audit record in one transaction. Bad input is answered with an
-error naming the file and line and kept in the input quarantine; a file refused whole
-leaves no run behind, and earlier runs are never touched.
+A run reads one provider report file and matches its lines day by day against Tally's
+side: as it reads them when the report comes in day order (ADR 0020), else kept apart
+from the events they describe in the reconciliation store and read back sorted by day.
+It keeps the breaks, the break report (JSON and CSV with their SHA-256) and the run's
+audit record in one transaction. Bad input is answered with an error naming the file and
+line and kept in the input quarantine; a file refused whole leaves no run behind, and
+earlier runs are never touched. What a person must act on is signalled as an alert.
 """
 
 from __future__ import annotations
