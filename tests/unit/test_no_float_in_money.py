@@ -19,7 +19,9 @@ import tally
 SRC = Path(tally.__file__).resolve().parent
 
 # The packages that compute with money (amounts, balances, rates, settlement figures).
-MONEY_PACKAGES = ("kernel", "ledger", "settlement", "providers", "ingest", "exports")
+MONEY_PACKAGES = (
+    "kernel", "ledger", "settlement", "providers", "ingest", "exports", "reconciliation",
+)  # fmt: skip
 
 # Packages left out, and why: none of them computes an amount.
 #   app (metrics: latencies and rates for Prometheus), simulation (seeded random activity,

@@ -14,7 +14,7 @@ the same condition signalled again is one alert):
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from tally.kernel.alerts import AlertSignal, Severity
 from tally.reconciliation.model import BalanceRow, KeptBreak
@@ -64,7 +64,7 @@ def balance_unexplained(row: BalanceRow, run_id: int, at: datetime) -> AlertSign
 
 def break_aged(kept: KeptBreak, now: datetime) -> AlertSignal:
     b = kept.brk
-    hours = int((now - kept.found_at).total_seconds()) // 3_600
+    hours = (now - kept.found_at) // timedelta(hours=1)
     return AlertSignal(
         kind=BREAK_AGED,
         key=break_key(kept.id),
