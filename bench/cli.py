@@ -407,6 +407,12 @@ def reconcile(
                 "targets": {
                     "lines_per_s": reconcile_bench.TARGETS[store],
                     "met_lines_per_s": largest["lines_per_s"] >= reconcile_bench.TARGETS[store],
+                    "precision_recall": reconcile_bench.SCORE_TARGET,
+                    "met_precision_recall": all(
+                        size["run"][score] >= reconcile_bench.SCORE_TARGET
+                        for size in sizes
+                        for score in ("precision", "recall")
+                    ),
                 },
             }
         )
@@ -422,8 +428,9 @@ def reconcile(
     reconcile_bench.chart(results, png)
     (out / "reconcile-latest.png").write_bytes(png.read_bytes())
     table = Table(
-        "store", "lines", "lines/s", "breaks", "RSS before/peak MB", "report MB", "x naive"
-    )
+        "store", "lines", "lines/s", "breaks", "precision / recall", "RSS before/peak MB",
+        "report MB", "x naive",
+    )  # fmt: skip
     for s in summaries:
         for size in s["sizes"]:
             r = size["run"]
@@ -433,19 +440,21 @@ def reconcile(
                 f"{r['lines']:,}",
                 f"{r['lines_per_s']:,.0f}",
                 f"{r['breaks']:,}",
+                f"{r['precision']:.4f} / {r['recall']:.4f}",
                 f"{r['rss_before_mb']:.0f} / {r['rss_peak_mb']:.0f}",
                 f"{r['report_mb']:.0f}",
                 f"{s['ratio_to_naive']:.1f}" if largest_run else "",
             )
         table.add_row(
             f"{s['store']} naive", f"{s['naive']['lines']:,}",
-            f"{s['naive']['lines_per_s']:,.0f}", "", "", "", "1.0",
+            f"{s['naive']['lines_per_s']:,.0f}", "", "", "", "", "1.0",
         )  # fmt: skip
     console.print(table)
     for s in summaries:
         console.print(
             f"{s['store']}: target {s['targets']['lines_per_s']:,} lines/s "
-            f"{_met(s['targets']['met_lines_per_s'])}"
+            f"{_met(s['targets']['met_lines_per_s'])}; precision and recall "
+            f"{reconcile_bench.SCORE_TARGET} {_met(s['targets']['met_precision_recall'])}"
         )
     console.print(f"load average at the end: {machine()['load_average']}")
     console.print(f"saved {path} and {png}")
@@ -955,6 +964,14 @@ def all_(
             f"{reconcile_bench.TARGETS[s['store']]:,}",
             f"{s['sizes'][-1]['run']['lines_per_s']:,.0f}",
             _met(s["targets"]["met_lines_per_s"]),
+        )
+        run = s["sizes"][-1]["run"]
+        table.add_row(
+            "5 reconciliation",
+            f"precision / recall on injected breaks, {s['store']}",
+            f"{reconcile_bench.SCORE_TARGET}",
+            f"{run['precision']:.4f} / {run['recall']:.4f}",
+            _met(s["targets"]["met_precision_recall"]),
         )
     table.add_row(
         "28 payouts",

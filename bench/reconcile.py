@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -38,9 +38,10 @@ import orjson
 from bench import common
 from bench.common import rss_mb
 from tally.events.ports import EventLog
+from tally.kernel.alerts import AlertSignal
 from tally.kernel.clock import FixedClock
 from tally.kernel.money import format_amount, parse_amount
-from tally.reconciliation.model import MatchRules
+from tally.reconciliation.model import Break, MatchRules
 from tally.simulation.activity import Play, generate
 from tally.simulation.direct import event_key, to_events
 from tally.simulation.world import build_world
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
 DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 TARGETS = {"sqlite": 50_000, "postgres": 30_000}  # report lines/s, on the 2-core machine
+SCORE_TARGET = 0.99  # precision and recall on the injected breaks
 START = datetime(2026, 3, 2, tzinfo=UTC)
 ZONE = "Europe/Malta"
 PROVIDER = "prov1"  # the reconciled provider; "prov2"'s events are in the log too
@@ -92,6 +94,19 @@ def _plays(config: Config) -> Iterator[Play]:
         yield play
 
 
+def _fault(play: Play, index: int) -> dict[str, str] | None:
+    """The break an injected fault must give: the play's key, its kind, and for a
+    rollback left out the transaction it voids (its pair is a rollback mismatch too)."""
+    key = event_key(PROVIDER, play.tx_id, play.kind)
+    if index % DROP_EVERY == DROP_EVERY - 1:
+        if play.kind == "rollback":
+            return {"key": key, "kind": "rollback_mismatch", "voids": play.ref}
+        return {"key": key, "kind": "missing_in_report", "voids": ""}
+    if index % CHANGE_EVERY == CHANGE_EVERY - 1:
+        return {"key": key, "kind": "amount_mismatch", "voids": ""}
+    return None
+
+
 def _report_line(play: Play, index: int, zone: ZoneInfo) -> str | None:
     if index % DROP_EVERY == DROP_EVERY - 1:
         return None
@@ -126,15 +141,28 @@ def run_build(config: Config, report: Callable[[int], None]) -> dict[str, Any]:
     log = _open_log(config)
     logged = reported = mine = 0
     plays = _plays(config)
+    workdir = Path(config.workdir)
     try:
-        with open(Path(config.workdir) / "report.csv", "w", encoding="utf-8") as out:
+        with (
+            open(workdir / "report.csv", "w", encoding="utf-8") as out,
+            open(workdir / "faults.jsonl", "wb") as faults,
+        ):
             out.write(COLUMNS + "\n")
             while chunk := list(islice(plays, APPEND_CHUNK)):
-                log.append(to_events(chunk, START))
+                # A rollback carries the amount it voids, as the provider's line does (the
+                # simulator's provider view logs it so: tally.simulation.reports).
+                events = [
+                    replace(e, amount=p.amount) if p.kind == "rollback" else e
+                    for e, p in zip(to_events(chunk, START), chunk, strict=True)
+                ]
+                log.append(events)
                 logged += len(chunk)
                 for play in chunk:
                     if play.provider != PROVIDER:
                         continue
+                    fault = _fault(play, mine)
+                    if fault is not None:
+                        faults.write(orjson.dumps(fault) + b"\n")
                     line = _report_line(play, mine, zone)
                     mine += 1
                     if line is not None:
@@ -144,6 +172,21 @@ def run_build(config: Config, report: Callable[[int], None]) -> dict[str, Any]:
     finally:
         log.close()
     return {"events_logged": logged, "provider_events": mine, "report_lines": reported}
+
+
+class _CountedAlerts:
+    """The run's alert signals, counted: the benchmark times reconciliation, not the
+    alerts service (``python -m bench alerts`` times that)."""
+
+    def __init__(self) -> None:
+        self.signals = 0
+        self.clears = 0
+
+    def signal(self, alert: AlertSignal) -> None:
+        self.signals += 1
+
+    def clear(self, kind: str, key: str, at: datetime) -> None:
+        self.clears += 1
 
 
 @contextmanager
@@ -174,8 +217,9 @@ def _service(config: Config) -> Iterator[tuple[Any, Auditing, ReconciliationStor
         store = PostgresReconciliationStore(config.pg_dsn, schema=schema)
         backoffice = PostgresBackofficeStore(config.pg_dsn, sealer, schema=schema)
     service = ReconciliationService(
-        store, LogTallySide(log), MemoryInputQuarantine(), FixedClock(START), {PROVIDER: RULES}
-    )
+        store, LogTallySide(log), MemoryInputQuarantine(), FixedClock(START), {PROVIDER: RULES},
+        alerts=_CountedAlerts(),
+    )  # fmt: skip
     try:
         yield service, Auditing(backoffice, "system:bench", "bench"), store
     finally:
@@ -207,6 +251,7 @@ def run_run(config: Config, report: Callable[[int], None]) -> dict[str, Any]:
     report(lines)
     peak = max([before, *samples])
     return {
+        **_scores(outcome.result.breaks, Path(config.workdir) / "faults.jsonl"),
         "lines": lines,
         "refused": outcome.run.refused,
         "breaks": outcome.run.breaks,
@@ -216,6 +261,30 @@ def run_run(config: Config, report: Callable[[int], None]) -> dict[str, Any]:
         "rss_before_mb": before,
         "rss_peak_mb": peak,
         "rss_growth_mb": peak - before,
+    }
+
+
+def _scores(breaks: Sequence[Break], faults_path: Path) -> dict[str, Any]:
+    """Precision (breaks that name an injected fault with the kind it must give, over all
+    breaks) and recall (injected faults so named, over all of them)."""
+    faults = [orjson.loads(line) for line in faults_path.read_bytes().splitlines()]
+    expected = {f["key"]: f["kind"] for f in faults}
+    voided = {f["voids"]: f["key"] for f in faults if f["voids"]}
+    named: set[str] = set()
+    correct = 0
+    for b in breaks:
+        found = False
+        for key in filter(None, b.tally_key.split(",")):
+            if expected.get(key) == b.kind.code:
+                found = True
+                named.add(key)
+            elif b.kind.code == "rollback_mismatch" and key.split(":")[1] in voided:
+                found = True  # the pair a left-out rollback no longer voids
+        correct += found
+    return {
+        "injected": len(expected),
+        "precision": correct / len(breaks) if breaks else 1.0,
+        "recall": len(named) / len(expected) if expected else 1.0,
     }
 
 

@@ -129,6 +129,10 @@ def test_the_reconciliation_benchmark_reconciles_every_line_and_writes_its_figur
     assert largest["build"]["report_lines"] == largest["run"]["lines"] == 2997
     assert largest["run"]["refused"] == 0
     assert largest["run"]["breaks"] > 0
+    # Every injected break is found with its kind, and nothing else is reported.
+    assert largest["run"]["injected"] == 5
+    assert largest["run"]["precision"] == largest["run"]["recall"] == 1.0
+    assert sqlite["targets"]["met_precision_recall"]
     assert largest["run"]["lines_per_s"] > 0 and largest["run"]["rss_peak_mb"] > 0
     naive = sqlite["naive"]
     assert naive["lines"] == 300 and naive["missing"] == 0

@@ -32,6 +32,7 @@ from tally.simulation.activity import generate
 from tally.simulation.reports import Fault, Label, ProviderView, ReportFaults, provider_view
 from tally.simulation.world import build_world
 from tests.simulation.test_settlement_simulation import SEEDS
+from tests.support.alerts import RecordingAlertSink
 
 START = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
 MINUTES = 4 * 24 * 60  # four days: every zone has inner days with midnights between them
@@ -119,8 +120,9 @@ def reconcile(view: ProviderView, tmp: Path) -> tuple[set[Expected], list[str]]:
         for i in range(0, len(view.events), 5_000):
             log.append(view.events[i : i + 5_000])
         service = ReconciliationService(
-            store, LogTallySide(log), quarantine, FixedClock(START), view.rules, view.layouts
-        )
+            store, LogTallySide(log), quarantine, FixedClock(START), view.rules, view.layouts,
+            alerts=RecordingAlertSink(),
+        )  # fmt: skip
         auditing = Auditing(audit, "user:sim", "test")
         found: set[Expected] = set()
         refused: list[str] = []

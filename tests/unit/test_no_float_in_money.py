@@ -30,6 +30,7 @@ MONEY_PACKAGES = (
     "adapters/payouts",
     "risk",
     "lifecycle",
+    "reconciliation",
 )
 
 # Packages left out, and why: none of them computes an amount.

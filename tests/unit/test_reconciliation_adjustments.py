@@ -27,6 +27,7 @@ from tally.ledger.service import LedgerService
 from tally.reconciliation.model import BreakKind, BreakStatus, MatchRules, Transition
 from tally.reconciliation.service import ReconciliationService
 from tally.reconciliation.tally_side import LogTallySide
+from tests.support.alerts import RecordingAlertSink
 
 T = datetime(2026, 3, 5, 9, 0, tzinfo=UTC)
 REPORT = (
@@ -79,8 +80,9 @@ def world(tmp_path: Path) -> Iterator[World]:
     ledger_store = SqliteLedgerStore(path)
     ledger = LedgerService(ledger_store, clock)
     service = ReconciliationService(
-        store, LogTallySide(log), quarantine, clock, {"softswiss": RULES}, ledger=ledger, log=log
-    )
+        store, LogTallySide(log), quarantine, clock, {"softswiss": RULES}, ledger=ledger, log=log,
+        alerts=RecordingAlertSink(),
+    )  # fmt: skip
     fmt = ReportFormat("softswiss", UTC, "EUR")
     events: list[Any] = []
     for tx, kind, player, amount, at in (

@@ -23,6 +23,7 @@ from tally.kernel.clock import FixedClock
 from tally.reconciliation.model import BreakKind, BreakStatus, Transition, rules_from_document
 from tally.reconciliation.service import ReconciliationService, ReportRefused
 from tally.reconciliation.tally_side import LogTallySide
+from tests.support.alerts import RecordingAlertSink
 
 T = datetime(2026, 3, 5, 9, 0, tzinfo=UTC)
 SOFTSWISS = (
@@ -49,7 +50,9 @@ def world(tmp_path: Path) -> Iterator[World]:
     audit = SqliteBackofficeStore(path, Sealer(b"k" * 32))
     quarantine = SqliteInputQuarantine(path)
     store = SqliteReconciliationStore(path)
-    service = ReconciliationService(store, LogTallySide(log), quarantine, FixedClock(T))
+    service = ReconciliationService(
+        store, LogTallySide(log), quarantine, FixedClock(T), alerts=RecordingAlertSink()
+    )
     fmt = ReportFormat("softswiss", UTC, "EUR")
     events: list[Any] = []
     for tx, kind, amount, at in (
@@ -288,3 +291,38 @@ def test_an_unrelated_break_of_a_later_run_closes_nothing(world: World) -> None:
     world.service.run("ss-0303.csv", NEXT_REPORT.encode(), "softswiss", world.auditing)
     (edge,) = world.service.breaks(run_id=first.run.id)
     assert edge.status is BreakStatus.OPEN
+
+
+def test_a_report_out_of_day_order_is_sorted_through_the_store_with_the_same_result(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    head, a1, a2, a3 = SOFTSWISS.splitlines()
+    bad = "a5,bet,op1,p1,g1,XXX,1.00,2026-03-02T10:00:00,"
+    next_day = "a7,bet,op1,p3,g7,EUR,1.00,2026-03-03T10:00:00,"
+    # A line of the next day (past the hour of slack) before lines of the day before.
+    unsorted = "\n".join([head, a1, bad, next_day, a2, a3, bad.replace("a5", "a6")]) + "\n"
+    in_order = "\n".join([head, a1, bad, a2, a3, bad.replace("a5", "a6"), next_day]) + "\n"
+    stored: list[int] = []
+    add_lines = world.service.store.add_lines
+
+    def spy(run_id: int, lines: Any) -> None:
+        stored.append(len(lines))
+        add_lines(run_id, lines)
+
+    monkeypatch.setattr(world.service.store, "add_lines", spy)
+    first = world.service.run("sorted.csv", in_order.encode(), "softswiss", world.auditing)
+    assert stored == []  # matched as read: nothing stored
+    second = world.service.run("unsorted.csv", unsorted.encode(), "softswiss", world.auditing)
+    assert sum(stored) == 4  # sorted through the store
+    assert second.run.json_sha256 == first.run.json_sha256
+    assert second.run.csv_sha256 == first.run.csv_sha256
+    assert (second.run.lines, second.run.refused) == (4, 2)
+    assert second.refused_lines == (
+        "unsorted.csv line 3: currency 'XXX' is unknown",
+        "unsorted.csv line 7: currency 'XXX' is unknown",
+    )
+    # Each refused line is kept once, though the file was read twice.
+    kept = world.quarantine.entries(source="reconciliation").items
+    assert sorted(e.refused.detail for e in kept if "unsorted" in e.refused.detail) == list(
+        second.refused_lines
+    )

@@ -114,7 +114,12 @@ def test_tallys_side_on_the_sqlite_log_reads_its_index_not_the_whole_log(
         raise AssertionError("the whole log was read")
 
     monkeypatch.setattr(log, "read_stored", no_scan)
+    # Only a log read in time order may be read without an end (a run in day order).
+    assert LogTallySide(log).in_time_order and not LogTallySide(memory).in_time_order
     windowed = list(LogTallySide(log).lines("acme", start, end, "Europe/Malta"))
+    assert list(LogTallySide(log).lines("acme", start, None, "Europe/Malta"))[: len(windowed)] == (
+        windowed
+    )
     # The same lines (by day; within a day in any order), the voided bet marked.
     assert sorted(windowed, key=lambda t: t.key) == sorted(scanned, key=lambda t: t.key)
     assert [t.occurred_at for t in windowed] == sorted(t.occurred_at for t in windowed)
@@ -224,3 +229,51 @@ def test_a_csv_row_read_by_index_reads_as_the_same_row_as_a_dict(row: list[str])
     )  # fmt: skip
     plan = column_plan(layout, names)
     assert row_to_report_line(layout, plan, "softswiss", UTC, row, "f", 2, raw) == by_dict
+
+
+SLACK = timedelta(hours=1)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=3 * 24 * 60), max_size=30))
+def test_a_report_passes_in_day_order_when_no_line_comes_past_the_slack(
+    minutes: list[int],
+) -> None:
+    """Passed on sorted by day (stable: the order read within a day); refused only if a
+    line came the slack or more after a later line."""
+    items = [
+        ((T + timedelta(minutes=m)).date(), replace(_report(0, 1)[0], line=i,
+                                                    occurred_at=T + timedelta(minutes=m)))
+        for i, m in enumerate(minutes)
+    ]  # fmt: skip
+    late = any(
+        items[i][1].occurred_at - items[j][1].occurred_at >= SLACK
+        for j in range(len(items))
+        for i in range(j)
+    )
+    stream = matching.InDayOrder(iter(items), UTC, SLACK)
+    try:
+        passed = list(stream.lines())
+    except matching.NotInDayOrder:
+        assert late
+        return
+    assert passed == sorted(items, key=lambda item: item[0])
+    assert stream.done and stream.first == min((d for d, _ in items), default=None)
+
+
+def test_a_report_in_day_order_reads_only_as_far_as_tallys_side_needs() -> None:
+    days = [((T + timedelta(days=d)).date(), r) for d in range(3) for r in _report(d, 2)]
+    read: list[int] = []
+
+    def counted() -> Iterator[Any]:
+        for n, item in enumerate(days, start=1):
+            read.append(n)
+            yield item
+
+    stream = matching.InDayOrder(counted(), UTC, SLACK)
+    # The first day opens once a line an hour (the slack) past its start is read.
+    assert stream.start() == T.date() and read == [1]  # T is 10:00
+    assert stream.reaches((T + timedelta(days=1)).date()) and read[-1] == 3
+    assert not stream.reaches((T + timedelta(days=3)).date()) and stream.done
+    # What was read for Tally's side is still passed on, in order.
+    assert list(stream.lines()) == days

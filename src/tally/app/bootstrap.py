@@ -365,6 +365,7 @@ def build_backoffice(
             settings,
             app.clock,
             bo_ingest,
+            alerts=alerts if alerts is not None else backoffice.alerts,
             store=reconciliation_store() if reconciliation_store else None,
             ledger=app.ledger,
         )
@@ -781,6 +782,7 @@ def build_reconciliation(
     clock: Clock,
     ingest: Ingest,
     *,
+    alerts: AlertSink,
     store: ReconciliationStore | None = None,
     ledger: LedgerService | None = None,
 ) -> ReconciliationService:
@@ -805,6 +807,7 @@ def build_reconciliation(
         ingest.inputs,
         clock,
         rules,
+        alerts=alerts,
         ledger=ledger,
         log=ingest.log,
     )

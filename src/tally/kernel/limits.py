@@ -136,6 +136,13 @@ class ReconciliationLimits:
     # waits for the next day's lines before it is called missing: a round played across
     # midnight is a timing break, not two missing lines.
     cutoff_carry_s: int = 3_600
+    # A report in day order is matched as it is read, not stored and sorted first; a line
+    # may come this long after lines of the next day (a round's win after the next day's
+    # first bet). A line later still sends the run the sorted way (through the store).
+    day_order_slack_s: int = 3_600
+    # An unresolved break older than this is signalled as an alert (cleared when the
+    # break is resolved or written off).
+    break_alert_age_s: int = 3 * 86_400
     # Breaks a page of `breaks` lists at most.
     page_max_size: int = 1_000
     # Free text on a break (owner, note).

@@ -36,6 +36,7 @@ class Rounding(Enum):
 
 
 _WHOLE_DIGITS_MAX = len(str(INT64_MAX))
+_POW10 = tuple(10**i for i in range(40))
 _CONTEXT = decimal.Context(prec=60, traps=[decimal.InvalidOperation, decimal.Overflow])
 
 
@@ -59,7 +60,10 @@ def parse_amount(text: object, currency: str, *, allow_negative: bool = False) -
         and text.isascii()
         and (fraction.isdigit() and len(fraction) <= scale if dot else True)
     ):
-        minor: int = int(whole) * 10**scale + (int(fraction.ljust(scale, "0")) if dot else 0)
+        minor: int = (
+            int(whole + fraction) * _POW10[scale - len(fraction)] if dot
+            else int(whole) * _POW10[scale]
+        )  # fmt: skip
         if minor <= INT64_MAX:
             return -minor if negative else minor
     stripped = text.strip()

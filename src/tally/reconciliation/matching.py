@@ -21,7 +21,7 @@ Balances per (provider, operator, currency, day) are summed as lines are settled
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from itertools import groupby
@@ -103,6 +103,10 @@ def _r_order(item: R) -> tuple[str, str, int, datetime, str, str, str, str, str,
     )  # fmt: skip
 
 
+def _id_order(item: R) -> tuple[str, str]:
+    return item[1].tx_id, item[1].kind
+
+
 def _t_order(item: T) -> str:
     return item[1].key
 
@@ -172,18 +176,35 @@ class _Matcher:
             self.bal.explained[row] -= self.tnet(t)
             self.bal.breaks[row].add(brk.id)
 
+    def _matched(self, rd: date, r: ReportLine, tally: T) -> None:
+        """``_settle([(rd, r)], [tally], None)`` for the usual pair, one line a side."""
+        td, t = tally
+        rn = 0 if r.tx_id in self.voided else net(r.kind, r.amount)
+        tn = 0 if t.rolled_back else net(t.kind, t.amount)
+        bal = self.bal
+        row = (r.operator, r.currency, rd)
+        bal.report[row] += rn
+        bal.tolerated[row] += rn
+        row = (t.operator, t.currency, td)
+        bal.tally[row] += tn
+        bal.tolerated[row] -= tn
+        self.matched += 1
+
     # -- one window --------------------------------------------------------------------
 
     def window(self, reps: list[R], tals: list[T], end: datetime | None) -> tuple[list[R], list[T]]:
         """Match one day's lines (with the day before's carried tail); returns the tail
         that waits for the next day (nothing when ``end`` is None: the last day)."""
-        reps.sort(key=_r_order)
-        tals.sort(key=_t_order)
+        # Canonical order: by (tx id, kind), then (only where a transaction is there more
+        # than once) by everything else (as one sort by _r_order, at a fraction of it).
+        reps.sort(key=_id_order)
         self.voided = frozenset(r.ref for _, r in reps if r.kind == ROLLBACK and r.ref)
         # 1. duplicates: the first in canonical order stands for the transaction.
         firsts: list[R] = []
-        for _, group in groupby(reps, key=lambda item: (item[1].tx_id, item[1].kind)):
+        for _, group in groupby(reps, key=_id_order):
             first, *extra = group
+            if extra:
+                first, *extra = sorted([first, *extra], key=_r_order)
             firsts.append(first)
             for dup in extra:
                 self._settle([dup], [], BreakKind.DUPLICATE_IN_REPORT)
@@ -226,6 +247,9 @@ class _Matcher:
                 left_r.append((rd, r))
                 continue
             kind = self._pair_kind(rd, r, found)
+            if kind is None:
+                self._matched(rd, r, found)
+                continue
             if (
                 kind is BreakKind.ROLLBACK_MISMATCH and tail is not None
                 and found[1].rolled_back and r.occurred_at >= tail
@@ -343,11 +367,11 @@ class _Matcher:
 
 
 class _Days:
-    """A side's lines a day at a time, with only the next day's first line read ahead:
-    memory holds the day being matched, not the next one too."""
+    """A side's (day, line) pairs a day at a time, with only the next day's first line
+    read ahead: memory holds the day being matched, not the next one too."""
 
-    def __init__(self, items: Iterable[ReportLine | TallyLine], zone: tzinfo) -> None:
-        self._items = ((day_of(x.occurred_at, zone), x) for x in items)
+    def __init__(self, items: Iterable[tuple[date, ReportLine | TallyLine]]) -> None:
+        self._items = iter(items)
         self._head: tuple[date, ReportLine | TallyLine] | None = next(self._items, None)
 
     @property
@@ -369,6 +393,89 @@ class _Days:
         return out
 
 
+class NotInDayOrder(Exception):
+    """A report line came after lines of a later day, by more than the slack allows."""
+
+
+class InDayOrder:
+    """A report's (day, line) pairs as they are read, passed on by day while the report
+    keeps to day order, so that it is matched without being stored and sorted first.
+
+    A line may come up to ``slack`` after a later line (a round's win after the next
+    round's bet); so a day is passed on once a line ``slack`` past its start has been read
+    (or the report's end), and then each of its lines as it comes, until the next day
+    opens the same way. A line of a day before the one being passed on raises
+    :class:`NotInDayOrder` (the report is then sorted another way). Memory holds the
+    lines of the slack, not the report.
+    """
+
+    def __init__(self, items: Iterator[R], zone: tzinfo, slack: timedelta) -> None:
+        self._items = items
+        self._zone = zone
+        self._slack = slack
+        self._ahead: dict[date, list[R]] = {}  # read, not passed on yet, by day
+        self._latest: datetime | None = None  # the latest time read
+        self._opens: dict[date, datetime] = {}  # a day's start plus the slack (UTC)
+        self.day: date | None = None  # the day being passed on
+        self.first: date | None = None  # the report's first day
+        self.last: date | None = None  # the latest day read
+        self.done = False  # the report is read to its end
+
+    def _read(self) -> None:
+        item = next(self._items, None)
+        if item is None:
+            self.done = True
+            return
+        day, line = item
+        if self.day is not None and day < self.day:
+            raise NotInDayOrder(f"{line.source} line {line.line}: {day} after {self.day}")
+        if self.last is None or day > self.last:
+            self.last = day
+        if self._latest is None or line.occurred_at > self._latest:
+            self._latest = line.occurred_at
+        self._ahead.setdefault(day, []).append(item)
+
+    def _open_next(self) -> bool:
+        """Open the next day read if no line of an earlier one may come any more."""
+        if not self._ahead:
+            return False
+        day = min(self._ahead)
+        if not self.done:
+            opens = self._opens.get(day)
+            if opens is None:
+                start = datetime(day.year, day.month, day.day, tzinfo=self._zone)
+                opens = self._opens[day] = start.astimezone(UTC) + self._slack
+            if self._latest is None or self._latest < opens:
+                return False
+        self.day = day
+        if self.first is None:
+            self.first = day
+        return True
+
+    def lines(self) -> Iterator[R]:
+        """The pairs, sorted by day (in the order read within a day)."""
+        while True:
+            batch = None if self.day is None else self._ahead.pop(self.day, None)
+            if batch:
+                yield from batch
+            elif not self._open_next():
+                if self.done:
+                    return
+                self._read()
+
+    def start(self) -> date | None:
+        """The report's first day (None: no lines), read as far as needed."""
+        while self.first is None and not self._open_next() and not self.done:
+            self._read()
+        return self.first
+
+    def reaches(self, day: date) -> bool:
+        """Whether the report has lines on ``day`` or after, read as far as needed."""
+        while (self.last is None or self.last < day) and not self.done:
+            self._read()
+        return self.last is not None and self.last >= day
+
+
 def match(
     report: Iterable[ReportLine],
     tally: Iterable[TallyLine],
@@ -377,9 +484,25 @@ def match(
 ) -> MatchResult:
     """Match ``report`` against ``tally`` under ``rules``. Both sorted by day in the
     rules' zone (any order within a day); the result depends on nothing else."""
+    zone = zone_of(rules.zone)
+    return match_days(
+        ((day_of(r.occurred_at, zone), r) for r in report),
+        ((day_of(t.occurred_at, zone), t) for t in tally),
+        rules,
+        limits,
+    )
+
+
+def match_days(
+    report: Iterable[R],
+    tally: Iterable[T],
+    rules: MatchRules,
+    limits: ReconciliationLimits | None = None,
+) -> MatchResult:
+    """:func:`match` of lines that come with their day in the rules' zone already."""
     m = _Matcher(rules, limits or ReconciliationLimits())
-    rdays = _Days(report, m.zone)
-    tdays = _Days(tally, m.zone)
+    rdays = _Days(report)
+    tdays = _Days(tally)
     carry_r: list[R] = []
     carry_t: list[T] = []
     while rdays.day is not None or tdays.day is not None:

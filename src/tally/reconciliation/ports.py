@@ -161,9 +161,15 @@ class AdjustmentLedger(Protocol):
 
 
 class TallySide(Protocol):
+    # True: ``lines`` reads lazily in time order, so it may be given no end (the caller
+    # stops where its report ends). False: it collects the window whole to sort it, so
+    # it is given the report's end.
+    in_time_order: bool
+
     def lines(
-        self, provider: str, start: datetime, end: datetime, zone: str
+        self, provider: str, start: datetime, end: datetime | None, zone: str
     ) -> Iterator[TallyLine]:
         """What Tally recorded for ``provider`` with occurred_at in [start, end), sorted
-        by day in ``zone``, each marked rolled back or not."""
+        by day in ``zone``, each marked rolled back or not. ``end`` None: no end (the
+        caller stops reading where its report ends)."""
         ...

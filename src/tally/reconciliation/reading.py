@@ -15,7 +15,7 @@ from tally.ingest.lines import FIELD_MAX, LineRefusal, is_clean_text
 from tally.kernel.currency import is_known
 from tally.kernel.money import MoneyError, parse_amount
 from tally.quarantine.inputs import Reason
-from tally.reconciliation.layouts import REQUIRED, ReportLayout
+from tally.reconciliation.layouts import OPTIONAL, REQUIRED, ReportLayout
 from tally.reconciliation.model import ReportLine
 
 
@@ -54,7 +54,12 @@ def to_report_line(
     f = _fields(layout, data, plain)
     if isinstance(f, LineRefusal):
         return f
-    return _report_line(layout, provider, zone, f, source, number)
+    g = f.get
+    return _report_line(
+        layout, provider, zone, source, number, g("tx_id", ""), g("kind", ""),
+        g("operator", ""), g("player", ""), g("currency", ""), g("amount", ""),
+        g("occurred_at", ""), g("round_id", ""), g("ref", ""),
+    )  # fmt: skip
 
 
 def column_plan(layout: ReportLayout, names: tuple[str, ...]) -> tuple[tuple[int, str, str], ...]:
@@ -82,30 +87,68 @@ def row_to_report_line(
             value = row[i]
             if len(value) > FIELD_MAX or not is_clean_text(value):
                 return LineRefusal(Reason.MALFORMED, f"{column} is too long or not clean text")
-    f = {name: row[i].strip() for i, _, name in plan}
-    return _report_line(layout, provider, zone, f, source, number)
+    at = _indexes(plan)
+    tx_id, kind, operator, player, currency, amount, occurred_at, round_id, ref = [
+        "" if i < 0 else row[i].strip() for i in at
+    ]
+    return _report_line(
+        layout, provider, zone, source, number, tx_id, kind, operator, player, currency,
+        amount, occurred_at, round_id, ref,
+    )  # fmt: skip
+
+
+_INDEXES: dict[tuple[tuple[int, str, str], ...], tuple[int, ...]] = {}
+
+
+def _indexes(plan: tuple[tuple[int, str, str], ...]) -> tuple[int, ...]:
+    """Each of Tally's fields' index in a row under ``plan`` (-1: not there), in
+    REQUIRED + OPTIONAL order; the last index a name was planned at, as a dict keeps."""
+    at = _INDEXES.get(plan)
+    if at is None:
+        if len(_INDEXES) >= 1_000:  # one a header layout: a few in practice
+            _INDEXES.clear()
+        where = {name: i for i, _, name in plan}
+        at = _INDEXES[plan] = tuple(where.get(name, -1) for name in REQUIRED + OPTIONAL)
+    return at
 
 
 def _report_line(
-    layout: ReportLayout, provider: str, zone: tzinfo, f: dict[str, str], source: str, number: int
+    layout: ReportLayout,
+    provider: str,
+    zone: tzinfo,
+    source: str,
+    number: int,
+    tx_id: str,
+    kind_word: str,
+    operator: str,
+    player: str,
+    currency_code: str,
+    amount_text: str,
+    occurred_at: str,
+    round_id: str,
+    ref: str,
 ) -> ReportLine | LineRefusal:
-    missing = [n for n in REQUIRED if not f.get(n)]
-    if missing:
+    if not (
+        tx_id and kind_word and operator and player and currency_code and amount_text
+        and occurred_at
+    ):  # fmt: skip
+        given = (tx_id, kind_word, operator, player, currency_code, amount_text, occurred_at)
+        missing = [n for n, v in zip(REQUIRED, given, strict=True) if not v]
         return LineRefusal(Reason.MALFORMED, f"missing {', '.join(missing)}")
-    kind = layout.kind(f["kind"])
+    kind = layout.kind(kind_word)
     if kind is None:
-        return LineRefusal(Reason.MALFORMED, f"kind {f['kind']!r} is not a kind {provider} uses")
-    currency = f["currency"].upper()
+        return LineRefusal(Reason.MALFORMED, f"kind {kind_word!r} is not a kind {provider} uses")
+    currency = currency_code.upper()
     if not is_known(currency):
         return LineRefusal(Reason.OUT_OF_RANGE, f"currency {currency!r} is unknown")
     try:
         amount = parse_amount(
-            f["amount"], currency, allow_negative=kind in ("adjustment", "round_net")
+            amount_text, currency, allow_negative=kind in ("adjustment", "round_net")
         )
     except MoneyError as exc:
-        return LineRefusal(Reason.OUT_OF_RANGE, f"amount {f['amount']!r}: {exc.detail}")
+        return LineRefusal(Reason.OUT_OF_RANGE, f"amount {amount_text!r}: {exc.detail}")
     try:
-        occurred = datetime.fromisoformat(f["occurred_at"])
+        occurred = datetime.fromisoformat(occurred_at)
     except ValueError:
         return LineRefusal(Reason.MALFORMED, "occurred_at is not an ISO 8601 time")
     if not in_time_range(occurred):
@@ -113,8 +156,8 @@ def _report_line(
     if occurred.tzinfo is None:
         occurred = occurred.replace(tzinfo=zone)
     return ReportLine(
-        provider, source, number, f["tx_id"], kind, f["operator"], f["player"],
-        f.get("round_id", ""), currency, amount, occurred.astimezone(UTC), f.get("ref", ""),
+        provider, source, number, tx_id, kind, operator, player, round_id, currency, amount,
+        occurred.astimezone(UTC), ref,
     )  # fmt: skip
 
 

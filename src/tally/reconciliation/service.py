@@ -1,11 +1,12 @@
 """Reconciliation runs and break handling: the use cases.
 
-A run reads one provider report file, keeps its lines apart from the events they
-describe (in the reconciliation store, sorted there by day), matches them day by day
-against Tally's side, and keeps the breaks, the break report (JSON and CSV with their
-SHA-256) and the run's audit record in one transaction. Bad input is answered with an
-error naming the file and line and kept in the input quarantine; a file refused whole
-leaves no run behind, and earlier runs are never touched.
+A run reads one provider report file and matches its lines day by day against Tally's
+side: as it reads them when the report comes in day order (ADR 0020), else kept apart
+from the events they describe in the reconciliation store and read back sorted by day.
+It keeps the breaks, the break report (JSON and CSV with their SHA-256) and the run's
+audit record in one transaction. Bad input is answered with an error naming the file and
+line and kept in the input quarantine; a file refused whole leaves no run behind, and
+earlier runs are never touched. What a person must act on is signalled as an alert.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import csv
 import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time, timedelta
-from itertools import chain
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from itertools import islice
 from typing import Any
 
 from tally.audit.ports import Transaction
@@ -23,13 +24,31 @@ from tally.audit.service import Auditing
 from tally.events.ports import Appended, EventLog
 from tally.ingest.files import BOM, LINE_MAX_BYTES, read_line
 from tally.ingest.lines import LineRefusal
+from tally.kernel.alerts import AlertSink
 from tally.kernel.clock import Clock
 from tally.kernel.limits import ReconciliationLimits
 from tally.kernel.page import Page, decode_cursor, fetch_size, page_from_rows
 from tally.ledger.model import AccountResult, ResultCode, TransferResult
 from tally.quarantine.inputs import InputQuarantine, Reason, Refused, payload_text
+from tally.reconciliation.alerts import (
+    BALANCE_UNEXPLAINED,
+    BREAK_AGED,
+    balance_key,
+    balance_unexplained,
+    break_aged,
+    break_key,
+    report_refused,
+)
 from tally.reconciliation.layouts import ReportLayout, layout_for
-from tally.reconciliation.matching import MatchResult, day_of, match, zone_of
+from tally.reconciliation.matching import (
+    InDayOrder,
+    MatchResult,
+    NotInDayOrder,
+    day_of,
+    match,
+    match_days,
+    zone_of,
+)
 from tally.reconciliation.model import (
     BreakKind,
     BreakStatus,
@@ -37,6 +56,7 @@ from tally.reconciliation.model import (
     MatchRules,
     ReportLine,
     StatusChange,
+    TallyLine,
     Transition,
     check_reopen,
     check_transition,
@@ -161,6 +181,48 @@ def _read(data: bytes, name: str) -> Iterator[tuple[int, str, dict[str, Any] | l
         yield number, text, read_line(text, {} if header is None else {"x-tally-columns": header})
 
 
+class _Parse:
+    """A report's lines parsed, each with its day in the provider's zone; refused lines
+    are named and kept in the quarantine (once: ``kept`` holds the line numbers kept by
+    an earlier reading of the same file)."""
+
+    def __init__(
+        self,
+        service: ReconciliationService,
+        name: str,
+        sha: str,
+        tz: tzinfo,
+        read: Iterator[tuple[int, str, ReportLine | LineRefusal]],
+        kept: set[int],
+    ) -> None:
+        self.service, self.name, self.sha, self.tz, self.read = service, name, sha, tz, read
+        self.kept = kept
+        self.count = 0
+        self.refused: list[str] = []  # "file line N: why"
+        self.first: date | None = None
+        self.last: date | None = None
+
+    def lines(self) -> Iterator[tuple[date, ReportLine]]:
+        tz, first, last = self.tz, self.first, self.last
+        for number, text, parsed in self.read:
+            if isinstance(parsed, LineRefusal):
+                detail = f"{self.name} line {number}: {parsed.detail}"
+                self.refused.append(detail)
+                if number not in self.kept:
+                    self.kept.add(number)
+                    self.service.keep(
+                        self.name, self.sha, number, text or "(not text)", parsed.reason, detail
+                    )
+                continue
+            self.count += 1
+            day = day_of(parsed.occurred_at, tz)
+            if first is None or day < first:
+                self.first = first = day
+            if last is None or day > last:
+                self.last = last = day
+            yield day, parsed
+
+
 class ReconciliationService:
     def __init__(
         self,
@@ -172,12 +234,16 @@ class ReconciliationService:
         layouts: Mapping[str, ReportLayout] | None = None,
         limits: ReconciliationLimits | None = None,
         *,
+        alerts: AlertSink,
         ledger: AdjustmentLedger | None = None,
         log: EventLog | None = None,
     ) -> None:
-        """``ledger``: where rule (b) posts FX rounding adjustments (None: the rule does
-        not run); ``log``: the event log a missing line is re-driven into."""
+        """``alerts``: where the conditions a person must act on are signalled (see
+        :mod:`tally.reconciliation.alerts`); ``ledger``: where rule (b) posts FX rounding
+        adjustments (None: the rule does not run); ``log``: the event log a missing line
+        is re-driven into."""
         self.store = store
+        self.alerts = alerts
         self.ledger = ledger
         self.log = log
         self.tally = tally
@@ -189,7 +255,7 @@ class ReconciliationService:
 
     # -- refusals ----------------------------------------------------------------------
 
-    def _keep(
+    def keep(
         self, name: str, file_sha: str, number: int, text: str, reason: Reason, detail: str
     ) -> None:
         self.quarantine.put(
@@ -205,10 +271,20 @@ class ReconciliationService:
         )
 
     def _refuse(
-        self, name: str, data: bytes, sha: str, number: int, reason: Reason, why: str
+        self,
+        provider: str,
+        name: str,
+        data: bytes,
+        sha: str,
+        number: int,
+        reason: Reason,
+        why: str,
     ) -> ReportRefused:
         detail = f"{name} line {number}: {why}" if number else f"{name}: {why}"
-        self._keep(name, sha, number, payload_text(data[:4096]), reason, detail)
+        self.keep(name, sha, number, payload_text(data[:4096]), reason, detail)
+        self.alerts.signal(
+            report_refused(provider, name, sha, reason.value, detail, self.clock.now())
+        )
         return ReportRefused(detail)
 
     # -- a run -------------------------------------------------------------------------
@@ -223,7 +299,7 @@ class ReconciliationService:
         rules = self.rules.get(provider)
         if rules is None:
             why = f"provider {provider!r} is unknown (known: {', '.join(sorted(self.rules))})"
-            raise self._refuse(name, data, sha, 0, Reason.UNKNOWN_PROVIDER, why)
+            raise self._refuse(provider, name, data, sha, 0, Reason.UNKNOWN_PROVIDER, why)
         if zone:
             try:
                 zone_of(zone)
@@ -233,7 +309,7 @@ class ReconciliationService:
         earlier = self.store.run_of_file(provider, sha)
         if earlier is not None:
             why = f"this file was reconciled before (run {earlier}); runs are not repeated"
-            raise self._refuse(name, data, sha, 0, Reason.CONFLICT, why)
+            raise self._refuse(provider, name, data, sha, 0, Reason.CONFLICT, why)
         layout = layout_for(provider, self.layouts)
         tz = zone_of(rules.zone)
         # The header is checked before anything is kept: a wrong layout refuses the file.
@@ -241,6 +317,7 @@ class ReconciliationService:
         first = next(lines, None)
         plan: tuple[tuple[int, str, str], ...] = ()
         is_csv = _is_csv(name)
+        skip = 0
         if first is not None and is_csv:
             number, text, _ = first
             names = [h.strip() for h in next(csv.reader([text]), [])]
@@ -252,48 +329,42 @@ class ReconciliationService:
                     f"unknown column {', '.join(unknown)}" if unknown
                     else f"missing column for {', '.join(missing)}"
                 )  # fmt: skip
-                raise self._refuse(name, data, sha, number, Reason.MALFORMED, why)
-            first = None
+                raise self._refuse(provider, name, data, sha, number, Reason.MALFORMED, why)
+            skip = 1  # the header, checked
         now = self.clock.now()
         run_id = self.store.start_run(provider, name, sha, rules, now)
-        refused: list[str] = []
-        count = 0
-        batch: list[tuple[date, ReportLine]] = []
-        first_day: date | None = None
-        last_day: date | None = None
-        pending = [first] if first is not None else []
-        for number, text, fields in chain(pending, lines):
-            parsed = (
-                LineRefusal(Reason.MALFORMED, fields)
-                if isinstance(fields, str)
-                else row_to_report_line(layout, plan, provider, tz, fields, name, number, text)
-                if isinstance(fields, list)
-                else to_report_line(
-                    layout, provider, tz, fields, name, number, columns_checked=is_csv, raw=text
-                )
-            )
-            if isinstance(parsed, LineRefusal):
-                detail = f"{name} line {number}: {parsed.detail}"
-                refused.append(detail)
-                self._keep(name, sha, number, text or "(not text)", parsed.reason, detail)
-                continue
-            count += 1
-            day = day_of(parsed.occurred_at, tz)
-            first_day = day if first_day is None or day < first_day else first_day
-            last_day = day if last_day is None or day > last_day else last_day
-            batch.append((day, parsed))
-            if len(batch) >= self.limits.batch_lines:
-                self.store.add_lines(run_id, batch)
-                batch = []
-        self.store.add_lines(run_id, batch)
-        if first_day is None or last_day is None:
-            start = end = now
-        else:
-            # Tally's side over the days the report covers, in the provider's zone.
-            start = datetime.combine(first_day, time(), tz).astimezone(UTC)
-            end = datetime.combine(last_day + timedelta(days=1), time(), tz).astimezone(UTC)
-        tally = self.tally.lines(provider, start, end, rules.zone) if start < end else iter(())
-        result = match(self.store.report_lines(run_id), tally, rules, self.limits)
+
+        def parse(kept: set[int]) -> _Parse:
+            read = (
+                (number, text, (
+                    LineRefusal(Reason.MALFORMED, fields) if isinstance(fields, str)
+                    else row_to_report_line(layout, plan, provider, tz, fields, name, number, text)
+                    if isinstance(fields, list)
+                    else to_report_line(
+                        layout, provider, tz, fields, name, number, columns_checked=is_csv,
+                        raw=text,
+                    )
+                ))
+                for number, text, fields in islice(_read(data, name), skip, None)
+            )  # fmt: skip
+            return _Parse(self, name, sha, tz, read, kept)
+
+        # A report in day order (the usual) is matched as it is read, when Tally's side
+        # can be read as far as the report reaches; otherwise the report is stored and
+        # read back sorted by day, and Tally's side read over its days.
+        parsed = parse(set())
+        result: MatchResult | None = None
+        if self.tally.in_time_order:
+            slack = timedelta(seconds=self.limits.day_order_slack_s)
+            report = InDayOrder(parsed.lines(), tz, slack)
+            try:
+                tally = self._tally_days(report, provider, rules.zone, tz)
+                result = match_days(report.lines(), tally, rules, self.limits)
+            except NotInDayOrder:
+                parsed = parse(parsed.kept)  # read again, the sorted way
+        if result is None:
+            result = self._match_sorted(run_id, parsed, provider, rules, now)
+        count, refused = parsed.count, parsed.refused
         js, cs = to_json(result), to_csv(result)
         done = Finished(
             lines=count,
@@ -324,9 +395,78 @@ class ReconciliationService:
         )
         self._close_timing_pairs(run_id, provider, auditing)
         self._adjust_fx_rounding(run_id, rules, auditing)
+        self._signal_balances(run_id, result, now)
+        self.signal_aged(provider)
         run = self.store.run(run_id)
         assert run is not None
         return RunOutcome(run, result, tuple(refused))
+
+    def _match_sorted(
+        self, run_id: int, parsed: _Parse, provider: str, rules: MatchRules, now: datetime
+    ) -> MatchResult:
+        """The report's lines kept in the store with their day and read back sorted by
+        day, matched against Tally's side over the days they cover."""
+        batch: list[tuple[date, ReportLine]] = []
+        for item in parsed.lines():
+            batch.append(item)
+            if len(batch) >= self.limits.batch_lines:
+                self.store.add_lines(run_id, batch)
+                batch = []
+        self.store.add_lines(run_id, batch)
+        if parsed.first is None or parsed.last is None:
+            start = end = now
+        else:
+            # Tally's side over the days the report covers, in the provider's zone.
+            tz = parsed.tz
+            start = datetime.combine(parsed.first, time(), tz).astimezone(UTC)
+            end = datetime.combine(parsed.last + timedelta(days=1), time(), tz).astimezone(UTC)
+        side = self.tally.lines(provider, start, end, rules.zone) if start < end else iter(())
+        return match(self.store.report_lines(run_id), side, rules, self.limits)
+
+    def _tally_days(
+        self, report: InDayOrder, provider: str, zone: str, tz: tzinfo
+    ) -> Iterator[tuple[date, TallyLine]]:
+        """Tally's side over the days ``report`` covers (from its first day to its last,
+        read from the report as far as each of Tally's lines needs)."""
+        first = report.start()
+        if first is None:
+            return
+        start = datetime.combine(first, time(), tz).astimezone(UTC)
+        for line in self.tally.lines(provider, start, None, zone):
+            day = day_of(line.occurred_at, tz)
+            if not report.reaches(day):
+                return
+            yield day, line
+
+    # -- alerts ------------------------------------------------------------------------
+
+    def _signal_balances(self, run_id: int, result: MatchResult, at: datetime) -> None:
+        """A balance difference no break explains is signalled; a row that adds up now
+        (a corrected report re-run) clears the signal a run before raised for it."""
+        for row in result.balances:
+            if row.unexplained:
+                self.alerts.signal(balance_unexplained(row, run_id, at))
+            else:
+                self.alerts.clear(BALANCE_UNEXPLAINED, balance_key(row), at)
+
+    def signal_aged(self, provider: str | None = None) -> int:
+        """Signal every unresolved break (of ``provider``, or all) open longer than
+        ``limits.break_alert_age_s``; returns how many. Each run ends with it for its
+        provider; a scheduler may call it between runs. A break's signal is cleared when
+        the break is resolved or written off."""
+        now = self.clock.now()
+        age = timedelta(seconds=self.limits.break_alert_age_s)
+        count = 0
+        for status in (BreakStatus.OPEN, BreakStatus.INVESTIGATING):
+            for kept in self._all(status=status, provider=provider):
+                if now - kept.found_at >= age:
+                    self.alerts.signal(break_aged(kept, now))
+                    count += 1
+        return count
+
+    def _cleared(self, break_id: int, status: BreakStatus) -> None:
+        if status not in UNRESOLVED:
+            self.alerts.clear(BREAK_AGED, break_key(break_id), self.clock.now())
 
     # -- automatic resolution ----------------------------------------------------------
 
@@ -432,6 +572,7 @@ class ReconciliationService:
             self.ledger.write_audited(list(adjustment.accounts), [request], within)
         except _AdjustmentRefused:
             return Transition.NOT_ALLOWED
+        self._cleared(kept.id, status)
         return Transition.OK
 
     def reopen(self, break_id: int, note: str, auditing: Auditing) -> Transition:
@@ -616,4 +757,7 @@ class ReconciliationService:
                 tx, action, f"recon_break:{kept.id}", now, before=before, after=after
             ),
         )
-        return Transition.OK if moved else Transition.NOT_ALLOWED
+        if not moved:
+            return Transition.NOT_ALLOWED
+        self._cleared(kept.id, status)
+        return Transition.OK

@@ -25,6 +25,9 @@ from tally.reconciliation.matching import day_of, zone_of
 from tally.reconciliation.model import TallyLine
 
 LOG_PAGE = 10_000  # events read from the log per round trip
+_PROVIDER = Source.PROVIDER.value
+_ROLLBACK = EventKind.ROLLBACK.value
+NO_END = datetime(9999, 1, 1, tzinfo=UTC)  # a window without an end ends here
 
 
 def _line(provider: str, text: str, voided: set[str]) -> TallyLine | None:
@@ -35,17 +38,19 @@ def _line(provider: str, text: str, voided: set[str]) -> TallyLine | None:
     if d.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
         e = loads_stored(text)  # an older shape: the strict way
         d = {**to_dict(e), "amount": format_amount(e.amount, e.currency)}
-    if d["provider"] != provider or d.get("source", Source.PROVIDER.value) != Source.PROVIDER:
+    if d["provider"] != provider or d.get("source", _PROVIDER) != _PROVIDER:
         return None
-    kind, ref, currency = d["kind"], d["ref"], d["currency"]
-    if kind == EventKind.ROLLBACK.value and ref:
+    kind, ref, currency, tx_id = d["kind"], d["ref"], d["currency"], d["provider_tx_id"]
+    if kind == _ROLLBACK and ref:
         voided.update(candidates(ref))
-    if ref.startswith(provider + ":") and ref.count(":") >= 2:
+    if ref and ref.startswith(provider + ":") and ref.count(":") >= 2:
         ref = ref[len(provider) + 1 : ref.rfind(":")]  # the provider's tx id
-    at = datetime.fromisoformat(d["occurred_at"]).astimezone(UTC)
+    at = datetime.fromisoformat(d["occurred_at"])
+    if at.tzinfo is not UTC:
+        at = at.astimezone(UTC)
     return TallyLine(
-        provider, idempotency_key(provider, d["provider_tx_id"], kind), d["provider_tx_id"],
-        kind, d["operator"], d["player"], d["round_id"], currency,
+        provider, idempotency_key(provider, tx_id, kind), tx_id, kind, d["operator"],
+        d["player"], d["round_id"], currency,
         parse_amount(d["amount"], currency, allow_negative=True), at, ref,
     )  # fmt: skip
 
@@ -54,10 +59,14 @@ class LogTallySide:
     def __init__(self, log: EventLog, page: int = LOG_PAGE) -> None:
         self.log = log
         self.page = page
+        # A log with an index of providers and times is read a page at a time in time
+        # order; any other is scanned whole and its window sorted in memory.
+        self.in_time_order = isinstance(log, ProviderWindows)
 
     def lines(
-        self, provider: str, start: datetime, end: datetime, zone: str
+        self, provider: str, start: datetime, end: datetime | None, zone: str
     ) -> Iterator[TallyLine]:
+        end = end or NO_END
         if isinstance(self.log, ProviderWindows):
             return self._windowed(self.log, provider, start, end)
         return self._scanned(provider, start, end, zone)

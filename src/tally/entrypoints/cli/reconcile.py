@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from tally.app.bootstrap import build_backoffice, build_reconciliation
+from tally.app.bootstrap import build_backoffice
 from tally.audit.service import Auditing
 from tally.entrypoints.cli.common import CLI_ACTOR, console, err_console, open_app
 from tally.entrypoints.cli.tables import Table
@@ -31,13 +31,9 @@ KINDS = {k.code: k for k in BreakKind}
 def _service() -> Iterator[tuple[ReconciliationService, Auditing]]:
     with open_app() as tally:
         backoffice = build_backoffice(tally)
-        service = build_reconciliation(
-            tally.settings, tally.clock, backoffice.ingest, ledger=tally.ledger
-        )
         try:
-            yield service, Auditing(backoffice.store, CLI_ACTOR, "cli")
+            yield backoffice.reconciliation, Auditing(backoffice.store, CLI_ACTOR, "cli")
         finally:
-            service.store.close()
             backoffice.close()
 
 
