@@ -145,7 +145,12 @@ def test_the_payout_worker_killed_at_random_instants_resumes_without_doubling(
         proc = _spawn(path)
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.0, 0.1))
+        # Let it take 0 to 2 steps, then kill it at a random instant inside the next one
+        # (steps are counted, not timed, so a fast machine gets as many kills as a slow one).
+        for _ in range(rng.randint(0, 2)):
+            if proc.stdout.readline().strip() != "step":
+                break
+        time.sleep(rng.uniform(0.0, 0.005))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             killed += 1

@@ -1,6 +1,6 @@
 """The payout worker as a process of its own on a SQLite file, for the kill -9 test:
-``python -m tests.support.payout_worker_proc FILE`` steps until nothing is due, then
-prints ``drained`` and exits. It pays through the internal rail (in the same file), so
+``python -m tests.support.payout_worker_proc FILE`` steps until nothing is due (printing
+``step`` after each), then prints ``drained`` and exits. It pays through the internal rail (in the same file), so
 what it paid survives the kill as the payouts' state does."""
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ def main() -> None:
     service, _, _ = services(sys.argv[1], step=5)
     worker = PayoutWorker(service)
     print("ready", flush=True)
-    worker.drain()
+    # A line per step, so the test can kill within the run whatever the machine's speed.
+    while worker.step():
+        print("step", flush=True)
     print("drained", flush=True)
 
 

@@ -28,7 +28,6 @@ MONEY_PACKAGES = (
     "exports",
     "payouts",
     "adapters/payouts",
-    "risk",
     "lifecycle",
     "reconciliation",
 )
@@ -36,7 +35,9 @@ MONEY_PACKAGES = (
 # Packages left out, and why: none of them computes an amount.
 #   app (metrics: latencies and rates for Prometheus), simulation (seeded random activity,
 #   events per second), entrypoints (progress and throughput printed by the CLI), and bench/
-#   (timings). They hand money to the packages above as ints, never as floats.
+#   (timings), risk (the detectors' statistics: bands, rates, forecasts; an alert's money
+#   at risk is the kernel's integer minor units). They hand money to the packages above as
+#   ints, never as floats.
 
 # (file relative to src/tally, enclosing function or class path) -> why a float is fine there.
 ALLOWED: dict[tuple[str, str], str] = {}

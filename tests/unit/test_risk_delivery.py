@@ -84,6 +84,9 @@ class Recorder:
             raise answer
         return answer
 
+    def close(self) -> None:
+        pass
+
 
 HOOK = Sink("ops", SinkKind.WEBHOOK, "https://hooks.example/tally", "hook-secret")
 AM = Sink("am", SinkKind.ALERTMANAGER, "http://alertmanager:9093", min_severity=Severity.INFO)

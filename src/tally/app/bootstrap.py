@@ -862,9 +862,7 @@ class Risk:
     transport: Transport
 
     def close(self) -> None:
-        close = getattr(self.transport, "close", None)
-        if close is not None:
-            close()
+        self.transport.close()
         self.store.close()
 
 

@@ -257,3 +257,7 @@ class Transport(Protocol):
     def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout_s: float) -> int:
         """The receiver's HTTP status; raises OSError (or a subclass) when unreachable."""
         ...
+
+    def close(self) -> None:
+        """Let go of connections (the process is stopping)."""
+        ...

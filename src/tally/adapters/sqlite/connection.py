@@ -66,6 +66,20 @@ def connect(path: Path | str, *, synchronous: str = "FULL") -> sqlite3.Connectio
     return conn
 
 
+def connect_read_only(path: Path | str) -> sqlite3.Connection:
+    """A reader that cannot write (``mode=ro``): backups and archives of a live file."""
+    conn = sqlite3.connect(
+        f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=BUSY_TIMEOUT_S
+    )
+    conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+    return conn
+
+
+def connect_copy(path: Path | str) -> sqlite3.Connection:
+    """A stand-alone copy's connection (a backup's target): no WAL, no writer lock."""
+    return sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+
+
 @contextmanager
 def immediate(conn: sqlite3.Connection, *, busy: str | None = None) -> Iterator[sqlite3.Connection]:
     """One write transaction on ``conn``: committed if the block ends, else rolled back

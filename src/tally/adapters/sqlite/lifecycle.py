@@ -12,7 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from tally.adapters.sqlite.connection import connect, immediate
+from tally.adapters.sqlite.connection import (
+    connect,
+    connect_copy,
+    connect_read_only,
+    immediate,
+)
 from tally.adapters.sqlite.ledger import migrate
 from tally.kernel.clock import from_micros, to_micros
 from tally.lifecycle.archive import Partition
@@ -32,9 +37,7 @@ def _select(spec: TableSpec) -> str:
 def _read_only(path: Path) -> sqlite3.Connection:
     if not path.exists():
         raise FileNotFoundError(f"no SQLite file at {path}")
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout=30000")
-    return conn
+    return connect_read_only(path)
 
 
 class SqlitePartitionSource:
@@ -72,9 +75,7 @@ class SqliteRestoreTarget:
         if path.exists():
             raise FileExistsError(f"{path} exists: a restore writes a new file")
         self.path = path
-        self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn = connect(path, synchronous="NORMAL")
 
     def create(self, spec: TableSpec) -> None:
         cols = ", ".join(
@@ -118,9 +119,9 @@ def backup_file(source: Path, dest: Path, method: BackupMethod = "api") -> float
         if method == "vacuum":
             src.execute("VACUUM INTO ?", (str(dest),))
         else:
-            with closing(sqlite3.connect(str(dest))) as out:
+            with closing(connect_copy(dest)) as out:
                 src.backup(out, pages=-1)
-    with closing(sqlite3.connect(str(dest), isolation_level=None)) as out:
+    with closing(connect_copy(dest)) as out:
         # The copy stands alone: one file, no WAL beside it.
         out.execute("PRAGMA journal_mode=DELETE")
     return time.perf_counter() - started
