@@ -1,7 +1,7 @@
 """The payout worker as a process of its own on a SQLite file, for the kill -9 test:
 ``python -m tests.support.payout_worker_proc FILE`` steps until nothing is due (printing
-``step`` after each), then prints ``drained`` and exits. It pays through the internal rail (in the same file), so
-what it paid survives the kill as the payouts' state does."""
+``step`` after each), then prints ``drained`` and exits. It pays through the internal
+rail (in the same file), so what it paid survives the kill as the payouts' state does."""
 
 from __future__ import annotations
 
