@@ -124,8 +124,7 @@ def test_a_silence_is_made_with_csrf_and_refusals_are_the_apis_next_to_the_field
     (silence,) = w.bo.risk.store.silences(active_at=w.clock.now())
     alert_id = signal(w, "acme/g1")
     page = client.get("/console/alerts")
-    assert f'<td class="wrap">silence:{silence.id}</td>' in page.text
-    assert "recertification" in page.text
+    assert f'<td class="wrap">silence:{silence.id}: recertification</td>' in page.text
     actions = [r.entry.action for r in w.bo.store.iter_audit()]
     assert actions.count("silence.created") == 1
     assert str(alert_id) in _rows(page.text, "data-alert")

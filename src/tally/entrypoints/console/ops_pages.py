@@ -59,8 +59,12 @@ def _alerts_page(
     # The API lists by id; a person works the most money at risk first.
     items = sorted(page.items, key=lambda a: (-int(a.priority), -a.severity.order, a.id))
     staff = who.principal.unscoped
+    silences = alert_routes.list_silences(c, who.principal, active=False) if staff else []
+    # "silence:3" with the silence's reason (staff: partners see no silences).
+    reasons = {f"silence:{x['id']}": x["reason"] for x in silences}
     values: dict[str, Any] = {
         "alerts": items,
+        "reasons": reasons,
         "more": page.next_cursor is not None,
         "filters": {"active": active, "provider": provider, "kind": kind},
         "silences": alert_routes.list_silences(c, who.principal, active=True) if staff else [],
