@@ -27,13 +27,21 @@ PAGES = (
     "/console/reconciliation",
     "/console/audit",
     "/console/admin",
+    "/console/alerts",
+    "/console/payouts",
 )
 MAY_OPEN = {
     "admin": set(PAGES),
-    "finance": set(PAGES) - {"/console/audit", "/console/admin"},
-    "operations": set(PAGES) - {"/console/audit", "/console/admin"},
+    "finance": set(PAGES) - {"/console/audit", "/console/admin", "/console/alerts"},
+    "operations": set(PAGES) - {"/console/audit", "/console/admin", "/console/payouts"},
     "auditor": set(PAGES),
-    "partner": {"/console/", "/console/ledger", "/console/settlement"},
+    "partner": {
+        "/console/",
+        "/console/ledger",
+        "/console/settlement",
+        "/console/alerts",
+        "/console/payouts",
+    },
 }
 SCREENSHOTS = os.environ.get("TALLY_CONSOLE_SCREENSHOTS", "")
 

@@ -22,14 +22,24 @@ PAGES = (
     "/console/reconciliation",
     "/console/audit",
     "/console/admin",
+    "/console/alerts",
+    "/console/payouts",
 )
-# Which console pages each role may open (the rest answer 403), from the API's grants.
+# Which console pages each role may open (the rest answer 403), from the API's grants:
+# alerts.read (admin, operations, auditor, risk, partner), payouts.read (admin, finance,
+# auditor, partner).
 MAY_OPEN = {
     "admin": set(PAGES),
-    "finance": set(PAGES) - {"/console/audit", "/console/admin"},
-    "operations": set(PAGES) - {"/console/audit", "/console/admin"},
+    "finance": set(PAGES) - {"/console/audit", "/console/admin", "/console/alerts"},
+    "operations": set(PAGES) - {"/console/audit", "/console/admin", "/console/payouts"},
     "auditor": set(PAGES),
-    "partner": {"/console/", "/console/ledger", "/console/settlement"},
+    "partner": {
+        "/console/",
+        "/console/ledger",
+        "/console/settlement",
+        "/console/alerts",
+        "/console/payouts",
+    },
 }
 
 

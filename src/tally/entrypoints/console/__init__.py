@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from tally.entrypoints.console.gateway_metrics import GatewayMetrics
+from tally.entrypoints.console.ops_pages import router as ops_router
 from tally.entrypoints.console.pages import ConsoleState, router
 from tally.entrypoints.console.security import PREFIX, ConsoleHeaders
 from tally.entrypoints.console.web import install_error_pages, static_dir
@@ -25,5 +26,6 @@ def install_console(api: FastAPI, gateway_metrics_url: str | None = None) -> Non
     api.state.console = ConsoleState(GatewayMetrics(url) if url else None)
     install_error_pages(api)
     api.include_router(router)
+    api.include_router(ops_router)
     api.mount(f"{PREFIX}/static", StaticFiles(directory=static_dir()), name="console-static")
     api.add_middleware(ConsoleHeaders)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +25,12 @@ from tally.auth.model import OwnerRef, Principal
 from tally.auth.policy import Permission
 from tally.auth.scope import may_see_owner
 from tally.entrypoints.api.deps import Ctx
+from tally.entrypoints.api.routers import alerts as alert_routes
+from tally.kernel.alerts import Severity
 from tally.kernel.currency import is_known
 from tally.kernel.money import format_amount
 from tally.ledger.model import OwnerKind
+from tally.risk.alerts_model import AlertStatus
 from tally.settlement.figures import (
     Dimension,
     TotalsRow,
@@ -260,6 +264,22 @@ def _mib(n: int) -> str:
     return f"{n / (1024 * 1024):.1f} MiB"  # a size for people, not money
 
 
+ALERTS_COUNTED = 500  # open alerts read for the overview's counts (the API's page at most)
+
+
+def open_by_severity(c: Ctx, p: Principal) -> dict[str, int]:
+    """Open (not yet acknowledged) alerts the viewer may see, counted by severity, most
+    urgent first: for the Overview's application layer."""
+    if not p.may(Permission.ALERTS_READ):
+        return {}
+    page = alert_routes.list_alerts(
+        c, p, status=AlertStatus.OPEN, active=False, limit=ALERTS_COUNTED
+    )
+    counts = Counter(a.severity for a in page.items)
+    ordered = sorted(Severity, key=lambda s: -s.order)
+    return {s.value: counts.get(s, 0) for s in ordered}
+
+
 def application(
     c: Ctx, p: Principal, state: ProcessState | None, gateway: GatewayMetrics | None
 ) -> tuple[list[Stat], Table | None]:
@@ -285,6 +305,11 @@ def application(
             Stat("transfers committed (this process)",
                  Cell("a.committed", str(c.app.ledger.stats.transfers)))
         )  # fmt: skip
+    for severity, count in open_by_severity(c, p).items():
+        state_of = ("bad" if severity == "critical" else "warn") if count else "ok"
+        stats.append(
+            Stat(f"open alerts ({severity})", Cell(f"a.alerts.{severity}", str(count)), state_of)
+        )
     providers = None
     if p.may(Permission.METRICS_READ) and gateway is not None:
         providers = gateway.table()

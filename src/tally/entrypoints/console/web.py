@@ -45,6 +45,8 @@ NAV: tuple[tuple[str, str, tuple[Permission, ...]], ...] = (
     ("/console/settlement", "Settlement", (P.CONFIG_READ, P.STATEMENTS_READ, P.COMMISSIONS_READ)),
     ("/console/quarantine", "Quarantine", (P.QUARANTINE_READ,)),
     ("/console/reconciliation", "Reconciliation", (P.RECONCILIATION_READ,)),
+    ("/console/alerts", "Alerts", (P.ALERTS_READ,)),
+    ("/console/payouts", "Payouts", (P.PAYOUTS_READ,)),
     ("/console/audit", "Audit trail", (P.AUDIT_READ,)),
     ("/console/admin", "Users and keys", (P.USERS_READ, P.API_KEYS_READ)),
 )
