@@ -776,7 +776,7 @@ def build_payouts(
     periods, the checker's TOTP through auth, the internal rail always, and ``rails``
     (the bank file and PSP rails, keyed by name) beside it; conditions go to ``alerts``
     (the deployment's sink, ``Backoffice.alerts``)."""
-    from tally.adapters.rails.internal import InternalRail
+    from tally.adapters.payouts.internal import InternalRail
     from tally.app.payouts import SettlementPayables, TotpSecondFactor
     from tally.payouts.service import PayoutService
 
