@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tally.adapters.memory.backoffice import scratch_auditing
-from tally.adapters.rails.internal import InternalRail
+from tally.adapters.payouts.internal import InternalRail
 from tally.adapters.sqlite.ledger import SqliteLedgerStore
 from tally.adapters.sqlite.payouts import SqlitePayoutStore
 from tally.kernel.alerts import AlertSignal

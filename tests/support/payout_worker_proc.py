@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from tally.adapters.rails.internal import InternalRail
+from tally.adapters.payouts.internal import InternalRail
 from tally.adapters.sqlite.backoffice import SqliteBackofficeStore
 from tally.adapters.sqlite.ledger import SqliteLedgerStore
 from tally.adapters.sqlite.payouts import SqlitePayoutStore

@@ -14,7 +14,7 @@ from typing import Any
 from tally.adapters.memory.backoffice import MemoryBackofficeStore
 from tally.adapters.memory.ledger import MemoryLedgerStore
 from tally.adapters.memory.payouts import MemoryPayoutStore
-from tally.adapters.rails.internal import InternalRail
+from tally.adapters.payouts.internal import InternalRail
 from tally.audit.chain import Sealer
 from tally.audit.service import Auditing
 from tally.kernel.alerts import AlertSignal

@@ -376,7 +376,7 @@ def build_backoffice(
             auth,
             store,
             alerts=alerts if alerts is not None else backoffice.alerts,
-            rails=rails(app) if rails else None,
+            rails=rails(app) if rails else build_rails(settings, app.clock),
             store=payout_store() if payout_store else None,
         )
 
@@ -813,6 +813,25 @@ def build_reconciliation(
     )
 
 
+def build_rails(settings: Settings, clock: Clock) -> dict[str, Rail]:
+    """The external rails the settings turn on (``Settings.rails``), keyed by name: the
+    bank-file rail (``bank-file``) and the PSP rail (``psp``)."""
+    found: dict[str, Rail] = {}
+    config = settings.rails
+    if config.bank_file_dir is not None:
+        from tally.adapters.payouts.bank_file import BankFileRail, Debtor
+
+        debtor = Debtor(config.bank_debtor_name, config.bank_debtor_iban, config.bank_debtor_bic)
+        bank = BankFileRail(config.bank_file_dir, debtor, clock, currencies=config.bank_currencies)
+        found[bank.name] = bank
+    if config.psp_url is not None:
+        from tally.adapters.payouts.psp import PspRail
+
+        psp = PspRail(config.psp_url, currencies=config.psp_currencies, api_key=config.psp_api_key)
+        found[psp.name] = psp
+    return found
+
+
 def build_payouts(
     app: App,
     auth: AuthService,
@@ -826,7 +845,7 @@ def build_payouts(
     periods, the checker's TOTP through auth, the internal rail always, and ``rails``
     (the bank file and PSP rails, keyed by name) beside it; conditions go to ``alerts``
     (the deployment's sink, ``Backoffice.alerts``)."""
-    from tally.adapters.rails.internal import InternalRail
+    from tally.adapters.payouts.internal import InternalRail
     from tally.app.payouts import SettlementPayables, TotpSecondFactor
     from tally.payouts.service import PayoutService
 

@@ -30,6 +30,31 @@ _SUBJECT_PREFIX = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 
 
 @dataclass(frozen=True, slots=True)
+class RailSettings:
+    """The external payout rails (ADR 0022). A rail is on when its address is set: the
+    bank-file rail when ``bank_file_dir`` is (with the debtor's name, IBAN and BIC), the
+    PSP rail when ``psp_url`` is (with its webhook secret). Secrets are never logged."""
+
+    bank_file_dir: Path | None = None
+    bank_debtor_name: str = ""
+    bank_debtor_iban: str = ""
+    bank_debtor_bic: str = ""
+    bank_currencies: tuple[str, ...] = ("EUR",)
+    psp_url: str | None = None
+    psp_currencies: tuple[str, ...] = ("EUR",)
+    psp_api_key: str | None = field(default=None, repr=False)
+    psp_webhook_secret: str | None = field(default=None, repr=False)
+
+    @property
+    def bank_file_on(self) -> bool:
+        return self.bank_file_dir is not None
+
+    @property
+    def psp_on(self) -> bool:
+        return self.psp_url is not None
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     mode: Mode = "embedded"
     data_dir: Path = Path("data")
@@ -66,6 +91,8 @@ class Settings:
     # Payouts: minimums, the maker-checker amount, the saga's timeouts (ADR 0021).
     payout_policy: PayoutPolicy = field(default_factory=PayoutPolicy)
     payout_limits: PayoutLimits = field(default_factory=PayoutLimits)
+    # Payouts' external rails (ADR 0022): which are on and how they are reached.
+    rails: RailSettings = field(default_factory=lambda: RailSettings())
     # Reverse proxies whose X-Forwarded-For names the client (addresses or networks);
     # empty: the header is ignored and the connection's address is the client's.
     trusted_proxies: tuple[str, ...] = ()
@@ -123,6 +150,7 @@ class Settings:
             public_url=env.get("TALLY_PUBLIC_URL", "http://localhost:8000"),
             trusted_proxies=_networks(env, "TALLY_TRUSTED_PROXIES"),
             payout_policy=_payout_policy(env),
+            rails=_rails(env),
         )
 
 
@@ -145,6 +173,69 @@ def _payout_policy(env: Mapping[str, str]) -> PayoutPolicy:
             "TALLY_PAYOUT_APPROVAL_ABOVE", base.approval_above_default_minor
         ),
         minimum_default_minor=minor("TALLY_PAYOUT_MINIMUM", base.minimum_default_minor),
+    )
+
+
+_CURRENCY = re.compile(r"[A-Z]{3}")
+
+
+def _currencies(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    text = env.get(name) or "EUR"
+    found = tuple(part.strip().upper() for part in text.split(",") if part.strip())
+    for code in found:
+        if not _CURRENCY.fullmatch(code):
+            raise ConfigurationError(f"{name}: {code!r} is not an ISO 4217 currency code")
+    if not found:
+        raise ConfigurationError(f"{name} names no currency")
+    return found
+
+
+def _secret(env: Mapping[str, str], name: str) -> str | None:
+    """A secret from ``NAME`` or, better, from the file ``NAME_FILE`` names (a mounted
+    secret, mode 0600), never both."""
+    text = env.get(name)
+    path = env.get(f"{name}_FILE")
+    if text and path:
+        raise ConfigurationError(f"set {name} or {name}_FILE, not both")
+    if path:
+        try:
+            text = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise ConfigurationError(f"{name}_FILE: cannot read {path}: {error}") from None
+    return text or None
+
+
+def _rails(env: Mapping[str, str]) -> RailSettings:
+    """``TALLY_BANK_FILE_DIR`` (+ ``TALLY_BANK_DEBTOR_NAME``/``_IBAN``/``_BIC``,
+    ``TALLY_BANK_CURRENCIES``) turns the bank-file rail on; ``TALLY_PSP_URL`` (+
+    ``TALLY_PSP_WEBHOOK_SECRET``, ``TALLY_PSP_API_KEY``, ``TALLY_PSP_CURRENCIES``) the
+    PSP rail."""
+    bank_dir = _path(env, "TALLY_BANK_FILE_DIR")
+    name = env.get("TALLY_BANK_DEBTOR_NAME", "")
+    iban = "".join(env.get("TALLY_BANK_DEBTOR_IBAN", "").split()).upper()
+    bic = env.get("TALLY_BANK_DEBTOR_BIC", "").strip().upper()
+    if bank_dir is not None and not (name and iban and bic):
+        raise ConfigurationError(
+            "TALLY_BANK_FILE_DIR needs TALLY_BANK_DEBTOR_NAME, TALLY_BANK_DEBTOR_IBAN and "
+            "TALLY_BANK_DEBTOR_BIC"
+        )
+    psp_url = env.get("TALLY_PSP_URL") or None
+    secret = _secret(env, "TALLY_PSP_WEBHOOK_SECRET")
+    if psp_url is not None:
+        if not psp_url.startswith(("http://", "https://")):
+            raise ConfigurationError("TALLY_PSP_URL must be an http(s) URL")
+        if not secret:
+            raise ConfigurationError("TALLY_PSP_URL needs TALLY_PSP_WEBHOOK_SECRET(_FILE)")
+    return RailSettings(
+        bank_file_dir=bank_dir,
+        bank_debtor_name=name,
+        bank_debtor_iban=iban,
+        bank_debtor_bic=bic,
+        bank_currencies=_currencies(env, "TALLY_BANK_CURRENCIES"),
+        psp_url=psp_url,
+        psp_currencies=_currencies(env, "TALLY_PSP_CURRENCIES"),
+        psp_api_key=_secret(env, "TALLY_PSP_API_KEY"),
+        psp_webhook_secret=secret,
     )
 
 
