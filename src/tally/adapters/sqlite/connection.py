@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+from tally.kernel.clock import from_micros, to_micros
 from tally.kernel.errors import RetryableError
 
 BUSY_TIMEOUT_S = 30.0
@@ -111,3 +114,38 @@ def immediate(conn: sqlite3.Connection, *, busy: str | None = None) -> Iterator[
     finally:
         if lock is not None:
             lock.release()
+
+
+class FileStore:
+    """The plumbing of a store over one connection to the embedded file, used under a
+    lock: a statement at a time (``_run``), a write transaction (``_transaction``), times
+    as integer microseconds, and ``close`` (the SQLite twin of PostgreSQL's
+    ``LinkedStore``). The SQL stores above it supply the statements."""
+
+    # Named in the error when the file stays busy past the timeout.
+    busy_label = "store"
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._conn = connect(path)
+        self._lock = threading.RLock()
+
+    def _run(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            rows: list[tuple[Any, ...]] = self._conn.execute(sql, tuple(params)).fetchall()
+        return rows
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, immediate(self._conn, busy=self.busy_label) as conn:
+            yield conn
+
+    def _time_in(self, when: datetime) -> Any:
+        return to_micros(when)
+
+    def _time_out(self, value: Any) -> datetime:
+        return from_micros(value)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
